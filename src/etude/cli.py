@@ -1,0 +1,119 @@
+"""The `etude` command line: list, reproduce, report, and each domain's verbs.
+
+Any `EtudeError` is printed as one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from etude.errors import BadInputError, EtudeError
+
+__all__ = ["main", "build_parser"]
+
+
+def _parse_set(values: Sequence[str] | None) -> dict[str, str]:
+    overrides = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInputError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key] = value
+    return overrides
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from etude.studies import get_study, study_names
+
+    for name in study_names():
+        study = get_study(name)
+        print(f"{name}: {study.title}")
+        print(f"  {study.citation}")
+        print(f"  presets: {', '.join(study.presets)}")
+        for claim in study.claims():
+            print(f"  - {claim.id}: {claim.statement}")
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from etude.studies import run_studies
+
+    results = run_studies(args.studies, preset=args.preset, seed=args.seed, out=args.out,
+                          resume=args.resume, overrides=_parse_set(args.set))
+    for result in results:
+        verdicts = ", ".join(f"{c.id}: {c.verdict}" for c in result.claims)
+        status = "" if result.status == "ok" else f" CRASHED ({result.error.splitlines()[0]})"
+        print(f"{result.study} [{result.wall_time_s:.1f} s]{status}: {verdicts}")
+    print(f"results in {args.out}; write the report with `etude report {args.out}`")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from etude.studies import write_report
+
+    path = write_report(args.run_dir)
+    print(path)
+    return 0
+
+
+def _cmd_games_tournament(args: argparse.Namespace) -> int:
+    from etude.games import ipd, matching_pennies
+    from etude.games.tournament import tournament
+
+    game = {"ipd": ipd, "matching-pennies": matching_pennies}[args.game](args.gamma) if args.gamma else \
+        {"ipd": ipd, "matching-pennies": matching_pennies}[args.game]()
+    table = tournament(game, args.learners, seeds=args.seeds, steps=args.steps, lr=args.lr,
+                       opponent_lr=args.opponent_lr)
+    print(table.table())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every verb."""
+    parser = argparse.ArgumentParser(prog="etude", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="the studies, their claims and presets").set_defaults(func=_cmd_list)
+
+    rep = sub.add_parser("reproduce", help="run studies and write result.json per study")
+    rep.add_argument("studies", nargs="*", help="study names (default: all)")
+    rep.add_argument("--preset", default="quick", help="smoke, quick or full (default quick)")
+    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
+    rep.add_argument("--resume", action="store_true", help="continue from checkpoints in --out")
+    rep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset field (one study)")
+    rep.set_defaults(func=_cmd_reproduce)
+
+    report = sub.add_parser("report", help="write report.md for a run folder")
+    report.add_argument("run_dir")
+    report.set_defaults(func=_cmd_report)
+
+    games = sub.add_parser("games", help="iterated matrix games (LOLA)").add_subparsers(dest="verb", required=True)
+    tour = games.add_parser("tournament", help="every learner against every learner")
+    tour.add_argument("--game", choices=["ipd", "matching-pennies"], default="ipd")
+    tour.add_argument("--gamma", type=float, default=None)
+    tour.add_argument("--learners", nargs="+", default=["naive", "lookahead", "lola"])
+    tour.add_argument("--seeds", type=int, default=50)
+    tour.add_argument("--steps", type=int, default=200)
+    tour.add_argument("--lr", type=float, default=1.0)
+    tour.add_argument("--opponent-lr", type=float, default=1.0)
+    tour.set_defaults(func=_cmd_games_tournament)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `etude` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except EtudeError as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"etude: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Every learner against every learner: mean final reward with a 95% interval over seeds."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from etude.games.matrix import MatrixGame
+from etude.games.train import train
+
+__all__ = ["Tournament", "tournament", "mean_interval"]
+
+
+def mean_interval(values: torch.Tensor) -> tuple[float, float]:
+    """Mean and the half-width of its normal 95% interval, 1.96 sd / sqrt(n), over dim 0."""
+    n = values.shape[0]
+    mean = float(values.mean())
+    half = 1.96 * float(values.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
+    return mean, half
+
+
+@dataclass
+class Tournament:
+    """rewards[(row, column)] = final per-step rewards [seeds, 2] when `row` plays agent 1."""
+
+    game: str
+    learners: tuple[str, ...]
+    rewards: dict[tuple[str, str], torch.Tensor]
+
+    def table(self) -> str:
+        """Markdown table: agent 1's (row's) mean reward and 95% interval against each column."""
+        head = "| agent 1 \\ agent 2 | " + " | ".join(self.learners) + " |"
+        lines = [head, "|---" * (len(self.learners) + 1) + "|"]
+        for row in self.learners:
+            cells = []
+            for col in self.learners:
+                mean, half = mean_interval(self.rewards[(row, col)][:, 0])
+                cells.append(f"{mean:.3f} ± {half:.3f}")
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def tournament(
+    game: MatrixGame,
+    learners: Sequence[str] = ("naive", "lookahead", "lola"),
+    seeds: int | Sequence[int] = 50,
+    steps: int = 200,
+    lr: float = 1.0,
+    opponent_lr: float = 1.0,
+) -> Tournament:
+    """Train every ordered pair of learners on the same seeds and collect the final rewards."""
+    rewards = {}
+    for row in learners:
+        for col in learners:
+            history = train(game, row, col, steps=steps, seeds=seeds, lr=lr, opponent_lr=opponent_lr)
+            rewards[(row, col)] = history.final_rewards()
+    return Tournament(game.name, tuple(learners), rewards)

@@ -1,0 +1,166 @@
+"""Two learners playing an iterated matrix game, batched over seeds, with checkpoints.
+
+Foerster et al., AAMAS 2018 (arXiv:1709.04326), Sec. 4: both agents update simultaneously,
+theta_i <- theta_i + delta * (learner i's ascent direction). Official exact defaults:
+delta = eta = 1 on the unnormalized value, 200 steps, theta ~ N(0, 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from etude.errors import BadInputError
+from etude.games.dice import DiceValues, sample_rollouts
+from etude.games.learners import LEARNERS, ValueFn, learner_gradient
+from etude.games.matrix import MatrixGame, exact_values, unnormalized_values
+from etude.runtime import load_checkpoint, progress, save_checkpoint
+
+__all__ = ["History", "train", "initial_theta", "ESTIMATORS"]
+
+ESTIMATORS = ("exact", "dice")
+
+
+@dataclass
+class History:
+    """What a training run went through.
+
+    rewards: [seeds, steps+1, 2] exact per-step rewards (1-gamma) V_i of the current policies.
+    theta: [seeds, steps+1, 2, 5] both agents' logits after each step (index 0 = initial).
+    """
+
+    game: str
+    learners: tuple[str, str]
+    seeds: list[int]
+    rewards: torch.Tensor
+    theta: torch.Tensor
+    config: dict = field(default_factory=dict)
+
+    def final_rewards(self) -> torch.Tensor:
+        """Per-step rewards [seeds, 2] of the final policies."""
+        return self.rewards[:, -1]
+
+    def probabilities(self) -> torch.Tensor:
+        """P(cooperate) [seeds, steps+1, 2, 5] in each of the 5 states, from each agent's side."""
+        return torch.sigmoid(self.theta)
+
+
+def initial_theta(seeds: Sequence[int], std: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """theta [seeds, 2, 5] ~ N(0, std^2); seed s always draws the same logits, whatever the batch."""
+    draws = [torch.randn(2, 5, generator=torch.Generator().manual_seed(int(s)), dtype=torch.float64) for s in seeds]
+    return (std * torch.stack(draws)).to(dtype)
+
+
+def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, bool):
+        raise BadInputError(f"seeds must be a count or a list of ints, got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise BadInputError(f"seeds must be at least 1, got {seeds}")
+        return list(range(seeds))
+    values = list(seeds)
+    if not values or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in values):
+        raise BadInputError(f"seeds must be a positive count or a non-empty list of non-negative ints, got {seeds!r}")
+    if len(set(values)) != len(values):
+        raise BadInputError("seeds must not repeat")
+    return values
+
+
+def _check_positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise BadInputError(f"{name} must be a positive number, got {value!r}")
+
+
+def train(
+    game: MatrixGame,
+    learner1: str,
+    learner2: str,
+    steps: int = 200,
+    seeds: int | Sequence[int] = 50,
+    lr: float = 1.0,
+    opponent_lr: float = 1.0,
+    *,
+    estimator: str = "exact",
+    batch_size: int = 128,
+    horizon: int = 150,
+    init_std: float = 1.0,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 50,
+    resume: bool = False,
+    show_progress: bool = False,
+) -> History:
+    """Train two learners against each other on `game`, all seeds in one batch.
+
+    :param learner1: 'naive', 'lola' or 'lookahead' (see `etude.games.learners`).
+    :param steps: number of simultaneous updates.
+    :param seeds: a count n (seeds 0..n-1) or explicit non-negative seeds; each seeds its init.
+    :param lr: delta, the step size on the unnormalized value V = sum_t gamma^t r_t.
+    :param opponent_lr: eta, the opponent step LOLA and lookahead assume.
+    :param estimator: 'exact' (closed-form values) or 'dice' (sampled rollouts, DiCE surrogates).
+    :param batch_size, horizon: rollouts per seed and their length, for estimator='dice'.
+    :param checkpoint: file to write every `checkpoint_every` steps; with resume=True an
+        existing one is loaded and training continues to the same result as an uninterrupted run.
+    """
+    for name in (learner1, learner2):
+        if name not in LEARNERS:
+            raise BadInputError(f"unknown learner {name!r}; expected one of {sorted(LEARNERS)}")
+    if estimator not in ESTIMATORS:
+        raise BadInputError(f"unknown estimator {estimator!r}; expected one of {list(ESTIMATORS)}")
+    if estimator == "dice" and "lookahead" in (learner1, learner2):
+        raise BadInputError("learner 'lookahead' needs values at the opponent's updated parameters; use estimator='exact'")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise BadInputError(f"steps must be a non-negative int, got {steps!r}")
+    for name, value in (("lr", lr), ("opponent_lr", opponent_lr), ("init_std", init_std)):
+        _check_positive(name, value)
+    seed_list = _seed_list(seeds)
+    config = {
+        "game": [game.payoff1.tolist(), game.payoff2.tolist(), game.gamma],
+        "learners": [learner1, learner2], "steps": steps, "seeds": seed_list, "lr": float(lr),
+        "opponent_lr": float(opponent_lr), "estimator": estimator, "batch_size": batch_size,
+        "horizon": horizon, "init_std": float(init_std),
+    }
+    n = len(seed_list)
+    thetas = torch.zeros(n, steps + 1, 2, 5, dtype=torch.float64)
+    thetas[:, 0] = initial_theta(seed_list, init_std)
+    sampler = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n)
+    start = 0
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, expect={"kind": "games.train", "config": config})
+        start = int(state["step"])
+        thetas[:, : start + 1] = state["theta"]
+        sampler.set_state(state["sampler"])
+
+    def both_values(theta1: torch.Tensor, theta2: torch.Tensor) -> ValueFn:
+        if estimator == "exact":
+            def values(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                v = unnormalized_values(game, a, b)
+                return v[:, 0], v[:, 1]
+            return values
+        return DiceValues(game, sample_rollouts(game, theta1, theta2, batch_size, horizon, sampler))
+
+    def swapped(values: ValueFn) -> ValueFn:
+        def view(own: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            v1, v2 = values(other, own)
+            return v2, v1
+        return view
+
+    steps_iter = progress(range(start, steps), total=steps - start, desc=f"{learner1} vs {learner2}",
+                          disable=not show_progress)
+    for t in steps_iter:
+        theta1, theta2 = thetas[:, t, 0], thetas[:, t, 1]
+        values = both_values(theta1, theta2)
+        g1 = learner_gradient(learner1, values, theta1, theta2, opponent_lr)
+        g2 = learner_gradient(learner2, swapped(values), theta2, theta1, opponent_lr)
+        thetas[:, t + 1, 0] = theta1 + lr * g1
+        thetas[:, t + 1, 1] = theta2 + lr * g2
+        done = t + 1
+        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
+            save_checkpoint(checkpoint, {"kind": "games.train", "config": config, "step": done,
+                                         "theta": thetas[:, : done + 1].clone(), "sampler": sampler.get_state()})
+    with torch.no_grad():
+        v1, v2 = exact_values(game, thetas.reshape(-1, 2, 5)[:, 0], thetas.reshape(-1, 2, 5)[:, 1])
+        rewards = torch.stack([v1, v2], dim=-1).reshape(n, steps + 1, 2)
+    return History(game.name, (learner1, learner2), seed_list, rewards, thetas, config)

@@ -1,0 +1,61 @@
+"""Seeding of every random number generator a run touches, and the CPU thread count.
+
+A run is reproducible when ``seed_everything`` is called once, before any model or data
+is built, and every later draw that should be resumable goes through the returned
+``torch.Generator`` (its state can be saved with ``generator.get_state()``).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from etude.errors import BadInputError
+
+__all__ = ["MAX_SEED", "seed_everything", "set_threads"]
+
+MAX_SEED = 2**32 - 1
+"""Largest accepted seed: NumPy's legacy global generator takes seeds in ``[0, 2**32)``."""
+
+
+def _check_seed(seed: object) -> int:
+    """Return ``seed`` when it is an ``int`` in ``[0, MAX_SEED]``, else raise ``BadInputError``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise BadInputError(
+            f"seed must be an int in [0, {MAX_SEED}], got {seed!r} ({type(seed).__name__})"
+        )
+    return seed
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every CUDA device).
+
+    :param seed: a non-negative int below ``2**32``.
+    :returns: a fresh CPU ``torch.Generator`` seeded with ``seed``, independent of the
+        global torch generator, for draws whose state must be checkpointed.
+    :raises BadInputError: when ``seed`` is not an int in ``[0, 2**32)``.
+    """
+    seed = _check_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device when CUDA is present
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def set_threads(n: int | None) -> None:
+    """Set torch's intra-op CPU thread count to ``n``; ``None`` leaves torch's default.
+
+    :param n: a positive int, or ``None``.
+    :raises BadInputError: when ``n`` is neither ``None`` nor a positive int.
+    """
+    if n is None:
+        return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise BadInputError(f"threads must be a positive int or None, got {n!r}")
+    torch.set_num_threads(n)

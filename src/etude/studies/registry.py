@@ -1,0 +1,29 @@
+"""The registry of studies: name -> the class that runs it, imported only when asked for."""
+
+from __future__ import annotations
+
+import importlib
+
+from etude.errors import BadInputError
+from etude.studies.protocol import Study
+
+__all__ = ["STUDIES", "get_study", "study_names"]
+
+STUDIES: dict[str, str] = {
+    "lola": "etude.games.study:LolaStudy",
+}
+"""Study name -> 'module:Class'. A new study adds one line here."""
+
+
+def study_names() -> list[str]:
+    """Names of every registered study, in registry order."""
+    return list(STUDIES)
+
+
+def get_study(name: str) -> Study:
+    """An instance of the named study; an unknown name raises BadInputError listing the known ones."""
+    if name not in STUDIES:
+        raise BadInputError(f"unknown study {name!r}; expected one of {study_names()}")
+    module_name, _, class_name = STUDIES[name].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls()

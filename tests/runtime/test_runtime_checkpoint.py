@@ -1,0 +1,165 @@
+"""Checkpoints: round trip, atomic replacement, corrupt files and run mismatches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from etude.errors import BadInputError, CheckpointError
+from etude.runtime import latest_checkpoint, load_checkpoint, save_checkpoint
+
+
+def _state(generator: torch.Generator) -> dict[str, Any]:
+    """A state with every kind of value the studies store."""
+    return {
+        "kind": "lola",
+        "config": {"lr": 0.1, "steps": 10, "sizes": [2, 3], "name": "ipd"},
+        "step": 3,
+        "params": {"w": torch.randn(2, 3, generator=generator), "b": torch.zeros(3)},
+        "history": [1.0, 0.5, 0.25],
+        "generator": generator.get_state(),
+    }
+
+
+def _assert_intact_old(path: Path) -> None:
+    """``path`` holds the first checkpoint and is the only file in its folder."""
+    assert load_checkpoint(path)["step"] == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_round_trip_restores_values_and_generator(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(11)
+    state = _state(generator)
+    path = tmp_path / "nested" / "dir" / "ckpt.pt"
+    save_checkpoint(path, state)
+    expected_next = torch.rand(5, generator=generator)  # draws after the save
+
+    loaded = load_checkpoint(path)
+    assert loaded.keys() == state.keys()
+    assert loaded["config"] == state["config"] and loaded["history"] == state["history"]
+    assert torch.equal(loaded["params"]["w"], state["params"]["w"])
+    restored = torch.Generator()
+    restored.set_state(loaded["generator"])
+    assert torch.equal(torch.rand(5, generator=restored), expected_next)
+
+
+def _crash_on_replace(src: Any, dst: Any) -> None:
+    raise OSError("simulated crash during rename")
+
+
+def _crash_mid_write(obj: Any, handle: Any, *args: Any, **kwargs: Any) -> None:
+    handle.write(b"PK\x03\x04 half a zip")
+    raise OSError("simulated crash during write")
+
+
+@pytest.mark.parametrize(
+    ("target", "fake"), [(os, "replace"), (torch, "save")], ids=["rename", "write"]
+)
+def test_crash_keeps_old_checkpoint_and_removes_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: Any, fake: str
+) -> None:
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, {"step": 1})
+    monkeypatch.setattr(target, fake, _crash_on_replace if fake == "replace" else _crash_mid_write)
+    with pytest.raises(OSError, match="simulated crash"):
+        save_checkpoint(path, {"step": 2})
+    monkeypatch.undo()
+    _assert_intact_old(path)
+
+
+def test_save_replaces_existing(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, {"step": 1})
+    save_checkpoint(path, {"step": 2})
+    assert load_checkpoint(path)["step"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_save_rejects_non_dict(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="state must be a dict"):
+        save_checkpoint(tmp_path / "x.pt", [1, 2])  # type: ignore[arg-type]
+
+
+class _Sneaky(dict):
+    """A dict subclass outside torch's weights_only allowlist (an arbitrary pickled class)."""
+
+
+def _write_corrupt(path: Path, kind: str) -> None:
+    """Write one kind of damaged or foreign file at ``path``."""
+    if kind == "random":
+        path.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0),
+                                       dtype=torch.uint8).numpy().tobytes())
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        save_checkpoint(path, {"w": torch.randn(64, 64), "step": 5})
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "list":
+        torch.save([1, 2, 3], path)
+    elif kind == "unsafe":  # a dict subclass weights_only=True must refuse to unpickle
+        torch.save(_Sneaky(a=1), path)
+
+
+@pytest.mark.parametrize("kind", ["random", "empty", "truncated", "list", "unsafe", "missing"])
+def test_corrupt_or_missing_raises_one_line_error(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "ckpt.pt"
+    if kind != "missing":
+        _write_corrupt(path, kind)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message
+    assert "--resume" in message
+    assert ("missing" if kind == "missing" else "corrupt") in message
+
+
+@pytest.mark.parametrize(
+    ("expect", "where"),
+    [
+        ({"kind": "qmc"}, "kind differs"),
+        ({"config": {"lr": 0.2, "steps": 10, "sizes": [2, 3], "name": "ipd"}}, "config.lr differs"),
+        ({"config": {"lr": 0.1, "steps": 10, "sizes": [2, 4], "name": "ipd"}}, r"s\[1\] differs"),
+        ({"config": {"lr": 0.1, "steps": 10, "sizes": [2, 3]}}, "config.name differs"),
+        ({"seed": 0}, "no key 'seed'"),
+        ({"history": [1.0, 0.5]}, "history differs"),
+    ],
+)
+def test_expect_mismatch_raises(tmp_path: Path, expect: dict[str, Any], where: str) -> None:
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, _state(torch.Generator().manual_seed(0)))
+    with pytest.raises(CheckpointError, match=where) as info:
+        load_checkpoint(path, expect=expect)
+    assert "another run" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_expect_match_passes(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pt"
+    state = _state(torch.Generator().manual_seed(0))
+    save_checkpoint(path, state)
+    expect = {"kind": "lola", "config": dict(state["config"], sizes=(2, 3)), "step": 3.0,
+              "params": state["params"]}
+    assert load_checkpoint(path, expect=expect)["step"] == 3
+
+
+def test_expect_tensor_mismatch_raises(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, {"w": torch.zeros(2)})
+    with pytest.raises(CheckpointError, match="w differs"):
+        load_checkpoint(path, expect={"w": torch.tensor([0.0, 1e-3])})
+
+
+def test_latest_checkpoint(tmp_path: Path) -> None:
+    assert latest_checkpoint(tmp_path / "absent") is None
+    assert latest_checkpoint(tmp_path) is None
+    for i, name in enumerate(["step_10.pt", "step_30.pt", "step_20.pt", "notes.txt"]):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, ns=(10**18 + i * 10**9, 10**18 + i * 10**9))
+    (tmp_path / ".step_40.pt.abc.tmp").write_bytes(b"x")  # left by a crashed save
+    assert latest_checkpoint(tmp_path) == tmp_path / "step_20.pt"
+    assert latest_checkpoint(tmp_path, "*.txt") == tmp_path / "notes.txt"
