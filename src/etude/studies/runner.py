@@ -8,7 +8,7 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
-from etude.errors import BadInputError
+from etude.errors import BadInputError, CheckpointError
 from etude.runtime import seed_everything
 from etude.studies.protocol import PRESETS, Result, versions
 from etude.studies.registry import get_study, study_names
@@ -64,8 +64,8 @@ def run_studies(
         seed_everything(seed)
         try:
             result = study.run(settings, seed, study_dir, resume=resume)
-        except KeyboardInterrupt:
-            raise
+        except (KeyboardInterrupt, BadInputError, CheckpointError):
+            raise  # the user's to fix (bad override, corrupt checkpoint on --resume): exit 2 at the CLI
         except Exception as exc:  # a crashing study is reported; the others still run
             result = Result(study.name, preset, seed, claims=study.claims(), status="crashed",
                             error="".join(traceback.format_exception_only(type(exc), exc)).strip()
