@@ -18,7 +18,7 @@ from etude.games.matrix import (
     transition_matrix,
     unnormalized_values,
 )
-from etude.games.train import ESTIMATORS, History, initial_theta, train
+from etude.games.training import ESTIMATORS, History, initial_theta, train
 
 __all__ = [
     "DiceValues", "ESTIMATORS", "History", "LEARNERS", "MatrixGame", "Rollouts", "STATES",

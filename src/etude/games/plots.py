@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from etude.games.matrix import STATES
-from etude.games.train import History
+from etude.games.training import History
 
 __all__ = ["plot_policies", "plot_rewards"]
 

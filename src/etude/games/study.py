@@ -1,6 +1,6 @@
 """Study `lola`: Foerster et al., "Learning with Opponent-Learning Awareness", AAMAS 2018.
 
-Wiring only: presets, runs of `etude.games.train`, and the claims of Table 1 / Fig. 3.
+Wiring only: presets, runs of `etude.games.training`, and the claims of Table 1 / Fig. 3.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from etude.games.learners import lola_gradient
 from etude.games.matrix import ipd, matching_pennies, unnormalized_values
 from etude.games.plots import plot_policies, plot_rewards
 from etude.games.tournament import mean_interval, tournament
-from etude.games.train import History, initial_theta, train
+from etude.games.training import History, initial_theta, train
 from etude.studies.protocol import Claim, Result, Study
 
 __all__ = ["LolaPreset", "LolaStudy"]

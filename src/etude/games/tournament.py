@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 
 from etude.games.matrix import MatrixGame
-from etude.games.train import train
+from etude.games.training import train
 
 __all__ = ["Tournament", "tournament", "mean_interval"]
 
