@@ -67,6 +67,7 @@ class LolaStudy(Study):
 
     name = "lola"
     title = "Learning with Opponent-Learning Awareness"
+    threads = 1
     citation = "Foerster, Chen, Al-Shedivat, Whiteson, Abbeel, Mordatch. AAMAS 2018. arXiv:1709.04326"
     presets = {
         "smoke": LolaPreset(seeds=16, steps=40, tournament_seeds=4, pg_seeds=2, pg_steps=5, pg_batch=16, pg_horizon=20),

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Sequence
 
 from etude.errors import BadInputError, CheckpointError
-from etude.runtime import seed_everything
+import torch
+
+from etude.runtime import seed_everything, set_threads
 from etude.studies.protocol import PRESETS, Result, versions
 from etude.studies.registry import get_study, study_names
 
@@ -62,6 +64,8 @@ def run_studies(
             continue
         start = time.perf_counter()
         seed_everything(seed)
+        threads = torch.get_num_threads()
+        set_threads(study.threads)
         try:
             result = study.run(settings, seed, study_dir, resume=resume)
         except (KeyboardInterrupt, BadInputError, CheckpointError):
@@ -70,6 +74,7 @@ def run_studies(
             result = Result(study.name, preset, seed, claims=study.claims(), status="crashed",
                             error="".join(traceback.format_exception_only(type(exc), exc)).strip()
                             + "\n" + traceback.format_exc(limit=-3))
+        torch.set_num_threads(threads)
         result.preset, result.seed = preset, seed
         result.wall_time_s = time.perf_counter() - start
         result.settings = {"preset": preset, **_as_settings(settings)}
