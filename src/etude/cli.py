@@ -44,7 +44,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                           resume=args.resume, overrides=_parse_set(args.set))
     for result in results:
         verdicts = ", ".join(f"{c.id}: {c.verdict}" for c in result.claims)
-        status = "" if result.status == "ok" else f" CRASHED ({result.error.splitlines()[0]})"
+        status = "" if result.status == "ok" else f" CRASHED ({result.error_line()})"
         print(f"{result.study} [{result.wall_time_s:.1f} s]{status}: {verdicts}")
     print(f"results in {args.out}; write the report with `etude report {args.out}`")
     return 0
@@ -70,10 +70,17 @@ def _cmd_games_tournament(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit status 2), like every other etude error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"etude: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every verb."""
-    parser = argparse.ArgumentParser(prog="etude", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="etude", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("list", help="the studies, their claims and presets").set_defaults(func=_cmd_list)
 
@@ -90,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir")
     report.set_defaults(func=_cmd_report)
 
-    games = sub.add_parser("games", help="iterated matrix games (LOLA)").add_subparsers(dest="verb", required=True)
+    games = sub.add_parser("games", help="iterated matrix games (LOLA)").add_subparsers(dest="verb", required=True, parser_class=_Parser)
     tour = games.add_parser("tournament", help="every learner against every learner")
     tour.add_argument("--game", choices=["ipd", "matching-pennies"], default="ipd")
     tour.add_argument("--gamma", type=float, default=None)

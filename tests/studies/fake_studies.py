@@ -10,10 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from etude.errors import BadInputError, CheckpointError
 from etude.studies.protocol import Claim, Result, Study
 
 CALLS: list[tuple[str, object, int, bool]] = []
+THREADS: list[int] = []
+"""torch's thread count seen inside each GoodStudy-like `run`."""
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 """A PNG signature followed by padding: enough for a file that must exist and look like a PNG."""
@@ -52,6 +56,7 @@ class GoodStudy(_Base):
 
     def run(self, preset: FakePreset, seed: int, out_dir: Path, resume: bool = False) -> Result:
         CALLS.append((self.name, preset, seed, resume))
+        THREADS.append(torch.get_num_threads())
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "plot.png").write_bytes(PNG_BYTES)
@@ -61,10 +66,18 @@ class GoodStudy(_Base):
                       artifacts=["plot.png"])
 
 
+class OneThreadStudy(GoodStudy):
+    """GoodStudy that asks the runner for one torch thread."""
+
+    name = "fake_one_thread"
+    threads = 1
+
+
 class CrashStudy(_Base):
-    """Raises RuntimeError from `run`, like a study with a bug."""
+    """Raises RuntimeError from `run`, like a study with a bug; asks for one torch thread."""
 
     name = "fake_crash"
+    threads = 1
 
     def run(self, preset: FakePreset, seed: int, out_dir: Path, resume: bool = False) -> Result:
         CALLS.append((self.name, preset, seed, resume))
@@ -72,9 +85,10 @@ class CrashStudy(_Base):
 
 
 class CheckpointStudy(_Base):
-    """Raises CheckpointError from `run`, like a corrupt checkpoint on --resume."""
+    """Raises CheckpointError from `run`, like a corrupt checkpoint on --resume; asks for one thread."""
 
     name = "fake_checkpoint"
+    threads = 1
 
     def run(self, preset: FakePreset, seed: int, out_dir: Path, resume: bool = False) -> Result:
         CALLS.append((self.name, preset, seed, resume))
@@ -93,6 +107,7 @@ class BadInputStudy(_Base):
 
 REGISTRY = {
     "fake_good": "fake_studies:GoodStudy",
+    "fake_one_thread": "fake_studies:OneThreadStudy",
     "fake_crash": "fake_studies:CrashStudy",
     "fake_checkpoint": "fake_studies:CheckpointStudy",
     "fake_bad_input": "fake_studies:BadInputStudy",

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from etude.cli import main
 from etude.games.study import LolaStudy
@@ -70,7 +71,7 @@ def test_reproduce_lola_bad_settings(capsys, tmp_path, args: list[str], words: l
 
 
 def test_set_with_two_studies_is_refused(capsys, tmp_path) -> None:
-    assert main(["reproduce", "lola", "lola", "--set", "steps=3", "--out", str(tmp_path / "r")]) == 2
+    assert main(["reproduce", "lola", "lola", "--preset", "smoke", "--set", "steps=3", "--out", str(tmp_path / "r")]) == 2
     assert "one study" in _one_error_line(capsys.readouterr().err)
 
 
@@ -82,7 +83,15 @@ def test_report_of_a_missing_folder(capsys, tmp_path) -> None:
     assert out == ""
 
 
-def test_corrupt_checkpoint_on_resume(capsys, tmp_path, monkeypatch) -> None:
+@pytest.fixture
+def keep_threads():
+    """Restore torch's thread count: a propagated error leaves the study's (see test_studies_runner)."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_corrupt_checkpoint_on_resume(capsys, tmp_path, monkeypatch, keep_threads) -> None:
     monkeypatch.setenv("ETUDE_PROGRESS", "0")
     checkpoint = tmp_path / "lola" / "checkpoints" / "ipd_nl.pt"
     checkpoint.parent.mkdir(parents=True)

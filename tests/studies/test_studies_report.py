@@ -150,12 +150,9 @@ def test_report_of_a_non_folder_raises_bad_input(tmp_path, make: str) -> None:
     assert not (tmp_path / "nonexistent" / "report.md").exists()
 
 
-# Known gaps: the report module promises broken folders are reported "instead of failing".
+# Broken folders are reported instead of failing.
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="collect_results catches ValueError/TypeError only; Result.from_dict raises "
-                          "AttributeError on valid JSON that is not an object (report.py collect_results)")
 @pytest.mark.parametrize("text", ["[]", "null"])
 def test_report_survives_non_object_result_json(tmp_path, text: str) -> None:
     (tmp_path / "odd").mkdir()
@@ -163,16 +160,11 @@ def test_report_survives_non_object_result_json(tmp_path, text: str) -> None:
     assert "unreadable result.json" in write_report(tmp_path).read_text()
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="collect_results takes result.error.splitlines()[0], which fails on a crashed "
-                          "result with an empty error (report.py collect_results)")
 def test_report_survives_crashed_result_without_error_text(tmp_path) -> None:
     Result("quiet", "smoke", 0, status="crashed", error="").write(tmp_path / "quiet")
     assert "crashed" in write_report(tmp_path).read_text()
 
 
-@pytest.mark.xfail(strict=True, raises=IsADirectoryError,
-                   reason="collect_results does not catch OSError from read_text (report.py collect_results)")
 def test_report_survives_result_json_that_cannot_be_read(tmp_path) -> None:
     (tmp_path / "dir" / "result.json").mkdir(parents=True)
     assert "unreadable result.json" in write_report(tmp_path).read_text()

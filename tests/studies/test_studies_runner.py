@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from etude.errors import BadInputError, CheckpointError
 from etude.studies import Result, load_result, run_studies
@@ -22,8 +23,19 @@ def fake(monkeypatch):
 
     monkeypatch.setattr(registry, "STUDIES", {**registry.STUDIES, **fake_studies.REGISTRY})
     fake_studies.CALLS.clear()
+    fake_studies.THREADS.clear()
     yield fake_studies
     fake_studies.CALLS.clear()
+    fake_studies.THREADS.clear()
+
+
+@pytest.fixture
+def three_threads():
+    """torch set to 3 threads for the test (a value no study asks for), restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield 3
+    torch.set_num_threads(before)
 
 
 def _names(calls) -> list[str]:
@@ -172,6 +184,24 @@ def test_run_json_is_written(fake, tmp_path) -> None:
     assert info["started"]
 
 
+def test_study_threads_apply_during_run_and_are_restored(fake, tmp_path, three_threads: int) -> None:
+    run_studies(["fake_one_thread", "fake_good"], preset="smoke", out=tmp_path)
+    assert fake.THREADS == [1, three_threads]  # threads=1 for the first; None keeps torch's setting
+    assert torch.get_num_threads() == three_threads
+
+
+def test_threads_are_restored_after_a_crash(fake, tmp_path, three_threads: int) -> None:
+    (result,) = run_studies(["fake_crash"], preset="smoke", out=tmp_path)
+    assert result.status == "crashed"
+    assert torch.get_num_threads() == three_threads
+
+
+def test_threads_are_restored_when_an_error_propagates(fake, tmp_path, three_threads: int) -> None:
+    with pytest.raises(CheckpointError):
+        run_studies(["fake_checkpoint"], preset="smoke", out=tmp_path)
+    assert torch.get_num_threads() == three_threads
+
+
 def test_load_result_of_a_missing_folder_is_none(tmp_path) -> None:
     assert load_result(tmp_path / "nothing") is None
 
@@ -182,9 +212,6 @@ def test_load_result_reads_what_write_stored(tmp_path) -> None:
     assert load_result(tmp_path) == result
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="load_result catches OSError/ValueError/TypeError, but Result.from_dict "
-                          "raises AttributeError on JSON that is not an object (runner.py load_result)")
 @pytest.mark.parametrize("text", ["[]", "null", "3"])
 def test_load_result_of_non_object_json_is_none(tmp_path, text: str) -> None:
     (tmp_path / "result.json").write_text(text)

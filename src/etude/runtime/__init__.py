@@ -1,10 +1,22 @@
-"""Run machinery shared by every study: seeding, checkpoints, Fabric, loggers, progress bars."""
+"""Run machinery shared by every study: seeding, checkpoints, Fabric, loggers, progress bars.
+
+Fabric and the loggers import Lightning (about 2 s), so they load on first use.
+"""
+
+from importlib import import_module
+from typing import Any
 
 from etude.runtime.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from etude.runtime.fabric import PRECISIONS, make_fabric, teardown
-from etude.runtime.loggers import make_loggers, tensorboard_available
 from etude.runtime.progress import progress, progress_allowed
 from etude.runtime.seeding import MAX_SEED, seed_everything, set_threads
+
+_LAZY = {
+    "PRECISIONS": "etude.runtime.fabric",
+    "make_fabric": "etude.runtime.fabric",
+    "teardown": "etude.runtime.fabric",
+    "make_loggers": "etude.runtime.loggers",
+    "tensorboard_available": "etude.runtime.loggers",
+}
 
 __all__ = [
     "MAX_SEED",
@@ -21,3 +33,9 @@ __all__ = [
     "teardown",
     "tensorboard_available",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'etude.runtime' has no attribute {name!r}")

@@ -101,11 +101,20 @@ class Result:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Result":
         """Rebuild a result read from result.json; unknown keys are ignored."""
+        if not isinstance(data, dict):
+            raise BadInputError(f"a result must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["claims"] = [Claim(**{k: v for k, v in c.items() if k in {f.name for f in dataclasses.fields(Claim)}})
-                            for c in data.get("claims", [])]
+        claim_fields = {f.name for f in dataclasses.fields(Claim)}
+        claims = data.get("claims") or []
+        if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
+            raise BadInputError("a result's claims must be a list of JSON objects")
+        kwargs["claims"] = [Claim(**{k: v for k, v in c.items() if k in claim_fields}) for c in claims]
         return cls(**kwargs)
+
+    def error_line(self) -> str:
+        """The first line of the error text, or a placeholder when there is none."""
+        return (self.error.splitlines() or ["(no error text)"])[0]
 
     def write(self, out_dir: str | Path) -> Path:
         """Write `result.json` into `out_dir` atomically and return its path."""

@@ -15,7 +15,7 @@ from etude.studies.protocol import SCHEMA_VERSION, Result
 
 __all__ = ["collect_results", "write_report"]
 
-_IMAGE_SUFFIXES = (".png", ".svg", ".jpg")
+_IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif")
 
 
 def collect_results(run_dir: Path) -> list[tuple[str, Result | None, str]]:
@@ -29,14 +29,14 @@ def collect_results(run_dir: Path) -> list[tuple[str, Result | None, str]]:
         try:
             data = json.loads(path.read_text())
             result = Result.from_dict(data)
-        except (ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, BadInputError) as exc:
             entries.append((folder.name, None, f"unreadable result.json ({type(exc).__name__})"))
             continue
         note = ""
         if data.get("schema_version") != SCHEMA_VERSION:
             note = f"result.json has schema version {data.get('schema_version')!r}, this etude writes {SCHEMA_VERSION}"
         if result.status == "crashed":
-            note = (note + "; " if note else "") + "the study crashed: " + result.error.splitlines()[0]
+            note = (note + "; " if note else "") + "the study crashed: " + result.error_line()
         entries.append((folder.name, result, note))
     return entries
 
@@ -91,7 +91,7 @@ def write_report(run_dir: str | Path) -> Path:
         for artifact in result.artifacts:
             rel = f"{name}/{artifact}"
             exists = (run_dir / rel).exists()
-            if artifact.endswith(_IMAGE_SUFFIXES) and exists:
+            if artifact.lower().endswith(_IMAGE_SUFFIXES) and exists:
                 lines += [f"![{artifact}]({rel})", ""]
             else:
                 lines.append(f"- [{artifact}]({rel})" + ("" if exists else " (missing)"))

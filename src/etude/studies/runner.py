@@ -11,7 +11,7 @@ from typing import Sequence
 from etude.errors import BadInputError, CheckpointError
 import torch
 
-from etude.runtime import seed_everything, set_threads
+from etude.runtime import MAX_SEED, seed_everything, set_threads
 from etude.studies.protocol import PRESETS, Result, versions
 from etude.studies.registry import get_study, study_names
 
@@ -23,7 +23,7 @@ def load_result(study_dir: Path) -> Result | None:
     path = Path(study_dir) / "result.json"
     try:
         return Result.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, BadInputError):
         return None
 
 
@@ -43,8 +43,8 @@ def run_studies(
     """
     if preset not in PRESETS:
         raise BadInputError(f"unknown preset {preset!r}; expected one of {list(PRESETS)}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise BadInputError(f"seed must be a non-negative int, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise BadInputError(f"seed must be an int in [0, {MAX_SEED}], got {seed!r}")
     selected = list(names) if names else study_names()
     studies = [get_study(name) for name in selected]  # unknown names fail before anything runs
     if overrides and len(studies) != 1:
@@ -59,7 +59,9 @@ def run_studies(
     for study, settings in zip(studies, presets):
         study_dir = out / study.name
         previous = load_result(study_dir) if resume else None
-        if previous is not None and previous.status == "ok" and (previous.preset, previous.seed) == (preset, seed):
+        wanted = {"preset": preset, **_as_settings(settings)}
+        if (previous is not None and previous.status == "ok" and (previous.preset, previous.seed) == (preset, seed)
+                and previous.settings == json.loads(json.dumps(wanted))):
             results.append(previous)
             continue
         start = time.perf_counter()
@@ -74,10 +76,11 @@ def run_studies(
             result = Result(study.name, preset, seed, claims=study.claims(), status="crashed",
                             error="".join(traceback.format_exception_only(type(exc), exc)).strip()
                             + "\n" + traceback.format_exc(limit=-3))
-        torch.set_num_threads(threads)
+        finally:
+            torch.set_num_threads(threads)
         result.preset, result.seed = preset, seed
         result.wall_time_s = time.perf_counter() - start
-        result.settings = {"preset": preset, **_as_settings(settings)}
+        result.settings = wanted
         result.versions = versions()
         result.write(study_dir)
         results.append(result)
