@@ -16,6 +16,7 @@ from etude.games.matrix import ipd, matching_pennies, unnormalized_values
 from etude.games.plots import plot_policies, plot_rewards
 from etude.games.tournament import mean_interval, tournament
 from etude.games.training import History, initial_theta, train
+from etude.runtime import make_loggers
 from etude.studies.protocol import Claim, Result, Study
 
 __all__ = ["LolaPreset", "LolaStudy"]
@@ -160,6 +161,7 @@ class LolaStudy(Study):
                            steps=preset.steps, lr=preset.lr, opponent_lr=preset.opponent_lr)
         metrics["tournament"] = ("Final reward per step of agent 1 (row) against agent 2 (column), IPD, "
                                  f"mean ± 95% interval over {preset.tournament_seeds} runs:\n\n" + table.table())
+        self._log_curves({**runs, "MP-NL-Ex": mp_nl, "MP-LOLA-Ex": mp_lola}, out_dir / "logs")
         artifacts = [
             plot_rewards(runs, out_dir / "ipd_rewards.png", "IPD: reward per step over training (mean ± sd)"),
             plot_policies(runs["NL-Ex"], out_dir / "ipd_policy_nl.png"),
@@ -169,6 +171,17 @@ class LolaStudy(Study):
         ]
         return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics,
                       artifacts=[p.name for p in artifacts])
+
+    @staticmethod
+    def _log_curves(runs: dict[str, History], log_dir: Path) -> None:
+        """Mean reward per step of every run over training, to CSV (and TensorBoard when installed)."""
+        loggers = make_loggers(log_dir, "lola")
+        for label, history in runs.items():
+            for step, value in enumerate(history.rewards.mean(dim=(0, 2)).tolist()):
+                for logger in loggers:
+                    logger.log_metrics({f"{label}/reward_per_step": value}, step=step)
+        for logger in loggers:
+            logger.finalize("success")
 
     @staticmethod
     def _pg_cosine(game, seeds: list[int], preset: LolaPreset, seed: int) -> float:
