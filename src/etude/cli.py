@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import import_module
 from typing import Sequence
 
 from etude.errors import BadInputError, EtudeError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["DOMAIN_CLIS", "main", "build_parser"]
+
+DOMAIN_CLIS = [
+    "etude.games.cli",
+]
+"""Modules whose `add_commands(subparsers, parser_class)` adds a domain's verbs; one line each."""
 
 
 def _parse_set(values: Sequence[str] | None) -> dict[str, str]:
@@ -58,18 +64,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_games_tournament(args: argparse.Namespace) -> int:
-    from etude.games import ipd, matching_pennies
-    from etude.games.tournament import tournament
-
-    game = {"ipd": ipd, "matching-pennies": matching_pennies}[args.game](args.gamma) if args.gamma else \
-        {"ipd": ipd, "matching-pennies": matching_pennies}[args.game]()
-    table = tournament(game, args.learners, seeds=args.seeds, steps=args.steps, lr=args.lr,
-                       opponent_lr=args.opponent_lr)
-    print(table.table())
-    return 0
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit status 2), like every other etude error."""
 
@@ -97,16 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir")
     report.set_defaults(func=_cmd_report)
 
-    games = sub.add_parser("games", help="iterated matrix games (LOLA)").add_subparsers(dest="verb", required=True, parser_class=_Parser)
-    tour = games.add_parser("tournament", help="every learner against every learner")
-    tour.add_argument("--game", choices=["ipd", "matching-pennies"], default="ipd")
-    tour.add_argument("--gamma", type=float, default=None)
-    tour.add_argument("--learners", nargs="+", default=["naive", "lookahead", "lola"])
-    tour.add_argument("--seeds", type=int, default=50)
-    tour.add_argument("--steps", type=int, default=200)
-    tour.add_argument("--lr", type=float, default=1.0)
-    tour.add_argument("--opponent-lr", type=float, default=1.0)
-    tour.set_defaults(func=_cmd_games_tournament)
+    for module in DOMAIN_CLIS:
+        import_module(module).add_commands(sub, _Parser)
     return parser
 
 

@@ -121,3 +121,13 @@ def test_plots_are_written(tmp_path):
     h = train(ipd(), "lola", "naive", steps=3, seeds=4)
     for path in (plot_policies(h, tmp_path / "p.png"), plot_rewards({"x": h}, tmp_path / "r.png")):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_tournament_prints_the_table(capsys):
+    from etude.cli import main
+
+    assert main(["games", "tournament", "--seeds", "2", "--steps", "3", "--learners", "naive", "lola"]) == 0
+    out = capsys.readouterr().out
+    assert "| naive |" in out and "| lola |" in out and out.count("±") == 4
+    assert main(["games", "tournament", "--gamma", "1.5", "--seeds", "2", "--steps", "1"]) == 2
+    assert capsys.readouterr().err.startswith("etude: error: gamma must be")
