@@ -9,21 +9,9 @@ import pytest
 
 from etude.errors import BadInputError
 from etude.studies import SCHEMA_VERSION, Claim, Result, collect_results, run_studies, write_report
-from etude.studies import registry
-
-_HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture
-def fake(monkeypatch):
-    """The fake_studies module with its studies registered."""
-    monkeypatch.syspath_prepend(str(_HERE))
-    import fake_studies
 
-    monkeypatch.setattr(registry, "STUDIES", {**registry.STUDIES, **fake_studies.REGISTRY})
-    fake_studies.CALLS.clear()
-    yield fake_studies
-    fake_studies.CALLS.clear()
 
 
 def _section(text: str, name: str) -> str:

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from etude.errors import BadInputError, CheckpointError
 from etude.studies import Result, load_result, run_studies
-from etude.studies import registry
-
-_HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture
-def fake(monkeypatch):
-    """The fake_studies module, its studies registered alongside lola and CALLS emptied."""
-    monkeypatch.syspath_prepend(str(_HERE))
-    import fake_studies
 
-    monkeypatch.setattr(registry, "STUDIES", {**registry.STUDIES, **fake_studies.REGISTRY})
-    fake_studies.CALLS.clear()
-    fake_studies.THREADS.clear()
-    yield fake_studies
-    fake_studies.CALLS.clear()
-    fake_studies.THREADS.clear()
 
 
 @pytest.fixture
