@@ -6,7 +6,11 @@ PY := $(VENV)/bin/python
 RUN_DIR ?= runs/quick
 SEED ?= 0
 
-.PHONY: install test reproduce clean
+.PHONY: install system-deps test reproduce clean
+
+# Debian packages some features need (headless browser for the report test). Installed when we
+# are root with apt-get; otherwise the tests that need them are skipped with a message.
+SYSTEM_PACKAGES ?= chromium chromium-driver
 
 install: $(VENV)/.installed
 
@@ -16,7 +20,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-test: install
+system-deps:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "could not install$$missing; the tests that need them will be skipped"; \
+	  fi; \
+	else echo "not root or no apt-get: not installing $(SYSTEM_PACKAGES); tests that need them are skipped"; fi
+
+test: install system-deps
 	$(PY) -m pytest -q
 
 reproduce: install

@@ -58,9 +58,18 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from etude.studies import write_report
+    from etude.studies.html import serve, write_html
 
-    path = write_report(args.run_dir)
-    print(path)
+    print(write_report(args.run_dir))
+    print(write_html(args.run_dir))
+    if args.serve:
+        print(f"serving http://127.0.0.1:{args.port}/report.html (Ctrl-C to stop)", flush=True)
+        try:
+            serve(args.run_dir, args.port)
+        except OSError as exc:
+            raise BadInputError(f"cannot serve on port {args.port}: {exc.strerror or exc}") from exc
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
@@ -87,8 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset field (one study)")
     rep.set_defaults(func=_cmd_reproduce)
 
-    report = sub.add_parser("report", help="write report.md for a run folder")
+    report = sub.add_parser("report", help="write report.md and a self-contained report.html for a run folder")
     report.add_argument("run_dir")
+    report.add_argument("--serve", action="store_true", help="then serve the folder on localhost")
+    report.add_argument("--port", type=int, default=8000)
     report.set_defaults(func=_cmd_report)
 
     for module in DOMAIN_CLIS:

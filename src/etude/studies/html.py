@@ -1,0 +1,199 @@
+"""A self-contained `report.html` for a run folder, and a localhost server for it.
+
+Images and audio are embedded as data URIs, so the page needs no network and no neighbouring
+files at view time. The claims table has a filter by verdict; each study has its plots,
+samples with players, settings, versions and wall time. Broken folders get a note.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import http.server
+import json
+import mimetypes
+import threading
+from pathlib import Path
+
+from etude.studies.protocol import VERDICTS, Result
+from etude.studies.report import collect_results
+
+__all__ = ["write_html", "serve", "markdown_table_to_html", "MIDI_PREVIEWS"]
+
+EMBED_LIMIT_BYTES = 20 * 2**20
+"""Files larger than this are linked rather than embedded."""
+
+MIDI_PREVIEWS: list = []
+"""Callables `(midi_path) -> (mime, bytes) | None` tried in order to preview a MIDI artifact
+(rendered audio, or a piano-roll image); domains that can render MIDI append to it."""
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.35rem .5rem;vertical-align:top;text-align:left}
+th{background:#f3f3f3}
+.verdict{font-weight:600;padding:.1rem .4rem;border-radius:.3rem;white-space:nowrap}
+.v-holds{background:#d7f5dc}.v-fails{background:#fbd5d5}.v-inconclusive{background:#fdf1c7}
+.v-not-run{background:#e5e5e5}
+.note{background:#fff6e0;border-left:4px solid #e0a800;padding:.5rem .8rem;margin:.5rem 0}
+img.plot{max-width:100%;border:1px solid #eee;margin:.5rem 0;display:block}
+pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.8rem}
+"""
+
+_JS = """
+function filterVerdict(v){
+  document.querySelectorAll('#claims tbody tr').forEach(function(r){
+    r.style.display = (v === 'all' || r.dataset.verdict === v) ? '' : 'none';
+  });
+}
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def markdown_table_to_html(text: str) -> str:
+    """Render text holding markdown pipe tables: table lines become <table>, others <p>."""
+    out, rows = [], []
+
+    def flush() -> None:
+        if rows:
+            body = [r for r in rows if not set(r.replace("|", "").strip()) <= set("-: ")]
+            cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in body]
+            head = "".join(f"<th>{_e(c)}</th>" for c in cells[0])
+            rest = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in cells[1:])
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rest}</tbody></table>")
+            rows.clear()
+
+    for line in text.splitlines():
+        if line.strip().startswith("|"):
+            rows.append(line)
+            continue
+        flush()
+        if line.strip():
+            out.append(f"<p>{_e(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
+def _data_uri(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _artifact_html(study_dir: Path, name: str) -> str:
+    path = study_dir / name
+    if not path.is_file():
+        return f"<p>{_e(name)} <em>(missing)</em></p>"
+    size = path.stat().st_size
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    suffix = path.suffix.lower()
+    if size > EMBED_LIMIT_BYTES:
+        return f'<p><a href="{_e(study_dir.name + "/" + name)}">{_e(name)}</a> ({size / 2**20:.0f} MiB, not embedded)</p>'
+    if mime.startswith("image/"):
+        return f'<figure><img class="plot" alt="{_e(name)}" src="{_data_uri(mime, path.read_bytes())}"><figcaption>{_e(name)}</figcaption></figure>'
+    if mime.startswith("audio/") or suffix == ".wav":
+        return (f'<figure><audio controls preload="auto" src="{_data_uri("audio/wav" if suffix == ".wav" else mime, path.read_bytes())}">'
+                f"</audio><figcaption>{_e(name)}</figcaption></figure>")
+    if suffix in (".mid", ".midi"):
+        for preview in MIDI_PREVIEWS:
+            rendered = preview(path)
+            if rendered is not None:
+                pmime, pdata = rendered
+                tag = (f'<audio controls preload="auto" src="{_data_uri(pmime, pdata)}"></audio>' if pmime.startswith("audio/")
+                       else f'<img class="plot" alt="{_e(name)} piano roll" src="{_data_uri(pmime, pdata)}">')
+                return f"<figure>{tag}<figcaption>{_e(name)}</figcaption></figure>"
+        return (f'<p><a download="{_e(name)}" href="{_data_uri("audio/midi", path.read_bytes())}">{_e(name)}</a> '
+                "(MIDI; no renderer available to preview it here)</p>")
+    return f'<p><a href="{_e(study_dir.name + "/" + name)}">{_e(name)}</a></p>'
+
+
+def _claims_table(entries: list[tuple[str, Result | None, str]]) -> str:
+    rows = []
+    for name, result, note in entries:
+        if result is None or not result.claims:
+            verdict = "not-run"
+            rows.append(f'<tr data-verdict="{verdict}" data-study="{_e(name)}"><td>{_e(name)}</td><td colspan="4">'
+                        f'{_e(note or "no claims")}</td><td><span class="verdict v-{verdict}">{verdict}</span></td></tr>')
+            continue
+        for claim in result.claims:
+            verdict = claim.verdict if result.status == "ok" else "not-run"
+            shown = verdict if result.status == "ok" else "not-run (crashed)"
+            rows.append(
+                f'<tr data-verdict="{verdict}" data-study="{_e(name)}"><td>{_e(name)}</td>'
+                f"<td><b>{_e(claim.id)}</b>: {_e(claim.statement)}</td><td>{_e(claim.paper)}</td>"
+                f"<td>{_e(claim.measured)}</td><td>{_e(claim.criterion)}</td>"
+                f'<td><span class="verdict v-{verdict}">{_e(shown)}</span></td></tr>')
+    options = "".join(f'<option value="{v}">{v}</option>' for v in VERDICTS)
+    return (f'<label>Show verdict: <select id="verdict-filter" onchange="filterVerdict(this.value)">'
+            f'<option value="all">all</option>{options}</select></label>'
+            '<table id="claims"><thead><tr><th>study</th><th>claim</th><th>paper</th><th>ours</th>'
+            f'<th>criterion</th><th>verdict</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def _study_section(run_dir: Path, name: str, result: Result | None, note: str) -> str:
+    parts = [f'<section class="study" id="study-{_e(name)}"><h2>{_e(name)}</h2>']
+    if note:
+        parts.append(f'<div class="note">{_e(note)}</div>')
+    if result is not None:
+        parts.append(f"<p>Preset <code>{_e(result.preset)}</code>, seed {_e(result.seed)}, "
+                     f"wall time {result.wall_time_s:.1f} s, status {_e(result.status)}.</p>")
+        if result.status == "crashed" and result.error:
+            parts.append(f"<details><summary>error</summary><pre>{_e(result.error)}</pre></details>")
+        for claim in result.claims:
+            if claim.note:
+                parts.append(f"<p><b>{_e(claim.id)}</b>: {_e(claim.note)}</p>")
+        for key, value in result.metrics.items():
+            if isinstance(value, str) and "\n" in value:
+                parts.append(f"<h3>{_e(key)}</h3>{markdown_table_to_html(value)}")
+        scalars = {k: v for k, v in result.metrics.items() if not (isinstance(v, str) and "\n" in v)}
+        for artifact in result.artifacts:
+            parts.append(_artifact_html(run_dir / name, artifact))
+        details = {"metrics": scalars, "settings": result.settings, "versions": result.versions}
+        parts.append(f"<details><summary>metrics, settings and versions</summary><pre>"
+                     f"{_e(json.dumps(details, indent=2, default=str))}</pre></details>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def write_html(run_dir: str | Path) -> Path:
+    """Write `<run_dir>/report.html`, self-contained, and return its path."""
+    run_dir = Path(run_dir)
+    entries = collect_results(run_dir)
+    header = "<p>No run.json in this folder.</p>"
+    info_path = run_dir / "run.json"
+    if info_path.exists():
+        try:
+            info = json.loads(info_path.read_text())
+            versions = info.get("versions", {})
+            total = sum(r.wall_time_s for _, r, _ in entries if r is not None)
+            header = (f"<p>Preset <code>{_e(info.get('preset'))}</code>, seed {_e(info.get('seed'))}, "
+                      f"started {_e(info.get('started'))}, total wall time {total:.1f} s. "
+                      f"etude {_e(versions.get('etude'))}, torch {_e(versions.get('torch'))}, "
+                      f"Python {_e(versions.get('python'))}.</p>")
+        except (OSError, ValueError, AttributeError):
+            header = '<div class="note">run.json is unreadable.</div>'
+    body = [f"<h1>etude reproduction report</h1>{header}", "<h2>Claims</h2>", _claims_table(entries)]
+    if not entries:
+        body.append('<div class="note">No study folders found in this run.</div>')
+    body += [_study_section(run_dir, name, result, note) for name, result, note in entries]
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>etude report</title>'
+            f"<style>{_CSS}</style><script>{_JS}</script></head><body>{''.join(body)}</body></html>")
+    path = run_dir / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def serve(run_dir: str | Path, port: int = 8000, block: bool = True) -> http.server.ThreadingHTTPServer:
+    """Serve the run folder on http://127.0.0.1:port/report.html; with block=False run in a thread."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(run_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    if block:
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+    else:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
