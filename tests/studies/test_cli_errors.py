@@ -30,7 +30,9 @@ def test_list_prints_lola_and_its_claims(capsys) -> None:
     out, err = capsys.readouterr()
     assert err == ""
     lines = out.splitlines()
-    assert lines[0] == f"lola: {LolaStudy.title}"
+    start = lines.index(f"lola: {LolaStudy.title}")
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("  ")), len(lines))
+    lines = lines[start:end]
     assert "arXiv:1709.04326" in lines[1]
     assert lines[2] == "  presets: smoke, quick, full"
     listed = [line.split(":")[0].removeprefix("  - ") for line in lines if line.startswith("  - ")]

@@ -97,7 +97,7 @@ def test_report_contains_every_claim(smoke_run: SmokeRun, lola_result: dict, cap
     assert main(["report", str(smoke_run.out_dir)]) == 0
     out, err = capsys.readouterr()
     report = smoke_run.out_dir / "report.md"
-    assert out.strip() == str(report)
+    assert out.splitlines() == [str(report), str(smoke_run.out_dir / "report.html")]
     text = report.read_text()
     for claim_id in LOLA_CLAIMS:
         assert f"**{claim_id}**" in text

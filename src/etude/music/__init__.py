@@ -1,0 +1,53 @@
+"""Symbolic music for the Transformer autoencoder (Choi et al., ICML 2020, arXiv:1912.05537).
+
+The data layer: performances, their event encoding, melodies, MIDI files, the music21 corpus
+played in sampled styles, and the OA similarity metric::
+
+    from etude.music import Performance, PerformanceEncoding, load_corpus, oa_similarity
+    corpus = load_corpus("bach", limit=8)              # parsed once, cached in $ETUDE_CACHE
+    piece = corpus.split("train")[0]
+    ids = PerformanceEncoding().encode(piece.performance)   # 388 events + PAD/EOS/BOS
+    oa_similarity(piece.performance, PerformanceEncoding().decode(ids))  # ~1.0
+
+music21 loads only when the corpus is used, mido only when a MIDI file is read or written.
+"""
+
+from etude.music.corpus import (
+    COLLECTIONS,
+    CacheRebuiltWarning,
+    Corpus,
+    Piece,
+    Score,
+    load_corpus,
+    load_scores,
+    parse_score,
+    play,
+    source_files,
+    split_of,
+)
+from etude.music.cache import cache_dir
+from etude.music.events import PerformanceEncoding, bin_to_velocity, velocity_to_bin
+from etude.music.melody import MelodyEncoding, skyline
+from etude.music.metrics import (
+    FEATURES,
+    empty_beat_rate,
+    gaussian_overlap,
+    oa_similarity,
+    pitch_class_entropy,
+    polyphony,
+    sanity_metrics,
+    window_features,
+)
+from etude.music.midi import read_midi, write_midi
+from etude.music.performance import Note, Performance
+from etude.music.plots import plot_piano_roll
+from etude.music.styles import Style, augment, render, sample_style
+
+__all__ = [
+    "COLLECTIONS", "CacheRebuiltWarning", "Corpus", "FEATURES", "MelodyEncoding", "Note", "Performance",
+    "PerformanceEncoding", "Piece", "Score", "Style", "augment", "bin_to_velocity", "cache_dir",
+    "empty_beat_rate", "gaussian_overlap", "load_corpus", "load_scores", "oa_similarity", "parse_score",
+    "pitch_class_entropy", "play", "plot_piano_roll", "polyphony", "read_midi", "render", "sample_style",
+    "sanity_metrics", "skyline", "source_files", "split_of", "velocity_to_bin", "window_features",
+    "write_midi",
+]
