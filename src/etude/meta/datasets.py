@@ -1,0 +1,161 @@
+"""Families of distributions for meta-amortized inference, synthesized or built from bundled data.
+
+Wu et al., AAAI 2020 (arXiv:1902.01950), Sec. 5.1 (mixtures of Gaussians; the talk's recipe is
+not published, ours is `MogRecipe`) and Sec. 5.3 (transformed images; one distribution per
+transformation value, with interleaved, sparse and contiguous splits of the values into seen and
+unseen). Images: scikit-learn's bundled `load_digits` (1,797 8x8 digits), no download.
+Shapes: M distributions, P points each, D = 2 (MoG) or 64 (digits).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from etude.errors import BadInputError
+
+__all__ = [
+    "SPLIT_STYLES", "TRANSFORMS", "Batch", "MogFamily", "MogRecipe", "load_digit_images",
+    "sample_batch", "sample_mog_family", "split_values", "transform_images", "transformation_family",
+]
+
+SPLIT_STYLES = ("interleaved", "sparse", "contiguous")
+TRANSFORMS = ("rotate", "scale")
+
+
+@dataclass(frozen=True)
+class MogRecipe:
+    """Our recipe for one dataset of the MoG family: a mixture of two isotropic 2-D Gaussians."""
+
+    n_points: int = 200
+    """Points per dataset."""
+    mean_range: float = 4.0
+    """Both component means are uniform in [-mean_range, mean_range]^2 ..."""
+    min_separation: float = 3.0
+    """... redrawn until they are at least this far apart (Euclidean)."""
+    std_range: tuple[float, float] = (0.4, 1.2)
+    """Each component's standard deviation is uniform in this range."""
+    weight_range: tuple[float, float] = (0.3, 0.7)
+    """The first component's mixing weight is uniform in this range."""
+
+
+@dataclass
+class MogFamily:
+    """x [M, P, 2] points, labels [M, P] component ids, means [M, 2, 2], stds [M, 2], weights [M]."""
+
+    x: torch.Tensor
+    labels: torch.Tensor
+    means: torch.Tensor
+    stds: torch.Tensor
+    weights: torch.Tensor
+
+
+def sample_mog_family(n_datasets: int, recipe: MogRecipe = MogRecipe(), generator: torch.Generator | None = None) -> MogFamily:
+    """M datasets drawn from `recipe`, each a mixture of two Gaussians; labels give the true clustering."""
+    if isinstance(n_datasets, bool) or not isinstance(n_datasets, int) or n_datasets < 1:
+        raise BadInputError(f"n_datasets must be a positive int, got {n_datasets!r}")
+    if recipe.n_points < 2 or recipe.min_separation >= 2 * math.sqrt(2) * recipe.mean_range:
+        raise BadInputError(f"recipe needs n_points >= 2 and a min_separation the mean box allows, got {recipe}")
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    r = recipe.mean_range
+    means = torch.empty(n_datasets, 2, 2)
+    for m in range(n_datasets):
+        while True:
+            pair = (torch.rand(2, 2, generator=g) * 2 - 1) * r
+            if float((pair[0] - pair[1]).norm()) >= recipe.min_separation:
+                break
+        means[m] = pair
+    lo, hi = recipe.std_range
+    stds = lo + (hi - lo) * torch.rand(n_datasets, 2, generator=g)
+    wlo, whi = recipe.weight_range
+    weights = wlo + (whi - wlo) * torch.rand(n_datasets, generator=g)
+    labels = (torch.rand(n_datasets, recipe.n_points, generator=g) >= weights[:, None]).long()
+    noise = torch.randn(n_datasets, recipe.n_points, 2, generator=g)
+    centre = torch.gather(means, 1, labels[..., None].expand(-1, -1, 2))
+    x = centre + noise * torch.gather(stds, 1, labels)[..., None]
+    return MogFamily(x, labels, means, stds, weights)
+
+
+def load_digit_images() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's bundled digits: images [1797, 8, 8] in [0, 1] and labels [1797]."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return torch.tensor(digits.images / 16.0, dtype=torch.float32), torch.tensor(digits.target, dtype=torch.long)
+
+
+def transform_images(images: torch.Tensor, kind: str, value: float) -> torch.Tensor:
+    """Rotate by `value` degrees or scale by factor `value` about the centre (bilinear): [N, H, W] -> [N, H, W]."""
+    if kind not in TRANSFORMS:
+        raise BadInputError(f"kind must be one of {TRANSFORMS}, got {kind!r}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 3:
+        raise BadInputError(f"images must be a tensor [N, H, W], got {getattr(images, 'shape', type(images).__name__)}")
+    if kind == "scale" and not value > 0:
+        raise BadInputError(f"a scale factor must be positive, got {value!r}")
+    if kind == "rotate":
+        a = math.radians(value)
+        theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]])
+    else:
+        theta = torch.tensor([[1.0 / value, 0.0, 0.0], [0.0, 1.0 / value, 0.0]])
+    n, h, w = images.shape
+    grid = torch.nn.functional.affine_grid(theta.expand(n, 2, 3).to(images.dtype), [n, 1, h, w], align_corners=False)
+    out = torch.nn.functional.grid_sample(images[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[:, 0]
+
+
+def split_values(values: list[float], style: str) -> tuple[list[float], list[float]]:
+    """(seen, unseen) transformation values in the paper's split styles.
+
+    interleaved: every other value is seen; sparse: every fourth value is seen (few, spread out);
+    contiguous: the lower half is seen, the upper half unseen (extrapolation).
+    """
+    if style not in SPLIT_STYLES:
+        raise BadInputError(f"style must be one of {SPLIT_STYLES}, got {style!r}")
+    if len(values) < 4:
+        raise BadInputError(f"need at least 4 transformation values to split, got {len(values)}")
+    idx = range(len(values))
+    if style == "interleaved":
+        seen = [i for i in idx if i % 2 == 0]
+    elif style == "sparse":
+        seen = [i for i in idx if i % 4 == 0]
+    else:
+        seen = list(range(len(values) // 2))
+    return [values[i] for i in seen], [values[i] for i in idx if i not in seen]
+
+
+def transformation_family(images: torch.Tensor, kind: str, values: list[float]) -> torch.Tensor:
+    """One distribution per value: the images transformed by it, flattened: [M, N, H*W]."""
+    return torch.stack([transform_images(images, kind, v).flatten(1) for v in values])
+
+
+@dataclass
+class Batch:
+    """index [B] distributions, x [B, N, D], context [B, C, D] disjoint from x, context_mask [B, C]."""
+
+    index: torch.Tensor
+    x: torch.Tensor
+    context: torch.Tensor
+    context_mask: torch.Tensor
+
+
+def sample_batch(data: torch.Tensor, n_sets: int, n_x: int, n_context: int, generator: torch.Generator,
+                 min_context: int | None = None) -> Batch:
+    """B distributions of `data` [M, P, D] (with replacement), each with n_x points and a disjoint context.
+
+    Context sizes are uniform in [min_context, n_context] (all n_context when None); the padded
+    tail of each context set is masked out.
+    """
+    m, p, _ = data.shape
+    if n_x + n_context > p:
+        raise BadInputError(f"n_x + n_context must be at most the {p} points per distribution, got {n_x} + {n_context}")
+    low = n_context if min_context is None else min_context
+    if not 1 <= low <= n_context:
+        raise BadInputError(f"min_context must be in [1, {n_context}], got {min_context!r}")
+    index = torch.randint(m, (n_sets,), generator=generator)
+    order = torch.argsort(torch.rand(n_sets, p, generator=generator), dim=1)[:, : n_x + n_context]
+    rows = data[index[:, None], order]  # [B, n_x + n_context, D]
+    sizes = torch.randint(low, n_context + 1, (n_sets,), generator=generator)
+    mask = torch.arange(n_context)[None] < sizes[:, None]
+    return Batch(index, rows[:, :n_x], rows[:, n_x:], mask)
