@@ -8,9 +8,10 @@ SEED ?= 0
 
 .PHONY: install system-deps test reproduce clean
 
-# Debian packages some features need (headless browser for the report test). Installed when we
+# Debian packages some features need (headless browser for the report test, fluidsynth and a
+# General MIDI piano soundfont to render audio). Installed when we
 # are root with apt-get; otherwise the tests that need them are skipped with a message.
-SYSTEM_PACKAGES ?= chromium chromium-driver
+SYSTEM_PACKAGES ?= chromium chromium-driver fluidsynth timgm6mb-soundfont
 
 install: $(VENV)/.installed
 
@@ -33,7 +34,7 @@ system-deps:
 test: install system-deps
 	$(PY) -m pytest -q
 
-reproduce: install
+reproduce: install system-deps
 	$(VENV)/bin/etude reproduce --preset quick --seed $(SEED) --out $(RUN_DIR)
 	$(VENV)/bin/etude report $(RUN_DIR)
 

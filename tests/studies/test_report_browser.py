@@ -80,6 +80,21 @@ def test_html_is_self_contained_and_notes_broken_folders(run_dir: Path) -> None:
         assert text in page
 
 
+def test_midi_artifacts_get_a_piano_roll_and_bad_midi_a_note(tmp_path: Path, monkeypatch) -> None:
+    from etude.music import Performance
+    from etude.studies import html as html_module
+
+    monkeypatch.setattr(html_module, "MIDI_PREVIEWS", [])  # no audio renderer: the piano roll is the fallback
+    study = tmp_path / "music"
+    study.mkdir()
+    Performance.from_arrays([60, 64, 67], [80, 80, 80], [0.0, 0.5, 1.0], [0.5, 1.0, 1.5]).to_midi(study / "tune.mid")
+    (study / "broken.mid").write_bytes(b"MThd garbage")
+    Result("music", "smoke", 0, artifacts=["tune.mid", "broken.mid"]).write(study)
+    page = write_html(tmp_path).read_text()
+    assert 'alt="tune.mid piano roll" src="data:image/png;base64,' in page
+    assert "broken.mid</a> (MIDI; could not be read" in page
+
+
 def test_serve_answers_on_localhost(run_dir: Path) -> None:
     import urllib.request
 

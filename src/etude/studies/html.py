@@ -25,8 +25,27 @@ EMBED_LIMIT_BYTES = 20 * 2**20
 """Files larger than this are linked rather than embedded."""
 
 MIDI_PREVIEWS: list = []
-"""Callables `(midi_path) -> (mime, bytes) | None` tried in order to preview a MIDI artifact
-(rendered audio, or a piano-roll image); domains that can render MIDI append to it."""
+"""Callables `(midi_path) -> (mime, bytes) | None` tried in order to preview a MIDI artifact;
+domains that can render MIDI to audio append to it. A piano-roll image is the fallback."""
+
+
+def piano_roll_preview(path: Path) -> tuple[str, bytes] | None:
+    """A PNG piano roll of a MIDI file drawn with `etude.music`, or None if it cannot be read."""
+    import io
+
+    from etude.errors import EtudeError
+    from etude.music import Performance, plot_piano_roll
+
+    try:
+        figure = plot_piano_roll(Performance.from_midi(path), title=path.name)
+    except EtudeError:
+        return None
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    return "image/png", buffer.getvalue()
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;padding:0 1rem;color:#222}
@@ -93,11 +112,8 @@ def _artifact_html(study_dir: Path, name: str) -> str:
         return f'<p><a href="{_e(study_dir.name + "/" + name)}">{_e(name)}</a> ({size / 2**20:.0f} MiB, not embedded)</p>'
     if mime.startswith("image/"):
         return f'<figure><img class="plot" alt="{_e(name)}" src="{_data_uri(mime, path.read_bytes())}"><figcaption>{_e(name)}</figcaption></figure>'
-    if mime.startswith("audio/") or suffix == ".wav":
-        return (f'<figure><audio controls preload="auto" src="{_data_uri("audio/wav" if suffix == ".wav" else mime, path.read_bytes())}">'
-                f"</audio><figcaption>{_e(name)}</figcaption></figure>")
     if suffix in (".mid", ".midi"):
-        for preview in MIDI_PREVIEWS:
+        for preview in [*MIDI_PREVIEWS, piano_roll_preview]:
             rendered = preview(path)
             if rendered is not None:
                 pmime, pdata = rendered
@@ -105,7 +121,10 @@ def _artifact_html(study_dir: Path, name: str) -> str:
                        else f'<img class="plot" alt="{_e(name)} piano roll" src="{_data_uri(pmime, pdata)}">')
                 return f"<figure>{tag}<figcaption>{_e(name)}</figcaption></figure>"
         return (f'<p><a download="{_e(name)}" href="{_data_uri("audio/midi", path.read_bytes())}">{_e(name)}</a> '
-                "(MIDI; no renderer available to preview it here)</p>")
+                "(MIDI; could not be read to preview it here)</p>")
+    if mime.startswith("audio/") or suffix == ".wav":
+        return (f'<figure><audio controls preload="auto" src="{_data_uri("audio/wav" if suffix == ".wav" else mime, path.read_bytes())}">'
+                f"</audio><figcaption>{_e(name)}</figcaption></figure>")
     return f'<p><a href="{_e(study_dir.name + "/" + name)}">{_e(name)}</a></p>'
 
 
