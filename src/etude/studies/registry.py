@@ -12,6 +12,7 @@ __all__ = ["STUDIES", "get_study", "study_names"]
 STUDIES: dict[str, str] = {
     "lola": "etude.games.study:LolaStudy",
     "metavae": "etude.meta.study:MetaVaeStudy",
+    "bruno": "etude.exchangeable.study:BrunoStudy",
 }
 """Study name -> 'module:Class'. A new study adds one line here."""
 

@@ -1,0 +1,163 @@
+"""scikit-learn's digits as exchangeable sets: class splits, same-class sequences, few-shot episodes.
+
+1,797 images of 8x8 pixels with 17 grey levels (0..16), bundled with scikit-learn (no download).
+Following BRUNO's MNIST setting (Korshunova et al., NeurIPS 2018, Sec. 5), training sees only some
+classes; the others are "unseen" and only used for evaluation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from etude.errors import BadInputError
+
+__all__ = ["DIGIT_LEVELS", "DigitSplits", "knn_predict", "load_digit_splits", "load_digits_arrays",
+           "nearest_neighbour_predict",
+           "sample_episodes", "sample_sequences"]
+
+DIGIT_LEVELS = 17
+"""Grey levels of scikit-learn's digits (0..16)."""
+
+
+@dataclass
+class DigitSplits:
+    """Images [N, 1, 8, 8] (float grey levels) and labels [N] (long) of each split."""
+
+    train_x: Tensor
+    train_y: Tensor
+    val_x: Tensor
+    val_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+    unseen_x: Tensor
+    unseen_y: Tensor
+
+
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as (images [1797, 64] float grey levels, labels [1797] int).
+
+    Reads the CSV that scikit-learn bundles without importing scikit-learn (seconds on a loaded
+    machine); falls back to ``sklearn.datasets.load_digits`` when the file is not where expected.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for root in locations:
+        path = Path(root) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            data = np.loadtxt(path, delimiter=",")
+            return data[:, :64], data[:, 64].astype(np.int64)
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.data.astype(np.float64), digits.target.astype(np.int64)
+
+
+def load_digit_splits(seed: int = 0, train_classes: tuple[int, ...] = (0, 2, 4, 6, 8),
+                      val_fraction: float = 0.15, test_fraction: float = 0.2) -> DigitSplits:
+    """Split the digits: images of ``train_classes`` into train/val/test (per class, shuffled by
+    ``seed``); every image of the other classes into ``unseen``."""
+    if not train_classes or not set(train_classes) <= set(range(10)):
+        raise BadInputError(f"train_classes must be a non-empty subset of 0..9, got {train_classes!r}")
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise BadInputError(f"val_fraction and test_fraction must be in (0, 1) with sum < 1, "
+                            f"got {val_fraction} and {test_fraction}")
+    images, target = load_digits_arrays()
+    x = torch.tensor(images, dtype=torch.float32).reshape(-1, 1, 8, 8)
+    y = torch.tensor(target, dtype=torch.long)
+    g = torch.Generator().manual_seed(seed)
+    parts: dict[str, list[Tensor]] = {"train": [], "val": [], "test": []}
+    for c in sorted(train_classes):
+        idx = torch.nonzero(y == c).squeeze(1)
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        n_val, n_test = round(val_fraction * len(idx)), round(test_fraction * len(idx))
+        parts["val"].append(idx[:n_val])
+        parts["test"].append(idx[n_val: n_val + n_test])
+        parts["train"].append(idx[n_val + n_test:])
+    unseen = torch.nonzero(~torch.isin(y, torch.tensor(sorted(train_classes)))).squeeze(1)
+    ix = {k: torch.cat(v) for k, v in parts.items()}
+    return DigitSplits(x[ix["train"]], y[ix["train"]], x[ix["val"]], y[ix["val"]], x[ix["test"]], y[ix["test"]],
+                       x[unseen], y[unseen])
+
+
+def _by_class(labels: Tensor, need: int) -> dict[int, Tensor]:
+    groups = {int(c): torch.nonzero(labels == c).squeeze(1) for c in labels.unique()}
+    small = {c: len(i) for c, i in groups.items() if len(i) < need}
+    if small:
+        raise BadInputError(f"every class needs at least {need} images; these have fewer: {small}")
+    return groups
+
+
+def sample_sequences(images: Tensor, labels: Tensor, batch: int, length: int,
+                     generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """``batch`` sequences of ``length`` distinct images of one class each (class uniform at random).
+
+    Returns sequences [batch, length, *image] and their classes [batch].
+    """
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise BadInputError(f"batch must be a positive int, got {batch!r}")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise BadInputError(f"length must be a positive int, got {length!r}")
+    groups = _by_class(labels, length)
+    classes = sorted(groups)
+    picks = torch.randint(len(classes), (batch,), generator=generator)
+    seqs = []
+    for p in picks.tolist():
+        idx = groups[classes[p]]
+        seqs.append(images[idx[torch.randperm(len(idx), generator=generator)[:length]]])
+    return torch.stack(seqs), torch.tensor([classes[p] for p in picks.tolist()])
+
+
+def sample_episodes(images: Tensor, labels: Tensor, ways: int, shots: int, episodes: int,
+                    generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Few-shot episodes: ``ways`` classes, ``shots`` support images and one query image per class.
+
+    Returns support [episodes, ways, shots, *image] and query [episodes, ways, *image]; the query at
+    position w belongs to class w of its episode.
+    """
+    groups = _by_class(labels, shots + 1)
+    classes = sorted(groups)
+    if isinstance(ways, bool) or not isinstance(ways, int) or not 2 <= ways <= len(classes):
+        raise BadInputError(f"ways must be an int in [2, {len(classes)}] (the classes available), got {ways!r}")
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
+        raise BadInputError(f"shots must be a positive int, got {shots!r}")
+    support, query = [], []
+    for _ in range(episodes):
+        chosen = torch.randperm(len(classes), generator=generator)[:ways].tolist()
+        s_ep, q_ep = [], []
+        for c in chosen:
+            idx = groups[classes[c]]
+            pick = idx[torch.randperm(len(idx), generator=generator)[: shots + 1]]
+            s_ep.append(images[pick[:shots]])
+            q_ep.append(images[pick[shots]])
+        support.append(torch.stack(s_ep))
+        query.append(torch.stack(q_ep))
+    return torch.stack(support), torch.stack(query)
+
+
+def nearest_neighbour_predict(support: Tensor, query: Tensor) -> Tensor:
+    """Pixel-space 1-nearest-neighbour baseline: support [E, ways, shots, *image], query [E, q, *image]
+    -> predicted class index [E, q] (the class of the support image at the smallest L2 distance)."""
+    e, ways, shots = support.shape[:3]
+    s = support.reshape(e, ways * shots, -1)
+    q = query.reshape(e, query.shape[1], -1)
+    dist = torch.cdist(q, s)  # [E, q, ways*shots]
+    return dist.argmin(-1) // shots
+
+
+def knn_predict(train_x: Tensor, train_y: Tensor, x: Tensor, k: int = 5) -> Tensor:
+    """k-nearest-neighbour vote in pixel space (L2): train [N, *image], labels [N], x [M, *image] -> [M].
+
+    Ties go to the smallest label.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(train_x):
+        raise BadInputError(f"k must be an int in [1, {len(train_x)}], got {k!r}")
+    dist = torch.cdist(x.reshape(len(x), -1).double(), train_x.reshape(len(train_x), -1).double())
+    nearest = train_y[dist.topk(k, largest=False).indices]  # [M, k]
+    votes = torch.nn.functional.one_hot(nearest, int(train_y.max()) + 1).sum(1)
+    return votes.argmax(-1)

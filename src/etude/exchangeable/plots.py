@@ -1,0 +1,81 @@
+"""Plots of the BRUNO study: predictive bits/dim against set size, training curves, sample grids (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = ["plot_bits_per_dim", "plot_sample_grid", "plot_training"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_bits_per_dim(curves: dict[str, Tensor], path: str | Path, title: str = "") -> Path:
+    """One line per label: mean bits/dim [n] of x_n given n earlier images, against n."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, curve in curves.items():
+        ax.plot(range(len(curve)), curve.tolist(), marker=".", label=label)
+    ax.set_xlabel("n (images conditioned on)")
+    ax.set_ylabel("bits/dim of the next image")
+    ax.set_title(title or "predictive bits/dim")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_training(logs: dict[str, tuple[list[float], list[int], list[float]]], path: str | Path) -> Path:
+    """Training loss per step and validation loss (nats/dim) per model: label -> (loss, val_steps, val_loss)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (loss, val_steps, val_loss) in logs.items():
+        line = ax.plot(range(1, len(loss) + 1), loss, alpha=0.4, label=f"{label} train")[0]
+        ax.plot(val_steps, val_loss, color=line.get_color(), marker="o", label=f"{label} val")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/dim)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_sample_grid(rows: list[tuple[str, Tensor, Tensor]], path: str | Path, levels: int = 17) -> Path:
+    """One row per set: label, context images [k, 1, H, W] (left) and samples [m, 1, H, W] (right).
+
+    Drawn as one image (tiles with a 1-pixel gap, a wide gap between the set and its samples).
+    """
+    plt = _pyplot()
+    h, w = rows[0][1].shape[-2:]
+    k = max(len(c) for _, c, _ in rows)
+    m = max(len(s) for _, _, s in rows)
+    gap = 4
+    canvas = torch.full((len(rows) * (h + 1), (k + m) * (w + 1) + gap), float("nan"))
+    for r, (_, context, samples) in enumerate(rows):
+        top = r * (h + 1)
+        for j, img in enumerate(context):
+            canvas[top: top + h, j * (w + 1): j * (w + 1) + w] = img[0].clamp(0, levels)
+        for j, img in enumerate(samples):
+            left = k * (w + 1) + gap + j * (w + 1)
+            canvas[top: top + h, left: left + w] = img[0].clamp(0, levels)
+    fig, ax = plt.subplots(figsize=(0.45 * canvas.shape[1] / (w + 1) + 1.2, 0.45 * len(rows) + 0.6))
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
+    ax.imshow(canvas.numpy(), cmap=cmap, vmin=0, vmax=levels, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([(h + 1) * r + h / 2 for r in range(len(rows))])
+    ax.set_yticklabels([label for label, _, _ in rows], fontsize=7)
+    ax.set_title("left: the conditioning set; right: samples from p(x | set)", fontsize=8)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
