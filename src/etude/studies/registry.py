@@ -13,6 +13,7 @@ STUDIES: dict[str, str] = {
     "lola": "etude.games.study:LolaStudy",
     "metavae": "etude.meta.study:MetaVaeStudy",
     "bruno": "etude.exchangeable.study:BrunoStudy",
+    "qmcvi": "etude.vi.study:QmcviStudy",
 }
 """Study name -> 'module:Class'. A new study adds one line here."""
 

@@ -1,0 +1,74 @@
+"""Small summaries of (R)QMC experiments: variance ratios with errors, log-log slopes, hitting times.
+
+Buchholz, Wenzel, Mandt, ICML 2018 (arXiv:1807.01604), Sec. 5 compares gradient variances of
+MC and RQMC estimators and ELBO traces over iterations; these functions turn replicates and
+traces into those comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from etude.errors import BadInputError
+
+__all__ = ["trace_variance", "variance_ratio", "loglog_slope", "first_reach", "window_mean"]
+
+
+def trace_variance(grads: torch.Tensor) -> tuple[float, float]:
+    """tr Cov(g) from replicates [R, P] and its standard error.
+
+    tr S = 1/(R-1) sum_r ||g_r - g_bar||^2; its standard error is estimated from the spread of the
+    R squared deviations, sd(||g_r - g_bar||^2) / sqrt(R) (times R/(R-1)).
+    """
+    if grads.dim() != 2 or grads.shape[0] < 3:
+        raise BadInputError(f"grads must be [replicates >= 3, P], got shape {tuple(grads.shape)}")
+    r = grads.shape[0]
+    squared = ((grads - grads.mean(0)) ** 2).sum(-1)  # ||g_r - g_bar||^2 [R]
+    value = float(squared.sum() / (r - 1))
+    se = float(squared.std() / math.sqrt(r) * r / (r - 1))
+    return value, se
+
+
+def variance_ratio(grads_a: torch.Tensor, grads_b: torch.Tensor) -> tuple[float, float]:
+    """tr Cov(a) / tr Cov(b) and the standard error of its natural log (delta method)."""
+    va, sa = trace_variance(grads_a)
+    vb, sb = trace_variance(grads_b)
+    if vb == 0.0:
+        return math.inf, math.inf
+    return va / vb, math.sqrt((sa / va) ** 2 + (sb / vb) ** 2) if va > 0 else math.inf
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """Least-squares slope of log y against log x (x, y > 0, at least two distinct x)."""
+    if len(x) != len(y) or len(x) < 2:
+        raise BadInputError(f"x and y need equal lengths >= 2, got {len(x)} and {len(y)}")
+    if min(x) <= 0 or min(y) <= 0:
+        raise BadInputError("loglog_slope needs positive x and y")
+    lx = torch.tensor([math.log(v) for v in x], dtype=torch.float64)
+    ly = torch.tensor([math.log(v) for v in y], dtype=torch.float64)
+    dx = lx - lx.mean()
+    if float((dx**2).sum()) == 0.0:
+        raise BadInputError("loglog_slope needs at least two distinct x")
+    return float((dx * (ly - ly.mean())).sum() / (dx**2).sum())
+
+
+def first_reach(steps: Sequence[int], values: torch.Tensor, level: float, never: int) -> torch.Tensor:
+    """Per run, the first step whose value is >= level ([evals, S] -> [S]); ``never`` if none is."""
+    if values.dim() != 2 or values.shape[0] != len(steps):
+        raise BadInputError(f"values must be [evals={len(steps)}, runs], got shape {tuple(values.shape)}")
+    reached = values >= level
+    step_t = torch.tensor(list(steps), dtype=torch.int64)
+    first = torch.where(reached, step_t[:, None], torch.full_like(step_t[:, None], never)).min(0).values
+    return first
+
+
+def window_mean(steps: Sequence[int], values: torch.Tensor, start: float, stop: float) -> torch.Tensor:
+    """Per run, the mean of values [evals, S] at steps in [start, stop] * max(steps) -> [S]."""
+    last = max(steps)
+    mask = torch.tensor([start * last <= s <= stop * last for s in steps])
+    if not bool(mask.any()):
+        raise BadInputError(f"no evaluation step in the window [{start}, {stop}] x {last}")
+    return values[mask].mean(0)

@@ -1,0 +1,147 @@
+"""Stochastic optimization of the ELBO with any base sampler, batched over independent runs.
+
+Buchholz, Wenzel, Mandt, ICML 2018 (arXiv:1807.01604), Algorithm 1 (QMCVI): at every iteration
+draw N base points, form the reparameterized ELBO gradient and take an optimizer step; Sec. 4's
+variant keeps the step size constant and grows N (``SampleSizeSchedule``). Runs for several seeds
+go in one batch: the family carries a leading seed dimension and every seed has its own sampler,
+so one forward/backward pass serves all seeds and each seed's update depends only on its own
+samples (Adam and SGD act coordinatewise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from etude.errors import BadInputError
+from etude.runtime import progress
+from etude.vi.elbo import LogJoint, SampleSizeSchedule, elbo
+from etude.vi.families import GaussianFamily
+from etude.vi.qmc import BaseSampler
+
+__all__ = ["FitHistory", "OPTIMIZERS", "Adam", "SGD", "fit", "evaluate_elbo"]
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+class SGD:
+    """Gradient descent with a constant step: theta <- theta - lr * g.
+
+    (Plain updates instead of torch.optim, whose first use imports torch._dynamo: ~5 s per process.)
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor], lr: float) -> None:
+        self.params, self.lr = list(params), lr
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for p in self.params:
+            p.sub_(self.lr * p.grad)
+
+
+class Adam(SGD):
+    """Adam (Kingma and Ba 2015, Algorithm 1) with torch.optim.Adam's defaults betas (0.9, 0.999), eps 1e-8:
+
+    m_t = b1 m + (1 - b1) g, v_t = b2 v + (1 - b2) g^2,
+    theta <- theta - lr (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps).
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        super().__init__(params, lr)
+        self.betas, self.eps, self.t = betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        for p, m, v in zip(self.params, self.m, self.v):
+            m.mul_(b1).add_(p.grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            denom = (v / (1 - b2**self.t)).sqrt_().add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / (1 - b1**self.t))
+
+
+@dataclass
+class FitHistory:
+    """What a run went through; S = the family's batch (seed) size, 1 for an unbatched family.
+
+    train_elbo: [steps, S] the estimate each step used; sizes: N per step;
+    eval_steps: iterations at which ``eval_elbo`` [evals, S] was taken (0 = before any step);
+    tracked: [steps + 1, S] values of ``track(family)`` before the first and after every step.
+    """
+
+    train_elbo: torch.Tensor
+    sizes: list[int]
+    eval_steps: list[int] = field(default_factory=list)
+    eval_elbo: torch.Tensor | None = None
+    tracked: torch.Tensor | None = None
+
+
+def evaluate_elbo(log_joint: LogJoint, family: GaussianFamily, eps: torch.Tensor, max_points: int = 8192) -> torch.Tensor:
+    """The ELBO estimate on fixed base normals eps [M, d] (common random numbers), batch shape, no grad."""
+    copies = max(1, family.batch_shape.numel())
+    chunk = max(1, max_points // copies)
+    with torch.no_grad():
+        total = 0.0
+        for start in range(0, eps.shape[0], chunk):
+            part = eps[start: start + chunk].to(family.loc.dtype)
+            total = total + log_joint(family.rsample(part)).sum(-1)
+        return total / eps.shape[0] + family.entropy()
+
+
+def fit(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Sequence[BaseSampler],
+        steps: int, n: int | SampleSizeSchedule, optimizer: str = "adam", lr: float = 0.01,
+        eval_eps: torch.Tensor | None = None, eval_every: int = 0,
+        track: Callable[[GaussianFamily], torch.Tensor] | None = None, desc: str = "") -> FitHistory:
+    """Maximize the ELBO of ``family`` in place and return its history.
+
+    :param sampler: one sampler, or one per seed for a family with batch shape [S].
+    :param n: N per step, or a schedule t -> N_t.
+    :param optimizer: 'adam' (the paper's experiments) or 'sgd' (constant step, Sec. 4).
+    :param eval_eps: fixed base normals [M, d] for ``evaluate_elbo`` every ``eval_every`` steps.
+    :param track: a function of the family recorded before the first and after every step.
+    :param desc: a progress-bar label (no bar when empty).
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise BadInputError(f"steps must be a positive int, got {steps!r}")
+    if optimizer not in OPTIMIZERS:
+        raise BadInputError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if not isinstance(lr, (int, float)) or not lr > 0:
+        raise BadInputError(f"lr must be a positive number, got {lr!r}")
+    if eval_every and eval_eps is None:
+        raise BadInputError("eval_every needs eval_eps, the fixed base normals [M, d] to evaluate on")
+    schedule = n if isinstance(n, SampleSizeSchedule) else None
+    opt = (Adam if optimizer == "adam" else SGD)(family.parameters(), lr=lr)
+    train, sizes, evals, eval_steps = [], [], [], []
+    tracked = [track(family)] if track else []
+
+    def maybe_eval(t: int) -> None:
+        if eval_every and (t % eval_every == 0 or t == steps):
+            evals.append(evaluate_elbo(log_joint, family, eval_eps).reshape(-1))  # type: ignore[arg-type]
+            eval_steps.append(t)
+
+    maybe_eval(0)
+    for t in progress(range(steps), desc=desc, disable=not desc):
+        size = schedule(t) if schedule else n
+        value = elbo(log_joint, family, sampler, size)  # type: ignore[arg-type]
+        opt.zero_grad()
+        (-value.sum()).backward()  # seeds are independent: the sum's gradient is each seed's own
+        opt.step()
+        train.append(value.detach().reshape(-1))
+        sizes.append(int(size))  # type: ignore[arg-type]
+        if track:
+            tracked.append(track(family))
+        maybe_eval(t + 1)
+    return FitHistory(
+        train_elbo=torch.stack(train), sizes=sizes, eval_steps=eval_steps,
+        eval_elbo=torch.stack(evals) if evals else None,
+        tracked=torch.stack([torch.as_tensor(v).reshape(-1) for v in tracked]) if track else None)
