@@ -16,6 +16,7 @@ __all__ = ["DOMAIN_CLIS", "main", "build_parser"]
 
 DOMAIN_CLIS = [
     "etude.games.cli",
+    "etude.similarity.cli",
     "etude.music.cli",
 ]
 """Modules whose `add_commands(subparsers, parser_class)` adds a domain's verbs; one line each."""

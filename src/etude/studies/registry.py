@@ -14,6 +14,7 @@ STUDIES: dict[str, str] = {
     "metavae": "etude.meta.study:MetaVaeStudy",
     "bruno": "etude.exchangeable.study:BrunoStudy",
     "qmcvi": "etude.vi.study:QmcviStudy",
+    "pwcca": "etude.similarity.study:PwccaStudy",
 }
 """Study name -> 'module:Class'. A new study adds one line here."""
 

@@ -1,0 +1,98 @@
+"""Input checks at the public boundary of `etude.similarity`, and its warning class.
+
+Every public function takes representations shaped (datapoints n, neurons p) as NumPy arrays
+or torch tensors on any device, and computes in torch (float64 unless asked otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from etude.errors import BadInputError, EtudeWarning
+
+__all__ = ["SmallSampleWarning", "as_matrix", "as_pair", "resolve_dtype", "warn_small_sample"]
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32, torch.float64: torch.float64,
+           torch.float32: torch.float32, np.float64: torch.float64, np.float32: torch.float32}
+
+
+class SmallSampleWarning(EtudeWarning):
+    """Fewer than 5 datapoints per neuron: canonical correlations are biased towards 1.
+
+    With n datapoints and p, q neurons, even independent representations share
+    E[sum_i rho_i^2] = p q / (n - 1); the rule of thumb n >= 5 p keeps that bias small.
+    """
+
+
+def resolve_dtype(dtype: Any) -> torch.dtype:
+    """torch.float64 or torch.float32 from a torch/NumPy dtype or its name."""
+    try:
+        return _DTYPES[dtype]
+    except (KeyError, TypeError):
+        raise BadInputError(f"dtype must be 'float64' or 'float32', got {dtype!r}") from None
+
+
+def as_matrix(value: Any, name: str, dtype: Any = torch.float64, device: torch.device | None = None,
+              min_rows: int = 2) -> torch.Tensor:
+    """`value` as a finite 2-D tensor (n, p) of `dtype`; anything else raises BadInputError naming `name`."""
+    dtype = resolve_dtype(dtype)
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach()
+    elif isinstance(value, np.ndarray):
+        tensor = torch.from_numpy(np.ascontiguousarray(value)) if value.dtype.kind in "biuf" else None
+        if tensor is None:
+            raise BadInputError(f"{name} must hold real numbers, got a NumPy array of dtype {value.dtype}")
+    else:
+        raise BadInputError(f"{name} must be a NumPy array or a torch tensor shaped (datapoints, neurons), "
+                            f"got {type(value).__name__}")
+    if tensor.is_complex():
+        raise BadInputError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    if tensor.ndim != 2:
+        hint = " (flatten conv activations with flatten_conv or pool_conv)" if tensor.ndim == 4 else ""
+        raise BadInputError(f"{name} must be 2-D (datapoints n, neurons p), got shape {tuple(tensor.shape)}{hint}")
+    if tensor.shape[0] < min_rows or tensor.shape[1] < 1:
+        raise BadInputError(f"{name} needs at least {min_rows} datapoints and 1 neuron, "
+                            f"got shape {tuple(tensor.shape)}")
+    if device is not None and tensor.device != device:
+        if isinstance(value, torch.Tensor):
+            raise BadInputError(f"{name} is on {tensor.device} but the other input is on {device}; "
+                                "move both to one device")
+        tensor = tensor.to(device)
+    tensor = tensor.to(dtype)
+    if not bool(torch.isfinite(tensor).all()):
+        raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(tensor.shape)})")
+    return tensor
+
+
+def as_pair(x: Any, y: Any, dtype: Any = torch.float64, min_rows: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both inputs checked, on one device, with the same number of datapoints."""
+    device = x.device if isinstance(x, torch.Tensor) else (y.device if isinstance(y, torch.Tensor) else None)
+    tx = as_matrix(x, "x", dtype, device, min_rows)
+    ty = as_matrix(y, "y", dtype, device, min_rows)
+    if tx.shape[0] != ty.shape[0]:
+        raise BadInputError(f"x and y must have the same number of datapoints (rows, the same inputs in the same "
+                            f"order): x has shape {tuple(tx.shape)}, y has shape {tuple(ty.shape)}")
+    return tx, ty
+
+
+def _caller_stacklevel() -> int:
+    """The stacklevel that points a warning at the first frame outside etude.similarity."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn_small_sample(name: str, n: int, p: int) -> None:
+    """Warn with SmallSampleWarning (pointing at the user's call) when n < 5 p."""
+    if n < 5 * p:
+        warnings.warn(f"{name} has n={n} datapoints for p={p} neurons (n < 5p): canonical correlations are "
+                      f"biased towards 1 (independent data give mean rho^2 ~ p/n); use more datapoints, SVCCA "
+                      f"with fewer directions, or CKA", SmallSampleWarning, stacklevel=_caller_stacklevel())

@@ -1,0 +1,161 @@
+"""Linear CKA, biased and debiased, in one pass or streamed over minibatches.
+
+Kornblith, Norouzi, Lee, Hinton, "Similarity of Neural Network Representations Revisited",
+ICML 2019, arXiv:1905.00414, Sec. 3 (Eq. 5 for linear CKA). The debiased form replaces HSIC by
+the unbiased estimator of Song et al. 2012 (JMLR 13, Eq. 5), as in Nguyen, Raghu, Kornblith,
+"Do Wide and Deep Networks Learn the Same Things?", ICLR 2021, arXiv:2010.15327, Sec. 3.
+
+With centred X (n, p), Y (n, q), K = X X^T, L = Y Y^T, k_i = ||x_i||^2, l_i = ||y_i||^2:
+
+    CKA = <K, L> / (||K||_F ||L||_F),   <K, L> = ||Y^T X||_F^2                      (Eq. 5)
+    HSIC_1(K, L) ∝ <K, L> - n/(n-2) sum_i k_i l_i + (sum_i k_i)(sum_i l_i) / ((n-1)(n-2))
+
+(the unbiased estimator written for centred features; its factor 1/(n(n-3)) cancels in the ratio).
+
+`MinibatchCKA` departs from Nguyen et al.: they average per-batch unbiased HSICs, an estimator
+whose value depends on the batch size. Here the batches add up exact sufficient statistics
+(sums, X^T X, Y^T Y, Y^T X and a few row-norm moments, shifted by the first batch's mean for
+accuracy), so the streamed value equals `linear_cka` on all the data at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from etude.errors import BadInputError
+from etude.similarity._validation import as_matrix, as_pair, resolve_dtype
+
+__all__ = ["MinibatchCKA", "linear_cka"]
+
+
+def _hsic(cross: float, sum_k: float, sum_l: float, sum_kl: float, n: int, debiased: bool) -> float:
+    """<K, L> of centred Grams, or the unbiased HSIC_1 up to 1/(n(n-3))."""
+    if not debiased:
+        return cross
+    return cross - n / (n - 2) * sum_kl + sum_k * sum_l / ((n - 1) * (n - 2))
+
+
+def cka_from_moments(cross: float, self_x: float, self_y: float, sum_k: float, sum_l: float, sum_kl: float,
+                     sum_kk: float, sum_ll: float, n: int, debiased: bool) -> float:
+    """CKA from the centred quantities <K,L>, ||K||^2, ||L||^2 and the row-norm moments; 0 for a constant side."""
+    num = _hsic(cross, sum_k, sum_l, sum_kl, n, debiased)
+    dx = _hsic(self_x, sum_k, sum_k, sum_kk, n, debiased)
+    dy = _hsic(self_y, sum_l, sum_l, sum_ll, n, debiased)
+    if dx <= 0 or dy <= 0:
+        return 0.0
+    return num / (dx * dy) ** 0.5
+
+
+def gram_inner(xc: torch.Tensor, yc: torch.Tensor) -> float:
+    """<X X^T, Y Y^T> = ||Y^T X||_F^2, through whichever of the two products is cheaper."""
+    n, p = xc.shape
+    q = yc.shape[1]
+    if n * (p + q + n) < p * q:
+        return float(((xc @ xc.T) * (yc @ yc.T)).sum())
+    return float((xc.T @ yc).square().sum())
+
+
+def _check_debiased(debiased: Any, n: int | None = None) -> None:
+    if not isinstance(debiased, bool):
+        raise BadInputError(f"debiased must be True or False, got {debiased!r}")
+    if debiased and n is not None and n < 4:
+        raise BadInputError(f"debiased CKA needs at least 4 datapoints, got n={n}")
+
+
+def linear_cka(x: Any, y: Any, debiased: bool = False, *, dtype: Any = "float64") -> float:
+    """Linear CKA of x (n, p) and y (n, q): ||Y_c^T X_c||_F^2 / (||X_c^T X_c||_F ||Y_c^T Y_c||_F) (Eq. 5).
+
+    Invariant to orthogonal transforms and isotropic scaling of either side, not to general
+    invertible maps; needs no n > p. A side with no variance gives 0.
+
+    :param debiased: use the unbiased HSIC estimator (Song et al. 2012); needs n >= 4.
+    :param dtype: "float64" (default) or "float32".
+    """
+    tx, ty = as_pair(x, y, dtype)
+    n = tx.shape[0]
+    _check_debiased(debiased, n)
+    xc, yc = tx - tx.mean(0), ty - ty.mean(0)
+    k, l = xc.square().sum(1), yc.square().sum(1)
+    return cka_from_moments(gram_inner(xc, yc), gram_inner(xc, xc), gram_inner(yc, yc), float(k.sum()),
+                            float(l.sum()), float(k @ l), float(k @ k), float(l @ l), n, debiased)
+
+
+class MinibatchCKA:
+    """Linear CKA accumulated over minibatches; equals `linear_cka` on the concatenated data.
+
+    >>> cka = MinibatchCKA()
+    >>> for xb, yb in batches:          # xb (b, p), yb (b, q): the same datapoints
+    ...     cka.update(xb, yb)
+    >>> cka.value()
+
+    Memory: O(p^2 + q^2 + p q) per pair of layers, whatever the number of datapoints.
+
+    :param debiased: as in `linear_cka`.
+    :param dtype: "float64" (default) or "float32" for the accumulators.
+    """
+
+    def __init__(self, debiased: bool = False, *, dtype: Any = "float64") -> None:
+        _check_debiased(debiased)
+        self.debiased = debiased
+        self.dtype = resolve_dtype(dtype)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every batch seen."""
+        self.n = 0
+        self._shift: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._stats: dict[str, torch.Tensor] = {}
+
+    def update(self, x: Any, y: Any) -> "MinibatchCKA":
+        """Add a batch: x (b, p) and y (b, q) for the same b datapoints (b >= 1)."""
+        device = self._shift[0].device if self._shift is not None else None
+        if device is not None:
+            tx = as_matrix(x, "x", self.dtype, device, min_rows=1)
+            ty = as_matrix(y, "y", self.dtype, device, min_rows=1)
+            if tx.shape[0] != ty.shape[0]:
+                raise BadInputError(f"x and y must have the same number of datapoints: x has shape "
+                                    f"{tuple(tx.shape)}, y has shape {tuple(ty.shape)}")
+        else:
+            tx, ty = as_pair(x, y, self.dtype, min_rows=1)
+        if self._shift is None:
+            self._shift = (tx.mean(0), ty.mean(0))
+        else:
+            for t, c, name in ((tx, self._shift[0], "x"), (ty, self._shift[1], "y")):
+                if t.shape[1] != c.shape[0]:
+                    raise BadInputError(f"{name} must keep its {c.shape[0]} neurons in every batch, got shape "
+                                        f"{tuple(t.shape)}")
+        x0, y0 = tx - self._shift[0], ty - self._shift[1]
+        k, l = x0.square().sum(1), y0.square().sum(1)
+        batch = {
+            "s_x": x0.sum(0), "s_y": y0.sum(0), "xx": x0.T @ x0, "yy": y0.T @ y0, "xy": x0.T @ y0,
+            "k": k.sum(), "l": l.sum(), "kk": k @ k, "ll": l @ l, "kl": k @ l,
+            "lx": l @ x0, "ky": k @ y0, "kx": k @ x0, "ly": l @ y0,
+        }
+        for key, value in batch.items():
+            self._stats[key] = self._stats[key] + value if key in self._stats else value
+        self.n += tx.shape[0]
+        return self
+
+    def value(self) -> float:
+        """CKA of every datapoint seen so far."""
+        n = self.n
+        if n < (4 if self.debiased else 2):
+            raise BadInputError(f"{'debiased ' if self.debiased else ''}MinibatchCKA needs at least "
+                                f"{4 if self.debiased else 2} datapoints before value(), got {n}")
+        s = self._stats
+        mu, nu = s["s_x"] / n, s["s_y"] / n  # means of the shifted data
+        mu2, nu2 = float(mu @ mu), float(nu @ nu)
+        cross = float((s["xy"] - n * torch.outer(mu, nu)).square().sum())
+        self_x = float((s["xx"] - n * torch.outer(mu, mu)).square().sum())
+        self_y = float((s["yy"] - n * torch.outer(nu, nu)).square().sum())
+        sum_k, sum_l = float(s["k"]) - n * mu2, float(s["l"]) - n * nu2
+        # sum_i k_c,i l_c,i with k_c,i = ||x_i - mu||^2 expanded into the accumulated moments
+        sum_kl = (float(s["kl"]) - 2 * float(s["ky"] @ nu) - 2 * float(s["lx"] @ mu) + 4 * float(mu @ s["xy"] @ nu)
+                  + nu2 * float(s["k"]) + mu2 * float(s["l"]) - 3 * n * mu2 * nu2)
+        sum_kk = (float(s["kk"]) - 4 * float(s["kx"] @ mu) + 4 * float(mu @ s["xx"] @ mu)
+                  + 2 * mu2 * float(s["k"]) - 3 * n * mu2 * mu2)
+        sum_ll = (float(s["ll"]) - 4 * float(s["ly"] @ nu) + 4 * float(nu @ s["yy"] @ nu)
+                  + 2 * nu2 * float(s["l"]) - 3 * n * nu2 * nu2)
+        return cka_from_moments(cross, self_x, self_y, sum_k, sum_l, sum_kl, sum_kk, sum_ll, n, self.debiased)

@@ -1,0 +1,83 @@
+"""`etude similarity A.npy B.npy --method pwcca|svcca|cca|cka`: the similarity of two saved representations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from etude.errors import BadInputError
+
+METHODS = ("pwcca", "svcca", "cca", "cka")
+
+
+def _load(path: str, label: str):
+    import numpy as np
+
+    file = Path(path)
+    if not file.is_file():
+        raise BadInputError(f"{label}: no such file {path!r}")
+    try:
+        array = np.load(file, allow_pickle=False)
+    except Exception as exc:  # numpy raises ValueError, OSError, EOFError, UnpicklingError...
+        raise BadInputError(f"{label}: {path!r} is not a readable .npy array ({type(exc).__name__})") from None
+    if not hasattr(array, "shape"):
+        raise BadInputError(f"{label}: {path!r} holds an .npz archive; save one array with numpy.save")
+    return array
+
+
+def _similarity(args: argparse.Namespace) -> int:
+    from etude.similarity import SmallSampleWarning, flatten_conv, linear_cka, mean_cca, pool_conv, pwcca, svcca
+
+    arrays = []
+    for path, label in ((args.a, "A"), (args.b, "B")):
+        array = _load(path, label)
+        if array.ndim == 4:
+            if args.conv is None:
+                raise BadInputError(f"{label} has 4-D shape {array.shape}: pass --conv flatten or --conv pool")
+            array = flatten_conv(array) if args.conv == "flatten" else pool_conv(array)
+        arrays.append(array)
+    a, b = arrays
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SmallSampleWarning)
+        if args.method == "pwcca":
+            value = pwcca(a, b, epsilon=args.epsilon, variant=args.variant)
+        elif args.method == "svcca":
+            keep = int(args.keep) if args.keep > 1 and args.keep.is_integer() else args.keep
+            value = svcca(a, b, keep=keep)
+        elif args.method == "cca":
+            value = mean_cca(a, b, epsilon=args.epsilon, threshold=args.threshold)
+        else:
+            value = linear_cka(a, b, debiased=args.debiased)
+    for warning in caught:
+        print(f"etude: warning: {warning.message}", file=sys.stderr)
+    if args.json:
+        settings = {"pwcca": {"epsilon": args.epsilon, "variant": args.variant}, "svcca": {"keep": args.keep},
+                    "cca": {"epsilon": args.epsilon, "threshold": args.threshold},
+                    "cka": {"debiased": args.debiased}}[args.method]
+        print(json.dumps({"method": args.method, "similarity": value, "a": args.a, "b": args.b,
+                          "a_shape": list(a.shape), "b_shape": list(b.shape), **settings}))
+    else:
+        print(f"{value:.6f}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.ArgumentParser]) -> None:
+    """Add `etude similarity A.npy B.npy` to the top-level subcommands."""
+    cmd = sub.add_parser("similarity", help="similarity of two representations saved as .npy (datapoints, neurons)")
+    cmd.add_argument("a", help="first representation, .npy shaped (datapoints, neurons); PWCCA weights come from it")
+    cmd.add_argument("b", help="second representation, .npy with the same datapoints")
+    cmd.add_argument("--method", choices=METHODS, default="pwcca", help="default pwcca")
+    cmd.add_argument("--json", action="store_true", help="print a JSON object instead of the bare number")
+    cmd.add_argument("--epsilon", type=float, default=0.0, help="relative ridge for cca and pwcca (default 0)")
+    cmd.add_argument("--variant", choices=("reference", "paper"), default="reference", help="pwcca weighting")
+    cmd.add_argument("--keep", type=float, default=0.99,
+                     help="svcca: share of the singular-value sum to keep (default 0.99; 1 keeps all), or a whole "
+                          "number > 1 of directions")
+    cmd.add_argument("--threshold", type=float, default=None, help="cca: average up to this share of the sum")
+    cmd.add_argument("--debiased", action="store_true", help="cka: unbiased HSIC estimator")
+    cmd.add_argument("--conv", choices=("flatten", "pool"), default=None,
+                     help="4-D (N, C, H, W) inputs: positions as datapoints, or mean over space")
+    cmd.set_defaults(func=_similarity)

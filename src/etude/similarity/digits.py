@@ -1,0 +1,188 @@
+"""Small MLPs on scikit-learn's bundled digits, trained on true or shuffled labels.
+
+The experiment of Morcos, Raghu, Bengio 2018 (arXiv:1806.05759), Sec. 3.1 (generalizing vs
+memorizing networks, after Zhang et al. 2017's randomized labels), at the scale of 1,797 8x8
+digits: `load_digits` ships with scikit-learn, nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from etude.errors import BadInputError, MissingDependencyError
+from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.similarity.activations import capture_activations
+
+__all__ = ["Digits", "TrainedNet", "accuracy", "hidden_layers", "load_digits_split", "make_mlp", "representations",
+           "train_mlp"]
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Standardized digits split into train and test (features scaled by the train statistics)."""
+
+    x_train: torch.Tensor
+    """(n_train, 64) float32 inputs."""
+    y_train: torch.Tensor
+    """(n_train,) true labels 0-9."""
+    x_test: torch.Tensor
+    """(n_test, 64) float32 inputs."""
+    y_test: torch.Tensor
+    """(n_test,) true labels."""
+
+    def shuffled_labels(self, seed: int) -> torch.Tensor:
+        """One fixed random relabelling of the training set: a permutation of y_train (class counts kept)."""
+        generator = torch.Generator().manual_seed(seed)
+        return self.y_train[torch.randperm(len(self.y_train), generator=generator)]
+
+
+def _digits_table() -> np.ndarray:
+    """The 1,797 x 65 table (64 pixels, label) that scikit-learn ships as datasets/data/digits.csv.gz.
+
+    Read directly when the file is where scikit-learn keeps it (importing sklearn.datasets takes
+    seconds), else through ``sklearn.datasets.load_digits``.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or spec.origin is None:
+        raise MissingDependencyError("the digits data need scikit-learn: pip install scikit-learn")
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+    if path.is_file():
+        table = np.loadtxt(path, delimiter=",")
+        if table.shape == (1797, 65):
+            return table
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return np.column_stack([data.data, data.target])
+
+
+def load_digits_split(test_fraction: float = 0.2, seed: int = 0) -> Digits:
+    """scikit-learn's 1,797 digits, shuffled with `seed` and split; features standardized."""
+    if not 0 < test_fraction < 1:
+        raise BadInputError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    table = _digits_table()
+    x = torch.tensor(table[:, :-1], dtype=torch.float32)
+    y = torch.tensor(table[:, -1], dtype=torch.long)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    x, y = x[order], y[order]
+    n_test = int(round(test_fraction * len(x)))
+    x_train, x_test = x[n_test:], x[:n_test]
+    mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-3)  # constant border pixels stay 0
+    return Digits((x_train - mean) / std, y[n_test:], (x_test - mean) / std, y[:n_test])
+
+
+def make_mlp(widths: Sequence[int], seed: int, inputs: int = 64, classes: int = 10) -> nn.Sequential:
+    """An MLP inputs -> widths[0] -> ... -> classes with ReLUs, initialized from `seed`.
+
+    Hidden layer i (1-based) is the module ``relu{i}``; its output is the representation compared.
+    """
+    if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        raise BadInputError(f"widths must be a non-empty list of positive ints, got {widths!r}")
+    layers: list[tuple[str, nn.Module]] = []
+    fan_in = inputs
+    with torch.random.fork_rng(devices=[]):  # the global generator is left as it was
+        torch.manual_seed(seed)
+        for i, width in enumerate(widths, start=1):
+            layers += [(f"fc{i}", nn.Linear(fan_in, width)), (f"relu{i}", nn.ReLU())]
+            fan_in = width
+        layers.append(("out", nn.Linear(fan_in, classes)))
+    return nn.Sequential(OrderedDict(layers))
+
+
+def hidden_layers(model: nn.Sequential) -> list[str]:
+    """Names of the hidden representations (``relu1``, ``relu2``, ...) of a `make_mlp` network."""
+    return [name for name, _ in model.named_children() if name.startswith("relu")]
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of `x` classified as `y`."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        acc = float((model(x).argmax(1) == y).double().mean())
+    model.train(was_training)
+    return acc
+
+
+def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
+    """A short hash of the training inputs and labels, stored with checkpoints."""
+    digest = hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(y.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def representations(model: nn.Sequential, probe: torch.Tensor) -> list[torch.Tensor]:
+    """The hidden representations of `probe` (n, 64): one (n, width) float64 tensor per hidden layer."""
+    acts = capture_activations(model, probe, hidden_layers(model))
+    return [acts[name].double() for name in hidden_layers(model)]
+
+
+@dataclass
+class TrainedNet:
+    """A network after training, its accuracies and its states at the snapshot epochs."""
+
+    model: nn.Sequential
+    widths: list[int]
+    train_accuracy: float
+    test_accuracy: float
+    snapshots: dict[int, dict[str, torch.Tensor]]
+    """Epoch -> state_dict after that epoch (the epochs asked for, below the last)."""
+
+    def representations(self, probe: torch.Tensor, epoch: int | None = None) -> list[torch.Tensor]:
+        """Hidden representations of `probe` at the end of training, or after `epoch` (a snapshot)."""
+        if epoch is None:
+            return representations(self.model, probe)
+        if epoch not in self.snapshots:
+            raise BadInputError(f"no snapshot after epoch {epoch}; have {sorted(self.snapshots)}")
+        model = make_mlp(self.widths, 0, inputs=self.model[0].in_features)
+        model.load_state_dict(self.snapshots[epoch])
+        return representations(model, probe)
+
+
+def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: int, epochs: int, lr: float = 1e-3,
+              batch_size: int = 128, x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
+              snapshots: Sequence[int] = (), checkpoint: str | Path | None = None, resume: bool = False,
+              desc: str = "train") -> TrainedNet:
+    """Train `make_mlp(widths, seed)` with Adam and cross-entropy for `epochs` passes over (x, y).
+
+    Minibatch order comes from a generator seeded with `seed`, so a run is a function of its
+    arguments. With `checkpoint`, the trained weights (and snapshots) are saved atomically; with
+    `resume` a checkpoint of the same settings is loaded instead of training again. `epochs=0`
+    returns the untrained network (the study's control).
+
+    :param snapshots: epochs after which to keep a copy of the weights (those below `epochs`).
+    """
+    config = {"widths": list(widths), "seed": seed, "epochs": epochs, "lr": lr, "batch_size": batch_size,
+              "snapshots": sorted(e for e in set(snapshots) if 0 < e < epochs), "data": _fingerprint(x, y)}
+    model = make_mlp(list(widths), seed, inputs=x.shape[1])
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+    if checkpoint is not None and resume and Path(checkpoint).is_file():
+        state = load_checkpoint(checkpoint, expect={"config": config})
+        model.load_state_dict(state["model"])
+        kept = {int(e): s for e, s in state["snapshots"].items()}
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        generator = torch.Generator().manual_seed(seed)
+        loss_fn = nn.CrossEntropyLoss()
+        model.train()
+        for epoch in progress(range(1, epochs + 1), desc=desc):
+            for idx in torch.randperm(len(x), generator=generator).split(batch_size):
+                optimizer.zero_grad(set_to_none=True)
+                loss_fn(model(x[idx]), y[idx]).backward()
+                optimizer.step()
+            if epoch in config["snapshots"]:
+                kept[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {"config": config, "model": model.state_dict(),
+                                         "snapshots": {str(e): s for e, s in kept.items()}})
+    test_acc = accuracy(model, x_test, y_test) if x_test is not None and y_test is not None else float("nan")
+    return TrainedNet(model, list(widths), accuracy(model, x, y), test_acc, kept)

@@ -1,0 +1,105 @@
+"""Plots of representation similarity (matplotlib, written to PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["plot_by_layer", "plot_convergence", "plot_matrix", "plot_width"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def plot_by_layer(stats: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], path: str | Path,
+                  title: str = "") -> Path:
+    """Similarity by hidden layer, one panel per metric and one line (mean ± sd over pairs) per group.
+
+    :param stats: metric -> group -> [(mean, sd) per layer].
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(stats), figsize=(4.2 * len(stats), 3.6), sharey=True, squeeze=False)
+    for ax, (metric, groups) in zip(axes[0], stats.items()):
+        for group, values in groups.items():
+            mean, sd = np.array(values).T
+            layers = np.arange(1, len(mean) + 1)
+            ax.errorbar(layers, mean, yerr=sd, marker="o", capsize=3, label=group)
+        ax.set_title(metric)
+        ax.set_xlabel("hidden layer")
+        ax.set_xticks(np.arange(1, len(mean) + 1))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("similarity")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_width(widths: Sequence[int], curves: Mapping[str, Sequence[tuple[float, float]]], path: str | Path,
+               title: str = "", ylabel: str = "PWCCA similarity") -> Path:
+    """Similarity against network width (log scale), one line (mean ± sd) per curve label."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for label, values in curves.items():
+        mean, sd = np.array(values).T
+        ax.errorbar(widths, mean, yerr=sd, marker="o", capsize=3, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(widths), [str(w) for w in widths])
+    ax.set_xlabel("hidden width")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_convergence(epochs: Sequence[int], stats: Mapping[str, Sequence[Sequence[float]]], path: str | Path,
+                     title: str = "") -> Path:
+    """Similarity of each layer to its final representation over training, one panel per metric.
+
+    :param stats: metric -> [per layer: [similarity per epoch]].
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(stats), figsize=(4.2 * len(stats), 3.6), sharey=True, squeeze=False)
+    for ax, (metric, layers) in zip(axes[0], stats.items()):
+        for i, values in enumerate(layers, start=1):
+            ax.plot(epochs, values, marker="o", label=f"layer {i}")
+        ax.set_xscale("log", base=2)
+        ax.set_title(metric)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("similarity to final")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_matrix(matrix: np.ndarray, labels: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """A similarity matrix as a heatmap with row and column labels."""
+    plt = _pyplot()
+    size = 1.2 + 0.42 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    image = ax.imshow(matrix, vmin=min(0.0, float(np.min(matrix))), vmax=1.0, cmap="viridis")
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return _save(fig, path)
