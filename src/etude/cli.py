@@ -18,6 +18,7 @@ DOMAIN_CLIS = [
     "etude.games.cli",
     "etude.similarity.cli",
     "etude.music.cli",
+    "etude.audio.cli",
 ]
 """Modules whose `add_commands(subparsers, parser_class)` adds a domain's verbs; one line each."""
 

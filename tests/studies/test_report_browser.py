@@ -84,7 +84,7 @@ def test_midi_artifacts_get_a_piano_roll_and_bad_midi_a_note(tmp_path: Path, mon
     from etude.music import Performance
     from etude.studies import html as html_module
 
-    monkeypatch.setattr(html_module, "MIDI_PREVIEWS", [])  # no audio renderer: the piano roll is the fallback
+    monkeypatch.setattr(html_module, "audio_preview", lambda path: None)  # no renderer: the piano roll is the fallback
     study = tmp_path / "music"
     study.mkdir()
     Performance.from_arrays([60, 64, 67], [80, 80, 80], [0.0, 0.5, 1.0], [0.5, 1.0, 1.5]).to_midi(study / "tune.mid")
@@ -93,6 +93,21 @@ def test_midi_artifacts_get_a_piano_roll_and_bad_midi_a_note(tmp_path: Path, mon
     page = write_html(tmp_path).read_text()
     assert 'alt="tune.mid piano roll" src="data:image/png;base64,' in page
     assert "broken.mid</a> (MIDI; could not be read" in page
+
+
+def test_midi_artifacts_play_as_rendered_audio_when_fluidsynth_is_present(tmp_path: Path) -> None:
+    pytest.importorskip("etude.audio")
+    from etude.audio import fluidsynth_available
+    from etude.music import Performance
+
+    if not fluidsynth_available():
+        pytest.skip("needs fluidsynth and a GM soundfont (apt-get install fluidsynth timgm6mb-soundfont)")
+    study = tmp_path / "music"
+    study.mkdir()
+    Performance.from_arrays([60, 64], [90, 90], [0.0, 0.5], [0.5, 1.0]).to_midi(study / "tune.mid")
+    Result("music", "smoke", 0, artifacts=["tune.mid"]).write(study)
+    page = write_html(tmp_path).read_text()
+    assert '<audio controls preload="auto" src="data:audio/wav;base64,' in page and "piano roll" not in page
 
 
 def test_serve_answers_on_localhost(run_dir: Path) -> None:

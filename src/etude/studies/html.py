@@ -26,7 +26,16 @@ EMBED_LIMIT_BYTES = 20 * 2**20
 
 MIDI_PREVIEWS: list = []
 """Callables `(midi_path) -> (mime, bytes) | None` tried in order to preview a MIDI artifact;
-domains that can render MIDI to audio append to it. A piano-roll image is the fallback."""
+they come before the built-in ones: audio rendered by `etude.audio` (fluidsynth), then a piano roll."""
+
+
+def audio_preview(path: Path) -> tuple[str, bytes] | None:
+    """The MIDI file rendered to WAV by `etude.audio` (fluidsynth), or None where it cannot be."""
+    try:
+        from etude.audio.render import midi_preview
+    except ImportError:
+        return None
+    return midi_preview(path)
 
 
 def piano_roll_preview(path: Path) -> tuple[str, bytes] | None:
@@ -113,7 +122,7 @@ def _artifact_html(study_dir: Path, name: str) -> str:
     if mime.startswith("image/"):
         return f'<figure><img class="plot" alt="{_e(name)}" src="{_data_uri(mime, path.read_bytes())}"><figcaption>{_e(name)}</figcaption></figure>'
     if suffix in (".mid", ".midi"):
-        for preview in [*MIDI_PREVIEWS, piano_roll_preview]:
+        for preview in [*MIDI_PREVIEWS, audio_preview, piano_roll_preview]:
             rendered = preview(path)
             if rendered is not None:
                 pmime, pdata = rendered

@@ -15,6 +15,7 @@ STUDIES: dict[str, str] = {
     "bruno": "etude.exchangeable.study:BrunoStudy",
     "qmcvi": "etude.vi.study:QmcviStudy",
     "pwcca": "etude.similarity.study:PwccaStudy",
+    "amae": "etude.audio.study:AmaeStudy",
 }
 """Study name -> 'module:Class'. A new study adds one line here."""
 

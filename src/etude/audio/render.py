@@ -1,0 +1,188 @@
+"""MIDI and performances to 16 kHz mono audio with fluidsynth, cached by content hash; WAV I/O.
+
+Data for Dieleman, van den Oord, Simonyan (NeurIPS 2018, arXiv:1806.10474): the paper trains on
+solo piano recordings; here the music21 Bach chorales are played in sampled styles
+(`etude.music.load_corpus`) and rendered with a General MIDI piano soundfont (Debian `fluidsynth`,
+`timgm6mb-soundfont`). Rendered audio is cached under ``$ETUDE_CACHE/audio`` with a content hash
+(MIDI bytes, sample rate, gain, soundfont) in the name; a corrupt entry is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import wave
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from etude.errors import BadInputError, MissingDependencyError
+from etude.music.cache import CacheMismatch, cache_dir, load_arrays, save_arrays
+
+__all__ = ["SAMPLE_RATE", "SOUNDFONTS", "find_soundfont", "fluidsynth_available", "render_midi",
+           "render_performance", "piano_dataset", "read_wav", "write_wav", "midi_preview"]
+
+SAMPLE_RATE = 16_000
+SOUNDFONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
+              "/usr/share/sounds/sf2/FluidR3_GM.sf2")
+"""Soundfonts tried in order after ``$ETUDE_SOUNDFONT``."""
+_INSTALL = "install it with `apt-get install fluidsynth timgm6mb-soundfont` (Debian/Ubuntu)"
+
+
+def find_soundfont() -> Path:
+    """``$ETUDE_SOUNDFONT`` or the first installed General MIDI soundfont of `SOUNDFONTS`."""
+    for candidate in (os.environ.get("ETUDE_SOUNDFONT"), *SOUNDFONTS):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise MissingDependencyError(f"no General MIDI soundfont found (timgm6mb-soundfont); {_INSTALL}, "
+                                 "or set ETUDE_SOUNDFONT to an .sf2 file")
+
+
+def fluidsynth_available() -> bool:
+    """True when the `fluidsynth` program and a soundfont are installed."""
+    try:
+        find_soundfont()
+    except MissingDependencyError:
+        return False
+    return shutil.which("fluidsynth") is not None
+
+
+def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """A 16-bit PCM WAV as float32 mono in [-1, 1] (channels averaged) and its sample rate."""
+    try:
+        with wave.open(str(path), "rb") as handle:
+            channels, width, rate = handle.getnchannels(), handle.getsampwidth(), handle.getframerate()
+            frames = handle.readframes(handle.getnframes())
+    except (OSError, wave.Error, EOFError) as exc:
+        raise BadInputError(f"cannot read WAV file {path}: {exc}") from exc
+    if width != 2:
+        raise BadInputError(f"WAV file {path} has {8 * width}-bit samples; expected 16-bit PCM")
+    audio = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    return audio.reshape(-1, channels).mean(axis=1), rate
+
+
+def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write mono float audio in [-1, 1] (clipped) as 16-bit PCM WAV; returns the path."""
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.ndim != 1 or not np.isfinite(audio).all():
+        raise BadInputError(f"audio must be a finite 1-D array of samples, got shape {audio.shape}")
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).round().astype("<i2")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(target), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(int(sample_rate))
+        handle.writeframes(pcm.tobytes())
+    return target
+
+
+def _fluidsynth(midi: Path, wav: Path, sample_rate: int, gain: float, soundfont: Path) -> None:
+    program = shutil.which("fluidsynth")
+    if program is None:
+        raise MissingDependencyError(f"the `fluidsynth` program is needed to render MIDI to audio; {_INSTALL}")
+    command = [program, "-ni", "-q", "-g", str(gain), "-r", str(sample_rate), "-F", str(wav), "-T", "wav",
+               str(soundfont), str(midi)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0 or not wav.is_file():
+        raise BadInputError(f"fluidsynth could not render {midi.name}: {(done.stderr or done.stdout).strip()[:200]}")
+
+
+def render_midi(midi: str | os.PathLike[str] | bytes, *, sample_rate: int = SAMPLE_RATE, gain: float = 0.5,
+                cache: str | os.PathLike[str] | None = None, use_cache: bool = True,
+                trim_db: float | None = -60.0) -> np.ndarray:
+    """Render a MIDI file (path or bytes) to float32 mono audio [samples] in [-1, 1].
+
+    :param trim_db: drop leading/trailing audio quieter than this (dB re full scale); None keeps all.
+    :raises MissingDependencyError: when fluidsynth or the soundfont is missing.
+    """
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 96000:
+        raise BadInputError(f"sample_rate must be an int in [8000, 96000], got {sample_rate!r}")
+    if shutil.which("fluidsynth") is None:
+        raise MissingDependencyError(f"the `fluidsynth` program is needed to render MIDI to audio; {_INSTALL}")
+    soundfont = find_soundfont()
+    try:
+        data = bytes(midi) if isinstance(midi, (bytes, bytearray)) else Path(midi).read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"cannot read MIDI file {midi}: {exc.strerror or exc}") from exc
+    key = hashlib.sha256(b"|".join([data, str(sample_rate).encode(), repr(gain).encode(), repr(trim_db).encode(),
+                                    soundfont.name.encode(), str(soundfont.stat().st_size).encode()])).hexdigest()
+    path = Path(cache or cache_dir()) / "audio" / f"render-{key[:24]}.npz"
+    if use_cache and path.is_file():
+        try:
+            return load_arrays(path, key, ["audio"])["audio"]
+        except (CacheMismatch, OSError, ValueError, EOFError, zipfile.BadZipFile):
+            path.unlink(missing_ok=True)  # corrupt or foreign: rebuild, never trust
+    with tempfile.TemporaryDirectory() as folder:
+        mid, wav = Path(folder) / "in.mid", Path(folder) / "out.wav"
+        mid.write_bytes(data)
+        _fluidsynth(mid, wav, sample_rate, gain, soundfont)
+        audio, _ = read_wav(wav)
+    if trim_db is not None and audio.size:
+        loud = np.flatnonzero(np.abs(audio) > 10 ** (trim_db / 20))
+        audio = audio[loud[0]: loud[-1] + 1] if loud.size else audio[:0]
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if use_cache:
+        save_arrays(path, key, {"audio": audio})
+    return audio
+
+
+def render_performance(performance, **kwargs) -> np.ndarray:
+    """Render an `etude.music.Performance` (piano) to audio; keyword arguments as `render_midi`."""
+    with tempfile.TemporaryDirectory() as folder:
+        mid = Path(folder) / "piece.mid"
+        performance.to_midi(mid)
+        return render_midi(mid.read_bytes(), **kwargs)
+
+
+def piano_dataset(pieces: int = 8, *, seed: int = 0, sample_rate: int = SAMPLE_RATE, valid_every: int = 4,
+                  max_seconds: float | None = None, peak: float | None = 0.9, cache: str | os.PathLike[str] | None = None,
+                  show_progress: bool | None = None) -> dict[str, list[np.ndarray]]:
+    """Rendered Bach chorales split by piece: {'train': [audio...], 'valid': [audio...]}.
+
+    Piece i (in corpus order) is held out when i % valid_every == valid_every - 1 (at least one piece
+    each way), and scaled to the given `peak` (None: as rendered). Every piece is played in a style sampled from `seed` (see `etude.music.play`).
+    """
+    from etude.music import load_corpus
+    from etude.runtime import progress
+
+    if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 2:
+        raise BadInputError(f"pieces must be an int >= 2 (one to train, one to validate), got {pieces!r}")
+    if not fluidsynth_available():
+        raise MissingDependencyError(f"fluidsynth and a General MIDI soundfont are needed to render audio; {_INSTALL}")
+    corpus = load_corpus("bach", limit=pieces, seed=seed, cache=cache, show_progress=show_progress)
+    items = sorted(corpus.pieces, key=lambda p: p.name)
+    out: dict[str, list[np.ndarray]] = {"train": [], "valid": []}
+    for i, piece in enumerate(progress(items, desc="render", disable=None if show_progress is None else not show_progress)):
+        audio = render_performance(piece.performance, sample_rate=sample_rate, cache=cache)
+        if max_seconds is not None:
+            audio = audio[: int(max_seconds * sample_rate)]
+        if peak and audio.size and np.abs(audio).max() > 0:
+            audio = audio * (peak / np.abs(audio).max())  # the renders peak near 0.15: use the mu-law range
+        held_out = i % valid_every == valid_every - 1 or (i == len(items) - 1 and not out["valid"])
+        out["valid" if held_out else "train"].append(audio)
+    return out
+
+
+def midi_preview(midi_path: str | os.PathLike[str]) -> tuple[str, bytes] | None:
+    """`("audio/wav", bytes)` of a MIDI file rendered with fluidsynth, or None when it cannot be."""
+    import io
+
+    if not fluidsynth_available():
+        return None
+    try:
+        audio = render_midi(midi_path)
+    except (BadInputError, MissingDependencyError, OSError, subprocess.SubprocessError):
+        return None
+    buffer = io.BytesIO()
+    pcm = (np.clip(audio, -1, 1) * 32767).round().astype("<i2")
+    with wave.open(buffer, "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(SAMPLE_RATE)
+        handle.writeframes(pcm.tobytes())
+    return "audio/wav", buffer.getvalue()

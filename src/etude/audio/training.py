@@ -1,0 +1,173 @@
+"""Training and evaluation loops of the ADA levels and priors: crops, Adam, checkpoints, held-out metrics.
+
+Plain PyTorch loops; a checkpoint holds the model, the optimizer, the step and the batch generator's
+state, so a resumed run reaches the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from etude.audio.bottlenecks import code_entropy, codebook_usage
+from etude.audio.mulaw import mulaw_encode
+from etude.errors import BadInputError
+from etude.runtime import load_checkpoint, progress, save_checkpoint
+
+__all__ = ["to_classes", "random_crops", "fixed_crops", "train_model", "evaluate_level", "evaluate_prior", "encode_pieces", "fit_hierarchy"]
+
+
+def to_classes(pieces: list[np.ndarray], channels: int = 256) -> list[torch.Tensor]:
+    """Float audio pieces in [-1, 1] to mu-law class sequences."""
+    return [mulaw_encode(torch.from_numpy(np.clip(p, -1, 1)).float(), channels) for p in pieces]
+
+
+def random_crops(pieces: list[torch.Tensor], batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """A batch [batch, length] of crops at random pieces and offsets (pieces shorter than length are skipped)."""
+    usable = [p for p in pieces if len(p) >= length]
+    if not usable:
+        raise BadInputError(f"no piece is at least {length} symbols long (longest {max(map(len, pieces), default=0)})")
+    which = torch.randint(len(usable), (batch,), generator=generator).tolist()
+    rows = []
+    for i in which:
+        start = int(torch.randint(len(usable[i]) - length + 1, (1,), generator=generator))
+        rows.append(usable[i][start:start + length])
+    return torch.stack(rows)
+
+
+def fixed_crops(pieces: list[torch.Tensor], length: int, limit: int) -> torch.Tensor:
+    """Up to `limit` non-overlapping crops [N, length], taken round-robin over pieces (deterministic)."""
+    per_piece = [list(p[: len(p) // length * length].reshape(-1, length)) for p in pieces]
+    rows: list[torch.Tensor] = []
+    while len(rows) < limit and any(per_piece):
+        for crops in per_piece:
+            if crops and len(rows) < limit:
+                rows.append(crops.pop(0))
+    if not rows:
+        raise BadInputError(f"no held-out piece is at least {length} symbols long")
+    return torch.stack(rows)
+
+
+def train_model(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], pieces: list[torch.Tensor], *,
+                steps: int, batch: int, length: int, lr: float, seed: int, checkpoint: Path | None = None,
+                resume: bool = False, tag: str = "", checkpoint_every: int = 100, desc: str = "train") -> list[float]:
+    """Adam on loss_fn(random crop batch) for `steps` steps; returns the loss curve.
+
+    With `checkpoint`, the state is saved every `checkpoint_every` steps and at the end; with `resume`
+    an existing checkpoint of the same `tag` continues the run.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    curve: list[float] = []
+    start = 0
+    if resume and checkpoint is not None and checkpoint.is_file():
+        state = load_checkpoint(checkpoint, expect={"tag": tag})
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        start, curve = int(state["step"]), list(state["curve"])
+
+    def save(step: int) -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {"tag": tag, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                         "generator": generator.get_state(), "step": step, "curve": curve})
+
+    model.train()
+    device = next(model.parameters()).device
+    bar = progress(total=steps, desc=desc)
+    bar.update(start)
+    for step in range(start, steps):
+        x = random_crops(pieces, batch, length, generator).to(device)
+        loss = loss_fn(x)
+        if not torch.isfinite(loss):
+            raise BadInputError(f"{desc}: the loss became {loss.item()} at step {step}; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        curve.append(loss.item())
+        bar.update(1)
+        if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            save(step + 1)
+    bar.close()
+    save(steps)
+    model.eval()
+    return curve
+
+
+@torch.no_grad()
+def evaluate_level(level, crops: torch.Tensor, chunk: int = 16) -> dict[str, float]:
+    """Held-out decoder NLL (bits/symbol), codes in use and code entropy (bits) of one level on crops [N, T]."""
+    level.eval()
+    device = next(level.parameters()).device
+    nll, indices = [], []
+    for part in crops.split(chunk):
+        _, bits, q = level.losses(part.to(device))
+        nll.append(float(bits) * len(part))
+        if q is not None:
+            indices.append(q.indices.cpu())
+    out = {"nll_bits": sum(nll) / len(crops)}
+    if indices:
+        codes = torch.cat(indices)
+        out.update(usage=codebook_usage(codes, level.config.codes), entropy_bits=code_entropy(codes, level.config.codes))
+    return out
+
+
+@torch.no_grad()
+def evaluate_prior(prior, crops: torch.Tensor, chunk: int = 16) -> float:
+    """Held-out NLL of a WaveNet prior in bits per code."""
+    prior.eval()
+    device = next(prior.parameters()).device
+    return sum(float(prior.nll_bits(part.to(device))) * len(part) for part in crops.split(chunk)) / len(crops)
+
+
+@torch.no_grad()
+def encode_pieces(level, pieces: list[torch.Tensor], chunk: int = 1 << 15) -> list[torch.Tensor]:
+    """Code indices [T / hop] of every whole piece (each cut to a multiple of hop), encoded in chunks."""
+    level.eval()
+    device = next(level.parameters()).device
+    hop = level.config.hop
+    step = max(hop, chunk // hop * hop)
+    out = []
+    for piece in pieces:
+        piece = piece[: len(piece) // hop * hop]
+        parts = [level.encode(piece[i:i + step].unsqueeze(0).to(device)).indices[0].cpu()
+                 for i in range(0, len(piece), step)]
+        out.append(torch.cat(parts) if parts else piece[:0])
+    return out
+
+
+def bits(value: float) -> float:
+    """Nats to bits."""
+    return value / math.log(2)
+
+
+def fit_hierarchy(model, pieces: list[torch.Tensor], *, steps: int, prior_steps: int, batch: int, length: int,
+                  prior_length: int, lr: float, seed: int, checkpoint_dir: Path | None = None,
+                  resume: bool = False) -> dict[str, list[float]]:
+    """Train a `Hierarchy` level by level (each on the codes of the one below), then its prior.
+
+    :param pieces: symbol sequences of the bottom level (mu-law classes).
+    :returns: the loss curve of every stage.
+    """
+    curves = {}
+    current = pieces
+    for i, level in enumerate(model.levels):
+        hops = 1
+        for below in model.levels[: i + 1]:
+            hops *= below.config.hop
+        crop = max(level.config.hop, length // max(1, hops // level.config.hop) // level.config.hop * level.config.hop)
+        path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"level{i}.pt"
+        curves[f"level{i}"] = train_model(level, lambda x, m=level: m.losses(x)[0], current, steps=steps, batch=batch,
+                                          length=crop, lr=lr, seed=seed + i, checkpoint=path, resume=resume,
+                                          tag=f"level{i}", desc=f"level {i}")
+        current = encode_pieces(level, current)
+    path = None if checkpoint_dir is None else Path(checkpoint_dir) / "prior.pt"
+    curves["prior"] = train_model(model.prior, model.prior.nll_bits, current, steps=prior_steps, batch=batch,
+                                  length=prior_length, lr=lr, seed=seed + 100, checkpoint=path, resume=resume,
+                                  tag="prior", desc="prior")
+    return curves

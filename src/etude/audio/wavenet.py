@@ -1,0 +1,206 @@
+"""WaveNet (van den Oord et al. 2016, arXiv:1609.03499) with local conditioning and cached generation.
+
+Used as decoder and prior of the autoregressive discrete autoencoders of Dieleman, van den Oord,
+Simonyan, "The challenge of realistic music generation", NeurIPS 2018 (arXiv:1806.10474), Sec. 3.
+Fast generation follows Paine et al. 2016 (arXiv:1611.09482): a queue per layer holding the last
+`dilation` inputs, so one step costs O(layers) instead of O(receptive field).
+
+Convention: ``logits[:, :, t]`` is p(x_{t+1} | x_{<=t}, codes); the training target is ``x[:, 1:]``.
+Code j covers samples [j hop, (j+1) hop); the output at t (which predicts x_{t+1}) sees the code of
+the block holding x_{t+1}.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from etude.errors import BadInputError
+
+__all__ = ["WaveNet", "receptive_field", "upsample_codes"]
+
+
+def receptive_field(dilations: list[int] | tuple[int, ...], kernel_size: int = 2) -> int:
+    """Samples seen by one output: 1 + sum_l (kernel_size - 1) d_l."""
+    return 1 + sum((kernel_size - 1) * d for d in dilations)
+
+
+def upsample_codes(cond: torch.Tensor, hop: int, length: int) -> torch.Tensor:
+    """Repeat code-rate features to the sample rate, aligned with the predicted sample.
+
+    :param cond: [B, C, Tc] features at the code rate.
+    :returns: [B, C, length] where position t holds cond[..., (t + 1) // hop] (clamped to Tc - 1).
+    """
+    index = torch.clamp((torch.arange(length, device=cond.device) + 1) // hop, max=cond.shape[-1] - 1)
+    return cond.index_select(-1, index)
+
+
+class WaveNet(nn.Module):
+    """Dilated causal convolutions with gated units, residual and skip connections, 256-way softmax.
+
+    Layer l: z = tanh(W_f * h + V_f c) . sigmoid(W_g * h + V_g c)   (Eq. 2-3 of WaveNet, local conditioning)
+             h <- h + W_r z,  skip += W_s z.
+    Output: logits = W_2 relu(W_1 relu(sum skip)).
+
+    :param classes: input and output alphabet size (256 mu-law classes, or K codes for a prior).
+    :param residual: channels R of the residual stream.
+    :param skip: channels of the skip stream.
+    :param layers: layers per stack; dilations 1, 2, ..., 2^(layers-1).
+    :param stacks: repetitions of the dilation cycle.
+    :param cond_channels: channels C of the code-rate conditioning (0: unconditional).
+    :param hop: samples per conditioning step.
+    """
+
+    def __init__(self, classes: int = 256, residual: int = 32, skip: int = 64, layers: int = 8, stacks: int = 1,
+                 cond_channels: int = 0, hop: int = 1) -> None:
+        super().__init__()
+        for name, value, low in (("classes", classes, 2), ("residual", residual, 1), ("skip", skip, 1),
+                                 ("layers", layers, 1), ("stacks", stacks, 1), ("cond_channels", cond_channels, 0),
+                                 ("hop", hop, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise BadInputError(f"{name} must be an int >= {low}, got {value!r}")
+        self.classes, self.residual, self.cond_channels, self.hop = classes, residual, cond_channels, hop
+        self.dilations = [2 ** i for i in range(layers)] * stacks
+        self.embed = nn.Embedding(classes, residual)  # one-hot x_t -> R channels (a 1x1 conv on one-hot)
+        self.dilated = nn.ModuleList(nn.Conv1d(residual, 2 * residual, 2, dilation=d) for d in self.dilations)
+        self.res = nn.ModuleList(nn.Conv1d(residual, residual, 1) for _ in self.dilations)
+        self.skips = nn.ModuleList(nn.Conv1d(residual, skip, 1) for _ in self.dilations)
+        # V_f, V_g of every layer in one 1x1 conv applied at the code rate, then repeated.
+        self.cond = nn.Conv1d(cond_channels, 2 * residual * len(self.dilations), 1) if cond_channels else None
+        self.out1 = nn.Conv1d(skip, skip, 1)
+        self.out2 = nn.Conv1d(skip, classes, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples x_{t-rf+1..t} that logits[:, :, t] depends on."""
+        return receptive_field(self.dilations)
+
+    def _check(self, x: torch.Tensor, cond: torch.Tensor | None) -> None:
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.is_floating_point():
+            raise BadInputError(f"x must be an integer tensor [batch, time], got {getattr(x, 'shape', type(x).__name__)}")
+        if x.numel() and (x.min() < 0 or x.max() >= self.classes):
+            raise BadInputError(f"x must lie in [0, {self.classes}), found [{x.min().item()}, {x.max().item()}]")
+        if (cond is None) != (self.cond is None):
+            raise BadInputError("this WaveNet is " + ("conditional: pass cond [B, C, T/hop]" if self.cond is not None
+                                                      else "unconditional: pass cond=None"))
+        if cond is not None:
+            need = -(-x.shape[1] // self.hop) if x.shape[1] else 0
+            if cond.dim() != 3 or cond.shape[0] != x.shape[0] or cond.shape[1] != self.cond_channels or cond.shape[2] < need:
+                raise BadInputError(f"cond expected [{x.shape[0]}, {self.cond_channels}, >= {need}], "
+                                    f"found {list(cond.shape)}")
+
+    def _cond_per_layer(self, cond: torch.Tensor | None, length: int) -> list[torch.Tensor | None]:
+        if cond is None:
+            return [None] * len(self.dilations)
+        projected = upsample_codes(self.cond(cond), self.hop, length)  # project at code rate, then repeat
+        return list(projected.chunk(len(self.dilations), dim=1))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits.
+
+        :param x: [B, T] integer classes.
+        :param cond: [B, C, ceil(T / hop)] conditioning at the code rate, or None.
+        :returns: [B, classes, T]; column t is the distribution of x_{t+1}.
+        """
+        self._check(x, cond)
+        length = x.shape[1]
+        h = self.embed(x)  # [B, T, R]; channels last: each 1x1 or kernel-2 conv is one or two matmuls
+        conds = [None if c is None else c.transpose(1, 2) for c in self._cond_per_layer(cond, length)]
+        skip = 0
+        for d, conv, res, sk, c in zip(self.dilations, self.dilated, self.res, self.skips, conds):
+            past = F.pad(h, (0, 0, d, 0))[:, :length]  # h_{t-d}, zeros before the start: causal
+            a = F.linear(past, conv.weight[:, :, 0]) + F.linear(h, conv.weight[:, :, 1], conv.bias)
+            if c is not None:
+                a = a + c
+            f, g = a.chunk(2, dim=-1)
+            z = torch.tanh(f) * torch.sigmoid(g)
+            h = h + F.linear(z, res.weight[:, :, 0], res.bias)
+            skip = skip + F.linear(z, sk.weight[:, :, 0], sk.bias)
+        hidden = F.relu(F.linear(F.relu(skip), self.out1.weight[:, :, 0], self.out1.bias))
+        return F.linear(hidden, self.out2.weight[:, :, 0], self.out2.bias).transpose(1, 2)
+
+    def nll_bits(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean negative log-likelihood of x_{1:} in bits per sample (a scalar tensor)."""
+        logits = self(x, cond)[:, :, :-1]
+        return F.cross_entropy(logits, x[:, 1:]) / torch.log(torch.tensor(2.0))
+
+    # ----- cached generation: one queue of length d per layer -----
+    @torch.no_grad()
+    def _steps(self, first: torch.Tensor, length: int, cond: torch.Tensor | None, feed) -> torch.Tensor:
+        """Run `length` cached steps from x_0 = first; feed(t, logits) returns x_{t+1}. Returns logits [B, classes, length]."""
+        if self.training:
+            raise BadInputError("cached generation needs eval mode: call model.eval() first")
+        batch = first.shape[0]
+        conds = self._cond_per_layer(cond, length)
+        zero = torch.zeros(batch, self.residual, dtype=self.embed.weight.dtype, device=first.device)
+        queues = [[zero] * d for d in self.dilations]  # queue l holds h_{t-d_l} .. h_{t-1} of layer l's input
+        # per layer: [W_0 W_1] on [h_{t-d}; h_t] (the two conv taps), and [W_r; W_s] on z (residual and skip)
+        taps = [(torch.cat([c.weight[:, :, 0], c.weight[:, :, 1]], dim=1), c.bias) for c in self.dilated]
+        outs = [(torch.cat([r.weight[:, :, 0], s.weight[:, :, 0]]), torch.cat([r.bias, s.bias]))
+                for r, s in zip(self.res, self.skips)]
+        out1, out2 = (self.out1.weight[:, :, 0], self.out1.bias), (self.out2.weight[:, :, 0], self.out2.bias)
+        r = self.residual
+        out = torch.empty(batch, self.classes, length, dtype=self.embed.weight.dtype, device=first.device)
+        current = first
+        for t in range(length):
+            h = self.embed(current)  # [B, R]
+            skip = 0
+            for i, d in enumerate(self.dilations):
+                queue = queues[i]
+                past, queue[t % d] = queue[t % d], h  # h_{t-d} (zero before the start, as the padding)
+                a = F.linear(torch.cat([past, h], dim=1), *taps[i])
+                if conds[i] is not None:
+                    a = a + conds[i][:, :, t]
+                z = torch.tanh(a[:, :r]) * torch.sigmoid(a[:, r:])
+                rs = F.linear(z, *outs[i])
+                h = h + rs[:, :r]
+                skip = skip + rs[:, r:]
+            logits = F.linear(F.relu(F.linear(F.relu(skip), *out1)), *out2)
+            out[:, :, t] = logits
+            current = feed(t, logits)
+        return out
+
+    def cached_logits(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits computed step by step through the queues; equals `forward` (eval mode)."""
+        self._check(x, cond)
+        return self._steps(x[:, 0], x.shape[1], cond, lambda t, logits: x[:, min(t + 1, x.shape[1] - 1)])
+
+    def generate(self, length: int, cond: torch.Tensor | None = None, *, batch: int = 1, first: torch.Tensor | None = None,
+                 temperature: float = 1.0, generator: torch.Generator | None = None, naive: bool = False) -> torch.Tensor:
+        """Ancestral sampling of [B, length] classes; x_0 is `first` (default: the middle class).
+
+        :param naive: recompute the full forward over the last receptive field each step (slow; for benchmarks).
+        """
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise BadInputError(f"length must be an int >= 1, got {length!r}")
+        if not temperature > 0:
+            raise BadInputError(f"temperature must be > 0, got {temperature!r}")
+        x = torch.zeros(batch, length, dtype=torch.long, device=self.embed.weight.device)
+        x[:, 0] = self.classes // 2 if first is None else first
+        if cond is not None:
+            self._check(x, cond)
+
+        def draw(logits: torch.Tensor) -> torch.Tensor:
+            probs = torch.softmax(logits / temperature, dim=-1)
+            if generator is not None and generator.device != probs.device:
+                probs = probs.cpu()  # a CPU generator draws on the CPU (reproducible across devices)
+            return torch.multinomial(probs, 1, generator=generator)[:, 0].to(logits.device)
+
+        if naive:
+            rf = self.receptive_field
+            with torch.no_grad():
+                for t in range(length - 1):
+                    lo = max(0, t + 1 - rf)
+                    lo -= lo % self.hop  # keep the window aligned with code blocks
+                    c = None if cond is None else cond[:, :, lo // self.hop:]
+                    x[:, t + 1] = draw(self(x[:, lo:t + 1], c)[:, :, -1])
+            return x
+
+        def feed(t: int, logits: torch.Tensor) -> torch.Tensor:
+            if t + 1 < length:
+                x[:, t + 1] = draw(logits)
+            return x[:, min(t + 1, length - 1)]
+
+        self._steps(x[:, 0], length - 1 if length > 1 else 1, cond, feed)
+        return x
