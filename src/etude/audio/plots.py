@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from etude.runtime import pyplot, save_figure
+
 __all__ = ["plot_spectrogram", "plot_curves", "log_spectrogram", "spectral_flatness"]
 
 
@@ -32,11 +34,7 @@ def spectral_flatness(audio: np.ndarray, n_fft: int = 512, hop: int = 128) -> fl
 
 def plot_spectrogram(panels: dict[str, np.ndarray], path: Path, sample_rate: int = 16_000) -> Path:
     """One log-spectrogram panel per labelled audio clip, saved as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.6 * len(panels)), squeeze=False)
     for ax, (label, audio) in zip(axes[:, 0], panels.items()):
         spec = log_spectrogram(audio)
@@ -45,19 +43,12 @@ def plot_spectrogram(panels: dict[str, np.ndarray], path: Path, sample_rate: int
         ax.set_title(label)
         ax.set_ylabel("kHz")
     axes[-1, 0].set_xlabel("seconds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=80)
 
 
 def plot_curves(curves: dict[str, list[float]], path: Path, ylabel: str = "training loss (nats)") -> Path:
     """Training curves (smoothed over 10 steps), one line per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, curve in curves.items():
         y = np.convolve(curve, np.ones(10) / 10, mode="valid") if len(curve) >= 10 else np.asarray(curve)
@@ -65,7 +56,4 @@ def plot_curves(curves: dict[str, list[float]], path: Path, ylabel: str = "train
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=80)

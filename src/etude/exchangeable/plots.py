@@ -7,21 +7,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from etude.runtime import pyplot, save_figure
+
 __all__ = ["plot_bits_per_dim", "plot_sample_grid", "plot_training"]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_bits_per_dim(curves: dict[str, Tensor], path: str | Path, title: str = "") -> Path:
     """One line per label: mean bits/dim [n] of x_n given n earlier images, against n."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, curve in curves.items():
         ax.plot(range(len(curve)), curve.tolist(), marker=".", label=label)
@@ -29,15 +22,12 @@ def plot_bits_per_dim(curves: dict[str, Tensor], path: str | Path, title: str = 
     ax.set_ylabel("bits/dim of the next image")
     ax.set_title(title or "predictive bits/dim")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_training(logs: dict[str, tuple[list[float], list[int], list[float]]], path: str | Path) -> Path:
     """Training loss per step and validation loss (nats/dim) per model: label -> (loss, val_steps, val_loss)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, (loss, val_steps, val_loss) in logs.items():
         line = ax.plot(range(1, len(loss) + 1), loss, alpha=0.4, label=f"{label} train")[0]
@@ -45,10 +35,7 @@ def plot_training(logs: dict[str, tuple[list[float], list[int], list[float]]], p
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/dim)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_sample_grid(rows: list[tuple[str, Tensor, Tensor]], path: str | Path, levels: int = 17) -> Path:
@@ -56,7 +43,7 @@ def plot_sample_grid(rows: list[tuple[str, Tensor, Tensor]], path: str | Path, l
 
     Drawn as one image (tiles with a 1-pixel gap, a wide gap between the set and its samples).
     """
-    plt = _pyplot()
+    plt = pyplot()
     h, w = rows[0][1].shape[-2:]
     k = max(len(c) for _, c, _ in rows)
     m = max(len(s) for _, _, s in rows)
@@ -76,6 +63,4 @@ def plot_sample_grid(rows: list[tuple[str, Tensor, Tensor]], path: str | Path, l
     ax.set_yticks([(h + 1) * r + h / 2 for r in range(len(rows))])
     ax.set_yticklabels([label for label, _, _ in rows], fontsize=7)
     ax.set_title("left: the conditioning set; right: samples from p(x | set)", fontsize=8)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100, tight=False, bbox_inches="tight")

@@ -8,22 +8,14 @@ import torch
 
 from etude.games.matrix import STATES
 from etude.games.training import History
+from etude.runtime import pyplot, save_figure
 
 __all__ = ["plot_policies", "plot_rewards"]
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_policies(history: History, path: str | Path, title: str = "") -> Path:
     """P(cooperate | state) over training for both agents: median and interquartile band over seeds."""
-    plt = _pyplot()
+    plt = pyplot()
     probs = history.probabilities()  # [seeds, steps+1, 2, 5]
     steps = torch.arange(probs.shape[1])
     fig, axes = plt.subplots(1, 5, figsize=(15, 3), sharey=True)
@@ -38,17 +30,12 @@ def plot_policies(history: History, path: str | Path, title: str = "") -> Path:
         ax.set_ylim(-0.02, 1.02)
     axes[0].legend(fontsize=8)
     fig.suptitle(title or f"{history.game}: {history.learners[0]} vs {history.learners[1]} ({len(history.seeds)} seeds)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_rewards(histories: dict[str, History], path: str | Path, title: str = "") -> Path:
     """Mean per-step reward (both agents averaged) over training, one line per labelled run."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, history in histories.items():
         r = history.rewards.mean(dim=-1)  # [seeds, steps+1]
@@ -60,9 +47,4 @@ def plot_rewards(histories: dict[str, History], path: str | Path, title: str = "
     ax.set_ylabel("reward per step")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)

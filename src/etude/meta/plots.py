@@ -6,23 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
+from etude.runtime import pyplot, save_figure
+
 __all__ = ["plot_clusters", "plot_method_bars"]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_method_bars(values: dict[str, list[float]], path: str | Path, title: str, ylabel: str,
                      paper: dict[str, float] | None = None, floor: list[float] | None = None,
                      floor_label: str = "") -> Path:
     """One bar per method (mean over seeds), a dot per seed, the paper's figure as a red mark, a dashed floor."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(values)
     fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2.5, 3.6))
     for i, name in enumerate(names):
@@ -38,17 +31,12 @@ def plot_method_bars(values: dict[str, list[float]], path: str | Path, title: st
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_clusters(points: np.ndarray, assignments: dict[str, np.ndarray], path: str | Path, title: str) -> Path:
     """Scatter one 2-D dataset [N, 2] once per clustering (colours = cluster ids)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(assignments), figsize=(3 * len(assignments), 3), squeeze=False)
     for ax, (name, labels) in zip(axes[0], assignments.items()):
         ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="coolwarm", s=6)
@@ -56,9 +44,4 @@ def plot_clusters(points: np.ndarray, assignments: dict[str, np.ndarray], path: 
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=100)

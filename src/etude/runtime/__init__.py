@@ -1,12 +1,14 @@
-"""Run machinery shared by every study: seeding, checkpoints, Fabric, loggers, progress bars.
+"""Run machinery shared by every study: seeding, checkpoints, Fabric, loggers, progress bars, figures.
 
-Fabric and the loggers import Lightning (about 2 s), so they load on first use.
+Fabric and the loggers import Lightning (about 2 s), so they load on first use; the figure
+helpers import matplotlib only when called.
 """
 
 from importlib import import_module
 from typing import Any
 
 from etude.runtime.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from etude.runtime.figures import pyplot, save_figure
 from etude.runtime.progress import progress, progress_allowed
 from etude.runtime.seeding import MAX_SEED, seed_everything, set_threads
 
@@ -27,7 +29,9 @@ __all__ = [
     "make_loggers",
     "progress",
     "progress_allowed",
+    "pyplot",
     "save_checkpoint",
+    "save_figure",
     "seed_everything",
     "set_threads",
     "teardown",

@@ -7,27 +7,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from etude.runtime import pyplot, save_figure
+
 __all__ = ["plot_by_layer", "plot_convergence", "plot_matrix", "plot_width"]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
 
 
 def plot_by_layer(stats: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], path: str | Path,
@@ -36,7 +18,7 @@ def plot_by_layer(stats: Mapping[str, Mapping[str, Sequence[tuple[float, float]]
 
     :param stats: metric -> group -> [(mean, sd) per layer].
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(stats), figsize=(4.2 * len(stats), 3.6), sharey=True, squeeze=False)
     for ax, (metric, groups) in zip(axes[0], stats.items()):
         for group, values in groups.items():
@@ -50,13 +32,13 @@ def plot_by_layer(stats: Mapping[str, Mapping[str, Sequence[tuple[float, float]]
     axes[0][0].set_ylabel("similarity")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_width(widths: Sequence[int], curves: Mapping[str, Sequence[tuple[float, float]]], path: str | Path,
                title: str = "", ylabel: str = "PWCCA similarity") -> Path:
     """Similarity against network width (log scale), one line (mean ± sd) per curve label."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for label, values in curves.items():
         mean, sd = np.array(values).T
@@ -68,7 +50,7 @@ def plot_width(widths: Sequence[int], curves: Mapping[str, Sequence[tuple[float,
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_convergence(epochs: Sequence[int], stats: Mapping[str, Sequence[Sequence[float]]], path: str | Path,
@@ -77,7 +59,7 @@ def plot_convergence(epochs: Sequence[int], stats: Mapping[str, Sequence[Sequenc
 
     :param stats: metric -> [per layer: [similarity per epoch]].
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(stats), figsize=(4.2 * len(stats), 3.6), sharey=True, squeeze=False)
     for ax, (metric, layers) in zip(axes[0], stats.items()):
         for i, values in enumerate(layers, start=1):
@@ -89,12 +71,12 @@ def plot_convergence(epochs: Sequence[int], stats: Mapping[str, Sequence[Sequenc
     axes[0][0].set_ylabel("similarity to final")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_matrix(matrix: np.ndarray, labels: Sequence[str], path: str | Path, title: str = "") -> Path:
     """A similarity matrix as a heatmap with row and column labels."""
-    plt = _pyplot()
+    plt = pyplot()
     size = 1.2 + 0.42 * len(labels)
     fig, ax = plt.subplots(figsize=(size + 1.2, size))
     image = ax.imshow(matrix, vmin=min(0.0, float(np.min(matrix))), vmax=1.0, cmap="viridis")
@@ -102,4 +84,4 @@ def plot_matrix(matrix: np.ndarray, labels: Sequence[str], path: str | Path, tit
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=90)

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
+
+from etude.runtime import pyplot, save_figure
 
 __all__ = ["plot_variance_ratios", "plot_elbo_traces", "plot_schedule"]
 
 _COLOURS = {"mc": "tab:blue", "rqmc": "tab:orange"}
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    _pyplot().close(fig)
-    return path
 
 
 def plot_variance_ratios(ratios: dict[str, dict[str, list[float]]], sizes: Sequence[int], path: str | Path,
@@ -37,7 +21,7 @@ def plot_variance_ratios(ratios: dict[str, dict[str, list[float]]], sizes: Seque
     :param ratios: model -> phase ('init', 'trained') -> ratio per N.
     :param reference: model -> the pilot's ratios per N, drawn dotted.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for i, (model, phases) in enumerate(ratios.items()):
         colour = f"C{i}"
@@ -53,7 +37,7 @@ def plot_variance_ratios(ratios: dict[str, dict[str, list[float]]], sizes: Seque
     ax.set_ylabel("tr Var MC / tr Var RQMC")
     ax.set_title("Gradient variance reduction by RQMC (dotted: pilot)")
     ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_elbo_traces(traces: dict[str, dict[str, torch.Tensor]], steps: Sequence[int], path: str | Path,
@@ -62,7 +46,7 @@ def plot_elbo_traces(traces: dict[str, dict[str, torch.Tensor]], steps: Sequence
 
     :param traces: model -> sampler ('mc', 'rqmc') -> evaluation ELBO [evals, seeds].
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(traces), figsize=(3.6 * len(traces), 3.4), squeeze=False)
     for ax, (model, by_sampler) in zip(axes[0], traces.items()):
         best = max(float(v.max()) for v in by_sampler.values())
@@ -75,7 +59,7 @@ def plot_elbo_traces(traces: dict[str, dict[str, torch.Tensor]], steps: Sequence
         ax.set_title(f"{model} (N = {n})")
     axes[0][0].set_ylabel("best ELBO - ELBO (nats)")
     axes[0][0].legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_schedule(errors: dict[str, torch.Tensor], sizes: list[int], stage_sizes: Sequence[int],
@@ -84,7 +68,7 @@ def plot_schedule(errors: dict[str, torch.Tensor], sizes: list[int], stage_sizes
 
     :param errors: sampler -> [steps + 1, seeds] squared distances; ``sizes``: N per step.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for sampler, err in errors.items():
         left.plot(range(err.shape[0]), err.mean(1), color=_COLOURS.get(sampler), label=sampler.upper(), lw=0.8)
@@ -104,4 +88,4 @@ def plot_schedule(errors: dict[str, torch.Tensor], sizes: list[int], stage_sizes
     right.set_ylabel("mean squared error, second half of stage")
     right.set_title("constant step, growing N")
     right.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=90)

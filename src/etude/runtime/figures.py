@@ -1,0 +1,39 @@
+"""Shared matplotlib helpers for the studies' plot modules: a headless pyplot and one save step.
+
+matplotlib is imported only inside the functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["pyplot", "save_figure"]
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` with the non-interactive Agg backend selected.
+
+    Headless: renders straight to files, no display (or X server) needed.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 90, tight: bool = True, **savefig_kwargs: Any) -> Path:
+    """Write ``fig`` to ``path`` and close it; returns the path.
+
+    Creates missing parent folders, applies ``fig.tight_layout()`` when ``tight`` is true, then
+    calls ``fig.savefig(path, dpi=dpi, **savefig_kwargs)`` (for example ``bbox_inches="tight"``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=dpi, **savefig_kwargs)
+    pyplot().close(fig)
+    return path
