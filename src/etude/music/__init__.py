@@ -10,6 +10,10 @@ played in sampled styles, and the OA similarity metric::
     oa_similarity(piece.performance, PerformanceEncoding().decode(ids))  # ~1.0
 
 music21 loads only when the corpus is used, mido only when a MIDI file is read or written.
+
+The models: ``RelativeAttention`` (skew trick), ``MusicTransformer``, ``TransformerAutoencoder``
+(sum/concat/tile), ``generate_tokens`` (``etude.music.generate.generate``: KV cache;
+the submodule's name shadows a package-level ``generate``) and ``fit``/``nll`` for training and evaluation.
 """
 
 from etude.music.corpus import (
@@ -50,4 +54,28 @@ __all__ = [
     "pitch_class_entropy", "play", "plot_piano_roll", "polyphony", "read_midi", "render", "sample_style",
     "sanity_metrics", "skyline", "source_files", "split_of", "velocity_to_bin", "window_features",
     "write_midi",
+    # models (Choi et al. 2020; Huang et al. 2018)
+    "COMBINES", "CONDITIONINGS", "Crops", "MusicTransformer", "PerformanceEncoder", "RelativeAttention",
+    "TransformerAutoencoder", "TransformerConfig", "crop", "filter_logits", "fit", "generate_tokens", "interpolate_style",
+    "load_model", "make_crops", "nll", "relative_logits_loop", "save_model", "sinusoids", "skew_bidirectional",
+    "skew_causal",
 ]
+
+# the models import torch (about 1-2 s), so they load on first use
+_LAZY = {
+    **dict.fromkeys(["RelativeAttention", "relative_logits_loop", "sinusoids", "skew_bidirectional", "skew_causal"],
+                    "etude.music.attention"),
+    **dict.fromkeys(["MusicTransformer", "TransformerConfig"], "etude.music.transformer"),
+    **dict.fromkeys(["COMBINES", "CONDITIONINGS", "PerformanceEncoder", "TransformerAutoencoder"], "etude.music.autoencoder"),
+    **dict.fromkeys(["filter_logits", "interpolate_style"], "etude.music.generate"),
+    "generate_tokens": "etude.music.generate",
+    **dict.fromkeys(["Crops", "crop", "fit", "load_model", "make_crops", "nll", "save_model"], "etude.music.training"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name]), "generate" if name == "generate_tokens" else name)
+    raise AttributeError(f"module 'etude.music' has no attribute {name!r}")

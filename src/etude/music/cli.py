@@ -1,10 +1,13 @@
-"""`etude music ...` verbs: encode, decode, corpus, similarity, plot.
+"""`etude music ...` verbs: encode, decode, corpus, similarity, plot, train, generate.
 
     etude music encode piece.mid [--keys 88] [-o ids.txt]   # token ids, space-separated
     etude music decode ids.txt -o piece.mid                 # any ids -> a playable MIDI file
     etude music corpus --stats [--collection bach --limit 20 --seed 0]
     etude music similarity a.mid b.mid [--features]         # OA similarity in [0, 1]
     etude music plot piece.mid -o roll.png [--melody]       # piano roll (melody outlined)
+    etude music train --out ckpt/ [--conditioning performance --combine sum --steps 200 --pieces 40]
+    etude music generate --checkpoint ckpt/model.pt [--style A.mid] [--melody B.mid]
+                         [--interpolate A.mid B.mid --alpha 0.5] -o out.mid
 """
 
 from __future__ import annotations
@@ -122,6 +125,71 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from etude.music.autoencoder import TransformerAutoencoder
+    from etude.music.corpus import load_corpus
+    from etude.music.events import PerformanceEncoding
+    from etude.music.training import fit, make_crops, nll, save_model
+    from etude.music.transformer import TransformerConfig
+    from etude.runtime import seed_everything
+
+    seed_everything(args.seed)
+    corpus = load_corpus("bach", limit=args.pieces or None, seed=args.seed, cache=args.cache)
+    train, held = corpus.split("train"), corpus.split("validation") + corpus.split("test")
+    if not train:
+        raise BadInputError(f"--pieces {args.pieces} gives no training piece; use more pieces")
+    crops = dict(seconds=args.seconds, max_tokens=args.max_tokens)
+    cfg = TransformerConfig(vocab_size=PerformanceEncoding().vocab_size, dim=args.dim, heads=args.heads,
+                            layers=args.layers, ff=4 * args.dim, max_len=args.max_tokens, dropout=args.dropout,
+                            relative=not args.absolute, absolute=args.absolute)
+    model = TransformerAutoencoder(cfg, args.conditioning, args.combine, pool=not args.unpooled)
+    out = Path(args.out)
+    fit(model, make_crops(train, per_piece=args.per_piece, seed=args.seed, augment=True, **crops),
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint=out / "training.pt",
+        resume=args.resume)
+    save_model(out / "model.pt", model, seconds=args.seconds)
+    message = f"wrote {out / 'model.pt'}"
+    if held:
+        message += f"; held-out NLL {nll(model, make_crops(held, per_piece=4, seed=args.seed + 1, **crops)):.3f} nats/token"
+    print(message)
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from etude.music.events import PerformanceEncoding
+    from etude.music.generate import generate, interpolate_style
+    from etude.music.melody import MelodyEncoding
+    from etude.music.performance import Performance
+    from etude.music.training import load_model
+
+    model = load_model(args.checkpoint)
+    enc, limit = PerformanceEncoding(), model.cfg.max_len
+
+    def ids(path: str, encoding=enc, cut: int = limit - 1) -> torch.Tensor:
+        tokens = encoding.encode(Performance.from_midi(path))[:cut]
+        if tokens.size == 0:
+            raise BadInputError(f"{path} has no notes")
+        return torch.from_numpy(tokens)[None]
+
+    style = None
+    if args.interpolate:
+        style = interpolate_style(model, ids(args.interpolate[0]), ids(args.interpolate[1]), args.alpha)
+    performance = ids(args.style) if args.style else None
+    melody = ids(args.melody, MelodyEncoding(), limit) if args.melody else None
+    length = args.length or limit
+    tokens = generate(model, args.batch, max_length=length, performance=performance, melody=melody, style=style,
+                      temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    out = Path(args.output)
+    for i in range(args.batch):
+        path = out if args.batch == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
+        performance = enc.decode(tokens[i, 1:])
+        performance.to_midi(path)
+        print(f"wrote {len(performance)} notes ({performance.duration:.2f} s) to {path}")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add `etude music encode|decode|corpus|similarity|plot` to the top-level subcommands."""
     music = sub.add_parser("music", help="symbolic music: performance tokens, corpus, similarity")
@@ -169,3 +237,41 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     plot.add_argument("-o", "--output", required=True, help="the .png file to write")
     plot.add_argument("--melody", action="store_true", help="outline the highest-pitch skyline")
     plot.set_defaults(func=_plot)
+
+    conditionings = ("none", "performance", "melody", "melody+performance")  # autoencoder.CONDITIONINGS (no torch import here)
+    tr = verbs.add_parser("train", help="train a Transformer autoencoder on Bach chorales")
+    tr.add_argument("--out", required=True, help="folder for training.pt (resumable) and model.pt")
+    tr.add_argument("--conditioning", choices=conditionings, default="performance")
+    tr.add_argument("--combine", choices=("sum", "concat", "tile"), default="sum", help="melody+performance combination")
+    tr.add_argument("--unpooled", action="store_true", help="no mean pooling (the copying baseline)")
+    tr.add_argument("--absolute", action="store_true", help="absolute positions instead of relative attention")
+    tr.add_argument("--pieces", type=int, default=40, help="first N chorales (0: all 408)")
+    tr.add_argument("--seconds", type=float, default=2.5, help="window length of each crop")
+    tr.add_argument("--max-tokens", type=int, default=64, help="tokens per crop (the model's max_len)")
+    tr.add_argument("--per-piece", type=int, default=8, help="crops per training piece")
+    tr.add_argument("--dim", type=int, default=64)
+    tr.add_argument("--heads", type=int, default=4)
+    tr.add_argument("--layers", type=int, default=2)
+    tr.add_argument("--dropout", type=float, default=0.0)
+    tr.add_argument("--steps", type=int, default=200)
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--lr", type=float, default=2e-3)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--cache", default=None, help="corpus cache folder")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/training.pt")
+    tr.set_defaults(func=_train)
+
+    gen = verbs.add_parser("generate", help="sample performances from a trained model")
+    gen.add_argument("--checkpoint", required=True, help="a model.pt written by `etude music train`")
+    gen.add_argument("--style", help="a .mid performance whose style conditions the sample")
+    gen.add_argument("--melody", help="a .mid melody (its skyline) to accompany")
+    gen.add_argument("--interpolate", nargs=2, metavar=("A.mid", "B.mid"), help="mix the styles of two performances")
+    gen.add_argument("--alpha", type=float, default=0.5, help="interpolation weight of B (0: A, 1: B)")
+    gen.add_argument("-o", "--output", required=True, help="the .mid file (batch > 1: _0, _1, ... suffixes)")
+    gen.add_argument("--length", type=int, default=0, help="tokens including BOS (default: the model's max_len)")
+    gen.add_argument("--batch", type=int, default=1)
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--top-k", type=int, default=0)
+    gen.add_argument("--top-p", type=float, default=1.0)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.set_defaults(func=_generate)

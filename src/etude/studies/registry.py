@@ -10,14 +10,15 @@ from etude.studies.protocol import Study
 __all__ = ["STUDIES", "get_study", "study_names"]
 
 STUDIES: dict[str, str] = {
-    "lola": "etude.games.study:LolaStudy",
-    "metavae": "etude.meta.study:MetaVaeStudy",
-    "bruno": "etude.exchangeable.study:BrunoStudy",
-    "qmcvi": "etude.vi.study:QmcviStudy",
-    "pwcca": "etude.similarity.study:PwccaStudy",
     "amae": "etude.audio.study:AmaeStudy",
+    "qmcvi": "etude.vi.study:QmcviStudy",
+    "lola": "etude.games.study:LolaStudy",
+    "pwcca": "etude.similarity.study:PwccaStudy",
+    "bruno": "etude.exchangeable.study:BrunoStudy",
+    "metavae": "etude.meta.study:MetaVaeStudy",
+    "transformer_ae": "etude.music.study:TransformerAeStudy",
 }
-"""Study name -> 'module:Class'. A new study adds one line here."""
+"""Study name -> 'module:Class', in the order of the papers in DESIGN.md; a new study adds one line."""
 
 
 def study_names() -> list[str]:

@@ -1,0 +1,119 @@
+"""Sampling from a Music Transformer or Transformer autoencoder, with a key/value cache.
+
+With the cache each new token costs one query against the stored keys and values of every
+layer (relative logits read straight from the table), instead of a forward pass over the whole
+prefix; ``cached_logits_match`` style tests check the two agree. Sampling: temperature, top-k,
+nucleus (top-p, Holtzman et al. 2020), a seeded generator, a primer, a maximum length and
+stopping at EOS per sequence. Style interpolation (Choi et al. Sec. 5.3) mixes two pooled style
+vectors ``s = (1 - alpha) s_A + alpha s_B``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from etude.errors import BadInputError
+from etude.music.autoencoder import TransformerAutoencoder
+from etude.music.events import PerformanceEncoding
+from etude.music.transformer import MusicTransformer
+from etude.runtime import progress
+
+__all__ = ["filter_logits", "generate", "interpolate_style"]
+
+
+def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Tensor:
+    """Logits ``[B, V]`` divided by the temperature, with all but the top-k and the top-p nucleus at -inf."""
+    if not temperature > 0:
+        raise BadInputError(f"temperature must be > 0, got {temperature!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise BadInputError(f"top_k must be an int >= 0 (0: off), got {top_k!r}")
+    if not 0 < top_p <= 1:
+        raise BadInputError(f"top_p must be in (0, 1], got {top_p!r}")
+    logits = logits / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1:
+        order = logits.sort(dim=-1, descending=True)
+        mass = order.values.softmax(-1).cumsum(-1)
+        drop = mass - order.values.softmax(-1) >= top_p  # tokens after the nucleus is full
+        logits = logits.scatter(-1, order.indices, order.values.masked_fill(drop, float("-inf")))
+    return logits
+
+
+def interpolate_style(model: TransformerAutoencoder, a: Tensor, b: Tensor, alpha: float = 0.5) -> Tensor:
+    """``(1 - alpha) s(a) + alpha s(b)`` for performance tokens ``a [1, Ta]`` and ``b [1, Tb]``: ``[1, D]``."""
+    if not 0 <= alpha <= 1:
+        raise BadInputError(f"alpha must be in [0, 1], got {alpha!r}")
+    return (1 - alpha) * model.style(a) + alpha * model.style(b)
+
+
+@torch.no_grad()
+def generate(model: MusicTransformer | TransformerAutoencoder, batch: int = 1, *, max_length: int = 256,
+             performance: Tensor | None = None, melody: Tensor | None = None, style: Tensor | None = None,
+             primer: Tensor | None = None, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+             seed: int = 0, eos: int | None = PerformanceEncoding.EOS, use_cache: bool = True,
+             show_progress: bool | None = None) -> Tensor:
+    """Sample ``batch`` sequences; returns ids ``[B, <= max_length]`` (the primer first, PAD after EOS).
+
+    :param model: a ``MusicTransformer`` (unconditional) or a ``TransformerAutoencoder``
+        conditioned by ``performance [1 or B, T]``, ``melody [1 or B, Tm]`` (PAD = 0 steps are masked)
+        or ``style [1 or B, D]``.
+    :param primer: ``[T0]`` or ``[1 or B, T0]`` ids to continue; default one BOS (the last id).
+    :param max_length: total length including the primer (at most the model's ``max_len``).
+    :param eos: a sequence stops after sampling this id (``None``: never).
+    :param use_cache: False recomputes the full prefix each step (the slow reference).
+    """
+    decoder = model.decoder if isinstance(model, TransformerAutoencoder) else model
+    if not isinstance(decoder, MusicTransformer):
+        raise BadInputError(f"model must be a MusicTransformer or TransformerAutoencoder, got {type(model).__name__}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise BadInputError(f"batch must be an int >= 1, got {batch!r}")
+    cfg = decoder.cfg
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or not 1 <= max_length <= cfg.max_len:
+        raise BadInputError(f"max_length must be an int in 1..{cfg.max_len}, got {max_length!r}")
+    filter_logits(torch.zeros(1, 2), temperature, top_k, top_p)  # validate the sampling settings early
+    device = decoder.head.weight.device
+    if primer is None:
+        primer = torch.full((1, 1), cfg.vocab_size - 1, dtype=torch.long)
+    primer = (primer[None] if primer.dim() == 1 else primer).to(device)
+    if primer.shape[0] not in (1, batch):
+        raise BadInputError(f"primer batch must be 1 or {batch}, got {primer.shape[0]}")
+    if primer.shape[1] > max_length:
+        raise BadInputError(f"primer length {primer.shape[1]} exceeds max_length {max_length}")
+    tokens = primer.expand(batch, -1).clone()
+    memory = padding = None
+    if isinstance(model, TransformerAutoencoder):
+        pad = PerformanceEncoding.PAD  # 0 in both encodings; a padded row's PAD steps are masked out
+        memory, padding = model.memory(performance, melody, None if performance is None else performance == pad,
+                                       None if melody is None else melody == pad, style=style)
+        if memory is not None:
+            if memory.shape[0] not in (1, batch):
+                raise BadInputError(f"conditioning batch must be 1 or {batch}, got {memory.shape[0]}")
+            memory = memory.expand(batch, -1, -1)
+            padding = None if padding is None else padding.expand(batch, -1)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    cache: dict | None = {} if use_cache else None
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    step_input = tokens
+    bar = progress(total=max_length - tokens.shape[1], desc="generating",
+                   disable=None if show_progress is None else not show_progress)
+    try:
+        while tokens.shape[1] < max_length and not done.all():
+            logits = decoder(step_input if use_cache else tokens, memory, padding, cache)[:, -1]
+            logits[:, [PerformanceEncoding.PAD, cfg.vocab_size - 1]] = float("-inf")  # never PAD or BOS
+            probs = filter_logits(logits.float(), temperature, top_k, top_p).softmax(-1)
+            nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
+            nxt = nxt.masked_fill(done, PerformanceEncoding.PAD)
+            if eos is not None:
+                done = done | (nxt == eos)
+            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+            step_input = nxt[:, None]
+            bar.update(1)
+    finally:
+        bar.close()
+        model.train(was_training)
+    return tokens

@@ -1,0 +1,185 @@
+"""Training data and loops for the Transformer autoencoder (Choi et al., arXiv:1912.05537, Sec. 4).
+
+Examples are time-window crops of a piece: the performance tokens (the decoder's target *and*,
+for the autoencoder, the encoder's input: "input = target crop") and the melody of the same
+window. ``fit`` is a plain PyTorch loop with atomic checkpoints and exact resume;
+``nll`` is the held-out negative log-likelihood in nats per token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from etude.errors import BadInputError
+from etude.music.autoencoder import TransformerAutoencoder
+from etude.music.events import PerformanceEncoding
+from etude.music.melody import MelodyEncoding
+from etude.music.performance import Performance
+from etude.music.styles import augment as augment_performances
+from etude.runtime import load_checkpoint, progress, save_checkpoint
+
+__all__ = ["Crops", "crop", "fit", "load_model", "make_crops", "nll", "save_model"]
+
+PAD = PerformanceEncoding.PAD
+
+
+def crop(performance: Performance, start: float, seconds: float) -> Performance:
+    """Notes starting in ``[start, start + seconds)``, shifted to time 0 and cut at the window's end."""
+    keep = (performance.start >= start) & (performance.start < start + seconds)
+    end = np.minimum(performance.end[keep], start + seconds) - start
+    begin = performance.start[keep] - start
+    return Performance.from_arrays(performance.pitch[keep], performance.velocity[keep], begin,
+                                   np.maximum(end, begin + 0.01))
+
+
+@dataclass
+class Crops:
+    """Padded crops: ``performance [N, Lp]`` ids (no BOS), ``melody [N, Lm]`` ids, PAD = 0."""
+
+    performance: Tensor
+    melody: Tensor
+
+    def __len__(self) -> int:
+        return self.performance.shape[0]
+
+    def select(self, index: Tensor) -> "Crops":
+        return Crops(self.performance[index], self.melody[index])
+
+
+def _pad(rows: list[np.ndarray], length: int) -> Tensor:
+    out = torch.zeros(len(rows), length, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : min(len(row), length)] = torch.from_numpy(row[:length])
+    return out
+
+
+def make_crops(pieces: list, *, seconds: float, max_tokens: int, per_piece: int, seed: int,
+               augment: bool = False) -> Crops:
+    """``per_piece`` random windows of ``seconds`` from each piece (``piece.performance`` and ``piece.melody``).
+
+    Performance ids are cut to ``max_tokens - 1`` (room for the decoder's BOS), melody frames to
+    ``max_tokens``. With ``augment``, each crop is transposed by -3..+3 and stretched by 0.95-1.05.
+    """
+    if not pieces:
+        raise BadInputError("make_crops needs at least one piece")
+    rng = np.random.default_rng(seed)
+    enc, menc = PerformanceEncoding(), MelodyEncoding()
+    perf_rows, mel_rows = [], []
+    for piece in pieces:
+        for _ in range(per_piece):
+            start = float(rng.uniform(0.0, max(piece.performance.duration - seconds, 0.0)))
+            p, m = crop(piece.performance, start, seconds), crop(piece.melody, start, seconds)
+            if len(p) == 0:
+                continue
+            if augment:
+                p, m = augment_performances(p, m, rng=rng, pitch_range=(21, 108))
+            perf_rows.append(enc.encode(p))
+            mel_rows.append(menc.encode(m) if len(m) else np.array([menc.NO_EVENT]))
+    return Crops(_pad(perf_rows, max_tokens - 1), _pad(mel_rows, max_tokens))
+
+
+def _batch_loss(model: TransformerAutoencoder, batch: Crops, reduction: str = "mean") -> Tensor:
+    """Cross-entropy of the target crop given the conditioning (nats; PAD targets ignored)."""
+    target = batch.performance
+    bos = torch.full_like(target[:, :1], model.cfg.vocab_size - 1)
+    inputs = torch.cat([bos, target[:, :-1]], dim=1)
+    logits = model(inputs, performance=target if model.uses_performance else None,
+                   melody=batch.melody if model.uses_melody else None,
+                   performance_padding=target == PAD, melody_padding=batch.melody == PAD)
+    return nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction=reduction)
+
+
+@torch.no_grad()
+def nll(model: TransformerAutoencoder, data: Crops, batch_size: int = 32) -> float:
+    """Mean negative log-likelihood of the non-PAD target tokens, in nats per token."""
+    was = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(data), batch_size):
+        batch = data.select(torch.arange(i, min(i + batch_size, len(data))))
+        total += float(_batch_loss(model, batch, reduction="sum"))
+        count += int((batch.performance != PAD).sum())
+    model.train(was)
+    return total / max(count, 1)
+
+
+def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: int, lr: float, seed: int,
+        checkpoint: str | Path | None = None, resume: bool = False, every: int = 100,
+        show_progress: bool | None = None, desc: str = "training") -> list[float]:
+    """Adam with linear warm-up (10% of steps) and cosine decay; returns the loss per step.
+
+    With ``checkpoint`` the model, optimizer, sampler state and losses are saved atomically every
+    ``every`` steps and at the end; ``resume`` continues from it to the same result as an
+    uninterrupted run.
+    """
+    if steps < 0 or batch_size < 1:
+        raise BadInputError(f"steps must be >= 0 and batch_size >= 1, got {steps} and {batch_size}")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
+    warm = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (s + 1) / warm if s < warm else
+                                                 0.5 * (1 + math.cos(math.pi * (s - warm) / max(steps - warm, 1))))
+    generator = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    expect = {"kind": "tae", "steps": steps, "seed": seed, "desc": desc}
+    path = None if checkpoint is None else Path(checkpoint)
+    if resume and path is not None and path.exists():
+        state = load_checkpoint(path, expect=expect)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        losses = list(state["losses"])
+
+    def save() -> None:
+        if path is not None:
+            save_checkpoint(path, {**expect, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                                   "torch_rng": torch.get_rng_state(), "losses": losses})
+
+    model.train()
+    for step in progress(range(len(losses), steps), total=steps - len(losses), desc=desc,
+                         disable=None if show_progress is None else not show_progress):
+        index = torch.randint(len(data), (batch_size,), generator=generator)
+        loss = _batch_loss(model, data.select(index))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        if (step + 1) % every == 0 and step + 1 < steps:
+            save()
+    save()
+    return losses
+
+
+def save_model(path: str | Path, model: TransformerAutoencoder, **extra) -> None:
+    """Write a trained model (sizes, conditioning and weights) atomically to ``path``."""
+    save_checkpoint(path, {"kind": "tae-model", "config": model.cfg.as_dict(), "conditioning": model.conditioning,
+                           "combine": model.combine, "pool": model.pool,
+                           "encoder_layers": _encoder_layers(model), "model": model.state_dict(), **extra})
+
+
+def _encoder_layers(model: TransformerAutoencoder) -> int:
+    for name in ("performance_encoder", "melody_encoder"):
+        if hasattr(model, name):
+            return len(getattr(model, name).layers)
+    return model.cfg.layers
+
+
+def load_model(path: str | Path) -> TransformerAutoencoder:
+    """A model written by ``save_model``, in eval mode; a bad file raises ``CheckpointError``."""
+    from etude.music.transformer import TransformerConfig
+
+    state = load_checkpoint(path, expect={"kind": "tae-model"})
+    model = TransformerAutoencoder(TransformerConfig(**state["config"]), state["conditioning"], state["combine"],
+                                   state["pool"], encoder_layers=state["encoder_layers"])
+    model.load_state_dict(state["model"])
+    return model.eval()

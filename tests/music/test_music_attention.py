@@ -1,0 +1,101 @@
+"""Relative attention: the skew trick against an explicit loop, causality, the bidirectional form."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from etude.errors import BadInputError
+from etude.music.attention import RelativeAttention, relative_logits_loop, skew_bidirectional, skew_causal
+from etude.music.transformer import MusicTransformer, TransformerConfig
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on the shared 2-core machines 2 threads made these tiny models ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("length", [1, 2, 7, 12])
+@pytest.mark.parametrize("mode", ["causal", "bidirectional"])
+def test_skew_equals_brute_force(seed, length, mode):
+    torch.manual_seed(seed)
+    attn = RelativeAttention(dim=12, heads=3, max_len=12, mode=mode)
+    q = torch.randn(2, 3, length, 4, dtype=torch.float64)
+    table = attn.table.detach().double()
+    attn.table.data = table
+    fast = attn.relative_logits(q).detach()
+    slow = relative_logits_loop(q, table, causal=mode == "causal")
+    if mode == "causal":
+        fast = fast.tril()  # the masked skew is only defined on and below the diagonal
+    torch.testing.assert_close(fast, slow, atol=1e-12, rtol=0)
+
+
+def test_skew_functions_on_known_values():
+    # qe[i, m] = 10 i + m; causal S[i, j] = qe[i, j - i + L - 1]; bidirectional the same with 2L-1 columns
+    L = 4
+    qe = (10 * torch.arange(L)[:, None] + torch.arange(L)[None]).float()
+    s = skew_causal(qe)
+    for i in range(L):
+        for j in range(i + 1):
+            assert s[i, j] == 10 * i + (j - i + L - 1)
+    qe2 = (10 * torch.arange(L)[:, None] + torch.arange(2 * L - 1)[None]).float()
+    s2 = skew_bidirectional(qe2)
+    expected = torch.tensor([[10 * i + j - i + L - 1 for j in range(L)] for i in range(L)]).float()
+    assert torch.equal(s2, expected)
+
+
+def test_skew_bidirectional_rejects_wrong_width():
+    with pytest.raises(BadInputError, match="2L-1"):
+        skew_bidirectional(torch.zeros(3, 4))
+
+
+@pytest.mark.parametrize("relative,absolute", [(True, False), (False, True), (True, True)])
+def test_decoder_is_causal(relative, absolute):
+    torch.manual_seed(0)
+    cfg = TransformerConfig(dim=16, heads=2, layers=2, ff=32, max_len=20, dropout=0.0, relative=relative, absolute=absolute)
+    model = MusicTransformer(cfg).eval()
+    x = torch.randint(2, 390, (2, 15))
+    y = x.clone()
+    y[:, 9] = (y[:, 9] + 7) % 388 + 2  # change one token
+    a, b = model(x), model(y)
+    torch.testing.assert_close(a[:, :9], b[:, :9], atol=1e-6, rtol=0)  # earlier logits unchanged
+    assert (a[:, 9:] - b[:, 9:]).abs().max() > 1e-4  # later logits do change
+
+
+def test_bidirectional_attention_sees_the_future():
+    torch.manual_seed(0)
+    attn = RelativeAttention(16, 2, 10, "bidirectional").eval()
+    x = torch.randn(1, 8, 16)
+    y = x.clone()
+    y[:, 7] += 1.0
+    assert (attn(x)[:, 0] - attn(y)[:, 0]).abs().max() > 1e-4
+
+
+def test_relative_attention_is_translation_invariant_without_padding():
+    # no absolute positions: a query's output depends only on relative offsets, so shifting a
+    # sequence of identical tokens leaves the outputs at matching offsets unchanged
+    torch.manual_seed(3)
+    attn = RelativeAttention(8, 2, 16, "causal").eval()
+    x = torch.randn(1, 6, 8)
+    longer = torch.cat([x, torch.randn(1, 4, 8)], dim=1)
+    torch.testing.assert_close(attn(x), attn(longer)[:, :6], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(dim=10, heads=3, max_len=4), "divisible"),
+    (dict(dim=8, heads=2, max_len=4, mode="sideways"), "mode"),
+])
+def test_bad_attention_settings(kwargs, match):
+    with pytest.raises(BadInputError, match=match):
+        RelativeAttention(**kwargs)
+
+
+def test_too_long_sequence_is_refused():
+    attn = RelativeAttention(8, 2, 4, "causal")
+    with pytest.raises(BadInputError, match="max_len"):
+        attn(torch.randn(1, 5, 8))

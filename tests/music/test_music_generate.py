@@ -1,0 +1,136 @@
+"""KV-cached generation equals the full forward pass; sampling options; style interpolation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from etude.errors import BadInputError
+from etude.music import COMBINES, CONDITIONINGS, PerformanceEncoding, TransformerAutoencoder, TransformerConfig
+from etude.music.generate import filter_logits, generate, interpolate_style
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on the shared 2-core machines 2 threads made these tiny models ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+EOS, PAD = PerformanceEncoding.EOS, PerformanceEncoding.PAD
+
+
+def tiny(conditioning="performance", combine="sum", seed=0, relative=True, absolute=False, pool=True):
+    torch.manual_seed(seed)
+    cfg = TransformerConfig(dim=16, heads=2, layers=2, ff=32, max_len=32, dropout=0.0, relative=relative,
+                            absolute=absolute)
+    return TransformerAutoencoder(cfg, conditioning, combine, pool, encoder_layers=1).eval()
+
+
+@pytest.mark.parametrize("seed,conditioning,combine,relative,absolute", [
+    *[(s, "melody+performance", "tile", True, False) for s in (1, 2)],
+    *[(0, c, "sum", True, False) for c in CONDITIONINGS],
+    *[(0, "melody+performance", c, True, False) for c in COMBINES[1:]],
+    (0, "none", "sum", False, True), (0, "performance", "sum", True, True),
+])
+def test_cached_logits_equal_full_forward(seed, conditioning, combine, relative, absolute):
+    model = tiny(conditioning, combine, seed, relative, absolute)
+    torch.manual_seed(seed + 100)
+    x, perf, mel = torch.randint(2, 390, (3, 25)), torch.randint(2, 390, (3, 9)), torch.randint(4, 92, (3, 7))
+    full = model(x, perf, mel)
+    memory, padding = model.memory(perf, mel)
+    cache: dict = {}
+    pieces = [model.decoder(x[:, :4], memory, padding, cache)]  # a primer, then one token at a time
+    pieces += [model.decoder(x[:, t:t + 1], memory, padding, cache) for t in range(4, 25)]
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=0)
+
+
+def test_cached_and_recomputed_generation_agree():
+    model = tiny("melody+performance", "concat")
+    perf, mel = torch.randint(2, 390, (1, 9)), torch.randint(4, 92, (1, 7))
+    fast = generate(model, 3, max_length=20, performance=perf, melody=mel, seed=5, eos=None)
+    slow = generate(model, 3, max_length=20, performance=perf, melody=mel, seed=5, eos=None, use_cache=False)
+    assert torch.equal(fast, slow)
+    assert fast.shape == (3, 20) and (fast[:, 0] == 390).all()
+
+
+def test_seed_determinism_and_variety():
+    model = tiny("none")
+    a, b = generate(model, 2, max_length=16, seed=1, eos=None), generate(model, 2, max_length=16, seed=1, eos=None)
+    c = generate(model, 2, max_length=16, seed=2, eos=None)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_greedy_top_k_1_follows_the_argmax():
+    model = tiny("none")
+    out = generate(model, 1, max_length=10, top_k=1, eos=None)
+    logits = model(out[:, :-1])
+    logits[..., [PAD, 390]] = float("-inf")
+    assert torch.equal(logits.argmax(-1), out[:, 1:])
+
+
+def test_stops_at_eos_and_pads_after():
+    model = tiny("none")
+    with torch.no_grad():
+        model.decoder.head.bias[EOS] = 50.0  # EOS almost surely first
+    out = generate(model, 2, max_length=20)
+    assert out.shape == (2, 2) and (out[:, 1] == EOS).all()
+    with torch.no_grad():
+        model.decoder.head.bias[EOS] = 0.0
+        model.decoder.head.bias[5] = 50.0
+    assert generate(model, 1, max_length=12).shape == (1, 12)
+
+
+def test_primer_is_kept():
+    model = tiny("none")
+    primer = torch.tensor([390, 62, 300, 190])
+    out = generate(model, 2, max_length=12, primer=primer, eos=None)
+    assert torch.equal(out[:, :4], primer.expand(2, -1))
+
+
+def test_filter_logits_top_k_and_top_p():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isinf(filter_logits(logits, top_k=2)[0, 2:]).all()
+    kept = ~torch.isinf(filter_logits(logits, top_p=0.7))
+    assert kept.tolist() == [[True, True, False, False]]  # 0.5 < 0.7 <= 0.8: two tokens form the nucleus
+    kept = ~torch.isinf(filter_logits(logits, top_p=0.5))
+    assert kept.tolist() == [[True, False, False, False]]
+    torch.testing.assert_close(filter_logits(logits, temperature=2.0), logits / 2)
+
+
+def test_style_interpolation_endpoints():
+    model = tiny("performance")
+    a, b = torch.randint(2, 390, (1, 8)), torch.randint(2, 390, (1, 11))
+    torch.testing.assert_close(interpolate_style(model, a, b, 0.0), model.style(a))
+    torch.testing.assert_close(interpolate_style(model, a, b, 1.0), model.style(b))
+    mid = interpolate_style(model, a, b, 0.5)
+    torch.testing.assert_close(mid, (model.style(a) + model.style(b)) / 2)
+    out = generate(model, 1, max_length=10, style=mid, seed=0)
+    assert out.shape[1] <= 10
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(batch=0), "batch"), (dict(max_length=33), "max_length"), (dict(temperature=0.0), "temperature"),
+    (dict(top_k=-1), "top_k"), (dict(top_p=0.0), "top_p"), (dict(primer=torch.zeros(1, 40, dtype=torch.long)), "primer"),
+    (dict(performance=None), "needs a performance"),
+])
+def test_bad_generation_arguments(kwargs, match):
+    model = tiny("performance")
+    args = dict(performance=torch.randint(2, 390, (1, 5)), max_length=10)
+    with pytest.raises(BadInputError, match=match):
+        generate(model, **{**args, **kwargs})
+    with pytest.raises(BadInputError, match="alpha"):
+        interpolate_style(model, args["performance"], args["performance"], 1.5)
+
+
+@pytest.mark.parametrize("chunks", [(4, 3, 1, 5, 12), (1, 2, 22)])
+def test_cache_accepts_chunks_of_any_size(chunks):
+    model = tiny("melody+performance", "tile")
+    x, perf, mel = torch.randint(2, 390, (2, 25)), torch.randint(2, 390, (2, 9)), torch.randint(4, 92, (2, 7))
+    memory, padding = model.memory(perf, mel)
+    cache: dict = {}
+    bounds = torch.tensor((0, *chunks)).cumsum(0).tolist()
+    out = torch.cat([model.decoder(x[:, a:b], memory, padding, cache) for a, b in zip(bounds, bounds[1:])], dim=1)
+    torch.testing.assert_close(out, model(x, perf, mel), atol=1e-5, rtol=0)
