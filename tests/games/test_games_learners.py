@@ -5,17 +5,12 @@ import torch
 
 from etude.errors import BadInputError
 from etude.games import initial_theta, ipd, matching_pennies, unnormalized_values
-from etude.games.learners import learner_gradient, lola_gradient, lookahead_gradient, naive_gradient
+from etude.games.learners import exact_value_fn, learner_gradient, lola_gradient, lookahead_gradient, naive_gradient
 
 EPS = 1e-4
 
 
-def exact_fn(game):
-    def values(a, b):
-        v = unnormalized_values(game, a, b)
-        return v[:, 0], v[:, 1]
-
-    return values
+exact_fn = exact_value_fn
 
 
 def central_difference(f, x):

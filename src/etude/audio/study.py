@@ -23,6 +23,7 @@ from etude.audio.hierarchy import AutoEncoder, Hierarchy, HierarchyConfig, Level
 from etude.audio.plots import plot_curves, plot_spectrogram, spectral_flatness
 from etude.audio.render import SAMPLE_RATE, piano_dataset, write_wav
 from etude.audio.training import encode_pieces, evaluate_level, evaluate_prior, fixed_crops, to_classes, train_model
+from etude.runtime import resolve_device
 from etude.studies.protocol import Claim, Result, Study
 
 __all__ = ["AmaePreset", "AmaeStudy"]
@@ -132,7 +133,7 @@ class AmaeStudy(Study):
         ckpt = out_dir / "checkpoints"
         claims = {c.id: c for c in self.claims()}
         p = preset
-        device = torch.device("cuda" if p.device == "cuda" or (p.device == "auto" and torch.cuda.is_available()) else "cpu")
+        device = resolve_device(p.device)
         data = piano_dataset(p.pieces, seed=seed, max_seconds=p.max_seconds or None)
         train, valid = to_classes(data["train"]), to_classes(data["valid"])
         crops = fixed_crops(valid, p.length, p.valid_crops)

@@ -27,6 +27,7 @@ from etude.exchangeable.data import (
 from etude.exchangeable.plots import plot_bits_per_dim, plot_sample_grid, plot_training
 from etude.exchangeable.training import TrainLog, train_bruno
 from etude.flows import dequantize
+from etude.runtime import resolve_device
 from etude.studies.protocol import Claim, Result, Study
 
 __all__ = ["BrunoPreset", "BrunoStudy"]
@@ -131,7 +132,7 @@ class BrunoStudy(Study):
         claims = {c.id: c for c in self.claims()}
         splits = load_digit_splits(seed)
         shape = (1, 8, 8)
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device("auto")
         g_val = torch.Generator().manual_seed(seed + 1)
         val = dequantize(sample_sequences(splits.val_x, splits.val_y, preset.val_sequences, preset.seq_len,
                                           g_val)[0], g_val)

@@ -17,10 +17,21 @@ from typing import Callable
 import torch
 
 from etude.errors import BadInputError
+from etude.games.matrix import MatrixGame, unnormalized_values
 
-__all__ = ["LEARNERS", "ValueFn", "learner_gradient", "naive_gradient", "lola_gradient", "lookahead_gradient"]
+__all__ = ["LEARNERS", "ValueFn", "exact_value_fn", "learner_gradient", "naive_gradient", "lola_gradient", "lookahead_gradient"]
 
 ValueFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def exact_value_fn(game: MatrixGame) -> ValueFn:
+    """`values(theta1, theta2) -> (V1, V2)`: the game's exact unnormalized values, [seeds] each."""
+
+    def values(theta1: torch.Tensor, theta2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v = unnormalized_values(game, theta1, theta2)
+        return v[..., 0], v[..., 1]
+
+    return values
 
 
 def _leaf(theta: torch.Tensor) -> torch.Tensor:

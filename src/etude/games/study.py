@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from etude.games.dice import DiceValues, sample_rollouts
-from etude.games.learners import lola_gradient
-from etude.games.matrix import ipd, matching_pennies, unnormalized_values
+from etude.games.learners import exact_value_fn, lola_gradient
+from etude.games.matrix import ipd, matching_pennies
 from etude.games.plots import plot_policies, plot_rewards
 from etude.games.tournament import mean_interval, tournament
 from etude.games.training import History, initial_theta, train
@@ -190,11 +190,6 @@ class LolaStudy(Study):
         t1, t2 = theta[:, 0], theta[:, 1]
         generator = torch.Generator().manual_seed(seed)
         dice = DiceValues(game, sample_rollouts(game, t1, t2, preset.pg_batch, preset.pg_horizon, generator))
-
-        def exact(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            v = unnormalized_values(game, a, b)
-            return v[:, 0], v[:, 1]
-
         g_dice = lola_gradient(dice, t1, t2, preset.opponent_lr)
-        g_exact = lola_gradient(exact, t1, t2, preset.opponent_lr)
+        g_exact = lola_gradient(exact_value_fn(game), t1, t2, preset.opponent_lr)
         return float(torch.nn.functional.cosine_similarity(g_dice, g_exact, dim=-1).median())

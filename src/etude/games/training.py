@@ -15,8 +15,8 @@ import torch
 
 from etude.errors import BadInputError
 from etude.games.dice import DiceValues, sample_rollouts
-from etude.games.learners import LEARNERS, ValueFn, learner_gradient
-from etude.games.matrix import MatrixGame, exact_values, unnormalized_values
+from etude.games.learners import LEARNERS, ValueFn, exact_value_fn, learner_gradient
+from etude.games.matrix import MatrixGame, exact_values
 from etude.runtime import load_checkpoint, progress, save_checkpoint
 
 __all__ = ["History", "train", "initial_theta", "ESTIMATORS"]
@@ -135,10 +135,7 @@ def train(
 
     def both_values(theta1: torch.Tensor, theta2: torch.Tensor) -> ValueFn:
         if estimator == "exact":
-            def values(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                v = unnormalized_values(game, a, b)
-                return v[:, 0], v[:, 1]
-            return values
+            return exact_value_fn(game)
         return DiceValues(game, sample_rollouts(game, theta1, theta2, batch_size, horizon, sampler))
 
     def swapped(values: ValueFn) -> ValueFn:

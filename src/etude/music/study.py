@@ -25,6 +25,7 @@ from etude.music.plots import plot_piano_roll
 from etude.music.styles import Style, render
 from etude.music.training import crop, fit, make_crops, nll
 from etude.music.transformer import TransformerConfig
+from etude.runtime import resolve_device
 from etude.studies.protocol import Claim, Result, Study
 
 __all__ = ["TransformerAePreset", "TransformerAeStudy"]
@@ -133,11 +134,7 @@ class TransformerAeStudy(Study):
         out_dir = Path(out_dir)
         started = time.perf_counter()
         claims = {c.id: c for c in self.claims()}
-        device = preset.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device not in ("cpu", "cuda"):
-            raise BadInputError(f"device must be 'cpu', 'cuda' or 'auto', got {preset.device!r}")
+        device = resolve_device(preset.device)
         scores, _ = load_scores("bach", limit=preset.pieces or None, show_progress=False)
         pieces = [play(s, seed, split_of(s.name)) for s in scores]
         train = [p for p in pieces if p.split == "train"]

@@ -7,6 +7,7 @@ helpers import matplotlib only when called.
 from importlib import import_module
 from typing import Any
 
+from etude.runtime.devices import DEVICES, resolve_device
 from etude.runtime.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from etude.runtime.figures import pyplot, save_figure
 from etude.runtime.progress import progress, progress_allowed
@@ -21,6 +22,8 @@ _LAZY = {
 }
 
 __all__ = [
+    "DEVICES",
+    "resolve_device",
     "MAX_SEED",
     "PRECISIONS",
     "latest_checkpoint",
