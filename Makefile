@@ -1,10 +1,13 @@
-# etude: `make reproduce` runs every study's quick preset, `make test` runs the test suite.
+# etude: `make reproduce` runs every study's quick preset (PRESET=long for the CPU scale that decides
+# the claims; JOBS=N worker processes, default one per core), `make test` runs the test suite.
 # Both create .venv on first use and install the package with its test extras.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-RUN_DIR ?= runs/quick
+PRESET ?= quick
+RUN_DIR ?= runs/$(PRESET)
 SEED ?= 0
+JOBS ?= auto
 
 .PHONY: install system-deps test reproduce clean
 
@@ -35,7 +38,7 @@ test: install system-deps
 	$(PY) -m pytest -q
 
 reproduce: install system-deps
-	$(VENV)/bin/etude reproduce --preset quick --seed $(SEED) --out $(RUN_DIR)
+	$(VENV)/bin/etude reproduce --preset $(PRESET) --seed $(SEED) --jobs $(JOBS) --out $(RUN_DIR)
 	$(VENV)/bin/etude report $(RUN_DIR)
 
 clean:

@@ -33,6 +33,35 @@ def _parse_set(values: Sequence[str] | None) -> dict[str, str]:
     return overrides
 
 
+_MAX_SEEDS = 1000
+"""Most seeds one run may name."""
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """'0,1,2' or a range '0-4' (inclusive) -> a list of seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        low, sep, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high if sep else low)
+        except ValueError:
+            raise BadInputError(f"--seeds expects comma-separated ints or ranges like 0,1,2 or 0-4, got {text!r}") from None
+        if last < first or len(seeds) + last - first + 1 > _MAX_SEEDS:
+            raise BadInputError(f"--seeds {text!r} must name 1 to {_MAX_SEEDS} seeds, each range low-high with low <= high")
+        seeds += range(first, last + 1)
+    return seeds
+
+
+def _parse_jobs(text: str, cores: int) -> int:
+    """'auto' -> the usable cores; otherwise a positive int."""
+    if text == "auto":
+        return cores
+    try:
+        return int(text)
+    except ValueError:
+        raise BadInputError(f"--jobs expects a positive int or 'auto', got {text!r}") from None
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from etude.studies import get_study, study_names
 
@@ -49,12 +78,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from etude.studies import run_studies
 
-    results = run_studies(args.studies, preset=args.preset, seed=args.seed, out=args.out,
-                          resume=args.resume, overrides=_parse_set(args.set))
+    from etude.studies.parallel import default_jobs
+
+    if args.seeds is not None and args.seed is not None:
+        raise BadInputError("give either --seed or --seeds, not both")
+    seed = _parse_seeds(args.seeds) if args.seeds is not None else (0 if args.seed is None else args.seed)
+    jobs = _parse_jobs(args.jobs, default_jobs())
+    results = run_studies(args.studies, preset=args.preset, seed=seed, out=args.out,
+                          resume=args.resume, overrides=_parse_set(args.set), jobs=jobs)
+    several = not isinstance(seed, int)
     for result in results:
         verdicts = ", ".join(f"{c.id}: {c.verdict}" for c in result.claims)
         status = "" if result.status == "ok" else f" CRASHED ({result.error_line()})"
-        print(f"{result.study} [{result.wall_time_s:.1f} s]{status}: {verdicts}")
+        label = f"{result.study} seed {result.seed}" if several else result.study
+        print(f"{label} [{result.wall_time_s:.1f} s]{status}: {verdicts}")
     print(f"results in {args.out}; write the report with `etude report {args.out}`")
     return 0
 
@@ -92,8 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("reproduce", help="run studies and write result.json per study")
     rep.add_argument("studies", nargs="*", help="study names (default: all)")
-    rep.add_argument("--preset", default="quick", help="smoke, quick or full (default quick)")
-    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--preset", default="quick", help="smoke, quick, long or full (default quick)")
+    rep.add_argument("--seed", type=int, default=None, help="the seed (default 0)")
+    rep.add_argument("--seeds", default=None, metavar="LIST",
+                     help="several seeds, e.g. 0,1,2 or 0-4; results in <out>/<study>/seed-<k>/")
+    rep.add_argument("--jobs", default="1", metavar="N",
+                     help="worker processes running studies and seeds in parallel, or 'auto' for one per core (default 1)")
     rep.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
     rep.add_argument("--resume", action="store_true", help="continue from checkpoints in --out")
     rep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset field (one study)")

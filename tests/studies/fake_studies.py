@@ -113,3 +113,32 @@ REGISTRY = {
     "fake_bad_input": "fake_studies:BadInputStudy",
 }
 """Name -> 'module:Class', in the registry's format."""
+
+
+class DyingStudy(_Base):
+    """Ends its process at once with exit code 3, like a worker killed by the OOM killer.
+
+    Only for runs in worker processes (``jobs > 1``): in-process it would end the test run.
+    """
+
+    name = "fake_dying"
+    threads = 1
+
+    def run(self, preset: FakePreset, seed: int, out_dir: Path, resume: bool = False) -> Result:
+        import os
+
+        os._exit(3)
+
+
+class SeedStudy(GoodStudy):
+    """GoodStudy whose metric depends on the seed and on torch's global generator."""
+
+    name = "fake_seed"
+
+    def run(self, preset: FakePreset, seed: int, out_dir: Path, resume: bool = False) -> Result:
+        result = super().run(preset, seed, out_dir, resume)
+        result.metrics["draw"] = float(torch.rand(()).item())
+        return result
+
+
+REGISTRY.update({"fake_dying": "fake_studies:DyingStudy", "fake_seed": "fake_studies:SeedStudy"})

@@ -59,6 +59,13 @@ def test_reproduce_unknown_study(capsys, tmp_path) -> None:
         (["--set", "=3"], ["--set", "'=3'"]),
         (["--preset", "huge"], ["'huge'", "smoke"]),
         (["--seed", "-1"], ["seed", "-1"]),
+        (["--seeds", "1,x"], ["--seeds", "'1,x'"]),
+        (["--seeds", "4-2"], ["--seeds", "'4-2'", "low <= high"]),
+        (["--seeds", "0-100000000000"], ["--seeds", "1000"]),
+        (["--seeds", "1,1"], ["distinct"]),
+        (["--seeds", "0,1", "--seed", "3"], ["--seed", "--seeds"]),
+        (["--jobs", "0"], ["jobs", "0"]),
+        (["--jobs", "two"], ["--jobs", "'two'", "auto"]),
     ],
 )
 def test_reproduce_lola_bad_settings(capsys, tmp_path, args: list[str], words: list[str]) -> None:

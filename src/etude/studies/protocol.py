@@ -31,7 +31,9 @@ __all__ = [
 SCHEMA_VERSION = 1
 Verdict = Literal["holds", "fails", "inconclusive", "not-run"]
 VERDICTS: tuple[str, ...] = ("holds", "fails", "inconclusive", "not-run")
-PRESETS: tuple[str, ...] = ("smoke", "quick", "full")
+PRESETS: tuple[str, ...] = ("smoke", "quick", "long", "full")
+"""Preset tiers: smoke (tests, seconds), quick (<= 5 min per study on 2 CPU cores), long (<= 60 min per
+study on 2 CPU cores, the scale that decides claims), full (the paper's scale, GPUs)."""
 
 
 @dataclass

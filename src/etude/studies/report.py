@@ -21,24 +21,41 @@ _IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif")
 def collect_results(run_dir: Path) -> list[tuple[str, Result | None, str]]:
     """(study folder name, result or None, note) for every subfolder of the run folder."""
     entries = []
-    for folder in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+    for folder, name in _study_folders(run_dir):
         path = folder / "result.json"
         if not path.exists():
-            entries.append((folder.name, None, "no result.json: the study did not finish"))
+            entries.append((name, None, "no result.json: the study did not finish"))
             continue
         try:
             data = json.loads(path.read_text())
             result = Result.from_dict(data)
         except (OSError, ValueError, TypeError, BadInputError) as exc:
-            entries.append((folder.name, None, f"unreadable result.json ({type(exc).__name__})"))
+            entries.append((name, None, f"unreadable result.json ({type(exc).__name__})"))
             continue
         note = ""
         if data.get("schema_version") != SCHEMA_VERSION:
             note = f"result.json has schema version {data.get('schema_version')!r}, this etude writes {SCHEMA_VERSION}"
         if result.status == "crashed":
             note = (note + "; " if note else "") + "the study crashed: " + result.error_line()
-        entries.append((folder.name, result, note))
+        entries.append((name, result, note))
     return entries
+
+
+def _seed_number(folder: Path) -> int:
+    return int(folder.name.removeprefix("seed-"))
+
+
+def _study_folders(run_dir: Path) -> list[tuple[Path, str]]:
+    """(folder, name) of every study folder: ``study`` or, for runs over several seeds, ``study/seed-k``."""
+    found = []
+    for folder in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+        seeds = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith("seed-")
+                 and p.name.removeprefix("seed-").isdigit()] if not (folder / "result.json").exists() else []
+        if seeds:
+            found += [(p, f"{folder.name}/{p.name}") for p in sorted(seeds, key=_seed_number)]
+        else:
+            found.append((folder, folder.name))
+    return found
 
 
 def _cell(text: str) -> str:

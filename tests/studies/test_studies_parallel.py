@@ -1,0 +1,78 @@
+"""`run_studies(jobs > 1)`: worker processes give the results of a sequential run, isolate
+crashes (even a dying process), propagate user errors, resume, and lay out several seeds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from etude.errors import BadInputError, CheckpointError
+from etude.studies import collect_results, load_result, run_studies
+
+
+def _comparable(result) -> dict:
+    data = result.to_dict()
+    data.pop("wall_time_s")
+    data["error"] = data["error"].splitlines()[:1]  # the traceback's frames differ by process
+    return data
+
+
+def test_two_jobs_give_the_results_of_one_job(fake, tmp_path) -> None:
+    names = ["fake_seed", "fake_crash", "fake_one_thread"]
+    sequential = run_studies(names, preset="smoke", seed=[3, 4], out=tmp_path / "one", jobs=1)
+    parallel = run_studies(names, preset="smoke", seed=[3, 4], out=tmp_path / "two", jobs=2)
+    assert [_comparable(r) for r in parallel] == [_comparable(r) for r in sequential]
+    assert [(r.study, r.seed) for r in parallel] == [(n, s) for n in names for s in (3, 4)]
+    draws = {r.seed: r.metrics["draw"] for r in parallel if r.study == "fake_seed"}
+    assert draws[3] != draws[4]  # the seed reached the study's generator
+    for name in names:
+        for seed in (3, 4):
+            stored = load_result(tmp_path / "two" / name / f"seed-{seed}")
+            assert stored is not None and stored.seed == seed
+    assert fake.CALLS == [(n, fake.FakePreset(steps=2, label="smoke"), s, False)
+                          for n in names for s in (3, 4)]  # jobs=1 ran here, jobs=2 elsewhere
+
+
+def test_a_dying_worker_is_recorded_and_the_others_finish(fake, tmp_path) -> None:
+    dying, good = run_studies(["fake_dying", "fake_good"], preset="smoke", seed=1, out=tmp_path, jobs=2)
+    assert dying.status == "crashed"
+    assert "exit code 3" in dying.error
+    assert load_result(tmp_path / "fake_dying").status == "crashed"
+    assert good.status == "ok"
+    assert load_result(tmp_path / "fake_good") == good
+
+
+@pytest.mark.parametrize(("study", "error"), [("fake_checkpoint", CheckpointError),
+                                              ("fake_bad_input", BadInputError)])
+def test_user_errors_in_a_worker_propagate(fake, tmp_path, study: str, error: type) -> None:
+    with pytest.raises(error):
+        run_studies([study, "fake_good"], preset="smoke", out=tmp_path, jobs=2)
+    assert not (tmp_path / study / "result.json").exists()
+
+
+def test_resume_with_jobs_keeps_finished_results(fake, tmp_path) -> None:
+    first = run_studies(["fake_good", "fake_seed"], preset="smoke", seed=2, out=tmp_path, jobs=2)
+    again = run_studies(["fake_good", "fake_seed"], preset="smoke", seed=2, out=tmp_path, jobs=2, resume=True)
+    assert again == first  # wall times included: nothing ran again
+
+
+def test_several_seeds_are_reported_per_seed(fake, tmp_path) -> None:
+    run_studies(["fake_good"], preset="smoke", seed=[0, 10, 2], out=tmp_path)
+    names = [name for name, result, _ in collect_results(tmp_path)]
+    assert names == ["fake_good/seed-0", "fake_good/seed-2", "fake_good/seed-10"]
+    assert json.loads((tmp_path / "run.json").read_text())["seeds"] == [0, 10, 2]
+
+
+@pytest.mark.parametrize("kwargs", [{"jobs": 0}, {"jobs": 1.5}, {"jobs": True}, {"seed": []},
+                                    {"seed": [1, 1]}, {"seed": [-1]}, {"seed": [2**32]}])
+def test_bad_jobs_and_seeds_are_refused(fake, tmp_path, kwargs) -> None:
+    with pytest.raises(BadInputError):
+        run_studies(["fake_good"], preset="smoke", out=tmp_path / "run", **kwargs)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_study_without_the_preset_fails_before_anything_runs(fake, tmp_path) -> None:
+    with pytest.raises(BadInputError, match="no preset 'long'"):
+        run_studies(["fake_good"], preset="long", out=tmp_path / "run")
+    assert fake.CALLS == []
