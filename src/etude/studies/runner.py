@@ -23,7 +23,7 @@ from etude.studies.protocol import PRESETS, Result, Study, versions
 from etude.studies import registry
 from etude.studies.registry import get_study, study_names
 
-__all__ = ["Task", "run_studies", "run_task", "load_result", "study_dir_for"]
+__all__ = ["Task", "crashed_result", "finished_result", "load_result", "run_studies", "run_task", "study_dir_for"]
 
 MAX_JOBS = 256
 """Upper bound of ``jobs``: more worker processes than this is a typo, not a machine."""
@@ -80,12 +80,9 @@ def run_task(task: Task, default_threads: int | None = None) -> Result:
     settings = study.preset(task.preset, dict(task.overrides))
     study_dir = Path(task.study_dir)
     wanted = {"preset": task.preset, **_as_settings(settings)}
-    if task.resume:
-        previous = load_result(study_dir)
-        if (previous is not None and previous.status == "ok"
-                and (previous.preset, previous.seed) == (task.preset, task.seed)
-                and previous.settings == json.loads(json.dumps(wanted))):
-            return previous
+    previous = finished_result(task, study)
+    if previous is not None:
+        return previous
     start = time.perf_counter()
     seed_everything(task.seed)
     threads = torch.get_num_threads()
@@ -105,6 +102,20 @@ def run_task(task: Task, default_threads: int | None = None) -> Result:
     result.versions = versions()
     result.write(study_dir)
     return result
+
+
+def finished_result(task: Task, study: Study | None = None) -> Result | None:
+    """When resuming, the stored result of `task` if it finished with the same preset, seed and settings."""
+    if not task.resume:
+        return None
+    study = study or _load_study(task.spec)
+    wanted = {"preset": task.preset, **_as_settings(study.preset(task.preset, dict(task.overrides)))}
+    previous = load_result(Path(task.study_dir))
+    if (previous is not None and previous.status == "ok"
+            and (previous.preset, previous.seed) == (task.preset, task.seed)
+            and previous.settings == json.loads(json.dumps(wanted))):
+        return previous
+    return None
 
 
 def crashed_result(study: Study, task: Task, error: str) -> Result:
@@ -164,11 +175,16 @@ def run_studies(
     frozen = tuple(sorted((overrides or {}).items()))
     tasks = [Task(name, registry.STUDIES[name], preset, s, str(study_dir_for(out, name, s, several)), resume, frozen)
              for name in selected for s in seeds]
-    if jobs == 1 or len(tasks) == 1:
+    if jobs == 1:
         return [run_task(task) for task in tasks]
+    done = {i: r for i, r in enumerate(finished_result(task) for task in tasks) if r is not None}
+    todo = [i for i in range(len(tasks)) if i not in done]
+    if len(todo) <= 1:
+        return [done[i] if i in done else run_task(tasks[i]) for i in range(len(tasks))]
     from etude.studies.parallel import run_parallel
 
-    return run_parallel(tasks, jobs)
+    done.update(zip(todo, run_parallel([tasks[i] for i in todo], jobs)))
+    return [done[i] for i in range(len(tasks))]
 
 
 def _as_settings(preset: object) -> dict:
