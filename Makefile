@@ -9,7 +9,7 @@ RUN_DIR ?= runs/$(PRESET)
 SEED ?= 0
 JOBS ?= auto
 
-.PHONY: install system-deps test reproduce clean
+.PHONY: install system-deps test reproduce core-check clean
 
 # Debian packages some features need (headless browser for the report test, fluidsynth and a
 # General MIDI piano soundfont to render audio). Installed when we
@@ -40,6 +40,19 @@ test: install system-deps
 reproduce: install system-deps
 	$(VENV)/bin/etude reproduce --preset $(PRESET) --seed $(SEED) --jobs $(JOBS) --out $(RUN_DIR)
 	$(VENV)/bin/etude report $(RUN_DIR)
+
+# `pip install etude` without extras: a fresh venv gets the core alone, which must import and run
+# etude.similarity, etude.vi and etude.games (CI runs this after the tests; a few minutes).
+CORE_VENV ?= /tmp/etude-core-venv
+core-check:
+	rm -rf $(CORE_VENV) && $(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/pip install --quiet torch==2.13.0
+	$(CORE_VENV)/bin/pip install --quiet .
+	cd /tmp && $(CORE_VENV)/bin/python -c "import sys, etude.similarity, etude.vi, etude.games; \
+	  from etude.games import ipd, exact_values, policy_logits; \
+	  assert abs(float(exact_values(ipd(0.96), policy_logits('tft'), policy_logits('defect'))[0]) + 2.04) < 1e-3; \
+	  extra = [m for m in ('music21', 'mido', 'pyro', 'selenium') if m in sys.modules]; assert not extra, extra; \
+	  print('core install ok')"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -95,3 +95,14 @@ def test_citation_cites_etude_and_the_paper_of_every_study() -> None:
         for arxiv in re.findall(r"arXiv:\d{4}\.\d{4,5}", get_study(name).citation):
             assert arxiv in cited, f"{name} cites {arxiv}, absent from CITATION.cff"
     assert len(cited) == 9  # seven papers, plus SVCCA and CKA beside PWCCA
+
+
+def test_gpu_check_refuses_clearly_without_cuda() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available: the refusal path cannot be seen here")
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env={**__import__("os").environ, "PYTHON": sys.executable})
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("gpu_check: CUDA is not available") and len(done.stderr.splitlines()) == 1
