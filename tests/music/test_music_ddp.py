@@ -121,3 +121,56 @@ def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
         state = load_checkpoint(work / f"c_rank{r}.pt")
         _assert_close(state["params"], oracle)
         assert state["losses"] == pytest.approx(losses, abs=1e-5)
+
+
+AUDITED_CLI = Path(__file__).with_name("audited_cli.py")
+
+
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path, monkeypatch):
+    import json
+
+    from etude.cli import main
+    from etude.music import load_corpus
+
+    cache = tmp_path / "cache"
+    load_corpus("bach", limit=6, cache=cache, show_progress=False)  # the smoke preset's pieces, parsed once
+    args = ["reproduce", "transformer_ae", "--preset", "smoke", "--set", "steps=2"]
+    out, logs = tmp_path / "ddp", tmp_path / "audit"
+    done = run_two_ranks([sys.executable, str(AUDITED_CLI), *args, "--strategy", "ddp", "--devices", "2",
+                          "--out", str(out)], cwd=tmp_path,
+                         extra_env={"ETUDE_CACHE": str(cache), "AUDIT_OUT": str(out), "AUDIT_LOG": str(logs)})
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.count("transformer_ae [") == 1  # only rank 0 reports
+    written = {r: {Path(p).name for _, p in json.loads((logs / f"rank{r}.json").read_text())} for r in (0, 1)}
+    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
+    assert {"run.json", "result.json", "training_loss.png", "performance_s0.pt"} <= written[0]  # the audit sees writes
+
+    monkeypatch.setenv("ETUDE_CACHE", str(cache))
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    two, one = (json.loads((d / "transformer_ae" / "result.json").read_text()) for d in (out, tmp_path / "one"))
+    assert two["status"] == one["status"] == "ok", two["error"]
+    assert two["metrics"]["nll_nats_per_token"] == pytest.approx(one["metrics"]["nll_nats_per_token"], abs=1e-5)
+    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+
+
+def test_bf16_mixed_trains_on_the_cpu(bach):
+    """A forward/backward smoke test at bf16-mixed through a one-device CPU Fabric (equality is checked at 32-true)."""
+    from etude.music import fit
+    from etude.runtime import Distributed
+
+    crops = make_crops(bach.pieces, seconds=1.0, max_tokens=24, per_piece=2, seed=0)
+    cfg = TransformerConfig(dim=16, heads=2, layers=1, ff=32, max_len=24, dropout=0.0)
+    fabric = Distributed(accelerator="cpu", precision="bf16-mixed").make_fabric()
+    runs = {}
+    for precision in ("32-true", "bf16-mixed"):
+        torch.manual_seed(0)
+        model = TransformerAutoencoder(cfg, "performance", encoder_layers=1)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        losses = fit(model, crops, steps=3, batch_size=4, lr=3e-3, seed=0, show_progress=False,
+                     fabric=fabric if precision == "bf16-mixed" else None)
+        runs[precision] = losses
+        assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+        assert model.decoder.head.weight.dtype == torch.float32  # mixed: the weights stay float32
+        assert (model.decoder.head.weight - before["decoder.head.weight"]).abs().max() > 1e-4
+    assert runs["bf16-mixed"] != runs["32-true"]  # bf16 rounding really happened
+    assert runs["bf16-mixed"] == pytest.approx(runs["32-true"], abs=0.05)
