@@ -84,7 +84,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise BadInputError("give either --seed or --seeds, not both")
     seed = _parse_seeds(args.seeds) if args.seeds is not None else (0 if args.seed is None else args.seed)
     jobs = _parse_jobs(args.jobs, default_jobs())
-    distributed = {key: getattr(args, key) for key in _FABRIC_OPTIONS if getattr(args, key) is not None}
+    from etude.runtime import fabric_run_settings
+
+    given = {key: getattr(args, key) for key in _FABRIC_OPTIONS if getattr(args, key) is not None}
+    distributed = {**fabric_run_settings(), **given}  # `fabric run`'s options, then the command line's
     results = run_studies(args.studies, preset=args.preset, seed=seed, out=args.out, resume=args.resume,
                           overrides=_parse_set(args.set), jobs=jobs, distributed=distributed)
     from etude.runtime import is_rank_zero

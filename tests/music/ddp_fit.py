@@ -68,9 +68,8 @@ def main(work: Path) -> None:
     from etude.runtime import Distributed, save_checkpoint, set_threads, teardown, wait_for_ranks
 
     set_threads(1)
-    fabric = Distributed(accelerator="cpu", devices=2, strategy="ddp").make_fabric()
+    fabric = Distributed(accelerator="cpu", devices=2, strategy="ddp").launch()
     try:
-        fabric.launch()
         r = fabric.global_rank
         model, losses = train(work, fabric)
         save_checkpoint(work / f"a_rank{r}.pt", {"params": model.state_dict(), "losses": losses,

@@ -10,7 +10,7 @@ import torch.distributed as dist
 
 from etude.cli import main
 from etude.errors import BadInputError
-from etude.runtime import Distributed, is_rank_zero, rank, shard, sum_over_ranks, teardown, world_size
+from etude.runtime import Distributed, fabric_run_settings, is_rank_zero, rank, shard, sum_over_ranks, teardown, world_size
 
 
 class FakeFabric:
@@ -35,7 +35,7 @@ def test_a_global_batch_not_divisible_by_the_world_size_is_a_clear_error():
 
 @pytest.fixture(autouse=True)
 def _no_launcher_env(monkeypatch):
-    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LT_CLI_USED", "LT_DEVICES", "LT_STRATEGY", "LT_NUM_NODES"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -110,3 +110,15 @@ def test_a_torchrun_launch_without_a_strategy_is_refused(tmp_path, capsys, monke
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["reproduce", "transformer_ae", "--preset", "smoke", "--out", str(tmp_path)]) == 2
     assert "pass --strategy ddp" in capsys.readouterr().err
+
+
+def test_fabric_run_settings_come_from_its_environment(monkeypatch):
+    monkeypatch.setenv("LT_DEVICES", "2")
+    assert fabric_run_settings() == {}  # not launched by `fabric run`
+    monkeypatch.setenv("LT_CLI_USED", "1")
+    monkeypatch.setenv("LT_STRATEGY", "ddp")
+    monkeypatch.setenv("LT_NUM_NODES", "3")
+    assert fabric_run_settings() == {"devices": 2, "strategy": "ddp", "num_nodes": 3}
+    monkeypatch.setenv("LT_DEVICES", "0,1")
+    with pytest.raises(BadInputError, match="LT_DEVICES='0,1'"):
+        fabric_run_settings()

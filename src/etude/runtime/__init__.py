@@ -11,6 +11,7 @@ from typing import Any
 from etude.runtime.devices import DEVICES, resolve_device
 from etude.runtime.distributed import (
     Distributed,
+    fabric_run_settings,
     is_rank_zero,
     rank,
     shard,
@@ -36,6 +37,7 @@ __all__ = [
     "DEVICES",
     "Distributed",
     "check_fabric_args",
+    "fabric_run_settings",
     "is_rank_zero",
     "rank",
     "shard",

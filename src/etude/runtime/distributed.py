@@ -8,7 +8,8 @@ another, and what lets W processes end with the parameters of one process on the
 global-batch gradient). Only rank 0 writes results, checkpoints and figures (``is_rank_zero``).
 
 Launch on one machine with Fabric's own launcher (``--strategy ddp --devices N``) or with
-``torchrun --nproc-per-node N``; on several nodes with ``torchrun`` or ``fabric run``.
+``torchrun --nproc-per-node N``; on several nodes with ``torchrun`` or ``fabric run`` (whose
+settings arrive in ``LT_*`` variables: ``fabric_run_settings``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from etude.errors import BadInputError
 if TYPE_CHECKING:  # importing Lightning costs about 2 s: only when a run asks for it
     from lightning_fabric import Fabric
 
-__all__ = ["Distributed", "is_rank_zero", "rank", "shard", "sum_over_ranks", "wait_for_ranks", "world_size"]
+__all__ = ["Distributed", "fabric_run_settings", "is_rank_zero", "rank", "shard", "sum_over_ranks", "wait_for_ranks", "world_size"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,32 @@ class Distributed:
         from etude.runtime.fabric import make_fabric
 
         return make_fabric(self.accelerator, self.devices, self.strategy, self.precision, self.num_nodes)
+
+    def launch(self) -> "Fabric":
+        """``make_fabric()`` launched: its launcher starts the other local ranks (``fabric run`` already did)."""
+        fabric = self.make_fabric()
+        if os.environ.get("LT_CLI_USED") != "1":  # Fabric refuses a second launch under `fabric run`
+            fabric.launch()
+        return fabric
+
+
+_FABRIC_RUN_ENV = {"accelerator": "LT_ACCELERATOR", "strategy": "LT_STRATEGY", "devices": "LT_DEVICES",
+                   "num_nodes": "LT_NUM_NODES", "precision": "LT_PRECISION"}
+
+
+def fabric_run_settings() -> dict[str, Any]:
+    """The ``Distributed`` fields that ``fabric run`` passed to this process (its ``LT_*`` variables), else {}."""
+    if os.environ.get("LT_CLI_USED") != "1":
+        return {}
+    found: dict[str, Any] = {k: os.environ[v] for k, v in _FABRIC_RUN_ENV.items() if os.environ.get(v)}
+    for key in ("devices", "num_nodes"):
+        if key in found:
+            try:
+                found[key] = int(found[key])
+            except ValueError:
+                raise BadInputError(f"fabric run passed {_FABRIC_RUN_ENV[key]}={found[key]!r}; "
+                                    f"etude expects a count of {key.replace('_', ' ')}") from None
+    return found
 
 
 def rank(fabric: "Fabric | None" = None) -> int:

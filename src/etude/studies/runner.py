@@ -127,9 +127,7 @@ def _fabric(settings: Distributed | None) -> Any:
     if settings is None:
         return None
     if settings not in _FABRICS:
-        fabric = settings.make_fabric()
-        fabric.launch()
-        _FABRICS[settings] = fabric
+        _FABRICS[settings] = settings.launch()
     return _FABRICS[settings]
 
 
