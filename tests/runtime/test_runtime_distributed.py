@@ -9,8 +9,9 @@ import torch
 import torch.distributed as dist
 
 from etude.cli import main
-from etude.errors import BadInputError
-from etude.runtime import Distributed, fabric_run_settings, is_rank_zero, rank, shard, sum_over_ranks, teardown, world_size
+from etude.errors import BadInputError, CheckpointError
+from etude.runtime import (Distributed, fabric_run_settings, is_rank_zero, load_on_rank_zero, rank, save_checkpoint,
+                           shard, sum_over_ranks, teardown, world_size)
 
 
 class FakeFabric:
@@ -122,3 +123,11 @@ def test_fabric_run_settings_come_from_its_environment(monkeypatch):
     monkeypatch.setenv("LT_DEVICES", "0,1")
     with pytest.raises(BadInputError, match="LT_DEVICES='0,1'"):
         fabric_run_settings()
+
+
+def test_load_on_rank_zero_reads_the_checkpoint_or_gives_none(tmp_path):
+    assert load_on_rank_zero(tmp_path / "missing.pt") is None  # nothing to resume: start afresh
+    save_checkpoint(tmp_path / "c.pt", {"kind": "k", "w": torch.arange(3)})
+    assert torch.equal(load_on_rank_zero(tmp_path / "c.pt", expect={"kind": "k"})["w"], torch.arange(3))
+    with pytest.raises(CheckpointError, match="from another run"):
+        load_on_rank_zero(tmp_path / "c.pt", expect={"kind": "other"})

@@ -23,7 +23,7 @@ from etude.music.events import PerformanceEncoding
 from etude.music.melody import MelodyEncoding
 from etude.music.performance import Performance
 from etude.music.styles import augment as augment_performances
-from etude.runtime import is_rank_zero, load_checkpoint, progress, save_checkpoint, shard, sum_over_ranks, world_size
+from etude.runtime import is_rank_zero, load_checkpoint, load_on_rank_zero, progress, save_checkpoint, shard, sum_over_ranks, world_size
 
 __all__ = ["Crops", "crop", "fit", "load_model", "make_crops", "nll", "save_model"]
 
@@ -141,9 +141,7 @@ def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: i
         if data.performance.device != fabric.device:
             data = Crops(data.performance.to(fabric.device), data.melody.to(fabric.device))
     if resume and path is not None:
-        state = load_checkpoint(path, expect=expect) if path.exists() and is_rank_zero(fabric) else None
-        if fabric is not None and fabric.world_size > 1:
-            state = fabric.broadcast(state, src=0)  # no shared file system needed on the other nodes
+        state = load_on_rank_zero(path, fabric, expect=expect)
         if state is not None:
             net.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])

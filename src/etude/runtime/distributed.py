@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch.distributed as dist
@@ -27,7 +29,7 @@ from etude.errors import BadInputError
 if TYPE_CHECKING:  # importing Lightning costs about 2 s: only when a run asks for it
     from lightning_fabric import Fabric
 
-__all__ = ["Distributed", "fabric_run_settings", "is_rank_zero", "rank", "shard", "sum_over_ranks", "wait_for_ranks", "world_size"]
+__all__ = ["Distributed", "fabric_run_settings", "is_rank_zero", "load_on_rank_zero", "rank", "shard", "sum_over_ranks", "wait_for_ranks", "world_size"]
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,21 @@ def wait_for_ranks(fabric: "Fabric | None", timeout: float = 600.0) -> None:
         code = child.wait(timeout=timeout)
         if code != 0:
             sys.exit(f"etude: error: rank process {child.pid} exited with status {code}")
+
+
+def load_on_rank_zero(path: str | os.PathLike[str], fabric: "Fabric | None" = None, *,
+                      expect: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` (``load_checkpoint``) read by rank 0 and broadcast to every rank; None if missing.
+
+    The other ranks need no shared file system, and every rank resumes from the same state.
+    """
+    from etude.runtime.checkpoint import load_checkpoint
+
+    file = Path(path)
+    state = load_checkpoint(file, expect=expect) if is_rank_zero(fabric) and file.exists() else None
+    if fabric is not None and fabric.world_size > 1:
+        state = fabric.broadcast(state, src=0)
+    return state
 
 
 def sum_over_ranks(value: Tensor, fabric: "Fabric | None") -> Tensor:
