@@ -1,8 +1,7 @@
-"""``python -m etude``: the `etude` command line (also what ``torchrun -m etude`` runs on each rank)."""
+"""`python -m etude ...` runs the command line (also what `torchrun -m etude` launches)."""
 
 import sys
 
 from etude.cli import main
 
-if __name__ == "__main__":
-    sys.exit(main())
+sys.exit(main())
