@@ -9,6 +9,7 @@ window. ``fit`` is a plain PyTorch loop with atomic checkpoints and exact resume
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +24,8 @@ from etude.music.events import PerformanceEncoding
 from etude.music.melody import MelodyEncoding
 from etude.music.performance import Performance
 from etude.music.styles import augment as augment_performances
-from etude.runtime import is_rank_zero, load_checkpoint, load_on_rank_zero, progress, save_checkpoint, shard, sum_over_ranks, world_size
+from etude.runtime import (is_rank_zero, load_checkpoint, load_on_rank_zero, progress, rank, save_checkpoint, shard,
+                           sum_over_ranks, world_size)
 
 __all__ = ["Crops", "crop", "fit", "load_model", "make_crops", "nll", "save_model"]
 
@@ -123,7 +125,8 @@ def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: i
     uninterrupted run. With a ``fabric`` (from ``Distributed.make_fabric``, launched) the model
     trains on ``fabric.device`` at its precision; under DDP each of the W ranks takes its shard of
     the same global batch of ``batch_size`` crops and ends with the parameters (and losses) of one
-    process on that batch, only rank 0 writes the checkpoint, and it resumes at any world size.
+    process on that batch (exactly so without dropout: each rank draws its own masks), only rank 0
+    writes the checkpoint, and it resumes at any world size.
     """
     if steps < 0 or batch_size < 1:
         raise BadInputError(f"steps must be >= 0 and batch_size >= 1, got {steps} and {batch_size}")
@@ -162,6 +165,8 @@ def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: i
     for step in progress(range(len(losses), steps), total=steps - len(losses), desc=desc,
                          disable=True if quiet else None):
         index = torch.randint(len(data), (batch_size,), generator=generator)  # the global batch, same on every rank
+        if ranks > 1:  # each rank its own dropout masks, fixed by (seed, step, rank) so that resume repeats them
+            torch.manual_seed(zlib.crc32(f"{seed}/{step}/{rank(fabric)}".encode()))
         if fabric is None:
             loss = _batch_loss(model, data.select(index))
             optimizer.zero_grad(set_to_none=True)

@@ -7,6 +7,15 @@ another, and what lets W processes end with the parameters of one process on the
 (DDP averages the ranks' gradients, so each rank's loss is scaled to make that average the
 global-batch gradient). Only rank 0 writes results, checkpoints and figures (``is_rank_zero``).
 
+A training loop adopts this in a few lines (as ``etude.music.training.fit`` does): ``fabric.setup``
+the model and optimizer before loading a checkpoint with ``load_on_rank_zero``; draw the global
+indices as before and train on ``shard(index, fabric)``; back-propagate the shard's *sum* of losses
+times W over the global normaliser with ``fabric.backward``, clip with ``fabric.clip_gradients``;
+record ``sum_over_ranks(shard_sum) / normaliser``; save only where ``is_rank_zero``. Random noise
+(reparameterization, dropout masks) must be drawn for the global batch and sliced like the data
+for the W-rank run to equal the one-process one. A study sets ``trains_with_fabric = True`` and
+takes ``run(..., fabric=None)``.
+
 Launch on one machine with Fabric's own launcher (``--strategy ddp --devices N``) or with
 ``torchrun --nproc-per-node N``; on several nodes with ``torchrun`` or ``fabric run`` (whose
 settings arrive in ``LT_*`` variables: ``fabric_run_settings``).

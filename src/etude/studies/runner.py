@@ -84,10 +84,12 @@ def run_task(task: Task, default_threads: int | None = None) -> Result:
     settings = study.preset(task.preset, dict(task.overrides))
     study_dir = Path(task.study_dir)
     wanted = _wanted(task, settings)
+    fabric = _fabric(task.distributed)
     previous = finished_result(task, study)
+    if fabric is not None and fabric.world_size > 1:
+        previous = fabric.broadcast(previous, src=0)  # every rank keeps or reruns as rank 0 does
     if previous is not None:
         return previous
-    fabric = _fabric(task.distributed)
     start = time.perf_counter()
     seed_everything(task.seed)
     threads = torch.get_num_threads()
