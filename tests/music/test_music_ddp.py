@@ -174,3 +174,22 @@ def test_bf16_mixed_trains_on_the_cpu(bach):
         assert (model.decoder.head.weight - before["decoder.head.weight"]).abs().max() > 1e-4
     assert runs["bf16-mixed"] != runs["32-true"]  # bf16 rounding really happened
     assert runs["bf16-mixed"] == pytest.approx(runs["32-true"], abs=0.05)
+
+
+def test_the_full_preset_trains_through_fabric_at_bf16_mixed(tmp_path, monkeypatch):
+    import json
+
+    from etude.cli import main
+    from etude.music import load_corpus
+
+    load_corpus("bach", limit=6, cache=tmp_path / "cache", show_progress=False)
+    monkeypatch.setenv("ETUDE_CACHE", str(tmp_path / "cache"))
+    tiny = ["pieces=6", "seconds=1.5", "max_tokens=24", "per_piece=1", "eval_per_piece=1", "dim=16", "heads=2",
+            "layers=1", "encoder_layers=1", "ff=16", "steps=2", "batch_size=2", "samples=1", "seeds=1"]
+    sets = [arg for item in tiny for arg in ("--set", item)]
+    assert main(["reproduce", "transformer_ae", "--preset", "full", *sets, "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "transformer_ae" / "result.json").read_text())
+    assert result["status"] == "ok", result["error"]
+    assert result["settings"]["fabric"] == {"accelerator": "auto", "precision": "bf16-mixed"}
+    nll = result["metrics"]["nll_nats_per_token"]
+    assert all(4.0 < v < 7.0 for v in nll.values()), nll  # finite, near log(391) after 2 steps
