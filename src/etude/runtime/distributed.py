@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch.distributed as dist
 from torch import Tensor
 
-from etude.errors import BadInputError
+from etude.errors import BadInputError, CheckpointError
 
 if TYPE_CHECKING:  # importing Lightning costs about 2 s: only when a run asks for it
     from lightning_fabric import Fabric
@@ -154,13 +154,22 @@ def load_on_rank_zero(path: str | os.PathLike[str], fabric: "Fabric | None" = No
     """The checkpoint at ``path`` (``load_checkpoint``) read by rank 0 and broadcast to every rank; None if missing.
 
     The other ranks need no shared file system, and every rank resumes from the same state.
+
+    :raises CheckpointError: on every rank, when rank 0 finds the file damaged or from another run.
     """
     from etude.runtime.checkpoint import load_checkpoint
 
     file = Path(path)
-    state = load_checkpoint(file, expect=expect) if is_rank_zero(fabric) and file.exists() else None
+    state, error = None, None
+    if is_rank_zero(fabric) and file.exists():
+        try:
+            state = load_checkpoint(file, expect=expect)
+        except CheckpointError as exc:  # told to the other ranks, which would otherwise wait forever
+            error = str(exc)
     if fabric is not None and fabric.world_size > 1:
-        state = fabric.broadcast(state, src=0)
+        state, error = fabric.broadcast((state, error), src=0)
+    if error is not None:
+        raise CheckpointError(error)
     return state
 
 
