@@ -123,6 +123,16 @@ def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
         assert state["losses"] == pytest.approx(losses, abs=1e-5)
 
 
+def test_with_dropout_each_rank_draws_its_own_masks_and_resume_repeats_them(ddp_run):
+    _, work, _, _, _ = ddp_run
+    ranks = [load_checkpoint(work / f"d_rank{r}.pt") for r in (0, 1)]
+    assert not torch.equal(ranks[0]["draw"], ranks[1]["draw"])  # different generators, so different masks
+    for state in ranks:
+        for name, value in state["whole"].items():
+            assert torch.equal(state["resumed"][name], value), name  # resume at the same world size is exact
+            assert torch.equal(ranks[1]["whole"][name], value), name  # DDP keeps the ranks in step
+
+
 AUDITED_CLI = Path(__file__).with_name("audited_cli.py")
 
 
