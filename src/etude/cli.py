@@ -84,8 +84,16 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise BadInputError("give either --seed or --seeds, not both")
     seed = _parse_seeds(args.seeds) if args.seeds is not None else (0 if args.seed is None else args.seed)
     jobs = _parse_jobs(args.jobs, default_jobs())
-    results = run_studies(args.studies, preset=args.preset, seed=seed, out=args.out,
-                          resume=args.resume, overrides=_parse_set(args.set), jobs=jobs)
+    from etude.runtime import fabric_run_settings
+
+    given = {key: getattr(args, key) for key in _FABRIC_OPTIONS if getattr(args, key) is not None}
+    distributed = {**fabric_run_settings(), **given}  # `fabric run`'s options, then the command line's
+    results = run_studies(args.studies, preset=args.preset, seed=seed, out=args.out, resume=args.resume,
+                          overrides=_parse_set(args.set), jobs=jobs, distributed=distributed)
+    from etude.runtime import is_rank_zero
+
+    if not is_rank_zero():
+        return 0  # the other ranks trained along; rank 0 reports
     several = not isinstance(seed, int)
     for result in results:
         verdicts = ", ".join(f"{c.id}: {c.verdict}" for c in result.claims)
@@ -94,6 +102,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"{label} [{result.wall_time_s:.1f} s]{status}: {verdicts}")
     print(f"results in {args.out}; write the report with `etude report {args.out}`")
     return 0
+
+
+_FABRIC_OPTIONS = ("devices", "strategy", "precision", "num_nodes", "accelerator")
+"""`reproduce` options that become `etude.runtime.Distributed` fields (for studies training through Fabric)."""
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -138,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
     rep.add_argument("--resume", action="store_true", help="continue from checkpoints in --out")
     rep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset field (one study)")
+    scale = rep.add_argument_group("scaling out (studies that train through Lightning Fabric; see README)")
+    scale.add_argument("--devices", type=int, default=None, metavar="N", help="processes (devices) per node")
+    scale.add_argument("--strategy", default=None, help="'auto' (one device) or 'ddp'")
+    scale.add_argument("--precision", default=None, help="e.g. 32-true, bf16-mixed (default: the preset's)")
+    scale.add_argument("--num-nodes", dest="num_nodes", type=int, default=None, metavar="N",
+                       help="machines (launch with torchrun or fabric run)")
+    scale.add_argument("--accelerator", default=None, help="auto, cpu, cuda, gpu, mps (default: the preset's device)")
     rep.set_defaults(func=_cmd_reproduce)
 
     report = sub.add_parser("report", help="write report.md and a self-contained report.html for a run folder")

@@ -9,8 +9,10 @@ window. ``fit`` is a plain PyTorch loop with atomic checkpoints and exact resume
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,9 +24,13 @@ from etude.music.events import PerformanceEncoding
 from etude.music.melody import MelodyEncoding
 from etude.music.performance import Performance
 from etude.music.styles import augment as augment_performances
-from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.runtime import (is_rank_zero, load_checkpoint, load_on_rank_zero, progress, rank, save_checkpoint, shard,
+                           sum_over_ranks, world_size)
 
 __all__ = ["Crops", "crop", "fit", "load_model", "make_crops", "nll", "save_model"]
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
 
 PAD = PerformanceEncoding.PAD
 
@@ -111,15 +117,20 @@ def nll(model: TransformerAutoencoder, data: Crops, batch_size: int = 32) -> flo
 
 def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: int, lr: float, seed: int,
         checkpoint: str | Path | None = None, resume: bool = False, every: int = 100,
-        show_progress: bool | None = None, desc: str = "training") -> list[float]:
+        show_progress: bool | None = None, desc: str = "training", fabric: "Fabric | None" = None) -> list[float]:
     """Adam with linear warm-up (10% of steps) and cosine decay; returns the loss per step.
 
     With ``checkpoint`` the model, optimizer, sampler state and losses are saved atomically every
     ``every`` steps and at the end; ``resume`` continues from it to the same result as an
-    uninterrupted run.
+    uninterrupted run. With a ``fabric`` (from ``Distributed.make_fabric``, launched) the model
+    trains on ``fabric.device`` at its precision; under DDP each of the W ranks takes its shard of
+    the same global batch of ``batch_size`` crops and ends with the parameters (and losses) of one
+    process on that batch (exactly so without dropout: each rank draws its own masks), only rank 0
+    writes the checkpoint, and it resumes at any world size.
     """
     if steps < 0 or batch_size < 1:
         raise BadInputError(f"steps must be >= 0 and batch_size >= 1, got {steps} and {batch_size}")
+    net = model  # the plain module: its state dict is the checkpoint's, whatever the world size
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
     warm = max(1, steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (s + 1) / warm if s < warm else
@@ -128,29 +139,48 @@ def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: i
     losses: list[float] = []
     expect = {"kind": "tae", "steps": steps, "seed": seed, "desc": desc}
     path = None if checkpoint is None else Path(checkpoint)
-    if resume and path is not None and path.exists():
-        state = load_checkpoint(path, expect=expect)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        losses = list(state["losses"])
+    if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
+        model, optimizer = fabric.setup(model, optimizer)
+        if data.performance.device != fabric.device:
+            data = Crops(data.performance.to(fabric.device), data.melody.to(fabric.device))
+    if resume and path is not None:
+        state = load_on_rank_zero(path, fabric, expect=expect)
+        if state is not None:
+            net.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            losses = list(state["losses"])
 
     def save() -> None:
-        if path is not None:
-            save_checkpoint(path, {**expect, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        if path is not None and is_rank_zero(fabric):
+            save_checkpoint(path, {**expect, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
                                    "schedule": schedule.state_dict(), "generator": generator.get_state(),
                                    "torch_rng": torch.get_rng_state(), "losses": losses})
 
+    ranks = world_size(fabric)
+    quiet = not is_rank_zero(fabric) or (show_progress is not None and not show_progress)
     model.train()
     for step in progress(range(len(losses), steps), total=steps - len(losses), desc=desc,
-                         disable=None if show_progress is None else not show_progress):
-        index = torch.randint(len(data), (batch_size,), generator=generator)
-        loss = _batch_loss(model, data.select(index))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                         disable=True if quiet else None):
+        index = torch.randint(len(data), (batch_size,), generator=generator)  # the global batch, same on every rank
+        if ranks > 1:  # each rank its own dropout masks, fixed by (seed, step, rank) so that resume repeats them
+            torch.manual_seed(zlib.crc32(f"{seed}/{step}/{rank(fabric)}".encode()))
+        if fabric is None:
+            loss = _batch_loss(model, data.select(index))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        else:
+            # mean over the global batch's non-PAD tokens: sum over this shard / N; DDP averages the
+            # ranks' gradients, so each rank's loss is scaled by W to make that average the global one
+            tokens = int((data.performance[index] != PAD).sum())
+            total = _batch_loss(model, data.select(shard(index, fabric)), reduction="sum")
+            optimizer.zero_grad(set_to_none=True)
+            fabric.backward(total * (ranks / max(tokens, 1)))
+            fabric.clip_gradients(model, optimizer, max_norm=1.0, error_if_nonfinite=False)  # on the averaged gradient
+            loss = sum_over_ranks(total, fabric) / max(tokens, 1)
         optimizer.step()
         schedule.step()
         losses.append(loss.item())

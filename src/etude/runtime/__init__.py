@@ -1,4 +1,5 @@
-"""Run machinery shared by every study: seeding, checkpoints, Fabric, loggers, progress bars, figures.
+"""Run machinery shared by every study: seeding, checkpoints, Fabric and data-parallel ranks, loggers,
+progress bars, figures.
 
 Fabric and the loggers import Lightning (about 2 s), so they load on first use; the figure
 helpers import matplotlib only when called.
@@ -8,6 +9,17 @@ from importlib import import_module
 from typing import Any
 
 from etude.runtime.devices import DEVICES, resolve_device
+from etude.runtime.distributed import (
+    Distributed,
+    fabric_run_settings,
+    is_rank_zero,
+    load_on_rank_zero,
+    rank,
+    shard,
+    sum_over_ranks,
+    wait_for_ranks,
+    world_size,
+)
 from etude.runtime.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from etude.runtime.figures import pyplot, save_figure
 from etude.runtime.progress import progress, progress_allowed
@@ -15,6 +27,7 @@ from etude.runtime.seeding import MAX_SEED, seed_everything, set_threads
 
 _LAZY = {
     "PRECISIONS": "etude.runtime.fabric",
+    "check_fabric_args": "etude.runtime.fabric",
     "make_fabric": "etude.runtime.fabric",
     "teardown": "etude.runtime.fabric",
     "make_loggers": "etude.runtime.loggers",
@@ -23,6 +36,16 @@ _LAZY = {
 
 __all__ = [
     "DEVICES",
+    "Distributed",
+    "check_fabric_args",
+    "fabric_run_settings",
+    "is_rank_zero",
+    "load_on_rank_zero",
+    "rank",
+    "shard",
+    "sum_over_ranks",
+    "wait_for_ranks",
+    "world_size",
     "resolve_device",
     "MAX_SEED",
     "PRECISIONS",

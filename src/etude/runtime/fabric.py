@@ -18,7 +18,7 @@ from lightning_fabric.strategies import STRATEGY_REGISTRY
 
 from etude.errors import BadInputError
 
-__all__ = ["PRECISIONS", "make_fabric", "teardown"]
+__all__ = ["PRECISIONS", "check_fabric_args", "make_fabric", "teardown"]
 
 PRECISIONS = ("32-true", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
 """Precision strings accepted by ``make_fabric`` (Fabric's own spelling)."""
@@ -34,6 +34,22 @@ def _check_choice(name: str, value: Any, allowed: list[str]) -> None:
     """Raise ``BadInputError`` unless ``value`` is one of ``allowed``."""
     if value not in allowed:
         raise BadInputError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
+
+
+def check_fabric_args(accelerator: str, devices: int | str, strategy: str, precision: str, num_nodes: int) -> None:
+    """Raise ``BadInputError`` (naming the argument, the allowed values and the value) for a bad setting."""
+    accelerators = ["auto", "gpu", *ACCELERATOR_REGISTRY.available_accelerators()]
+    _check_choice("accelerator", accelerator, accelerators)
+    _check_choice("strategy", strategy, ["auto", *STRATEGY_REGISTRY.available_strategies()])
+    _check_choice("precision", precision, list(PRECISIONS))
+    if isinstance(devices, bool) or not isinstance(devices, (int, str)):
+        raise BadInputError(f"devices must be an int or a str, got {devices!r}")
+    if isinstance(devices, int) and devices < 1 and devices != -1:
+        raise BadInputError(f"devices must be a positive int, -1 (all) or 'auto', got {devices!r}")
+    if isinstance(devices, str) and not devices.strip():
+        raise BadInputError("devices must not be an empty string; use 'auto' or a device count")
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
+        raise BadInputError(f"num_nodes must be a positive int, got {num_nodes!r}")
 
 
 def make_fabric(
@@ -58,18 +74,7 @@ def make_fabric(
     :param loggers: Fabric loggers, e.g. from ``make_loggers``.
     :raises BadInputError: for an unknown value, or a setting this machine cannot run.
     """
-    accelerators = ["auto", "gpu", *ACCELERATOR_REGISTRY.available_accelerators()]
-    _check_choice("accelerator", accelerator, accelerators)
-    _check_choice("strategy", strategy, ["auto", *STRATEGY_REGISTRY.available_strategies()])
-    _check_choice("precision", precision, list(PRECISIONS))
-    if isinstance(devices, bool) or not isinstance(devices, (int, str)):
-        raise BadInputError(f"devices must be an int or a str, got {devices!r}")
-    if isinstance(devices, int) and devices < 1 and devices != -1:
-        raise BadInputError(f"devices must be a positive int, -1 (all) or 'auto', got {devices!r}")
-    if isinstance(devices, str) and not devices.strip():
-        raise BadInputError("devices must not be an empty string; use 'auto' or a device count")
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-        raise BadInputError(f"num_nodes must be a positive int, got {num_nodes!r}")
+    check_fabric_args(accelerator, devices, strategy, precision, num_nodes)
     given = [] if loggers is None else loggers if isinstance(loggers, list) else [loggers]
     if not all(isinstance(logger, Logger) for logger in given):
         raise BadInputError("loggers must be a lightning_fabric Logger, a list of them, or None")

@@ -172,6 +172,9 @@ class Study:
     presets: ClassVar[dict[str, Any]]
     threads: ClassVar[int | None] = None
     """torch threads for the run; 1 suits many small ops (measured faster on 2 loaded cores)."""
+    trains_with_fabric: ClassVar[bool] = False
+    """True when `run` takes ``fabric=`` (devices, DDP, precision); the preset's ``device`` and
+    ``precision`` fields, where present, are the Fabric defaults that the CLI's options override."""
 
     def claims(self) -> list[Claim]:
         """The study's claims with criteria, verdict 'not-run'."""

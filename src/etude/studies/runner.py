@@ -3,7 +3,9 @@
 A study that crashes is recorded and the others still run. With several seeds each study's
 results go to ``<out>/<study>/seed-<k>/``; with one seed to ``<out>/<study>/`` as before.
 ``jobs > 1`` runs the same per-task code in spawned worker processes (`etude.studies.parallel`),
-so results are identical to ``jobs = 1``.
+so results are identical to ``jobs = 1``. A study that trains through Lightning Fabric gets a
+launched ``fabric`` (one per process and settings) when the CLI's ``--devices``/``--strategy``/
+``--precision`` or its preset ask for one; under DDP only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
 from etude.errors import BadInputError, CheckpointError
-from etude.runtime import MAX_SEED, seed_everything, set_threads
+from etude.runtime import MAX_SEED, Distributed, is_rank_zero, seed_everything, set_threads, world_size
 from etude.studies.protocol import PRESETS, Result, Study, versions
 from etude.studies import registry
 from etude.studies.registry import get_study, study_names
@@ -55,6 +57,8 @@ class Task:
     study_dir: str
     resume: bool
     overrides: tuple[tuple[str, str], ...] = ()
+    distributed: Distributed | None = None
+    """Fabric settings for a study that trains through Fabric; None runs plain PyTorch."""
 
     @property
     def label(self) -> str:
@@ -79,8 +83,11 @@ def run_task(task: Task, default_threads: int | None = None) -> Result:
     study = _load_study(task.spec)
     settings = study.preset(task.preset, dict(task.overrides))
     study_dir = Path(task.study_dir)
-    wanted = {"preset": task.preset, **_as_settings(settings)}
+    wanted = _wanted(task, settings)
+    fabric = _fabric(task.distributed)
     previous = finished_result(task, study)
+    if fabric is not None and fabric.world_size > 1:
+        previous = fabric.broadcast(previous, src=0)  # every rank keeps or reruns as rank 0 does
     if previous is not None:
         return previous
     start = time.perf_counter()
@@ -88,7 +95,8 @@ def run_task(task: Task, default_threads: int | None = None) -> Result:
     threads = torch.get_num_threads()
     set_threads(study.threads if study.threads is not None else default_threads)
     try:
-        result = study.run(settings, task.seed, study_dir, resume=task.resume)
+        kwargs = {} if fabric is None else {"fabric": fabric}
+        result = study.run(settings, task.seed, study_dir, resume=task.resume, **kwargs)
     except (KeyboardInterrupt, BadInputError, CheckpointError):
         raise  # the user's to fix (bad override, corrupt checkpoint on --resume): exit 2 at the CLI
     except Exception as exc:  # a crashing study is reported; the others still run
@@ -100,8 +108,55 @@ def run_task(task: Task, default_threads: int | None = None) -> Result:
     result.wall_time_s = time.perf_counter() - start
     result.settings = wanted
     result.versions = versions()
-    result.write(study_dir)
+    if is_rank_zero(fabric):
+        result.write(study_dir)
     return result
+
+
+def _wanted(task: Task, settings: object) -> dict[str, Any]:
+    """The settings a result records (and a finished result must match to be kept on resume)."""
+    wanted = {"preset": task.preset, **_as_settings(settings)}
+    if task.distributed is not None:
+        wanted["fabric"] = {k: v for k, v in task.distributed.as_dict().items() if k in ("accelerator", "precision")}
+    return wanted
+
+
+_FABRICS: dict[Distributed, Any] = {}
+"""The launched Fabric of each settings in this process: Fabric's launcher starts the other ranks once."""
+
+
+def _fabric(settings: Distributed | None) -> Any:
+    if settings is None:
+        return None
+    if settings not in _FABRICS:
+        _FABRICS[settings] = settings.launch()
+    return _FABRICS[settings]
+
+
+def _close_fabrics() -> None:
+    """Tear down this process's fabrics (a gloo run aborts at exit otherwise) and wait for launched ranks."""
+    from etude.runtime import teardown, wait_for_ranks
+
+    fabrics = list(_FABRICS.values())
+    _FABRICS.clear()
+    for fabric in fabrics:
+        teardown(fabric)
+    for fabric in fabrics:
+        wait_for_ranks(fabric)
+
+
+def _distributed_for(study: Study, settings: object, given: Mapping[str, Any]) -> Distributed | None:
+    """The Fabric settings of one task: the preset's ``device``/``precision``, then the CLI's options."""
+    if not study.trains_with_fabric:
+        if given:
+            fabric_studies = [n for n in study_names() if get_study(n).trains_with_fabric]
+            raise BadInputError(f"study {study.name!r} does not train through Fabric yet; --devices, --strategy "
+                                f"and --precision apply to {', '.join(fabric_studies)}")
+        return None
+    defaults = {"accelerator": getattr(settings, "device", "auto"), "precision": getattr(settings, "precision", "32-true")}
+    if not given and defaults == {"accelerator": "cpu", "precision": "32-true"}:
+        return None  # plain PyTorch on the CPU
+    return Distributed(**{**defaults, **given})
 
 
 def finished_result(task: Task, study: Study | None = None) -> Result | None:
@@ -109,7 +164,7 @@ def finished_result(task: Task, study: Study | None = None) -> Result | None:
     if not task.resume:
         return None
     study = study or _load_study(task.spec)
-    wanted = {"preset": task.preset, **_as_settings(study.preset(task.preset, dict(task.overrides)))}
+    wanted = _wanted(task, study.preset(task.preset, dict(task.overrides)))
     previous = load_result(Path(task.study_dir))
     if (previous is not None and previous.status == "ok"
             and (previous.preset, previous.seed) == (task.preset, task.seed)
@@ -143,6 +198,7 @@ def run_studies(
     resume: bool = False,
     overrides: dict[str, str] | None = None,
     jobs: int = 1,
+    distributed: Mapping[str, Any] | None = None,
 ) -> list[Result]:
     """Run the named studies (all when empty) for each seed and write a result.json per (study, seed).
 
@@ -151,6 +207,8 @@ def run_studies(
         ones from their checkpoints.
     :param overrides: preset fields to set, for exactly one study.
     :param jobs: worker processes; 1 runs everything in this process.
+    :param distributed: ``Distributed`` fields (devices, strategy, precision, num_nodes, accelerator)
+        for the studies that train through Fabric; with several ranks only rank 0 writes.
     :returns: results in (study, seed) order, whatever order they finished in.
     """
     if preset not in PRESETS:
@@ -165,18 +223,39 @@ def run_studies(
         raise BadInputError("--set overrides apply to one study at a time; name exactly one study")
     for study in studies:  # a missing preset or a bad override fails before anything runs
         study.preset(preset, overrides)
+    given = dict(distributed or {})
+    if given and jobs > 1:
+        raise BadInputError(f"--devices, --strategy and --precision run one process per device; they cannot be "
+                            f"combined with --jobs {jobs} (use --jobs 1)")
+    if given:
+        Distributed(**given)  # a bad value fails here, with its own message, before anything runs
+    if not given and world_size() > 1:
+        raise BadInputError(f"launched as {world_size()} processes (WORLD_SIZE); pass --strategy ddp and --devices "
+                            "<processes per node> so that they train together")
+    fabric_of = {name: _distributed_for(s, s.preset(preset, overrides), given) for name, s in zip(selected, studies)}
+    if given and len(set(fabric_of.values())) > 1:
+        raise BadInputError("these studies' presets ask for different Fabric settings "
+                            f"({sorted(str(d) for d in set(fabric_of.values()))}); run them one at a time")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    writes = is_rank_zero()  # before a launch: torchrun's RANK, or LOCAL_RANK in a rank Fabric started
+    if writes:
+        out.mkdir(parents=True, exist_ok=True)
     run_info: dict[str, Any] = {
         "preset": preset, "seed": seeds[0], "seeds": seeds, "jobs": jobs, "studies": selected,
         "overrides": overrides or {}, "versions": versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    (out / "run.json").write_text(json.dumps(run_info, indent=2))
+    if given:
+        run_info["distributed"] = given
+    if writes:
+        (out / "run.json").write_text(json.dumps(run_info, indent=2))
     frozen = tuple(sorted((overrides or {}).items()))
-    tasks = [Task(name, registry.STUDIES[name], preset, s, str(study_dir_for(out, name, s, several)), resume, frozen)
-             for name in selected for s in seeds]
+    tasks = [Task(name, registry.STUDIES[name], preset, s, str(study_dir_for(out, name, s, several)), resume, frozen,
+                  fabric_of[name]) for name in selected for s in seeds]
     if jobs == 1:
-        return [run_task(task) for task in tasks]
+        try:
+            return [run_task(task) for task in tasks]
+        finally:
+            _close_fabrics()
     done = {i: r for i, r in enumerate(finished_result(task) for task in tasks) if r is not None}
     todo = [i for i in range(len(tasks)) if i not in done]
     if len(todo) <= 1:

@@ -1,0 +1,205 @@
+"""transformer_ae training under 2-rank CPU DDP (gloo) equals one process on the global batch.
+
+The oracle is ``fit`` without a fabric (plain PyTorch, one process, the whole global batch of
+crops). Two ranks, each on its half of every global batch with the PAD-aware loss scaling, must
+end with the same parameters and record the same losses; a checkpoint written at world size 2
+resumes at world size 1 and one written at world size 1 resumes at world size 2, both to the
+uninterrupted result.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from etude.music import TransformerAutoencoder, TransformerConfig, make_crops
+from etude.runtime import load_checkpoint, save_checkpoint
+
+HELPER = Path(__file__).with_name("ddp_fit.py")
+TIMEOUT_S = 180
+ATOL = 1e-6
+KEY_BIAS_ATOL = 3e-4
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX sessions and the gloo backend")
+
+
+def _helper():
+    spec = importlib.util.spec_from_file_location("etude_ddp_fit_helper", HELPER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_two_ranks(command: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``command`` (which launches its second rank through Fabric); kill the whole session on timeout."""
+    drop = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK"}
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("LT_")}
+    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(sys.path), **(extra_env or {}))
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)  # rank 1 joins the session: one killpg stops both
+    try:
+        output, _ = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        pytest.fail(f"DDP run timed out after {TIMEOUT_S} s:\n{output}")
+    return subprocess.CompletedProcess(command, process.returncode, output)
+
+
+@pytest.fixture(scope="module")
+def ddp_run(bach, tmp_path_factory):
+    """The helper's 2-rank results, and the one-process oracle run beside it."""
+    torch.set_num_threads(1)
+    helper = _helper()
+    work = tmp_path_factory.mktemp("ddp_fit")
+    crops = make_crops(bach.pieces, seconds=1.0, max_tokens=24, per_piece=3, seed=0)
+    cfg = TransformerConfig(dim=16, heads=2, layers=1, ff=32, max_len=24, dropout=0.0)
+    torch.manual_seed(0)
+    model = TransformerAutoencoder(cfg, "performance", encoder_layers=1)
+    save_checkpoint(work / "setup.pt", {"config": cfg.as_dict(), "conditioning": "performance",
+                                        "model": model.state_dict(), "performance": crops.performance,
+                                        "melody": crops.melody})
+    oracle, losses = helper.train(work)
+    assert helper.train(work, checkpoint=work / "c.pt", stop=helper.STOP)[1] is None  # 1 process, interrupted
+    done = run_two_ranks([sys.executable, str(HELPER), str(work)], cwd=work)
+    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
+    assert "distributed_backend=gloo" in done.stdout
+    return helper, work, model.state_dict(), oracle.state_dict(), losses
+
+
+def _assert_close(found: dict, expected: dict) -> None:
+    """Equal to ATOL, except the key biases (first half of each ``kv.bias``), to KEY_BIAS_ATOL.
+
+    Softmax ignores a shift shared by a query's scores, so the key bias's gradient is zero in exact
+    arithmetic; Adam divides its float rounding noise (~1e-9) by its own size and steps on it.
+    """
+    for name, value in expected.items():
+        got = found[name]
+        if name.endswith("kv.bias"):
+            half = value.shape[0] // 2
+            assert torch.allclose(got[:half], value[:half], rtol=0, atol=KEY_BIAS_ATOL), name
+            got, value = got[half:], value[half:]
+        assert torch.allclose(got, value, rtol=0, atol=ATOL), (name, (got - value).abs().max())
+
+
+def test_two_ranks_end_with_the_single_process_parameters(ddp_run):
+    _, work, initial, oracle, losses = ddp_run
+    ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2}) for r in (0, 1)]
+    for name in oracle:
+        assert torch.equal(ranks[0]["params"][name], ranks[1]["params"][name]), name
+    _assert_close(ranks[0]["params"], oracle)
+    assert max((oracle[n] - initial[n]).abs().max().item() for n in oracle) > 1e-3, "training barely moved"
+    assert ranks[0]["losses"] == pytest.approx(losses, abs=1e-5) and ranks[1]["losses"] == ranks[0]["losses"]
+
+
+def test_checkpoint_of_two_ranks_resumes_in_one_process(ddp_run):
+    helper, work, _, oracle, losses = ddp_run
+    stored = load_checkpoint(work / "b.pt")
+    assert len(stored["losses"]) == helper.STOP  # interrupted after STOP steps
+    model, resumed = helper.train(work, checkpoint=work / "b.pt", resume=True)
+    _assert_close(model.state_dict(), oracle)
+    assert resumed == pytest.approx(losses, abs=1e-5)
+
+
+def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
+    _, work, _, oracle, losses = ddp_run
+    for r in (0, 1):
+        state = load_checkpoint(work / f"c_rank{r}.pt")
+        _assert_close(state["params"], oracle)
+        assert state["losses"] == pytest.approx(losses, abs=1e-5)
+
+
+def test_with_dropout_each_rank_draws_its_own_masks_and_resume_repeats_them(ddp_run):
+    _, work, _, _, _ = ddp_run
+    ranks = [load_checkpoint(work / f"d_rank{r}.pt") for r in (0, 1)]
+    assert not torch.equal(ranks[0]["draw"], ranks[1]["draw"])  # different generators, so different masks
+    for state in ranks:
+        for name, value in state["whole"].items():
+            assert torch.equal(state["resumed"][name], value), name  # resume at the same world size is exact
+            assert torch.equal(ranks[1]["whole"][name], value), name  # DDP keeps the ranks in step
+
+
+AUDITED_CLI = Path(__file__).with_name("audited_cli.py")
+
+
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path, monkeypatch):
+    import json
+
+    from etude.cli import main
+    from etude.music import load_corpus
+
+    cache = tmp_path / "cache"
+    load_corpus("bach", limit=6, cache=cache, show_progress=False)  # the smoke preset's pieces, parsed once
+    args = ["reproduce", "transformer_ae", "--preset", "smoke", "--set", "steps=2"]
+    out, logs = tmp_path / "ddp", tmp_path / "audit"
+    done = run_two_ranks([sys.executable, str(AUDITED_CLI), *args, "--strategy", "ddp", "--devices", "2",
+                          "--out", str(out)], cwd=tmp_path,
+                         extra_env={"ETUDE_CACHE": str(cache), "AUDIT_OUT": str(out), "AUDIT_LOG": str(logs)})
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.count("transformer_ae [") == 1  # only rank 0 reports
+    written = {r: {Path(p).name for _, p in json.loads((logs / f"rank{r}.json").read_text())} for r in (0, 1)}
+    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
+    assert {"run.json", "result.json", "training_loss.png", "performance_s0.pt"} <= written[0]  # the audit sees writes
+
+    monkeypatch.setenv("ETUDE_CACHE", str(cache))
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    two, one = (json.loads((d / "transformer_ae" / "result.json").read_text()) for d in (out, tmp_path / "one"))
+    assert two["status"] == one["status"] == "ok", two["error"]
+    assert two["metrics"]["nll_nats_per_token"] == pytest.approx(one["metrics"]["nll_nats_per_token"], abs=1e-5)
+    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+
+
+def test_bf16_mixed_trains_on_the_cpu(bach):
+    """A forward/backward smoke test at bf16-mixed through a one-device CPU Fabric (equality is checked at 32-true)."""
+    from etude.music import fit
+    from etude.runtime import Distributed
+
+    crops = make_crops(bach.pieces, seconds=1.0, max_tokens=24, per_piece=2, seed=0)
+    cfg = TransformerConfig(dim=16, heads=2, layers=1, ff=32, max_len=24, dropout=0.0)
+    fabric = Distributed(accelerator="cpu", precision="bf16-mixed").make_fabric()
+    runs = {}
+    for precision in ("32-true", "bf16-mixed"):
+        torch.manual_seed(0)
+        model = TransformerAutoencoder(cfg, "performance", encoder_layers=1)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        losses = fit(model, crops, steps=3, batch_size=4, lr=3e-3, seed=0, show_progress=False,
+                     fabric=fabric if precision == "bf16-mixed" else None)
+        runs[precision] = losses
+        assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+        assert model.decoder.head.weight.dtype == torch.float32  # mixed: the weights stay float32
+        assert (model.decoder.head.weight - before["decoder.head.weight"]).abs().max() > 1e-4
+    assert runs["bf16-mixed"] != runs["32-true"]  # bf16 rounding really happened
+    assert runs["bf16-mixed"] == pytest.approx(runs["32-true"], abs=0.05)
+
+
+def test_the_full_preset_trains_through_fabric_at_bf16_mixed(tmp_path, monkeypatch):
+    import json
+
+    from etude.cli import main
+    from etude.music import load_corpus
+
+    load_corpus("bach", limit=6, cache=tmp_path / "cache", show_progress=False)
+    monkeypatch.setenv("ETUDE_CACHE", str(tmp_path / "cache"))
+    tiny = ["pieces=6", "seconds=1.5", "max_tokens=24", "per_piece=1", "eval_per_piece=1", "dim=16", "heads=2",
+            "layers=1", "encoder_layers=1", "ff=16", "steps=2", "batch_size=2", "samples=1", "seeds=1"]
+    sets = [arg for item in tiny for arg in ("--set", item)]
+    assert main(["reproduce", "transformer_ae", "--preset", "full", *sets, "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "transformer_ae" / "result.json").read_text())
+    assert result["status"] == "ok", result["error"]
+    assert result["settings"]["fabric"] == {"accelerator": "auto", "precision": "bf16-mixed"}
+    nll = result["metrics"]["nll_nats_per_token"]
+    assert all(4.0 < v < 7.0 for v in nll.values()), nll  # finite, near log(391) after 2 steps
