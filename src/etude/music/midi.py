@@ -129,7 +129,7 @@ def _repair(key, velocity, start, end, closed):
     a zero-length pair (a note-off at its note-on's tick) go through ``_close_all``.
     Returns (key, velocity, start, end) in ticks.
     """
-    order = np.argsort((key << 40) + start)
+    order = np.argsort((key << 40) + start, kind="stable")  # same-tick note-ons stay in file order
     key, velocity, start, end, closed = key[order], velocity[order], start[order], end[order], closed[order]
     # runs: a key's notes until none of them sounds; each run is paired on its own
     first = np.ones(key.size, dtype=bool)
@@ -145,8 +145,9 @@ def _repair(key, velocity, start, end, closed):
     k, v, s = key[fast], velocity[fast], start[fast]
     offs = np.sort(((key << 40) + end)[fast & closed])
     if offs.size:
-        at = offs[np.minimum(np.searchsorted(offs, (k << 40) + s, side="right"), offs.size - 1)]
-        found = at >> 40 == k  # the key's first note-off at a later tick, if any
+        index = np.searchsorted(offs, (k << 40) + s, side="right")
+        at = offs[np.minimum(index, offs.size - 1)]
+        found = (index < offs.size) & (at >> 40 == k)  # the key's first note-off at a later tick, if any
         out = [(k[found], v[found], s[found], at[found] - (k[found] << 40))]
     else:
         out = []
