@@ -55,6 +55,7 @@ TEMPO = 480_000  # microseconds per beat: 480 ticks per 0.48 s, 1 ms per tick
 _SUSTAIN = 64
 _FAR = (1 << 28) - 1  # the largest 4-byte delta time: closing note-offs land this far past the end
 _DEFAULT_TEMPO = 500_000  # 120 bpm until the first tempo event
+_DRUMS = 9  # MIDI channel 10, counted from 0
 
 
 def _fail(path: Path, error: BaseException | str) -> BadInputError:
@@ -75,13 +76,13 @@ def _check_header(data: bytes, path: Path) -> None:
 @functools.lru_cache(maxsize=4)
 def _closing_tail(rounds: int) -> bytes:
     """What replaces a track's end-of-track: an empty text event, ``_FAR`` ticks, the note-offs, end-of-track."""
-    block = b"\x00".join(bytes([0x80 | c, k, 0]) for c in range(16) for k in range(128))
+    block = b"\x00".join(bytes([0x80 | c, k, 0]) for c in range(16) if c != _DRUMS for k in range(128))
     far = bytes([0x80 | (_FAR >> 21 & 0x7F), 0x80 | (_FAR >> 14 & 0x7F), 0x80 | (_FAR >> 7 & 0x7F), _FAR & 0x7F])
     return b"\xff\x01\x00" + far + b"\x00".join([block] * rounds) + b"\x00\xff\x2f\x00"
 
 
 def _closing_note_offs(data: bytes, rounds: int) -> bytes:
-    """The file with ``rounds`` note-offs of every channel and key added ``_FAR`` ticks past each track's end."""
+    """The file with ``rounds`` note-offs of every key of every channel but drums ``_FAR`` ticks past each track's end."""
     tail = _closing_tail(rounds)
     at = 8 + struct.unpack(">I", data[4:8])[0]
     out = [data[:at]]
@@ -228,6 +229,22 @@ def _sustain(pitch, start, end, pedal_times, pedal_down, last):
     return keep, end
 
 
+def _more_unclosed(key, start, end, closed, rounds: int) -> bool:
+    """Whether a key may have more than ``rounds`` notes that symusic could not close, one of them
+    followed by a note-off (which pretty_midi pairs with it): then add more note-offs."""
+    keys, counts = np.unique(key[~closed], return_counts=True)
+    deep = keys[counts >= rounds]
+    if deep.size == 0:
+        return False
+    mine = np.isin(key, deep)
+    k, s, e, c = key[mine], start[mine], end[mine], closed[mine]
+    first_unclosed = np.full(deep.size, np.iinfo(np.int64).max)
+    np.minimum.at(first_unclosed, np.searchsorted(deep, k[~c]), s[~c])
+    last_off = np.full(deep.size, -1)
+    np.maximum.at(last_off, np.searchsorted(deep, k[c]), e[c])
+    return bool(np.any(last_off > first_unclosed))
+
+
 def read_midi(path: str | os.PathLike[str]) -> Performance:
     """Read a MIDI file into a ``Performance`` (see the module docstring for the rules).
 
@@ -242,8 +259,8 @@ def read_midi(path: str | os.PathLike[str]) -> Performance:
     except OSError as error:
         raise _fail(file, error) from error
     _check_header(data, file)
-    rounds = 2
-    while True:  # add note-offs past each track's end until every note-on is closed
+    rounds = 1
+    while True:  # add note-offs past each track's end until every note-on that matters is closed
         score = _parse(_closing_note_offs(data, rounds), file)
         columns = []
         for index, track in enumerate(score.tracks):
@@ -256,9 +273,9 @@ def read_midi(path: str | os.PathLike[str]) -> Performance:
             return Performance()
         key, velocity, start, end = (np.concatenate(c) for c in zip(*columns))
         closed = end - start < _FAR // 2
-        if closed.all() or np.bincount(key[~closed]).max() < rounds:
+        if closed.all() or not _more_unclosed(key, start, end, closed, rounds):
             break
-        rounds *= 4  # a key has more unclosed notes than note-offs were added: add more
+        rounds *= 4
     key, velocity, start, end = _repair(key, velocity, start, end, closed)
     tempo_map = _tempo_map(score)
     start, end = _seconds(start, tempo_map), _seconds(end, tempo_map)
