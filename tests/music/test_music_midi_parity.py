@@ -304,3 +304,7 @@ def test_smpte_time_division_is_refused_in_one_line(tmp_path, edge_files):
     (tmp_path / "smpte.mid").write_bytes(bytes(data))
     with pytest.raises(BadInputError, match=r"smpte.mid uses SMPTE time division .*; save it with ticks per beat$"):
         read_midi(tmp_path / "smpte.mid")
+    data[12:14] = bytes([0, 0])
+    (tmp_path / "zero.mid").write_bytes(bytes(data))
+    with pytest.raises(BadInputError, match=r"zero.mid is not a readable MIDI file \(0 ticks per beat\)$"):
+        read_midi(tmp_path / "zero.mid")

@@ -74,6 +74,8 @@ def _check_header(data: bytes, path: Path) -> None:
     if data[12] & 0x80:
         raise BadInputError(f"{path} uses SMPTE time division (frames per second), which etude does not read; "
                             "save it with ticks per beat")
+    if data[12] == data[13] == 0:
+        raise _fail(path, "0 ticks per beat")
 
 
 @functools.lru_cache(maxsize=4)
