@@ -139,6 +139,8 @@ EDGE_CASES = {
     "pedal_held_to_the_end": [[(0, on(60)), (100, pedal(127)), (240, off(60)), (300, on(64)), (480, off(64)),
                                (600, on(60, 100)), (700, off(60)), (800, pedal(0)), (900, on(67)), (960, pedal(100)),
                                (1000, off(67)), (1100, on(67, 50)), (1100, off(67)), (1200, on(71)), (1300, off(71)),
+                               (1400, on(72, 30)), (1400, on(72, 90)), (1450, off(72)), (1460, off(72)),
+                               (1420, on(74, 100)), (1420, on(74, 20)), (1450, off(74)),
                                (1500, on(48)), (1600, off(48))]],
     # tempo changes in the first track, notes in the second
     "tempo_changes": [[(0, tempo(90)), (700, tempo(150)), (1500, tempo(40)), (1500, tempo(200))],
@@ -176,6 +178,8 @@ def test_edge_cases_are_what_they_claim(edge_files):
     assert sorted((n.start_time, n.end_time) for n in sequence.notes)[:2] == [(0.0, 0.5), (0.25, 0.5)]
     held = {n.pitch: n.end_time for n in _sequence(edge_files["pedal_held_to_the_end"]).notes}
     assert held[71] == 1600 / 960  # the pedal, still down, holds 71 to the file's last event
+    # two note-ons of one key at one tick under the pedal: note_seq keeps the later one
+    assert [n.velocity for n in _sequence(edge_files["pedal_held_to_the_end"]).notes if n.pitch in (72, 74)] == [90, 20]
     drums = midi_io.midi_file_to_note_sequence(str(edge_files["tracks_and_drums"]))
     assert any(n.is_drum for n in drums.notes) and not any(p == 36 for p in read_midi(edge_files["tracks_and_drums"]).pitch)
     times = [n.start_time for n in midi_io.midi_file_to_note_sequence(str(edge_files["tempo_changes"])).notes]

@@ -139,18 +139,20 @@ def _repair(key, velocity, start, end, closed):
     a zero-length pair (a note-off at its note-on's tick) go through ``_close_all``.
     Returns (key, velocity, start, end) in ticks.
     """
-    order = np.argsort((key << 40) + start, kind="stable")  # same-tick note-ons stay in file order
-    key, velocity, start, end, closed = key[order], velocity[order], start[order], end[order], closed[order]
-    # runs: a key's notes until none of them sounds; each run is paired on its own
-    first = np.ones(key.size, dtype=bool)
-    first[1:] = key[1:] != key[:-1]
-    lift = np.cumsum(first) << 40
-    reach = np.maximum.accumulate(end + lift) - lift
-    new_run = first.copy()
-    new_run[1:] |= start[1:] > reach[:-1]
-    run = np.cumsum(new_run)
     zero = closed & (end == start)
-    slow = np.isin(run, run[zero]) if zero.any() else zero
+    if zero.any():  # find the runs that hold one: a key's notes until none of them sounds
+        order = np.argsort((key << 40) + start, kind="stable")  # same-tick note-ons stay in file order
+        key, velocity, start, end, closed, zero = (a[order] for a in (key, velocity, start, end, closed, zero))
+        first = np.ones(key.size, dtype=bool)
+        first[1:] = key[1:] != key[:-1]
+        lift = np.cumsum(first) << 40
+        reach = np.maximum.accumulate(end + lift) - lift
+        new_run = first.copy()
+        new_run[1:] |= start[1:] > reach[:-1]
+        run = np.cumsum(new_run)
+        slow = np.isin(run, run[zero])
+    else:
+        slow = zero
     fast = ~slow
     k, v, s = key[fast], velocity[fast], start[fast]
     offs = np.sort(((key << 40) + end)[fast & closed])
