@@ -78,17 +78,21 @@ def _check_header(data: bytes, path: Path) -> None:
         raise _fail(path, "0 ticks per beat")
 
 
-@functools.lru_cache(maxsize=4)
-def _closing_tail(rounds: int) -> bytes:
-    """What replaces a track's end-of-track: an empty text event, ``_FAR`` ticks, the note-offs, end-of-track."""
-    block = b"\x00".join(bytes([0x80 | c, k, 0]) for c in range(16) if c != _DRUMS for k in range(128))
+@functools.lru_cache(maxsize=8)
+def _closing_tail(rounds: int, deep: tuple[int, ...] = (), deep_rounds: int = 0) -> bytes:
+    """What replaces a track's end-of-track: an empty text event, ``_FAR`` ticks, then ``rounds``
+    note-offs of every key of every channel but drums (``deep_rounds`` of the pitches ``deep``),
+    then end-of-track."""
+    def block(pitches) -> bytes:
+        return b"\x00".join(bytes([0x80 | c, k, 0]) for c in range(16) if c != _DRUMS for k in pitches)
+
     far = bytes([0x80 | (_FAR >> 21 & 0x7F), 0x80 | (_FAR >> 14 & 0x7F), 0x80 | (_FAR >> 7 & 0x7F), _FAR & 0x7F])
-    return b"\xff\x01\x00" + far + b"\x00".join([block] * rounds) + b"\x00\xff\x2f\x00"
+    blocks = [block(range(128))] * rounds + [block(deep)] * max(deep_rounds - rounds, 0) * bool(deep)
+    return b"\xff\x01\x00" + far + b"\x00".join(blocks) + b"\x00\xff\x2f\x00"
 
 
-def _closing_note_offs(data: bytes, rounds: int) -> bytes:
-    """The file with ``rounds`` note-offs of every key of every channel but drums ``_FAR`` ticks past each track's end."""
-    tail = _closing_tail(rounds)
+def _closing_note_offs(data: bytes, tail: bytes) -> bytes:
+    """The file with each track's end-of-track replaced by ``tail`` (``_closing_tail``)."""
     at = 8 + struct.unpack(">I", data[4:8])[0]
     out = [data[:at]]
     while at + 8 <= len(data):
@@ -236,20 +240,20 @@ def _sustain(pitch, start, end, pedal_times, pedal_down, last):
     return keep, end
 
 
-def _more_unclosed(key, start, end, closed, rounds: int) -> bool:
-    """Whether a key may have more than ``rounds`` notes that symusic could not close, one of them
-    followed by a note-off (which pretty_midi pairs with it): then add more note-offs."""
+def _more_unclosed(key, start, end, closed, rounds: np.ndarray) -> np.ndarray:
+    """Pitches of keys that may have more notes symusic could not close than ``rounds[pitch]``
+    added note-offs, one of them followed by a note-off (which pretty_midi pairs with it)."""
     keys, counts = np.unique(key[~closed], return_counts=True)
-    deep = keys[counts >= rounds]
+    deep = keys[counts >= rounds[keys & 127]]
     if deep.size == 0:
-        return False
+        return deep
     mine = np.isin(key, deep)
     k, s, e, c = key[mine], start[mine], end[mine], closed[mine]
     first_unclosed = np.full(deep.size, np.iinfo(np.int64).max)
     np.minimum.at(first_unclosed, np.searchsorted(deep, k[~c]), s[~c])
     last_off = np.full(deep.size, -1)
     np.maximum.at(last_off, np.searchsorted(deep, k[c]), e[c])
-    return bool(np.any(last_off > first_unclosed))
+    return np.unique(deep[last_off > first_unclosed] & 127)
 
 
 def read_midi(path: str | os.PathLike[str]) -> Performance:
@@ -266,9 +270,10 @@ def read_midi(path: str | os.PathLike[str]) -> Performance:
     except OSError as error:
         raise _fail(file, error) from error
     _check_header(data, file)
-    rounds = 1
+    rounds = np.full(128, 2)  # note-offs added per key, by pitch
     while True:  # add note-offs past each track's end until every note-on that matters is closed
-        score = _parse(_closing_note_offs(data, rounds), file)
+        deep = tuple(np.flatnonzero(rounds > 2).tolist())
+        score = _parse(_closing_note_offs(data, _closing_tail(2, deep, int(rounds.max()))), file)
         columns = []
         for index, track in enumerate(score.tracks):
             notes = track.notes.numpy()
@@ -280,9 +285,10 @@ def read_midi(path: str | os.PathLike[str]) -> Performance:
             return Performance()
         key, velocity, start, end = (np.concatenate(c) for c in zip(*columns))
         closed = end - start < _FAR // 2
-        if closed.all() or not _more_unclosed(key, start, end, closed, rounds):
+        more = _more_unclosed(key, start, end, closed, rounds) if not closed.all() else ()
+        if not len(more):
             break
-        rounds *= 4
+        rounds[more] = rounds.max() * 4
     key, velocity, start, end = _repair(key, velocity, start, end, closed)
     tempo_map = _tempo_map(score)
     start, end = _seconds(start, tempo_map), _seconds(end, tempo_map)
