@@ -2,7 +2,7 @@
 
 Library: symusic (MIT, C++ core, maintained). It parses the files of
 ``benchmarks/midi_read_speed.py`` thousands of times faster than mido; with the rules below in
-NumPy on its notes, the reader is 65x faster there than the mido reader it replaced, and
+NumPy on its notes, the reader is about 60x faster there than the mido reader it replaced, and
 pretty_midi (built on mido) is about as slow as that one. pretty_midi and note_seq are the
 tests' references. Every failure to read or write becomes one ``BadInputError`` naming the file.
 
