@@ -51,7 +51,7 @@ import numpy as np
 from etude.errors import BadInputError
 from etude.music.performance import Performance
 
-__all__ = ["read_midi", "write_midi"]
+__all__ = ["output_path", "read_midi", "write_atomic", "write_midi"]
 
 TICKS_PER_BEAT = 480
 TEMPO = 480_000  # microseconds per beat: 480 ticks per 0.48 s, 1 ms per tick
