@@ -71,17 +71,40 @@ def test_similarity_and_plot(midi, tmp_path, capsys):
         (lambda d, m: ["music", "decode", str(d / "words.txt"), "-o", str(d / "o.mid")], ["item 1", "'sixty'"]),
         (lambda d, m: ["music", "decode", str(d / "big.txt"), "-o", str(d / "o.mid")], ["ids[0] = 999", "[0, 391)"]),
         (lambda d, m: ["music", "corpus", "--collection", "jazz", "--cache", str(d)], ["'jazz'", "bach"]),
+        # failures to write: a folder as the output, an output under a file (its folder cannot exist)
+        (lambda d, m: ["music", "decode", str(d / "ok.txt"), "-o", str(d / "folder")], ["folder is a directory"]),
+        (lambda d, m: ["music", "decode", str(d / "ok.txt"), "-o", str(d / "ok.txt" / "o.mid")],
+         ["cannot write", "ok.txt/o.mid", "cannot create its folder"]),
+        (lambda d, m: ["music", "encode", str(m), "-o", str(d / "folder")], ["folder is a directory"]),
+        (lambda d, m: ["music", "encode", str(m), "-o", str(d / "ok.txt" / "ids.npy")], ["cannot write", "ids.npy"]),
+        (lambda d, m: ["music", "encode", str(m), "-o", str(d / "ok.txt" / "ids.txt")], ["cannot write", "ids.txt"]),
+        (lambda d, m: ["music", "plot", str(m), "-o", str(d / "folder")], ["folder is a directory"]),
+        # ids beyond int64, and a folder given as the ids file
+        (lambda d, m: ["music", "decode", str(d / "huge.txt"), "-o", str(d / "o.mid")],
+         ["item 1", "99999999999999999999", "beyond int64"]),
+        (lambda d, m: ["music", "decode", str(d / "endless.txt"), "-o", str(d / "o.mid")], ["item 0", "beyond int64"]),
+        (lambda d, m: ["music", "decode", str(d / "folder"), "-o", str(d / "o.mid")], ["folder is a directory"]),
+        # SMPTE time division
+        (lambda d, m: ["music", "encode", str(d / "smpte.mid")], ["smpte.mid uses SMPTE time division"]),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(make_args, words, midi, tmp_path, capsys):
     (tmp_path / "corrupt.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00")
     (tmp_path / "words.txt").write_text("60 sixty 61")
     (tmp_path / "big.txt").write_text("999")
+    (tmp_path / "ok.txt").write_text("60 61")
+    (tmp_path / "huge.txt").write_text("60 99999999999999999999 61")
+    (tmp_path / "endless.txt").write_text("9" * 5000)  # longer than Python converts to int by default
+    (tmp_path / "folder").mkdir()
+    smpte = bytearray(midi.read_bytes())
+    smpte[12:14] = bytes([0xE7, 40])
+    (tmp_path / "smpte.mid").write_bytes(bytes(smpte))
     assert main(make_args(tmp_path, midi)) == 2
     out, err = capsys.readouterr()
     line = _one_error_line(err)
     assert all(w in line for w in words), line
     assert out == "" and not (tmp_path / "o.mid").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []  # no temporary files left
 
 
 def test_bad_keys_is_an_argparse_error(midi, capsys):

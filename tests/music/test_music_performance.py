@@ -114,10 +114,11 @@ def test_sustain_pedal_drums_and_velocity_zero_note_offs(tmp_path):
     assert perf.notes == [(60, 80, 0.0, 2.0), (64, 70, 1.0, 3.0), (60, 90, 2.0, 3.0), (65, 50, 3.5, 4.0)]
 
 
-def test_notes_open_at_the_end_close_at_the_last_message(tmp_path):
-    on = mido.Message("note_on", note=60, velocity=80)
-    perf = read_midi(_save(tmp_path, [[(0.0, on), (1.5, mido.Message("control_change", control=1, value=3))]]))
-    assert perf.notes == [(60, 80, 0.0, 1.5)]
+def test_notes_never_released_are_dropped_as_pretty_midi_drops_them(tmp_path):
+    on = lambda note: mido.Message("note_on", note=note, velocity=80)
+    perf = read_midi(_save(tmp_path, [[(0.0, on(60)), (0.5, on(62)), (1.0, mido.Message("note_off", note=62)),
+                                       (1.5, mido.Message("control_change", control=1, value=3))]]))
+    assert perf.notes == [(62, 80, 0.5, 1.0)]
 
 
 def test_damaged_midi_files_give_one_clear_error_or_a_performance(tmp_path):

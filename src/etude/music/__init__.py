@@ -9,7 +9,7 @@ played in sampled styles, and the OA similarity metric::
     ids = PerformanceEncoding().encode(piece.performance)   # 388 events + PAD/EOS/BOS
     oa_similarity(piece.performance, PerformanceEncoding().decode(ids))  # ~1.0
 
-music21 loads only when the corpus is used, mido only when a MIDI file is read or written.
+music21 loads only when the corpus is used, symusic only when a MIDI file is read or written.
 
 The models: ``RelativeAttention`` (skew trick), ``MusicTransformer``, ``TransformerAutoencoder``
 (sum/concat/tile), ``generate_tokens`` (``etude.music.generate.generate``: KV cache;

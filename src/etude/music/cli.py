@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -30,6 +31,8 @@ def _read_ids(source: str) -> np.ndarray:
         text = sys.stdin.read()
     else:
         path = Path(source)
+        if path.is_dir():
+            raise BadInputError(f"ids path {path} is a directory, expected a file of ids")
         if not path.is_file():
             raise BadInputError(f"ids file {path} does not exist")
         if path.suffix == ".npy":
@@ -45,6 +48,9 @@ def _read_ids(source: str) -> np.ndarray:
     for i, word in enumerate(words):
         if not re.fullmatch(r"[+-]?\d+", word):
             raise BadInputError(f"ids: item {i} is {word[:20]!r}, expected an integer id")
+        if len(word.lstrip("+-")) > 19 or not -2**63 <= int(word) < 2**63:
+            raise BadInputError(f"ids: item {i} is {word[:20]}{'...' if len(word) > 20 else ''}, "
+                                "beyond int64 (ids are small integers)")
     return np.array([int(w) for w in words], dtype=np.int64)
 
 
@@ -55,6 +61,7 @@ def _encoding(args: argparse.Namespace):
 
 
 def _encode(args: argparse.Namespace) -> int:
+    from etude.music.midi import write_atomic
     from etude.music.performance import Performance
 
     ids = _encoding(args).encode(Performance.from_midi(args.file), bos=args.bos, eos=args.eos)
@@ -64,9 +71,11 @@ def _encode(args: argparse.Namespace) -> int:
         except BrokenPipeError:  # e.g. `etude music encode x.mid | head`
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     elif args.output.endswith(".npy"):
-        np.save(args.output, ids)
+        buffer = io.BytesIO()
+        np.save(buffer, ids)
+        write_atomic(args.output, buffer.getvalue())
     else:
-        Path(args.output).write_text(" ".join(map(str, ids.tolist())) + "\n")
+        write_atomic(args.output, (" ".join(map(str, ids.tolist())) + "\n").encode())
     if args.output is not None:
         print(f"wrote {ids.size} ids to {args.output}")
     return 0
@@ -115,12 +124,17 @@ def _similarity(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from etude.music.melody import skyline
+    from etude.music.midi import output_path
     from etude.music.performance import Performance
     from etude.music.plots import plot_piano_roll
 
     performance = Performance.from_midi(args.file)
     melody = skyline(performance) if args.melody else None
-    plot_piano_roll(performance, args.output, title=Path(args.file).name, melody=melody)
+    output = output_path(args.output)
+    try:
+        plot_piano_roll(performance, output, title=Path(args.file).name, melody=melody)
+    except OSError as error:
+        raise BadInputError(f"cannot write {output} ({type(error).__name__}: {error.strerror or error})") from error
     print(f"wrote {args.output}")
     return 0
 

@@ -6,9 +6,11 @@ Transformer (arXiv:1809.04281, Sec. 4.2) and the Transformer autoencoder (Choi e
 
 - times are quantized to 100 steps per second, ``step = floor(100 t + 0.5)``; a note whose end
   falls on its start step is lengthened to one step;
-- notes sorted by (start, pitch) give one onset and one offset each, ordered by (step, note
-  index, offset after onset); a ``TIME_SHIFT`` of 1-100 steps moves to the next step, and a gap
-  of more than 1 s is split into full-second shifts (250 steps -> 100, 100, 50);
+- the notes, in the ``Performance``'s order (unquantized start, then pitch), give one onset and
+  one offset each, ordered by (step, note index, offset after onset): within a step, onsets
+  keep the order of their unquantized times. Two notes of one key whose onsets round to one
+  step give two note-ons, as in note_seq. A ``TIME_SHIFT`` of 1-100 steps moves to the next
+  step, and a gap of more than 1 s is split into full-second shifts (250 steps -> 100, 100, 50);
 - velocity bin ``b = (v - 1) // 4 + 1`` (32 bins of 4, bin size ``ceil(127 / 32)``), emitted
   before a note-on only when the bin changes (the first note-on always has one); a bin decodes
   to ``1 + 4 (b - 1)``, and a note-on before any velocity event decodes to velocity 100.
@@ -134,7 +136,7 @@ class PerformanceEncoding:
         return int(pitch) - self.min_pitch
 
     def _steps(self, performance: Performance) -> tuple[np.ndarray, ...]:
-        """Quantized (pitch, velocity, start step, end step), one note per key, by (start, pitch)."""
+        """(pitch, velocity, start step, end step) in the performance's (start, pitch) order."""
         if not isinstance(performance, Performance):
             raise BadInputError(f"performance must be a Performance, got {type(performance).__name__}")
         if len(performance):
@@ -144,15 +146,13 @@ class PerformanceEncoding:
                     f"performance pitches {low}..{high} do not fit {self!r} ({self.min_pitch}..{self.max_pitch});"
                     " transpose it or use PerformanceEncoding(keys=128)")
         start, end = to_steps(performance.start), to_steps(performance.end)
-        end = np.maximum(end, start + 1)
-        q = Performance.from_arrays(performance.pitch, performance.velocity,
-                                    start / STEPS_PER_SECOND, end / STEPS_PER_SECOND)
-        return q.pitch, q.velocity, to_steps(q.start), to_steps(q.end)
+        return performance.pitch, performance.velocity, start, np.maximum(end, start + 1)
 
     def quantize(self, performance: Performance) -> Performance:
-        """The performance that ``encode`` writes: times on the 10 ms grid, one note per key.
+        """The performance that ``encode`` writes: times on the 10 ms grid, velocities binned.
 
-        ``decode(encode(p)) == quantize(p)`` exactly.
+        ``decode(encode(p)) == quantize(p)`` exactly. Two notes of one key whose onsets round to
+        one step become one note (the later end, the louder velocity), as in ``decode``.
         """
         pitch, velocity, start, end = self._steps(performance)
         return Performance.from_arrays(pitch, bin_to_velocity(velocity_to_bin(velocity)),
@@ -192,16 +192,18 @@ class PerformanceEncoding:
     def decode(self, ids: object) -> Performance:
         """The performance of any id sequence; never fails on ids inside the vocabulary.
 
-        PAD and BOS are skipped and EOS ends the sequence. A note-off without a sounding note
-        is ignored; a note-on of a sounding key ends that note (a re-strike); notes still
-        sounding at the end end at the last step; zero-length notes are dropped (note_seq).
+        PAD and BOS are skipped and EOS ends the sequence. As note_seq's ``Performance.to_sequence``:
+        a note-off ends its key's earliest sounding note and is ignored when none sounds, notes
+        still sounding at the end end at the last step, and zero-length notes are dropped. The
+        notes then form a ``Performance``: a re-struck key ends its sounding note, and notes of
+        one key struck at one step become one.
 
         :param ids: 1-D ints in ``[0, vocab_size)`` (list, NumPy array or torch tensor).
         :raises BadInputError: for an id outside the vocabulary or a non-1-D input.
         """
         tokens = as_ids(ids, self.vocab_size).tolist()
         step, velocity = 0, DEFAULT_VELOCITY
-        sounding: dict[int, tuple[int, int]] = {}  # pitch -> (start step, velocity)
+        sounding: dict[int, list[tuple[int, int]]] = {}  # pitch -> [(start step, velocity)], earliest first
         notes: list[tuple[int, int, int, int]] = []
         on, off, shift, vel = self.note_on_offset, self.note_off_offset, self.shift_offset, self.velocity_offset
         for t in tokens:
@@ -210,20 +212,18 @@ class PerformanceEncoding:
             if t < self.RESERVED or t == self.BOS:
                 continue
             if t < off:
-                pitch = t - on + self.min_pitch
-                held = sounding.get(pitch)
-                if held is not None and step > held[0]:
-                    notes.append((pitch, held[1], held[0], step))
-                sounding[pitch] = (step, velocity)
+                sounding.setdefault(t - on + self.min_pitch, []).append((step, velocity))
             elif t < shift:
-                held = sounding.pop(t - off + self.min_pitch, None)
-                if held is not None and step > held[0]:
-                    notes.append((t - off + self.min_pitch, held[1], held[0], step))
+                held = sounding.get(t - off + self.min_pitch)
+                if held:
+                    begin, v = held.pop(0)
+                    if step > begin:
+                        notes.append((t - off + self.min_pitch, v, begin, step))
             elif t < vel:
                 step += t - shift + 1
             else:
                 velocity = int(bin_to_velocity(t - vel + 1))
-        notes.extend((p, v, s, step) for p, (s, v) in sounding.items() if step > s)
+        notes.extend((p, v, s, step) for p, held in sounding.items() for s, v in held if step > s)
         if not notes:
             return Performance()
         p, v, s, e = (np.asarray(column, dtype=np.int64) for column in zip(*notes))
