@@ -23,7 +23,7 @@ BLOCKED = set(sys.argv[1].split(","))
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked: not a core dependency)")
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked: not a core dependency)", name=name)
         return None
 sys.meta_path.insert(0, Block())
 import torch
@@ -106,3 +106,24 @@ def test_gpu_check_refuses_clearly_without_cuda() -> None:
                           timeout=120, cwd=ROOT, env={**__import__("os").environ, "PYTHON": sys.executable})
     assert done.returncode == 2
     assert done.stderr.strip().startswith("gpu_check: CUDA is not available") and len(done.stderr.splitlines()) == 1
+
+
+def test_require_names_the_extra_of_a_missing_package() -> None:
+    from etude.errors import MissingDependencyError
+    from etude.runtime import require
+
+    assert require("json", "music").dumps([1]) == "[1]"
+    with pytest.raises(MissingDependencyError, match=r"pip install 'etude\[music\]'"):
+        require("etude_no_such_package.sub", "music")
+
+
+def test_music_without_its_extra_says_what_to_install(tmp_path) -> None:
+    midi = tmp_path / "empty.mid"  # a valid MIDI file: one track holding only its end
+    midi.write_bytes(b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60MTrk\x00\x00\x00\x04\x00\xff\x2f\x00")
+    script = _BLOCKER.split("import torch")[0] + (
+        "from etude.errors import MissingDependencyError\n"
+        "from etude.music.midi import read_midi\n"
+        "try:\n    read_midi(sys.argv[2])\nexcept MissingDependencyError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", script, "symusic", str(midi)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert "pip install 'etude[music]'" in done.stdout, done.stderr[-1500:]

@@ -21,6 +21,8 @@ also independent of the subset.
 
 from __future__ import annotations
 
+from etude.runtime.optional import require
+
 import hashlib
 import os
 import warnings
@@ -87,7 +89,7 @@ def source_files(collection: str = "bach", limit: int | None = None) -> list[Pat
         raise BadInputError(f"collection must be one of {sorted(COLLECTIONS)}, got {collection!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise BadInputError(f"limit must be a positive int or None, got {limit!r}")
-    from music21 import corpus
+    corpus = require("music21.corpus", "music")
 
     composers, suffixes = COLLECTIONS[collection]
     files = sorted({Path(p) for c in composers for p in corpus.getComposer(c) if Path(p).suffix in suffixes},
@@ -97,7 +99,7 @@ def source_files(collection: str = "bach", limit: int | None = None) -> list[Pat
 
 def _name(file: Path) -> str:
     """A piece's name: its path inside music21's corpus without the suffix ('bach/bwv1.6')."""
-    from music21 import common
+    common = require("music21.common", "music")
 
     try:
         return file.relative_to(common.getCorpusFilePath()).with_suffix("").as_posix()
@@ -107,7 +109,7 @@ def _name(file: Path) -> str:
 
 def parse_score(path: str | os.PathLike[str]) -> Score:
     """Parse one score file with music21 into a ``Score`` (rules in the module docstring)."""
-    from music21 import chord, converter
+    chord, converter = require("music21.chord", "music"), require("music21.converter", "music")
 
     file = Path(path)
     try:
@@ -137,7 +139,7 @@ def parse_score(path: str | os.PathLike[str]) -> Score:
 
 
 def _content_hash(collection: str, files: list[Path]) -> str:
-    import music21
+    music21 = require("music21", "music")
 
     digest = hashlib.sha256(f"etude-music21-v{CACHE_VERSION}|{music21.__version__}|{collection}".encode())
     for file in files:

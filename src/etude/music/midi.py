@@ -40,6 +40,8 @@ symusic writes note-offs before note-ons at one tick, so re-struck keys survive 
 
 from __future__ import annotations
 
+from etude.runtime.optional import require
+
 import functools
 import os
 import secrets
@@ -107,7 +109,7 @@ def _closing_note_offs(data: bytes, tail: bytes) -> bytes:
 
 
 def _parse(data: bytes, path: Path):
-    import symusic
+    symusic = require("symusic", "music")
 
     try:
         return symusic.Score.from_midi(data, ttype="tick")
@@ -352,7 +354,7 @@ def write_midi(performance: Performance, path: str | os.PathLike[str]) -> None:
 
     :raises BadInputError: when ``performance`` is not a ``Performance`` or ``path`` cannot be written.
     """
-    import symusic
+    symusic = require("symusic", "music")
 
     if not isinstance(performance, Performance):
         raise BadInputError(f"performance must be a Performance, got {type(performance).__name__}")

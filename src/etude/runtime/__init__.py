@@ -22,6 +22,7 @@ from etude.runtime.distributed import (
 )
 from etude.runtime.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from etude.runtime.figures import pyplot, save_figure
+from etude.runtime.optional import require
 from etude.runtime.progress import progress, progress_allowed
 from etude.runtime.seeding import MAX_SEED, seed_everything, set_threads
 
@@ -36,6 +37,7 @@ _LAZY = {
 
 __all__ = [
     "DEVICES",
+    "require",
     "Distributed",
     "check_fabric_args",
     "fabric_run_settings",
