@@ -15,7 +15,7 @@ import torch
 
 from etude.errors import BadInputError
 from etude.games.dice import DiceValues, sample_rollouts
-from etude.games.learners import LEARNERS, ValueFn, exact_value_fn, learner_gradient
+from etude.games.learners import LEARNERS, ValueFn, exact_value_fn, learner_gradient, swap_view
 from etude.games.matrix import MatrixGame, exact_values
 from etude.runtime import load_checkpoint, progress, save_checkpoint
 
@@ -138,19 +138,13 @@ def train(
             return exact_value_fn(game)
         return DiceValues(game, sample_rollouts(game, theta1, theta2, batch_size, horizon, sampler))
 
-    def swapped(values: ValueFn) -> ValueFn:
-        def view(own: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            v1, v2 = values(other, own)
-            return v2, v1
-        return view
-
     steps_iter = progress(range(start, steps), total=steps - start, desc=f"{learner1} vs {learner2}",
                           disable=not show_progress)
     for t in steps_iter:
         theta1, theta2 = thetas[:, t, 0], thetas[:, t, 1]
         values = both_values(theta1, theta2)
         g1 = learner_gradient(learner1, values, theta1, theta2, opponent_lr)
-        g2 = learner_gradient(learner2, swapped(values), theta2, theta1, opponent_lr)
+        g2 = learner_gradient(learner2, swap_view(values), theta2, theta1, opponent_lr)
         thetas[:, t + 1, 0] = theta1 + lr * g1
         thetas[:, t + 1, 1] = theta2 + lr * g2
         done = t + 1
