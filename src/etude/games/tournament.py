@@ -11,7 +11,7 @@ import torch
 from etude.games.matrix import MatrixGame
 from etude.games.training import train
 
-__all__ = ["Tournament", "tournament", "mean_interval"]
+__all__ = ["Tournament", "tournament", "mean_interval", "difference_interval"]
 
 
 def mean_interval(values: torch.Tensor) -> tuple[float, float]:
@@ -20,6 +20,14 @@ def mean_interval(values: torch.Tensor) -> tuple[float, float]:
     mean = float(values.mean())
     half = 1.96 * float(values.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
     return mean, half
+
+
+def difference_interval(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """mean(a) - mean(b) and the half-width of its normal (Welch) 95% interval, 1.96 sqrt(s_a^2/n_a + s_b^2/n_b)."""
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        return float(a.mean() - b.mean()), float("nan")
+    var = a.double().var(unbiased=True) / a.shape[0] + b.double().var(unbiased=True) / b.shape[0]
+    return float(a.double().mean() - b.double().mean()), 1.96 * float(var.sqrt())
 
 
 @dataclass
