@@ -200,3 +200,32 @@ def test_bad_training_arguments(kwargs, match):
     args.update(kwargs)
     with pytest.raises(BadInputError, match=match):
         train_coin(**args)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [(["games", "coin", "--grid", "1"], ["grid must be an int >= 2", "1"]),
+     (["games", "coin", "--batch", "0"], ["--batch", "positive", "0"]),
+     (["games", "coin", "--batch", "-4"], ["--batch", "-4"]),
+     (["games", "tournament", "--game", "chess"], ["--game", "'chess'"]),
+     (["games", "coin", "--learners", "sos"], ["--learners", "'sos'"])],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(capsys, args, words):
+    from etude.cli import main
+
+    try:
+        status = main(args)
+    except SystemExit as exc:  # argparse's own errors exit from inside main
+        status = exc.code
+    assert status == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith("etude: error: ")
+    assert all(w in err for w in words), err
+
+
+def test_cli_coin_prints_a_row_per_learner(capsys):
+    from etude.cli import main
+
+    assert main(["games", "coin", "--steps", "1", "--seeds", "2", "--batch", "4", "--horizon", "5", "--hidden", "4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].startswith("| naive vs naive | ") and out[3].startswith("| lola vs lola | ") and len(out) == 4
