@@ -137,12 +137,10 @@ class CoinGame:
         agents = self._move[s.agents, actions]  # [batch, 2]
         on = agents == s.coin[:, None]  # [batch, 2]: agent i stands on the coin
         picked = on.float()
-        mine = torch.stack([s.colour == 0, s.colour == 1], dim=1).float()  # [batch, 2]: coin is agent i's colour
+        mine = torch.nn.functional.one_hot(s.colour, 2).float()  # [batch, 2]: the coin is agent i's colour
         # +1 for every picker; -2 for agent i when the other agent picks i's colour
         rewards = picked - 2.0 * picked.flip(1) * mine
-        picks = torch.zeros(self.batch, 2, 2, device=self.device)
-        picks[self._games, 0, s.colour] = picked[:, 0]
-        picks[self._games, 1, s.colour] = picked[:, 1]
+        picks = picked[:, :, None] * mine[:, None, :]  # [batch, agent, colour]
         taken = on.any(dim=1)
         u = torch.rand(self.batch, 2, generator=generator, device=self.device)
         coin = torch.where(taken, self._free_cell(agents, u[:, 0]), s.coin)
