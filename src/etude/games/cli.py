@@ -41,7 +41,8 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     tour = verbs.add_parser("tournament", help="every learner against every learner")
     tour.add_argument("--game", choices=["ipd", "matching-pennies"], default="ipd")
     tour.add_argument("--gamma", type=float, default=None)
-    tour.add_argument("--learners", nargs="+", default=["naive", "lookahead", "lola"])
+    tour.add_argument("--learners", nargs="+", default=["naive", "lookahead", "lola"],
+                      help="any of naive, lookahead, lola, nl-q")
     tour.add_argument("--seeds", type=int, default=50)
     tour.add_argument("--steps", type=int, default=200)
     tour.add_argument("--lr", type=float, default=1.0)

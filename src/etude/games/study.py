@@ -259,10 +259,12 @@ class LolaStudy(Study):
                      "fresh games with the final policies.")
         metrics["coin"] = {name: {k: float(v.mean()) for k, v in h.final.items()} for name, h in coin.items()}
 
-        table = tournament(game, seeds=[seed * 100_000 + i for i in range(preset.tournament_seeds)],
+        table = tournament(game, ("naive", "lookahead", "lola", "nl-q"),
+                           seeds=[seed * 100_000 + i for i in range(preset.tournament_seeds)],
                            steps=preset.steps, lr=preset.lr, opponent_lr=preset.opponent_lr)
         metrics["tournament"] = ("Final reward per step of agent 1 (row) against agent 2 (column), IPD, "
-                                 f"mean ± 95% interval over {preset.tournament_seeds} runs:\n\n" + table.table())
+                                 f"mean ± 95% interval over {preset.tournament_seeds} runs; pairs with NL-Q play "
+                                 "50 rounds of 200-step episodes:\n\n" + table.table())
         self._log_curves({**runs, "MP-NL-Ex": mp_nl, "MP-LOLA-Ex": mp_lola}, out_dir / "logs")
         artifacts = [
             plot_rewards(runs, out_dir / "ipd_rewards.png", "IPD: reward per step over training (mean ± sd)"),

@@ -9,6 +9,7 @@ from typing import Sequence
 import torch
 
 from etude.games.matrix import MatrixGame
+from etude.games.qlearning import Q_LEARNER, train_against_q
 from etude.games.training import train
 
 __all__ = ["Tournament", "tournament", "mean_interval", "difference_interval"]
@@ -58,11 +59,19 @@ def tournament(
     steps: int = 200,
     lr: float = 1.0,
     opponent_lr: float = 1.0,
+    q_rounds: int = 50,
 ) -> Tournament:
-    """Train every ordered pair of learners on the same seeds and collect the final rewards."""
+    """Train every ordered pair of learners on the same seeds and collect the final rewards.
+
+    Pairs with an NL-Q agent ('nl-q') play `q_rounds` rounds of 200-step episodes
+    (`etude.games.qlearning.train_against_q`); the others take `steps` exact updates.
+    """
     rewards = {}
     for row in learners:
         for col in learners:
-            history = train(game, row, col, steps=steps, seeds=seeds, lr=lr, opponent_lr=opponent_lr)
+            if Q_LEARNER in (row, col):
+                history = train_against_q(game, row, col, rounds=q_rounds, seeds=seeds, lr=lr, opponent_lr=opponent_lr)
+            else:
+                history = train(game, row, col, steps=steps, seeds=seeds, lr=lr, opponent_lr=opponent_lr)
             rewards[(row, col)] = history.final_rewards()
     return Tournament(game.name, tuple(learners), rewards)
