@@ -191,3 +191,7 @@ def test_bad_actions_and_step_before_reset():
     game.reset()
     with pytest.raises(BadInputError, match=r"shape \(3, 2\)"):
         game.step(torch.zeros(2, 2, dtype=torch.long))
+    with pytest.raises(BadInputError, match=r"0\.\.3"):
+        game.step(torch.full((3, 2), 4))
+    with pytest.raises(BadInputError, match=r"0\.\.3"):
+        game.step(torch.full((3, 2), -1))

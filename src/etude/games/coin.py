@@ -134,6 +134,8 @@ class CoinGame:
             shape = tuple(actions.shape) if isinstance(actions, torch.Tensor) else type(actions).__name__
             raise BadInputError(f"actions must be a tensor of shape ({self.batch}, 2), got {shape}")
         actions = actions.long()
+        if (actions & -4).any():  # a bit above the two lowest: outside 0..3
+            raise BadInputError(f"actions must lie in 0..3 (right, left, down, up), got {actions.min()}..{actions.max()}")
         agents = self._move[s.agents, actions]  # [batch, 2]
         on = agents == s.coin[:, None]  # [batch, 2]: agent i stands on the coin
         picked = on.float()
