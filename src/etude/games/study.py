@@ -38,7 +38,9 @@ class LolaPreset:
     opponent_lr: float = 1.0
     """eta, the opponent step LOLA assumes (official default 1)."""
     tournament_seeds: int = 50
-    """Runs per ordered pair in the naive/lookahead/LOLA tournament."""
+    """Runs per ordered pair in the naive/lookahead/LOLA/NL-Q tournament."""
+    tournament_q_rounds: int = 50
+    """Rounds (200-step episodes) of the pairs with an NL-Q agent (official tournament: 50)."""
     pg_seeds: int = 32
     """Runs per policy-gradient pair (DiCE estimates from sampled rollouts)."""
     pg_steps: int = 200
@@ -111,8 +113,8 @@ class LolaStudy(Study):
     citation = "Foerster, Chen, Al-Shedivat, Whiteson, Abbeel, Mordatch. AAMAS 2018. arXiv:1709.04326"
     presets = {
         "smoke": LolaPreset(seeds=16, steps=40, tournament_seeds=4, pg_seeds=2, pg_steps=5, pg_batch=16, pg_horizon=20,
-                            om_episodes=(1, 4, 16), coin_seeds=2, coin_steps=2, coin_episodes=4, coin_horizon=10,
-                            coin_hidden=8),
+                            tournament_q_rounds=2, om_episodes=(1, 4, 16), coin_seeds=2, coin_steps=2,
+                            coin_episodes=4, coin_horizon=10, coin_hidden=8),
         "quick": LolaPreset(),
         "long": LolaPreset(coin_seeds=10, coin_steps=1000, coin_episodes=64),
         "full": LolaPreset(seeds=1000, tournament_seeds=200, pg_seeds=50, pg_batch=128, pg_horizon=150,
@@ -261,10 +263,11 @@ class LolaStudy(Study):
 
         table = tournament(game, ("naive", "lookahead", "lola", "nl-q"),
                            seeds=[seed * 100_000 + i for i in range(preset.tournament_seeds)],
-                           steps=preset.steps, lr=preset.lr, opponent_lr=preset.opponent_lr)
+                           steps=preset.steps, lr=preset.lr, opponent_lr=preset.opponent_lr,
+                           q_rounds=preset.tournament_q_rounds)
         metrics["tournament"] = ("Final reward per step of agent 1 (row) against agent 2 (column), IPD, "
                                  f"mean ± 95% interval over {preset.tournament_seeds} runs; pairs with NL-Q play "
-                                 "50 rounds of 200-step episodes:\n\n" + table.table())
+                                 f"{preset.tournament_q_rounds} rounds of 200-step episodes:\n\n" + table.table())
         self._log_curves({**runs, "MP-NL-Ex": mp_nl, "MP-LOLA-Ex": mp_lola}, out_dir / "logs")
         artifacts = [
             plot_rewards(runs, out_dir / "ipd_rewards.png", "IPD: reward per step over training (mean ± sd)"),
