@@ -14,7 +14,7 @@ import torch
 from etude.cli import main
 from etude.games.study import LolaStudy
 
-LOLA_CLAIMS = ["nl_defect", "lola_cooperate", "mp_nash", "pg_like_exact"]
+LOLA_CLAIMS = ["nl_defect", "lola_cooperate", "mp_nash", "pg_like_exact", "lola_om", "coin_own", "coin_reward"]
 
 
 def _one_error_line(err: str) -> str:
@@ -34,7 +34,7 @@ def test_list_prints_lola_and_its_claims(capsys) -> None:
     end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("  ")), len(lines))
     lines = lines[start:end]
     assert "arXiv:1709.04326" in lines[1]
-    assert lines[2] == "  presets: smoke, quick, full"
+    assert lines[2] == "  presets: smoke, quick, long, full"
     listed = [line.split(":")[0].removeprefix("  - ") for line in lines if line.startswith("  - ")]
     assert listed == LOLA_CLAIMS
     assert [c.id for c in LolaStudy().claims()] == LOLA_CLAIMS

@@ -13,7 +13,7 @@ import pytest
 from etude.cli import main
 from etude.studies import SCHEMA_VERSION
 
-LOLA_CLAIMS = ["nl_defect", "lola_cooperate", "mp_nash", "pg_like_exact"]
+LOLA_CLAIMS = ["nl_defect", "lola_cooperate", "mp_nash", "pg_like_exact", "lola_om", "coin_own", "coin_reward"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -81,7 +81,7 @@ def test_metrics_are_finite_rewards(lola_result: dict) -> None:
 
 def test_every_artifact_exists(smoke_run: SmokeRun, lola_result: dict) -> None:
     artifacts = lola_result["artifacts"]
-    assert len(artifacts) == 5
+    assert len(artifacts) == 8
     for name in artifacts:
         path = smoke_run.out_dir / "lola" / name
         assert path.is_file(), path

@@ -20,7 +20,10 @@ import torch.nn.functional as F
 from etude.errors import BadInputError
 from etude.games.matrix import MatrixGame, _check_theta, transition_matrix
 
-__all__ = ["Rollouts", "sample_rollouts", "rollout_log_probs", "magic_box", "DiceValues", "truncated_values"]
+__all__ = [
+    "Rollouts", "sample_rollouts", "rollout_log_probs", "magic_box", "DiceValues", "truncated_values",
+    "discounted_rewards", "leave_one_out_baseline", "dice_objective",
+]
 
 
 @dataclass(frozen=True)
@@ -108,29 +111,49 @@ class DiceValues:
 
     def __init__(self, game: MatrixGame, rollouts: Rollouts, baseline: bool = True) -> None:
         self.rollouts = rollouts
-        horizon = rollouts.rewards.shape[2]
-        discount = game.gamma ** torch.arange(horizon, dtype=torch.float64)
-        self.discounted = rollouts.rewards * discount[:, None]  # [seeds, batch, horizon, 2]
-        batch = self.discounted.shape[1]
-        if baseline and batch > 1:
-            # b_t: leave-one-out batch mean of the discounted return to go, sum_{t' >= t} gamma^t' r_t'
-            to_go = self.discounted.flip(2).cumsum(2).flip(2)
-            total = to_go.sum(dim=1, keepdim=True)
-            self.baseline = (total - to_go) / (batch - 1)
-        else:
-            self.baseline = None
+        self.discounted = discounted_rewards(rollouts.rewards, game.gamma)  # [seeds, batch, horizon, 2]
+        self.baseline = leave_one_out_baseline(self.discounted) if baseline else None
 
     def __call__(self, theta1: torch.Tensor, theta2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logp1, logp2 = rollout_log_probs(theta1, theta2, self.rollouts)
-        step = (logp1 + logp2).unsqueeze(-1)  # [seeds, batch, horizon, 1]
-        dependencies = step.cumsum(dim=2)
-        surrogate = (magic_box(dependencies) * self.discounted).sum(dim=2)
-        if self.baseline is not None:
-            before = F.pad(dependencies[:, :, :-1], (0, 0, 1, 0))
-            correction = ((1.0 - magic_box(step)) * magic_box(before) * self.baseline).sum(dim=2)
-            surrogate = surrogate + correction
-        values = surrogate.mean(dim=1)  # [seeds, 2]
-        return values[:, 0], values[:, 1]
+        return dice_objective(logp1, logp2, self.discounted, self.baseline)
+
+
+def discounted_rewards(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
+    """gamma^t r_{i,t} for rewards [seeds, batch, horizon, 2]."""
+    horizon = rewards.shape[2]
+    discount = gamma ** torch.arange(horizon, dtype=rewards.dtype, device=rewards.device)
+    return rewards * discount[:, None]
+
+
+def leave_one_out_baseline(discounted: torch.Tensor) -> torch.Tensor | None:
+    """b_t [seeds, batch, horizon, 2]: leave-one-out batch mean of the discounted return to go
+    sum_{t' >= t} gamma^t' r_t' (Mao et al. 2019, Eq. 8); None for a batch of one episode."""
+    batch = discounted.shape[1]
+    if batch < 2:
+        return None
+    to_go = discounted.flip(2).cumsum(2).flip(2)
+    total = to_go.sum(dim=1, keepdim=True)
+    return (total - to_go) / (batch - 1)
+
+
+def dice_objective(
+    logp1: torch.Tensor, logp2: torch.Tensor, discounted: torch.Tensor, baseline: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DiCE surrogates (V1, V2) [seeds] of both agents from log pi_i(a_t) [seeds, batch, horizon].
+
+    L_i = mean_batch sum_t box(sum_{t'<=t} log pi_1 + log pi_2) gamma^t r_{i,t}
+    (DiCE, Eq. 3 and Sec. 4), plus sum_t (1 - box(log pi_t)) box(deps_{<t}) b_t with a baseline.
+    """
+    step = (logp1 + logp2).unsqueeze(-1)  # [seeds, batch, horizon, 1]
+    dependencies = step.cumsum(dim=2)
+    surrogate = (magic_box(dependencies) * discounted).sum(dim=2)
+    if baseline is not None:
+        before = F.pad(dependencies[:, :, :-1], (0, 0, 1, 0))
+        correction = ((1.0 - magic_box(step)) * magic_box(before) * baseline).sum(dim=2)
+        surrogate = surrogate + correction
+    values = surrogate.mean(dim=1)  # [seeds, 2]
+    return values[:, 0], values[:, 1]
 
 
 def truncated_values(game: MatrixGame, theta1: torch.Tensor, theta2: torch.Tensor, horizon: int) -> torch.Tensor:

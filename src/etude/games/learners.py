@@ -19,7 +19,7 @@ import torch
 from etude.errors import BadInputError
 from etude.games.matrix import MatrixGame, unnormalized_values
 
-__all__ = ["LEARNERS", "ValueFn", "exact_value_fn", "learner_gradient", "naive_gradient", "lola_gradient", "lookahead_gradient"]
+__all__ = ["LEARNERS", "ValueFn", "exact_value_fn", "swap_view", "learner_gradient", "naive_gradient", "lola_gradient", "lookahead_gradient"]
 
 ValueFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -32,6 +32,16 @@ def exact_value_fn(game: MatrixGame) -> ValueFn:
         return v[..., 0], v[..., 1]
 
     return values
+
+
+def swap_view(values: ValueFn) -> ValueFn:
+    """The same values seen from agent 2's side: view(theta2, theta1) = (V2, V1)."""
+
+    def view(own: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v1, v2 = values(other, own)
+        return v2, v1
+
+    return view
 
 
 def _leaf(theta: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,10 @@ from typing import Sequence
 import torch
 
 from etude.games.matrix import MatrixGame
+from etude.games.qlearning import Q_LEARNER, train_against_q
 from etude.games.training import train
 
-__all__ = ["Tournament", "tournament", "mean_interval"]
+__all__ = ["Tournament", "tournament", "mean_interval", "difference_interval"]
 
 
 def mean_interval(values: torch.Tensor) -> tuple[float, float]:
@@ -20,6 +21,14 @@ def mean_interval(values: torch.Tensor) -> tuple[float, float]:
     mean = float(values.mean())
     half = 1.96 * float(values.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
     return mean, half
+
+
+def difference_interval(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """mean(a) - mean(b) and the half-width of its normal (Welch) 95% interval, 1.96 sqrt(s_a^2/n_a + s_b^2/n_b)."""
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        return float(a.mean() - b.mean()), float("nan")
+    var = a.double().var(unbiased=True) / a.shape[0] + b.double().var(unbiased=True) / b.shape[0]
+    return float(a.double().mean() - b.double().mean()), 1.96 * float(var.sqrt())
 
 
 @dataclass
@@ -50,11 +59,19 @@ def tournament(
     steps: int = 200,
     lr: float = 1.0,
     opponent_lr: float = 1.0,
+    q_rounds: int = 50,
 ) -> Tournament:
-    """Train every ordered pair of learners on the same seeds and collect the final rewards."""
+    """Train every ordered pair of learners on the same seeds and collect the final rewards.
+
+    Pairs with an NL-Q agent ('nl-q') play `q_rounds` rounds of 200-step episodes
+    (`etude.games.qlearning.train_against_q`); the others take `steps` exact updates.
+    """
     rewards = {}
     for row in learners:
         for col in learners:
-            history = train(game, row, col, steps=steps, seeds=seeds, lr=lr, opponent_lr=opponent_lr)
+            if Q_LEARNER in (row, col):
+                history = train_against_q(game, row, col, rounds=q_rounds, seeds=seeds, lr=lr, opponent_lr=opponent_lr)
+            else:
+                history = train(game, row, col, steps=steps, seeds=seeds, lr=lr, opponent_lr=opponent_lr)
             rewards[(row, col)] = history.final_rewards()
     return Tournament(game.name, tuple(learners), rewards)

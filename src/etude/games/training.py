@@ -15,8 +15,9 @@ import torch
 
 from etude.errors import BadInputError
 from etude.games.dice import DiceValues, sample_rollouts
-from etude.games.learners import LEARNERS, ValueFn, exact_value_fn, learner_gradient
+from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swap_view
 from etude.games.matrix import MatrixGame, exact_values
+from etude.games.opponent import fit_opponent
 from etude.runtime import load_checkpoint, progress, save_checkpoint
 
 __all__ = ["History", "train", "initial_theta", "ESTIMATORS"]
@@ -38,6 +39,8 @@ class History:
     rewards: torch.Tensor
     theta: torch.Tensor
     config: dict = field(default_factory=dict)
+    estimates: torch.Tensor | None = None
+    """With opponent modelling: [seeds, steps, 2, 5], agent i's estimate of the other's logits at each update."""
 
     def final_rewards(self) -> torch.Tensor:
         """Per-step rewards [seeds, 2] of the final policies."""
@@ -91,6 +94,7 @@ def train(
     checkpoint_every: int = 50,
     resume: bool = False,
     show_progress: bool = False,
+    opponent_model: bool = False,
 ) -> History:
     """Train two learners against each other on `game`, all seeds in one batch.
 
@@ -103,6 +107,9 @@ def train(
     :param batch_size, horizon: rollouts per seed and their length, for estimator='dice'.
     :param checkpoint: file to write every `checkpoint_every` steps; with resume=True an
         existing one is loaded and training continues to the same result as an uninterrupted run.
+    :param opponent_model: LOLA-OM / NL-OM (Sec. 4.3): each agent replaces the opponent's parameters
+        by their maximum-likelihood estimate from the opponent's actions in `batch_size` episodes of
+        `horizon` steps played at every update (the DiCE rollouts themselves for estimator='dice').
     """
     for name in (learner1, learner2):
         if name not in LEARNERS:
@@ -120,44 +127,49 @@ def train(
         "game": [game.payoff1.tolist(), game.payoff2.tolist(), game.gamma],
         "learners": [learner1, learner2], "steps": steps, "seeds": seed_list, "lr": float(lr),
         "opponent_lr": float(opponent_lr), "estimator": estimator, "batch_size": batch_size,
-        "horizon": horizon, "init_std": float(init_std),
+        "horizon": horizon, "init_std": float(init_std), "opponent_model": bool(opponent_model),
     }
     n = len(seed_list)
     thetas = torch.zeros(n, steps + 1, 2, 5, dtype=torch.float64)
     thetas[:, 0] = initial_theta(seed_list, init_std)
     sampler = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n)
+    estimates = torch.zeros(n, steps, 2, 5, dtype=torch.float64) if opponent_model else None
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, expect={"kind": "games.train", "config": config})
         start = int(state["step"])
         thetas[:, : start + 1] = state["theta"]
         sampler.set_state(state["sampler"])
+        if opponent_model:
+            estimates[:, :start] = state["estimates"]
 
-    def both_values(theta1: torch.Tensor, theta2: torch.Tensor) -> ValueFn:
-        if estimator == "exact":
-            return exact_value_fn(game)
-        return DiceValues(game, sample_rollouts(game, theta1, theta2, batch_size, horizon, sampler))
-
-    def swapped(values: ValueFn) -> ValueFn:
-        def view(own: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            v1, v2 = values(other, own)
-            return v2, v1
-        return view
 
     steps_iter = progress(range(start, steps), total=steps - start, desc=f"{learner1} vs {learner2}",
                           disable=not show_progress)
     for t in steps_iter:
         theta1, theta2 = thetas[:, t, 0], thetas[:, t, 1]
-        values = both_values(theta1, theta2)
-        g1 = learner_gradient(learner1, values, theta1, theta2, opponent_lr)
-        g2 = learner_gradient(learner2, swapped(values), theta2, theta1, opponent_lr)
+        rollouts = None
+        if estimator == "dice" or opponent_model:
+            rollouts = sample_rollouts(game, theta1, theta2, batch_size, horizon, sampler)
+        values = exact_value_fn(game) if estimator == "exact" else DiceValues(game, rollouts)
+        seen2, seen1 = theta2, theta1  # what each agent uses for the other's parameters
+        if opponent_model:
+            before = estimates[:, t - 1] if t > 0 else None
+            seen2 = fit_opponent(rollouts, 2, None if before is None else before[:, 0])
+            seen1 = fit_opponent(rollouts, 1, None if before is None else before[:, 1])
+            estimates[:, t, 0], estimates[:, t, 1] = seen2, seen1
+        g1 = learner_gradient(learner1, values, theta1, seen2, opponent_lr)
+        g2 = learner_gradient(learner2, swap_view(values), theta2, seen1, opponent_lr)
         thetas[:, t + 1, 0] = theta1 + lr * g1
         thetas[:, t + 1, 1] = theta2 + lr * g2
         done = t + 1
         if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
-            save_checkpoint(checkpoint, {"kind": "games.train", "config": config, "step": done,
-                                         "theta": thetas[:, : done + 1].clone(), "sampler": sampler.get_state()})
+            state = {"kind": "games.train", "config": config, "step": done,
+                     "theta": thetas[:, : done + 1].clone(), "sampler": sampler.get_state()}
+            if opponent_model:
+                state["estimates"] = estimates[:, :done].clone()
+            save_checkpoint(checkpoint, state)
     with torch.no_grad():
         v1, v2 = exact_values(game, thetas.reshape(-1, 2, 5)[:, 0], thetas.reshape(-1, 2, 5)[:, 1])
         rewards = torch.stack([v1, v2], dim=-1).reshape(n, steps + 1, 2)
-    return History(game.name, (learner1, learner2), seed_list, rewards, thetas, config)
+    return History(game.name, (learner1, learner2), seed_list, rewards, thetas, config, estimates)

@@ -1,0 +1,212 @@
+"""Naive and LOLA policy-gradient learners in the coin game, batched over seeds, with checkpoints.
+
+Foerster et al., AAMAS 2018 (arXiv:1709.04326), Sec. 5.3 (coin game) with the DiCE surrogate of
+Foerster et al., ICML 2018 (arXiv:1802.05098), Sec. 4: each update plays `episodes` games of
+`horizon` steps per seed, builds the DiCE surrogates (V1, V2) of `etude.games.dice` from the
+recorded log-probabilities, and moves each agent along its learner's ascent direction
+(`etude.games.learners`: naive grad_1 V1, or LOLA's Eq. 4.2) with Adam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from etude.errors import BadInputError
+from etude.games.coin import CoinGame
+from etude.games.coin_policy import MEMORY, MLPPolicy, pick_memory
+from etude.games.dice import dice_objective, discounted_rewards, leave_one_out_baseline
+from etude.games.learners import LEARNERS, learner_gradient, swap_view
+from etude.games.training import _seed_list
+from etude.runtime import load_checkpoint, progress, save_checkpoint
+
+__all__ = ["CoinRollouts", "CoinDiceValues", "CoinHistory", "play_coin", "coin_outcomes", "train_coin"]
+
+COIN_LEARNERS = ("naive", "lola")
+
+
+@dataclass(frozen=True)
+class CoinRollouts:
+    """Recorded play: inputs [seeds, batch, horizon, 2, D], actions and rewards [seeds, batch, horizon, 2],
+    picks [seeds, batch, horizon, 2, 2] (agent i picked colour c)."""
+
+    inputs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    picks: torch.Tensor
+
+
+def play_coin(
+    policy: MLPPolicy,
+    theta1: torch.Tensor,
+    theta2: torch.Tensor,
+    episodes: int,
+    horizon: int,
+    grid: int = 3,
+    generator: torch.Generator | None = None,
+) -> CoinRollouts:
+    """Play `episodes` games of `horizon` steps per seed, agent 1 = red with theta1 [seeds, P], agent 2 = blue."""
+    for name, value in (("episodes", episodes), ("horizon", horizon)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BadInputError(f"{name} must be a positive int, got {value!r}")
+    seeds = theta1.shape[0]
+    env = CoinGame(seeds * episodes, grid)
+    if env.obs_dim != policy.obs_dim:
+        raise BadInputError(f"policy expects observations of {policy.obs_dim}, the {grid}x{grid} game gives {env.obs_dim}")
+    obs = env.reset(generator)
+    memory = torch.zeros(seeds * episodes, 2, MEMORY)
+    inputs, actions, rewards, picks = [], [], [], []
+    with torch.no_grad():
+        for _ in range(horizon):
+            x = policy.inputs(obs, memory).view(seeds, episodes, 2, -1)
+            chosen = []
+            for agent, theta in ((0, theta1), (1, theta2)):
+                p = policy.log_probs(theta.detach(), x[:, :, agent]).exp().cumsum(-1)  # [seeds, episodes, 4]
+                u = torch.rand(seeds, episodes, 1, generator=generator, dtype=p.dtype)
+                chosen.append((u > p[..., :-1]).sum(-1))  # inverse-CDF draw
+            a = torch.stack(chosen, dim=-1)  # [seeds, episodes, 2]
+            out = env.step(a.view(-1, 2), generator)
+            inputs.append(x)
+            actions.append(a)
+            rewards.append(out.rewards.view(seeds, episodes, 2))
+            picks.append(out.picks.view(seeds, episodes, 2, 2))
+            memory = pick_memory(memory, out.picks)
+            obs = out.obs
+    return CoinRollouts(torch.stack(inputs, 2), torch.stack(actions, 2), torch.stack(rewards, 2), torch.stack(picks, 2))
+
+
+class CoinDiceValues:
+    """`values(theta1, theta2) -> (V1, V2)` [seeds]: DiCE surrogates of both agents' discounted returns
+    on fixed coin-game rollouts, with the leave-one-out baseline (the same surrogate as `DiceValues`)."""
+
+    def __init__(self, policy: MLPPolicy, rollouts: CoinRollouts, gamma: float, baseline: bool = True) -> None:
+        self.policy, self.rollouts = policy, rollouts
+        self.discounted = discounted_rewards(rollouts.rewards.double(), gamma).to(rollouts.rewards.dtype)
+        self.baseline = leave_one_out_baseline(self.discounted) if baseline else None
+
+    def log_probs(self, theta: torch.Tensor, agent: int) -> torch.Tensor:
+        """log pi_agent(a_t | x_t) [seeds, batch, horizon] of the recorded actions."""
+        r = self.rollouts
+        logp = self.policy.log_probs(theta, r.inputs[:, :, :, agent])
+        return logp.gather(-1, r.actions[..., agent : agent + 1]).squeeze(-1)
+
+    def __call__(self, theta1: torch.Tensor, theta2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return dice_objective(self.log_probs(theta1, 0), self.log_probs(theta2, 1), self.discounted, self.baseline)
+
+
+def coin_outcomes(rollouts: CoinRollouts) -> dict[str, torch.Tensor]:
+    """Per seed [seeds]: own-colour share of all picks, reward per step (both agents' mean), picks per step."""
+    picks = rollouts.picks.sum(dim=(1, 2))  # [seeds, 2 agents, 2 colours]
+    own = picks[:, 0, 0] + picks[:, 1, 1]
+    total = picks.sum(dim=(1, 2))
+    steps = rollouts.picks.shape[1] * rollouts.picks.shape[2]
+    return {
+        "own_share": own / total.clamp(min=1),
+        "reward": rollouts.rewards.mean(dim=(1, 2, 3)),
+        "picks_per_step": total / steps,
+    }
+
+
+@dataclass
+class CoinHistory:
+    """curves[name]: [seeds, steps] own_share / reward / picks_per_step of each update's rollouts;
+    final[name]: [seeds] of fresh rollouts with the final policies; theta [seeds, 2, P] final."""
+
+    learners: tuple[str, str]
+    seeds: list[int]
+    curves: dict[str, torch.Tensor]
+    final: dict[str, torch.Tensor]
+    theta: torch.Tensor
+    config: dict = field(default_factory=dict)
+
+
+def train_coin(
+    learner1: str,
+    learner2: str,
+    steps: int = 200,
+    seeds: int | Sequence[int] = 8,
+    *,
+    episodes: int = 64,
+    horizon: int = 50,
+    grid: int = 3,
+    gamma: float = 0.96,
+    lr: float = 0.01,
+    opponent_lr: float = 1.0,
+    hidden: int = 32,
+    memory: bool = True,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 25,
+    resume: bool = False,
+    show_progress: bool = False,
+) -> CoinHistory:
+    """Train two coin-game learners against each other, all seeds in one batch.
+
+    :param learner1: 'naive' (NL-PG) or 'lola' (LOLA-PG); the same for learner2.
+    :param steps: simultaneous updates; each plays `episodes` x `horizon` steps per seed.
+    :param lr: Adam step size on the ascent direction; opponent_lr: eta of LOLA on the
+        unnormalized DiCE value sum_t gamma^t r_t.
+    :param checkpoint: with resume=True a killed run continues to the same result.
+    """
+    for name in (learner1, learner2):
+        if name not in COIN_LEARNERS:
+            raise BadInputError(f"unknown coin-game learner {name!r}; expected one of {list(COIN_LEARNERS)}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise BadInputError(f"steps must be a non-negative int, got {steps!r}")
+    if not isinstance(gamma, (int, float)) or not 0.0 < gamma < 1.0:
+        raise BadInputError(f"gamma must be a number in (0, 1), got {gamma!r}")
+    for name, value in (("lr", lr), ("opponent_lr", opponent_lr)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise BadInputError(f"{name} must be a positive number, got {value!r}")
+    seed_list = _seed_list(seeds)
+    env_check = CoinGame(1, grid)  # validates grid
+    policy = MLPPolicy(env_check.obs_dim, hidden, memory)
+    config = {"learners": [learner1, learner2], "steps": steps, "seeds": seed_list, "episodes": episodes,
+              "horizon": horizon, "grid": grid, "gamma": float(gamma), "lr": float(lr),
+              "opponent_lr": float(opponent_lr), "hidden": hidden, "memory": memory}
+    theta = policy.init(seed_list)
+    params = [theta[:, 0].clone().requires_grad_(True), theta[:, 1].clone().requires_grad_(True)]
+    optimizers = [torch.optim.Adam([p], lr=lr) for p in params]
+    n = len(seed_list)
+    curves = {k: torch.zeros(n, steps) for k in ("own_share", "reward", "picks_per_step")}
+    sampler = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n)
+    start = 0
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, expect={"kind": "games.coin", "config": config})
+        start = int(state["step"])
+        with torch.no_grad():
+            for p, stored in zip(params, state["theta"]):
+                p.copy_(stored)
+        for opt, stored in zip(optimizers, state["optimizers"]):
+            opt.load_state_dict(stored)
+        for k in curves:
+            curves[k][:, :start] = state["curves"][k]
+        sampler.set_state(state["sampler"])
+
+    learners = (learner1, learner2)
+    for t in progress(range(start, steps), total=steps - start, desc=f"coin {learner1} vs {learner2}",
+                      disable=not show_progress):
+        t1, t2 = params[0].detach(), params[1].detach()
+        rollouts = play_coin(policy, t1, t2, episodes, horizon, grid, sampler)
+        for k, v in coin_outcomes(rollouts).items():
+            curves[k][:, t] = v
+        values = CoinDiceValues(policy, rollouts, gamma)
+        g1 = learner_gradient(learners[0], values, t1, t2, opponent_lr)
+        g2 = learner_gradient(learners[1], swap_view(values), t2, t1, opponent_lr)
+        for p, opt, g in zip(params, optimizers, (g1, g2)):
+            p.grad = -g.to(p.dtype)  # Adam minimizes; the learners return ascent directions
+            opt.step()
+        done = t + 1
+        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
+            save_checkpoint(checkpoint, {
+                "kind": "games.coin", "config": config, "step": done,
+                "theta": [p.detach().clone() for p in params],
+                "optimizers": [opt.state_dict() for opt in optimizers],
+                "curves": {k: v[:, :done].clone() for k, v in curves.items()},
+                "sampler": sampler.get_state()})
+    final_theta = torch.stack([p.detach() for p in params], dim=1)
+    evaluation = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n + 1)
+    final = coin_outcomes(play_coin(policy, final_theta[:, 0], final_theta[:, 1], episodes, horizon, grid, evaluation))
+    return CoinHistory(learners, seed_list, curves, final, final_theta, config)

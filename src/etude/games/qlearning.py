@@ -1,0 +1,121 @@
+"""Naive Q-learning (NL-Q), a tournament entrant of the LOLA paper, against any learner, batched over seeds.
+
+Foerster et al., AAMAS 2018 (arXiv:1709.04326), Sec. 5 (tournament; official entrants in
+`lola/baselines.py`): a tabular Q-learner over the 5 memory-one states with epsilon-greedy play,
+    Q(s, a) <- (1 - alpha_k) Q(s, a) + alpha_k (r + gamma max_a' Q(s', a')),
+    alpha_k = 1 / (1 / alpha + k * decay) at its k-th update.
+Its policy, P(C | s) = 1 - eps if C is greedy in s else eps, is what a gradient learner playing
+against it differentiates through (as logits), as in the official tournament.
+Each round both agents play one episode of `horizon` steps per seed; the Q-learner updates after
+every step, a gradient learner once per round on the exact values.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from etude.errors import BadInputError
+from etude.games.dice import sample_rollouts
+from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swap_view
+from etude.games.matrix import MatrixGame, exact_values
+from etude.games.training import History, _seed_list, initial_theta
+
+__all__ = ["Q_LEARNER", "q_policy_logits", "q_update", "train_against_q"]
+
+Q_LEARNER = "nl-q"
+
+
+def q_policy_logits(q: torch.Tensor, eps: float) -> torch.Tensor:
+    """Logits [seeds, 5] of P(C | s) of epsilon-greedy play on Q [seeds, 5, 2] (action 0 = C)."""
+    greedy_c = q[..., 0] >= q[..., 1]
+    p = torch.full(greedy_c.shape, eps, dtype=q.dtype).masked_fill(greedy_c, 1.0 - eps)
+    return torch.log(p) - torch.log1p(-p)
+
+
+def q_update(q: torch.Tensor, state: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
+             next_state: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
+    """One Q-learning step for every seed: Q [seeds, 5, 2]; state, action, next_state [seeds]; reward [seeds]."""
+    rows = torch.arange(q.shape[0])
+    target = reward + gamma * q[rows, next_state].max(dim=-1).values
+    q = q.clone()
+    q[rows, state, action] = (1.0 - alpha) * q[rows, state, action] + alpha * target
+    return q
+
+
+def train_against_q(
+    game: MatrixGame,
+    learner1: str,
+    learner2: str,
+    rounds: int = 50,
+    seeds: int | Sequence[int] = 50,
+    lr: float = 1.0,
+    opponent_lr: float = 1.0,
+    *,
+    horizon: int = 200,
+    alpha: float = 0.01,
+    decay: float = 1e-4,
+    eps: float = 0.05,
+) -> History:
+    """Train a pair where one or both agents are NL-Q ('nl-q'); the others are gradient learners.
+
+    Official tournament defaults: 50 rounds of 200-step episodes, alpha 0.01, decay 1e-4, eps 0.05.
+    """
+    names = (learner1, learner2)
+    for name in names:
+        if name != Q_LEARNER and name not in LEARNERS:
+            raise BadInputError(f"unknown learner {name!r}; expected one of {sorted(LEARNERS) + [Q_LEARNER]}")
+    if Q_LEARNER not in names:
+        raise BadInputError("train_against_q needs at least one 'nl-q' agent; use etude.games.train otherwise")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise BadInputError(f"rounds must be a non-negative int, got {rounds!r}")
+    if not 0.0 < eps < 0.5:
+        raise BadInputError(f"eps must be in (0, 0.5), got {eps!r}")
+    seed_list = _seed_list(seeds)
+    n = len(seed_list)
+    theta = initial_theta(seed_list)  # [seeds, 2, 5]: the gradient learners' logits
+    q = [torch.stack([torch.randn(5, 2, generator=torch.Generator().manual_seed(int(s) * 2 + a), dtype=torch.float64)
+                      for s in seed_list]) for a in range(2)]
+    sampler = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n + 2)
+    values = exact_value_fn(game)
+    rewards_of = game.rewards().T.to(torch.float64)  # [4 joint, 2]
+    updates = 0
+    history = torch.zeros(n, rounds + 1, 2, 5, dtype=torch.float64)
+
+    def logits() -> list[torch.Tensor]:
+        return [q_policy_logits(q[a], eps) if names[a] == Q_LEARNER else theta[:, a] for a in range(2)]
+
+    history[:, 0] = torch.stack(logits(), dim=1)
+    for r in range(rounds):
+        l1, l2 = logits()
+        new = [None, None]
+        if names[0] != Q_LEARNER:
+            new[0] = l1 + lr * learner_gradient(names[0], values, l1, l2, opponent_lr)
+        if names[1] != Q_LEARNER:
+            new[1] = l2 + lr * learner_gradient(names[1], swap_view(values), l2, l1, opponent_lr)
+        rollouts = sample_rollouts(game, l1, l2, 1, horizon, sampler)
+        a1, a2 = rollouts.actions1[:, 0], rollouts.actions2[:, 0]  # [seeds, horizon]
+        for t in range(horizon):
+            alpha_k = 1.0 / (1.0 / alpha + updates * decay)
+            joint = 2 * a1[:, t] + a2[:, t]
+            for agent, own, other in ((0, a1, a2), (1, a2, a1)):
+                if names[agent] != Q_LEARNER:
+                    continue
+                state = torch.zeros(n, dtype=torch.long) if t == 0 else 1 + 2 * own[:, t - 1] + other[:, t - 1]
+                next_state = 1 + 2 * own[:, t] + other[:, t]
+                q[agent] = q_update(q[agent], state, own[:, t], rewards_of[joint, agent], next_state, alpha_k,
+                                    game.gamma)
+            updates += 1
+        for a in range(2):
+            if new[a] is not None:
+                theta[:, a] = new[a]
+        history[:, r + 1] = torch.stack(logits(), dim=1)
+    with torch.no_grad():
+        flat = history.reshape(-1, 2, 5)
+        v1, v2 = exact_values(game, flat[:, 0], flat[:, 1])
+    rewards = torch.stack([v1, v2], dim=-1).reshape(n, rounds + 1, 2)
+    config = {"learners": list(names), "rounds": rounds, "seeds": seed_list, "horizon": horizon, "alpha": alpha,
+              "decay": decay, "eps": eps, "lr": float(lr), "opponent_lr": float(opponent_lr),
+              "gamma": game.gamma}
+    return History(game.name, names, seed_list, rewards, history, config)
