@@ -143,7 +143,9 @@ class VectorQuantizer(nn.Module):
         loss = self.beta * commitment + (0.0 if self.ema is not None else F.mse_loss(e, flat.detach()))
         if self.training:
             self.restart_dead(flat.detach())
-        st = flat + (e - flat).detach()  # straight-through: forward e, gradient to z
+        # straight-through, e + (z - sg z): the forward value is e exactly, the decoder's gradient goes to z
+        # only; the codebook learns from ||sg(z) - e||^2 alone (or from EMA updates).
+        st = e.detach() + (flat - flat.detach())
         codes = st.reshape(z.shape[0], z.shape[2], self.dim).transpose(1, 2)
         return Quantized(codes, indices.reshape(z.shape[0], z.shape[2]), loss)
 

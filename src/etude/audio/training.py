@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -146,28 +146,37 @@ def bits(value: float) -> float:
     return value / math.log(2)
 
 
-def fit_hierarchy(model, pieces: list[torch.Tensor], *, steps: int, prior_steps: int, batch: int, length: int,
-                  prior_length: int, lr: float, seed: int, checkpoint_dir: Path | None = None,
-                  resume: bool = False) -> dict[str, list[float]]:
+def fit_hierarchy(model, pieces: list[torch.Tensor], *, steps: int | Sequence[int], prior_steps: int, batch: int,
+                  length: int | Sequence[int], prior_length: int, lr: float, seed: int,
+                  checkpoint_dir: Path | None = None, resume: bool = False, tag: str = "",
+                  checkpoint_every: int = 100) -> dict[str, list[float]]:
     """Train a `Hierarchy` level by level (each on the codes of the one below), then its prior.
 
     :param pieces: symbol sequences of the bottom level (mu-law classes).
+    :param steps: Adam steps of every level, or one count per level.
+    :param length: crop length in symbols of every level, or one per level (each cut to a multiple of its hop).
+    :param tag: checkpoint tag prefix (a hash of the run's settings), so a resume never mixes runs.
     :returns: the loss curve of every stage.
     """
+    n = len(model.levels)
+    steps = [steps] * n if isinstance(steps, int) else list(steps)
+    lengths = [length] * n if isinstance(length, int) else list(length)
+    if len(steps) != n or len(lengths) != n:
+        raise BadInputError(f"steps and length need one value per level ({n}), got {steps} and {lengths}")
     curves = {}
     current = pieces
     for i, level in enumerate(model.levels):
-        hops = 1
-        for below in model.levels[: i + 1]:
-            hops *= below.config.hop
-        crop = max(level.config.hop, length // max(1, hops // level.config.hop) // level.config.hop * level.config.hop)
+        hop = level.config.hop
+        crop = max(hop, lengths[i] // hop * hop)
         path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"level{i}.pt"
-        curves[f"level{i}"] = train_model(level, lambda x, m=level: m.losses(x)[0], current, steps=steps, batch=batch,
+        level.decoder.fit_first(current)
+        curves[f"level{i}"] = train_model(level, lambda x, m=level: m.losses(x)[0], current, steps=steps[i], batch=batch,
                                           length=crop, lr=lr, seed=seed + i, checkpoint=path, resume=resume,
-                                          tag=f"level{i}", desc=f"level {i}")
+                                          tag=f"{tag}level{i}", desc=f"level {i}", checkpoint_every=checkpoint_every)
         current = encode_pieces(level, current)
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / "prior.pt"
+    model.prior.fit_first(current)
     curves["prior"] = train_model(model.prior, model.prior.nll_bits, current, steps=prior_steps, batch=batch,
                                   length=prior_length, lr=lr, seed=seed + 100, checkpoint=path, resume=resume,
-                                  tag="prior", desc="prior")
+                                  tag=f"{tag}prior", desc="prior", checkpoint_every=checkpoint_every)
     return curves

@@ -50,10 +50,12 @@ class WaveNet(nn.Module):
     :param stacks: repetitions of the dilation cycle.
     :param cond_channels: channels C of the code-rate conditioning (0: unconditional).
     :param hop: samples per conditioning step.
+    :param scalar_input: also feed the class as an ordered value y = 2 x / (classes - 1) - 1 (the
+        mu-law amplitude), so neighbouring classes start with neighbouring inputs; for audio, not codes.
     """
 
     def __init__(self, classes: int = 256, residual: int = 32, skip: int = 64, layers: int = 8, stacks: int = 1,
-                 cond_channels: int = 0, hop: int = 1) -> None:
+                 cond_channels: int = 0, hop: int = 1, scalar_input: bool = False) -> None:
         super().__init__()
         for name, value, low in (("classes", classes, 2), ("residual", residual, 1), ("skip", skip, 1),
                                  ("layers", layers, 1), ("stacks", stacks, 1), ("cond_channels", cond_channels, 0),
@@ -63,6 +65,8 @@ class WaveNet(nn.Module):
         self.classes, self.residual, self.cond_channels, self.hop = classes, residual, cond_channels, hop
         self.dilations = [2 ** i for i in range(layers)] * stacks
         self.embed = nn.Embedding(classes, residual)  # one-hot x_t -> R channels (a 1x1 conv on one-hot)
+        self.scalar_input = scalar_input
+        self.scalar = nn.Parameter(torch.randn(residual)) if scalar_input else None  # 1x1 conv on y_t
         self.dilated = nn.ModuleList(nn.Conv1d(residual, 2 * residual, 2, dilation=d) for d in self.dilations)
         self.res = nn.ModuleList(nn.Conv1d(residual, residual, 1) for _ in self.dilations)
         self.skips = nn.ModuleList(nn.Conv1d(residual, skip, 1) for _ in self.dilations)
@@ -70,6 +74,23 @@ class WaveNet(nn.Module):
         self.cond = nn.Conv1d(cond_channels, 2 * residual * len(self.dilations), 1) if cond_channels else None
         self.out1 = nn.Conv1d(skip, skip, 1)
         self.out2 = nn.Conv1d(skip, classes, 1)
+        # log p(x_0): the first symbol has no past; `fit_first` sets it to the training marginal
+        self.register_buffer("first_logits", torch.zeros(classes))
+
+    def input_table(self) -> torch.Tensor:
+        """[classes, R] input features per class: embedding row (+ y_c w for scalar input)."""
+        if self.scalar is None:
+            return self.embed.weight
+        y = torch.linspace(-1, 1, self.classes, dtype=self.embed.weight.dtype, device=self.embed.weight.device)
+        return self.embed.weight + y.unsqueeze(1) * self.scalar
+
+    @torch.no_grad()
+    def fit_first(self, pieces: list[torch.Tensor]) -> None:
+        """Set log p(x_0) to the add-one-smoothed marginal of the symbols in `pieces` (a first symbol has no past)."""
+        counts = torch.ones(self.classes, dtype=torch.float64)
+        for piece in pieces:
+            counts += torch.bincount(piece.reshape(-1).long().cpu(), minlength=self.classes)[: self.classes].double()
+        self.first_logits.copy_((counts / counts.sum()).log().to(self.first_logits))
 
     @property
     def receptive_field(self) -> int:
@@ -105,7 +126,7 @@ class WaveNet(nn.Module):
         """
         self._check(x, cond)
         length = x.shape[1]
-        h = self.embed(x)  # [B, T, R]; channels last: each 1x1 or kernel-2 conv is one or two matmuls
+        h = F.embedding(x, self.input_table())  # [B, T, R]; channels last: each 1x1 or kernel-2 conv is one or two matmuls
         conds = [None if c is None else c.transpose(1, 2) for c in self._cond_per_layer(cond, length)]
         skip = 0
         for d, conv, res, sk, c in zip(self.dilations, self.dilated, self.res, self.skips, conds):
@@ -141,10 +162,11 @@ class WaveNet(nn.Module):
                 for r, s in zip(self.res, self.skips)]
         out1, out2 = (self.out1.weight[:, :, 0], self.out1.bias), (self.out2.weight[:, :, 0], self.out2.bias)
         r = self.residual
+        table = self.input_table()
         out = torch.empty(batch, self.classes, length, dtype=self.embed.weight.dtype, device=first.device)
         current = first
         for t in range(length):
-            h = self.embed(current)  # [B, R]
+            h = F.embedding(current, table)  # [B, R]
             skip = 0
             for i, d in enumerate(self.dilations):
                 queue = queues[i]
@@ -168,7 +190,7 @@ class WaveNet(nn.Module):
 
     def generate(self, length: int, cond: torch.Tensor | None = None, *, batch: int = 1, first: torch.Tensor | None = None,
                  temperature: float = 1.0, generator: torch.Generator | None = None, naive: bool = False) -> torch.Tensor:
-        """Ancestral sampling of [B, length] classes; x_0 is `first` (default: the middle class).
+        """Ancestral sampling of [B, length] classes; x_0 is `first`, or drawn from p(x_0) (`first_logits`).
 
         :param naive: recompute the full forward over the last receptive field each step (slow; for benchmarks).
         """
@@ -177,7 +199,6 @@ class WaveNet(nn.Module):
         if not temperature > 0:
             raise BadInputError(f"temperature must be > 0, got {temperature!r}")
         x = torch.zeros(batch, length, dtype=torch.long, device=self.embed.weight.device)
-        x[:, 0] = self.classes // 2 if first is None else first
         if cond is not None:
             self._check(x, cond)
 
@@ -186,6 +207,8 @@ class WaveNet(nn.Module):
             if generator is not None and generator.device != probs.device:
                 probs = probs.cpu()  # a CPU generator draws on the CPU (reproducible across devices)
             return torch.multinomial(probs, 1, generator=generator)[:, 0].to(logits.device)
+
+        x[:, 0] = draw(self.first_logits.expand(batch, -1)) if first is None else first
 
         if naive:
             rf = self.receptive_field
