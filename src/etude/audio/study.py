@@ -56,7 +56,9 @@ class AmaePreset:
     top_length: int = 256
     """Symbols (codes of the level below) per crop of the levels above 0."""
     lr: float = 3e-3
-    """Adam learning rate."""
+    """Adam learning rate (start)."""
+    final_lr: float = 0.1
+    """Learning-rate fraction at the end of every stage (linear decay)."""
     codes: int = 256
     """K, codes per bottleneck (every level)."""
     hops: tuple = (8, 8)
@@ -81,7 +83,7 @@ class AmaePreset:
     """Also train AMAE without the diversity loss."""
     ema: float = 0.99
     """EMA decay of the 'VQ + EMA + k-means + restarts' model."""
-    restart_threshold: float = 2.0
+    restart_threshold: float = 0.5
     """Restart codes whose EMA count of uses per batch falls below this."""
     prior_residual: int = 16
     """Prior residual channels."""
@@ -127,9 +129,9 @@ class AmaeStudy(Study):
                             checkpoint_every=4),
         "quick": AmaePreset(),
         "long": AmaePreset(pieces=16, steps=1500, ablation_steps=400, top_steps=800, prior_steps=800, batch=8,
-                           length=1024, top_length=512, lr=2e-3, residual=32, layers=10, top_residual=32,
+                           length=1024, top_length=512, residual=32, layers=10, top_residual=32,
                            top_layers=8, encoder_channels=64, prior_residual=32, prior_layers=8, prior_length=128,
-                           valid_crops=64, checkpoint_every=250),
+                           valid_crops=64, restart_threshold=2.0, checkpoint_every=250),
         "full": AmaePreset(pieces=120, steps=100_000, top_steps=100_000, prior_steps=100_000, batch=16, length=8192,
                            top_length=2048, codes=2048, hops=(8, 8), residual=128, layers=10, stacks=3,
                            top_residual=128, top_layers=10, encoder_channels=256, lr=2e-4, prior_residual=128,
@@ -199,7 +201,7 @@ class AmaeStudy(Study):
             curves[key] = train_model(level, lambda x, m=level: m.losses(x)[0], train, steps=steps, batch=p.batch,
                                       length=p.length, lr=p.lr, seed=seed * 1000 + i, checkpoint=ckpt / f"{key}.pt",
                                       resume=resume, tag=_tag(key, config, p), checkpoint_every=p.checkpoint_every,
-                                      desc=f"amae {key}")
+                                      desc=f"amae {key}", final_lr=p.final_lr)
             levels[key] = level
             metrics[key] = evaluate_level(level, crops)
         torch.manual_seed(seed * 1000 + 500)
@@ -208,7 +210,7 @@ class AmaeStudy(Study):
             hier, train, steps=[p.steps] + [p.top_steps] * (len(stack) - 1), prior_steps=p.prior_steps, batch=p.batch,
             length=[p.length] + [p.top_length] * (len(stack) - 1), prior_length=p.prior_length, lr=p.lr,
             seed=seed * 1000 + 500, checkpoint_dir=ckpt, resume=resume, tag=_tag("stack", stack[0], p),
-            checkpoint_every=p.checkpoint_every).items()})
+            checkpoint_every=p.checkpoint_every, final_lr=p.final_lr).items()})
         codes_valid, level_crops = valid, crops
         for i, level in enumerate(hier.levels):
             metrics[f"level{i}"] = evaluate_level(level, level_crops)
