@@ -126,7 +126,9 @@ class WaveNet(nn.Module):
         """
         self._check(x, cond)
         length = x.shape[1]
-        h = F.embedding(x, self.input_table())  # [B, T, R]; channels last: each 1x1 or kernel-2 conv is one or two matmuls
+        h = self.embed(x)  # [B, T, R]; channels last: each 1x1 or kernel-2 conv is one or two matmuls
+        if self.scalar is not None:  # + y_t w: the same rows as input_table()
+            h = h + (x.to(h.dtype) * (2 / (self.classes - 1)) - 1).unsqueeze(-1) * self.scalar
         conds = [None if c is None else c.transpose(1, 2) for c in self._cond_per_layer(cond, length)]
         skip = 0
         for d, conv, res, sk, c in zip(self.dilations, self.dilated, self.res, self.skips, conds):
