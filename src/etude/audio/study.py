@@ -101,7 +101,7 @@ class AmaePreset:
     """Softmax temperature of every decoding and sampling (1: the model's distribution)."""
     min_steps: int = 150
     """Fewer steps than this make the likelihood and code-use claims inconclusive."""
-    min_audio_steps: int = 1000
+    min_audio_steps: int = 500
     """Fewer level-0 steps than this make the audio-quality claims inconclusive (the decoder is too young)."""
     checkpoint_every: int = 100
     """Steps between checkpoints."""
@@ -128,10 +128,10 @@ class AmaeStudy(Study):
                             prior_length=4, valid_crops=4, reconstruct_seconds=0.05, generate_seconds=0.05,
                             checkpoint_every=4),
         "quick": AmaePreset(),
-        "long": AmaePreset(pieces=16, steps=1500, ablation_steps=400, top_steps=800, prior_steps=800, batch=8,
-                           length=1024, top_length=512, residual=32, layers=10, top_residual=32,
-                           top_layers=8, encoder_channels=64, prior_residual=32, prior_layers=8, prior_length=128,
-                           valid_crops=64, restart_threshold=2.0, checkpoint_every=250),
+        "long": AmaePreset(pieces=16, steps=800, ablation_steps=150, top_steps=300, prior_steps=300, batch=8,
+                           length=1024, top_length=256, residual=32, layers=10, top_residual=32, top_layers=8,
+                           encoder_channels=64, prior_residual=32, prior_layers=8, prior_length=64, valid_crops=32,
+                           restart_threshold=2.0, checkpoint_every=200),
         "full": AmaePreset(pieces=120, steps=100_000, top_steps=100_000, prior_steps=100_000, batch=16, length=8192,
                            top_length=2048, codes=2048, hops=(8, 8), residual=128, layers=10, stacks=3,
                            top_residual=128, top_layers=10, encoder_channels=256, lr=2e-4, prior_residual=128,

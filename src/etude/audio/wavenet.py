@@ -148,40 +148,83 @@ class WaveNet(nn.Module):
         logits = self(x, cond)[:, :, :-1]
         return F.cross_entropy(logits, x[:, 1:]) / torch.log(torch.tensor(2.0))
 
-    # ----- cached generation: one queue of length d per layer -----
+    # ----- cached generation: one queue of length d per layer, one fused step -----
     @torch.no_grad()
-    def _steps(self, first: torch.Tensor, length: int, cond: torch.Tensor | None, feed) -> torch.Tensor:
-        """Run `length` cached steps from x_0 = first; feed(t, logits) returns x_{t+1}. Returns logits [B, classes, length]."""
+    def _fused_weights(self) -> dict:
+        """Weights laid out for the fused step (computed once per generation call).
+
+        tap_l [2R + 1, 2R]: [h_{t-d}, h_t, 1] @ tap_l = W_0 h_{t-d} + W_1 h_t + b (the two conv taps and bias);
+        the gate rows are halved so that one tanh serves both halves, sigmoid(a) = (tanh(a / 2) + 1) / 2, and
+        z' = tanh(f) (tanh(g / 2) + 1) = 2 z; res_l [R + 1, R] and skip [L (R + 1), S] take z' (with a 1
+        for the bias) and are halved to match. The skip sum of every layer is one matmul at the end.
+        """
+        r = self.residual
+        taps, res, skips = [], [], []
+        for conv, rc, sc in zip(self.dilated, self.res, self.skips):
+            tap = torch.cat([conv.weight[:, :, 0].t(), conv.weight[:, :, 1].t(), conv.bias[None]], 0).clone()
+            tap[:, r:] *= 0.5
+            taps.append(tap.contiguous())
+            res.append(torch.cat([0.5 * rc.weight[:, :, 0].t(), rc.bias[None]], 0).contiguous())
+            skips.append(torch.cat([0.5 * sc.weight[:, :, 0].t(), sc.bias[None]], 0))
+        return {"taps": taps, "res": res, "skip": torch.cat(skips, 0).contiguous(),
+                "out1": self.out1.weight[:, :, 0].t().contiguous(), "b1": self.out1.bias,
+                "out2": self.out2.weight[:, :, 0].t().contiguous(), "b2": self.out2.bias}
+
+    @torch.no_grad()
+    def _steps(self, first: torch.Tensor, length: int, cond: torch.Tensor | None, feed,
+               keep: bool = True) -> torch.Tensor | None:
+        """Run `length` cached steps from x_0 = first; feed(t, logits) returns x_{t+1}. Returns logits [B, classes, length].
+
+        Per step and layer five kernels on preallocated buffers (cat, addmm, tanh, addcmul, addmm); the
+        conditioning is projected once at the code rate and indexed per block of `hop` steps.
+        """
         if self.training:
             raise BadInputError("cached generation needs eval mode: call model.eval() first")
-        batch = first.shape[0]
-        conds = self._cond_per_layer(cond, length)
-        zero = torch.zeros(batch, self.residual, dtype=self.embed.weight.dtype, device=first.device)
+        batch, r, layers = first.shape[0], self.residual, len(self.dilations)
+        dtype, device = self.embed.weight.dtype, first.device
+        w = self._fused_weights()
+        new = lambda *shape: torch.zeros(*shape, dtype=dtype, device=device)  # noqa: E731
+        zero = new(batch, r)
         queues = [[zero] * d for d in self.dilations]  # queue l holds h_{t-d_l} .. h_{t-1} of layer l's input
-        # per layer: [W_0 W_1] on [h_{t-d}; h_t] (the two conv taps), and [W_r; W_s] on z (residual and skip)
-        taps = [(torch.cat([c.weight[:, :, 0], c.weight[:, :, 1]], dim=1), c.bias) for c in self.dilated]
-        outs = [(torch.cat([r.weight[:, :, 0], s.weight[:, :, 0]]), torch.cat([r.bias, s.bias]))
-                for r, s in zip(self.res, self.skips)]
-        out1, out2 = (self.out1.weight[:, :, 0], self.out1.bias), (self.out2.weight[:, :, 0], self.out2.bias)
-        r = self.residual
+        one = torch.ones(batch, 1, dtype=dtype, device=device)
+        xin = [new(batch, 2 * r + 1) for _ in self.dilations]  # [h_{t-d}, h_t, 1] per layer
+        act = [new(batch, 2 * r) for _ in self.dilations]
+        gates = [(a[:, :r], a[:, r:]) for a in act]
+        zbuf = torch.ones(batch, layers, r + 1, dtype=dtype, device=device)  # z' of every layer, then a 1
+        zs = [zbuf[:, i, :r] for i in range(layers)]
+        zfull = [zbuf[:, i] for i in range(layers)]
+        zflat = zbuf.view(batch, layers * (r + 1))
+        blocks = None
+        if cond is not None:  # [Tc, L, B, 2R]: every layer's conditioning projection at the code rate
+            proj = self.cond(cond).view(batch, layers, 2 * r, -1).permute(3, 1, 0, 2).clone()
+            proj[..., r:] *= 0.5
+            blocks = proj
         table = self.input_table()
-        out = torch.empty(batch, self.classes, length, dtype=self.embed.weight.dtype, device=first.device)
-        current = first
+        out = torch.empty(batch, self.classes, length, dtype=dtype, device=device) if keep else None
+        taps, res = w["taps"], w["res"]
+        current, block, cl = first, -1, None
         for t in range(length):
-            h = F.embedding(current, table)  # [B, R]
-            skip = 0
+            h = table.index_select(0, current)  # [B, R]
+            if blocks is not None and (t + 1) // self.hop != block:
+                block = min((t + 1) // self.hop, blocks.shape[0] - 1)
+                cl = blocks[block].unbind(0)
             for i, d in enumerate(self.dilations):
                 queue = queues[i]
                 past, queue[t % d] = queue[t % d], h  # h_{t-d} (zero before the start, as the padding)
-                a = F.linear(torch.cat([past, h], dim=1), *taps[i])
-                if conds[i] is not None:
-                    a = a + conds[i][:, :, t]
-                z = torch.tanh(a[:, :r]) * torch.sigmoid(a[:, r:])
-                rs = F.linear(z, *outs[i])
-                h = h + rs[:, :r]
-                skip = skip + rs[:, r:]
-            logits = F.linear(F.relu(F.linear(F.relu(skip), *out1)), *out2)
-            out[:, :, t] = logits
+                torch.cat((past, h, one), 1, out=xin[i])
+                a = act[i]
+                if cl is None:
+                    torch.mm(xin[i], taps[i], out=a)
+                else:
+                    torch.addmm(cl[i], xin[i], taps[i], out=a)
+                a.tanh_()
+                f, g = gates[i]
+                torch.addcmul(f, f, g, out=zs[i])  # 2 z = tanh(f) (1 + tanh(g / 2))
+                h = torch.addmm(h, zfull[i], res[i])
+            skip = torch.mm(zflat, w["skip"]).relu_()
+            logits = torch.addmm(w["b2"], torch.addmm(w["b1"], skip, w["out1"]).relu_(), w["out2"])
+            if keep:
+                out[:, :, t] = logits
             current = feed(t, logits)
         return out
 
@@ -204,13 +247,13 @@ class WaveNet(nn.Module):
         if cond is not None:
             self._check(x, cond)
 
-        def draw(logits: torch.Tensor) -> torch.Tensor:
-            probs = torch.softmax(logits / temperature, dim=-1)
-            if generator is not None and generator.device != probs.device:
-                probs = probs.cpu()  # a CPU generator draws on the CPU (reproducible across devices)
-            return torch.multinomial(probs, 1, generator=generator)[:, 0].to(logits.device)
+        noise = _Gumbel(batch, self.classes, generator, self.embed.weight.dtype, self.embed.weight.device)
 
-        x[:, 0] = draw(self.first_logits.expand(batch, -1)) if first is None else first
+        def draw(logits: torch.Tensor, t: int) -> torch.Tensor:
+            """x ~ softmax(logits / T) as argmax(logits / T + Gumbel noise), the noise drawn ahead in chunks."""
+            return torch.argmax((logits if temperature == 1.0 else logits / temperature) + noise(t), dim=-1)
+
+        x[:, 0] = draw(self.first_logits.expand(batch, -1), 0) if first is None else first
 
         if naive:
             rf = self.receptive_field
@@ -219,13 +262,31 @@ class WaveNet(nn.Module):
                     lo = max(0, t + 1 - rf)
                     lo -= lo % self.hop  # keep the window aligned with code blocks
                     c = None if cond is None else cond[:, :, lo // self.hop:]
-                    x[:, t + 1] = draw(self(x[:, lo:t + 1], c)[:, :, -1])
+                    x[:, t + 1] = draw(self(x[:, lo:t + 1], c)[:, :, -1], t + 1)
             return x
 
         def feed(t: int, logits: torch.Tensor) -> torch.Tensor:
             if t + 1 < length:
-                x[:, t + 1] = draw(logits)
+                x[:, t + 1] = draw(logits, t + 1)
             return x[:, min(t + 1, length - 1)]
 
-        self._steps(x[:, 0], length - 1 if length > 1 else 1, cond, feed)
+        self._steps(x[:, 0], length - 1 if length > 1 else 1, cond, feed, keep=False)
         return x
+
+
+class _Gumbel:
+    """Standard Gumbel noise [B, classes] for step t, drawn from `generator` in chunks of 1024 steps (on the
+    CPU when the generator is a CPU one, so samples do not depend on the device)."""
+
+    def __init__(self, batch: int, classes: int, generator: torch.Generator | None, dtype: torch.dtype,
+                 device: torch.device, chunk: int = 1024) -> None:
+        self.shape, self.generator, self.dtype, self.device, self.chunk = (batch, classes), generator, dtype, device, chunk
+        self.start, self.values = None, None
+
+    def __call__(self, t: int) -> torch.Tensor:
+        if self.start is None or not self.start <= t < self.start + self.chunk:
+            self.start = t - t % self.chunk
+            on = self.generator.device if self.generator is not None else self.device
+            u = torch.rand(self.chunk, *self.shape, generator=self.generator, dtype=torch.float64, device=on)
+            self.values = (-torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))).to(self.dtype).to(self.device)
+        return self.values[t - self.start]
