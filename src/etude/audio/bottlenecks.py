@@ -93,16 +93,27 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _kmeans(self, flat: torch.Tensor, iterations: int = 10) -> None:
-        pick = torch.randperm(flat.shape[0])[: self.codes]
-        centres = flat[pick.repeat(-(-self.codes // len(pick)))[: self.codes]].clone()
+        """Lloyd's k-means on the first batch from k-means++ seeds (Arthur, Vassilvitskii 2007: each next
+        seed drawn with probability proportional to its squared distance to the nearest seed); the EMA
+        statistics and usage counts start from its clusters (a code that k-means left empty starts dead,
+        so a restart can place it at once)."""
+        centres = flat.new_empty(self.codes, flat.shape[1])
+        centres[0] = flat[torch.randint(flat.shape[0], (1,))]
+        nearest = (flat - centres[0]).pow(2).sum(1)
+        for k in range(1, self.codes):
+            weights = nearest if float(nearest.sum()) > 0 else torch.ones_like(nearest)
+            centres[k] = flat[torch.multinomial(weights, 1)]
+            nearest = torch.minimum(nearest, (flat - centres[k]).pow(2).sum(1))
+        counts = torch.zeros(self.codes, 1, dtype=flat.dtype, device=flat.device)
         for _ in range(iterations):
             assign = torch.cdist(flat, centres).argmin(1)
             sums = torch.zeros_like(centres).index_add_(0, assign, flat)
-            counts = torch.bincount(assign, minlength=self.codes).unsqueeze(1)
+            counts = torch.bincount(assign, minlength=self.codes).unsqueeze(1).to(flat.dtype)
             centres = torch.where(counts > 0, sums / counts.clamp(min=1), centres)
         self.codebook.data.copy_(centres)
-        self.ema_sum.copy_(centres)
-        self.ema_count.fill_(1.0)
+        self.ema_count.copy_(counts[:, 0].clamp(min=1e-3))
+        self.ema_sum.copy_(centres * self.ema_count.unsqueeze(1))
+        self.usage.copy_(counts[:, 0])
         self.initialized.fill_(True)
 
     @torch.no_grad()
