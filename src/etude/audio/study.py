@@ -131,7 +131,7 @@ class AmaeStudy(Study):
         "long": AmaePreset(pieces=16, steps=800, ablation_steps=150, top_steps=300, prior_steps=300, batch=8,
                            length=1024, top_length=256, residual=32, layers=10, top_residual=32, top_layers=8,
                            encoder_channels=64, prior_residual=32, prior_layers=8, prior_length=64, valid_crops=32,
-                           restart_threshold=2.0, checkpoint_every=200),
+                           restart_threshold=2.0, checkpoint_every=100),
         "full": AmaePreset(pieces=120, steps=100_000, top_steps=100_000, prior_steps=100_000, batch=16, length=8192,
                            top_length=2048, codes=2048, hops=(8, 8), residual=128, layers=10, stacks=3,
                            top_residual=128, top_layers=10, encoder_channels=256, lr=2e-4, prior_residual=128,
@@ -193,7 +193,15 @@ class AmaeStudy(Study):
                                                          restart_threshold=p.restart_threshold), p.ablation_steps or p.steps)}
         if p.ablate_diversity:
             models["amae_nodiv"] = (dataclasses.replace(base, diversity=0.0), p.ablation_steps or p.steps)
-        levels, metrics, curves = {}, {}, {}
+        # the stack first: on a short budget its level-0 checkpoint is the figure that matters most
+        torch.manual_seed(seed * 1000 + 500)
+        hier = Hierarchy(HierarchyConfig(tuple(stack), prior_residual=p.prior_residual, prior_layers=p.prior_layers)).to(device)
+        curves = {f"stack {k}": v for k, v in fit_hierarchy(
+            hier, train, steps=[p.steps] + [p.top_steps] * (len(stack) - 1), prior_steps=p.prior_steps, batch=p.batch,
+            length=[p.length] + [p.top_length] * (len(stack) - 1), prior_length=p.prior_length, lr=p.lr,
+            seed=seed * 1000 + 500, checkpoint_dir=ckpt, resume=resume, tag=_tag("stack", stack[0], p),
+            checkpoint_every=p.checkpoint_every, final_lr=p.final_lr).items()}
+        levels, metrics = {}, {}
         for i, (key, (config, steps)) in enumerate(models.items()):
             torch.manual_seed(seed * 1000 + i)
             level = AutoEncoder(config).to(device)
@@ -204,13 +212,6 @@ class AmaeStudy(Study):
                                       desc=f"amae {key}", final_lr=p.final_lr)
             levels[key] = level
             metrics[key] = evaluate_level(level, crops)
-        torch.manual_seed(seed * 1000 + 500)
-        hier = Hierarchy(HierarchyConfig(tuple(stack), prior_residual=p.prior_residual, prior_layers=p.prior_layers)).to(device)
-        curves.update({f"stack {k}": v for k, v in fit_hierarchy(
-            hier, train, steps=[p.steps] + [p.top_steps] * (len(stack) - 1), prior_steps=p.prior_steps, batch=p.batch,
-            length=[p.length] + [p.top_length] * (len(stack) - 1), prior_length=p.prior_length, lr=p.lr,
-            seed=seed * 1000 + 500, checkpoint_dir=ckpt, resume=resume, tag=_tag("stack", stack[0], p),
-            checkpoint_every=p.checkpoint_every, final_lr=p.final_lr).items()})
         codes_valid, level_crops = valid, crops
         for i, level in enumerate(hier.levels):
             metrics[f"level{i}"] = evaluate_level(level, level_crops)
