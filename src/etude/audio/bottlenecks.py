@@ -124,10 +124,13 @@ class VectorQuantizer(nn.Module):
         dead = (self.usage < self.restart_threshold).nonzero().flatten()
         if len(dead) == 0:
             return 0
-        rows = flat[torch.randint(flat.shape[0], (len(dead),))]
+        pick = (torch.randperm(flat.shape[0])[: len(dead)] if flat.shape[0] >= len(dead)  # distinct rows when possible
+                else torch.randint(flat.shape[0], (len(dead),)))
+        rows = flat[pick]
+        weight = max(float(self.restart_threshold), 1e-3)  # the moved code counts as `threshold` uses in the EMA
         self.codebook.data[dead] = rows
-        self.ema_sum[dead] = rows
-        self.ema_count[dead] = 1.0
+        self.ema_sum[dead] = rows * weight
+        self.ema_count[dead] = weight
         self.usage[dead] = self.restart_threshold  # give the moved code a grace period
         return len(dead)
 

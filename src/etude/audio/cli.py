@@ -47,7 +47,7 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     fit_hierarchy(model, to_classes(data["train"]), steps=args.steps, prior_steps=args.steps, batch=args.batch,
                   length=args.length, prior_length=args.prior_length, lr=args.lr, seed=args.seed,
-                  checkpoint_dir=out / "checkpoints", resume=args.resume)
+                  checkpoint_dir=out / "checkpoints", resume=args.resume, final_lr=args.final_lr)
     save_hierarchy(out / "hierarchy.pt", model)
     print(f"{out / 'hierarchy.pt'}: {len(args.hops)} level(s), total hop {model.total_hop}; torch {torch.__version__}")
     return 0
@@ -114,16 +114,17 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     train.add_argument("--out", required=True, help="folder for hierarchy.pt and checkpoints")
     train.add_argument("--pieces", type=int, default=8)
     train.add_argument("--max-seconds", type=float, default=None)
-    train.add_argument("--hops", type=int, nargs="+", default=[16])
+    train.add_argument("--hops", type=int, nargs="+", default=[8, 8], help="hop of every level, bottom up")
     train.add_argument("--codes", type=int, default=256)
     train.add_argument("--bottleneck", choices=["amae", "vq"], default="amae")
-    train.add_argument("--residual", type=int, default=16)
-    train.add_argument("--layers", type=int, default=8)
-    train.add_argument("--steps", type=int, default=200)
-    train.add_argument("--batch", type=int, default=4)
+    train.add_argument("--residual", type=int, default=32)
+    train.add_argument("--layers", type=int, default=10, help="decoder layers (receptive field 2^layers)")
+    train.add_argument("--steps", type=int, default=800)
+    train.add_argument("--batch", type=int, default=8)
     train.add_argument("--length", type=int, default=1024)
-    train.add_argument("--prior-length", type=int, default=256)
+    train.add_argument("--prior-length", type=int, default=64)
     train.add_argument("--lr", type=float, default=3e-3)
+    train.add_argument("--final-lr", type=float, default=0.1, help="learning-rate fraction at the end (linear decay)")
     train.add_argument("--ema", type=float, default=0.0, help="VQ codebook EMA decay, e.g. 0.99 (0: gradient)")
     train.add_argument("--kmeans-init", action="store_true", help="VQ: k-means codebook init on the first batch")
     train.add_argument("--restart-threshold", type=float, default=0.0,
