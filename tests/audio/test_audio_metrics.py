@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from etude.audio.metrics import (audio_metrics, chroma_agreement, chromagram, judge_reconstruction, judge_sample,
-                                 log_mel, log_mel_distance, mel_filterbank, mulaw_round_trip, spectral_flatness,
+                                 local_flatness, log_mel, log_mel_distance, mel_filterbank, mulaw_round_trip, spectral_flatness,
                                  white_noise_like)
 from etude.errors import BadInputError
 
@@ -79,6 +79,20 @@ def test_noise_and_constants_fail_every_audio_criterion_that_a_faithful_copy_pas
         assert not judge_sample(reference, bad)[0]
     assert not judge_reconstruction(reference, other)[0]  # piano, but not these notes: chroma disagrees
     assert not judge_sample(reference, np.array([np.nan] * 100))[0]
+    # noise shaped to the reference's spectral envelope: right envelope and level, no partials
+    spectrum = np.fft.rfft(reference)
+    envelope = np.convolve(np.abs(spectrum), np.ones(64) / 64, mode="same")
+    phase = np.fft.rfft(white_noise_like(reference, 5))
+    shaped = np.fft.irfft(phase / np.abs(phase) * envelope, n=len(reference)).astype(np.float32)
+    shaped *= np.sqrt(np.mean(reference ** 2) / np.mean(shaped ** 2))
+    assert spectral_flatness(shaped) < 10 * spectral_flatness(mulaw_round_trip(reference))  # flatness alone is fooled
+    assert not judge_sample(reference, shaped)[0] and not judge_reconstruction(reference, shaped)[0]
+
+
+def test_local_flatness_sees_partials_not_envelopes():
+    tone = piano_like()
+    assert local_flatness(tone) < 0.45 < local_flatness(white_noise_like(tone))
+    assert local_flatness(white_noise_like(tone)) == pytest.approx(local_flatness(white_noise_like(tone) * 0.1), rel=1e-6)
 
 
 def test_audio_metrics_orders_ceiling_above_noise():

@@ -158,7 +158,8 @@ class AmaeStudy(Study):
             Claim("reconstruction", "Decoding the level-0 codes of held-out audio gives back piano with its notes.",
                   "Sec. 3 (an ADA's decoder models local structure, its codes the rest); Sec. 4 samples",
                   "on held-out audio: flatness <= 10x the 8-bit mu-law round trip's, log-mel distance <= 0.5x "
-                  "white noise's (same RMS), chroma agreement >= noise's + half the gap to the round trip's, RMS 0.1x-10x "
+                  "white noise's (same RMS), chroma agreement >= noise's + half the gap to the round trip's, local flatness "
+                  "(envelope removed) <= the round trip's + half the gap to noise's, RMS 0.1x-10x "
                   "(inconclusive under min_audio_steps)"),
             Claim("reconstruction_top", "Decoding the top-level codes (total hop) down the stack still gives piano with "
                   "its notes: the structure is carried by the codes.",
@@ -167,7 +168,7 @@ class AmaeStudy(Study):
             Claim("samples", "Ancestral sampling from the top prior down to audio gives piano-like sound.",
                   "Sec. 4 (samples on the project page)",
                   "the sample is finite, its flatness <= 10x the held-out mu-law round trip's, its time-averaged log-mel "
-                  "spectrum within 0.5x white noise's distance to held-out audio, RMS 0.1x-10x "
+                  "spectrum within 0.5x white noise's distance to held-out audio, local flatness as for `reconstruction`, RMS 0.1x-10x "
                   "(inconclusive under min_audio_steps)"),
         ]
 
@@ -282,7 +283,8 @@ def _figures(item: dict, distance: str) -> str:
     c, n, top = item["candidate"], item["noise"], item["ceiling"]
     return (f"flatness {c['flatness']:.3g} (mu-law ceiling {top['flatness']:.3g}, noise {n['flatness']:.3g}); "
             f"{distance.replace('_db', '')} distance {c[distance]:.1f} dB (ceiling {top[distance]:.1f}, noise {n[distance]:.1f}); "
-            f"chroma {c['chroma']:.2f} (ceiling {top['chroma']:.2f}, noise {n['chroma']:.2f}); RMS x{c['rms_ratio']:.2f}")
+            f"chroma {c['chroma']:.2f} (ceiling {top['chroma']:.2f}, noise {n['chroma']:.2f}); local flatness "
+            f"{c['local_flatness']:.3f} (ceiling {top['local_flatness']:.3f}, noise {n['local_flatness']:.3f}); RMS x{c['rms_ratio']:.2f}")
 
 
 def _tag(key: str, config: LevelConfig, preset: AmaePreset) -> str:
