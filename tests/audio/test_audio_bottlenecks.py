@@ -116,3 +116,33 @@ def test_restarts_fire_from_the_first_steps_of_a_fresh_quantizer():
         without(z)
     assert codebook_usage(with_restarts.eval()(z).indices, 16) >= 8
     assert codebook_usage(without.eval()(z).indices, 16) <= 2
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_vq_straight_through_is_exactly_the_codebook_vector_and_codebook_learns_from_its_loss_only(seed):
+    torch.manual_seed(seed)
+    vq = VectorQuantizer(8, 4, beta=0.25).train()
+    z = z_of(seed, 4)
+    out = vq(z)
+    assert torch.equal(out.codes.detach(), vq.codebook.detach()[out.indices].transpose(1, 2))  # bit for bit
+    w = torch.randn_like(out.codes)
+    (grad_book,) = torch.autograd.grad((out.codes * w).sum() + out.loss, vq.codebook)
+    flat = z.detach().transpose(1, 2).reshape(-1, 4)
+    book = vq.codebook.detach().clone().requires_grad_(True)
+    reference = (flat - book[out.indices.reshape(-1)]).pow(2).mean()  # ||sg(z) - e||^2 (mean form)
+    (expected,) = torch.autograd.grad(reference, book)
+    assert torch.allclose(grad_book, expected, atol=1e-7)
+    assert grad_book.abs().sum() > 0
+
+
+def test_kmeans_init_seeds_usage_so_its_clusters_are_not_restarted_on_the_first_step():
+    torch.manual_seed(0)
+    means = torch.tensor([[4.0, 0.0], [-4.0, 0.0], [0.0, 4.0], [0.0, -4.0]])
+    points = (means.repeat_interleave(10, 0) + 0.1 * torch.randn(40, 2))
+    vq = VectorQuantizer(4, 2, ema=0.99, kmeans_init=True, restart_threshold=2.0).train()
+    for _ in range(3):
+        vq(points.t().unsqueeze(0))
+    book = vq.codebook.detach()
+    for mean in means:  # every true cluster keeps a code at its mean: none was thrown onto a random point
+        assert float((book - mean).norm(dim=1).min()) < 0.2
+    assert torch.allclose(vq.usage.sort().values, torch.full((4,), 10.0), atol=0.5)

@@ -93,3 +93,31 @@ def test_fit_hierarchy_trains_every_stage(tmp_path):
                            checkpoint_dir=tmp_path)
     assert set(curves) == {"level0", "level1", "prior"} and all(len(c) == 3 for c in curves.values())
     assert {p.name for p in tmp_path.iterdir()} == {"level0.pt", "level1.pt", "prior.pt"}
+
+
+def test_first_symbol_is_drawn_from_its_fitted_marginal_not_fixed():
+    torch.manual_seed(0)
+    model = Hierarchy(two_levels())
+    prior = model.prior.eval()
+    firsts = prior.generate(2, batch=64, generator=torch.Generator().manual_seed(0))[:, 0]
+    assert len(set(firsts.tolist())) > 1  # uniform p(x_0) before fitting: not always K/2
+    prior.fit_first([torch.full((20000,), 3)])
+    assert torch.allclose(prior.first_logits.exp().sum(), torch.tensor(1.0))
+    firsts = prior.generate(2, batch=64, generator=torch.Generator().manual_seed(0))[:, 0]
+    assert (firsts == 3).float().mean() > 0.95
+
+
+def test_reconstruct_decodes_down_from_every_level():
+    torch.manual_seed(0)
+    model = Hierarchy(two_levels()).eval()
+    x = torch.randint(256, (1, 64))
+    low = model.reconstruct(x, 0, generator=torch.Generator().manual_seed(5))
+    codes = model.encode_all(x)
+    direct = model.levels[0].decode(codes[0], 64, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(low, direct) and low.shape == (1, 64)
+    top = model.reconstruct(x, 1, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    mid = model.levels[1].decode(codes[1], 16, generator=g)
+    assert torch.equal(top, model.levels[0].decode(mid, 64, generator=g))
+    with pytest.raises(BadInputError, match="level"):
+        model.reconstruct(x, 2)

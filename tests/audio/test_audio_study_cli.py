@@ -26,7 +26,8 @@ def _use_shared_cache(shared_cache, monkeypatch):
 
 TINY_FULL = ["pieces=2", "max_seconds=4", "steps=2", "prior_steps=2", "batch=1", "length=64", "codes=8",
              "hops=[16, 8]", "residual=4", "layers=2", "stacks=1", "encoder_channels=4", "prior_residual=4",
-             "prior_layers=2", "prior_length=4", "valid_crops=2", "generate_seconds=0.01", "checkpoint_every=1"]
+             "prior_layers=2", "prior_length=4", "valid_crops=2", "generate_seconds=0.01", "checkpoint_every=1",
+             "top_steps=2", "top_length=16", "top_residual=4", "top_layers=2", "reconstruct_seconds=0.02"]
 
 
 def test_reproduce_smoke_then_resume_gives_the_same_result(tmp_path, capsys):
@@ -34,9 +35,11 @@ def test_reproduce_smoke_then_resume_gives_the_same_result(tmp_path, capsys):
     assert main(["reproduce", "amae", "--preset", "smoke", "--out", str(out)]) == 0
     result = json.loads((out / "amae" / "result.json").read_text())
     assert result["status"] == "ok", result["error"]
-    assert [c["id"] for c in result["claims"]] == ["codebook_usage", "information_bound", "total_nll", "samples"]
+    assert [c["id"] for c in result["claims"]] == ["codebook_usage", "information_bound", "total_nll", "reconstruction",
+                                                   "reconstruction_top", "samples"]
     assert all(c["verdict"] == "inconclusive" for c in result["claims"])  # smoke is too small to tell
-    for name in ("sample.wav", "spectrogram.png", "training_curves.png", "hierarchy.pt"):
+    for name in ("heldout.wav", "reconstruction_level0.wav", "reconstruction_level1.wav", "sample.wav",
+                 "sample_wavenet.wav", "spectrogram.png", "training_curves.png", "hierarchy.pt"):
         assert name in result["artifacts"] and (out / "amae" / name).is_file()
     audio, rate = read_wav(out / "amae" / "sample.wav")
     assert rate == 16000 and len(audio) == 800
@@ -61,7 +64,8 @@ def test_full_preset_runs_at_a_tiny_size(tmp_path):
     assert main(args) == 0
     result = json.loads((tmp_path / "amae" / "result.json").read_text())
     assert result["status"] == "ok", result["error"]
-    assert set(result["metrics"]["total_nll_bits"]) == {"16", "8"}
+    assert isinstance(result["metrics"]["total_nll_bits"], float)
+    assert len(result["metrics"]["listening"]["reconstruction"]) == 2  # both levels of the stack, heard
 
 
 def test_bad_override_is_refused(tmp_path, capsys):
@@ -82,3 +86,43 @@ def test_render_and_train_verbs(tmp_path):
     assert main(["audio", "generate", "--checkpoint", str(out / "hierarchy.pt"), "--seconds", "0.01",
                  "-o", str(tmp_path / "g.wav")]) == 0
     assert len(read_wav(tmp_path / "g.wav")[0]) == 160
+
+
+def test_train_flags_reconstruct_verb_and_bad_inputs_exit_2(tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    from etude.audio import load_hierarchy, write_wav
+    from etude.runtime import save_checkpoint
+
+    out = tmp_path / "model"
+    assert main(["audio", "train", "--out", str(out), "--pieces", "2", "--max-seconds", "2", "--hops", "4", "2",
+                 "--codes", "8", "--bottleneck", "vq", "--ema", "0.99", "--kmeans-init", "--restart-threshold", "2",
+                 "--residual", "4", "--layers", "2", "--steps", "2", "--batch", "1", "--length", "64",
+                 "--prior-length", "4"]) == 0
+    model = load_hierarchy(out / "hierarchy.pt")
+    vq = model.levels[0].quantizer
+    assert vq.ema == 0.99 and vq.kmeans_init and vq.restart_threshold == 2.0 and bool(vq.initialized)
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(1600) / 16000)).astype(np.float32)
+    write_wav(tmp_path / "in.wav", tone, 16000)
+    assert main(["audio", "reconstruct", "--checkpoint", str(out), str(tmp_path / "in.wav"), "--level", "1",
+                 "-o", str(tmp_path / "rec.wav")]) == 0
+    assert "log-mel distance" in capsys.readouterr().out and len(read_wav(tmp_path / "rec.wav")[0]) == 1600
+    write_wav(tmp_path / "8k.wav", tone, 8000)
+    (tmp_path / "junk.wav").write_bytes(b"not a wav at all")
+    (tmp_path / "junk.mid").write_bytes(b"not a midi file")
+    state = torch.load(out / "hierarchy.pt", weights_only=False)
+    state["config"]["levels"] = state["config"]["levels"][:1]  # another level layout than the weights
+    save_checkpoint(tmp_path / "other.pt", state)
+    bad = [["audio", "reconstruct", "--checkpoint", str(out), str(tmp_path / "8k.wav"), "-o", str(tmp_path / "x.wav")],
+           ["audio", "reconstruct", "--checkpoint", str(out), str(tmp_path / "junk.wav"), "-o", str(tmp_path / "x.wav")],
+           ["audio", "reconstruct", "--checkpoint", str(out), str(tmp_path / "in.wav"), "--level", "2", "-o", str(tmp_path / "x.wav")],
+           ["audio", "render", str(tmp_path / "junk.mid"), "-o", str(tmp_path / "x.wav")],
+           ["audio", "generate", "--checkpoint", str(tmp_path / "other.pt"), "-o", str(tmp_path / "x.wav")],
+           ["audio", "train", "--out", str(out), "--ema", "1.5"]]
+    for args in bad:
+        capsys.readouterr()
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert "error" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    capsys.readouterr()

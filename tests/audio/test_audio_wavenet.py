@@ -96,3 +96,19 @@ def test_bad_inputs():
         WaveNet(layers=0)
     with pytest.raises(BadInputError, match="length"):
         tiny(0).generate(0)
+
+
+@pytest.mark.parametrize("cond", [0, 3])
+def test_scalar_input_cached_logits_equal_full_forward(cond):
+    torch.manual_seed(4)
+    net = WaveNet(classes=16, residual=8, skip=12, layers=4, stacks=2, cond_channels=cond, hop=4,
+                  scalar_input=True).eval()
+    x, c = inputs(4, cond=cond)
+    with torch.no_grad():
+        full = net(x, c)
+        plain = net.embed(x) 
+    assert (net.cached_logits(x, c) - full).abs().max().item() < 1e-5
+    table = net.input_table().detach()
+    y = torch.linspace(-1, 1, 16)
+    assert torch.allclose(table - net.embed.weight.detach(), y[:, None] * net.scalar.detach()[None])  # y_c w per class
+    assert not torch.allclose(table[x], plain)  # the amplitude really enters

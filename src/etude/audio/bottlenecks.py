@@ -93,16 +93,27 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _kmeans(self, flat: torch.Tensor, iterations: int = 10) -> None:
-        pick = torch.randperm(flat.shape[0])[: self.codes]
-        centres = flat[pick.repeat(-(-self.codes // len(pick)))[: self.codes]].clone()
+        """Lloyd's k-means on the first batch from k-means++ seeds (Arthur, Vassilvitskii 2007: each next
+        seed drawn with probability proportional to its squared distance to the nearest seed); the EMA
+        statistics and usage counts start from its clusters (a code that k-means left empty starts dead,
+        so a restart can place it at once)."""
+        centres = flat.new_empty(self.codes, flat.shape[1])
+        centres[0] = flat[torch.randint(flat.shape[0], (1,))]
+        nearest = (flat - centres[0]).pow(2).sum(1)
+        for k in range(1, self.codes):
+            weights = nearest if float(nearest.sum()) > 0 else torch.ones_like(nearest)
+            centres[k] = flat[torch.multinomial(weights, 1)]
+            nearest = torch.minimum(nearest, (flat - centres[k]).pow(2).sum(1))
+        counts = torch.zeros(self.codes, 1, dtype=flat.dtype, device=flat.device)
         for _ in range(iterations):
             assign = torch.cdist(flat, centres).argmin(1)
             sums = torch.zeros_like(centres).index_add_(0, assign, flat)
-            counts = torch.bincount(assign, minlength=self.codes).unsqueeze(1)
+            counts = torch.bincount(assign, minlength=self.codes).unsqueeze(1).to(flat.dtype)
             centres = torch.where(counts > 0, sums / counts.clamp(min=1), centres)
         self.codebook.data.copy_(centres)
-        self.ema_sum.copy_(centres)
-        self.ema_count.fill_(1.0)
+        self.ema_count.copy_(counts[:, 0].clamp(min=1e-3))
+        self.ema_sum.copy_(centres * self.ema_count.unsqueeze(1))
+        self.usage.copy_(counts[:, 0])
         self.initialized.fill_(True)
 
     @torch.no_grad()
@@ -113,10 +124,13 @@ class VectorQuantizer(nn.Module):
         dead = (self.usage < self.restart_threshold).nonzero().flatten()
         if len(dead) == 0:
             return 0
-        rows = flat[torch.randint(flat.shape[0], (len(dead),))]
+        pick = (torch.randperm(flat.shape[0])[: len(dead)] if flat.shape[0] >= len(dead)  # distinct rows when possible
+                else torch.randint(flat.shape[0], (len(dead),)))
+        rows = flat[pick]
+        weight = max(float(self.restart_threshold), 1e-3)  # the moved code counts as `threshold` uses in the EMA
         self.codebook.data[dead] = rows
-        self.ema_sum[dead] = rows
-        self.ema_count[dead] = 1.0
+        self.ema_sum[dead] = rows * weight
+        self.ema_count[dead] = weight
         self.usage[dead] = self.restart_threshold  # give the moved code a grace period
         return len(dead)
 
@@ -143,7 +157,9 @@ class VectorQuantizer(nn.Module):
         loss = self.beta * commitment + (0.0 if self.ema is not None else F.mse_loss(e, flat.detach()))
         if self.training:
             self.restart_dead(flat.detach())
-        st = flat + (e - flat).detach()  # straight-through: forward e, gradient to z
+        # straight-through, e + (z - sg z): the forward value is e exactly, the decoder's gradient goes to z
+        # only; the codebook learns from ||sg(z) - e||^2 alone (or from EMA updates).
+        st = e.detach() + (flat - flat.detach())
         codes = st.reshape(z.shape[0], z.shape[2], self.dim).transpose(1, 2)
         return Quantized(codes, indices.reshape(z.shape[0], z.shape[2]), loss)
 

@@ -63,6 +63,8 @@ class LevelConfig:
     """VQ: k-means initialization on the first batch."""
     restart_threshold: float = 0.0
     """VQ: restart codes whose EMA usage per batch falls below this (0: never)."""
+    scalar_input: bool = False
+    """Decoder also reads each symbol as an ordered amplitude (for mu-law audio, not for codes)."""
 
     def __post_init__(self) -> None:
         if self.bottleneck not in BOTTLENECKS:
@@ -129,7 +131,8 @@ class AutoEncoder(nn.Module):
             self.encoder = Encoder(c.classes, c.encoder_channels, c.codes, c.hop)
             self.quantizer = ArgmaxQuantizer(c.codes, diversity=c.diversity)
             cond = c.codes
-        self.decoder = WaveNet(c.classes, c.residual, c.skip, c.layers, c.stacks, cond_channels=cond, hop=c.hop)
+        self.decoder = WaveNet(c.classes, c.residual, c.skip, c.layers, c.stacks, cond_channels=cond, hop=c.hop,
+                              scalar_input=c.scalar_input)
 
     @property
     def conditional(self) -> bool:
@@ -195,18 +198,39 @@ class Hierarchy(nn.Module):
         return codes
 
     @torch.no_grad()
-    def sample(self, samples: int, *, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
-        """Ancestral sampling: top codes from the prior, then each decoder down to audio in [-1, 1], [samples]."""
+    def reconstruct(self, x: torch.Tensor, level: int, *, generator: torch.Generator | None = None,
+                    temperature: float = 1.0) -> torch.Tensor:
+        """Encode audio classes x [B, T] up to `level`, then decode down from those codes: classes [B, T].
+
+        Level 0 decodes x from its own codes; level 1 first samples level-0 codes from level-1 codes, etc.
+        """
+        if not 0 <= level < len(self.levels):
+            raise BadInputError(f"level must be in [0, {len(self.levels)}), got {level!r}")
+        self.eval()
+        codes = self.encode_all(x)[level]
+        lengths = [x.shape[1]]
+        for cfg in self.config.levels[:level]:
+            lengths.append(lengths[-1] // cfg.hop)
+        for i in reversed(range(level + 1)):
+            codes = self.levels[i].decode(codes, lengths[i], generator=generator, temperature=temperature)
+        return codes
+
+    @torch.no_grad()
+    def sample(self, samples: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
+               batch: int = 1) -> torch.Tensor:
+        """Ancestral sampling: top codes from the prior (the first code too, from p(x_0)), then each decoder
+        down to audio in [-1, 1]; [samples] (or [batch, samples] when batch > 1)."""
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise BadInputError(f"samples must be an int >= 1, got {samples!r}")
         self.eval()
         lengths = [samples]
         for level in self.config.levels:
             lengths.append(-(-lengths[-1] // level.hop))
-        codes = self.prior.generate(lengths[-1], generator=generator, temperature=temperature)
+        codes = self.prior.generate(lengths[-1], generator=generator, temperature=temperature, batch=batch)
         for i in reversed(range(len(self.levels))):
             codes = self.levels[i].decode(codes, lengths[i], generator=generator, temperature=temperature)
-        return mulaw_decode(codes[0].cpu(), self.config.levels[0].classes)
+        audio = mulaw_decode(codes.cpu(), self.config.levels[0].classes)
+        return audio[0] if batch == 1 else audio
 
 
 _KIND = "etude-audio-hierarchy"

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from etude.audio.metrics import spectral_flatness
 from etude.runtime import pyplot, save_figure
 
 __all__ = ["plot_spectrogram", "plot_curves", "log_spectrogram", "spectral_flatness"]
@@ -19,17 +20,6 @@ def log_spectrogram(audio: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.n
         x = torch.nn.functional.pad(x, (0, n_fft - len(x)))
     spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs()
     return (20 * torch.log10(spec + 1e-5)).numpy()
-
-
-def spectral_flatness(audio: np.ndarray, n_fft: int = 512, hop: int = 128) -> float:
-    """Mean over frames of geometric / arithmetic mean of the power spectrum: ~0.56 for white noise
-    (Hann window), near 0 for tonal audio such as piano notes."""
-    x = torch.as_tensor(np.asarray(audio, dtype=np.float64))
-    if len(x) < n_fft:
-        x = torch.nn.functional.pad(x, (0, n_fft - len(x)))
-    power = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft, dtype=x.dtype), return_complex=True).abs() ** 2
-    power = power + 1e-12
-    return float((power.log().mean(0).exp() / power.mean(0)).mean())
 
 
 def plot_spectrogram(panels: dict[str, np.ndarray], path: Path, sample_rate: int = 16_000) -> Path:

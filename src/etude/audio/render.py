@@ -109,6 +109,9 @@ def render_midi(midi: str | os.PathLike[str] | bytes, *, sample_rate: int = SAMP
         data = bytes(midi) if isinstance(midi, (bytes, bytearray)) else Path(midi).read_bytes()
     except OSError as exc:
         raise BadInputError(f"cannot read MIDI file {midi}: {exc.strerror or exc}") from exc
+    if not data.startswith(b"MThd"):
+        raise BadInputError(f"{midi if not isinstance(midi, (bytes, bytearray)) else 'the MIDI bytes'} is not a "
+                            "Standard MIDI File (no MThd header)")
     key = hashlib.sha256(b"|".join([data, str(sample_rate).encode(), repr(gain).encode(), repr(trim_db).encode(),
                                     soundfont.name.encode(), str(soundfont.stat().st_size).encode()])).hexdigest()
     path = Path(cache or cache_dir()) / "audio" / f"render-{key[:24]}.npz"

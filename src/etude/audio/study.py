@@ -1,9 +1,11 @@
 """Study `amae`: Dieleman, van den Oord, Simonyan, "The challenge of realistic music generation:
 modelling raw audio at scale", NeurIPS 2018 (arXiv:1806.10474).
 
-Wiring only: rendered Bach (`etude.audio.render`), ADA levels and priors (`etude.audio.hierarchy`),
-the loops of `etude.audio.training`, and the claims (codebook use, information bound, total NLL,
-samples). Every figure is measured on held-out pieces.
+Wiring only: rendered Bach (`etude.audio.render`), a stack of ADA levels with a prior
+(`etude.audio.hierarchy`, trained level by level by `etude.audio.training.fit_hierarchy`), one-level
+comparisons (unconditional WaveNet, VQ-VAE plain and with its remedies, AMAE without diversity), and
+`etude.audio.listening` (reconstructions and samples judged by `etude.audio.metrics`). Every figure
+is measured on held-out pieces.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from etude.audio.bottlenecks import code_entropy
 from etude.audio.hierarchy import AutoEncoder, Hierarchy, HierarchyConfig, LevelConfig, save_hierarchy
-from etude.audio.plots import plot_curves, plot_spectrogram, spectral_flatness
-from etude.audio.render import SAMPLE_RATE, piano_dataset, write_wav
-from etude.audio.training import encode_pieces, evaluate_level, evaluate_prior, fixed_crops, to_classes, train_model
+from etude.audio.listening import listen
+from etude.audio.plots import plot_curves
+from etude.audio.render import SAMPLE_RATE, piano_dataset
+from etude.audio.training import (encode_pieces, evaluate_level, evaluate_prior, fit_hierarchy, fixed_crops, to_classes,
+                                  train_model)
+from etude.audio.wavenet import receptive_field
 from etude.runtime import resolve_device
 from etude.studies.protocol import Claim, Result, Study
 
@@ -31,100 +35,141 @@ __all__ = ["AmaePreset", "AmaeStudy"]
 
 @dataclass(frozen=True)
 class AmaePreset:
-    """Sizes of the AMAE study (the pilot in papers.md: hop 16, K 256, 8-layer decoder, 200 steps)."""
+    """Sizes of the AMAE study: a stack of ADA levels (hops), its prior, and the one-level comparisons."""
 
     pieces: int = 12
     """Bach chorales rendered (every 4th piece held out)."""
     max_seconds: float = 0.0
     """Keep at most this many seconds per piece (0: whole pieces)."""
     steps: int = 200
-    """Adam steps per autoencoder / baseline."""
+    """Adam steps of the level-0 autoencoder and of the unconditional WaveNet baseline."""
+    ablation_steps: int = 0
+    """Adam steps of the one-level comparisons (VQ, VQ + remedies, AMAE without diversity); 0: `steps`."""
+    top_steps: int = 200
+    """Adam steps of every level above 0 (trained on the codes of the level below)."""
     prior_steps: int = 200
-    """Adam steps per code prior."""
+    """Adam steps of the prior over the top codes."""
     batch: int = 4
     """Crops per step."""
     length: int = 512
-    """Samples per crop (a multiple of every hop)."""
+    """Samples per level-0 crop (a multiple of hops[0])."""
+    top_length: int = 256
+    """Symbols (codes of the level below) per crop of the levels above 0."""
     lr: float = 3e-3
-    """Adam learning rate."""
+    """Adam learning rate (start)."""
+    final_lr: float = 0.1
+    """Learning-rate fraction at the end of every stage (linear decay)."""
     codes: int = 256
-    """K, codes per bottleneck."""
-    hops: tuple = (16, 8)
-    """Hops of the AMAE levels; the first is the main one (claims 1, 2, 4), all feed claim 3."""
+    """K, codes per bottleneck (every level)."""
+    hops: tuple = (8, 8)
+    """Hop of every level, bottom up (total hop = product)."""
     residual: int = 16
-    """Decoder residual channels (skip = 2x)."""
+    """Level-0 decoder residual channels (skip = 2x)."""
     layers: int = 8
-    """Decoder layers per stack (receptive field 2^layers per stack)."""
+    """Level-0 decoder layers per stack (receptive field 2^layers per stack)."""
     stacks: int = 1
-    """Decoder dilation cycles."""
+    """Level-0 decoder dilation cycles."""
+    top_residual: int = 16
+    """Residual channels of the decoders above level 0."""
+    top_layers: int = 6
+    """Layers of the decoders above level 0."""
     encoder_channels: int = 32
     """Encoder hidden channels."""
+    scalar_input: bool = True
+    """The level-0 decoder also reads each mu-law class as an amplitude."""
     diversity: float = 0.1
     """AMAE diversity-loss weight (mean form)."""
     ablate_diversity: bool = True
     """Also train AMAE without the diversity loss."""
     ema: float = 0.99
-    """EMA decay of the 'VQ + EMA + restarts' model."""
-    restart_threshold: float = 0.03
-    """Restart codes whose EMA count per batch falls below this."""
+    """EMA decay of the 'VQ + EMA + k-means + restarts' model."""
+    restart_threshold: float = 0.5
+    """Restart codes whose EMA count of uses per batch falls below this."""
     prior_residual: int = 16
     """Prior residual channels."""
     prior_layers: int = 6
     """Prior layers (receptive field 2^layers codes)."""
-    prior_length: int = 128
-    """Codes per prior training crop."""
+    prior_length: int = 64
+    """Top codes per prior training crop."""
     valid_crops: int = 96
-    """Held-out crops of `length` samples for every figure."""
+    """Held-out crops of `length` samples for the NLL and code-use figures."""
+    reconstruct_seconds: float = 1.0
+    """Seconds of held-out audio encoded and decoded at every level."""
     generate_seconds: float = 1.0
-    """Seconds of audio sampled from the hierarchy."""
+    """Seconds of audio sampled from the hierarchy and from the unconditional WaveNet."""
+    temperature: float = 1.0
+    """Softmax temperature of every decoding and sampling (1: the model's distribution)."""
     min_steps: int = 150
-    """Fewer steps than this make claims 1-4 inconclusive."""
+    """Fewer steps than this make the likelihood and code-use claims inconclusive."""
+    min_audio_steps: int = 500
+    """Fewer level-0 steps than this make the audio-quality claims inconclusive (the decoder is too young)."""
     checkpoint_every: int = 100
     """Steps between checkpoints."""
     device: str = "cpu"
     """'cpu', 'cuda' or 'auto' (cuda when available); checkpoints and figures are device-independent."""
 
+    def total_hop_of(self) -> int:
+        """Samples per top-level code: the product of the hops."""
+        return math.prod(self.hops)
+
 
 class AmaeStudy(Study):
-    """Argmax autoencoders vs VQ-VAE in a WaveNet hierarchy on rendered Bach piano."""
+    """A two-level stack of argmax autoencoders with a WaveNet prior on rendered Bach piano, heard and measured;
+    VQ-VAE (plain and with its remedies) and an unconditional WaveNet beside it."""
 
     name = "amae"
     title = "The challenge of realistic music generation: modelling raw audio at scale (AMAE, VQ-VAE, ADA)"
     citation = "Dieleman, van den Oord, Simonyan. NeurIPS 2018. arXiv:1806.10474"
     threads = 1
     presets = {
-        "smoke": AmaePreset(pieces=2, max_seconds=6.0, steps=6, prior_steps=6, batch=2, length=256, codes=32,
-                            hops=(16, 8), residual=8, layers=4, encoder_channels=8, ablate_diversity=False,
-                            prior_residual=8, prior_layers=3, prior_length=16, valid_crops=4, generate_seconds=0.05,
+        "smoke": AmaePreset(pieces=2, max_seconds=6.0, steps=6, top_steps=6, prior_steps=6, batch=2, length=256,
+                            top_length=32, codes=32, hops=(8, 8), residual=8, layers=4, top_residual=8, top_layers=3,
+                            encoder_channels=8, ablate_diversity=False, prior_residual=8, prior_layers=3,
+                            prior_length=4, valid_crops=4, reconstruct_seconds=0.05, generate_seconds=0.05,
                             checkpoint_every=4),
         "quick": AmaePreset(),
-        "full": AmaePreset(pieces=120, steps=100_000, prior_steps=100_000, batch=16, length=8192, codes=2048,
-                           hops=(64, 16, 8), residual=128, layers=10, stacks=3, encoder_channels=256, lr=2e-4,
-                           prior_residual=128, prior_layers=10, prior_length=2048, valid_crops=512,
+        "long": AmaePreset(pieces=16, steps=800, ablation_steps=150, top_steps=300, prior_steps=300, batch=8,
+                           length=1024, top_length=256, residual=32, layers=10, top_residual=32, top_layers=8,
+                           encoder_channels=64, prior_residual=32, prior_layers=8, prior_length=64, valid_crops=32,
+                           restart_threshold=2.0, checkpoint_every=100),
+        "full": AmaePreset(pieces=120, steps=100_000, top_steps=100_000, prior_steps=100_000, batch=16, length=8192,
+                           top_length=2048, codes=2048, hops=(8, 8), residual=128, layers=10, stacks=3,
+                           top_residual=128, top_layers=10, encoder_channels=256, lr=2e-4, prior_residual=128,
+                           prior_layers=10, prior_length=2048, valid_crops=512, reconstruct_seconds=4.0,
                            generate_seconds=10.0, checkpoint_every=2000, device="auto"),
     }
 
     def claims(self) -> list[Claim]:
         return [
             Claim("codebook_usage", "Plain VQ-VAE collapses onto few codes while AMAE keeps most in use; "
-                  "VQ-VAE with EMA + restarts recovers.",
-                  "Sec. 3.3 (AMAE avoids collapse); pilot hop 16, K 256, 200 steps: VQ 2 codes, AMAE+div 104 "
-                  "(4.5 bits), AMAE no div 7 (papers.md s.1)",
-                  "held-out codes in use: plain VQ <= 10% of K; AMAE+div >= 25% of K; VQ+EMA+restarts >= 25% of K "
-                  "(inconclusive under min_steps or with fewer than 2K held-out codes)"),
+                  "VQ-VAE with EMA + k-means init + restarts recovers.",
+                  "Sec. 3.3 (AMAE is proposed because VQ-VAE codebooks collapse); Jukebox (arXiv:2005.00341) "
+                  "Sec. 3.1 for the remedies",
+                  "held-out codes in use at hop hops[0]: plain VQ <= 10% of K; AMAE+div >= 25% of K; "
+                  "VQ+EMA+k-means+restarts >= 25% of K (inconclusive under min_steps or with fewer than 2K held-out codes)"),
             Claim("information_bound", "Codes lower the decoder NLL, and by less than the bound log2(K)/hop.",
-                  "exact bound log2(K)/hop (0.5 bits at K 256, hop 16); pilot gain 0.105 at 1,500 steps (papers.md s.1)",
+                  "exact bound log2(K)/hop: a K-way code every hop samples carries at most that many bits per sample",
                   "AMAE+div gain over the unconditional WaveNet > 0, and every model's gain <= log2(K)/hop "
                   "(a larger gain is a leak)"),
-            Claim("total_nll", "Counting the codes' cost, total NLL = decoder NLL + prior NLL / hop is no better "
-                  "than the unconditional WaveNet at every hop (ADAs trade likelihood for structure).",
-                  "pilot: code cost (entropy / hop) exceeded the gain for every model (papers.md s.1); "
-                  "the paper evaluates samples by listening, not NLL (Sec. 4)",
-                  "for every hop: decoder NLL + prior NLL / hop >= unconditional NLL"),
-            Claim("samples", "Ancestral sampling through prior and decoder gives piano-like audio (WAV + spectrogram).",
+            Claim("total_nll", "Counting the codes' cost, the stack's total NLL = NLL_0 + (NLL_1 + NLL_prior / hop_1) / hop_0 "
+                  "is no better than the unconditional WaveNet (ADAs trade likelihood for structure).",
+                  "Sec. 4: the paper evaluates by listening, not NLL; an ADA pays for its codes",
+                  "total NLL of the stack >= the unconditional WaveNet's held-out NLL (bits/sample)"),
+            Claim("reconstruction", "Decoding the level-0 codes of held-out audio gives back piano with its notes.",
+                  "Sec. 3 (an ADA's decoder models local structure, its codes the rest); Sec. 4 samples",
+                  "on held-out audio: flatness <= 10x the 8-bit mu-law round trip's, log-mel distance <= 0.5x "
+                  "white noise's (same RMS), chroma agreement >= noise's + half the gap to the round trip's, local flatness "
+                  "(envelope removed) <= the round trip's + half the gap to noise's, RMS 0.1x-10x "
+                  "(inconclusive under min_audio_steps)"),
+            Claim("reconstruction_top", "Decoding the top-level codes (total hop) down the stack still gives piano with "
+                  "its notes: the structure is carried by the codes.",
+                  "Sec. 3-4 (two- and three-level stacks; higher levels keep less detail)",
+                  "the same criterion as `reconstruction`, on the top level (inconclusive under min_audio_steps)"),
+            Claim("samples", "Ancestral sampling from the top prior down to audio gives piano-like sound.",
                   "Sec. 4 (samples on the project page)",
-                  "the sample is finite, has the asked length, its RMS is within 0.1x-10x of held-out audio and "
-                  "its mu-law symbol entropy within 1.5 bits of held-out audio's"),
+                  "the sample is finite, its flatness <= 10x the held-out mu-law round trip's, its time-averaged log-mel "
+                  "spectrum within 0.5x white noise's distance to held-out audio, local flatness as for `reconstruction`, RMS 0.1x-10x "
+                  "(inconclusive under min_audio_steps)"),
         ]
 
     def run(self, preset: AmaePreset, seed: int, out_dir: Path, resume: bool = False) -> Result:
@@ -138,100 +183,108 @@ class AmaeStudy(Study):
         train, valid = to_classes(data["train"]), to_classes(data["valid"])
         crops = fixed_crops(valid, p.length, p.valid_crops)
         base = LevelConfig(hop=p.hops[0], codes=p.codes, residual=p.residual, skip=2 * p.residual, layers=p.layers,
-                           stacks=p.stacks, encoder_channels=p.encoder_channels, diversity=p.diversity)
-        models = {"wavenet": dataclasses.replace(base, bottleneck="none"),
-                  "vq": dataclasses.replace(base, bottleneck="vq"),
-                  "vq_ema_restart": dataclasses.replace(base, bottleneck="vq", ema=p.ema,
-                                                        restart_threshold=p.restart_threshold)}
-        for hop in p.hops:
-            models[f"amae_h{hop}"] = dataclasses.replace(base, hop=hop)
+                           stacks=p.stacks, encoder_channels=p.encoder_channels, diversity=p.diversity,
+                           scalar_input=p.scalar_input)
+        stack = [base] + [LevelConfig(classes=p.codes, hop=h, codes=p.codes, residual=p.top_residual,
+                                      skip=2 * p.top_residual, layers=p.top_layers, encoder_channels=p.encoder_channels,
+                                      diversity=p.diversity) for h in p.hops[1:]]
+        models = {"wavenet": (dataclasses.replace(base, bottleneck="none"), p.steps),
+                  "vq": (dataclasses.replace(base, bottleneck="vq"), p.ablation_steps or p.steps),
+                  "vq_ema_restart": (dataclasses.replace(base, bottleneck="vq", ema=p.ema, kmeans_init=True,
+                                                         restart_threshold=p.restart_threshold), p.ablation_steps or p.steps)}
         if p.ablate_diversity:
-            models["amae_nodiv"] = dataclasses.replace(base, diversity=0.0)
-        levels, metrics, curves = {}, {}, {}
-        for i, (key, config) in enumerate(models.items()):
+            models["amae_nodiv"] = (dataclasses.replace(base, diversity=0.0), p.ablation_steps or p.steps)
+        # the stack first: on a short budget its level-0 checkpoint is the figure that matters most
+        torch.manual_seed(seed * 1000 + 500)
+        hier = Hierarchy(HierarchyConfig(tuple(stack), prior_residual=p.prior_residual, prior_layers=p.prior_layers)).to(device)
+        curves = {f"stack {k}": v for k, v in fit_hierarchy(
+            hier, train, steps=[p.steps] + [p.top_steps] * (len(stack) - 1), prior_steps=p.prior_steps, batch=p.batch,
+            length=[p.length] + [p.top_length] * (len(stack) - 1), prior_length=p.prior_length, lr=p.lr,
+            seed=seed * 1000 + 500, checkpoint_dir=ckpt, resume=resume, tag=_tag("stack", stack[0], p),
+            checkpoint_every=p.checkpoint_every, final_lr=p.final_lr).items()}
+        levels, metrics = {}, {}
+        for i, (key, (config, steps)) in enumerate(models.items()):
             torch.manual_seed(seed * 1000 + i)
             level = AutoEncoder(config).to(device)
-            curves[key] = train_model(level, lambda x, m=level: m.losses(x)[0], train, steps=p.steps, batch=p.batch,
+            level.decoder.fit_first(train)
+            curves[key] = train_model(level, lambda x, m=level: m.losses(x)[0], train, steps=steps, batch=p.batch,
                                       length=p.length, lr=p.lr, seed=seed * 1000 + i, checkpoint=ckpt / f"{key}.pt",
                                       resume=resume, tag=_tag(key, config, p), checkpoint_every=p.checkpoint_every,
-                                      desc=f"amae {key}")
+                                      desc=f"amae {key}", final_lr=p.final_lr)
             levels[key] = level
             metrics[key] = evaluate_level(level, crops)
-        priors = {}
-        for j, hop in enumerate(p.hops):
-            key = f"amae_h{hop}"
-            codes_train = encode_pieces(levels[key], train)
-            codes_valid = encode_pieces(levels[key], valid)
-            torch.manual_seed(seed * 1000 + 500 + j)
-            hier = Hierarchy(HierarchyConfig((models[key],), prior_residual=p.prior_residual, prior_layers=p.prior_layers))
-            hier.levels[0].load_state_dict(levels[key].state_dict())
-            hier.to(device)
-            prior = hier.prior
-            curves[f"prior_h{hop}"] = train_model(prior, prior.nll_bits, codes_train, steps=p.prior_steps, batch=p.batch,
-                                                  length=p.prior_length, lr=p.lr, seed=seed * 1000 + 500 + j,
-                                                  checkpoint=ckpt / f"prior_h{hop}.pt", resume=resume,
-                                                  tag=_tag(f"prior_h{hop}", models[key], p),
-                                                  checkpoint_every=p.checkpoint_every, desc=f"amae prior h{hop}")
-            metrics[key]["prior_bits_per_code"] = evaluate_prior(prior, fixed_crops(codes_valid, p.prior_length, p.valid_crops))
-            priors[hop] = hier
-        return self._decide(p, seed, out_dir, claims, metrics, curves, priors, data["valid"])
+        codes_valid, level_crops = valid, crops
+        for i, level in enumerate(hier.levels):
+            metrics[f"level{i}"] = evaluate_level(level, level_crops)
+            codes_valid = encode_pieces(level, codes_valid)
+            if i + 1 < len(hier.levels):
+                level_crops = fixed_crops(codes_valid, p.top_length, p.valid_crops)
+        metrics["prior_bits_per_code"] = evaluate_prior(hier.prior, fixed_crops(codes_valid, p.prior_length, p.valid_crops))
+        reference = np.concatenate(data["valid"])[: max(p.total_hop_of(), int(p.reconstruct_seconds * SAMPLE_RATE))]
+        heard, artifacts = listen(hier, levels["wavenet"].decoder, reference, out_dir,
+                                  samples=max(1, int(p.generate_seconds * SAMPLE_RATE)), temperature=p.temperature,
+                                  seed=seed)
+        artifacts.append(plot_curves(curves, out_dir / "training_curves.png").name)
+        save_hierarchy(out_dir / "hierarchy.pt", hier)
+        return self._decide(p, seed, out_dir, claims, metrics, heard, artifacts + ["hierarchy.pt"])
 
-    def _decide(self, p: AmaePreset, seed: int, out_dir: Path, claims: dict, metrics: dict, curves: dict,
-                priors: dict, valid_audio: list[np.ndarray]) -> Result:
+    def _decide(self, p: AmaePreset, seed: int, out_dir: Path, claims: dict, metrics: dict, heard: dict,
+                artifacts: list[str]) -> Result:
         k, main = p.codes, p.hops[0]
-        enough = p.steps >= p.min_steps and p.prior_steps >= p.min_steps
+        enough = p.steps >= p.min_steps and (p.ablation_steps or p.steps) >= p.min_steps and p.prior_steps >= p.min_steps
+        audible = p.steps >= p.min_audio_steps
         uncond = metrics["wavenet"]["nll_bits"]
         held_codes = p.valid_crops * p.length // main
-        use = {m: metrics[m]["usage"] for m in metrics if "usage" in metrics[m]}
-        ent = {m: metrics[m]["entropy_bits"] for m in metrics if "entropy_bits" in metrics[m]}
-        amae = f"amae_h{main}"
+        compared = {"amae": "level0", **{m: m for m in ("vq", "vq_ema_restart", "amae_nodiv") if m in metrics}}
+        use = {m: metrics[key]["usage"] for m, key in compared.items()}
+        ent = {m: metrics[key]["entropy_bits"] for m, key in compared.items()}
         claims["codebook_usage"].decide(
             "; ".join(f"{m} {use[m]}/{k} codes ({ent[m]:.2f} bits)" for m in use),
-            use["vq"] <= 0.10 * k and use[amae] >= 0.25 * k and use["vq_ema_restart"] >= 0.25 * k,
+            use["vq"] <= 0.10 * k and use["amae"] >= 0.25 * k and use["vq_ema_restart"] >= 0.25 * k,
             conclusive=enough and held_codes >= 2 * k, note=f"{held_codes} held-out codes at hop {main}")
-        gains = {m: uncond - metrics[m]["nll_bits"] for m in metrics if m != "wavenet"}
-        bounds = {m: math.log2(k) / (int(m.split("_h")[1]) if "_h" in m else main) for m in gains}
-        leaks = [m for m in gains if gains[m] > bounds[m]]
+        gains = {m: uncond - metrics[key]["nll_bits"] for m, key in compared.items()}
+        bound = math.log2(k) / main
+        leaks = [m for m in gains if gains[m] > bound]
         claims["information_bound"].decide(
-            f"unconditional {uncond:.3f} bits/sample; gains: "
-            + ", ".join(f"{m} {gains[m]:+.3f} (bound {bounds[m]:.3f})" for m in gains),
-            gains[amae] > 0 and not leaks, conclusive=enough,
+            f"unconditional {uncond:.3f} bits/sample; gains (bound {bound:.3f}): "
+            + ", ".join(f"{m} {gains[m]:+.3f}" for m in gains),
+            gains["amae"] > 0 and not leaks, conclusive=enough,
             note=("LEAK: gain above the bound for " + ", ".join(leaks)) if leaks else "")
-        totals = {h: metrics[f"amae_h{h}"]["nll_bits"] + metrics[f"amae_h{h}"]["prior_bits_per_code"] / h for h in p.hops}
+        nlls = [metrics[f"level{i}"]["nll_bits"] for i in range(len(p.hops))]
+        total = metrics["prior_bits_per_code"]
+        for nll, hop in reversed(list(zip(nlls, p.hops))):
+            total = nll + total / hop
+        metrics["total_nll_bits"] = total
         claims["total_nll"].decide(
-            "; ".join(f"hop {h}: {metrics[f'amae_h{h}']['nll_bits']:.3f} + {metrics[f'amae_h{h}']['prior_bits_per_code']:.2f}"
-                      f"/{h} = {totals[h]:.3f}" for h in p.hops) + f" vs unconditional {uncond:.3f} bits/sample",
-            all(t >= uncond for t in totals.values()), conclusive=enough and len(p.hops) >= 2)
-        metrics["total_nll_bits"] = {str(h): t for h, t in totals.items()}
-        # ----- samples from the hierarchy (main hop) -----
-        generator = torch.Generator().manual_seed(seed)
-        samples = max(1, int(p.generate_seconds * SAMPLE_RATE))
-        audio = priors[main].sample(samples, generator=generator).numpy()
-        reference = np.concatenate(valid_audio)[: max(samples, SAMPLE_RATE * 4)]
-        def entropy(a: np.ndarray) -> float:
-            return code_entropy(to_classes([a])[0], 256)
-
-        rms, ref_rms = float(np.sqrt(np.mean(audio ** 2))), float(np.sqrt(np.mean(reference ** 2)))
-        ok = bool(np.isfinite(audio).all()) and len(audio) == samples
-        ratio = rms / max(ref_rms, 1e-9)
+            f"levels {', '.join(f'{n:.3f}' for n in nlls)} bits/symbol, prior {metrics['prior_bits_per_code']:.3f} "
+            f"bits/code, hops {list(p.hops)}: total {total:.3f} vs unconditional {uncond:.3f} bits/sample",
+            total >= uncond, conclusive=enough)
+        recon = heard["reconstruction"]
+        for claim, item in (("reconstruction", recon[0]), ("reconstruction_top", recon[-1])):
+            claims[claim].decide(_figures(item, "mel_db"), item["passes"], conclusive=audible,
+                                 note="" if audible else f"{p.steps} level-0 steps < min_audio_steps {p.min_audio_steps}")
+        sample = heard["sample"]
         claims["samples"].decide(
-            f"{len(audio) / SAMPLE_RATE:.2f} s sampled; RMS {rms:.3f} vs held-out {ref_rms:.3f} (x{ratio:.2f}); "
-            f"mu-law entropy {entropy(audio):.2f} vs {entropy(reference):.2f} bits",
-            ok and 0.1 <= ratio <= 10 and abs(entropy(audio) - entropy(reference)) <= 1.5, conclusive=enough,
-            note=f"The criterion checks level and symbol marginals only. Spectral flatness {spectral_flatness(audio):.3g} "
-                 f"vs held-out {spectral_flatness(reference[:samples]):.2g} (white noise ~0.56, tones ~0): listen to "
-                 "sample.wav and see spectrogram.png before calling it piano-like.")
-        metrics["spectral_flatness"] = {"sample": spectral_flatness(audio), "held_out": spectral_flatness(reference[:samples])}
-        wav = write_wav(out_dir / "sample.wav", audio)
-        ref_wav = write_wav(out_dir / "heldout.wav", reference[:samples])
-        spec = plot_spectrogram({"sampled from the hierarchy (prior -> AMAE decoder)": audio,
-                                 "held-out rendered Bach": reference[:samples]}, out_dir / "spectrogram.png")
-        curve_png = plot_curves(curves, out_dir / "training_curves.png")
-        save_hierarchy(out_dir / "hierarchy.pt", priors[main])
+            _figures(sample, "spectrum_db") + ("; unconditional WaveNet: " + _figures(heard["wavenet_sample"], "spectrum_db")
+                                               if "wavenet_sample" in heard else ""),
+            sample["passes"], conclusive=audible,
+            note="" if audible else f"{p.steps} level-0 steps < min_audio_steps {p.min_audio_steps}")
+        metrics["listening"] = heard
+        metrics.update(gains=gains, receptive_field=receptive_field([2 ** i for i in range(p.layers)] * p.stacks),
+                       total_hop=p.total_hop_of(), temperature=p.temperature)
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        metrics.update(gains=gains, receptive_field=priors[main].levels[0].decoder.receptive_field)
-        return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics,
-                      artifacts=[x.name for x in (wav, ref_wav, spec, curve_png)] + ["hierarchy.pt"])
+        return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics, artifacts=artifacts)
+
+
+def _figures(item: dict, distance: str) -> str:
+    """'ours / noise / mu-law ceiling' for the judged metrics of one clip."""
+    if not item.get("candidate"):
+        return "not finite"
+    c, n, top = item["candidate"], item["noise"], item["ceiling"]
+    return (f"flatness {c['flatness']:.3g} (mu-law ceiling {top['flatness']:.3g}, noise {n['flatness']:.3g}); "
+            f"{distance.replace('_db', '')} distance {c[distance]:.1f} dB (ceiling {top[distance]:.1f}, noise {n[distance]:.1f}); "
+            f"chroma {c['chroma']:.2f} (ceiling {top['chroma']:.2f}, noise {n['chroma']:.2f}); local flatness "
+            f"{c['local_flatness']:.3f} (ceiling {top['local_flatness']:.3f}, noise {n['local_flatness']:.3f}); RMS x{c['rms_ratio']:.2f}")
 
 
 def _tag(key: str, config: LevelConfig, preset: AmaePreset) -> str:

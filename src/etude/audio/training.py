@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -55,8 +55,12 @@ def fixed_crops(pieces: list[torch.Tensor], length: int, limit: int) -> torch.Te
 
 def train_model(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], pieces: list[torch.Tensor], *,
                 steps: int, batch: int, length: int, lr: float, seed: int, checkpoint: Path | None = None,
-                resume: bool = False, tag: str = "", checkpoint_every: int = 100, desc: str = "train") -> list[float]:
+                resume: bool = False, tag: str = "", checkpoint_every: int = 100, desc: str = "train",
+                final_lr: float = 1.0) -> list[float]:
     """Adam on loss_fn(random crop batch) for `steps` steps; returns the loss curve.
+
+    The learning rate falls linearly from lr to final_lr * lr over the run (1.0: constant); it is a
+    function of the step alone, so a resumed run follows the same schedule.
 
     With `checkpoint`, the state is saved every `checkpoint_every` steps and at the end; with `resume`
     an existing checkpoint of the same `tag` continues the run.
@@ -82,6 +86,8 @@ def train_model(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor
     bar = progress(total=steps, desc=desc)
     bar.update(start)
     for step in range(start, steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * (1 - (1 - final_lr) * step / max(1, steps))
         x = random_crops(pieces, batch, length, generator).to(device)
         loss = loss_fn(x)
         if not torch.isfinite(loss):
@@ -146,28 +152,40 @@ def bits(value: float) -> float:
     return value / math.log(2)
 
 
-def fit_hierarchy(model, pieces: list[torch.Tensor], *, steps: int, prior_steps: int, batch: int, length: int,
-                  prior_length: int, lr: float, seed: int, checkpoint_dir: Path | None = None,
-                  resume: bool = False) -> dict[str, list[float]]:
+def fit_hierarchy(model, pieces: list[torch.Tensor], *, steps: int | Sequence[int], prior_steps: int, batch: int,
+                  length: int | Sequence[int], prior_length: int, lr: float, seed: int,
+                  checkpoint_dir: Path | None = None, resume: bool = False, tag: str = "",
+                  checkpoint_every: int = 100, final_lr: float = 1.0) -> dict[str, list[float]]:
     """Train a `Hierarchy` level by level (each on the codes of the one below), then its prior.
 
     :param pieces: symbol sequences of the bottom level (mu-law classes).
+    :param steps: Adam steps of every level, or one count per level.
+    :param length: crop length in symbols of every level, or one per level (each cut to a multiple of its hop).
+    :param final_lr: learning-rate fraction reached at the end of every stage (linear decay; 1: constant).
+    :param tag: checkpoint tag prefix (a hash of the run's settings), so a resume never mixes runs.
     :returns: the loss curve of every stage.
     """
+    n = len(model.levels)
+    steps = [steps] * n if isinstance(steps, int) else list(steps)
+    lengths = [length] * n if isinstance(length, int) else list(length)
+    if len(steps) != n or len(lengths) != n:
+        raise BadInputError(f"steps and length need one value per level ({n}), got {steps} and {lengths}")
     curves = {}
     current = pieces
     for i, level in enumerate(model.levels):
-        hops = 1
-        for below in model.levels[: i + 1]:
-            hops *= below.config.hop
-        crop = max(level.config.hop, length // max(1, hops // level.config.hop) // level.config.hop * level.config.hop)
+        hop = level.config.hop
+        crop = max(hop, lengths[i] // hop * hop)
         path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"level{i}.pt"
-        curves[f"level{i}"] = train_model(level, lambda x, m=level: m.losses(x)[0], current, steps=steps, batch=batch,
+        level.decoder.fit_first(current)
+        curves[f"level{i}"] = train_model(level, lambda x, m=level: m.losses(x)[0], current, steps=steps[i], batch=batch,
                                           length=crop, lr=lr, seed=seed + i, checkpoint=path, resume=resume,
-                                          tag=f"level{i}", desc=f"level {i}")
+                                          tag=f"{tag}level{i}", desc=f"level {i}", checkpoint_every=checkpoint_every,
+                                          final_lr=final_lr)
         current = encode_pieces(level, current)
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / "prior.pt"
+    model.prior.fit_first(current)
     curves["prior"] = train_model(model.prior, model.prior.nll_bits, current, steps=prior_steps, batch=batch,
                                   length=prior_length, lr=lr, seed=seed + 100, checkpoint=path, resume=resume,
-                                  tag="prior", desc="prior")
+                                  tag=f"{tag}prior", desc="prior", checkpoint_every=checkpoint_every,
+                                  final_lr=final_lr)
     return curves

@@ -50,10 +50,12 @@ class WaveNet(nn.Module):
     :param stacks: repetitions of the dilation cycle.
     :param cond_channels: channels C of the code-rate conditioning (0: unconditional).
     :param hop: samples per conditioning step.
+    :param scalar_input: also feed the class as an ordered value y = 2 x / (classes - 1) - 1 (the
+        mu-law amplitude), so neighbouring classes start with neighbouring inputs; for audio, not codes.
     """
 
     def __init__(self, classes: int = 256, residual: int = 32, skip: int = 64, layers: int = 8, stacks: int = 1,
-                 cond_channels: int = 0, hop: int = 1) -> None:
+                 cond_channels: int = 0, hop: int = 1, scalar_input: bool = False) -> None:
         super().__init__()
         for name, value, low in (("classes", classes, 2), ("residual", residual, 1), ("skip", skip, 1),
                                  ("layers", layers, 1), ("stacks", stacks, 1), ("cond_channels", cond_channels, 0),
@@ -63,6 +65,8 @@ class WaveNet(nn.Module):
         self.classes, self.residual, self.cond_channels, self.hop = classes, residual, cond_channels, hop
         self.dilations = [2 ** i for i in range(layers)] * stacks
         self.embed = nn.Embedding(classes, residual)  # one-hot x_t -> R channels (a 1x1 conv on one-hot)
+        self.scalar_input = scalar_input
+        self.scalar = nn.Parameter(torch.randn(residual)) if scalar_input else None  # 1x1 conv on y_t
         self.dilated = nn.ModuleList(nn.Conv1d(residual, 2 * residual, 2, dilation=d) for d in self.dilations)
         self.res = nn.ModuleList(nn.Conv1d(residual, residual, 1) for _ in self.dilations)
         self.skips = nn.ModuleList(nn.Conv1d(residual, skip, 1) for _ in self.dilations)
@@ -70,6 +74,23 @@ class WaveNet(nn.Module):
         self.cond = nn.Conv1d(cond_channels, 2 * residual * len(self.dilations), 1) if cond_channels else None
         self.out1 = nn.Conv1d(skip, skip, 1)
         self.out2 = nn.Conv1d(skip, classes, 1)
+        # log p(x_0): the first symbol has no past; `fit_first` sets it to the training marginal
+        self.register_buffer("first_logits", torch.zeros(classes))
+
+    def input_table(self) -> torch.Tensor:
+        """[classes, R] input features per class: embedding row (+ y_c w for scalar input)."""
+        if self.scalar is None:
+            return self.embed.weight
+        y = torch.linspace(-1, 1, self.classes, dtype=self.embed.weight.dtype, device=self.embed.weight.device)
+        return self.embed.weight + y.unsqueeze(1) * self.scalar
+
+    @torch.no_grad()
+    def fit_first(self, pieces: list[torch.Tensor]) -> None:
+        """Set log p(x_0) to the add-one-smoothed marginal of the symbols in `pieces` (a first symbol has no past)."""
+        counts = torch.ones(self.classes, dtype=torch.float64)
+        for piece in pieces:
+            counts += torch.bincount(piece.reshape(-1).long().cpu(), minlength=self.classes)[: self.classes].double()
+        self.first_logits.copy_((counts / counts.sum()).log().to(self.first_logits))
 
     @property
     def receptive_field(self) -> int:
@@ -106,6 +127,8 @@ class WaveNet(nn.Module):
         self._check(x, cond)
         length = x.shape[1]
         h = self.embed(x)  # [B, T, R]; channels last: each 1x1 or kernel-2 conv is one or two matmuls
+        if self.scalar is not None:  # + y_t w: the same rows as input_table()
+            h = h + (x.to(h.dtype) * (2 / (self.classes - 1)) - 1).unsqueeze(-1) * self.scalar
         conds = [None if c is None else c.transpose(1, 2) for c in self._cond_per_layer(cond, length)]
         skip = 0
         for d, conv, res, sk, c in zip(self.dilations, self.dilated, self.res, self.skips, conds):
@@ -125,39 +148,83 @@ class WaveNet(nn.Module):
         logits = self(x, cond)[:, :, :-1]
         return F.cross_entropy(logits, x[:, 1:]) / torch.log(torch.tensor(2.0))
 
-    # ----- cached generation: one queue of length d per layer -----
+    # ----- cached generation: one queue of length d per layer, one fused step -----
     @torch.no_grad()
-    def _steps(self, first: torch.Tensor, length: int, cond: torch.Tensor | None, feed) -> torch.Tensor:
-        """Run `length` cached steps from x_0 = first; feed(t, logits) returns x_{t+1}. Returns logits [B, classes, length]."""
+    def _fused_weights(self) -> dict:
+        """Weights laid out for the fused step (computed once per generation call).
+
+        tap_l [2R + 1, 2R]: [h_{t-d}, h_t, 1] @ tap_l = W_0 h_{t-d} + W_1 h_t + b (the two conv taps and bias);
+        the gate rows are halved so that one tanh serves both halves, sigmoid(a) = (tanh(a / 2) + 1) / 2, and
+        z' = tanh(f) (tanh(g / 2) + 1) = 2 z; res_l [R + 1, R] and skip [L (R + 1), S] take z' (with a 1
+        for the bias) and are halved to match. The skip sum of every layer is one matmul at the end.
+        """
+        r = self.residual
+        taps, res, skips = [], [], []
+        for conv, rc, sc in zip(self.dilated, self.res, self.skips):
+            tap = torch.cat([conv.weight[:, :, 0].t(), conv.weight[:, :, 1].t(), conv.bias[None]], 0).clone()
+            tap[:, r:] *= 0.5
+            taps.append(tap.contiguous())
+            res.append(torch.cat([0.5 * rc.weight[:, :, 0].t(), rc.bias[None]], 0).contiguous())
+            skips.append(torch.cat([0.5 * sc.weight[:, :, 0].t(), sc.bias[None]], 0))
+        return {"taps": taps, "res": res, "skip": torch.cat(skips, 0).contiguous(),
+                "out1": self.out1.weight[:, :, 0].t().contiguous(), "b1": self.out1.bias,
+                "out2": self.out2.weight[:, :, 0].t().contiguous(), "b2": self.out2.bias}
+
+    @torch.no_grad()
+    def _steps(self, first: torch.Tensor, length: int, cond: torch.Tensor | None, feed,
+               keep: bool = True) -> torch.Tensor | None:
+        """Run `length` cached steps from x_0 = first; feed(t, logits) returns x_{t+1}. Returns logits [B, classes, length].
+
+        Per step and layer five kernels on preallocated buffers (cat, addmm, tanh, addcmul, addmm); the
+        conditioning is projected once at the code rate and indexed per block of `hop` steps.
+        """
         if self.training:
             raise BadInputError("cached generation needs eval mode: call model.eval() first")
-        batch = first.shape[0]
-        conds = self._cond_per_layer(cond, length)
-        zero = torch.zeros(batch, self.residual, dtype=self.embed.weight.dtype, device=first.device)
+        batch, r, layers = first.shape[0], self.residual, len(self.dilations)
+        dtype, device = self.embed.weight.dtype, first.device
+        w = self._fused_weights()
+        new = lambda *shape: torch.zeros(*shape, dtype=dtype, device=device)  # noqa: E731
+        zero = new(batch, r)
         queues = [[zero] * d for d in self.dilations]  # queue l holds h_{t-d_l} .. h_{t-1} of layer l's input
-        # per layer: [W_0 W_1] on [h_{t-d}; h_t] (the two conv taps), and [W_r; W_s] on z (residual and skip)
-        taps = [(torch.cat([c.weight[:, :, 0], c.weight[:, :, 1]], dim=1), c.bias) for c in self.dilated]
-        outs = [(torch.cat([r.weight[:, :, 0], s.weight[:, :, 0]]), torch.cat([r.bias, s.bias]))
-                for r, s in zip(self.res, self.skips)]
-        out1, out2 = (self.out1.weight[:, :, 0], self.out1.bias), (self.out2.weight[:, :, 0], self.out2.bias)
-        r = self.residual
-        out = torch.empty(batch, self.classes, length, dtype=self.embed.weight.dtype, device=first.device)
-        current = first
+        one = torch.ones(batch, 1, dtype=dtype, device=device)
+        xin = [new(batch, 2 * r + 1) for _ in self.dilations]  # [h_{t-d}, h_t, 1] per layer
+        act = [new(batch, 2 * r) for _ in self.dilations]
+        gates = [(a[:, :r], a[:, r:]) for a in act]
+        zbuf = torch.ones(batch, layers, r + 1, dtype=dtype, device=device)  # z' of every layer, then a 1
+        zs = [zbuf[:, i, :r] for i in range(layers)]
+        zfull = [zbuf[:, i] for i in range(layers)]
+        zflat = zbuf.view(batch, layers * (r + 1))
+        blocks = None
+        if cond is not None:  # [Tc, L, B, 2R]: every layer's conditioning projection at the code rate
+            proj = self.cond(cond).view(batch, layers, 2 * r, -1).permute(3, 1, 0, 2).clone()
+            proj[..., r:] *= 0.5
+            blocks = proj
+        table = self.input_table()
+        out = torch.empty(batch, self.classes, length, dtype=dtype, device=device) if keep else None
+        taps, res = w["taps"], w["res"]
+        current, block, cl = first, -1, None
         for t in range(length):
-            h = self.embed(current)  # [B, R]
-            skip = 0
+            h = table.index_select(0, current)  # [B, R]
+            if blocks is not None and (t + 1) // self.hop != block:
+                block = min((t + 1) // self.hop, blocks.shape[0] - 1)
+                cl = blocks[block].unbind(0)
             for i, d in enumerate(self.dilations):
                 queue = queues[i]
                 past, queue[t % d] = queue[t % d], h  # h_{t-d} (zero before the start, as the padding)
-                a = F.linear(torch.cat([past, h], dim=1), *taps[i])
-                if conds[i] is not None:
-                    a = a + conds[i][:, :, t]
-                z = torch.tanh(a[:, :r]) * torch.sigmoid(a[:, r:])
-                rs = F.linear(z, *outs[i])
-                h = h + rs[:, :r]
-                skip = skip + rs[:, r:]
-            logits = F.linear(F.relu(F.linear(F.relu(skip), *out1)), *out2)
-            out[:, :, t] = logits
+                torch.cat((past, h, one), 1, out=xin[i])
+                a = act[i]
+                if cl is None:
+                    torch.mm(xin[i], taps[i], out=a)
+                else:
+                    torch.addmm(cl[i], xin[i], taps[i], out=a)
+                a.tanh_()
+                f, g = gates[i]
+                torch.addcmul(f, f, g, out=zs[i])  # 2 z = tanh(f) (1 + tanh(g / 2))
+                h = torch.addmm(h, zfull[i], res[i])
+            skip = torch.mm(zflat, w["skip"]).relu_()
+            logits = torch.addmm(w["b2"], torch.addmm(w["b1"], skip, w["out1"]).relu_(), w["out2"])
+            if keep:
+                out[:, :, t] = logits
             current = feed(t, logits)
         return out
 
@@ -168,7 +235,7 @@ class WaveNet(nn.Module):
 
     def generate(self, length: int, cond: torch.Tensor | None = None, *, batch: int = 1, first: torch.Tensor | None = None,
                  temperature: float = 1.0, generator: torch.Generator | None = None, naive: bool = False) -> torch.Tensor:
-        """Ancestral sampling of [B, length] classes; x_0 is `first` (default: the middle class).
+        """Ancestral sampling of [B, length] classes; x_0 is `first`, or drawn from p(x_0) (`first_logits`).
 
         :param naive: recompute the full forward over the last receptive field each step (slow; for benchmarks).
         """
@@ -177,15 +244,16 @@ class WaveNet(nn.Module):
         if not temperature > 0:
             raise BadInputError(f"temperature must be > 0, got {temperature!r}")
         x = torch.zeros(batch, length, dtype=torch.long, device=self.embed.weight.device)
-        x[:, 0] = self.classes // 2 if first is None else first
         if cond is not None:
             self._check(x, cond)
 
-        def draw(logits: torch.Tensor) -> torch.Tensor:
-            probs = torch.softmax(logits / temperature, dim=-1)
-            if generator is not None and generator.device != probs.device:
-                probs = probs.cpu()  # a CPU generator draws on the CPU (reproducible across devices)
-            return torch.multinomial(probs, 1, generator=generator)[:, 0].to(logits.device)
+        noise = _Gumbel(batch, self.classes, generator, self.embed.weight.dtype, self.embed.weight.device)
+
+        def draw(logits: torch.Tensor, t: int) -> torch.Tensor:
+            """x ~ softmax(logits / T) as argmax(logits / T + Gumbel noise), the noise drawn ahead in chunks."""
+            return torch.argmax((logits if temperature == 1.0 else logits / temperature) + noise(t), dim=-1)
+
+        x[:, 0] = draw(self.first_logits.expand(batch, -1), 0) if first is None else first
 
         if naive:
             rf = self.receptive_field
@@ -194,13 +262,31 @@ class WaveNet(nn.Module):
                     lo = max(0, t + 1 - rf)
                     lo -= lo % self.hop  # keep the window aligned with code blocks
                     c = None if cond is None else cond[:, :, lo // self.hop:]
-                    x[:, t + 1] = draw(self(x[:, lo:t + 1], c)[:, :, -1])
+                    x[:, t + 1] = draw(self(x[:, lo:t + 1], c)[:, :, -1], t + 1)
             return x
 
         def feed(t: int, logits: torch.Tensor) -> torch.Tensor:
             if t + 1 < length:
-                x[:, t + 1] = draw(logits)
+                x[:, t + 1] = draw(logits, t + 1)
             return x[:, min(t + 1, length - 1)]
 
-        self._steps(x[:, 0], length - 1 if length > 1 else 1, cond, feed)
+        self._steps(x[:, 0], length - 1 if length > 1 else 1, cond, feed, keep=False)
         return x
+
+
+class _Gumbel:
+    """Standard Gumbel noise [B, classes] for step t, drawn from `generator` in chunks of 1024 steps (on the
+    CPU when the generator is a CPU one, so samples do not depend on the device)."""
+
+    def __init__(self, batch: int, classes: int, generator: torch.Generator | None, dtype: torch.dtype,
+                 device: torch.device, chunk: int = 1024) -> None:
+        self.shape, self.generator, self.dtype, self.device, self.chunk = (batch, classes), generator, dtype, device, chunk
+        self.start, self.values = None, None
+
+    def __call__(self, t: int) -> torch.Tensor:
+        if self.start is None or not self.start <= t < self.start + self.chunk:
+            self.start = t - t % self.chunk
+            on = self.generator.device if self.generator is not None else self.device
+            u = torch.rand(self.chunk, *self.shape, generator=self.generator, dtype=torch.float64, device=on)
+            self.values = (-torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))).to(self.dtype).to(self.device)
+        return self.values[t - self.start]
