@@ -6,11 +6,16 @@ import argparse
 from pathlib import Path
 
 from etude.errors import BadInputError
+from etude.runtime.files import check_output_file, ensure_dir
+
+MAX_SECONDS = 3600.0
+"""Longest audio `etude audio generate` writes (an hour at 16 kHz is 115 MB of PCM)."""
 
 
 def _render(args: argparse.Namespace) -> int:
     from etude.audio.render import SAMPLE_RATE, render_midi, write_wav
 
+    check_output_file(args.output)
     source = Path(args.midi)
     if not source.is_file():
         raise BadInputError(f"MIDI file {source} does not exist")
@@ -29,6 +34,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if not args.hops or any(h < 1 for h in args.hops):
         raise BadInputError(f"--hops expects positive ints, got {args.hops}")
+    ensure_dir(args.out)
     seed_everything(args.seed)
     levels, classes = [], 256
     for hop in args.hops:
@@ -53,8 +59,9 @@ def _generate(args: argparse.Namespace) -> int:
     from etude.audio.hierarchy import load_hierarchy
     from etude.audio.render import SAMPLE_RATE, write_wav
 
-    if not args.seconds > 0:
-        raise BadInputError(f"--seconds must be > 0, got {args.seconds}")
+    if not 0 < args.seconds <= MAX_SECONDS:
+        raise BadInputError(f"--seconds must be a number in (0, {MAX_SECONDS:g}], got {args.seconds}")
+    check_output_file(args.output)
     path = Path(args.checkpoint)
     model = load_hierarchy(path / "hierarchy.pt" if path.is_dir() else path)
     generator = torch.Generator().manual_seed(args.seed)

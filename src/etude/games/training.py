@@ -48,9 +48,13 @@ class History:
         return torch.sigmoid(self.theta)
 
 
+MAX_RUN_CELLS = 10_000_000
+"""Most seeds x (steps + 1) one `train` call keeps (80 bytes each: about 0.8 GB)."""
+
+
 def initial_theta(seeds: Sequence[int], std: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """theta [seeds, 2, 5] ~ N(0, std^2); seed s always draws the same logits, whatever the batch."""
-    draws = [torch.randn(2, 5, generator=torch.Generator().manual_seed(int(s)), dtype=torch.float64) for s in seeds]
+    draws = [torch.randn(2, 5, generator=torch.Generator().manual_seed(int(s) % 2**64), dtype=torch.float64) for s in seeds]
     return (std * torch.stack(draws)).to(dtype)
 
 
@@ -58,8 +62,8 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     if isinstance(seeds, bool):
         raise BadInputError(f"seeds must be a count or a list of ints, got {seeds!r}")
     if isinstance(seeds, int):
-        if seeds < 1:
-            raise BadInputError(f"seeds must be at least 1, got {seeds}")
+        if not 1 <= seeds <= MAX_RUN_CELLS:
+            raise BadInputError(f"seeds must be a count in [1, {MAX_RUN_CELLS:,}], got {seeds}")
         return list(range(seeds))
     values = list(seeds)
     if not values or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in values):
@@ -116,6 +120,9 @@ def train(
     for name, value in (("lr", lr), ("opponent_lr", opponent_lr), ("init_std", init_std)):
         _check_positive(name, value)
     seed_list = _seed_list(seeds)
+    if len(seed_list) * (steps + 1) > MAX_RUN_CELLS:
+        raise BadInputError(f"seeds x (steps + 1) must be at most {MAX_RUN_CELLS:,} (the parameter history is kept "
+                            f"in memory), got {len(seed_list):,} seeds and {steps:,} steps")
     config = {
         "game": [game.payoff1.tolist(), game.payoff2.tolist(), game.gamma],
         "learners": [learner1, learner2], "steps": steps, "seeds": seed_list, "lr": float(lr),
@@ -125,7 +132,7 @@ def train(
     n = len(seed_list)
     thetas = torch.zeros(n, steps + 1, 2, 5, dtype=torch.float64)
     thetas[:, 0] = initial_theta(seed_list, init_std)
-    sampler = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n)
+    sampler = torch.Generator().manual_seed((seed_list[0] * 1_000_003 + n) % 2**63)  # torch seeds are < 2**64
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, expect={"kind": "games.train", "config": config})

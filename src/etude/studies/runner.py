@@ -12,6 +12,7 @@ from etude.errors import BadInputError, CheckpointError
 import torch
 
 from etude.runtime import MAX_SEED, seed_everything, set_threads
+from etude.runtime.files import ensure_dir, write_atomic
 from etude.studies.protocol import PRESETS, Result, versions
 from etude.studies.registry import get_study, study_names
 
@@ -50,11 +51,10 @@ def run_studies(
     if overrides and len(studies) != 1:
         raise BadInputError("--set overrides apply to one study at a time; name exactly one study")
     presets = [study.preset(preset, overrides) for study in studies]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(out, what="--out")
     run_info = {"preset": preset, "seed": seed, "studies": selected, "overrides": overrides or {},
                 "versions": versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    (out / "run.json").write_text(json.dumps(run_info, indent=2))
+    write_atomic(out / "run.json", json.dumps(run_info, indent=2), what="--out")
     results = []
     for study, settings in zip(studies, presets):
         study_dir = out / study.name
