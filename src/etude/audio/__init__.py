@@ -21,14 +21,7 @@ __all__ = [
     "ArgmaxQuantizer", "AutoEncoder", "BOTTLENECKS", "Encoder", "Hierarchy", "HierarchyConfig", "LevelConfig",
     "Quantized", "SAMPLE_RATE", "VectorQuantizer", "WaveNet", "code_entropy", "codebook_usage", "find_soundfont",
     "fluidsynth_available", "load_hierarchy", "midi_preview", "mulaw_decode", "mulaw_encode", "piano_dataset",
-    "read_wav", "receptive_field", "register_midi_preview", "render_midi", "render_performance", "save_hierarchy",
+    "read_wav", "receptive_field", "render_midi", "render_performance", "save_hierarchy",
     "upsample_codes", "write_wav",
 ]
 
-
-def register_midi_preview() -> None:
-    """Add `midi_preview` (fluidsynth audio) to `etude.studies.html.MIDI_PREVIEWS` once."""
-    from etude.studies import html
-
-    if midi_preview not in html.MIDI_PREVIEWS:
-        html.MIDI_PREVIEWS.append(midi_preview)

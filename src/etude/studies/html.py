@@ -16,25 +16,17 @@ from pathlib import Path
 
 from etude.errors import BadInputError
 from etude.runtime.files import write_atomic
-from etude.studies.protocol import VERDICTS, Result
+from etude.studies.protocol import VERDICTS, Result, midi_preview_names
 from etude.studies.report import (
     artifact_file, collect_results, read_json, summary_cell, verdict_summary,
 )
 from etude.studies.server import make_server, serve
 
-__all__ = ["write_html", "serve", "make_server", "markdown_table_to_html", "midi_preview_names"]
+__all__ = ["write_html", "serve", "make_server", "markdown_table_to_html"]
 
 EMBED_LIMIT_BYTES = 20 * 2**20
 """Files larger than this are linked rather than embedded."""
 
-
-def midi_preview_names(midi_name: str) -> tuple[str, str]:
-    """Names of the previews a study writes beside a MIDI artifact: (WAV rendering, piano-roll PNG).
-
-    ``tune.mid`` -> (``tune.preview.wav``, ``tune.preview.png``); see ``etude.music.previews``.
-    """
-    stem = midi_name.rsplit(".", 1)[0] if "." in midi_name.rsplit("/", 1)[-1] else midi_name
-    return f"{stem}.preview.wav", f"{stem}.preview.png"
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;padding:0 1rem;color:#222}

@@ -27,6 +27,7 @@ __all__ = [
     "Study",
     "apply_overrides",
     "override_limits",
+    "midi_preview_names",
     "versions",
 ]
 
@@ -66,6 +67,18 @@ class Claim:
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise BadInputError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+def midi_preview_names(midi_name: str) -> tuple[str, str]:
+    """Names of the previews a study writes beside a MIDI artifact: (WAV rendering, piano-roll PNG).
+
+    ``samples/tune.mid`` -> (``samples/tune.preview.wav``, ``samples/tune.preview.png``); the report
+    embeds them with the MIDI file (``etude.music.previews.write_midi_previews`` writes them).
+    """
+    head, _, base = midi_name.rpartition("/")
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    prefix = f"{head}/" if head else ""
+    return f"{prefix}{stem}.preview.wav", f"{prefix}{stem}.preview.png"
 
 
 def versions() -> dict[str, str]:
