@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from etude.errors import BadInputError
+from etude.errors import BadInputError, CheckpointError
 from etude.games.dice import DiceValues, sample_rollouts
 from etude.games.learners import LEARNERS, ValueFn, exact_value_fn, learner_gradient
 from etude.games.matrix import MatrixGame, exact_values
@@ -136,7 +136,10 @@ def train(
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, expect={"kind": "games.train", "config": config})
-        start = int(state["step"])
+        start = int(state["step"]) if isinstance(state.get("step"), int) and 0 <= state["step"] <= steps else -1
+        if start < 0 or not isinstance(state.get("theta"), torch.Tensor) or state["theta"].shape != thetas[:, : start + 1].shape:
+            raise CheckpointError(f"checkpoint {checkpoint} does not fit this run: step or theta shape differs; "
+                                  "delete it or run without --resume")
         thetas[:, : start + 1] = state["theta"]
         sampler.set_state(state["sampler"])
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from etude.errors import BadInputError
+from etude.errors import BadInputError, CheckpointError
 from etude.music.autoencoder import TransformerAutoencoder
 from etude.music.events import PerformanceEncoding
 from etude.music.melody import MelodyEncoding
@@ -129,7 +129,8 @@ def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: i
     expect = {"kind": "tae", "steps": steps, "seed": seed, "desc": desc}
     path = None if checkpoint is None else Path(checkpoint)
     if resume and path is not None and path.exists():
-        state = load_checkpoint(path, expect=expect)
+        state = load_checkpoint(path, expect=expect, like={"model": model.state_dict(), "generator": generator.get_state(),
+                                                           "torch_rng": torch.get_rng_state()})
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -181,5 +182,8 @@ def load_model(path: str | Path) -> TransformerAutoencoder:
     state = load_checkpoint(path, expect={"kind": "tae-model"})
     model = TransformerAutoencoder(TransformerConfig(**state["config"]), state["conditioning"], state["combine"],
                                    state["pool"], encoder_layers=state["encoder_layers"])
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit its model config: {str(exc).splitlines()[0]}") from exc
     return model.eval()
