@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from etude.errors import BadInputError
-from etude.runtime.files import check_output_file, ensure_dir
+from etude.runtime.files import check_output_file, ensure_dir, write_atomic
 
 
 def _read_ids(source: str) -> np.ndarray:
@@ -67,9 +68,11 @@ def _encode(args: argparse.Namespace) -> int:
         except BrokenPipeError:  # e.g. `etude music encode x.mid | head`
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     elif args.output.endswith(".npy"):
-        np.save(args.output, ids)
+        buffer = io.BytesIO()
+        np.save(buffer, ids)
+        write_atomic(args.output, buffer.getvalue(), what="-o")
     else:
-        Path(args.output).write_text(" ".join(map(str, ids.tolist())) + "\n")
+        write_atomic(args.output, " ".join(map(str, ids.tolist())) + "\n", what="-o")
     if args.output is not None:
         print(f"wrote {ids.size} ids to {args.output}")
     return 0

@@ -97,7 +97,13 @@ def check_output_file(path: str | os.PathLike[str], *, what: str = "-o") -> Path
     target = Path(path)
     if target.is_dir():
         raise BadInputError(f"{what} {str(target)!r} is a folder, not a file")
-    ensure_dir(target.parent, what=f"the folder of {what}")
-    if target.exists() and not os.access(target, os.W_OK):
+    blocker = next((p for p in target.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise BadInputError(f"{what} {str(target)!r}: {str(blocker)!r} is a file, not a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"{what} {str(target)!r}: cannot create its folder ({exc.strerror or exc})") from exc
+    if not os.access(target.parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
         raise BadInputError(f"{what} {str(target)!r} is not writable")
     return target
