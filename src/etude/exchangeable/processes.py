@@ -117,6 +117,8 @@ class ExchangeableProcess(nn.Module):
             raise BadInputError(f"{name} must be a floating-point tensor [..., {self.dim}], got {type(x).__name__}")
         if x.dim() == 0 or x.shape[-1] != self.dim:
             raise BadInputError(f"{name}: expected shape [..., {self.dim}], found {list(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise BadInputError(f"{name} contains NaN or infinite values (shape {list(x.shape)})")
         return x
 
     def update(self, x: Tensor) -> None:
