@@ -48,12 +48,12 @@ def as_matrix(value: Any, name: str, dtype: Any = torch.float64, device: torch.d
 
 
 def as_scaled_matrix(value: Any, name: str, dtype: Any = torch.float64, device: torch.device | None = None,
-                     min_rows: int = 2, *, scale: bool = True) -> tuple[torch.Tensor, float]:
-    """(value / s, s): `value` checked as in `as_matrix`, divided by s, the power of two at or above its largest |entry|.
+                     min_rows: int = 2, *, scale: bool = True) -> tuple[torch.Tensor, int]:
+    """(value / 2**e, e): `value` checked as in `as_matrix`, divided by 2**e, the power of two at or above its largest |entry|.
 
     Dividing by a power of two is exact, so the scaled data hold the same digits; the covariances
     and Gram matrices formed from them neither overflow nor underflow, whatever the input's scale
-    (1e-150 or 1e150, float32 or float64). With scale=False, s = 1.
+    (1e-150 or 1e150, float32 or float64). With scale=False, e = 0.
     """
     dtype = resolve_dtype(dtype)
     if isinstance(value, torch.Tensor):
@@ -82,17 +82,17 @@ def as_scaled_matrix(value: Any, name: str, dtype: Any = torch.float64, device: 
         tensor = tensor.to(torch.float64)
     if not bool(torch.isfinite(tensor).all()):
         raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(tensor.shape)})")
-    factor = 1.0
+    exponent = 0
     if scale:
         largest = float(tensor.abs().max())
         if largest > 0:
-            factor = math.ldexp(1.0, math.frexp(largest)[1])
-            tensor = torch.ldexp(tensor, torch.tensor(-math.frexp(largest)[1], device=tensor.device))
+            exponent = math.frexp(largest)[1]
+            tensor = torch.ldexp(tensor, torch.tensor(-exponent, device=tensor.device))
     tensor = tensor.to(dtype)
     if not bool(torch.isfinite(tensor).all()):
         raise BadInputError(f"{name} has values beyond the range of {dtype} (shape {tuple(tensor.shape)}); "
                             "use dtype='float64'")
-    return tensor, factor
+    return tensor, exponent
 
 
 def as_pair(x: Any, y: Any, dtype: Any = torch.float64, min_rows: int = 2, *, scale: bool = False,
@@ -102,8 +102,8 @@ def as_pair(x: Any, y: Any, dtype: Any = torch.float64, min_rows: int = 2, *, sc
 
 
 def as_scaled_pair(x: Any, y: Any, dtype: Any = torch.float64, min_rows: int = 2, *, scale: bool = True,
-                   names: tuple[str, str] = ("x", "y")) -> tuple[torch.Tensor, torch.Tensor, float, float]:
-    """(x / sx, y / sy, sx, sy): both inputs checked and scaled by powers of two, see `as_scaled_matrix`."""
+                   names: tuple[str, str] = ("x", "y")) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """(x / 2**ex, y / 2**ey, ex, ey): both inputs checked and scaled by powers of two, see `as_scaled_matrix`."""
     device = x.device if isinstance(x, torch.Tensor) else (y.device if isinstance(y, torch.Tensor) else None)
     tx, sx = as_scaled_matrix(x, names[0], dtype, device, min_rows, scale=scale)
     ty, sy = as_scaled_matrix(y, names[1], dtype, device, min_rows, scale=scale)

@@ -19,6 +19,7 @@ are r = min(rank x, rank y) of them, so duplicated or dead neurons do not add sp
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any
@@ -140,7 +141,7 @@ def cca(x: Any, y: Any, epsilon: float = 0.0, *, method: str = "cov", dtype: Any
     :warns SmallSampleWarning: when n < 5 p or n < 5 q.
     """
     epsilon = check_epsilon(epsilon)
-    tx, ty, sx, sy = as_scaled_pair(x, y, dtype)
+    tx, ty, ex, ey = as_scaled_pair(x, y, dtype)  # x = tx 2**ex, y = ty 2**ey
     warn_small_sample("x", *tx.shape)
     warn_small_sample("y", *ty.shape)
     a, b = whiten(tx, epsilon, method, eigenbasis=False), whiten(ty, epsilon, method, eigenbasis=False)
@@ -153,7 +154,7 @@ def cca(x: Any, y: Any, epsilon: float = 0.0, *, method: str = "cov", dtype: Any
         u, s, vh = torch.linalg.svd(m, full_matrices=False)
         rho, ua, vb = s[:r].clamp(0.0, 1.0), u[:, :r], vh[:r].T
     scale = (a.n - 1) ** 0.5
-    wa, wb = a.transform @ ua * (scale / sx), b.transform @ vb * (scale / sy)  # weights of the unscaled x, y
+    wa, wb = a.transform @ ua * math.ldexp(scale, -ex), b.transform @ vb * math.ldexp(scale, -ey)  # of x, y
     if r:
         pick = wa.abs().argmax(0)
         sign = torch.sign(wa[pick, torch.arange(r, device=wa.device)])

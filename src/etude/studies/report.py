@@ -45,7 +45,11 @@ def artifact_file(run_dir: Path, study: str, name: str) -> tuple[Path | None, st
     if posix.is_absolute() or windows.drive or windows.root or ".." in posix.parts:
         return None, "refused: outside the run folder"
     path = run_dir / study / posix
-    if not (path.exists() or path.is_symlink()):
+    try:
+        present = path.exists() or path.is_symlink()
+    except OSError:  # e.g. a name longer than the file system allows
+        return None, "refused: not a file name"
+    if not present:
         return None, "missing"
     resolved = inside(run_dir, path)
     if resolved is None:
