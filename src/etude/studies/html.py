@@ -14,11 +14,10 @@ import json
 import mimetypes
 from pathlib import Path
 
-from etude.errors import BadInputError
 from etude.runtime.files import write_atomic
 from etude.studies.protocol import VERDICTS, Result, midi_preview_names
 from etude.studies.report import (
-    artifact_file, collect_results, read_json, summary_cell, verdict_summary,
+    artifact_file, check_run_dir, collect_results, read_json, summary_cell, verdict_summary,
 )
 from etude.studies.server import make_server, serve
 
@@ -176,9 +175,7 @@ def _study_section(run_dir: Path, name: str, result: Result | None, note: str) -
 
 def write_html(run_dir: str | Path) -> Path:
     """Write `<run_dir>/report.html`, self-contained, and return its path."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise BadInputError(f"run folder {str(run_dir)!r} does not exist; run `etude reproduce --out {run_dir}` first")
+    run_dir = check_run_dir(run_dir)
     entries = collect_results(run_dir)
     header = "<p>No run.json in this folder.</p>"
     info_path = run_dir / "run.json"

@@ -18,7 +18,7 @@ from etude.errors import BadInputError
 from etude.runtime.files import write_atomic
 from etude.studies.protocol import SCHEMA_VERSION, VERDICTS, Result
 
-__all__ = ["artifact_file", "collect_results", "inside", "verdict_summary", "write_report"]
+__all__ = ["artifact_file", "check_run_dir", "collect_results", "inside", "verdict_summary", "write_report"]
 
 _IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif")
 MAX_JSON_BYTES = 16 * 2**20
@@ -68,6 +68,16 @@ def read_json(run_dir: Path, path: Path) -> object:
     if path.stat().st_size > MAX_JSON_BYTES:
         raise ValueError(f"larger than {MAX_JSON_BYTES // 2**20} MiB")
     return json.loads(path.read_bytes())
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """``run_dir`` as a Path when it names an existing folder; else BadInputError."""
+    if not str(run_dir).strip():
+        raise BadInputError("the run folder must be named, got an empty string")
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise BadInputError(f"run folder {str(path)!r} does not exist; run `etude reproduce --out {path}` first")
+    return path
 
 
 def collect_results(run_dir: Path) -> list[tuple[str, Result | None, str]]:
@@ -137,9 +147,7 @@ def _seconds(value: float | None) -> str:
 
 def write_report(run_dir: str | Path) -> Path:
     """Write `<run_dir>/report.md` and return its path."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise BadInputError(f"run folder {str(run_dir)!r} does not exist; run `etude reproduce --out {run_dir}` first")
+    run_dir = check_run_dir(run_dir)
     entries = collect_results(run_dir)
     lines = ["# etude reproduction report", ""]
     run_json = run_dir / "run.json"
