@@ -196,3 +196,34 @@ def test_report_folder_with_unwritable_report_is_one_line(tmp_path: Path, capsys
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "report.md" in err and os.sep in err
+
+
+def test_concurrent_result_writes_never_collide(tmp_path: Path) -> None:
+    """Two writers, 300 writes of result.json: each used to share `result.json.tmp` and fail 16-22 times."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        for i in range(150):
+            try:
+                Result(f"w{k}", "smoke", i, metrics={"i": i}).write(tmp_path)
+            except Exception as exc:  # noqa: BLE001 - any failure is the defect under test
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    data = json.loads((tmp_path / "result.json").read_text())
+    assert data["study"] in ("w0", "w1") and data["metrics"]["i"] == data["seed"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]  # no temporary file left
+
+
+def test_result_json_never_holds_nan(tmp_path: Path) -> None:
+    Result("n", "smoke", 0, metrics={"a": float("nan"), "b": [float("inf")]}).write(tmp_path)
+    text = (tmp_path / "result.json").read_text()
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"result.json holds {c}"))
+    assert data["metrics"] == {"a": "nan", "b": ["inf"]}
