@@ -122,13 +122,18 @@ def _debug(args: argparse.Namespace | None) -> bool:
 
 
 def _blamed_argument(args: argparse.Namespace, exc: BaseException) -> str:
-    """The option whose value the exception mentions (an OSError's file name first), or ''."""
+    """The argument whose value the exception concerns (an OSError's file name first), or ''."""
     values = {k: v for k, v in vars(args).items() if k not in ("func", "debug", "command", "verb")}
-    text = " ".join(str(x) for x in (getattr(exc, "filename", None), getattr(exc, "filename2", None), exc) if x)
-    for key, value in values.items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and item and item in text:
-                return key
+    items = [(k, item) for k, v in values.items() for item in (v if isinstance(v, list) else [v])
+             if isinstance(item, str) and item]
+    files = {str(f) for f in (getattr(exc, "filename", None), getattr(exc, "filename2", None)) if f}
+    for key, item in items:
+        if item in files or any(f.startswith(item.rstrip("/") + "/") for f in files):
+            return key
+    text = str(exc)
+    for key, item in items:
+        if len(item) >= 3 and item in text:
+            return key
     return ""
 
 

@@ -119,3 +119,20 @@ def test_an_unexpected_exception_is_one_line_naming_the_argument(tmp_path, capsy
         assert "Traceback (most recent call last)" in err and "_boom" in err
     else:
         assert len(err.splitlines()) == 1 and "rerun with --debug" in last
+
+
+def test_an_unexpected_os_error_names_the_argument_of_its_file(tmp_path, capsys, monkeypatch) -> None:
+    import errno
+
+    from etude import cli
+
+    def full_disk(args):
+        raise OSError(errno.ENOSPC, "No space left on device", f"{args.out}/lola/result.json")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["reproduce"].set_defaults(func=full_disk)
+    monkeypatch.delenv("ETUDE_DEBUG", raising=False)
+    assert main(["reproduce", "lola", "--out", str(tmp_path / "o")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"etude: error: --out '{tmp_path / 'o'}': No space left on device")
