@@ -83,3 +83,16 @@ def test_cli_names_the_files_and_writes_strict_json(tmp_path, capsys) -> None:
         out, err = capsys.readouterr()
         assert json.loads(out, parse_constant=lambda c: pytest.fail(f"JSON holds {c}"))["similarity"] == 0.0
         assert err.startswith("etude: warning: A has no variance")
+
+
+@pytest.mark.parametrize("scale", [1e-80, 1e150, 1e-300])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_minibatch_cka_is_scale_invariant(scale: float, dtype: str) -> None:
+    from etude.similarity import MinibatchCKA
+
+    x, y = _pair()
+    for debiased in (False, True):
+        cka = MinibatchCKA(debiased, dtype=dtype)
+        for start in range(0, 300, 60):
+            cka.update(x[start:start + 60] * scale, y[start:start + 60] * scale)
+        assert cka.value() == pytest.approx(linear_cka(x, y, debiased), abs=1e-5 if dtype == "float32" else 1e-12)

@@ -48,12 +48,12 @@ def as_matrix(value: Any, name: str, dtype: Any = torch.float64, device: torch.d
 
 
 def as_scaled_matrix(value: Any, name: str, dtype: Any = torch.float64, device: torch.device | None = None,
-                     min_rows: int = 2, *, scale: bool = True) -> tuple[torch.Tensor, int]:
+                     min_rows: int = 2, *, scale: bool = True, exponent: int | None = None) -> tuple[torch.Tensor, int]:
     """(value / 2**e, e): `value` checked as in `as_matrix`, divided by 2**e, the power of two at or above its largest |entry|.
 
     Dividing by a power of two is exact, so the scaled data hold the same digits; the covariances
     and Gram matrices formed from them neither overflow nor underflow, whatever the input's scale
-    (1e-150 or 1e150, float32 or float64). With scale=False, e = 0.
+    (1e-150 or 1e150, float32 or float64). With scale=False, e = 0; a given ``exponent`` is used as e.
     """
     dtype = resolve_dtype(dtype)
     if isinstance(value, torch.Tensor):
@@ -82,12 +82,11 @@ def as_scaled_matrix(value: Any, name: str, dtype: Any = torch.float64, device: 
         tensor = tensor.to(torch.float64)
     if not bool(torch.isfinite(tensor).all()):
         raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(tensor.shape)})")
-    exponent = 0
-    if scale:
-        largest = float(tensor.abs().max())
-        if largest > 0:
-            exponent = math.frexp(largest)[1]
-            tensor = torch.ldexp(tensor, torch.tensor(-exponent, device=tensor.device))
+    if exponent is None:
+        largest = float(tensor.abs().max()) if scale else 0.0
+        exponent = math.frexp(largest)[1] if largest > 0 else 0
+    if exponent:
+        tensor = torch.ldexp(tensor, torch.tensor(-exponent, device=tensor.device))
     tensor = tensor.to(dtype)
     if not bool(torch.isfinite(tensor).all()):
         raise BadInputError(f"{name} has values beyond the range of {dtype} (shape {tuple(tensor.shape)}); "

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from etude.errors import BadInputError
-from etude.similarity._validation import as_matrix, as_pair, resolve_dtype, warn_constant
+from etude.similarity._validation import as_pair, as_scaled_matrix, as_scaled_pair, resolve_dtype, warn_constant
 
 __all__ = ["MinibatchCKA", "linear_cka"]
 
@@ -110,20 +110,22 @@ class MinibatchCKA:
     def reset(self) -> None:
         """Forget every batch seen."""
         self.n = 0
+        self._exponents: tuple[int, int] = (0, 0)
         self._shift: tuple[torch.Tensor, torch.Tensor] | None = None
         self._stats: dict[str, torch.Tensor] = {}
 
     def update(self, x: Any, y: Any) -> "MinibatchCKA":
         """Add a batch: x (b, p) and y (b, q) for the same b datapoints (b >= 1)."""
         device = self._shift[0].device if self._shift is not None else None
-        if device is not None:
-            tx = as_matrix(x, "x", self.dtype, device, min_rows=1)
-            ty = as_matrix(y, "y", self.dtype, device, min_rows=1)
+        if device is not None:  # later batches: the first batch's powers of two (exact; no overflow)
+            tx, _ = as_scaled_matrix(x, "x", self.dtype, device, min_rows=1, exponent=self._exponents[0])
+            ty, _ = as_scaled_matrix(y, "y", self.dtype, device, min_rows=1, exponent=self._exponents[1])
             if tx.shape[0] != ty.shape[0]:
                 raise BadInputError(f"x and y must have the same number of datapoints: x has shape "
                                     f"{tuple(tx.shape)}, y has shape {tuple(ty.shape)}")
         else:
-            tx, ty = as_pair(x, y, self.dtype, min_rows=1)
+            tx, ty, ex, ey = as_scaled_pair(x, y, self.dtype, min_rows=1)
+            self._exponents = (ex, ey)
         if self._shift is None:
             self._shift = (tx.mean(0), ty.mean(0))
         else:
