@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from etude.errors import EtudeError, EtudeWarning, warn_at_caller
 from etude.studies.protocol import midi_preview_names
 
 __all__ = ["write_midi_previews"]
@@ -19,6 +20,7 @@ def write_midi_previews(midi_path: str | os.PathLike[str]) -> list[Path]:
     """Write the piano-roll PNG and (with fluidsynth) the WAV of a MIDI file beside it; return their paths.
 
     :raises BadInputError: when the MIDI file cannot be read, or a preview cannot be written.
+    :warns EtudeWarning: when fluidsynth is installed but fails on this file (no WAV is written).
     """
     from etude.music.performance import Performance
     from etude.music.plots import plot_piano_roll
@@ -31,5 +33,10 @@ def write_midi_previews(midi_path: str | os.PathLike[str]) -> list[Path]:
     from etude.audio.render import SAMPLE_RATE, fluidsynth_available, render_midi, write_wav
 
     if fluidsynth_available() and len(performance):
-        written.append(write_wav(midi.with_name(wav_name), render_midi(midi), SAMPLE_RATE))
+        try:
+            audio = render_midi(midi)
+        except EtudeError as exc:  # a preview is optional: the study's results do not depend on it
+            warn_at_caller(f"no audio preview of {midi.name}: {exc}", EtudeWarning)
+        else:
+            written.append(write_wav(midi.with_name(wav_name), audio, SAMPLE_RATE))
     return written
