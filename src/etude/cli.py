@@ -162,7 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback is shown only with `--debug` or ETUDE_DEBUG=1.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the verb
+    args = parser.parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     try:
         return args.func(args)
     except EtudeError as exc:
@@ -174,7 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("etude: interrupted", file=sys.stderr)
         return 130
-    except (Exception, RecursionError) as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
+    except BrokenPipeError:  # e.g. `etude list | head`: the reader left; nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
         if _debug(args):
             traceback.print_exc()
         key = _blamed_argument(args, exc)

@@ -110,7 +110,7 @@ def test_an_unexpected_exception_is_one_line_naming_the_argument(tmp_path, capsy
         monkeypatch.setenv("ETUDE_DEBUG", "1")
     else:
         monkeypatch.delenv("ETUDE_DEBUG", raising=False)
-    argv = (["--debug"] if debug == "flag" else []) + ["reproduce", "lola", "--out", str(tmp_path / "weird")]
+    argv = ["reproduce", "lola", "--out", str(tmp_path / "weird")] + (["--debug"] if debug == "flag" else [])
     assert main(argv) == 2
     err = capsys.readouterr().err
     last = err.splitlines()[-1]
