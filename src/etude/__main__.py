@@ -1,4 +1,4 @@
-"""`python -m etude`: the same as the `etude` command."""
+"""`python -m etude ...` runs the command line (also what `torchrun -m etude` launches)."""
 
 import sys
 
