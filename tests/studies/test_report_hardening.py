@@ -227,3 +227,20 @@ def test_result_json_never_holds_nan(tmp_path: Path) -> None:
     text = (tmp_path / "result.json").read_text()
     data = json.loads(text, parse_constant=lambda c: pytest.fail(f"result.json holds {c}"))
     assert data["metrics"] == {"a": "nan", "b": ["inf"]}
+
+
+def test_runs_over_several_seeds_are_summarised_per_study(tmp_path: Path) -> None:
+    """`reproduce --seeds` writes study/seed-k folders: one summary row per study with every seed behind it."""
+    for seed, verdict in ((0, "holds"), (1, "holds"), (2, "fails")):
+        claim = Claim("c", "s", "p", "k", "1", verdict)
+        Result("lola", "smoke", seed, claims=[claim], artifacts=["a.png"]).write(tmp_path / "lola" / f"seed-{seed}")
+        (tmp_path / "lola" / f"seed-{seed}" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes([seed]))
+    (tmp_path / "lola" / "seed-9").symlink_to(tmp_path.parent, target_is_directory=True)
+    entries = {name: note for name, _, note in collect_results(tmp_path)}
+    assert list(entries)[:3] == ["lola/seed-0", "lola/seed-1", "lola/seed-2"]
+    assert entries["lola/seed-9"] == "refused: a link that leaves the run folder"
+    lines = write_report(tmp_path).read_text().splitlines()
+    assert "| lola | 2 (seeds 0, 1) | 1 (seed 2) | 0 | 0 |" in lines
+    assert "![a.png](lola/seed-1/a.png)" in lines
+    page = write_html(tmp_path).read_text()
+    assert page.count(base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes([1])).decode()) == 1

@@ -84,20 +84,20 @@ def collect_results(run_dir: Path) -> list[tuple[str, Result | None, str]]:
     """(study folder name, result or None, note) for every subfolder of the run folder."""
     run_dir = Path(run_dir)
     entries = []
-    for folder in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+    for folder, name in _study_folders(run_dir):
         if inside(run_dir, folder) is None:
-            entries.append((folder.name, None, "refused: a link that leaves the run folder"))
+            entries.append((name, None, "refused: a link that leaves the run folder"))
             continue
         path = folder / "result.json"
         if not (path.exists() or path.is_symlink()):
-            entries.append((folder.name, None, "no result.json: the study did not finish"))
+            entries.append((name, None, "no result.json: the study did not finish"))
             continue
         notes: list[str] = []
         try:
             data = read_json(run_dir, path)
             result = Result.from_dict(data, notes=notes)
         except (OSError, ValueError, TypeError, RecursionError, BadInputError) as exc:
-            entries.append((folder.name, None, f"unreadable result.json ({type(exc).__name__})"))
+            entries.append((name, None, f"unreadable result.json ({type(exc).__name__})"))
             continue
         if notes:
             notes = ["result.json has wrong-typed fields: " + "; ".join(notes)]
@@ -106,8 +106,30 @@ def collect_results(run_dir: Path) -> list[tuple[str, Result | None, str]]:
                             f"this etude writes {SCHEMA_VERSION}")
         if result.status == "crashed":
             notes.append("the study crashed: " + result.error_line())
-        entries.append((folder.name, result, "; ".join(notes)))
+        entries.append((name, result, "; ".join(notes)))
     return entries
+
+
+def _seed_number(folder: Path) -> int:
+    return int(folder.name.removeprefix("seed-"))
+
+
+def _study_folders(run_dir: Path) -> list[tuple[Path, str]]:
+    """(folder, name) of every study folder: ``study`` or, for runs over several seeds, ``study/seed-k``.
+
+    A folder that is a link out of the run folder is listed as itself (and refused), not searched.
+    """
+    found = []
+    for folder in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+        seeds = []
+        if inside(run_dir, folder) is not None and not (folder / "result.json").exists():
+            seeds = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith("seed-")
+                     and p.name.removeprefix("seed-").isdigit()]
+        if seeds:
+            found += [(p, f"{folder.name}/{p.name}") for p in sorted(seeds, key=_seed_number)]
+        else:
+            found.append((folder, folder.name))
+    return found
 
 
 def verdict_summary(entries: list[tuple[str, Result | None, str]]) -> dict[str, dict[str, list]]:
