@@ -1,12 +1,15 @@
 """The `etude` command line: list, reproduce, report, and each domain's verbs.
 
-Any `EtudeError` is printed as one line on stderr and exits with status 2.
+Any `EtudeError` is printed as one line on stderr and exits with status 2; so is any other
+exception (naming the argument it concerns), whose traceback `--debug` or ETUDE_DEBUG=1 shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from importlib import import_module
 from typing import Sequence
 
@@ -110,16 +113,18 @@ _FABRIC_OPTIONS = ("devices", "strategy", "precision", "num_nodes", "accelerator
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from etude.studies import write_report
-    from etude.studies.html import serve, write_html
+    from etude.studies.html import write_html
+    from etude.studies.server import check_port, make_server, serve
 
+    if args.serve:
+        check_port(args.port)
     print(write_report(args.run_dir))
     print(write_html(args.run_dir))
     if args.serve:
-        print(f"serving http://127.0.0.1:{args.port}/report.html (Ctrl-C to stop)", flush=True)
+        server = make_server(args.run_dir, args.port)
+        print(f"serving http://127.0.0.1:{server.server_address[1]}/report.html (Ctrl-C to stop)", flush=True)
         try:
-            serve(args.run_dir, args.port)
-        except OSError as exc:
-            raise BadInputError(f"cannot serve on port {args.port}: {exc.strerror or exc}") from exc
+            serve(args.run_dir, server=server)
         except KeyboardInterrupt:
             pass
     return 0
@@ -135,6 +140,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every verb."""
     parser = _Parser(prog="etude", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an unexpected error (also ETUDE_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("list", help="the studies, their claims and presets").set_defaults(func=_cmd_list)
@@ -162,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write report.md and a self-contained report.html for a run folder")
     report.add_argument("run_dir")
     report.add_argument("--serve", action="store_true", help="then serve the folder on localhost")
-    report.add_argument("--port", type=int, default=8000)
+    report.add_argument("--port", type=int, default=8000, help="1-65535, or 0 for any free port (default 8000)")
     report.set_defaults(func=_cmd_report)
 
     for module in DOMAIN_CLIS:
@@ -170,15 +177,80 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _debug(args: argparse.Namespace | None) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get("ETUDE_DEBUG", "") not in ("", "0")
+
+
+def _blamed_argument(args: argparse.Namespace, exc: BaseException) -> str:
+    """The argument whose value the exception concerns (an OSError's file name first), or ''."""
+    values = {k: v for k, v in vars(args).items() if k not in ("func", "debug", "command", "verb")}
+    items = [(k, item) for k, v in values.items() for item in (v if isinstance(v, list) else [v])
+             if isinstance(item, str) and item]
+    files = {str(f) for f in (getattr(exc, "filename", None), getattr(exc, "filename2", None)) if f}
+    for key, item in items:
+        if item in files or any(f.startswith(item.rstrip("/") + "/") for f in files):
+            return key
+    text = str(exc)
+    for key, item in items:
+        if len(item) >= 3 and item in text:
+            return key
+    return ""
+
+
+def _flag(parser: argparse.ArgumentParser, dest: str) -> str:
+    """How the user wrote the argument stored as ``dest``: its longest option string, or its name."""
+    stack, flags = [parser], []
+    while stack:
+        for action in stack.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+            elif action.dest == dest and action.option_strings:
+                flags.append(max(action.option_strings, key=len))
+    return flags[0] if flags else dest.upper()
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `etude` console script; returns the exit status."""
+    """Entry point of the `etude` console script; returns the exit status.
+
+    An `EtudeError` is printed as one line (exit 2). Any other exception is a bug or an input
+    nothing checked: it is also printed as one line naming the argument it concerns, and its
+    traceback is shown only with `--debug` or ETUDE_DEBUG=1.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the verb
+    args = parser.parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     try:
         return args.func(args)
     except EtudeError as exc:
+        if _debug(args):
+            traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"etude: error: {message}", file=sys.stderr)
+        print(f"etude: error: {_one_line(message, 500)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("etude: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `etude list | head`: the reader left; nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
+        if _debug(args):
+            traceback.print_exc()
+        key = _blamed_argument(args, exc)
+        where = f"{_flag(parser, key)} {getattr(args, key)!r}: " if key else ""
+        if isinstance(exc, OSError) and exc.strerror:
+            detail = f"{exc.strerror}" + (f": {exc.filename!r}" if exc.filename and not key else "")
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
+        hint = "" if _debug(args) else " (rerun with --debug for the traceback)"
+        print(f"etude: error: {_one_line(where + detail)}{hint}", file=sys.stderr)
         return 2
 
 

@@ -6,6 +6,15 @@ Every error a user can cause (bad arguments, missing programs, corrupt files) is
 
 from __future__ import annotations
 
+import sys
+import warnings
+
+__all__ = ["BadInputError", "CheckpointError", "EtudeError", "EtudeWarning", "MissingDependencyError",
+           "caller_stacklevel", "warn_at_caller"]
+
+_LIBRARIES = ("etude", "torch", "pyro", "numpy", "contextlib", "functools")
+"""Top-level packages whose frames a warning skips to reach the user's line."""
+
 
 class EtudeError(Exception):
     """Base class of every error etude raises on purpose."""
@@ -25,3 +34,19 @@ class CheckpointError(EtudeError, RuntimeError):
 
 class EtudeWarning(UserWarning):
     """Base class of etude's warnings (non-convergence, lost QMC balance, small samples, ...)."""
+
+
+def caller_stacklevel(skip: tuple[str, ...] = _LIBRARIES) -> int:
+    """The ``stacklevel`` (relative to the caller of this function) of the first frame outside ``skip``."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.split(".")[0] not in skip and not frame.f_code.co_filename.startswith("<frozen"):
+            return level
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn_at_caller(message: str, category: type[Warning] = UserWarning, skip: tuple[str, ...] = _LIBRARIES) -> None:
+    """``warnings.warn`` pointing at the first frame outside etude and the libraries it calls through."""
+    warnings.warn(message, category, stacklevel=caller_stacklevel(skip))

@@ -71,12 +71,3 @@ def test_midi_preview_is_a_wav(tmp_path):
     audio, rate = read_wav(tmp_path / "b.wav")
     assert rate == 16000 and np.allclose(audio, render_midi(tmp_path / "a.mid"), atol=1e-4)
 
-
-def test_register_midi_preview_adds_it_once(monkeypatch):
-    from etude.audio import register_midi_preview
-    from etude.studies import html
-
-    monkeypatch.setattr(html, "MIDI_PREVIEWS", [])
-    register_midi_preview()
-    register_midi_preview()
-    assert html.MIDI_PREVIEWS == [midi_preview]

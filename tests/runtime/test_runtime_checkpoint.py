@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from etude.errors import BadInputError, CheckpointError
+from etude.errors import BadInputError, CheckpointError, EtudeError
 from etude.runtime import latest_checkpoint, load_checkpoint, save_checkpoint
 
 
@@ -65,7 +65,7 @@ def test_crash_keeps_old_checkpoint_and_removes_temp(
     path = tmp_path / "ckpt.pt"
     save_checkpoint(path, {"step": 1})
     monkeypatch.setattr(target, fake, _crash_on_replace if fake == "replace" else _crash_mid_write)
-    with pytest.raises(OSError, match="simulated crash"):
+    with pytest.raises((OSError, EtudeError), match="simulated crash"):
         save_checkpoint(path, {"step": 2})
     monkeypatch.undo()
     _assert_intact_old(path)
@@ -163,3 +163,105 @@ def test_latest_checkpoint(tmp_path: Path) -> None:
     (tmp_path / ".step_40.pt.abc.tmp").write_bytes(b"x")  # left by a crashed save
     assert latest_checkpoint(tmp_path) == tmp_path / "step_20.pt"
     assert latest_checkpoint(tmp_path, "*.txt") == tmp_path / "notes.txt"
+
+
+# Integrity: a content hash, finiteness, and shapes checked against the run.
+
+
+def _flip(path: Path, offset_from_end: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) - offset_from_end] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_in_tensor_data_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pt"
+    weights = torch.arange(4096, dtype=torch.float32)
+    save_checkpoint(path, {"w": weights, "step": 3})
+    raw = path.read_bytes()
+    start = raw.index(weights.numpy().tobytes()[:64])  # the tensor's bytes sit uncompressed in torch's zip
+    data = bytearray(raw)
+    data[start + 1000] ^= 0x01
+    path.write_bytes(bytes(data))
+    # torch alone would load it silently with a changed parameter
+    head, _, payload = bytes(data).partition(b"\n")
+    import io
+
+    altered = torch.load(io.BytesIO(payload), weights_only=True)["w"]
+    assert not torch.equal(altered, weights)
+    with pytest.raises(CheckpointError, match="content hash does not match") as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("where", [1, 200, "header"])
+def test_any_altered_byte_is_refused(tmp_path: Path, where) -> None:
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, {"w": torch.randn(32, 32, generator=torch.Generator().manual_seed(0)), "step": 3})
+    if where == "header":
+        data = bytearray(path.read_bytes())
+        data[30] = ord("0") if data[30] != ord("0") else ord("1")
+        path.write_bytes(bytes(data))
+    else:
+        _flip(path, where)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(path)
+
+
+def test_files_without_a_hash_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plain.pt"
+    torch.save({"step": 1}, path)  # a valid torch file, but not an etude checkpoint
+    with pytest.raises(CheckpointError, match="no content hash"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_tensors_are_refused(tmp_path: Path, value: float) -> None:
+    path = tmp_path / "ckpt.pt"
+    w = torch.zeros(3)
+    w[1] = value
+    save_checkpoint(path, {"model": {"layer.weight": w}, "ids": torch.arange(3)})
+    with pytest.raises(CheckpointError, match=r"NaN or infinite values in model\.layer\.weight"):
+        load_checkpoint(path)
+
+
+def test_like_checks_keys_shapes_and_dtypes(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pt"
+    model = torch.nn.Linear(3, 2)
+    save_checkpoint(path, {"model": model.state_dict(), "step": 4})
+    assert load_checkpoint(path, like={"model": model.state_dict(), "step": int})["step"] == 4
+    cases = [
+        ({"model": torch.nn.Linear(4, 2).state_dict()}, r"model\.weight has shape \(2, 3\)"),
+        ({"model": torch.nn.Linear(3, 2).double().state_dict()}, "dtype torch.float32"),
+        ({"model": torch.nn.Linear(3, 2, bias=False).state_dict()}, "unexpected"),
+        ({"model": torch.nn.Sequential(torch.nn.Linear(3, 2)).state_dict()}, "lacks"),
+        ({"step": str}, "step is a int, expected a str"),
+        ({"optimizer": {}}, "optimizer is missing"),
+    ]
+    for like, message in cases:
+        with pytest.raises(CheckpointError, match=message) as info:
+            load_checkpoint(path, like=like)
+        assert str(path) in str(info.value) and "does not fit this run" in str(info.value)
+
+
+def test_concurrent_saves_never_share_a_temp_file(tmp_path: Path) -> None:
+    import threading
+
+    path, errors = tmp_path / "ckpt.pt", []
+
+    def writer(k: int) -> None:
+        for i in range(25):
+            try:
+                save_checkpoint(path, {"writer": k, "i": i, "w": torch.full((64,), float(k))})
+            except Exception as exc:  # noqa: BLE001 - any failure is the defect under test
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    state = load_checkpoint(path)
+    assert torch.equal(state["w"], torch.full((64,), float(state["writer"])))
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]

@@ -8,7 +8,7 @@ import torch
 from similarity_reference import make_layers, reference_cka, reference_cka_debiased
 
 from etude.errors import BadInputError
-from etude.similarity import MinibatchCKA, linear_cka
+from etude.similarity import ConstantInputWarning, MinibatchCKA, linear_cka
 
 SEEDS = [0, 1, 2]
 
@@ -78,7 +78,9 @@ def test_float32_within_1e5_and_constant_side_gives_zero():
     x, y = make_layers(5, n=2000, widths=(16, 24))
     assert abs(linear_cka(x, y, dtype="float32") - linear_cka(x, y)) < 1e-5
     assert abs(linear_cka(x, y, True, dtype="float32") - linear_cka(x, y, True)) < 1e-5
-    assert linear_cka(np.ones((50, 3)), y[:50]) == 0.0
+    with pytest.warns(ConstantInputWarning, match="x has no variance") as caught:
+        assert linear_cka(np.ones((50, 3)), y[:50]) == 0.0
+    assert caught[0].filename == __file__  # the warning points at the caller's line
 
 
 @pytest.mark.parametrize(

@@ -80,7 +80,7 @@ def test_small_sample_warning_is_one_stderr_line(tmp_path, capsys):
     assert main(["similarity", str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]) == 0
     out, err = capsys.readouterr()
     assert 0.0 <= float(out) <= 1.0
-    assert err.splitlines()[0].startswith("etude: warning: x has n=30 datapoints for p=8")
+    assert err.splitlines()[0].startswith("etude: warning: A has n=30 datapoints for p=8")  # the file, not x
     assert len(err.splitlines()) == 1
 
 

@@ -101,7 +101,8 @@ def test_report_contains_every_claim(smoke_run: SmokeRun, lola_result: dict, cap
     text = report.read_text()
     for claim_id in LOLA_CLAIMS:
         assert f"**{claim_id}**" in text
-    assert text.count("| inconclusive |") == len(LOLA_CLAIMS)
+    assert text.count("| inconclusive |\n") == len(LOLA_CLAIMS)  # the claims rows end with their verdict
+    assert f"| lola | 0 | 0 | {len(LOLA_CLAIMS)} (seed 0) | 0 |" in text.splitlines()  # the summary
     for name in lola_result["artifacts"]:
         assert f"![{name}](lola/{name})" in text
     assert "(missing)" not in text
@@ -118,3 +119,32 @@ def test_resume_keeps_the_finished_result(smoke_run: SmokeRun, lola_result: dict
     assert path.read_bytes() == before  # skipped, not rerun and rewritten
     # the summary shows the stored run's wall time, not a new one
     assert capsys.readouterr().out.startswith(f"lola [{lola_result['wall_time_s']:.1f} s]: ")
+
+
+@pytest.mark.parametrize("damage", ["flipped_byte", "wrong_shape", "nan"])
+def test_resume_from_a_damaged_checkpoint_is_one_line(smoke_run: SmokeRun, tmp_path, capsys, monkeypatch,
+                                                      damage: str) -> None:
+    """A flipped byte, a theta of another shape or a NaN in the first checkpoint: exit 2 naming it, no crash record."""
+    import shutil
+
+    from etude.runtime import load_checkpoint, save_checkpoint
+
+    monkeypatch.setenv("ETUDE_PROGRESS", "0")
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run.out_dir, out)
+    (out / "lola" / "result.json").unlink()  # unfinished: --resume continues from the checkpoints
+    path = out / "lola" / "checkpoints" / "ipd_nl.pt"
+    if damage == "flipped_byte":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    else:
+        state = load_checkpoint(path)
+        theta = state["theta"]
+        state["theta"] = theta[:, :-1] if damage == "wrong_shape" else theta.clone().fill_(float("nan"))
+        save_checkpoint(path, state)  # a valid hash: the content itself is wrong
+    args = ["reproduce", "lola", "--preset", "smoke", "--seed", "0", "--out", str(out), "--resume"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("etude: error: checkpoint ") and str(path) in err
+    assert not (out / "lola" / "result.json").exists()  # refused, not recorded as a crashed study

@@ -80,34 +80,55 @@ def test_html_is_self_contained_and_notes_broken_folders(run_dir: Path) -> None:
         assert text in page
 
 
-def test_midi_artifacts_get_a_piano_roll_and_bad_midi_a_note(tmp_path: Path, monkeypatch) -> None:
+def test_midi_artifacts_show_the_previews_written_beside_them(tmp_path: Path, monkeypatch) -> None:
+    from etude.audio import render as render_module
     from etude.music import Performance
-    from etude.studies import html as html_module
+    from etude.music.previews import write_midi_previews
 
-    monkeypatch.setattr(html_module, "audio_preview", lambda path: None)  # no renderer: the piano roll is the fallback
+    monkeypatch.setattr(render_module, "fluidsynth_available", lambda: False)  # no renderer: only the piano roll
     study = tmp_path / "music"
-    study.mkdir()
-    Performance.from_arrays([60, 64, 67], [80, 80, 80], [0.0, 0.5, 1.0], [0.5, 1.0, 1.5]).to_midi(study / "tune.mid")
-    (study / "broken.mid").write_bytes(b"MThd garbage")
-    Result("music", "smoke", 0, artifacts=["tune.mid", "broken.mid"]).write(study)
+    (study / "samples").mkdir(parents=True)
+    Performance.from_arrays([60, 64, 67], [80, 80, 80], [0.0, 0.5, 1.0], [0.5, 1.0, 1.5]).to_midi(study / "samples" / "tune.mid")
+    assert write_midi_previews(study / "samples" / "tune.mid") == [study / "samples" / "tune.preview.png"]
+    assert (study / "samples" / "tune.preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (study / "bare.mid").write_bytes((study / "samples" / "tune.mid").read_bytes())  # no previews beside it
+    Result("music", "smoke", 0, artifacts=["samples/tune.mid", "bare.mid"]).write(study)
     page = write_html(tmp_path).read_text()
-    assert 'alt="tune.mid piano roll" src="data:image/png;base64,' in page
-    assert "broken.mid</a> (MIDI; could not be read" in page
+    assert 'alt="samples/tune.mid piano roll" src="data:image/png;base64,' in page
+    assert "bare.mid</a> (MIDI; the study wrote no preview of it)" in page
+    assert page.count("data:audio/midi;base64,") == 2  # both MIDI files can be downloaded
 
 
 def test_midi_artifacts_play_as_rendered_audio_when_fluidsynth_is_present(tmp_path: Path) -> None:
-    pytest.importorskip("etude.audio")
-    from etude.audio import fluidsynth_available
+    from etude.audio import fluidsynth_available, read_wav, render_midi
     from etude.music import Performance
+    from etude.music.previews import write_midi_previews
 
     if not fluidsynth_available():
         pytest.skip("needs fluidsynth and a GM soundfont (apt-get install fluidsynth timgm6mb-soundfont)")
     study = tmp_path / "music"
     study.mkdir()
     Performance.from_arrays([60, 64], [90, 90], [0.0, 0.5], [0.5, 1.0]).to_midi(study / "tune.mid")
+    written = write_midi_previews(study / "tune.mid")
+    assert written == [study / "tune.preview.png", study / "tune.preview.wav"]
+    audio, rate = read_wav(study / "tune.preview.wav")
+    assert rate == 16000 and abs(len(audio) - len(render_midi(study / "tune.mid"))) == 0
     Result("music", "smoke", 0, artifacts=["tune.mid"]).write(study)
     page = write_html(tmp_path).read_text()
-    assert '<audio controls preload="auto" src="data:audio/wav;base64,' in page and "piano roll" not in page
+    assert '<audio controls preload="auto" src="data:audio/wav;base64,' in page and "piano roll" in page
+
+
+def test_the_report_layer_imports_no_domain_package() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, etude.studies, etude.studies.html, etude.studies.server, etude.studies.report; "
+            "print(sorted(m for m in sys.modules if m.startswith('etude.') and m.split('.')[1] not in "
+            "('studies', 'errors', 'runtime')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_serve_answers_on_localhost(run_dir: Path) -> None:

@@ -25,14 +25,7 @@ __all__ = [
     "Quantized", "SAMPLE_RATE", "VectorQuantizer", "WaveNet", "audio_metrics", "chroma_agreement", "code_entropy",
     "codebook_usage", "find_soundfont", "fluidsynth_available", "judge_reconstruction", "judge_sample", "listen",
     "load_hierarchy", "log_mel", "log_mel_distance", "midi_preview", "mulaw_decode", "mulaw_encode",
-    "mulaw_round_trip", "piano_dataset", "read_wav", "receptive_field", "register_midi_preview", "render_midi",
+    "mulaw_round_trip", "piano_dataset", "read_wav", "receptive_field", "render_midi",
     "render_performance", "save_hierarchy", "spectral_flatness", "upsample_codes", "white_noise_like", "write_wav",
 ]
 
-
-def register_midi_preview() -> None:
-    """Add `midi_preview` (fluidsynth audio) to `etude.studies.html.MIDI_PREVIEWS` once."""
-    from etude.studies import html
-
-    if midi_preview not in html.MIDI_PREVIEWS:
-        html.MIDI_PREVIEWS.append(midi_preview)

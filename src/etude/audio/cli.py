@@ -7,11 +7,16 @@ import argparse
 from pathlib import Path
 
 from etude.errors import BadInputError
+from etude.runtime.files import check_output_file, ensure_dir
+
+MAX_SECONDS = 3600.0
+"""Longest audio `etude audio generate` writes (an hour at 16 kHz is 115 MB of PCM)."""
 
 
 def _render(args: argparse.Namespace) -> int:
     from etude.audio.render import SAMPLE_RATE, render_midi, write_wav
 
+    check_output_file(args.output)
     source = Path(args.midi)
     if not source.is_file():
         raise BadInputError(f"MIDI file {source} does not exist")
@@ -34,6 +39,7 @@ def _train(args: argparse.Namespace) -> int:
         raise BadInputError(f"--ema must be a decay in (0, 1), got {args.ema}")
     if args.restart_threshold < 0:
         raise BadInputError(f"--restart-threshold must be >= 0 (uses per batch), got {args.restart_threshold}")
+    ensure_dir(args.out)
     seed_everything(args.seed)
     levels, classes = [], 256
     for hop in args.hops:
@@ -59,8 +65,9 @@ def _generate(args: argparse.Namespace) -> int:
     from etude.audio.hierarchy import load_hierarchy
     from etude.audio.render import SAMPLE_RATE, write_wav
 
-    if not args.seconds > 0:
-        raise BadInputError(f"--seconds must be > 0, got {args.seconds}")
+    if not 0 < args.seconds <= MAX_SECONDS:
+        raise BadInputError(f"--seconds must be a number in (0, {MAX_SECONDS:g}], got {args.seconds}")
+    check_output_file(args.output)
     path = Path(args.checkpoint)
     model = load_hierarchy(path / "hierarchy.pt" if path.is_dir() else path)
     generator = torch.Generator().manual_seed(args.seed)

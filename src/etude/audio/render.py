@@ -10,6 +10,7 @@ solo piano recordings; here the music21 Bach chorales are played in sampled styl
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -21,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from etude.errors import BadInputError, MissingDependencyError
-from etude.music.cache import CacheMismatch, cache_dir, load_arrays, save_arrays
+from etude.music.cache import CacheMismatch, cache_dir, check_entry, load_arrays, save_arrays
+from etude.runtime.files import write_atomic
 
 __all__ = ["SAMPLE_RATE", "SOUNDFONTS", "find_soundfont", "fluidsynth_available", "render_midi",
            "render_performance", "piano_dataset", "read_wav", "write_wav", "midi_preview"]
@@ -71,14 +73,13 @@ def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int 
     if audio.ndim != 1 or not np.isfinite(audio).all():
         raise BadInputError(f"audio must be a finite 1-D array of samples, got shape {audio.shape}")
     pcm = (np.clip(audio, -1.0, 1.0) * 32767).round().astype("<i2")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(target), "wb") as handle:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as handle:
         handle.setnchannels(1)
         handle.setsampwidth(2)
         handle.setframerate(int(sample_rate))
         handle.writeframes(pcm.tobytes())
-    return target
+    return write_atomic(path, buffer.getvalue(), what="WAV file")
 
 
 def _fluidsynth(midi: Path, wav: Path, sample_rate: int, gain: float, soundfont: Path) -> None:
@@ -114,7 +115,7 @@ def render_midi(midi: str | os.PathLike[str] | bytes, *, sample_rate: int = SAMP
                             "Standard MIDI File (no MThd header)")
     key = hashlib.sha256(b"|".join([data, str(sample_rate).encode(), repr(gain).encode(), repr(trim_db).encode(),
                                     soundfont.name.encode(), str(soundfont.stat().st_size).encode()])).hexdigest()
-    path = Path(cache or cache_dir()) / "audio" / f"render-{key[:24]}.npz"
+    path = check_entry(Path(cache or cache_dir()) / "audio" / f"render-{key[:24]}.npz") if use_cache else Path()
     if use_cache and path.is_file():
         try:
             return load_arrays(path, key, ["audio"])["audio"]

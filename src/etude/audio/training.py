@@ -70,7 +70,8 @@ def train_model(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor
     curve: list[float] = []
     start = 0
     if resume and checkpoint is not None and checkpoint.is_file():
-        state = load_checkpoint(checkpoint, expect={"tag": tag})
+        state = load_checkpoint(checkpoint, expect={"tag": tag},
+                                like={"model": model.state_dict(), "generator": generator.get_state(), "step": int})
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])

@@ -53,7 +53,10 @@ def _per_dim(name: str, value: object, dim: int, dtype: torch.dtype) -> Tensor:
     if isinstance(value, bool):
         raise BadInputError(f"{name} must be a number or a tensor of shape [{dim}], got {value!r}")
     if isinstance(value, (int, float)):
-        return torch.full((dim,), float(value), dtype=dtype)
+        number = float(value) if not isinstance(value, int) or abs(value) < 2**1000 else math.inf
+        if not abs(number) <= torch.finfo(dtype).max:
+            raise BadInputError(f"{name} must be a finite number within the range of {dtype}, got {value!r}")
+        return torch.full((dim,), number, dtype=dtype)
     if isinstance(value, Tensor) and value.dim() <= 1 and value.numel() in (1, dim):
         return value.detach().to(dtype).reshape(-1).expand(dim).clone()
     shape = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
@@ -117,6 +120,8 @@ class ExchangeableProcess(nn.Module):
             raise BadInputError(f"{name} must be a floating-point tensor [..., {self.dim}], got {type(x).__name__}")
         if x.dim() == 0 or x.shape[-1] != self.dim:
             raise BadInputError(f"{name}: expected shape [..., {self.dim}], found {list(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise BadInputError(f"{name} contains NaN or infinite values (shape {list(x.shape)})")
         return x
 
     def update(self, x: Tensor) -> None:

@@ -78,7 +78,8 @@ def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor],
               "process_scale": process_scale, "eval_every": eval_every, "seed": seed,
               "params": sum(p.numel() for p in model.parameters())}
     if checkpoint is not None and resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, expect={"kind": "bruno.train", "config": config})
+        state = load_checkpoint(checkpoint, expect={"kind": "bruno.train", "config": config},
+                                like={"model": model.state_dict(), "generator": generator.get_state(), "step": int})
         model.load_state_dict(state["model"])  # load_state_dict copies onto the model's device
         opt.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])

@@ -102,6 +102,8 @@ def _check_theta(theta: torch.Tensor, name: str) -> torch.Tensor:
         )
     if not theta.is_floating_point():
         raise BadInputError(f"{name} must be a floating-point tensor, got {theta.dtype}")
+    if not bool(torch.isfinite(theta).all()):
+        raise BadInputError(f"{name} contains NaN or infinite logits: {theta.detach().tolist()}")
     return theta
 
 

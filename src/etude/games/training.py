@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from etude.errors import BadInputError
+from etude.errors import BadInputError, CheckpointError
 from etude.games.dice import DiceValues, sample_rollouts
 from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swap_view
 from etude.games.matrix import MatrixGame, exact_values
@@ -51,9 +51,13 @@ class History:
         return torch.sigmoid(self.theta)
 
 
+MAX_RUN_CELLS = 10_000_000
+"""Most seeds x (steps + 1) one `train` call keeps (80 bytes each: about 0.8 GB)."""
+
+
 def initial_theta(seeds: Sequence[int], std: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """theta [seeds, 2, 5] ~ N(0, std^2); seed s always draws the same logits, whatever the batch."""
-    draws = [torch.randn(2, 5, generator=torch.Generator().manual_seed(int(s)), dtype=torch.float64) for s in seeds]
+    draws = [torch.randn(2, 5, generator=torch.Generator().manual_seed(int(s) % 2**64), dtype=torch.float64) for s in seeds]
     return (std * torch.stack(draws)).to(dtype)
 
 
@@ -61,8 +65,8 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     if isinstance(seeds, bool):
         raise BadInputError(f"seeds must be a count or a list of ints, got {seeds!r}")
     if isinstance(seeds, int):
-        if seeds < 1:
-            raise BadInputError(f"seeds must be at least 1, got {seeds}")
+        if not 1 <= seeds <= MAX_RUN_CELLS:
+            raise BadInputError(f"seeds must be a count in [1, {MAX_RUN_CELLS:,}], got {seeds}")
         return list(range(seeds))
     values = list(seeds)
     if not values or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in values):
@@ -123,6 +127,9 @@ def train(
     for name, value in (("lr", lr), ("opponent_lr", opponent_lr), ("init_std", init_std)):
         _check_positive(name, value)
     seed_list = _seed_list(seeds)
+    if len(seed_list) * (steps + 1) > MAX_RUN_CELLS:
+        raise BadInputError(f"seeds x (steps + 1) must be at most {MAX_RUN_CELLS:,} (the parameter history is kept "
+                            f"in memory), got {len(seed_list):,} seeds and {steps:,} steps")
     config = {
         "game": [game.payoff1.tolist(), game.payoff2.tolist(), game.gamma],
         "learners": [learner1, learner2], "steps": steps, "seeds": seed_list, "lr": float(lr),
@@ -132,12 +139,15 @@ def train(
     n = len(seed_list)
     thetas = torch.zeros(n, steps + 1, 2, 5, dtype=torch.float64)
     thetas[:, 0] = initial_theta(seed_list, init_std)
-    sampler = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n)
+    sampler = torch.Generator().manual_seed((seed_list[0] * 1_000_003 + n) % 2**63)  # torch seeds are < 2**64
     estimates = torch.zeros(n, steps, 2, 5, dtype=torch.float64) if opponent_model else None
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, expect={"kind": "games.train", "config": config})
-        start = int(state["step"])
+        start = int(state["step"]) if isinstance(state.get("step"), int) and 0 <= state["step"] <= steps else -1
+        if start < 0 or not isinstance(state.get("theta"), torch.Tensor) or state["theta"].shape != thetas[:, : start + 1].shape:
+            raise CheckpointError(f"checkpoint {checkpoint} does not fit this run: step or theta shape differs; "
+                                  "delete it or run without --resume")
         thetas[:, : start + 1] = state["theta"]
         sampler.set_state(state["sampler"])
         if opponent_model:

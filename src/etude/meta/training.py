@@ -67,7 +67,8 @@ def fit(
     losses: list[float] = []
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, expect={"kind": "meta.fit", "config": config})
+        state = load_checkpoint(checkpoint, expect={"kind": "meta.fit", "config": config},
+                                like={"model": model.state_dict(), "generator": generator.get_state(), "step": int})
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])

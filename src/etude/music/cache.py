@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CacheMismatch", "cache_dir", "load_arrays", "save_arrays"]
+from etude.errors import BadInputError
+
+__all__ = ["CacheMismatch", "cache_dir", "check_entry", "load_arrays", "save_arrays"]
 
 
 class CacheMismatch(ValueError):
@@ -27,6 +29,20 @@ class CacheMismatch(ValueError):
 def cache_dir() -> Path:
     """``$ETUDE_CACHE``, or ``~/.cache/etude`` when it is unset or empty."""
     return Path(os.environ.get("ETUDE_CACHE") or Path.home() / ".cache" / "etude")
+
+
+def check_entry(path: str | os.PathLike[str]) -> Path:
+    """``path`` when a cache file can live there; a folder in its place (or a file in place of
+    its folder) raises BadInputError naming it, since a cache must not delete the user's folders."""
+    target = Path(path)
+    if target.is_dir():
+        raise BadInputError(f"cache entry {target} is a folder, not a file; remove it or set ETUDE_CACHE elsewhere")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BadInputError(f"cache folder {parent} is a file; remove it or set ETUDE_CACHE elsewhere")
+            break
+    return target
 
 
 def _checksum(arrays: Mapping[str, np.ndarray]) -> str:
@@ -40,8 +56,11 @@ def _checksum(arrays: Mapping[str, np.ndarray]) -> str:
 
 def save_arrays(path: str | os.PathLike[str], key: str, arrays: Mapping[str, np.ndarray]) -> None:
     """Write ``arrays`` (no object dtypes) with ``key`` and a checksum: temp file, fsync, rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = check_entry(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot create cache folder {target.parent}: {exc.strerror or exc}") from exc
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     try:
         with open(tmp, "xb") as handle:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from etude.errors import BadInputError
+from etude.runtime.files import check_output_file, ensure_dir, write_atomic
 
 
 def _read_ids(source: str) -> np.ndarray:
@@ -61,9 +62,10 @@ def _encoding(args: argparse.Namespace):
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from etude.music.midi import write_atomic
     from etude.music.performance import Performance
 
+    if args.output is not None:
+        check_output_file(args.output)
     ids = _encoding(args).encode(Performance.from_midi(args.file), bos=args.bos, eos=args.eos)
     if args.output is None:
         try:
@@ -73,15 +75,16 @@ def _encode(args: argparse.Namespace) -> int:
     elif args.output.endswith(".npy"):
         buffer = io.BytesIO()
         np.save(buffer, ids)
-        write_atomic(args.output, buffer.getvalue())
+        write_atomic(args.output, buffer.getvalue(), what="-o")
     else:
-        write_atomic(args.output, (" ".join(map(str, ids.tolist())) + "\n").encode())
+        write_atomic(args.output, " ".join(map(str, ids.tolist())) + "\n", what="-o")
     if args.output is not None:
         print(f"wrote {ids.size} ids to {args.output}")
     return 0
 
 
 def _decode(args: argparse.Namespace) -> int:
+    check_output_file(args.output)
     performance = _encoding(args).decode(_read_ids(args.ids))
     performance.to_midi(args.output)
     print(f"wrote {len(performance)} notes ({performance.duration:.2f} s) to {args.output}")
@@ -91,6 +94,8 @@ def _decode(args: argparse.Namespace) -> int:
 def _corpus(args: argparse.Namespace) -> int:
     from etude.music.corpus import load_corpus
 
+    if args.export:
+        ensure_dir(args.export, what="--export")
     corpus = load_corpus(args.collection, limit=args.limit, seed=args.seed, cache=args.cache)
     if args.export:
         out = Path(args.export)
@@ -124,13 +129,13 @@ def _similarity(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from etude.music.melody import skyline
-    from etude.music.midi import output_path
     from etude.music.performance import Performance
     from etude.music.plots import plot_piano_roll
 
+    check_output_file(args.output)
     performance = Performance.from_midi(args.file)
     melody = skyline(performance) if args.melody else None
-    output = output_path(args.output)
+    output = check_output_file(args.output, what="-o")
     try:
         plot_piano_roll(performance, output, title=Path(args.file).name, melody=melody)
     except OSError as error:
@@ -147,6 +152,7 @@ def _train(args: argparse.Namespace) -> int:
     from etude.music.transformer import TransformerConfig
     from etude.runtime import seed_everything
 
+    ensure_dir(args.out)
     seed_everything(args.seed)
     corpus = load_corpus("bach", limit=args.pieces or None, seed=args.seed, cache=args.cache)
     train, held = corpus.split("train"), corpus.split("validation") + corpus.split("test")
@@ -178,6 +184,7 @@ def _generate(args: argparse.Namespace) -> int:
     from etude.music.performance import Performance
     from etude.music.training import load_model
 
+    check_output_file(args.output)
     model = load_model(args.checkpoint)
     enc, limit = PerformanceEncoding(), model.cfg.max_len
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from etude.errors import BadInputError, EtudeWarning
-from etude.music.cache import CacheMismatch, cache_dir, load_arrays, save_arrays
+from etude.music.cache import CacheMismatch, cache_dir, check_entry, load_arrays, save_arrays
 from etude.music.performance import Performance
 from etude.music.styles import Style, render, sample_style
 
@@ -185,7 +185,7 @@ def load_scores(collection: str = "bach", *, limit: int | None = None, cache: st
     files = source_files(collection, limit)
     key = _content_hash(collection, files)
     path = Path(cache) if cache is not None else cache_dir()
-    path = path / f"music21-{collection}-{len(files)}-{key[:16]}.npz"
+    path = check_entry(path / f"music21-{collection}-{len(files)}-{key[:16]}.npz")
     if path.exists():
         try:
             return _unpack(load_arrays(path, key, _ARRAYS)), path

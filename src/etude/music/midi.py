@@ -40,6 +40,7 @@ symusic writes note-offs before note-ons at one tick, so re-struck keys survive 
 
 from __future__ import annotations
 
+from etude.runtime.files import write_atomic
 from etude.runtime.optional import require
 
 import functools
@@ -53,7 +54,7 @@ import numpy as np
 from etude.errors import BadInputError
 from etude.music.performance import Performance
 
-__all__ = ["output_path", "read_midi", "write_atomic", "write_midi"]
+__all__ = ["read_midi", "write_midi"]
 
 TICKS_PER_BEAT = 480
 TEMPO = 480_000  # microseconds per beat: 480 ticks per 0.48 s, 1 ms per tick
@@ -314,41 +315,6 @@ def read_midi(path: str | os.PathLike[str]) -> Performance:
     return Performance.from_arrays(key[good] & 127, velocity[good], start[good], end[good])
 
 
-def output_path(path: str | os.PathLike[str]) -> Path:
-    """``path`` as a file to write: not a folder, its folder created.
-
-    :raises BadInputError: when ``path`` is a folder or its folder cannot be created.
-    """
-    target = Path(path)
-    if target.is_dir():
-        raise BadInputError(f"output path {target} is a directory; give a file name such as {target / 'out.mid'}")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BadInputError(f"cannot write {target}: cannot create its folder {target.parent} "
-                            f"({type(error).__name__}: {error.strerror or error})") from error
-    return target
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in its folder, then rename it.
-
-    :raises BadInputError: when ``path`` is a folder or cannot be written.
-    """
-    target = output_path(path)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    except OSError as error:
-        raise BadInputError(f"cannot write {target} ({type(error).__name__}: {error.strerror or error})") from error
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-
 def write_midi(performance: Performance, path: str | os.PathLike[str]) -> None:
     """Write ``performance`` as a one-track piano MIDI file (1 ms ticks), atomically.
 
@@ -368,4 +334,4 @@ def write_midi(performance: Performance, path: str | os.PathLike[str]) -> None:
                           performance.velocity.tolist()):
         track.notes.append(symusic.Note(s, d, p, v))
     score.tracks.append(track)
-    write_atomic(path, score.dumps_midi())
+    write_atomic(path, score.dumps_midi(), what="MIDI file")

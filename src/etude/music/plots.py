@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from etude.errors import BadInputError
 from etude.music.performance import Performance
@@ -52,8 +51,7 @@ def plot_piano_roll(performance: Performance, path: str | os.PathLike[str] | Non
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title or f"{len(performance)} notes")
     if path is not None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(target, dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        from etude.runtime.figures import save_figure
+
+        save_figure(fig, path, dpi=120, tight=False, bbox_inches="tight")
     return fig

@@ -23,6 +23,7 @@ from etude.music.events import PerformanceEncoding
 from etude.music.generate import generate
 from etude.music.metrics import oa_similarity
 from etude.music.plots import plot_piano_roll
+from etude.music.previews import write_midi_previews
 from etude.music.styles import Style, render
 from etude.music.training import crop, fit, make_crops, nll
 from etude.music.transformer import TransformerConfig
@@ -184,6 +185,8 @@ class TransformerAeStudy(Study):
         artifacts = self._generation_claims(claims, metrics, models, held, preset, seed, out_dir, device, enough)
         artifacts.append(_plot_curves(curves, out_dir / "training_loss.png"))
         metrics["run_seconds_before_report"] = round(time.perf_counter() - started, 1)
+        for name in [a for a in artifacts if a.endswith(".mid")]:
+            write_midi_previews(out_dir / name)  # the report embeds these, and imports no domain package
         return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics, artifacts=artifacts)
 
     @staticmethod

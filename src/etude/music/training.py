@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from etude.errors import BadInputError
+from etude.errors import BadInputError, CheckpointError
 from etude.music.autoencoder import TransformerAutoencoder
 from etude.music.events import PerformanceEncoding
 from etude.music.melody import MelodyEncoding
@@ -144,7 +144,8 @@ def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: i
         if data.performance.device != fabric.device:
             data = Crops(data.performance.to(fabric.device), data.melody.to(fabric.device))
     if resume and path is not None:
-        state = load_on_rank_zero(path, fabric, expect=expect)
+        state = load_on_rank_zero(path, fabric, expect=expect, like={"model": net.state_dict(), "generator": generator.get_state(),
+                                                                   "torch_rng": torch.get_rng_state()})
         if state is not None:
             net.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -211,5 +212,8 @@ def load_model(path: str | Path) -> TransformerAutoencoder:
     state = load_checkpoint(path, expect={"kind": "tae-model"})
     model = TransformerAutoencoder(TransformerConfig(**state["config"]), state["conditioning"], state["combine"],
                                    state["pool"], encoder_layers=state["encoder_layers"])
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit its model config: {str(exc).splitlines()[0]}") from exc
     return model.eval()

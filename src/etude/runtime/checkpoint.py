@@ -1,18 +1,24 @@
-"""Atomic checkpoint files and safe, validated loading.
+"""Atomic checkpoint files that prove their integrity, and safe, validated loading.
 
 ``save_checkpoint`` never leaves a half-written file at the target path: it writes a
-temporary sibling, fsyncs it, renames it over the target and fsyncs the directory, so a
-crash at any moment leaves either the old checkpoint or the new one. ``load_checkpoint``
-unpickles with ``weights_only=True`` (tensors, numbers, strings, lists, tuples, dicts;
-``torch.Generator`` states are ByteTensors) and turns every failure into a one-line
-``CheckpointError``.
+uniquely named temporary sibling, fsyncs it, renames it over the target and fsyncs the
+directory, so a crash at any moment leaves either the old checkpoint or the new one.
+
+A file is one header line, ``ETUDE-CHECKPOINT 1 sha256=<64 hex digits>``, then the bytes of
+``torch.save(state)``; the SHA-256 is over those bytes. ``load_checkpoint`` checks the hash
+before unpickling, so a flipped byte anywhere is refused; it unpickles with
+``weights_only=True`` (tensors, numbers, strings, lists, tuples, dicts; ``torch.Generator``
+states are ByteTensors), refuses NaN or infinite floating-point tensors, and with ``like``
+checks the shapes and dtypes of the resumed tensors against freshly built ones. Every failure
+is a one-line ``CheckpointError`` that names the file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,52 +26,33 @@ from typing import Any
 import torch
 
 from etude.errors import BadInputError, CheckpointError
+from etude.runtime.files import TMP_SUFFIX as _TMP_SUFFIX
+from etude.runtime.files import write_atomic
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["HEADER", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 _FIX = "delete it or run without --resume"
-_TMP_SUFFIX = ".tmp"
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Flush a directory entry to disk where the platform allows opening directories."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open a directory
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+HEADER = b"ETUDE-CHECKPOINT 1 sha256="
+"""The start of every checkpoint file; 64 hex digits and a newline follow, then torch.save's bytes."""
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path`` atomically, creating parent directories.
+    """Write ``state`` with its SHA-256 to ``path`` atomically, creating parent directories.
 
     The temporary file ``.<name>.<random>.tmp`` lives next to ``path`` and is removed if
-    anything fails; the original exception is then re-raised.
+    anything fails.
 
     :param path: target file, conventionally ``*.pt``.
     :param state: a dict of tensors, numbers, strings, lists and dicts.
-    :raises BadInputError: when ``state`` is not a dict.
+    :raises BadInputError: when ``state`` is not a dict, or the file cannot be written.
     """
     if not isinstance(state, dict):
         raise BadInputError(f"state must be a dict, got {type(state).__name__}")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}{_TMP_SUFFIX}")
-    try:
-        with open(tmp, "xb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    digest = hashlib.sha256(payload).hexdigest().encode("ascii")
+    write_atomic(path, HEADER + digest + b"\n" + payload, what="checkpoint")
 
 
 def _reason(error: BaseException, limit: int = 120) -> str:
@@ -126,22 +113,36 @@ def _difference(stored: Any, expected: Any, where: str) -> tuple[str, Any, Any] 
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], *, expect: Mapping[str, Any] | None = None
+    path: str | os.PathLike[str], *, expect: Mapping[str, Any] | None = None,
+    like: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Load a checkpoint written by ``save_checkpoint``, onto the CPU.
+    """Load a checkpoint written by ``save_checkpoint``, onto the CPU, after checking its hash.
 
     :param path: the checkpoint file.
     :param expect: values the checkpoint must hold, e.g. ``{"kind": "lola", "config": {...}}``;
         each key must be stored and compare equal (recursively) to its expected value.
+    :param like: the shapes the resumed state must have, built from the run's settings, e.g.
+        ``{"model": model.state_dict(), "step": int}``: dicts must have the same keys, tensors the
+        same shape and dtype, and a type stands for any value of that type.
     :returns: the stored dict.
     :raises CheckpointError: (one-line message naming ``path``) when the file is missing,
-        truncated, not a torch checkpoint, not a dict, or from another run (``expect``).
+        truncated, altered (hash), not a torch checkpoint, not a dict, from another run
+        (``expect``), holds NaN or infinite tensors, or does not fit ``like``.
     """
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"checkpoint {file} is missing; run without --resume")
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        data = file.read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"checkpoint {file} is unreadable ({error.strerror or error}); {_FIX}") from error
+    head, _, payload = data.partition(b"\n")
+    if not head.startswith(HEADER) or len(head) != len(HEADER) + 64:
+        raise CheckpointError(f"checkpoint {file} is corrupt or not written by etude (no content hash); {_FIX}")
+    if hashlib.sha256(payload).hexdigest().encode("ascii") != head[len(HEADER):]:
+        raise CheckpointError(f"checkpoint {file} is corrupt: its content hash does not match; {_FIX}")
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for damaged files
         raise CheckpointError(
             f"checkpoint {file} is corrupt or unreadable ({_reason(error)}); {_FIX}"
@@ -162,7 +163,62 @@ def load_checkpoint(
                 f"checkpoint {file} is from another run: {where} differs "
                 f"(stored {_short(stored)}, expected {_short(wanted)}); {_FIX}"
             )
+    bad = _nonfinite(state, "")
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {file} holds NaN or infinite values in {bad}; {_FIX}")
+    for key, template in (like or {}).items():
+        found = _mismatch(state.get(key, _ABSENT), template, key)
+        if found is not None:
+            raise CheckpointError(f"checkpoint {file} does not fit this run: {found}; {_FIX}")
     return state
+
+
+def _nonfinite(value: Any, where: str) -> str | None:
+    """Dotted path of the first floating-point tensor holding NaN or inf, or None."""
+    if isinstance(value, torch.Tensor):
+        if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
+            return where or "the state"
+        return None
+    if isinstance(value, Mapping):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _nonfinite(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _mismatch(stored: Any, template: Any, where: str) -> str | None:
+    """Why ``stored`` does not fit ``template`` (same keys, tensor shapes and dtypes), or None."""
+    if stored is _ABSENT:
+        return f"{where} is missing"
+    if isinstance(template, Mapping):
+        if not isinstance(stored, Mapping):
+            return f"{where} is a {type(stored).__name__}, expected a dict"
+        missing, extra = set(template) - set(stored), set(stored) - set(template)
+        if missing or extra:
+            return (f"{where} lacks {_short(sorted(missing, key=str))}" if missing
+                    else f"{where} has unexpected {_short(sorted(extra, key=str))}")
+        for key in template:
+            found = _mismatch(stored[key], template[key], f"{where}.{key}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(template, torch.Tensor):
+        if not isinstance(stored, torch.Tensor):
+            return f"{where} is a {type(stored).__name__}, expected a tensor"
+        if tuple(stored.shape) != tuple(template.shape) or stored.dtype != template.dtype:
+            return (f"{where} has shape {tuple(stored.shape)} and dtype {stored.dtype}, "
+                    f"expected {tuple(template.shape)} and {template.dtype}")
+        return None
+    if isinstance(template, type):
+        ok = isinstance(stored, template) and not (isinstance(stored, bool) and template is not bool)
+        return None if ok else f"{where} is a {type(stored).__name__}, expected a {template.__name__}"
+    return None
 
 
 def latest_checkpoint(directory: str | os.PathLike[str], pattern: str = "*.pt") -> Path | None:

@@ -150,7 +150,8 @@ def wait_for_ranks(fabric: "Fabric | None", timeout: float = 600.0) -> None:
 
 
 def load_on_rank_zero(path: str | os.PathLike[str], fabric: "Fabric | None" = None, *,
-                      expect: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+                      expect: Mapping[str, Any] | None = None,
+                      like: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """The checkpoint at ``path`` (``load_checkpoint``) read by rank 0 and broadcast to every rank; None if missing.
 
     The other ranks need no shared file system, and every rank resumes from the same state.
@@ -163,7 +164,7 @@ def load_on_rank_zero(path: str | os.PathLike[str], fabric: "Fabric | None" = No
     state, error = None, None
     if is_rank_zero(fabric) and file.exists():
         try:
-            state = load_checkpoint(file, expect=expect)
+            state = load_checkpoint(file, expect=expect, like=like)
         except CheckpointError as exc:  # told to the other ranks, which would otherwise wait forever
             error = str(exc)
     if fabric is not None and fabric.world_size > 1:

@@ -27,13 +27,23 @@ def pyplot() -> Any:
 def save_figure(fig: Any, path: str | Path, *, dpi: int = 90, tight: bool = True, **savefig_kwargs: Any) -> Path:
     """Write ``fig`` to ``path`` and close it; returns the path.
 
-    Creates missing parent folders, applies ``fig.tight_layout()`` when ``tight`` is true, then
+    Renders in memory, then writes atomically (creating missing parent folders); applies ``fig.tight_layout()`` when ``tight`` is true, then
     calls ``fig.savefig(path, dpi=dpi, **savefig_kwargs)`` (for example ``bbox_inches="tight"``).
     """
+    import io
+
+    from etude.errors import BadInputError
+    from etude.runtime.files import write_atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if tight:
-        fig.tight_layout()
-    fig.savefig(path, dpi=dpi, **savefig_kwargs)
-    pyplot().close(fig)
-    return path
+    fmt = savefig_kwargs.pop("format", None) or (path.suffix[1:].lower() or "png")
+    buffer = io.BytesIO()
+    try:
+        if tight:
+            fig.tight_layout()
+        fig.savefig(buffer, dpi=dpi, format=fmt, **savefig_kwargs)
+    except ValueError as exc:
+        raise BadInputError(f"cannot write figure {str(path)!r}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        pyplot().close(fig)
+    return write_atomic(path, buffer.getvalue(), what="figure")

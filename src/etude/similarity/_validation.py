@@ -6,6 +6,8 @@ or torch tensors on any device, and computes in torch (float64 unless asked othe
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import sys
 import warnings
@@ -16,7 +18,8 @@ import torch
 
 from etude.errors import BadInputError, EtudeWarning
 
-__all__ = ["SmallSampleWarning", "as_matrix", "as_pair", "resolve_dtype", "warn_small_sample"]
+__all__ = ["ConstantInputWarning", "SmallSampleWarning", "as_matrix", "as_pair", "as_scaled_matrix", "as_scaled_pair",
+           "check_real", "resolve_dtype", "warn_constant", "warn_small_sample"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32, torch.float64: torch.float64,
            torch.float32: torch.float32, np.float64: torch.float64, np.float32: torch.float32}
@@ -41,6 +44,17 @@ def resolve_dtype(dtype: Any) -> torch.dtype:
 def as_matrix(value: Any, name: str, dtype: Any = torch.float64, device: torch.device | None = None,
               min_rows: int = 2) -> torch.Tensor:
     """`value` as a finite 2-D tensor (n, p) of `dtype`; anything else raises BadInputError naming `name`."""
+    return as_scaled_matrix(value, name, dtype, device, min_rows, scale=False)[0]
+
+
+def as_scaled_matrix(value: Any, name: str, dtype: Any = torch.float64, device: torch.device | None = None,
+                     min_rows: int = 2, *, scale: bool = True, exponent: int | None = None) -> tuple[torch.Tensor, int]:
+    """(value / 2**e, e): `value` checked as in `as_matrix`, divided by 2**e, the power of two at or above its largest |entry|.
+
+    Dividing by a power of two is exact, so the scaled data hold the same digits; the covariances
+    and Gram matrices formed from them neither overflow nor underflow, whatever the input's scale
+    (1e-150 or 1e150, float32 or float64). With scale=False, e = 0; a given ``exponent`` is used as e.
+    """
     dtype = resolve_dtype(dtype)
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
@@ -64,21 +78,60 @@ def as_matrix(value: Any, name: str, dtype: Any = torch.float64, device: torch.d
             raise BadInputError(f"{name} is on {tensor.device} but the other input is on {device}; "
                                 "move both to one device")
         tensor = tensor.to(device)
-    tensor = tensor.to(dtype)
+    if not tensor.is_floating_point() or tensor.dtype not in (torch.float32, torch.float64):
+        tensor = tensor.to(torch.float64)
     if not bool(torch.isfinite(tensor).all()):
         raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(tensor.shape)})")
-    return tensor
+    if exponent is None:
+        largest = float(tensor.abs().max()) if scale else 0.0
+        exponent = math.frexp(largest)[1] if largest > 0 else 0
+    if exponent:
+        tensor = torch.ldexp(tensor, torch.tensor(-exponent, device=tensor.device))
+    tensor = tensor.to(dtype)
+    if not bool(torch.isfinite(tensor).all()):
+        raise BadInputError(f"{name} has values beyond the range of {dtype} (shape {tuple(tensor.shape)}); "
+                            "use dtype='float64'")
+    return tensor, exponent
 
 
-def as_pair(x: Any, y: Any, dtype: Any = torch.float64, min_rows: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both inputs checked, on one device, with the same number of datapoints."""
+def as_pair(x: Any, y: Any, dtype: Any = torch.float64, min_rows: int = 2, *, scale: bool = False,
+            names: tuple[str, str] = ("x", "y")) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both inputs checked, on one device, with the same number of datapoints (scaled as in `as_scaled_matrix`)."""
+    return as_scaled_pair(x, y, dtype, min_rows, scale=scale, names=names)[:2]
+
+
+def as_scaled_pair(x: Any, y: Any, dtype: Any = torch.float64, min_rows: int = 2, *, scale: bool = True,
+                   names: tuple[str, str] = ("x", "y")) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """(x / 2**ex, y / 2**ey, ex, ey): both inputs checked and scaled by powers of two, see `as_scaled_matrix`."""
     device = x.device if isinstance(x, torch.Tensor) else (y.device if isinstance(y, torch.Tensor) else None)
-    tx = as_matrix(x, "x", dtype, device, min_rows)
-    ty = as_matrix(y, "y", dtype, device, min_rows)
+    tx, sx = as_scaled_matrix(x, names[0], dtype, device, min_rows, scale=scale)
+    ty, sy = as_scaled_matrix(y, names[1], dtype, device, min_rows, scale=scale)
     if tx.shape[0] != ty.shape[0]:
-        raise BadInputError(f"x and y must have the same number of datapoints (rows, the same inputs in the same "
-                            f"order): x has shape {tuple(tx.shape)}, y has shape {tuple(ty.shape)}")
-    return tx, ty
+        raise BadInputError(f"{names[0]} and {names[1]} must have the same number of datapoints (rows, the same "
+                            f"inputs in the same order): {names[0]} has shape {tuple(tx.shape)}, {names[1]} has "
+                            f"shape {tuple(ty.shape)}")
+    return tx, ty, sx, sy
+
+
+def check_real(value: Any, name: str, low: float = -math.inf, high: float = math.inf, *,
+               low_open: bool = False) -> float:
+    """`value` (a Python or NumPy real, not a bool) as a float in [low, high] (or (low, high]); else BadInputError."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    number = float(value) if ok else math.nan
+    if not (ok and math.isfinite(number) and (low < number if low_open else low <= number) and number <= high):
+        bracket = "(" if low_open else "["
+        raise BadInputError(f"{name} must be a finite number in {bracket}{low:g}, {high:g}], got {value!r}")
+    return number
+
+
+class ConstantInputWarning(EtudeWarning):
+    """One side has no variance (every neuron constant): its similarity to anything is reported as 0."""
+
+
+def warn_constant(name: str) -> None:
+    """Warn with ConstantInputWarning (pointing at the user's call) that `name` has no variance."""
+    warnings.warn(f"{name} has no variance (every neuron is constant on these datapoints): the similarity is "
+                  f"undefined and reported as 0", ConstantInputWarning, stacklevel=_caller_stacklevel())
 
 
 def _caller_stacklevel() -> int:

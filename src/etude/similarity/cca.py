@@ -7,7 +7,8 @@
   canonical correlation", NeurIPS 2018, arXiv:1806.05759, Sec. 2.3 (projection weighting).
 
 Inputs are (datapoints n, neurons p) and (n, q), NumPy or torch on any device; the math runs in
-torch, float64 unless ``dtype="float32"``. With Z_hat_x, Z_hat_y the whitened bases of
+torch, float64 unless ``dtype="float32"``. Each input is first divided by a power of two at or
+above its largest entry (exact), so every result is scale-invariant in floating point too. With Z_hat_x, Z_hat_y the whitened bases of
 `etude.similarity.whitening`, the canonical correlations are the singular values of
 
     M = Z_hat_x^T Z_hat_y = Sigma_xx^{-1/2} Sigma_xy Sigma_yy^{-1/2}   (Raghu et al., Sec. 2)
@@ -18,6 +19,7 @@ are r = min(rank x, rank y) of them, so duplicated or dead neurons do not add sp
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 from etude.errors import BadInputError
-from etude.similarity._validation import as_pair, warn_small_sample
+from etude.similarity._validation import as_pair, as_scaled_pair, check_real, warn_constant, warn_small_sample
 from etude.similarity.whitening import Whitened, whiten
 
 __all__ = ["CCAResult", "PWCCA_VARIANTS", "cca", "mean_cca", "pwcca", "svcca"]
@@ -53,10 +55,29 @@ def threshold_mean(rho: torch.Tensor, threshold: float | None) -> float:
     return float(rho[:k].mean())
 
 
-def check_threshold(threshold: Any) -> None:
-    if threshold is not None and not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
-                                      and 0 < threshold <= 1):
-        raise BadInputError(f"threshold must be None or a number in (0, 1], got {threshold!r}")
+def check_threshold(threshold: Any) -> float | None:
+    """None, or `threshold` (a Python or NumPy real) as a float in (0, 1]."""
+    if threshold is None:
+        return None
+    try:
+        return check_real(threshold, "threshold", 0.0, 1.0, low_open=True)
+    except BadInputError:
+        raise BadInputError(f"threshold must be None or a number in (0, 1], got {threshold!r}") from None
+
+
+def check_epsilon(epsilon: Any) -> float:
+    """`epsilon` (a Python or NumPy real) as a finite float >= 0."""
+    try:
+        return check_real(epsilon, "epsilon", 0.0)
+    except BadInputError:
+        raise BadInputError(f"epsilon must be a finite number >= 0, got {epsilon!r}") from None
+
+
+def warn_if_constant(a: Whitened, b: Whitened) -> None:
+    """ConstantInputWarning for each side without variance (its correlations are empty: similarity 0)."""
+    for side, name in ((a, "x"), (b, "y")):
+        if side.rank == 0:
+            warn_constant(name)
 
 
 def cross_matrix(a: Whitened, b: Whitened, ka: int | None = None, kb: int | None = None) -> torch.Tensor:
@@ -101,8 +122,7 @@ class CCAResult:
 
     def mean(self, threshold: float | None = None) -> float:
         """The mean canonical correlation; see `mean_cca` for `threshold`."""
-        check_threshold(threshold)
-        return threshold_mean(torch.from_numpy(self.rho), threshold)
+        return threshold_mean(torch.from_numpy(self.rho), check_threshold(threshold))
 
 
 def cca(x: Any, y: Any, epsilon: float = 0.0, *, method: str = "cov", dtype: Any = "float64") -> CCAResult:
@@ -120,10 +140,12 @@ def cca(x: Any, y: Any, epsilon: float = 0.0, *, method: str = "cov", dtype: Any
     :raises BadInputError: on a bad shape, type, value or option (the message names the argument).
     :warns SmallSampleWarning: when n < 5 p or n < 5 q.
     """
-    tx, ty = as_pair(x, y, dtype)
+    epsilon = check_epsilon(epsilon)
+    tx, ty, ex, ey = as_scaled_pair(x, y, dtype)  # x = tx 2**ex, y = ty 2**ey
     warn_small_sample("x", *tx.shape)
     warn_small_sample("y", *ty.shape)
     a, b = whiten(tx, epsilon, method, eigenbasis=False), whiten(ty, epsilon, method, eigenbasis=False)
+    warn_if_constant(a, b)
     r = min(a.rank, b.rank)
     m = cross_matrix(a, b)
     if r == 0:
@@ -132,7 +154,7 @@ def cca(x: Any, y: Any, epsilon: float = 0.0, *, method: str = "cov", dtype: Any
         u, s, vh = torch.linalg.svd(m, full_matrices=False)
         rho, ua, vb = s[:r].clamp(0.0, 1.0), u[:, :r], vh[:r].T
     scale = (a.n - 1) ** 0.5
-    wa, wb = a.transform @ ua * scale, b.transform @ vb * scale
+    wa, wb = a.transform @ ua * math.ldexp(scale, -ex), b.transform @ vb * math.ldexp(scale, -ey)  # of x, y
     if r:
         pick = wa.abs().argmax(0)
         sign = torch.sign(wa[pick, torch.arange(r, device=wa.device)])
@@ -150,11 +172,12 @@ def mean_cca(x: Any, y: Any, epsilon: float = 0.0, threshold: float | None = Non
     :param epsilon, method, dtype: as in `cca`.
     :warns SmallSampleWarning: when n < 5 p or n < 5 q.
     """
-    check_threshold(threshold)
-    tx, ty = as_pair(x, y, dtype)
+    threshold, epsilon = check_threshold(threshold), check_epsilon(epsilon)
+    tx, ty = as_pair(x, y, dtype, scale=True)
     warn_small_sample("x", *tx.shape)
     warn_small_sample("y", *ty.shape)
     a, b = whiten(tx, epsilon, method, eigenbasis=False), whiten(ty, epsilon, method, eigenbasis=False)
+    warn_if_constant(a, b)
     return threshold_mean(correlations(a, b), threshold)
 
 
@@ -192,8 +215,9 @@ def svcca(x: Any, y: Any, keep: float | int = 0.99, *, dtype: Any = "float64") -
     :warns SmallSampleWarning: when n < 5 k for the k directions kept on either side.
     """
     keep = check_keep(keep)
-    tx, ty = as_pair(x, y, dtype)
+    tx, ty = as_pair(x, y, dtype, scale=True)
     a, b = whiten(tx), whiten(ty)
+    warn_if_constant(a, b)
     ka, kb = svd_directions(a, keep), svd_directions(b, keep)
     warn_small_sample("x (after SVD reduction)", a.n, ka)
     warn_small_sample("y (after SVD reduction)", b.n, kb)
@@ -267,10 +291,12 @@ def pwcca(x: Any, y: Any, epsilon: float = 0.0, variant: str = "reference", *, d
     :warns SmallSampleWarning: when n < 5 p or n < 5 q.
     """
     check_variant(variant)
-    tx, ty = as_pair(x, y, dtype)
+    epsilon = check_epsilon(epsilon)
+    tx, ty = as_pair(x, y, dtype, scale=True)
     warn_small_sample("x", *tx.shape)
     warn_small_sample("y", *ty.shape)
     a, b = whiten(tx, epsilon), whiten(ty, epsilon)
+    warn_if_constant(a, b)
     r = min(a.rank, b.rank)
     if r == 0:
         return 0.0

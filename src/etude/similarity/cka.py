@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from etude.errors import BadInputError
-from etude.similarity._validation import as_matrix, as_pair, resolve_dtype
+from etude.similarity._validation import as_pair, as_scaled_matrix, as_scaled_pair, resolve_dtype, warn_constant
 
 __all__ = ["MinibatchCKA", "linear_cka"]
 
@@ -38,14 +39,18 @@ def _hsic(cross: float, sum_k: float, sum_l: float, sum_kl: float, n: int, debia
 
 
 def cka_from_moments(cross: float, self_x: float, self_y: float, sum_k: float, sum_l: float, sum_kl: float,
-                     sum_kk: float, sum_ll: float, n: int, debiased: bool) -> float:
+                     sum_kk: float, sum_ll: float, n: int, debiased: bool,
+                     names: tuple[str, str] = ("x", "y")) -> float:
     """CKA from the centred quantities <K,L>, ||K||^2, ||L||^2 and the row-norm moments; 0 for a constant side."""
     num = _hsic(cross, sum_k, sum_l, sum_kl, n, debiased)
     dx = _hsic(self_x, sum_k, sum_k, sum_kk, n, debiased)
     dy = _hsic(self_y, sum_l, sum_l, sum_ll, n, debiased)
-    if dx <= 0 or dy <= 0:
+    if not (dx > 0 and dy > 0):
+        for d, name in zip((dx, dy), names):
+            if not d > 0:
+                warn_constant(name)
         return 0.0
-    return num / (dx * dy) ** 0.5
+    return num / (dx ** 0.5 * dy ** 0.5)
 
 
 def gram_inner(xc: torch.Tensor, yc: torch.Tensor) -> float:
@@ -58,7 +63,7 @@ def gram_inner(xc: torch.Tensor, yc: torch.Tensor) -> float:
 
 
 def _check_debiased(debiased: Any, n: int | None = None) -> None:
-    if not isinstance(debiased, bool):
+    if not isinstance(debiased, (bool, np.bool_)):
         raise BadInputError(f"debiased must be True or False, got {debiased!r}")
     if debiased and n is not None and n < 4:
         raise BadInputError(f"debiased CKA needs at least 4 datapoints, got n={n}")
@@ -73,7 +78,7 @@ def linear_cka(x: Any, y: Any, debiased: bool = False, *, dtype: Any = "float64"
     :param debiased: use the unbiased HSIC estimator (Song et al. 2012); needs n >= 4.
     :param dtype: "float64" (default) or "float32".
     """
-    tx, ty = as_pair(x, y, dtype)
+    tx, ty = as_pair(x, y, dtype, scale=True)  # powers of two: exact, and no overflow or underflow below
     n = tx.shape[0]
     _check_debiased(debiased, n)
     xc, yc = tx - tx.mean(0), ty - ty.mean(0)
@@ -105,20 +110,22 @@ class MinibatchCKA:
     def reset(self) -> None:
         """Forget every batch seen."""
         self.n = 0
+        self._exponents: tuple[int, int] = (0, 0)
         self._shift: tuple[torch.Tensor, torch.Tensor] | None = None
         self._stats: dict[str, torch.Tensor] = {}
 
     def update(self, x: Any, y: Any) -> "MinibatchCKA":
         """Add a batch: x (b, p) and y (b, q) for the same b datapoints (b >= 1)."""
         device = self._shift[0].device if self._shift is not None else None
-        if device is not None:
-            tx = as_matrix(x, "x", self.dtype, device, min_rows=1)
-            ty = as_matrix(y, "y", self.dtype, device, min_rows=1)
+        if device is not None:  # later batches: the first batch's powers of two (exact; no overflow)
+            tx, _ = as_scaled_matrix(x, "x", self.dtype, device, min_rows=1, exponent=self._exponents[0])
+            ty, _ = as_scaled_matrix(y, "y", self.dtype, device, min_rows=1, exponent=self._exponents[1])
             if tx.shape[0] != ty.shape[0]:
                 raise BadInputError(f"x and y must have the same number of datapoints: x has shape "
                                     f"{tuple(tx.shape)}, y has shape {tuple(ty.shape)}")
         else:
-            tx, ty = as_pair(x, y, self.dtype, min_rows=1)
+            tx, ty, ex, ey = as_scaled_pair(x, y, self.dtype, min_rows=1)
+            self._exponents = (ex, ey)
         if self._shift is None:
             self._shift = (tx.mean(0), ty.mean(0))
         else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -29,7 +31,7 @@ def _load(path: str, label: str):
 
 
 def _similarity(args: argparse.Namespace) -> int:
-    from etude.similarity import SmallSampleWarning, flatten_conv, linear_cka, mean_cca, pool_conv, pwcca, svcca
+    from etude.similarity import ConstantInputWarning, SmallSampleWarning, flatten_conv, linear_cka, mean_cca, pool_conv, pwcca, svcca
 
     arrays = []
     for path, label in ((args.a, "A"), (args.b, "B")):
@@ -39,9 +41,13 @@ def _similarity(args: argparse.Namespace) -> int:
                 raise BadInputError(f"{label} has 4-D shape {array.shape}: pass --conv flatten or --conv pool")
             array = flatten_conv(array) if args.conv == "flatten" else pool_conv(array)
         arrays.append(array)
+    from etude.similarity._validation import as_pair
+
+    as_pair(*arrays, names=("A", "B"))  # bad shapes, types or NaN are reported by the file's letter
     a, b = arrays
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SmallSampleWarning)
+        warnings.simplefilter("always", ConstantInputWarning)
         if args.method == "pwcca":
             value = pwcca(a, b, epsilon=args.epsilon, variant=args.variant)
         elif args.method == "svcca":
@@ -51,14 +57,17 @@ def _similarity(args: argparse.Namespace) -> int:
             value = mean_cca(a, b, epsilon=args.epsilon, threshold=args.threshold)
         else:
             value = linear_cka(a, b, debiased=args.debiased)
-    for warning in caught:
-        print(f"etude: warning: {warning.message}", file=sys.stderr)
+    for warning in caught:  # the library names its inputs x and y; here they are the files A and B
+        text = re.sub(r"^(x|y)\b", lambda m: "A" if m.group(1) == "x" else "B", str(warning.message))
+        print(f"etude: warning: {text}", file=sys.stderr)
+    if not math.isfinite(value):
+        raise BadInputError(f"the {args.method} similarity of A and B is not a finite number ({value})")
     if args.json:
         settings = {"pwcca": {"epsilon": args.epsilon, "variant": args.variant}, "svcca": {"keep": args.keep},
                     "cca": {"epsilon": args.epsilon, "threshold": args.threshold},
                     "cka": {"debiased": args.debiased}}[args.method]
         print(json.dumps({"method": args.method, "similarity": value, "a": args.a, "b": args.b,
-                          "a_shape": list(a.shape), "b_shape": list(b.shape), **settings}))
+                          "a_shape": list(a.shape), "b_shape": list(b.shape), **settings}, allow_nan=False))
     else:
         print(f"{value:.6f}")
     return 0

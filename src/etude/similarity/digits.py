@@ -166,7 +166,7 @@ def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: 
     model = make_mlp(list(widths), seed, inputs=x.shape[1])
     kept: dict[int, dict[str, torch.Tensor]] = {}
     if checkpoint is not None and resume and Path(checkpoint).is_file():
-        state = load_checkpoint(checkpoint, expect={"config": config})
+        state = load_checkpoint(checkpoint, expect={"config": config}, like={"model": model.state_dict()})
         model.load_state_dict(state["model"])
         kept = {int(e): s for e, s in state["snapshots"].items()}
     else:

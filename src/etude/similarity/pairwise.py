@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from etude.errors import BadInputError
-from etude.similarity._validation import as_matrix, warn_small_sample
-from etude.similarity.cca import (check_keep, check_variant, correlations, pwcca_pair, svd_directions,
+from etude.similarity._validation import as_scaled_matrix, warn_constant, warn_small_sample
+from etude.similarity.cca import (check_epsilon, check_keep, check_variant, correlations, pwcca_pair, svd_directions,
                                   threshold_mean, check_threshold)
 from etude.similarity.cka import _check_debiased, cka_from_moments, gram_inner
 from etude.similarity.whitening import whiten
@@ -45,7 +45,7 @@ def pairwise(reps: Sequence[Any], metric: str = "pwcca", *, epsilon: float = 0.0
     if isinstance(reps, (np.ndarray, torch.Tensor)) or not isinstance(reps, Sequence) or len(reps) == 0:
         raise BadInputError(f"reps must be a non-empty list of (n, p) arrays, got {type(reps).__name__}")
     device = next((r.device for r in reps if isinstance(r, torch.Tensor)), None)
-    mats = [as_matrix(r, f"reps[{i}]", dtype, device) for i, r in enumerate(reps)]
+    mats = [as_scaled_matrix(r, f"reps[{i}]", dtype, device)[0] for i, r in enumerate(reps)]  # exact powers of two
     n = mats[0].shape[0]
     for i, m in enumerate(mats):
         if m.shape[0] != n:
@@ -64,18 +64,22 @@ def pairwise(reps: Sequence[Any], metric: str = "pwcca", *, epsilon: float = 0.0
                 ki, kj = rows[i], rows[j]
                 out[i, j] = out[j, i] = cka_from_moments(
                     cross, selfs[i], selfs[j], float(ki.sum()), float(kj.sum()), float(ki @ kj), float(ki @ ki),
-                    float(kj @ kj), n, debiased)
+                    float(kj @ kj), n, debiased, names=(f"reps[{i}]", f"reps[{j}]"))
         return out
     if metric == "svcca":
         keep = check_keep(keep)
     if metric == "pwcca":
         check_variant(variant)
-    check_threshold(threshold)
+    threshold = check_threshold(threshold)
+    epsilon = check_epsilon(epsilon)
     factors = [whiten(m, epsilon if metric != "svcca" else 0.0, eigenbasis=metric != "cca") for m in mats]
     dims = [svd_directions(f, keep) if metric == "svcca" else None for f in factors]
     for i, m in enumerate(mats):
         warn_small_sample(f"reps[{i}]" + (" (after SVD reduction)" if metric == "svcca" else ""), n,
                           dims[i] if metric == "svcca" else m.shape[1])
+    for i, f in enumerate(factors):
+        if f.rank == 0:
+            warn_constant(f"reps[{i}]")
     for f in factors:
         f.basis()  # Z_hat once per representation; pairs then cost one n x r_i x r_j product
     for i in range(k):

@@ -8,6 +8,7 @@ from etude.studies.protocol import (
     Result,
     Study,
     apply_overrides,
+    midi_preview_names,
     versions,
 )
 from etude.studies.registry import STUDIES, get_study, study_names
@@ -16,6 +17,6 @@ from etude.studies.runner import load_result, run_studies
 
 __all__ = [
     "PRESETS", "SCHEMA_VERSION", "STUDIES", "VERDICTS", "Claim", "Result", "Study",
-    "apply_overrides", "collect_results", "get_study", "load_result", "run_studies",
+    "apply_overrides", "midi_preview_names", "collect_results", "get_study", "load_result", "run_studies",
     "study_names", "versions", "write_report",
 ]

@@ -1,60 +1,31 @@
-"""A self-contained `report.html` for a run folder, and a localhost server for it.
+"""A self-contained `report.html` for a run folder (the localhost server is in `etude.studies.server`).
 
 Images and audio are embedded as data URIs, so the page needs no network and no neighbouring
 files at view time. The claims table has a filter by verdict; each study has its plots,
-samples with players, settings, versions and wall time. Broken folders get a note.
+samples with players, settings, versions and wall time. Broken folders get a note. A MIDI
+artifact is shown by the previews its study wrote beside it; this module imports no domain package.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import html
-import http.server
 import json
 import mimetypes
-import threading
 from pathlib import Path
 
-from etude.studies.protocol import VERDICTS, Result
-from etude.studies.report import collect_results
+from etude.runtime.files import write_atomic
+from etude.studies.protocol import VERDICTS, Result, midi_preview_names
+from etude.studies.report import (
+    artifact_file, check_run_dir, collect_results, read_json, summary_cell, verdict_summary,
+)
+from etude.studies.server import make_server, serve
 
-__all__ = ["write_html", "serve", "markdown_table_to_html", "MIDI_PREVIEWS"]
+__all__ = ["write_html", "serve", "make_server", "markdown_table_to_html"]
 
 EMBED_LIMIT_BYTES = 20 * 2**20
 """Files larger than this are linked rather than embedded."""
 
-MIDI_PREVIEWS: list = []
-"""Callables `(midi_path) -> (mime, bytes) | None` tried in order to preview a MIDI artifact;
-they come before the built-in ones: audio rendered by `etude.audio` (fluidsynth), then a piano roll."""
-
-
-def audio_preview(path: Path) -> tuple[str, bytes] | None:
-    """The MIDI file rendered to WAV by `etude.audio` (fluidsynth), or None where it cannot be."""
-    try:
-        from etude.audio.render import midi_preview
-    except ImportError:
-        return None
-    return midi_preview(path)
-
-
-def piano_roll_preview(path: Path) -> tuple[str, bytes] | None:
-    """A PNG piano roll of a MIDI file drawn with `etude.music`, or None if it cannot be read."""
-    import io
-
-    from etude.errors import EtudeError
-    from etude.music import Performance, plot_piano_roll
-
-    try:
-        figure = plot_piano_roll(Performance.from_midi(path), title=path.name)
-    except EtudeError:
-        return None
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    return "image/png", buffer.getvalue()
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;padding:0 1rem;color:#222}
@@ -110,31 +81,44 @@ def _data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def _artifact_html(study_dir: Path, name: str) -> str:
-    path = study_dir / name
-    if not path.is_file():
-        return f"<p>{_e(name)} <em>(missing)</em></p>"
+def _artifact_html(run_dir: Path, study: str, name: str) -> str:
+    path, why = artifact_file(run_dir, study, name)
+    if path is None:
+        return f"<p>{_e(name)} <em>({_e(why)})</em></p>"
     size = path.stat().st_size
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     suffix = path.suffix.lower()
+    href = _e(f"{study}/{name}")
     if size > EMBED_LIMIT_BYTES:
-        return f'<p><a href="{_e(study_dir.name + "/" + name)}">{_e(name)}</a> ({size / 2**20:.0f} MiB, not embedded)</p>'
+        return f'<p><a href="{href}">{_e(name)}</a> ({size / 2**20:.0f} MiB, not embedded)</p>'
     if mime.startswith("image/"):
-        return f'<figure><img class="plot" alt="{_e(name)}" src="{_data_uri(mime, path.read_bytes())}"><figcaption>{_e(name)}</figcaption></figure>'
+        return (f'<figure><img class="plot" alt="{_e(name)}" src="{_data_uri(mime, path.read_bytes())}">'
+                f"<figcaption>{_e(name)}</figcaption></figure>")
     if suffix in (".mid", ".midi"):
-        for preview in [*MIDI_PREVIEWS, audio_preview, piano_roll_preview]:
-            rendered = preview(path)
-            if rendered is not None:
-                pmime, pdata = rendered
-                tag = (f'<audio controls preload="auto" src="{_data_uri(pmime, pdata)}"></audio>' if pmime.startswith("audio/")
-                       else f'<img class="plot" alt="{_e(name)} piano roll" src="{_data_uri(pmime, pdata)}">')
-                return f"<figure>{tag}<figcaption>{_e(name)}</figcaption></figure>"
-        return (f'<p><a download="{_e(name)}" href="{_data_uri("audio/midi", path.read_bytes())}">{_e(name)}</a> '
-                "(MIDI; could not be read to preview it here)</p>")
+        tags = []
+        wav_name, png_name = midi_preview_names(name)
+        for preview, kind in ((wav_name, "audio/wav"), (png_name, "image/png")):
+            found, _ = artifact_file(run_dir, study, preview)
+            if found is None or found.stat().st_size > EMBED_LIMIT_BYTES:
+                continue
+            uri = _data_uri(kind, found.read_bytes())
+            tags.append(f'<audio controls preload="auto" src="{uri}"></audio>' if kind.startswith("audio/")
+                        else f'<img class="plot" alt="{_e(name)} piano roll" src="{uri}">')
+        link = f'<a download="{_e(path.name)}" href="{_data_uri("audio/midi", path.read_bytes())}">{_e(name)}</a>'
+        if not tags:
+            return f"<p>{link} (MIDI; the study wrote no preview of it)</p>"
+        return f"<figure>{''.join(tags)}<figcaption>{link}</figcaption></figure>"
     if mime.startswith("audio/") or suffix == ".wav":
         return (f'<figure><audio controls preload="auto" src="{_data_uri("audio/wav" if suffix == ".wav" else mime, path.read_bytes())}">'
                 f"</audio><figcaption>{_e(name)}</figcaption></figure>")
-    return f'<p><a href="{_e(study_dir.name + "/" + name)}">{_e(name)}</a></p>'
+    return f'<p><a href="{href}">{_e(name)}</a></p>'
+
+
+def _summary_table(entries: list[tuple[str, Result | None, str]]) -> str:
+    head = "".join(f"<th>{v}</th>" for v in VERDICTS)
+    rows = "".join(f"<tr><td>{_e(study)}</td>" + "".join(f"<td>{_e(summary_cell(counts[v]))}</td>" for v in VERDICTS)
+                   + "</tr>" for study, counts in verdict_summary(entries).items())
+    return f'<table id="summary"><thead><tr><th>study</th>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def _claims_table(entries: list[tuple[str, Result | None, str]]) -> str:
@@ -165,8 +149,9 @@ def _study_section(run_dir: Path, name: str, result: Result | None, note: str) -
     if note:
         parts.append(f'<div class="note">{_e(note)}</div>')
     if result is not None:
-        parts.append(f"<p>Preset <code>{_e(result.preset)}</code>, seed {_e(result.seed)}, "
-                     f"wall time {result.wall_time_s:.1f} s, status {_e(result.status)}.</p>")
+        wall = "unknown" if result.wall_time_s is None else f"{result.wall_time_s:.1f} s"
+        parts.append(f"<p>Preset <code>{_e(result.preset)}</code>, seed {_e('?' if result.seed is None else result.seed)}, "
+                     f"wall time {wall}, status {_e(result.status)}.</p>")
         if result.status == "crashed" and result.error:
             parts.append(f"<details><summary>error</summary><pre>{_e(result.error)}</pre></details>")
         for claim in result.claims:
@@ -177,51 +162,39 @@ def _study_section(run_dir: Path, name: str, result: Result | None, note: str) -
                 parts.append(f"<h3>{_e(key)}</h3>{markdown_table_to_html(value)}")
         scalars = {k: v for k, v in result.metrics.items() if not (isinstance(v, str) and "\n" in v)}
         for artifact in result.artifacts:
-            parts.append(_artifact_html(run_dir / name, artifact))
+            parts.append(_artifact_html(run_dir, name, artifact))
         details = {"metrics": scalars, "settings": result.settings, "versions": result.versions}
-        parts.append(f"<details><summary>metrics, settings and versions</summary><pre>"
-                     f"{_e(json.dumps(details, indent=2, default=str))}</pre></details>")
+        try:
+            shown = json.dumps(details, indent=2, default=str)
+        except (ValueError, RecursionError):
+            shown = "(too deeply nested to show)"
+        parts.append(f"<details><summary>metrics, settings and versions</summary><pre>{_e(shown)}</pre></details>")
     parts.append("</section>")
     return "\n".join(parts)
 
 
 def write_html(run_dir: str | Path) -> Path:
     """Write `<run_dir>/report.html`, self-contained, and return its path."""
-    run_dir = Path(run_dir)
+    run_dir = check_run_dir(run_dir)
     entries = collect_results(run_dir)
     header = "<p>No run.json in this folder.</p>"
     info_path = run_dir / "run.json"
-    if info_path.exists():
+    if info_path.exists() or info_path.is_symlink():
         try:
-            info = json.loads(info_path.read_text())
-            versions = info.get("versions", {})
-            total = sum(r.wall_time_s for _, r, _ in entries if r is not None)
+            info = read_json(run_dir, info_path)
+            versions = info.get("versions") if isinstance(info.get("versions"), dict) else {}
+            total = sum(r.wall_time_s or 0.0 for _, r, _ in entries if r is not None)
             header = (f"<p>Preset <code>{_e(info.get('preset'))}</code>, seed {_e(info.get('seed'))}, "
                       f"started {_e(info.get('started'))}, total wall time {total:.1f} s. "
                       f"etude {_e(versions.get('etude'))}, torch {_e(versions.get('torch'))}, "
                       f"Python {_e(versions.get('python'))}.</p>")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, RecursionError, AttributeError):
             header = '<div class="note">run.json is unreadable.</div>'
-    body = [f"<h1>etude reproduction report</h1>{header}", "<h2>Claims</h2>", _claims_table(entries)]
+    body = [f"<h1>etude reproduction report</h1>{header}", "<h2>Summary</h2>", _summary_table(entries),
+            "<h2>Claims</h2>", _claims_table(entries)]
     if not entries:
         body.append('<div class="note">No study folders found in this run.</div>')
     body += [_study_section(run_dir, name, result, note) for name, result, note in entries]
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>etude report</title>'
             f"<style>{_CSS}</style><script>{_JS}</script></head><body>{''.join(body)}</body></html>")
-    path = run_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path
-
-
-def serve(run_dir: str | Path, port: int = 8000, block: bool = True) -> http.server.ThreadingHTTPServer:
-    """Serve the run folder on http://127.0.0.1:port/report.html; with block=False run in a thread."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(run_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-    if block:
-        try:
-            server.serve_forever()
-        finally:
-            server.server_close()
-    else:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return write_atomic(run_dir / "report.html", page, what="report")

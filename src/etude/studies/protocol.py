@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ __all__ = [
     "Result",
     "Study",
     "apply_overrides",
+    "override_limits",
+    "midi_preview_names",
     "versions",
 ]
 
@@ -68,6 +71,18 @@ class Claim:
             raise BadInputError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
 
+def midi_preview_names(midi_name: str) -> tuple[str, str]:
+    """Names of the previews a study writes beside a MIDI artifact: (WAV rendering, piano-roll PNG).
+
+    ``samples/tune.mid`` -> (``samples/tune.preview.wav``, ``samples/tune.preview.png``); the report
+    embeds them with the MIDI file (``etude.music.previews.write_midi_previews`` writes them).
+    """
+    head, _, base = midi_name.rpartition("/")
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    prefix = f"{head}/" if head else ""
+    return f"{prefix}{stem}.preview.wav", f"{prefix}{stem}.preview.png"
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and the main packages, recorded with every result."""
     import numpy
@@ -85,13 +100,13 @@ class Result:
 
     study: str
     preset: str
-    seed: int
+    seed: int | None
     claims: list[Claim] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     artifacts: list[str] = field(default_factory=list)
     status: Literal["ok", "crashed"] = "ok"
     error: str = ""
-    wall_time_s: float = 0.0
+    wall_time_s: float | None = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
@@ -101,17 +116,58 @@ class Result:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Result":
-        """Rebuild a result read from result.json; unknown keys are ignored."""
+    def from_dict(cls, data: Any, *, notes: list[str] | None = None) -> "Result":
+        """Rebuild a result read from result.json; unknown keys are ignored.
+
+        Strict by default: a field of the wrong type raises BadInputError naming it. With a
+        ``notes`` list, a wrong-typed field is dropped instead (its default is used; a missing
+        seed or wall time becomes None) and a note describing it is appended.
+        """
         if not isinstance(data, dict):
-            raise BadInputError(f"a result must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        claim_fields = {f.name for f in dataclasses.fields(Claim)}
+            raise BadInputError(f"a result must be a JSON object, got {_kind(data)}")
+
+        def refuse(message: str) -> None:
+            if notes is None:
+                raise BadInputError(f"result.json: {message}")
+            notes.append(message)
+
+        kwargs: dict[str, Any] = {}
+        for key, expected in _FIELD_TYPES.items():
+            if key not in data:
+                continue
+            value = data[key]
+            if _is(value, expected) and (key != "status" or value in ("ok", "crashed")):
+                kwargs[key] = value
+            else:
+                refuse(f"{key} is {_kind(value)}, expected {_EXPECTED[key]}")
+        artifacts = data.get("artifacts", [])
+        if not isinstance(artifacts, list):
+            refuse(f"artifacts is {_kind(artifacts)}, expected a list of file names")
+            artifacts = []
+        kwargs["artifacts"] = [a for a in artifacts if isinstance(a, str)]
+        if len(kwargs["artifacts"]) < len(artifacts):
+            refuse(f"{len(artifacts) - len(kwargs['artifacts'])} artifact name(s) are not strings")
         claims = data.get("claims") or []
-        if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
-            raise BadInputError("a result's claims must be a list of JSON objects")
-        kwargs["claims"] = [Claim(**{k: v for k, v in c.items() if k in claim_fields}) for c in claims]
+        if not isinstance(claims, list):
+            refuse(f"claims is {_kind(claims)}, expected a list of JSON objects")
+            claims = []
+        kwargs["claims"] = []
+        for i, item in enumerate(claims):
+            claim = _claim(item)
+            if isinstance(claim, str):
+                refuse(f"claim {i} {claim}")
+            else:
+                kwargs["claims"].append(claim)
+        if notes is not None:
+            for key in ("study", "preset"):
+                kwargs.setdefault(key, "?")
+            kwargs.setdefault("seed", None)
+            if "wall_time_s" not in kwargs:
+                kwargs["wall_time_s"] = None
+        else:
+            missing = [k for k in ("study", "preset", "seed") if k not in kwargs]
+            if missing:
+                raise BadInputError(f"result.json: missing field(s) {missing}")
         return cls(**kwargs)
 
     def error_line(self) -> str:
@@ -119,18 +175,114 @@ class Result:
         return (self.error.splitlines() or ["(no error text)"])[0]
 
     def write(self, out_dir: str | Path) -> Path:
-        """Write `result.json` into `out_dir` atomically and return its path."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / "result.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str))
-        tmp.replace(path)
-        return path
+        """Write `result.json` into `out_dir` atomically (a unique temp file, then rename) and return its path."""
+        from etude.runtime.files import write_atomic
+
+        text = json.dumps(_jsonable(self.to_dict()), indent=2, default=str)
+        return write_atomic(Path(out_dir) / "result.json", text, what="result file")
 
 
-def apply_overrides(preset: Any, overrides: dict[str, str]) -> Any:
-    """A copy of the preset dataclass with fields set from strings ('steps=50'); bad keys raise."""
+_FIELD_TYPES: dict[str, Any] = {
+    "study": str, "preset": str, "seed": int, "metrics": dict, "status": str, "error": str,
+    "wall_time_s": (int, float), "settings": dict, "versions": dict, "schema_version": int,
+}
+_EXPECTED = {"study": "a string", "preset": "a string", "seed": "an integer", "metrics": "a JSON object",
+             "status": "'ok' or 'crashed'", "error": "a string", "wall_time_s": "a finite number",
+             "settings": "a JSON object", "versions": "a JSON object", "schema_version": "an integer"}
+
+
+def _kind(value: Any) -> str:
+    """How a note names a JSON value's type: 'null', 'a string', 'a list', ..."""
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", str: "a string", list: "a list", dict: "an object", int: "an integer",
+             float: "a number"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _is(value: Any, expected: Any) -> bool:
+    if isinstance(value, bool) and expected is not str:
+        return False
+    if expected == (int, float):
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, expected)
+
+
+def _claim(item: Any) -> "Claim | str":
+    """A Claim from a JSON object, or the reason it is not one."""
+    if not isinstance(item, dict):
+        return f"is {_kind(item)}, not an object"
+    names = {f.name for f in dataclasses.fields(Claim)}
+    kwargs = {k: v for k, v in item.items() if k in names}
+    missing = [k for k in ("id", "statement", "paper", "criterion") if k not in kwargs]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    wrong = [k for k, v in kwargs.items() if not isinstance(v, str)]
+    if wrong:
+        return f"has non-string {', '.join(wrong)}"
+    if kwargs.get("verdict", "not-run") not in VERDICTS:
+        return f"has verdict {kwargs['verdict']!r}, expected one of {VERDICTS}"
+    return Claim(**kwargs)
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with NaN and infinities as the strings 'nan', 'inf', '-inf' (strict JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+OVERRIDE_GROWTH = 10
+"""An int override may be at most this many times the largest value of the field over the study's presets."""
+
+
+def override_limits(presets: Any) -> dict[str, tuple[int, int]]:
+    """Field -> (smallest, largest) int an override may set.
+
+    The largest is OVERRIDE_GROWTH x the largest value over ``presets`` (at least 16); the
+    smallest is 0, or minus the largest where some preset holds a negative value. For list and
+    tuple fields the bounds apply to each int item, and the largest also to the length.
+    """
+    limits: dict[str, tuple[int, int]] = {}
+    for preset in presets:
+        for f in dataclasses.fields(preset):
+            value = getattr(preset, f.name)
+            items = value if isinstance(value, (list, tuple)) else [value]
+            ints = [v for v in items if isinstance(v, int) and not isinstance(v, bool)]
+            sizes = [abs(v) for v in ints] + ([len(value)] if isinstance(value, (list, tuple)) else [])
+            if sizes:
+                low, high = limits.get(f.name, (0, 16))
+                high = max(high, OVERRIDE_GROWTH * max(sizes))
+                limits[f.name] = (-high if low < 0 or any(v < 0 for v in ints) else 0, high)
+    return {k: (-high if low < 0 else 0, high) for k, (low, high) in limits.items()}
+
+
+def _check_bounds(key: str, value: Any, limits: dict[str, tuple[int, int]]) -> None:
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise BadInputError(f"preset field {key!r} must be finite, got {item!r}")
+    if key not in limits:
+        return
+    low, high = limits[key]
+    ints = [v for v in items if isinstance(v, int) and not isinstance(v, bool)]
+    if isinstance(value, (list, tuple)) and len(value) > high:
+        raise BadInputError(f"preset field {key!r} may hold at most {high} items, got {len(value)}")
+    for item in ints:
+        if not low <= item <= high:
+            raise BadInputError(f"preset field {key!r} must be in [{low:,}, {high:,}] ({OVERRIDE_GROWTH}x the "
+                                f"largest preset's), got {item:,}")
+
+
+def apply_overrides(preset: Any, overrides: dict[str, str], limits: dict[str, tuple[int, int]] | None = None) -> Any:
+    """A copy of the preset dataclass with fields set from strings ('steps=50'); bad keys raise.
+
+    Floats must be finite; with ``limits`` (see `override_limits`), ints may not exceed their bound.
+    """
     if not overrides:
         return preset
     fields = {f.name: f for f in dataclasses.fields(preset)}
@@ -145,15 +297,18 @@ def apply_overrides(preset: Any, overrides: dict[str, str]) -> Any:
                     raise ValueError(text)
                 value: Any = text.lower() in ("true", "1")
             elif isinstance(current, (int, float, str)):
+                if isinstance(current, int) and len(text) > 30:
+                    raise ValueError(text)
                 value = type(current)(text)
             elif isinstance(current, (tuple, list)):
                 value = type(current)(json.loads(text))
             else:
                 value = json.loads(text)
-        except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise BadInputError(
-                f"preset field {key!r} expects a {type(current).__name__}, got {text!r}"
+                f"preset field {key!r} expects a {type(current).__name__}, got {text[:60]!r}"
             ) from exc
+        _check_bounds(key, value, limits or {})
         changes[key] = value
     return dataclasses.replace(preset, **changes)
 
@@ -184,7 +339,7 @@ class Study:
         """The named preset with overrides applied; an unknown name raises BadInputError."""
         if name not in self.presets:
             raise BadInputError(f"study {self.name!r} has no preset {name!r}; expected one of {sorted(self.presets)}")
-        return apply_overrides(self.presets[name], overrides or {})
+        return apply_overrides(self.presets[name], overrides or {}, override_limits(self.presets.values()))
 
     def run(self, preset: Any, seed: int, out_dir: Path, resume: bool = False) -> Result:
         """Run the experiment and return its result; artifacts go under `out_dir`."""

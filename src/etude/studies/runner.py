@@ -23,6 +23,7 @@ from etude.errors import BadInputError, CheckpointError
 from etude.runtime import MAX_SEED, Distributed, is_rank_zero, seed_everything, set_threads, world_size
 from etude.studies.protocol import PRESETS, Result, Study, versions
 from etude.studies import registry
+from etude.runtime.files import ensure_dir, write_atomic
 from etude.studies.registry import get_study, study_names
 
 __all__ = ["Task", "crashed_result", "finished_result", "load_result", "run_studies", "run_task", "study_dir_for"]
@@ -236,10 +237,12 @@ def run_studies(
     if given and len(set(fabric_of.values())) > 1:
         raise BadInputError("these studies' presets ask for different Fabric settings "
                             f"({sorted(str(d) for d in set(fabric_of.values()))}); run them one at a time")
+    if not str(out).strip():  # Path("") is ".": it would quietly run in the current folder
+        raise BadInputError("--out must name a folder, got an empty string")
     out = Path(out)
     writes = is_rank_zero()  # before a launch: torchrun's RANK, or LOCAL_RANK in a rank Fabric started
     if writes:
-        out.mkdir(parents=True, exist_ok=True)
+        out = ensure_dir(out, what="--out")
     run_info: dict[str, Any] = {
         "preset": preset, "seed": seeds[0], "seeds": seeds, "jobs": jobs, "studies": selected,
         "overrides": overrides or {}, "versions": versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -247,7 +250,7 @@ def run_studies(
     if given:
         run_info["distributed"] = given
     if writes:
-        (out / "run.json").write_text(json.dumps(run_info, indent=2))
+        write_atomic(out / "run.json", json.dumps(run_info, indent=2), what="--out")
     frozen = tuple(sorted((overrides or {}).items()))
     tasks = [Task(name, registry.STUDIES[name], preset, s, str(study_dir_for(out, name, s, several)), resume, frozen,
                   fabric_of[name]) for name in selected for s in seeds]

@@ -34,6 +34,12 @@ LogJoint = Callable[[torch.Tensor], torch.Tensor]
 ENTROPY = ("analytic", "sampled")
 
 
+def _finite(name: str, value: torch.Tensor) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or not bool(torch.isfinite(value).all()):
+        raise BadInputError(f"{name} must be a finite tensor, got {'NaN or infinite values' if isinstance(value, torch.Tensor) else type(value).__name__}")
+    return value
+
+
 def _check_n(name: str, n: object) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise BadInputError(f"{name} must be a positive int, got {n!r} ({type(n).__name__})")
@@ -79,7 +85,7 @@ def elbo(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Seq
     """
     if entropy not in ENTROPY:
         raise BadInputError(f"entropy must be one of {ENTROPY}, got {entropy!r}")
-    eps = base_normals(sampler, n, family) if eps is None else eps
+    eps = base_normals(sampler, n, family) if eps is None else _finite("eps", eps)
     z = family.rsample(eps)
     if entropy == "analytic":
         return log_joint(z).mean(-1) + family.entropy()
@@ -89,7 +95,7 @@ def elbo(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Seq
 def iwae(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Sequence[BaseSampler],
          k: int, eps: torch.Tensor | None = None) -> torch.Tensor:
     """L_K_hat = log 1/K sum_k exp(log p(x, z_k) - log q(z_k)), z_k = T(eps_k), one K-point set."""
-    eps = base_normals(sampler, k, family) if eps is None else eps
+    eps = base_normals(sampler, k, family) if eps is None else _finite("eps", eps)
     z = family.rsample(eps)
     log_w = log_joint(z) - family.log_prob(z)
     return torch.logsumexp(log_w, -1) - math.log(log_w.shape[-1])

@@ -87,6 +87,9 @@ def _check_xy(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
         raise BadInputError(f"x must be a tensor [n, p], got {getattr(x, 'shape', type(x).__name__)}")
     if not isinstance(y, torch.Tensor) or y.shape != x.shape[:1]:
         raise BadInputError(f"y must be a tensor [n] with n = {x.shape[0]}, got {getattr(y, 'shape', type(y).__name__)}")
+    for name, t in (("x", x), ("y", y)):
+        if not bool(torch.isfinite(t).all()):
+            raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(t.shape)})")
     return x, y.to(x.dtype)
 
 

@@ -11,21 +11,71 @@ Use it with vectorized particles, so that one ``rsample`` call draws all N parti
     guide = QMCAutoDiagonalNormal(model, sampler="rqmc", seed=0)
     svi = SVI(model, guide, Adam({"lr": 0.01}), Trace_ELBO(num_particles=16, vectorize_particles=True))
 
-Without ``vectorize_particles`` Pyro draws particles one by one and RQMC degenerates to MC.
-Needs the optional extra: ``pip install 'etude[pyro]'``.
+Without ``vectorize_particles`` Pyro draws particles one by one and RQMC degenerates to MC: the
+guide then warns (``ParticleWarning``). Under ``JitTrace_ELBO`` the base points are drawn by traced
+random ops, so that every step still gets fresh ones: MC draws iid uniforms, RQMC applies a fresh
+random digital shift to a point set scrambled once (Matousek's linear scramble, at trace time),
+QMC is the same deterministic point set. Needs the optional extra: ``pip install 'etude[pyro]'``.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import torch
 
-from etude.errors import MissingDependencyError
-from etude.vi.qmc import BaseSampler, make_sampler
+from etude.errors import EtudeWarning, MissingDependencyError, warn_at_caller
+from etude.vi.qmc import MC, QMC, RQMC, BaseSampler, linear_scramble, make_sampler
+from etude.vi.qmc import _BITS, _levels, _net
 
-__all__ = ["QMCNormal", "QMCAutoDiagonalNormal", "QMCAutoMultivariateNormal", "pyro_available"]
+__all__ = ["ParticleWarning", "QMCNormal", "QMCAutoDiagonalNormal", "QMCAutoMultivariateNormal", "pyro_available",
+           "traced_uniform"]
+
+
+class ParticleWarning(EtudeWarning):
+    """An ELBO with num_particles > 1 draws particles one by one: (R)QMC point sets of size 1 are MC."""
+
+
+def traced_uniform(sampler: BaseSampler, n: int) -> torch.Tensor:
+    """u [n, dim] float64 in (eps, 1 - eps) drawn by ops a JIT trace records, so each replay draws anew.
+
+    MC: iid uniforms from torch's global generator (seeded by ``pyro.set_rng_seed``). QMC: the
+    deterministic Sobol points. RQMC: one linear scramble (made at trace time from the sampler's
+    generator) and a fresh random digital shift per replay, so each point stays uniform on the cube
+    and the set stays a net.
+    """
+    if isinstance(sampler, MC):
+        u = torch.rand(n, sampler.dim, dtype=torch.float64)
+    elif isinstance(sampler, RQMC):
+        nets = sampler.__dict__.setdefault("_traced_nets", {})
+        if n not in nets:
+            nets[n] = _net(linear_scramble(sampler._directions, sampler.generator, _levels(n)), n)
+        shift = torch.randint(0, 2**_BITS, (sampler.dim,), dtype=torch.int32)
+        u = (nets[n] ^ shift).double() * 2.0**-_BITS
+    elif isinstance(sampler, QMC):
+        u = sampler._points(n)
+    else:
+        raise MissingDependencyError(f"{type(sampler).__name__} has no traced form; use MC, QMC or RQMC")
+    return u.clamp(sampler.eps, 1.0 - sampler.eps)
+
+
+def _unvectorized_elbo() -> Any:
+    """The Pyro ELBO up the call stack that draws num_particles > 1 one by one, or None."""
+    try:
+        from pyro.infer.elbo import ELBO
+    except ImportError:  # pragma: no cover
+        return None
+    frame = sys._getframe(1)
+    for _ in range(40):
+        if frame is None:
+            return None
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, ELBO):
+            return owner if owner.num_particles > 1 and not owner.vectorize_particles else None
+        frame = frame.f_back
+    return None
 
 try:  # pyro is an optional extra
     import pyro.distributions as dist
@@ -62,8 +112,14 @@ if dist is not None:
 
         def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
             shape = self._extended_shape(torch.Size(sample_shape))
-            n = math.prod(shape[:-1])
-            return self.sampler.normal(n, self.dtype).reshape(shape)
+            n = 1
+            for size in shape[:-1]:  # under a JIT trace the sizes are 0-d tensors
+                n *= size if isinstance(size, int) else int(size)
+            if torch.jit.is_tracing():
+                eps = torch.erfinv(2.0 * traced_uniform(self.sampler, n) - 1.0) * math.sqrt(2.0)
+            else:
+                eps = self.sampler.normal(n, torch.float64)
+            return eps.to(self.dtype).reshape(tuple(int(s) for s in shape))
 
         def log_prob(self, value: torch.Tensor) -> torch.Tensor:
             return (-0.5 * value**2).sum(-1) - 0.5 * self.sampler.dim * math.log(2 * math.pi)
@@ -81,6 +137,14 @@ if dist is not None:
             return self._qmc_sampler
 
         def get_posterior(self, *args: Any, **kwargs: Any) -> Any:
+            if self._qmc_kind != "mc" and not getattr(self, "_particles_checked", False):
+                self._particles_checked = True
+                elbo = _unvectorized_elbo()
+                if elbo is not None:
+                    warn_at_caller(f"{type(elbo).__name__}(num_particles={elbo.num_particles}) without "
+                                   f"vectorize_particles=True draws the particles one by one, so each "
+                                   f"{self._qmc_kind.upper()} point set has one point and the estimate is plain "
+                                   f"MC; pass vectorize_particles=True", ParticleWarning)
             if self._qmc_sampler is None:
                 self._qmc_sampler = make_sampler(self._qmc_kind, self.latent_dim, self._qmc_seed)
             base = QMCNormal(self._qmc_sampler, self.loc.dtype)

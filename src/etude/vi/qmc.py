@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 
 import torch
 from torch.quasirandom import SobolEngine
 
-from etude.errors import BadInputError, EtudeWarning
+from etude.errors import BadInputError, EtudeWarning, warn_at_caller
 
 __all__ = ["EPS", "MAX_DIM", "SAMPLERS", "BaseSampler", "MC", "QMC", "RQMC", "QMCBalanceWarning",
            "linear_scramble", "make_sampler", "is_power_of_two", "sobol_points"]
@@ -78,8 +77,11 @@ class BaseSampler:
 
     kind: str = ""
 
+    max_dim: int | None = MAX_DIM
+    """Largest supported dim (None: no limit); Sobol-based samplers are limited by torch's engine."""
+
     def __init__(self, dim: int, eps: float = EPS) -> None:
-        self.dim = _check_int("dim", dim, 1, MAX_DIM)
+        self.dim = _check_int("dim", dim, 1, self.max_dim)
         if not isinstance(eps, float) or not 0.0 < eps < 0.5:
             raise BadInputError(f"eps must be a float in (0, 0.5), got {eps!r}")
         self.eps = eps
@@ -92,7 +94,14 @@ class BaseSampler:
         """u [n, dim] in (eps, 1 - eps): the sampler's n base points."""
         _check_int("n", n, 1)
         u = self._points(n).clamp_(self.eps, 1.0 - self.eps)
-        return u if dtype == torch.float64 else u.to(dtype)
+        if dtype == torch.float64:
+            return u
+        low, high = torch.tensor(self.eps, dtype=dtype), torch.tensor(1.0 - self.eps, dtype=dtype)
+        if float(low) < self.eps:  # rounding may leave the open interval (1 - 1e-10 is 1.0 in float32)
+            low = torch.nextafter(low, torch.tensor(1.0, dtype=dtype))
+        if float(high) > 1.0 - self.eps:
+            high = torch.nextafter(high, torch.tensor(0.0, dtype=dtype))
+        return u.to(dtype).clamp_(low, high)
 
     def normal(self, n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """eps [n, dim] = Phi^{-1}(u) = sqrt(2) erfinv(2u - 1), computed in float64."""
@@ -107,6 +116,7 @@ class MC(BaseSampler):
     """iid uniform base points from a generator seeded with ``seed`` (``None``: a random seed)."""
 
     kind = "mc"
+    max_dim = None  # iid uniforms need no Sobol direction numbers
 
     def __init__(self, dim: int, seed: int | None = None, eps: float = EPS) -> None:
         super().__init__(dim, eps)
@@ -120,10 +130,10 @@ class MC(BaseSampler):
 
 def _warn_balance(n: int, kind: str) -> None:
     if not is_power_of_two(n):
-        warnings.warn(
+        warn_at_caller(
             f"{kind} with n={n} points: Sobol point sets are balanced only for n a power of two "
             f"(nearest: {2 ** max(0, round(math.log2(n)))}); the variance reduction shrinks",
-            QMCBalanceWarning, stacklevel=4)
+            QMCBalanceWarning)
 
 
 class QMC(BaseSampler):
