@@ -93,7 +93,7 @@ def test_train_flags_reconstruct_verb_and_bad_inputs_exit_2(tmp_path, capsys):
     import torch
 
     from etude.audio import load_hierarchy, write_wav
-    from etude.runtime import save_checkpoint
+    from etude.runtime import load_checkpoint, save_checkpoint
 
     out = tmp_path / "model"
     assert main(["audio", "train", "--out", str(out), "--pieces", "2", "--max-seconds", "2", "--hops", "4", "2",
@@ -111,7 +111,7 @@ def test_train_flags_reconstruct_verb_and_bad_inputs_exit_2(tmp_path, capsys):
     write_wav(tmp_path / "8k.wav", tone, 8000)
     (tmp_path / "junk.wav").write_bytes(b"not a wav at all")
     (tmp_path / "junk.mid").write_bytes(b"not a midi file")
-    state = torch.load(out / "hierarchy.pt", weights_only=False)
+    state = load_checkpoint(out / "hierarchy.pt")
     state["config"]["levels"] = state["config"]["levels"][:1]  # another level layout than the weights
     save_checkpoint(tmp_path / "other.pt", state)
     bad = [["audio", "reconstruct", "--checkpoint", str(out), str(tmp_path / "8k.wav"), "-o", str(tmp_path / "x.wav")],
