@@ -83,6 +83,8 @@ def test_concat_is_melody_then_separator_then_style():
     assert torch.equal(memory[:, 7], torch.zeros(2, 16))  # magenta's zero "stop token"
     torch.testing.assert_close(memory[:, 8], s, atol=0, rtol=0)
     assert torch.equal(padding, torch.cat([mel_pad, torch.zeros(2, 2, dtype=torch.bool)], 1))  # never masked
+    one, one_pad = model.memory(perf, mel[:, :1], melody_padding=mel_pad[:, :1])  # a one-step melody
+    assert one.shape == (2, 3, 16) and one_pad.shape == (2, 3) and not one_pad.any()
 
 
 def test_checkpoint_round_trip(tmp_path):

@@ -38,7 +38,7 @@ LAYOUT = 2
 
 
 class PerformanceEncoder(nn.Module):
-    """Token embedding (with positions, as the decoder) + bidirectional encoder layers: ``[B, T] -> [B, T, D]`` (also melodies)."""
+    """Embedding (positions as in the decoder) + bidirectional encoder layers: ``[B, T] -> [B, T, D]`` (also melodies)."""
 
     def __init__(self, cfg: TransformerConfig, vocab_size: int, layers: int) -> None:
         super().__init__()
@@ -127,7 +127,7 @@ class TransformerAutoencoder(nn.Module):
             return m + style[:, None, :], melody_padding
         if self.combine == "concat":  # melody, a zero separator, the style (magenta score2perf)
             pad = None if melody_padding is None else torch.cat(
-                [melody_padding, torch.zeros_like(melody_padding[:, :2])], dim=1)
+                [melody_padding, melody_padding.new_zeros(melody_padding.shape[0], 2)], dim=1)
             return torch.cat([m, torch.zeros_like(m[:, :1]), style[:, None, :]], dim=1), pad
         return torch.cat([m, style[:, None, :].expand_as(m)], dim=-1), melody_padding  # tile
 
