@@ -113,3 +113,18 @@ def test_mismatched_weights_are_a_clear_error(tmp_path):
     save_checkpoint(tmp_path / "bad.pt", state)
     with pytest.raises(CheckpointError, match="not hold a valid model"):
         load_model(tmp_path / "bad.pt")
+
+
+def test_resuming_from_an_old_layout_training_checkpoint_is_refused(tmp_path):
+    from etude.music import Crops, fit
+
+    model = tiny("performance")
+    data = Crops(torch.randint(2, 390, (8, 11)), torch.randint(4, 92, (8, 12)))
+    fit(model, data, steps=2, batch_size=4, lr=1e-3, seed=0, checkpoint=tmp_path / "c.pt", show_progress=False)
+    state = load_checkpoint(tmp_path / "c.pt")
+    assert state["layout"] == 2
+    del state["layout"]
+    save_checkpoint(tmp_path / "c.pt", state)
+    with pytest.raises(CheckpointError, match="layout"):
+        fit(tiny("performance"), data, steps=2, batch_size=4, lr=1e-3, seed=0, checkpoint=tmp_path / "c.pt",
+            resume=True, show_progress=False)

@@ -137,7 +137,7 @@ def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: i
                                                  0.5 * (1 + math.cos(math.pi * (s - warm) / max(steps - warm, 1))))
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
-    expect = {"kind": "tae", "steps": steps, "seed": seed, "desc": desc}
+    expect = {"kind": "tae", "layout": LAYOUT, "steps": steps, "seed": seed, "desc": desc}
     path = None if checkpoint is None else Path(checkpoint)
     if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
         model, optimizer = fabric.setup(model, optimizer)
