@@ -5,16 +5,23 @@ Prints one JSON line with settings, versions and figures:
   the largest difference between cached and full-forward logits over the generated sequence;
 - element counts (float32 MiB) of the relative-logit intermediates per head and layer: the skew's
   ``Q E^T`` (L x L) plus its table (L x Dh) against a naive gather of E per query-key pair (L x L x Dh);
-- training tokens per second of the quick preset's melody+performance model.
+- tokens per second of cached generation at batch 1 and batch 8 for 1,024 tokens (all rows
+  together: ``batch * (length - 1) / wall``; per row: ``(length - 1) / wall``);
+- training tokens per second of the quick preset's melody+performance model;
+- the commit and the load average (before, after) of the machine.
 
-    python benchmarks/music_generation_speed.py [--lengths 512 1024] [--dim 64 --layers 2 --heads 4] [--threads 1]
+    python benchmarks/music_generation_speed.py [--lengths 512 1024] [--batches 1 8 --batch-length 1024]
+        [--no-recompute] [--dim 64 --layers 2 --heads 4] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import time
+from pathlib import Path
 
 import torch
 
@@ -25,6 +32,14 @@ from etude.music.transformer import MusicTransformer, TransformerConfig
 from etude.studies.protocol import versions
 
 
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lengths", type=int, nargs="+", default=[512, 1024])
@@ -33,16 +48,21 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--batch-length", type=int, default=1024)
+    parser.add_argument("--recompute", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time recomputing the prefix (slow: about a minute at 1,024 tokens)")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     cfg = TransformerConfig(dim=args.dim, heads=args.heads, layers=args.layers, ff=4 * args.dim,
-                            max_len=max(args.lengths), dropout=0.0)
+                            max_len=max(*args.lengths, args.batch_length), dropout=0.0)
     model = MusicTransformer(cfg).eval()
     figures: dict = {}
     for length in args.lengths:
         row = {}
-        for cached in (True, False):
+        for cached in (True, False) if args.recompute else (True,):
             start, cpu = time.perf_counter(), time.process_time()
             tokens = generate(model, 1, max_length=length, seed=args.seed, eos=None, use_cache=cached,
                               show_progress=False)
@@ -53,13 +73,22 @@ def main() -> None:
                 sample = tokens
             else:
                 assert torch.equal(tokens, sample), "cached and recomputed generation differ"
+                row["speedup"] = round(row["cached"]["tokens_per_s"] / row["recompute"]["tokens_per_s"], 1)
         with torch.no_grad():
             full = model(sample[:, :-1])
             cache: dict = {}
             steps = [model(sample[:, t:t + 1], cache=cache) for t in range(length - 1)]
         row["max_logit_difference"] = float((torch.cat(steps, 1) - full).abs().max())
-        row["speedup"] = round(row["cached"]["tokens_per_s"] / row["recompute"]["tokens_per_s"], 1)
         figures[f"L{length}"] = row
+    batched = {}
+    for batch in args.batches:
+        start = time.perf_counter()
+        tokens = generate(model, batch, max_length=args.batch_length, seed=args.seed, eos=None, show_progress=False)
+        wall = time.perf_counter() - start
+        assert tokens.shape == (batch, args.batch_length)
+        new = args.batch_length - 1
+        batched[f"B{batch}"] = {"tokens_per_s": round(batch * new / wall, 1), "tokens_per_s_per_row": round(new / wall, 1),
+                                "wall_s": round(wall, 2)}
     head_dim = 512 // 8  # the paper's D = 512, 8 heads
     memory = {}
     for length in (1024, 2048):
@@ -74,7 +103,10 @@ def main() -> None:
     start = time.perf_counter()
     fit(tae, data, steps=20, batch_size=16, lr=1e-3, seed=0, show_progress=False)
     train_tps = 20 * 16 * 63 / (time.perf_counter() - start)
-    print(json.dumps({"settings": vars(args), "versions": versions(), "generation": figures,
+    print(json.dumps({"settings": vars(args), "versions": versions(), "commit": _commit(),
+                      "load_average_1_5_15": {"before": [round(v, 2) for v in load_before],
+                                              "after": [round(v, 2) for v in os.getloadavg()]},
+                      "generation": figures, f"batched_generation_L{args.batch_length}": batched,
                       "relative_logit_memory_per_head_layer": memory,
                       "training_tokens_per_s_quick_model": round(train_tps, 1)}))
 

@@ -99,3 +99,50 @@ def test_too_long_sequence_is_refused():
     attn = RelativeAttention(8, 2, 4, "causal")
     with pytest.raises(BadInputError, match="max_len"):
         attn(torch.randn(1, 5, 8))
+
+
+def _projections(attn: RelativeAttention, x: torch.Tensor):
+    q = attn._split(attn.q(x))
+    k, v = (attn._split(t) for t in attn.kv(x).chunk(2, dim=-1))
+    return q, k, v
+
+
+def _merge(attn: RelativeAttention, heads_out: torch.Tensor) -> torch.Tensor:
+    b, _, length, _ = heads_out.shape
+    return attn.out(heads_out.transpose(1, 2).reshape(b, length, attn.dim))
+
+
+@pytest.mark.parametrize("mode", ["causal", "bidirectional"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_plain_attention_equals_scaled_dot_product_attention(mode, padded):
+    # relative=False must be exactly softmax(Q K^T / sqrt(Dh)) V: torch's SDPA is the reference
+    torch.manual_seed(4)
+    attn = RelativeAttention(24, 3, 16, mode, relative=False).double().eval()
+    x = torch.randn(2, 11, 24, dtype=torch.float64)
+    pad = torch.zeros(2, 11, dtype=torch.bool)
+    if padded:
+        pad[1, 8:] = True  # the last keys of row 1 are padding
+    q, k, v = _projections(attn, x)
+    mask = ~pad[:, None, None, :]
+    if mode == "causal":
+        mask = mask & torch.ones(11, 11, dtype=torch.bool).tril()
+    ref = _merge(attn, torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    with torch.no_grad():
+        out = attn(x, key_padding=pad if padded else None)
+    torch.testing.assert_close(out, ref.detach(), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["causal", "bidirectional"])
+def test_relative_attention_equals_eq2_with_loop_logits(mode):
+    # Huang et al. Eq. 2: softmax((Q K^T + S_rel) / sqrt(Dh)) V, S_rel from the explicit loop
+    torch.manual_seed(5)
+    attn = RelativeAttention(24, 3, 16, mode).double().eval()
+    x = torch.randn(2, 10, 24, dtype=torch.float64)
+    q, k, v = _projections(attn, x)
+    logits = q @ k.transpose(-1, -2) + relative_logits_loop(q, attn.table.double(), causal=mode == "causal")
+    if mode == "causal":
+        logits = logits.masked_fill(torch.ones(10, 10, dtype=torch.bool).triu(1), float("-inf"))
+    ref = _merge(attn, torch.softmax(logits / attn.head_dim ** 0.5, dim=-1) @ v)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x), ref.detach(), atol=1e-12, rtol=0)
+

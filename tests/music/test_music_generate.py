@@ -134,3 +134,55 @@ def test_cache_accepts_chunks_of_any_size(chunks):
     bounds = torch.tensor((0, *chunks)).cumsum(0).tolist()
     out = torch.cat([model.decoder(x[:, a:b], memory, padding, cache) for a, b in zip(bounds, bounds[1:])], dim=1)
     torch.testing.assert_close(out, model(x, perf, mel), atol=1e-5, rtol=0)
+
+
+BOS = 390
+
+
+@pytest.mark.parametrize("favoured", [BOS, PAD])
+@pytest.mark.parametrize("conditioning", ["none", "melody+performance"])
+def test_no_pad_or_bos_after_the_primer_even_when_the_head_favours_them(favoured, conditioning):
+    model = tiny(conditioning, "concat")
+    with torch.no_grad():
+        model.decoder.head.bias[favoured] = 30.0  # unmasked, nearly every sample would be this id
+    primer = torch.tensor([BOS, 62, 300])
+    kwargs = {} if conditioning == "none" else dict(performance=torch.randint(2, 390, (1, 9)),
+                                                    melody=torch.randint(4, 92, (1, 7)))
+    for top_k, top_p in ((0, 1.0), (1, 1.0), (0, 0.5)):
+        out = generate(model, 4, max_length=24, primer=primer, eos=None, top_k=top_k, top_p=top_p, **kwargs)
+        assert out.shape == (4, 24) and torch.equal(out[:, :3], primer.expand(4, -1))
+        assert not torch.isin(out[:, 3:], torch.tensor([PAD, BOS])).any()
+
+
+def test_nothing_but_pad_after_eos():
+    # EOS is likely but not certain, so rows stop at different steps; after a row's first EOS only PAD
+    model = tiny("none")
+    with torch.no_grad():
+        model.decoder.head.bias[EOS] = 5.0
+        model.decoder.head.bias[BOS] = 30.0  # and BOS, favoured, is still never sampled
+    out = generate(model, 16, max_length=30, seed=3)
+    stops = []
+    for row in out:
+        hits = (row[1:] == EOS).nonzero()
+        assert len(hits), "every row of this biased model stops"
+        first = int(hits[0]) + 1
+        stops.append(first)
+        assert (row[first + 1:] == PAD).all() and not torch.isin(row[1:first + 1], torch.tensor([PAD, BOS])).any()
+    assert len(set(stops)) > 1  # the rows did stop at different steps
+
+
+@pytest.mark.parametrize("relative,absolute", [(True, False), (False, True)])
+def test_kv_cache_is_exact_at_2048_tokens(relative, absolute):
+    # the cached relative logits read the far end of the table at distance -(2047); tiny width keeps it fast
+    torch.manual_seed(7)
+    cfg = TransformerConfig(dim=8, heads=2, layers=1, ff=16, max_len=2048, dropout=0.0, relative=relative,
+                            absolute=absolute)
+    model = TransformerAutoencoder(cfg, "none").eval()
+    x = torch.randint(2, 390, (1, 2048))
+    with torch.no_grad():
+        full = model(x)
+        cache: dict = {}
+        steps = [model.decoder(x[:, :1000], cache=cache)]
+        steps += [model.decoder(x[:, t:t + 1], cache=cache) for t in range(1000, 2048)]
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-4, rtol=0)
+    assert cache["length"] == 2048

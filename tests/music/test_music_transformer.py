@@ -38,7 +38,7 @@ def test_shapes(conditioning, combine, batch):
         "none": None,
         "performance": (batch, 1, 16),
         "melody": (batch, 7, 16),
-        "melody+performance": {"sum": (batch, 7, 16), "concat": (batch, 8, 16), "tile": (batch, 7, 32)}[combine],
+        "melody+performance": {"sum": (batch, 7, 16), "concat": (batch, 9, 16), "tile": (batch, 7, 32)}[combine],
     }[conditioning]
     assert (memory is None and expected is None) or tuple(memory.shape) == expected
     assert model(x, x, mel).shape == (batch, 10, 391)

@@ -5,12 +5,20 @@ over time into one style vector ``s = (1/T) sum_t enc(x)_t``; the decoder (a Mus
 cross-attends to it. Sec. 3.3: a melody encoder's outputs ``m_t`` combine with ``s`` by
 
 - ``sum``: ``m_t + s`` (broadcast over time), memory ``[B, Tm, D]``;
-- ``concat``: ``[s; m_1 .. m_Tm]`` along time, memory ``[B, Tm + 1, D]``;
+- ``concat``: ``[m_1 .. m_Tm; 0; s]`` along time, memory ``[B, Tm + 2, D]``: the melody, a zero
+  separator ("stop token", never masked) and the style last, as in magenta's
+  ``magenta/models/score2perf/transformer_autoencoder.py`` (``mel_perf_transformer_encode``,
+  ``aggregation == "concat"``);
 - ``tile``: ``[m_t, s]`` along channels, memory ``[B, Tm, 2D]``.
 
 Baselines (``conditioning``): 'none' (unconditional Music Transformer), 'melody' (melody only),
 'performance' (style vector only) and ``pool=False`` (the decoder sees every encoder output,
 so the autoencoder can copy its input).
+
+Both encoders embed like the decoder (``embed_tokens``): relative attention gives them positions
+through the bidirectional relative term, and ``cfg.absolute`` adds sinusoidal positions, so the
+absolute baseline's encoders are not a bag of tokens and the unpooled memory carries positions.
+``LAYOUT`` numbers this architecture in checkpoints (2: encoder positions, concat separator).
 """
 
 from __future__ import annotations
@@ -19,16 +27,18 @@ import torch
 from torch import Tensor, nn
 
 from etude.errors import BadInputError
-from etude.music.transformer import EncoderLayer, MusicTransformer, TransformerConfig, check_tokens
+from etude.music.transformer import EncoderLayer, MusicTransformer, TransformerConfig, check_tokens, embed_tokens
 
-__all__ = ["COMBINES", "CONDITIONINGS", "PerformanceEncoder", "TransformerAutoencoder"]
+__all__ = ["COMBINES", "CONDITIONINGS", "LAYOUT", "PerformanceEncoder", "TransformerAutoencoder"]
 
 COMBINES = ("sum", "concat", "tile")
 CONDITIONINGS = ("none", "performance", "melody", "melody+performance")
+LAYOUT = 2
+"""Architecture version stored in checkpoints (1: encoders without absolute positions, concat ``[s; m]``)."""
 
 
 class PerformanceEncoder(nn.Module):
-    """Token embedding + bidirectional relative encoder layers: ``[B, T] -> [B, T, D]`` (also used for melodies)."""
+    """Embedding (positions as in the decoder) + bidirectional encoder layers: ``[B, T] -> [B, T, D]`` (also melodies)."""
 
     def __init__(self, cfg: TransformerConfig, vocab_size: int, layers: int) -> None:
         super().__init__()
@@ -39,7 +49,7 @@ class PerformanceEncoder(nn.Module):
 
     def forward(self, tokens: Tensor, padding: Tensor | None = None) -> Tensor:
         check_tokens(tokens, self.vocab_size, self.cfg.max_len, "encoder tokens")
-        x = self.embed(tokens) * self.cfg.dim ** 0.5
+        x = embed_tokens(self.embed, tokens, self.cfg)
         for layer in self.layers:
             x = layer(x, padding)
         return self.norm(x)
@@ -115,10 +125,10 @@ class TransformerAutoencoder(nn.Module):
             raise BadInputError(f"style batch {style.shape[0]} != melody batch {m.shape[0]}")
         if self.combine == "sum":
             return m + style[:, None, :], melody_padding
-        if self.combine == "concat":
+        if self.combine == "concat":  # melody, a zero separator, the style (magenta score2perf)
             pad = None if melody_padding is None else torch.cat(
-                [torch.zeros_like(melody_padding[:, :1]), melody_padding], dim=1)
-            return torch.cat([style[:, None, :], m], dim=1), pad
+                [melody_padding, melody_padding.new_zeros(melody_padding.shape[0], 2)], dim=1)
+            return torch.cat([m, torch.zeros_like(m[:, :1]), style[:, None, :]], dim=1), pad
         return torch.cat([m, style[:, None, :].expand_as(m)], dim=-1), melody_padding  # tile
 
     def forward(self, tokens: Tensor, performance: Tensor | None = None, melody: Tensor | None = None,

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from etude.errors import BadInputError, CheckpointError
-from etude.music.autoencoder import TransformerAutoencoder
+from etude.music.autoencoder import LAYOUT, TransformerAutoencoder
 from etude.music.events import PerformanceEncoding
 from etude.music.melody import MelodyEncoding
 from etude.music.performance import Performance
@@ -137,7 +137,7 @@ def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: i
                                                  0.5 * (1 + math.cos(math.pi * (s - warm) / max(steps - warm, 1))))
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
-    expect = {"kind": "tae", "steps": steps, "seed": seed, "desc": desc}
+    expect = {"kind": "tae", "layout": LAYOUT, "steps": steps, "seed": seed, "desc": desc}
     path = None if checkpoint is None else Path(checkpoint)
     if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
         model, optimizer = fabric.setup(model, optimizer)
@@ -193,7 +193,8 @@ def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: i
 
 def save_model(path: str | Path, model: TransformerAutoencoder, **extra) -> None:
     """Write a trained model (sizes, conditioning and weights) atomically to ``path``."""
-    save_checkpoint(path, {"kind": "tae-model", "config": model.cfg.as_dict(), "conditioning": model.conditioning,
+    save_checkpoint(path, {"kind": "tae-model", "layout": LAYOUT, "config": model.cfg.as_dict(),
+                           "conditioning": model.conditioning,
                            "combine": model.combine, "pool": model.pool,
                            "encoder_layers": _encoder_layers(model), "model": model.state_dict(), **extra})
 
@@ -206,14 +207,23 @@ def _encoder_layers(model: TransformerAutoencoder) -> int:
 
 
 def load_model(path: str | Path) -> TransformerAutoencoder:
-    """A model written by ``save_model``, in eval mode; a bad file raises ``CheckpointError``."""
+    """A model written by ``save_model``, in eval mode.
+
+    :raises CheckpointError: a bad file, or one of an older architecture (``LAYOUT``: the
+        encoders gained positions and concat its separator, so old weights would mean another model).
+    """
     from etude.music.transformer import TransformerConfig
 
     state = load_checkpoint(path, expect={"kind": "tae-model"})
-    model = TransformerAutoencoder(TransformerConfig(**state["config"]), state["conditioning"], state["combine"],
-                                   state["pool"], encoder_layers=state["encoder_layers"])
+    layout = state.get("layout", 1)
+    if layout != LAYOUT:
+        raise CheckpointError(f"checkpoint {path} holds a model of layout {layout}, this etude reads layout {LAYOUT} "
+                              "(encoders with positions, concat = melody, separator, style); retrain it")
     try:
+        model = TransformerAutoencoder(TransformerConfig(**state["config"]), state["conditioning"], state["combine"],
+                                       state["pool"], encoder_layers=state["encoder_layers"])
         model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"checkpoint {path} does not fit its model config: {str(exc).splitlines()[0]}") from exc
+    except (KeyError, TypeError, ValueError, RuntimeError, BadInputError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"checkpoint {path} does not hold a valid model ({reason}); retrain it") from error
     return model.eval()

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from etude.errors import BadInputError
 from etude.music.attention import RelativeAttention, sinusoids
 
-__all__ = ["DecoderLayer", "EncoderLayer", "MusicTransformer", "TransformerConfig", "check_tokens"]
+__all__ = ["DecoderLayer", "EncoderLayer", "MusicTransformer", "TransformerConfig", "check_tokens", "embed_tokens"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,19 @@ def check_tokens(tokens: object, vocab_size: int, max_len: int, what: str = "tok
     if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab_size):
         raise BadInputError(f"{what} must be ids in [0, {vocab_size}), got {int(tokens.min())}..{int(tokens.max())}")
     return tokens
+
+
+def embed_tokens(embedding: nn.Embedding, tokens: Tensor, cfg: TransformerConfig, offset: int = 0) -> Tensor:
+    """``sqrt(D) E[x_t]``, plus sinusoidal positions ``offset + t`` when ``cfg.absolute`` (Vaswani et al. Sec. 3.4-3.5).
+
+    The one input embedding of the decoder and both encoders: with relative attention the
+    positions come from the relative term; with ``absolute`` they are added here, so no stack is
+    a bag of tokens. ``tokens [B, L] -> [B, L, D]``.
+    """
+    x = embedding(tokens) * cfg.dim ** 0.5
+    if cfg.absolute:
+        x = x + sinusoids(tokens.shape[1], cfg.dim, offset).to(x)
+    return x
 
 
 class _FeedForward(nn.Sequential):
@@ -129,10 +142,7 @@ class MusicTransformer(nn.Module):
         check_tokens(tokens, self.cfg.vocab_size, self.cfg.max_len - offset)
         if (memory is None) != (self.memory_dim is None) and not (cache is not None and offset > 0):
             raise BadInputError("this model " + ("needs a memory" if self.memory_dim else "takes no memory"))
-        x = self.embed(tokens) * self.cfg.dim ** 0.5
-        if self.cfg.absolute:
-            x = x + sinusoids(tokens.shape[1], self.cfg.dim, offset).to(x)
-        x = self.drop(x)
+        x = self.drop(embed_tokens(self.embed, tokens, self.cfg, offset))
         for i, layer in enumerate(self.layers):
             x = layer(x, memory, memory_padding, None if cache is None else cache.setdefault(i, {}))
         if cache is not None:
