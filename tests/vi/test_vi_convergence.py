@@ -42,7 +42,7 @@ def _traces(final_mc, final_rqmc, evals=41, seeds=5):
     t = torch.linspace(0, 1, evals)[:, None].expand(evals, seeds).double()
 
     def trace(final):  # ELBO rising from -10 to -final_gap below the reference 0
-        return -10 * torch.exp(-8 * t) - final * (1 - torch.exp(-8 * t))
+        return -10 * torch.exp(-15 * t) - final * (1 - torch.exp(-15 * t))
 
     return steps, trace(final_mc), trace(final_rqmc)
 
@@ -74,3 +74,10 @@ def test_convergence_criterion_fails_when_rqmc_traces_equal_mc():
         c["adam"] = c["sgd"] = good
     QmcviStudy()._decide_convergence(claim, convergence, preset, {})
     assert claim.verdict == "holds"
+
+
+def test_a_run_still_descending_is_not_converged():
+    steps, mc, rqmc = _traces(0.5, 0.05)
+    slow = -10 * torch.exp(-2 * torch.linspace(0, 1, len(steps)))[:, None].expand_as(mc).double()
+    s = gap_summary(steps, slow, rqmc, 0.0, (1.0,), never=steps[-1] + 20)
+    assert not s["mc"]["converged"] and not s["eligible"] and s["rqmc"]["converged"]

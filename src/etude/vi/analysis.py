@@ -82,7 +82,9 @@ def gap_summary(steps: Sequence[int], mc: torch.Tensor, rqmc: torch.Tensor, refe
     infinite gap); plateau gap = median over runs of the mean gap over the last 15% of iterations;
     t(delta) = median over runs of the first step with gap <= delta (``never`` if none).
     The comparison delta is the smallest one RQMC reaches; plateau gaps are floored at 1e-3 in the
-    ratio; ``credible`` says no run's final ELBO exceeds the reference by more than 0.05.
+    ratio; ``credible`` says no run's final ELBO exceeds the reference by more than 0.05;
+    ``converged`` says a run's median gap fell by at most max(5% of the plateau gap, 0.01 nats)
+    between the 60-75% window and the last 15% (a run still descending cannot show its plateau).
     """
     out: dict = {}
     for kind, trace in (("mc", mc), ("rqmc", rqmc)):
@@ -91,8 +93,10 @@ def gap_summary(steps: Sequence[int], mc: torch.Tensor, rqmc: torch.Tensor, refe
         plateau = window_mean(steps, gaps, 0.85, 1.0)
         hits = {d: float(first_reach(steps, -gaps, -d, never).double().median()) for d in deltas}
         finite = trace[-1][torch.isfinite(trace[-1])]
+        late = window_mean(steps, gaps, 0.60, 0.75)
         out[kind] = {"plateau_gap": float(plateau.median()), "plateau_gap_per_seed": plateau.tolist(),
-                     "iterations_to_gap": hits, "best_final_elbo": float(finite.max()) if len(finite) else -math.inf}
+                     "iterations_to_gap": hits, "best_final_elbo": float(finite.max()) if len(finite) else -math.inf,
+                     "converged": bool(float((late - plateau).median()) <= max(0.05 * float(plateau.median()), 0.01))}
     reached = [d for d in deltas if out["rqmc"]["iterations_to_gap"][d] < never]
     delta = min(reached) if reached else None
     floor = 1e-3
@@ -102,4 +106,5 @@ def gap_summary(steps: Sequence[int], mc: torch.Tensor, rqmc: torch.Tensor, refe
                       if delta is not None else float("nan"))
     out["credible"] = max(out["mc"]["best_final_elbo"], out["rqmc"]["best_final_elbo"]) <= reference_elbo + 0.05
     out["counts"] = bool(out["plateau_ratio"] >= 2.0 and delta is not None and out["speedup"] >= 1.25)
+    out["eligible"] = bool(out["credible"] and out["mc"]["converged"])
     return out
