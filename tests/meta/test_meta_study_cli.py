@@ -13,7 +13,7 @@ from etude.meta.study import MetaVaeStudy
 from etude.studies import get_study
 
 PNG = b"\x89PNG\r\n\x1a\n"
-CLAIMS = ["mog_clustering", "rotation_probe", "scale_probe"]
+CLAIMS = ["mog_clustering", "rotation_probe", "scale_probe", "codes_stay_put"]
 
 
 @pytest.fixture(scope="module")
@@ -36,22 +36,28 @@ def test_smoke_run_exits_0_with_every_claim_decided_or_marked(smoke):
     assert [c["id"] for c in result["claims"]] == CLAIMS
     verdicts = {c["id"]: c["verdict"] for c in result["claims"]}
     # smoke is below every claim's stated minimum size: nothing may be decided
-    assert verdicts == {"mog_clustering": "inconclusive", "rotation_probe": "inconclusive", "scale_probe": "not-run"}
+    assert verdicts == {"mog_clustering": "inconclusive", "rotation_probe": "inconclusive", "scale_probe": "not-run",
+                        "codes_stay_put": "inconclusive"}
     for claim in result["claims"][:2]:
         assert "MetaVAE" in claim["measured"] and "VAE" in claim["measured"] and claim["paper"]
     methods = {"MetaVAE", "VAE", "NS", "VHE"}
     assert set(result["metrics"]["mog_error"]) == methods | {"k-means (raw points)"}
     assert set(result["metrics"]["rotation_probe"]) == methods | {"raw pixels"}
-    for table in result["metrics"].values():
-        for values in table.values():
+    for key in ("mog_error", "rotation_probe"):
+        for values in result["metrics"][key].values():
             assert len(values) == 1 and all(0.0 <= v <= 1.0 for v in values)
+    assert set(result["metrics"]["code_stability"]) == methods | {"raw pixels"}
+    assert all(len(v) == 1 and v[0] > 0 for v in result["metrics"]["code_stability"].values())
+    paired = result["metrics"]["mog_vae_minus_metavae"]
+    assert paired["pairs"] == 4 and paired["low"] <= paired["mean"] <= paired["high"]
     assert result["settings"]["mog_steps"] == MetaVaeStudy.presets["smoke"].mog_steps
 
 
 def test_smoke_run_writes_png_plots_and_checkpoints(smoke):
     _, folder, _ = smoke
     result = json.loads((folder / "result.json").read_text())
-    assert sorted(result["artifacts"]) == ["mog_clustering.png", "mog_example.png", "rotation_probe.png"]
+    assert sorted(result["artifacts"]) == ["code_stability.png", "mog_clustering.png", "mog_example.png",
+                                           "rotation_probe.png"]
     for name in result["artifacts"]:
         assert (folder / name).read_bytes()[:8] == PNG
     assert len(list((folder / "checkpoints").glob("*.pt"))) == 8  # 4 models x (MoG, rotations)
@@ -67,7 +73,8 @@ def test_resuming_a_finished_run_reproduces_its_figures(smoke):
 
 def test_presets_meet_the_brief():
     study = MetaVaeStudy()
-    assert set(study.presets) == {"smoke", "quick", "full"}
+    assert {"smoke", "quick", "long", "full"} <= set(study.presets)
+    assert study.presets["long"].scales and study.presets["long"].seeds >= 5
     assert study.presets["quick"].seeds >= 3 and study.presets["full"].scales
     assert study.preset("smoke", {"seeds": "2"}).seeds == 2
     with pytest.raises(BadInputError, match="unknown preset field"):

@@ -1,6 +1,6 @@
 """A straightforward NumPy float64 implementation of the CCA formulas as google/svcca's cca_core applies them.
 
-Written from the formulas (papers.md section 4 and the SVCCA/PWCCA papers), not copied: the
+Written from the formulas (the SVCCA and PWCCA papers), not copied: the
 covariance of the stacked activations, scaling by the largest variance, removal of neurons
 below epsilon, pinv of each covariance block followed by a symmetric matrix square root, a full
 SVD, and for PWCCA a QR of the canonical directions applied to the (centred) data. Layout here

@@ -13,7 +13,8 @@ from similarity_reference import make_layers
 from etude.cli import main
 from etude.similarity import linear_cka, mean_cca, pwcca, svcca
 
-PWCCA_CLAIMS = ["gen_more_similar", "wider_more_similar", "lower_layers_more_similar", "bottom_up"]
+PWCCA_CLAIMS = ["gen_more_similar", "wider_more_similar", "lower_layers_more_similar",
+                "lower_layers_more_similar_cnn", "bottom_up", "lr_clusters", "similarity_tracks_accuracy"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -145,7 +146,8 @@ def test_reproduce_smoke(smoke):
             values = metrics["by_layer"][label][group]
             assert len(values) == 3 and all(-0.1 <= v <= 1.0 + 1e-9 for v in values), (label, group, values)
     assert len(metrics["width_similarity"]["trained PWCCA"]) == 2
-    assert len(result["artifacts"]) == 4
+    assert len(result["artifacts"]) == 6
+    assert len(metrics["cnn_by_layer"]["PWCCA"]) == 2 and len(metrics["lr_clusters"]["truth"]) == 4
     for name in result["artifacts"]:
         assert (out_dir / "pwcca" / name).read_bytes().startswith(PNG_SIGNATURE), name
     assert result["wall_time_s"] < 60

@@ -79,3 +79,28 @@ def test_summaries():
     assert spearman([1, 2, 3], [1, 1, 2]) == pytest.approx(np.sqrt(3) / 2)  # average ranks for ties
     with pytest.raises(BadInputError):
         within_group(m, [0])
+
+
+def test_cnn_is_seeded_and_its_conv_layers_become_position_datapoints(digits):
+    from etude.similarity.digits import make_cnn, make_net, representations
+
+    a, b = make_cnn([4, 3], seed=1), make_net("cnn", [4, 3], seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(_params(a), _params(b)))
+    assert hidden_layers(a) == ["relu1", "relu2"]
+    reps = representations(a, digits.x_train[:10])
+    assert [tuple(r.shape) for r in reps] == [(640, 4), (640, 3)]  # 10 images x 64 positions, channels
+    out = a(digits.x_train[:10])
+    assert out.shape == (10, 10)
+    # the first conv layer's channel c at pixel (i, j) of image n is row n * 64 + i * 8 + j of column c
+    acts = torch.relu(a.conv1(digits.x_train[:2].reshape(2, 1, 8, 8)))
+    assert torch.allclose(reps[0][64 + 3 * 8 + 5], acts[1, :, 3, 5].double())
+    with pytest.raises(BadInputError, match="arch"):
+        make_net("rnn", [4], seed=0)
+
+
+def test_cnn_training_and_snapshots(digits):
+    x, y = digits.x_train[:200], digits.y_train[:200]
+    net = train_mlp([4, 4], x, y, seed=0, epochs=2, lr=1e-2, batch_size=64, snapshots=[1], arch="cnn")
+    assert net.arch == "cnn" and 0.0 <= net.train_accuracy <= 1.0
+    early = net.representations(x[:5], 1)
+    assert [tuple(r.shape) for r in early] == [(320, 4), (320, 4)]

@@ -25,7 +25,7 @@ def models():
     return {name: make_model(name) for name in MODELS}
 
 
-def test_dimensions_match_the_pilot(models):
+def test_dimensions(models):
     assert {name: m.dim for name, m in models.items()} == {
         "linear": 11, "logistic": 31, "hierarchical": 105, "poisson": 33, "bnn": 601}
 

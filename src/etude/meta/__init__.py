@@ -34,7 +34,13 @@ from etude.meta.elbo import (
     masked_mean,
     reparameterize,
 )
-from etude.meta.evaluation import clustering_error, kmeans_labels, linear_probe_accuracy
+from etude.meta.evaluation import (
+    clustering_error,
+    code_stability,
+    kmeans_labels,
+    linear_probe_accuracy,
+    paired_difference,
+)
 from etude.meta.layers import PerDistributionMLP, SetSummary
 from etude.meta.metavae import MetaVAE
 from etude.meta.statistician import NeuralStatistician
@@ -45,8 +51,9 @@ from etude.meta.vhe import VariationalHomoencoder
 __all__ = [
     "CONTEXT_MODES", "LIKELIHOODS", "SPLIT_STYLES", "TRANSFORMS", "Batch", "ElboTerms", "MetaVAE", "MogFamily",
     "MogRecipe", "NeuralStatistician", "PerDistributionMLP", "SetModel", "SetSummary", "VAE",
-    "VariationalHomoencoder", "bernoulli_log_prob", "clustering_error", "fit", "gaussian_kl", "gaussian_log_prob",
+    "VariationalHomoencoder", "bernoulli_log_prob", "clustering_error", "code_stability", "fit", "gaussian_kl", "gaussian_log_prob",
     "importance_log_likelihood", "kmeans_labels", "linear_probe_accuracy", "load_digit_images", "masked_mean",
+    "paired_difference",
     "reparameterize", "sample_batch", "sample_mog_family", "split_values", "transform_images",
     "transformation_family",
 ]

@@ -1,7 +1,9 @@
-"""Measuring representations: clustering error with a k-means floor, and linear-probe accuracy.
+"""Measuring representations: clustering error with a k-means floor, linear-probe accuracy, code
+stability across a family's transformations, and a paired comparison with an interval.
 
 Wu et al., AAAI 2020 (arXiv:1902.01950), Sec. 5.1 (cluster the points of a new MoG dataset from
-their latent codes) and Sec. 5.3 (a linear classifier on the codes of unseen transformations).
+their latent codes), Sec. 5.3 (a linear classifier on the codes of unseen transformations) and
+the analysis of how little codes move across the transformations a family was amortized over.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 
 from etude.errors import BadInputError
 
-__all__ = ["clustering_error", "kmeans_labels", "linear_probe_accuracy"]
+__all__ = ["clustering_error", "code_stability", "kmeans_labels", "linear_probe_accuracy", "paired_difference"]
 
 
 def _array(name: str, value: object, dims: int) -> np.ndarray:
@@ -59,3 +61,35 @@ def linear_probe_accuracy(train_x: object, train_y: object, test_x: object, test
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed % 2**32))
     probe.fit(a, ya)
     return float(probe.score(b, yb))
+
+
+def code_stability(codes: object) -> float:
+    """Within-image over between-image code distance for codes [V, Q, Z] of Q images under V transformations.
+
+    ratio = mean_{q, v != v'} ||z_vq - z_v'q|| / mean_{v, q != q'} ||z_vq - z_vq'||: 0 when a code ignores
+    the transformation, about 1 when the transformation moves a code as far as a change of image.
+    """
+    z = torch.as_tensor(_array("codes", codes, 3), dtype=torch.float64)
+    v, q, _ = z.shape
+    if v < 2 or q < 2:
+        raise BadInputError(f"codes need >= 2 transformations and >= 2 images, got shape {tuple(z.shape)}")
+    within = torch.cdist(z.transpose(0, 1), z.transpose(0, 1))  # [Q, V, V]: one image, two transformations
+    between = torch.cdist(z, z)  # [V, Q, Q]: one transformation, two images
+    w = within.sum() / (q * v * (v - 1))
+    b = between.sum() / (v * q * (q - 1))
+    return float(w / b) if b > 0 else float("nan")
+
+
+def paired_difference(a: object, b: object, z: float = 1.96) -> tuple[float, float, float]:
+    """Mean of a_i - b_i over paired values and its normal-approximation interval mean -+ z SE.
+
+    Returns (mean, low, high); SE = sd(a - b) / sqrt(n) (needs n >= 2).
+    """
+    aa, bb = _array("a", a, 1).astype(np.float64), _array("b", b, 1).astype(np.float64)
+    if aa.shape != bb.shape:
+        raise BadInputError(f"a and b must be paired (one length), got {aa.shape} and {bb.shape}")
+    d = aa - bb
+    if d.shape[0] < 2:
+        raise BadInputError(f"paired_difference needs at least 2 pairs, got {d.shape[0]}")
+    mean, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.shape[0]))
+    return mean, mean - z * se, mean + z * se

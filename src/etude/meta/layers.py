@@ -14,7 +14,7 @@ from torch import nn
 from etude.errors import BadInputError
 from etude.meta.elbo import masked_mean
 
-__all__ = ["PerDistributionMLP", "SetSummary", "check_index", "check_set", "mlp"]
+__all__ = ["PerDistributionMLP", "SetSummary", "check_index", "check_positive_int", "check_set", "mlp"]
 
 
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.ELU) -> nn.Sequential:
@@ -25,6 +25,13 @@ def mlp(sizes: list[int], activation: type[nn.Module] = nn.ELU) -> nn.Sequential
         if i < len(sizes) - 2:
             layers.append(activation())
     return nn.Sequential(*layers)
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """``value`` when it is an int >= 1; otherwise BadInputError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadInputError(f"{name} must be a positive int, got {value!r}")
+    return value
 
 
 def check_set(name: str, x: object, dim: int, batch: int | None = None) -> torch.Tensor:

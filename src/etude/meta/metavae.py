@@ -15,15 +15,9 @@ import torch
 
 from etude.errors import BadInputError
 from etude.meta.base import SetModel
-from etude.meta.layers import PerDistributionMLP, SetSummary, mlp
+from etude.meta.layers import PerDistributionMLP, SetSummary, check_positive_int, mlp
 
 __all__ = ["MetaVAE"]
-
-
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadInputError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 class MetaVAE(SetModel):
@@ -40,9 +34,9 @@ class MetaVAE(SetModel):
     def __init__(self, x_dim: int, z_dim: int, n_distributions: int, hidden: int = 400,
                  summary_dim: int | None = None, likelihood: str = "gaussian") -> None:
         super().__init__(x_dim, z_dim, likelihood)
-        self.n_distributions = _positive("n_distributions", n_distributions)
-        hidden = _positive("hidden", hidden)
-        summary_dim = _positive("summary_dim", summary_dim if summary_dim is not None else hidden)
+        self.n_distributions = check_positive_int("n_distributions", n_distributions)
+        hidden = check_positive_int("hidden", hidden)
+        summary_dim = check_positive_int("summary_dim", summary_dim if summary_dim is not None else hidden)
         self.summary = SetSummary(x_dim, hidden, summary_dim)
         self.encoder = mlp([x_dim + summary_dim, hidden, hidden, 2 * z_dim])  # q(z | [x, s(D)])
         self.decoders = PerDistributionMLP(n_distributions, [z_dim, hidden, hidden, self._out_dim()])  # p_i(x | z)

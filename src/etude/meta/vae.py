@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from etude.errors import BadInputError
 from etude.meta.base import SetModel
-from etude.meta.layers import PerDistributionMLP, mlp
-from etude.meta.metavae import _positive
+from etude.meta.layers import PerDistributionMLP, check_positive_int, mlp
 
 __all__ = ["VAE"]
 
@@ -27,8 +26,8 @@ class VAE(SetModel):
     def __init__(self, x_dim: int, z_dim: int, n_distributions: int, hidden: int = 400,
                  likelihood: str = "gaussian", shared_encoder: bool = True) -> None:
         super().__init__(x_dim, z_dim, likelihood)
-        self.n_distributions = _positive("n_distributions", n_distributions)
-        hidden = _positive("hidden", hidden)
+        self.n_distributions = check_positive_int("n_distributions", n_distributions)
+        hidden = check_positive_int("hidden", hidden)
         if not isinstance(shared_encoder, bool):
             raise BadInputError(f"shared_encoder must be True or False, got {shared_encoder!r}")
         self.shared_encoder = shared_encoder

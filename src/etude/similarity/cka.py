@@ -62,7 +62,7 @@ def gram_inner(xc: torch.Tensor, yc: torch.Tensor) -> float:
     return float((xc.T @ yc).square().sum())
 
 
-def _check_debiased(debiased: Any, n: int | None = None) -> None:
+def check_debiased(debiased: Any, n: int | None = None) -> None:
     if not isinstance(debiased, (bool, np.bool_)):
         raise BadInputError(f"debiased must be True or False, got {debiased!r}")
     if debiased and n is not None and n < 4:
@@ -80,7 +80,7 @@ def linear_cka(x: Any, y: Any, debiased: bool = False, *, dtype: Any = "float64"
     """
     tx, ty = as_pair(x, y, dtype, scale=True)  # powers of two: exact, and no overflow or underflow below
     n = tx.shape[0]
-    _check_debiased(debiased, n)
+    check_debiased(debiased, n)
     xc, yc = tx - tx.mean(0), ty - ty.mean(0)
     k, l = xc.square().sum(1), yc.square().sum(1)
     return cka_from_moments(gram_inner(xc, yc), gram_inner(xc, xc), gram_inner(yc, yc), float(k.sum()),
@@ -102,7 +102,7 @@ class MinibatchCKA:
     """
 
     def __init__(self, debiased: bool = False, *, dtype: Any = "float64") -> None:
-        _check_debiased(debiased)
+        check_debiased(debiased)
         self.debiased = debiased
         self.dtype = resolve_dtype(dtype)
         self.reset()

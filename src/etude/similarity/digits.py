@@ -1,8 +1,10 @@
-"""Small MLPs on scikit-learn's bundled digits, trained on true or shuffled labels.
+"""Small MLPs and CNNs on scikit-learn's bundled digits, trained on true or shuffled labels.
 
 The experiment of Morcos, Raghu, Bengio 2018 (arXiv:1806.05759), Sec. 3.1 (generalizing vs
 memorizing networks, after Zhang et al. 2017's randomized labels), at the scale of 1,797 8x8
-digits: `load_digits` ships with scikit-learn, nothing is downloaded.
+digits: `load_digits` ships with scikit-learn, nothing is downloaded. Conv layers are compared as
+in Raghu et al. 2017 (arXiv:1706.05806), Sec. 2.2: each channel is a neuron and every spatial
+position of every image a datapoint (`flatten_conv`).
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from torch import nn
 
 from etude.errors import BadInputError, MissingDependencyError
 from etude.runtime import load_checkpoint, progress, save_checkpoint
-from etude.similarity.activations import capture_activations
+from etude.similarity.activations import capture_activations, flatten_conv
 
-__all__ = ["Digits", "TrainedNet", "accuracy", "hidden_layers", "load_digits_split", "make_mlp", "representations",
-           "train_mlp"]
+__all__ = ["ARCHITECTURES", "Digits", "TrainedNet", "accuracy", "hidden_layers", "load_digits_split", "make_cnn",
+           "make_mlp", "make_net", "representations", "train_mlp"]
+
+ARCHITECTURES = ("mlp", "cnn")
+"""mlp: dense layers of the given widths; cnn: 3x3 conv layers of the given channels on the 8x8 image."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,32 @@ def make_mlp(widths: Sequence[int], seed: int, inputs: int = 64, classes: int = 
     return nn.Sequential(OrderedDict(layers))
 
 
+def make_cnn(channels: Sequence[int], seed: int, inputs: int = 64, classes: int = 10) -> nn.Sequential:
+    """A CNN on the 8x8 image: 3x3 convolutions (padding 1) with ``channels`` and ReLUs, then a linear
+    read-out of the flattened last layer; initialized from `seed`. Hidden layer i is ``relu{i}``."""
+    if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
+        raise BadInputError(f"channels must be a non-empty list of positive ints, got {channels!r}")
+    side = int(round(inputs ** 0.5))
+    if side * side != inputs:
+        raise BadInputError(f"a CNN needs square images: inputs must be a square number, got {inputs}")
+    layers: list[tuple[str, nn.Module]] = [("image", nn.Unflatten(1, (1, side, side)))]
+    fan_in = 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i, c in enumerate(channels, start=1):
+            layers += [(f"conv{i}", nn.Conv2d(fan_in, c, 3, padding=1)), (f"relu{i}", nn.ReLU())]
+            fan_in = c
+        layers += [("flatten", nn.Flatten()), ("out", nn.Linear(fan_in * inputs, classes))]
+    return nn.Sequential(OrderedDict(layers))
+
+
+def make_net(arch: str, widths: Sequence[int], seed: int, inputs: int = 64, classes: int = 10) -> nn.Sequential:
+    """`make_mlp` (arch 'mlp') or `make_cnn` (arch 'cnn', widths = channels)."""
+    if arch not in ARCHITECTURES:
+        raise BadInputError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
+    return (make_mlp if arch == "mlp" else make_cnn)(widths, seed, inputs=inputs, classes=classes)
+
+
 def hidden_layers(model: nn.Sequential) -> list[str]:
     """Names of the hidden representations (``relu1``, ``relu2``, ...) of a `make_mlp` network."""
     return [name for name, _ in model.named_children() if name.startswith("relu")]
@@ -121,9 +152,10 @@ def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
 
 
 def representations(model: nn.Sequential, probe: torch.Tensor) -> list[torch.Tensor]:
-    """The hidden representations of `probe` (n, 64): one (n, width) float64 tensor per hidden layer."""
+    """The hidden representations of `probe` (n, 64): one (n, width) float64 tensor per hidden layer;
+    conv layers (n, C, H, W) become (n H W, C)."""
     acts = capture_activations(model, probe, hidden_layers(model))
-    return [acts[name].double() for name in hidden_layers(model)]
+    return [(flatten_conv(a) if a.dim() == 4 else a).double() for a in (acts[name] for name in hidden_layers(model))]
 
 
 @dataclass
@@ -136,6 +168,10 @@ class TrainedNet:
     test_accuracy: float
     snapshots: dict[int, dict[str, torch.Tensor]]
     """Epoch -> state_dict after that epoch (the epochs asked for, below the last)."""
+    arch: str = "mlp"
+    """'mlp' or 'cnn' (see ARCHITECTURES)."""
+    inputs: int = 64
+    """Input features (pixels)."""
 
     def representations(self, probe: torch.Tensor, epoch: int | None = None) -> list[torch.Tensor]:
         """Hidden representations of `probe` at the end of training, or after `epoch` (a snapshot)."""
@@ -143,7 +179,7 @@ class TrainedNet:
             return representations(self.model, probe)
         if epoch not in self.snapshots:
             raise BadInputError(f"no snapshot after epoch {epoch}; have {sorted(self.snapshots)}")
-        model = make_mlp(self.widths, 0, inputs=self.model[0].in_features)
+        model = make_net(self.arch, self.widths, 0, inputs=self.inputs)
         model.load_state_dict(self.snapshots[epoch])
         return representations(model, probe)
 
@@ -151,7 +187,7 @@ class TrainedNet:
 def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: int, epochs: int, lr: float = 1e-3,
               batch_size: int = 128, x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
               snapshots: Sequence[int] = (), checkpoint: str | Path | None = None, resume: bool = False,
-              desc: str = "train") -> TrainedNet:
+              desc: str = "train", arch: str = "mlp") -> TrainedNet:
     """Train `make_mlp(widths, seed)` with Adam and cross-entropy for `epochs` passes over (x, y).
 
     Minibatch order comes from a generator seeded with `seed`, so a run is a function of its
@@ -160,10 +196,13 @@ def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: 
     returns the untrained network (the study's control).
 
     :param snapshots: epochs after which to keep a copy of the weights (those below `epochs`).
+    :param arch: 'mlp' (widths = hidden units) or 'cnn' (widths = conv channels), see `make_net`.
     """
     config = {"widths": list(widths), "seed": seed, "epochs": epochs, "lr": lr, "batch_size": batch_size,
               "snapshots": sorted(e for e in set(snapshots) if 0 < e < epochs), "data": _fingerprint(x, y)}
-    model = make_mlp(list(widths), seed, inputs=x.shape[1])
+    if arch != "mlp":
+        config["arch"] = arch  # MLP checkpoints keep their former configuration
+    model = make_net(arch, list(widths), seed, inputs=x.shape[1])
     kept: dict[int, dict[str, torch.Tensor]] = {}
     if checkpoint is not None and resume and Path(checkpoint).is_file():
         state = load_checkpoint(checkpoint, expect={"config": config}, like={"model": model.state_dict()})
@@ -185,4 +224,4 @@ def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: 
             save_checkpoint(checkpoint, {"config": config, "model": model.state_dict(),
                                          "snapshots": {str(e): s for e, s in kept.items()}})
     test_acc = accuracy(model, x_test, y_test) if x_test is not None and y_test is not None else float("nan")
-    return TrainedNet(model, list(widths), accuracy(model, x, y), test_acc, kept)
+    return TrainedNet(model, list(widths), accuracy(model, x, y), test_acc, kept, arch, int(x.shape[1]))

@@ -17,7 +17,7 @@ from etude.errors import BadInputError
 from etude.similarity._validation import as_scaled_matrix, warn_constant, warn_small_sample
 from etude.similarity.cca import (check_epsilon, check_keep, check_variant, correlations, pwcca_pair, svd_directions,
                                   threshold_mean, check_threshold)
-from etude.similarity.cka import _check_debiased, cka_from_moments, gram_inner
+from etude.similarity.cka import check_debiased, cka_from_moments, gram_inner
 from etude.similarity.whitening import whiten
 
 __all__ = ["METRICS", "pairwise"]
@@ -54,7 +54,7 @@ def pairwise(reps: Sequence[Any], metric: str = "pwcca", *, epsilon: float = 0.0
     k = len(mats)
     out = np.zeros((k, k))
     if metric == "cka":
-        _check_debiased(debiased, n)
+        check_debiased(debiased, n)
         centred = [m - m.mean(0) for m in mats]
         rows = [c.square().sum(1) for c in centred]
         selfs = [gram_inner(c, c) for c in centred]

@@ -2,13 +2,15 @@
 with canonical correlation", NeurIPS 2018 (arXiv:1806.05759), with SVCCA (Raghu et al. 2017,
 arXiv:1706.05806) and linear CKA (Kornblith et al. 2019, arXiv:1905.00414) alongside.
 
-Wiring only: presets, MLPs on scikit-learn's digits (`etude.similarity.digits`), similarity
-matrices (`etude.similarity.pairwise`) and the claims of Sec. 3.1 (generalizing vs memorizing),
-Sec. 3.2 (width) and SVCCA's Sec. 4.1 (bottom-up convergence).
+Wiring only: presets, the experiments of `etude.similarity.experiments` (MLPs and CNNs on
+scikit-learn's digits) and the claims of Sec. 3.1 (generalizing vs memorizing), Sec. 3.2 (width,
+similarity against test accuracy), Sec. 3.3 (learning-rate clusters) and SVCCA's Sec. 4.1 (lower
+layers; bottom-up convergence).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from etude.errors import BadInputError
-from etude.similarity.digits import TrainedNet, load_digits_split, train_mlp
-from etude.similarity.pairwise import pairwise
+from etude.similarity.digits import load_digits_split
+from etude.similarity.experiments import (convergence_to_final, lr_clustering, peer_similarity,
+                                          similarity_by_layer, train_nets)
 from etude.similarity.plots import plot_by_layer, plot_convergence, plot_matrix, plot_width
-from etude.similarity.summary import between_groups, spearman, within_group
+from etude.similarity.summary import spearman
 from etude.studies.protocol import Claim, Result, Study
 
 __all__ = ["PwccaPreset", "PwccaStudy"]
 
-METRICS = {"pwcca": "PWCCA", "svcca": "SVCCA", "cka": "CKA"}
-"""pairwise() metric -> label; every claim but `wider_more_similar` is judged under all three."""
 MIN_MEMORIZED, MIN_TEST = 0.95, 0.90
 """Train accuracy that counts as memorized (shuffled labels) and test accuracy that counts as generalizing."""
 
@@ -56,10 +57,14 @@ class PwccaPreset:
     """Epochs after which the true-label group networks are compared with their final selves."""
     test_fraction: float = 0.2
     """Share of the 1,797 digits held out for test accuracy."""
-
-
-def _pair_sd(values: list[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values))
+    cnn_channels: tuple[int, ...] = (16, 16, 16)
+    """Channels of the CNN case (3x3 convolutions on the 8x8 image), as many nets as nets_per_group."""
+    cnn_probe: int = 400
+    """Training images whose 64 positions each are the CNN layers' datapoints (n = 64 x cnn_probe)."""
+    learning_rates: tuple[float, ...] = (3e-4, 3e-3, 3e-2)
+    """Adam step sizes of the learning-rate clusters (true labels, width x depth MLPs)."""
+    lr_seeds: int = 4
+    """Networks per learning rate."""
 
 
 class PwccaStudy(Study):
@@ -72,10 +77,13 @@ class PwccaStudy(Study):
     threads = 1
     presets = {
         "smoke": PwccaPreset(nets_per_group=2, width=32, epochs_true=2, epochs_shuffled=2, widths=(8, 16),
-                             width_seeds=2, snapshots=(1,)),
+                             width_seeds=2, snapshots=(1,), cnn_channels=(4, 4), cnn_probe=50,
+                             learning_rates=(1e-3, 1e-2), lr_seeds=2),
         "quick": PwccaPreset(),
+        "long": PwccaPreset(nets_per_group=8, epochs_true=60, epochs_shuffled=300, width_seeds=5,
+                            snapshots=(1, 2, 4, 8, 16, 32), lr_seeds=6),
         "full": PwccaPreset(nets_per_group=10, epochs_true=100, epochs_shuffled=400, width_seeds=6,
-                            snapshots=(1, 2, 4, 8, 16, 32, 64)),
+                            snapshots=(1, 2, 4, 8, 16, 32, 64), lr_seeds=8),
     }
 
     def claims(self) -> list[Claim]:
@@ -84,184 +92,251 @@ class PwccaStudy(Study):
                   "On training data, networks trained on true labels (generalizing) are more similar to each other "
                   "than networks that memorize one shuffled labelling, in every hidden layer, under PWCCA, SVCCA "
                   "and CKA.",
-                  "Morcos et al. 2018 Fig. 2 (CIFAR-10 CNNs): generalizing nets more similar, the gap growing with "
-                  "depth; pilot (papers.md): PWCCA 0.85/0.89/0.93 vs 0.79/0.73/0.81, CKA 0.96/0.94/0.93 vs "
-                  "0.84/0.65/0.63",
+                  "Morcos et al. 2018 Sec. 3.1, Fig. 2 (CIFAR-10 CNNs): generalizing nets more similar, the gap "
+                  "growing with depth",
                   "mean gen-gen similarity > mean mem-mem similarity in each hidden layer under each of PWCCA, "
                   "SVCCA and CKA (all 3 x depth comparisons); needs >= 3 nets per group, memorizing nets at >= 95% "
                   "train accuracy and generalizing nets at >= 90% test accuracy"),
             Claim("wider_more_similar",
                   "Wider networks converge to more similar representations, beyond what untrained networks of "
                   "the same widths show.",
-                  "Morcos et al. 2018 Fig. 4: PWCCA distance falls as width grows; pilot (papers.md): trained "
-                  "PWCCA 0.72 -> 0.90 over widths while untrained stays 0.33-0.45",
+                  "Morcos et al. 2018 Sec. 3.2, Fig. 4: PWCCA distance falls as width grows",
                   "Spearman rank correlation of width with mean trained PWCCA similarity (over hidden layers and "
                   "seed pairs) >= 0.9, and the trained rise from narrowest to widest > the untrained control's "
                   "rise; needs >= 4 widths, >= 3 seeds per width and trained nets at >= 90% test accuracy"),
             Claim("lower_layers_more_similar",
-                  "Across random seeds, lower layers are more similar to each other than higher layers.",
-                  "Raghu et al. 2017 Sec. 4.1 and Morcos et al. 2018 Sec. 3.1: lower layers converge to similar "
-                  "representations (papers.md: 'lower layers converge first')",
+                  "Across random seeds, lower layers are more similar to each other than higher layers (MLPs).",
+                  "Raghu et al. 2017 Sec. 4.1 and Morcos et al. 2018 Sec. 3.1 (conv nets): lower layers converge to "
+                  "similar representations",
                   "mean gen-gen similarity strictly decreases from each hidden layer to the next under each of "
                   "PWCCA, SVCCA and CKA; needs >= 3 generalizing nets at >= 90% test accuracy"),
+            Claim("lower_layers_more_similar_cnn",
+                  "Across random seeds, lower layers of CNNs are more similar to each other than higher layers.",
+                  "Raghu et al. 2017 Sec. 4.1 and Morcos et al. 2018 Sec. 3.1 (conv nets): lower layers converge to "
+                  "similar representations",
+                  "same rule as lower_layers_more_similar on CNNs (3x3 convolutions, each channel a neuron, each "
+                  "image position a datapoint); needs >= 3 nets at >= 90% test accuracy"),
             Claim("bottom_up",
                   "During training, lower layers reach their final representation before higher layers.",
                   "Raghu et al. 2017 Sec. 4.1, Fig. 4: 'networks converge bottom up'",
                   "similarity of each hidden layer to its own final representation, averaged over the snapshot "
                   "epochs and the generalizing nets, strictly decreases with depth under each of PWCCA, SVCCA and "
                   "CKA; needs >= 3 nets and >= 3 snapshot epochs before the last"),
+            Claim("lr_clusters",
+                  "Networks trained on the same data with different learning rates cluster by learning rate under "
+                  "PWCCA distance.",
+                  "Morcos et al. 2018 Sec. 3.3 (CIFAR-10 CNNs: hierarchical clustering of pairwise PWCCA distances "
+                  "recovers the learning-rate groups)",
+                  "adjusted Rand index of average-linkage clustering of the PWCCA distance (mean over hidden layers) "
+                  "into as many clusters as learning rates, against the learning rates, >= 0.5 and above the ARI of "
+                  "1-D k-means on final test accuracy; needs >= 3 learning rates and >= 3 nets each"),
+            Claim("similarity_tracks_accuracy",
+                  "A network's similarity to its peers on training data tracks its test accuracy.",
+                  "Morcos et al. 2018 Sec. 3.2, Fig. 4: across widths, PWCCA distance and test accuracy are "
+                  "strongly anti-correlated",
+                  "Spearman rank correlation over the trained width-sweep nets of (mean PWCCA similarity to the "
+                  "same width's other seeds, over hidden layers) with test accuracy >= 0.5; needs >= 10 nets"),
         ]
 
     @staticmethod
     def _check(preset: PwccaPreset) -> None:
-        if preset.nets_per_group < 2 or preset.width_seeds < 2:
-            raise BadInputError(f"nets_per_group and width_seeds must be >= 2 (pairs are compared), got "
-                                f"{preset.nets_per_group} and {preset.width_seeds}")
+        if preset.nets_per_group < 2 or preset.width_seeds < 2 or preset.lr_seeds < 2:
+            raise BadInputError(f"nets_per_group, width_seeds and lr_seeds must be >= 2 (pairs are compared), got "
+                                f"{preset.nets_per_group}, {preset.width_seeds} and {preset.lr_seeds}")
         if preset.depth < 1 or not preset.widths or preset.epochs_true < 1 or preset.epochs_shuffled < 1:
             raise BadInputError("depth, widths, epochs_true and epochs_shuffled must be positive / non-empty")
+        if len(preset.learning_rates) < 2 or not preset.cnn_channels:
+            raise BadInputError("learning_rates needs >= 2 values and cnn_channels >= 1 layer")
 
     def run(self, preset: PwccaPreset, seed: int, out_dir: Path, resume: bool = False) -> Result:
         self._check(preset)
-        out_dir = Path(out_dir)
+        p, out_dir = preset, Path(out_dir)
         ckpt = out_dir / "checkpoints"
         claims = {c.id: c for c in self.claims()}
         timings: dict[str, float] = {}
-        data = load_digits_split(preset.test_fraction, seed=seed)
-        shuffled = data.shuffled_labels(seed + 7919)
+        data = load_digits_split(p.test_fraction, seed=seed)
         probe = data.x_train  # "on training data"
-        common = dict(lr=preset.lr, batch_size=preset.batch_size, x_test=data.x_test, y_test=data.y_test,
-                      resume=resume)
-        base = seed * 10_000
-        g, depth = preset.nets_per_group, preset.depth
+        common = dict(lr=p.lr, batch_size=p.batch_size, ckpt=ckpt, resume=resume)
+        base, g = seed * 10_000, p.nets_per_group
+        mlp = [p.width] * p.depth
 
-        # 1. two groups of networks: true labels (with snapshots) and one shuffled labelling
         start = time.perf_counter()
-        gen = [train_mlp([preset.width] * depth, data.x_train, data.y_train, seed=base + i, epochs=preset.epochs_true,
-                         snapshots=preset.snapshots, checkpoint=ckpt / f"true_{i}.pt", desc=f"true labels {i + 1}/{g}",
-                         **common) for i in range(g)]
-        mem = [train_mlp([preset.width] * depth, data.x_train, shuffled, seed=base + 100 + i,
-                         epochs=preset.epochs_shuffled, checkpoint=ckpt / f"shuffled_{i}.pt",
-                         desc=f"shuffled labels {i + 1}/{g}", **common) for i in range(g)]
+        gen = train_nets(mlp, data, data.y_train, [base + i for i in range(g)], p.epochs_true, tag="true",
+                         snapshots=p.snapshots, **common)
+        mem = train_nets(mlp, data, data.shuffled_labels(seed + 7919), [base + 100 + i for i in range(g)],
+                         p.epochs_shuffled, tag="shuffled", **common)
         timings["train_groups_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        reps = [net.representations(probe) for net in gen + mem]
         gen_idx, mem_idx = range(g), range(g, 2 * g)
-        by_layer: dict[str, dict[str, list[tuple[float, float]]]] = {}
-        top_matrix = None
-        for metric, label in METRICS.items():
-            groups: dict[str, list[tuple[float, float]]] = {"gen-gen": [], "mem-mem": [], "gen-mem": []}
-            for layer in range(depth):
-                s = pairwise([r[layer] for r in reps], metric)
-                groups["gen-gen"].append(within_group(s, gen_idx))
-                groups["mem-mem"].append(within_group(s, mem_idx))
-                groups["gen-mem"].append(between_groups(s, gen_idx, mem_idx))
-                if metric == "pwcca" and layer == depth - 1:
-                    top_matrix = s
-            by_layer[label] = groups
+        by_layer, matrices = similarity_by_layer([n.representations(probe) for n in gen + mem],
+                                                 {"gen-gen": gen_idx, "mem-mem": mem_idx},
+                                                 {"gen-mem": (gen_idx, mem_idx)})
         timings["group_similarity_s"] = time.perf_counter() - start
         gen_test = float(np.mean([n.test_accuracy for n in gen]))
         mem_train = float(np.mean([n.train_accuracy for n in mem]))
-        gaps = {label: [gg[0] - mm[0] for gg, mm in zip(st["gen-gen"], st["mem-mem"])]
-                for label, st in by_layer.items()}
-        failing = [f"{label} layer {i + 1}" for label, v in gaps.items() for i, d in enumerate(v) if d <= 0]
-        claims["gen_more_similar"].decide(
-            "; ".join(f"{label} gen/mem by layer " + ", ".join(f"{gg[0]:.3f}/{mm[0]:.3f}" for gg, mm in
-                                                               zip(st["gen-gen"], st["mem-mem"]))
-                      for label, st in by_layer.items())
-            + f" (gen test acc {gen_test:.3f}, mem train acc {mem_train:.3f}, {g} nets per group)",
-            not failing, conclusive=g >= 3 and mem_train >= MIN_MEMORIZED and gen_test >= MIN_TEST,
-            note=("gen-gen not above mem-mem in: " + ", ".join(failing)) if failing else "")
+        gaps = self._decide_gen_mem(claims["gen_more_similar"], by_layer, g, gen_test, mem_train)
+        self._decide_lower(claims["lower_layers_more_similar"], by_layer, g, gen_test)
 
-        decreasing = {label: all(a[0] > b[0] for a, b in zip(st["gen-gen"], st["gen-gen"][1:]))
-                      for label, st in by_layer.items()}
-        claims["lower_layers_more_similar"].decide(
-            "; ".join(f"{label} gen-gen by layer " + ", ".join(f"{m:.3f}" for m, _ in st["gen-gen"])
-                      + (" (decreasing)" if decreasing[label] else " (not decreasing)")
-                      for label, st in by_layer.items()),
-            all(decreasing.values()), conclusive=g >= 3 and gen_test >= MIN_TEST,
-            note=("decreasing under " + (", ".join(k for k, v in decreasing.items() if v) or "no metric")
-                  + "; not under " + (", ".join(k for k, v in decreasing.items() if not v) or "any")))
-
-        # 2. bottom-up convergence: each layer at a snapshot against its final self
         start = time.perf_counter()
-        epochs = sorted(e for e in set(preset.snapshots) if 0 < e < preset.epochs_true)
-        convergence: dict[str, list[list[float]]] = {label: [[0.0] * len(epochs) for _ in range(depth)]
-                                                     for label in METRICS.values()}
-        for net, final in zip(gen, reps[:g]):
-            for k, epoch in enumerate(epochs):
-                early = net.representations(probe, epoch)
-                for layer in range(depth):
-                    for metric, label in METRICS.items():
-                        s = pairwise([early[layer], final[layer]], metric)
-                        convergence[label][layer][k] += (s[0, 1] + s[1, 0]) / 2 / g
+        cnn = train_nets(list(p.cnn_channels), data, data.y_train, [base + 200 + i for i in range(g)], p.epochs_true,
+                         tag="cnn", arch="cnn", **common)
+        cnn_stats, _ = similarity_by_layer([n.representations(probe[: p.cnn_probe]) for n in cnn], {"gen-gen": range(g)})
+        cnn_test = float(np.mean([n.test_accuracy for n in cnn]))
+        self._decide_lower(claims["lower_layers_more_similar_cnn"], cnn_stats, g, cnn_test,
+                           what=f"CNN {list(p.cnn_channels)} channels, test acc {cnn_test:.3f}; ")
+        timings["cnn_s"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        epochs = sorted(e for e in set(p.snapshots) if 0 < e < p.epochs_true)
+        convergence = convergence_to_final(gen, probe, epochs)
+        area = self._decide_bottom_up(claims["bottom_up"], convergence, epochs, g, p)
         timings["convergence_s"] = time.perf_counter() - start
-        area = {label: [float(np.mean(v)) if v else float("nan") for v in layers]
-                for label, layers in convergence.items()}
-        bottom_up = {label: all(a > b for a, b in zip(v, v[1:])) for label, v in area.items()}
-        claims["bottom_up"].decide(
-            "; ".join(f"{label} mean similarity to final by layer " + ", ".join(f"{v:.3f}" for v in values)
-                      for label, values in area.items()) + f" (epochs {epochs} of {preset.epochs_true})",
-            all(bottom_up.values()), conclusive=g >= 3 and len(epochs) >= 3,
-            note="decreasing with depth under " + (", ".join(k for k, v in bottom_up.items() if v) or "no metric"))
 
-        # 3. width sweep, trained and untrained
         start = time.perf_counter()
-        width_stats: dict[str, list[tuple[float, float]]] = {"trained PWCCA": [], "untrained PWCCA": [],
-                                                              "trained CKA": [], "untrained CKA": []}
-        width_test = []
-        for wi, width in enumerate(preset.widths):
-            seeds = [base + 1000 + 100 * wi + s for s in range(preset.width_seeds)]
-            for kind, epochs_w in (("trained", preset.epochs_true), ("untrained", 0)):
-                nets: list[TrainedNet] = [
-                    train_mlp([width] * depth, data.x_train, data.y_train, seed=s, epochs=epochs_w,
-                              checkpoint=ckpt / f"width{width}_{kind}_{s - seeds[0]}.pt",
-                              desc=f"width {width} seed {s - seeds[0] + 1}/{len(seeds)}", **common)
-                    for s in seeds]
-                if kind == "trained":
-                    width_test.append(float(np.mean([n.test_accuracy for n in nets])))
-                width_reps = [n.representations(probe) for n in nets]
-                for metric, label in (("pwcca", "PWCCA"), ("cka", "CKA")):
-                    values = []
-                    for layer in range(depth):
-                        s = pairwise([r[layer] for r in width_reps], metric)
-                        values += [s[i, j] for i in range(len(nets)) for j in range(len(nets)) if i != j]
-                    width_stats[f"{kind} {label}"].append(_pair_sd(values))
+        width = self._width_sweep(p, data, probe, base, common)
+        self._decide_width(claims["wider_more_similar"], width, p)
+        self._decide_tracks(claims["similarity_tracks_accuracy"], width)
         timings["width_sweep_s"] = time.perf_counter() - start
-        trained = [m for m, _ in width_stats["trained PWCCA"]]
-        untrained = [m for m, _ in width_stats["untrained PWCCA"]]
-        rank = spearman(list(preset.widths), trained)
-        rise, control_rise = trained[-1] - trained[0], untrained[-1] - untrained[0]
-        claims["wider_more_similar"].decide(
-            f"trained PWCCA by width {list(preset.widths)}: " + ", ".join(f"{v:.3f}" for v in trained)
-            + f" (Spearman {rank:.2f}, rise {rise:+.3f}); untrained: " + ", ".join(f"{v:.3f}" for v in untrained)
-            + f" (rise {control_rise:+.3f}); trained test acc by width " + ", ".join(f"{a:.3f}" for a in width_test),
-            rank >= 0.9 and rise > control_rise,
-            conclusive=len(preset.widths) >= 4 and preset.width_seeds >= 3 and float(np.mean(width_test)) >= MIN_TEST,
-            note="" if rise > control_rise else
-            "untrained networks' similarity rises at least as much with width as trained ones': the width effect "
-            "measured here is not specific to training")
+
+        start = time.perf_counter()
+        by_lr = {lr: (gen[: p.lr_seeds] if lr == p.lr and p.lr_seeds <= g else
+                      train_nets(mlp, data, data.y_train, [base + 300 + 10 * j + i for i in range(p.lr_seeds)],
+                                 p.epochs_true, tag=f"lr{lr:g}", **{**common, "lr": lr}))
+                 for j, lr in enumerate(p.learning_rates)}
+        clusters = lr_clustering(by_lr, probe, seed)
+        self._decide_clusters(claims["lr_clusters"], clusters, p)
+        timings["lr_clusters_s"] = time.perf_counter() - start
 
         artifacts = [
             plot_by_layer(by_layer, out_dir / "similarity_by_layer.png",
                           f"digits MLPs, {g} true-label (gen) vs {g} shuffled-label (mem) nets; mean ± sd over pairs"),
-            plot_width(list(preset.widths), width_stats, out_dir / "similarity_by_width.png",
-                       f"width sweep, {preset.width_seeds} seeds per width", ylabel="similarity across seeds"),
+            plot_by_layer(cnn_stats, out_dir / "cnn_similarity_by_layer.png",
+                          f"digits CNNs {list(p.cnn_channels)}, {g} seeds; mean ± sd over pairs"),
+            plot_width(list(p.widths), width["stats"], out_dir / "similarity_by_width.png",
+                       f"width sweep, {p.width_seeds} seeds per width", ylabel="similarity across seeds"),
             plot_convergence(epochs, convergence, out_dir / "convergence.png",
                              "true-label nets: each layer against its final representation"),
-            plot_matrix(top_matrix, [f"gen{i}" for i in range(g)] + [f"mem{i}" for i in range(g)],
-                        out_dir / "pwcca_top_layer.png", f"PWCCA, hidden layer {depth} (row: weights from)"),
+            plot_matrix(matrices["PWCCA"][-1], [f"gen{i}" for i in range(g)] + [f"mem{i}" for i in range(g)],
+                        out_dir / "pwcca_top_layer.png", f"PWCCA, hidden layer {p.depth} (row: weights from)"),
+            plot_matrix(1 - np.asarray(clusters["distance"]),
+                        [f"{lr:g}/{i}" for lr, nets in by_lr.items() for i in range(len(nets))],
+                        out_dir / "pwcca_learning_rates.png", "1 - PWCCA distance, nets by learning rate/seed"),
         ]
         metrics = {
             "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test)),
             "gen_test_accuracy": gen_test, "gen_train_accuracy": float(np.mean([n.train_accuracy for n in gen])),
             "mem_train_accuracy": mem_train, "mem_test_accuracy": float(np.mean([n.test_accuracy for n in mem])),
             "by_layer": {label: {grp: [m for m, _ in v] for grp, v in st.items()} for label, st in by_layer.items()},
-            "gen_minus_mem": gaps,
+            "gen_minus_mem": gaps, "cnn_test_accuracy": cnn_test,
+            "cnn_by_layer": {label: [m for m, _ in st["gen-gen"]] for label, st in cnn_stats.items()},
             "convergence_epochs": epochs, "convergence_by_layer": area,
-            "widths": list(preset.widths), "width_test_accuracy": width_test,
-            "width_similarity": {k: [m for m, _ in v] for k, v in width_stats.items()},
-            "width_spearman": rank, "timings_s": timings,
+            "widths": list(p.widths), "width_test_accuracy": width["test"],
+            "width_similarity": {k: [m for m, _ in v] for k, v in width["stats"].items()},
+            "width_spearman": width["rank"], "similarity_vs_accuracy_spearman": width["tracks"],
+            "lr_clusters": {k: v for k, v in clusters.items() if k != "distance"}, "timings_s": timings,
         }
         return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics,
-                      artifacts=[p.name for p in artifacts])
+                      artifacts=[a.name for a in artifacts])
+
+    @staticmethod
+    def _width_sweep(p: PwccaPreset, data, probe, base: int, common: dict) -> dict:
+        """Trained and untrained nets per width: similarity across seeds, test accuracy, peer similarity per net."""
+        stats: dict[str, list[tuple[float, float]]] = {f"{k} {m}": [] for k in ("trained", "untrained")
+                                                       for m in ("PWCCA", "CKA")}
+        test, peers, accuracies = [], [], []
+        for wi, width in enumerate(p.widths):
+            seeds = [base + 1000 + 100 * wi + s for s in range(p.width_seeds)]
+            for kind, epochs in (("trained", p.epochs_true), ("untrained", 0)):
+                nets = train_nets([width] * p.depth, data, data.y_train, seeds, epochs, tag=f"width{width}_{kind}",
+                                  **common)
+                layer_stats, mats = similarity_by_layer([n.representations(probe) for n in nets],
+                                                        {"all": range(len(nets))}, metrics={"pwcca": "PWCCA", "cka": "CKA"})
+                for label, st in layer_stats.items():
+                    means = [m for m, _ in st["all"]]
+                    sds = [s for _, s in st["all"]]
+                    stats[f"{kind} {label}"].append((float(np.mean(means)),
+                                                     float(math.sqrt(np.mean(np.square(sds)) + np.var(means)))))
+                if kind == "trained":
+                    test.append(float(np.mean([n.test_accuracy for n in nets])))
+                    peers += peer_similarity(mats["PWCCA"], [range(len(nets))])
+                    accuracies += [n.test_accuracy for n in nets]
+        trained = [m for m, _ in stats["trained PWCCA"]]
+        return {"stats": stats, "test": test, "rank": spearman(list(p.widths), trained),
+                "peers": peers, "accuracies": accuracies,
+                "tracks": spearman(peers, accuracies) if len(peers) >= 2 else float("nan")}
+
+    # -- verdicts (criteria as stated in claims()) --------------------------------------------------
+
+    @staticmethod
+    def _decide_gen_mem(claim: Claim, by_layer: dict, g: int, gen_test: float, mem_train: float) -> dict:
+        gaps = {label: [gg[0] - mm[0] for gg, mm in zip(st["gen-gen"], st["mem-mem"])]
+                for label, st in by_layer.items()}
+        failing = [f"{label} layer {i + 1}" for label, v in gaps.items() for i, d in enumerate(v) if d <= 0]
+        claim.decide(
+            "; ".join(f"{label} gen/mem by layer " + ", ".join(f"{gg[0]:.3f}/{mm[0]:.3f}" for gg, mm in
+                                                               zip(st["gen-gen"], st["mem-mem"]))
+                      for label, st in by_layer.items())
+            + f" (gen test acc {gen_test:.3f}, mem train acc {mem_train:.3f}, {g} nets per group)",
+            not failing, conclusive=g >= 3 and mem_train >= MIN_MEMORIZED and gen_test >= MIN_TEST,
+            note=("gen-gen not above mem-mem in: " + ", ".join(failing)) if failing else "")
+        return gaps
+
+    @staticmethod
+    def _decide_lower(claim: Claim, by_layer: dict, g: int, test: float, what: str = "") -> None:
+        decreasing = {label: all(a[0] > b[0] for a, b in zip(st["gen-gen"], st["gen-gen"][1:]))
+                      for label, st in by_layer.items()}
+        claim.decide(
+            what + "; ".join(f"{label} gen-gen by layer " + ", ".join(f"{m:.3f}" for m, _ in st["gen-gen"])
+                             + (" (decreasing)" if decreasing[label] else " (not decreasing)")
+                             for label, st in by_layer.items()),
+            all(decreasing.values()), conclusive=g >= 3 and test >= MIN_TEST,
+            note=("decreasing under " + (", ".join(k for k, v in decreasing.items() if v) or "no metric")
+                  + "; not under " + (", ".join(k for k, v in decreasing.items() if not v) or "any")))
+
+    @staticmethod
+    def _decide_bottom_up(claim: Claim, convergence: dict, epochs: list[int], g: int, p: PwccaPreset) -> dict:
+        area = {label: [float(np.mean(v)) if v else float("nan") for v in layers]
+                for label, layers in convergence.items()}
+        bottom_up = {label: all(a > b for a, b in zip(v, v[1:])) for label, v in area.items()}
+        claim.decide(
+            "; ".join(f"{label} mean similarity to final by layer " + ", ".join(f"{v:.3f}" for v in values)
+                      for label, values in area.items()) + f" (epochs {epochs} of {p.epochs_true})",
+            all(bottom_up.values()), conclusive=g >= 3 and len(epochs) >= 3,
+            note="decreasing with depth under " + (", ".join(k for k, v in bottom_up.items() if v) or "no metric"))
+        return area
+
+    @staticmethod
+    def _decide_width(claim: Claim, width: dict, p: PwccaPreset) -> None:
+        trained = [m for m, _ in width["stats"]["trained PWCCA"]]
+        untrained = [m for m, _ in width["stats"]["untrained PWCCA"]]
+        rank = width["rank"]
+        rise, control_rise = trained[-1] - trained[0], untrained[-1] - untrained[0]
+        claim.decide(
+            f"trained PWCCA by width {list(p.widths)}: " + ", ".join(f"{v:.3f}" for v in trained)
+            + f" (Spearman {rank:.2f}, rise {rise:+.3f}); untrained: " + ", ".join(f"{v:.3f}" for v in untrained)
+            + f" (rise {control_rise:+.3f}); trained test acc by width " + ", ".join(f"{a:.3f}" for a in width["test"]),
+            rank >= 0.9 and rise > control_rise,
+            conclusive=len(p.widths) >= 4 and p.width_seeds >= 3 and float(np.mean(width["test"])) >= MIN_TEST,
+            note="" if rise > control_rise else
+            "untrained networks' similarity rises at least as much with width as trained ones': the width effect "
+            "measured here is not specific to training")
+
+    @staticmethod
+    def _decide_tracks(claim: Claim, width: dict) -> None:
+        n = len(width["peers"])
+        claim.decide(f"Spearman {width['tracks']:.2f} between peer PWCCA similarity and test accuracy over {n} "
+                     f"trained width-sweep nets (test acc {min(width['accuracies']):.3f}-"
+                     f"{max(width['accuracies']):.3f})", width["tracks"] >= 0.5, conclusive=n >= 10)
+
+    @staticmethod
+    def _decide_clusters(claim: Claim, clusters: dict, p: PwccaPreset) -> None:
+        ari, base = clusters["ari_pwcca"], clusters["ari_accuracy"]
+        acc = clusters["test_accuracy"]
+        per_lr = {lr: float(np.mean([a for a, t in zip(acc, clusters["truth"]) if t == i]))
+                  for i, lr in enumerate(clusters["learning_rates"])}
+        claim.decide(f"ARI {ari:.2f} (PWCCA clustering) vs {base:.2f} (k-means on test accuracy) over "
+                     f"{len(acc)} nets; test accuracy by learning rate "
+                     + ", ".join(f"{lr:g}: {a:.3f}" for lr, a in per_lr.items()),
+                     ari >= 0.5 and ari > base, conclusive=len(p.learning_rates) >= 3 and p.lr_seeds >= 3,
+                     note=f"clusters {clusters['clusters']} against learning-rate groups {clusters['truth']}")

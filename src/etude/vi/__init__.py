@@ -24,7 +24,7 @@ from etude.vi.elbo import (
     gradient_replicates,
     iwae,
 )
-from etude.vi.analysis import first_reach, loglog_slope, trace_variance, variance_ratio, window_mean
+from etude.vi.analysis import first_reach, gap_summary, loglog_slope, trace_variance, variance_ratio, window_mean
 from etude.vi.families import FAMILIES, FullRankGaussian, GaussianFamily, MeanFieldGaussian, make_family
 from etude.vi.hierarchical import HierarchicalLinearRegression, PoissonGLM
 from etude.vi.models import (
@@ -75,7 +75,7 @@ __all__ = [
     "FitHistory", "FullRankGaussian", "GaussianFamily", "HierarchicalLinearRegression", "LogJoint",
     "MeanFieldGaussian", "Model", "PoissonGLM", "QMCAutoDiagonalNormal", "QMCAutoMultivariateNormal",
     "QMCBalanceWarning", "QMCNormal", "SampleSizeSchedule", "base_normals", "elbo", "evaluate_elbo",
-    "first_reach", "fit", "gradient_replicates", "is_power_of_two", "iwae", "linear_scramble",
+    "first_reach", "fit", "gap_summary", "gradient_replicates", "is_power_of_two", "iwae", "linear_scramble",
     "load_breast_cancer", "load_diabetes", "loglog_slope", "make_family", "make_model", "make_sampler",
     "pyro_available", "sobol_points", "trace_variance", "variance_ratio", "window_mean",
 ]

@@ -14,7 +14,7 @@ import torch
 
 from etude.errors import BadInputError
 
-__all__ = ["trace_variance", "variance_ratio", "loglog_slope", "first_reach", "window_mean"]
+__all__ = ["trace_variance", "variance_ratio", "loglog_slope", "first_reach", "window_mean", "gap_summary"]
 
 
 def trace_variance(grads: torch.Tensor) -> tuple[float, float]:
@@ -72,3 +72,39 @@ def window_mean(steps: Sequence[int], values: torch.Tensor, start: float, stop: 
     if not bool(mask.any()):
         raise BadInputError(f"no evaluation step in the window [{start}, {stop}] x {last}")
     return values[mask].mean(0)
+
+
+def gap_summary(steps: Sequence[int], mc: torch.Tensor, rqmc: torch.Tensor, reference_elbo: float,
+                deltas: Sequence[float], never: int) -> dict:
+    """Convergence of MC and RQMC runs measured as the gap to a reference optimum.
+
+    gap_t = ELBO(lambda*) - ELBO(q_t) per run (traces [evals, S]; a non-finite ELBO counts as an
+    infinite gap); plateau gap = median over runs of the mean gap over the last 15% of iterations;
+    t(delta) = median over runs of the first step with gap <= delta (``never`` if none).
+    The comparison delta is the smallest one RQMC reaches; plateau gaps are floored at 1e-3 in the
+    ratio; ``credible`` says no run's final ELBO exceeds the reference by more than 0.05;
+    ``converged`` says a run's median gap fell by at most max(5% of the plateau gap, 0.01 nats)
+    between the 60-75% window and the last 15% (a run still descending cannot show its plateau).
+    """
+    out: dict = {}
+    for kind, trace in (("mc", mc), ("rqmc", rqmc)):
+        gaps = reference_elbo - trace.double()
+        gaps = torch.where(torch.isfinite(gaps), gaps, torch.full_like(gaps, math.inf))
+        plateau = window_mean(steps, gaps, 0.85, 1.0)
+        hits = {d: float(first_reach(steps, -gaps, -d, never).double().median()) for d in deltas}
+        finite = trace[-1][torch.isfinite(trace[-1])]
+        late = window_mean(steps, gaps, 0.60, 0.75)
+        out[kind] = {"plateau_gap": float(plateau.median()), "plateau_gap_per_seed": plateau.tolist(),
+                     "iterations_to_gap": hits, "best_final_elbo": float(finite.max()) if len(finite) else -math.inf,
+                     "converged": bool(float((late - plateau).median()) <= max(0.05 * float(plateau.median()), 0.01))}
+    reached = [d for d in deltas if out["rqmc"]["iterations_to_gap"][d] < never]
+    delta = min(reached) if reached else None
+    floor = 1e-3
+    out["plateau_ratio"] = max(out["mc"]["plateau_gap"], floor) / max(out["rqmc"]["plateau_gap"], floor)
+    out["delta"] = delta
+    out["speedup"] = (out["mc"]["iterations_to_gap"][delta] / max(out["rqmc"]["iterations_to_gap"][delta], 1.0)
+                      if delta is not None else float("nan"))
+    out["credible"] = max(out["mc"]["best_final_elbo"], out["rqmc"]["best_final_elbo"]) <= reference_elbo + 0.05
+    out["counts"] = bool(out["plateau_ratio"] >= 2.0 and delta is not None and out["speedup"] >= 1.25)
+    out["eligible"] = bool(out["credible"] and out["mc"]["converged"])
+    return out

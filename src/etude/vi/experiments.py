@@ -18,10 +18,10 @@ from etude.vi.elbo import SampleSizeSchedule, gradient_replicates
 from etude.vi.families import MeanFieldGaussian
 from etude.vi.models import BayesianLinearRegression, Model
 from etude.vi.qmc import RQMC, make_sampler
-from etude.vi.train import fit
+from etude.vi.train import evaluate_elbo, fit
 
-__all__ = ["derive_seed", "mean_field", "variance_by_size", "compare_training", "schedule_target",
-           "schedule_experiment"]
+__all__ = ["derive_seed", "mean_field", "variance_by_size", "compare_training", "evaluation_points", "reference_optimum",
+           "largest_curvature", "schedule_target", "schedule_experiment"]
 
 
 def derive_seed(seed: int, *keys: object) -> int:
@@ -60,23 +60,71 @@ def variance_by_size(model: Model, loc: torch.Tensor, log_scale: torch.Tensor, s
     return out
 
 
+def evaluation_points(model: Model, seed: int, points: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The fixed RQMC base normals [points, d] on which every run's ELBO is evaluated (common random numbers)."""
+    return RQMC(model.dim, seed=derive_seed(seed, "eval")).normal(points, dtype)
+
+
+def reference_optimum(model: Model, eval_eps: torch.Tensor, steps: int, lr: float, init_scale: float, seed: int,
+                      n: int = 256, desc: str = "") -> dict:
+    """The mean-field optimum lambda* = (mu*, omega*) that convergence is measured against, and its ELBO on eval_eps.
+
+    Exact for a conjugate model (``mean_field_optimum``); otherwise a long RQMC run at N = ``n``:
+    Adam for ``steps`` iterations at ``lr``, then ``steps // 2`` at lr / 10.
+    :returns: {'loc' [d], 'log_scale' [d], 'elbo' (on eval_eps), 'exact' (bool)}.
+    """
+    dtype = eval_eps.dtype
+    if hasattr(model, "mean_field_optimum"):
+        mu, sigma = model.mean_field_optimum()
+        family, exact = mean_field(mu.to(dtype), sigma.log().to(dtype)), True
+    else:
+        loc = model.initial_loc(torch.Generator().manual_seed(derive_seed(seed, "init"))).to(dtype)
+        family, exact = mean_field(loc, torch.full_like(loc, init_scale).log()), False
+        sampler = make_sampler("rqmc", model.dim, derive_seed(seed, "reference"))
+        for rate, count in ((lr, steps), (lr / 10, max(1, steps // 2))):
+            fit(model, family, sampler, count, n, optimizer="adam", lr=rate, desc=desc)
+    elbo = float(evaluate_elbo(model, family, eval_eps).reshape(-1)[0])
+    return {"loc": family.loc.detach().clone(), "log_scale": family.log_scale.detach().clone(), "elbo": elbo,
+            "exact": exact}
+
+
+def largest_curvature(model: Model, loc: torch.Tensor, iterations: int = 30, seed: int = 0) -> float:
+    """lambda_max of -Hessian of log p(z) at z = loc, by power iteration on Hessian-vector products.
+
+    Sets a stable constant SGD step for the ELBO's mean parameters (step < 2 / lambda_max).
+    """
+    z = loc.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(z), z, create_graph=True)
+    v = torch.randn(loc.shape, generator=torch.Generator().manual_seed(seed), dtype=loc.dtype)
+    v = v / v.norm()
+    value = 0.0
+    for _ in range(iterations):
+        (hv,) = torch.autograd.grad(grad, z, grad_outputs=-v, retain_graph=True)
+        value = float(v @ hv)
+        v = hv / hv.norm().clamp_min(1e-300)
+    return value
+
+
 def compare_training(model: Model, seeds: Sequence[int], steps: int, n: int, lr: float, init_scale: float,
                      eval_points: int, eval_every: int, dtype: torch.dtype = torch.float64,
-                     desc: str = "") -> dict:
-    """Adam on the ELBO with MC and with RQMC base points, same N, same initializations per seed.
+                     desc: str = "", optimizer: str = "adam", eval_eps: torch.Tensor | None = None) -> dict:
+    """Adam (or constant-step SGD) on the ELBO with MC and with RQMC base points, same N, same
+    initializations per seed.
 
     The ELBO is evaluated every ``eval_every`` steps on one fixed set of ``eval_points`` RQMC base
-    points shared by every run (common random numbers), so traces differ only by the runs.
+    points shared by every run (common random numbers; ``eval_eps`` when given), so traces differ
+    only by the runs.
     :returns: {'steps': eval steps, 'mc'/'rqmc': eval ELBO [evals, S],
                'final_mc'/'final_rqmc': (loc [S, d], log_scale [S, d]) after training}.
     """
     locs = torch.stack([model.initial_loc(torch.Generator().manual_seed(derive_seed(s, "init"))) for s in seeds])
-    eval_eps = RQMC(model.dim, seed=derive_seed(seeds[0], "eval")).normal(eval_points, dtype)
+    if eval_eps is None:
+        eval_eps = evaluation_points(model, seeds[0], eval_points, dtype)
     out: dict = {}
     for kind in ("mc", "rqmc"):
         family = mean_field(locs.to(dtype), torch.full_like(locs, init_scale).log().to(dtype))
         samplers = [make_sampler(kind, model.dim, derive_seed(s, "train", kind)) for s in seeds]
-        history = fit(model, family, samplers, steps, n, optimizer="adam", lr=lr, eval_eps=eval_eps,
+        history = fit(model, family, samplers, steps, n, optimizer=optimizer, lr=lr, eval_eps=eval_eps,
                       eval_every=eval_every, desc=f"{desc} {kind}" if desc else "")
         out["steps"] = history.eval_steps
         out[kind] = history.eval_elbo

@@ -79,7 +79,7 @@ class MeanFieldGaussian(GaussianFamily):
 
     :param dim: d.
     :param loc: mu, [d] or broadcastable (default 0).
-    :param scale: initial sigma, a positive float or [d] (default 0.1, the pilot's initialization).
+    :param scale: initial sigma, a positive float or [d] (default 0.1).
     """
 
     def __init__(self, dim: int, loc: object = 0.0, scale: object = 0.1, dtype: torch.dtype = torch.float64) -> None:

@@ -20,24 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from etude.errors import BadInputError, MissingDependencyError
+from etude.vi.densities import normal_log_prob
 
 __all__ = ["Model", "BayesianLinearRegression", "BayesianLogisticRegression", "BayesianNeuralNetwork",
            "load_diabetes", "load_breast_cancer", "standardize"]
-
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
-
-def _normal_log_prob(x: torch.Tensor, loc: torch.Tensor | float, scale: torch.Tensor | float) -> torch.Tensor:
-    """log N(x; loc, scale^2), elementwise."""
-    if isinstance(scale, float):
-        return -0.5 * ((x - loc) / scale) ** 2 - (math.log(scale) + _HALF_LOG_2PI)
-    return -0.5 * ((x - loc) / scale) ** 2 - scale.log() - _HALF_LOG_2PI
-
-
-def _normal_log_prob_log_scale(x: torch.Tensor, loc: torch.Tensor | float, log_scale: torch.Tensor) -> torch.Tensor:
-    """log N(x; loc, exp(log_scale)^2), elementwise, from the log-scale."""
-    return -0.5 * ((x - loc) * torch.exp(-log_scale)) ** 2 - log_scale - _HALF_LOG_2PI
-
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
     """Columns (or a vector) to mean 0 and standard deviation 1."""
@@ -142,8 +128,8 @@ class BayesianLinearRegression(Model):
 
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
         mean = z @ self.design.T.to(z.dtype)  # [..., n]
-        return (_normal_log_prob(self.y.to(z.dtype), mean, self.noise_scale).sum(-1)
-                + _normal_log_prob(z, 0.0, self.prior_scale).sum(-1))
+        return (normal_log_prob(self.y.to(z.dtype), mean, self.noise_scale).sum(-1)
+                + normal_log_prob(z, 0.0, self.prior_scale).sum(-1))
 
     def posterior(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact posterior (mean [d], precision [d, d]): Lambda = A^T A / s_y^2 + I / s_0^2."""
@@ -182,7 +168,7 @@ class BayesianLogisticRegression(Model):
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
         logits = z @ self.design.T.to(z.dtype)  # [..., n]
         log_lik = (self.y.to(z.dtype) * logits - F.softplus(logits)).sum(-1)  # sum y l - log(1 + e^l)
-        return log_lik + _normal_log_prob(z, 0.0, self.prior_scale).sum(-1)
+        return log_lik + normal_log_prob(z, 0.0, self.prior_scale).sum(-1)
 
 
 class BayesianNeuralNetwork(Model):
@@ -218,8 +204,8 @@ class BayesianNeuralNetwork(Model):
         return out.reshape(*batch, -1)
 
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
-        return (_normal_log_prob(self.y.to(z.dtype), self.predict(z), self.noise_scale).sum(-1)
-                + _normal_log_prob(z, 0.0, self.prior_scale).sum(-1))
+        return (normal_log_prob(self.y.to(z.dtype), self.predict(z), self.noise_scale).sum(-1)
+                + normal_log_prob(z, 0.0, self.prior_scale).sum(-1))
 
     def initial_loc(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """W1 ~ N(0, 1/p), W2 ~ N(0, 1/H), biases 0 (breaks the symmetry of the hidden units)."""

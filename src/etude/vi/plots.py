@@ -19,7 +19,7 @@ def plot_variance_ratios(ratios: dict[str, dict[str, list[float]]], sizes: Seque
     """MC/RQMC gradient-variance ratio against N (log-log), one line per model and phase.
 
     :param ratios: model -> phase ('init', 'trained') -> ratio per N.
-    :param reference: model -> the pilot's ratios per N, drawn dotted.
+    :param reference: model -> reference ratios per N (e.g. another run), drawn dotted.
     """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -35,7 +35,7 @@ def plot_variance_ratios(ratios: dict[str, dict[str, list[float]]], sizes: Seque
     ax.set_yscale("log")
     ax.set_xlabel("N (samples per gradient)")
     ax.set_ylabel("tr Var MC / tr Var RQMC")
-    ax.set_title("Gradient variance reduction by RQMC (dotted: pilot)")
+    ax.set_title("Gradient variance reduction by RQMC" + (" (dotted: reference)" if reference else ""))
     ax.legend(fontsize=7, ncol=2)
     return save_figure(fig, path, dpi=90)
 

@@ -15,7 +15,7 @@ Every sampler has the same interface: ``.uniform(n)`` -> [n, dim] in (0, 1) and
   uniforms are clamped to (eps, 1 - eps), so that point maps to Phi^{-1}(eps) (about -6.4).
 * ``RQMC``: scrambled Sobol points (a random linear matrix scramble of torch's Sobol direction
   numbers plus a random digital shift, vectorized here: it keeps the net structure and makes
-  every point uniform on the cube, so estimates are unbiased; papers.md names Owen's nested
+  every point uniform on the cube, so estimates are unbiased; the paper uses Owen's nested
   scrambling, and Owen (2003, "Variance with alternative scramblings of digital nets") shows the
   linear matrix scramble has the same variance).
   ``randomization="scramble"`` draws a fresh scramble per call; ``"shift"`` keeps one scramble

@@ -1,0 +1,106 @@
+"""The metavae study's experiments as functions that return plain data (lists, floats, arrays).
+
+Wu, Choi, Goodman, Ermon, AAAI 2020 (arXiv:1902.01950): Sec. 5.1 (cluster new mixture-of-Gaussians
+datasets from latent codes), Sec. 5.3 (linear probes on codes of unseen rotations and scales) and
+the analysis of code stability within an amortized family. Every model of `etude.meta` is trained
+on the same data, steps and optimizer; every random draw is seeded from ``run_seed``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from etude.meta.datasets import MogRecipe, load_digit_images, sample_mog_family, split_values, transformation_family
+from etude.meta.evaluation import clustering_error, code_stability, kmeans_labels, linear_probe_accuracy
+from etude.meta.metavae import MetaVAE
+from etude.meta.statistician import NeuralStatistician
+from etude.meta.training import fit
+from etude.meta.vae import VAE
+from etude.meta.vhe import VariationalHomoencoder
+
+__all__ = ["METHODS", "build_models", "mog_clustering", "transformation_probe"]
+
+METHODS = ("MetaVAE", "VAE", "NS", "VHE")
+KMEANS = "k-means (raw points)"
+RAW = "raw pixels"
+
+
+def build_models(x_dim: int, z: int, hidden: int, n_train: int, likelihood: str, size: int, seed: int) -> dict:
+    """The four models with their context mode (see `etude.meta.training.CONTEXT_MODES`), each
+    initialization seeded on its own: {name: (model, mode)}."""
+    factories = {
+        "MetaVAE": (lambda: MetaVAE(x_dim, z, n_train, hidden, likelihood=likelihood), "disjoint"),
+        "VAE": (lambda: VAE(x_dim, z, n_train, hidden, likelihood=likelihood), "none"),
+        "NS": (lambda: NeuralStatistician(x_dim, z, 16, hidden, likelihood), "self"),
+        "VHE": (lambda: VariationalHomoencoder(x_dim, z, 16, hidden, likelihood, dataset_size=size), "disjoint"),
+    }
+    made = {}
+    for j, name in enumerate(METHODS):
+        torch.manual_seed(seed * 10 + j)
+        make, mode = factories[name]
+        made[name] = (make(), mode)
+    return made
+
+
+def mog_clustering(p, run_seed: int, ckpt: Path, resume: bool) -> tuple[dict[str, list[float]], dict]:
+    """Clustering error of 2-means on each method's codes of every held-out MoG dataset.
+
+    :returns: ({method or 'k-means (raw points)': error per held-out dataset}, an example dataset's labels).
+    """
+    g = torch.Generator().manual_seed(run_seed)
+    recipe = MogRecipe(n_points=p.mog_points)
+    train, test = sample_mog_family(p.mog_train, recipe, g), sample_mog_family(p.mog_test, recipe, g)
+    errors: dict[str, list[float]] = {KMEANS: [
+        clustering_error(kmeans_labels(test.x[t], 2, run_seed, p.kmeans_restarts), test.labels[t])
+        for t in range(p.mog_test)]}
+    example = {"points": test.x[0].numpy(), "truth": test.labels[0].numpy(),
+               "k-means (raw)": kmeans_labels(test.x[0], 2, run_seed, p.kmeans_restarts)}
+    n = min(p.mog_context, p.mog_points // 2)
+    for name, (model, mode) in build_models(2, p.mog_z, p.mog_hidden, p.mog_train, "gaussian", p.mog_points,
+                                            run_seed).items():
+        fit(model, train.x, p.mog_steps, n_sets=p.batch, n_x=n, n_context=n, context=mode, lr=p.lr, seed=run_seed,
+            checkpoint=ckpt / f"mog_{name}_{run_seed}.pt", resume=resume, show_progress=True, desc=f"MoG {name}")
+        codes = model.encode(test.x, test.x)  # every held-out dataset is its own context; no gradient step
+        labels = [kmeans_labels(codes[t], 2, run_seed, p.kmeans_restarts) for t in range(p.mog_test)]
+        errors[name] = [clustering_error(labels[t], test.labels[t]) for t in range(p.mog_test)]
+        example[name] = labels[0]
+    return errors, example
+
+
+def transformation_probe(p, kind: str, values: tuple, style: str, run_seed: int, ckpt: Path,
+                         resume: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """Train on the seen transformations of 1,200 digits; on 597 held-out digits measure
+    (a) linear-probe accuracy on codes under the unseen transformations and (b) code stability
+    (`code_stability`) under the seen ones, the transformations the family was amortized over.
+
+    :returns: ({method or 'raw pixels': probe accuracy}, {method or 'raw pixels': stability ratio}).
+    """
+    g = torch.Generator().manual_seed(run_seed)
+    images, labels = load_digit_images()
+    order = torch.randperm(len(images), generator=g)
+    pool, probe_idx = order[:1200], order[1200:]
+    seen, unseen = split_values(list(values), style)
+    data = transformation_family(images[pool], kind, seen)  # [M, 1200, 64]
+    probe = transformation_family(images[probe_idx], kind, unseen)  # [U, Q, 64]
+    held_seen = transformation_family(images[probe_idx], kind, seen)  # [M, Q, 64]
+    y = labels[probe_idx].repeat(len(unseen))
+    half = torch.arange(probe.shape[1]) < probe.shape[1] // 2
+    first, second = half.repeat(len(unseen)), (~half).repeat(len(unseen))
+    pick = torch.randperm(probe.shape[1], generator=g)[: p.digit_context]
+    ctx, ctx_seen = probe[:, pick], held_seen[:, pick]  # the same context sets for every model
+
+    def accuracy(features: torch.Tensor) -> float:
+        f = features.reshape(-1, features.shape[-1])
+        return linear_probe_accuracy(f[first], y[first], f[second], y[second], seed=run_seed)
+
+    acc, stability = {RAW: accuracy(probe)}, {RAW: code_stability(held_seen)}
+    models = build_models(64, p.digit_z, p.digit_hidden, len(seen), "bernoulli", data.shape[1], run_seed)
+    for name, (model, mode) in models.items():
+        fit(model, data, p.digit_steps, n_sets=p.batch, n_x=20, n_context=p.digit_context, context=mode, lr=p.lr,
+            seed=run_seed, checkpoint=ckpt / f"{kind}_{name}_{run_seed}.pt", resume=resume, show_progress=True,
+            desc=f"{kind} {name}")
+        acc[name] = accuracy(model.encode(probe, ctx))
+        stability[name] = code_stability(model.encode(held_seen, ctx_seen))
+    return acc, stability
