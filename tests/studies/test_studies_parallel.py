@@ -76,3 +76,20 @@ def test_a_study_without_the_preset_fails_before_anything_runs(fake, tmp_path) -
     with pytest.raises(BadInputError, match="no preset 'long'"):
         run_studies(["fake_good"], preset="long", out=tmp_path / "run")
     assert fake.CALLS == []
+
+
+def test_running_every_study_skips_those_without_the_tier(fake, tmp_path, monkeypatch, capsys) -> None:
+    from etude.studies import registry
+
+    class Long(fake.GoodStudy):
+        name = "fake_long"
+        presets = {**fake.GoodStudy.presets, "long": fake.FakePreset(steps=50, label="long")}
+
+    monkeypatch.setattr(fake, "LongStudy", Long, raising=False)
+    monkeypatch.setattr(registry, "STUDIES", {"fake_good": "fake_studies:GoodStudy", "fake_long": "fake_studies:LongStudy"})
+    (result,) = run_studies(None, preset="long", out=tmp_path)
+    assert (result.study, result.settings["steps"]) == ("fake_long", 50)
+    assert "no 'long' preset in fake_good; skipped" in capsys.readouterr().err
+    monkeypatch.setattr(registry, "STUDIES", {"fake_good": "fake_studies:GoodStudy"})
+    with pytest.raises(BadInputError, match="no study has a 'long' preset"):
+        run_studies(None, preset="long", out=tmp_path / "none")

@@ -11,6 +11,7 @@ launched ``fabric`` (one per process and settings) when the CLI's ``--devices``/
 from __future__ import annotations
 
 import json
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -220,6 +221,14 @@ def run_studies(
         raise BadInputError(f"jobs must be an int in [1, {MAX_JOBS}], got {jobs!r}")
     selected = list(names) if names else study_names()
     studies = [get_study(name) for name in selected]  # unknown names fail before anything runs
+    if not names:  # every study: those without this preset tier are skipped, and said so
+        lacking = [study.name for study in studies if preset not in study.presets]
+        if lacking:
+            print(f"etude: no {preset!r} preset in {', '.join(lacking)}; skipped", file=sys.stderr)
+        studies = [study for study in studies if preset in study.presets]
+        selected = [study.name for study in studies]
+        if not studies:
+            raise BadInputError(f"no study has a {preset!r} preset")
     if overrides and len(studies) != 1:
         raise BadInputError("--set overrides apply to one study at a time; name exactly one study")
     for study in studies:  # a missing preset or a bad override fails before anything runs
