@@ -5,20 +5,9 @@ from __future__ import annotations
 import pytest
 
 
-
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path, monkeypatch):
     """No test may read or write the user's cache: ETUDE_CACHE points into tmp_path."""
     monkeypatch.setenv("ETUDE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("ETUDE_PROGRESS", "0")
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run several times faster on one thread on the shared 2-core machines."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -12,14 +12,6 @@ from etude.flows import Flatten, FlowSequence, LogitTransform, RealNVP
 SEEDS = [0, 1, 2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _model(seed=0, flow="realnvp", process="tp", dtype=torch.float64):
     torch.manual_seed(seed)
     m = Bruno.build((1, 4, 4), levels=17, flow=flow, process=process, hidden=4, layers=2, corr=0.3, nu=6.0)

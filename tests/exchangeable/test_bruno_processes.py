@@ -13,15 +13,6 @@ from etude.exchangeable import GaussianProcess, StudentTProcess, student_t_log_p
 SEEDS = [0, 1, 2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small ops: one thread is much faster than two on a shared, loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _make(kind, dim=3, nu=5.0):
     var = torch.tensor([1.0, 2.5, 0.4][:dim], dtype=torch.float64)
     corr = torch.tensor([0.1, 0.5, 0.9][:dim], dtype=torch.float64)

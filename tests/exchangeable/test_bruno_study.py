@@ -9,14 +9,6 @@ from etude.exchangeable.experiments import correlation_quantiles, few_shot_accur
 from etude.exchangeable.study import BrunoStudy
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("mult", [1.0, 30.0])
 def test_first_adam_step_moves_process_parameters_by_lr_times_multiplier(mult):
     torch.manual_seed(0)

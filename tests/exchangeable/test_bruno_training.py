@@ -17,14 +17,6 @@ from etude.exchangeable import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _setup(seed=0):
     torch.manual_seed(seed)
     model = Bruno.build((1, 8, 8), 17, flow="realnvp", hidden=2, blocks=0)

@@ -25,15 +25,6 @@ from etude.flows import (
 SEEDS = [0, 1, 2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small ops: one thread is much faster than two on a shared, loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _randomize(module: torch.nn.Module, seed: int) -> torch.nn.Module:
     """Couplings start as the identity (zero last layer); give every parameter a random value."""
     g = torch.Generator().manual_seed(seed)

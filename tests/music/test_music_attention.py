@@ -10,15 +10,6 @@ from etude.music.attention import RelativeAttention, relative_logits_loop, skew_
 from etude.music.transformer import MusicTransformer, TransformerConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machines 2 threads made these tiny models ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("length", [1, 2, 7, 12])
 @pytest.mark.parametrize("mode", ["causal", "bidirectional"])

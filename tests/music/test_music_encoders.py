@@ -11,15 +11,6 @@ from etude.music.attention import sinusoids
 from etude.runtime import load_checkpoint, save_checkpoint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machines 2 threads made these tiny models ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(conditioning="melody+performance", combine="sum", pool=True, layers=1, seed=0, **cfg):
     torch.manual_seed(seed)
     config = TransformerConfig(**{**dict(dim=16, heads=2, layers=1, ff=32, max_len=24, dropout=0.0), **cfg})

@@ -10,15 +10,6 @@ from etude.music import COMBINES, CONDITIONINGS, PerformanceEncoding, Transforme
 from etude.music.generate import filter_logits, generate, interpolate_style
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machines 2 threads made these tiny models ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 EOS, PAD = PerformanceEncoding.EOS, PerformanceEncoding.PAD
 
 

@@ -9,15 +9,6 @@ from etude.cli import main
 from etude.music import Performance
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machines 2 threads made these tiny models ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, corpus_cache):
     out = tmp_path_factory.mktemp("tae_model")

@@ -14,15 +14,6 @@ from etude.music.study import TransformerAeStudy
 from etude.studies.registry import get_study
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machines 2 threads made these tiny models ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 CFG = TransformerConfig(dim=16, heads=2, layers=1, ff=32, max_len=24, dropout=0.1)
 
 
