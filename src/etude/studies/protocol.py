@@ -45,7 +45,8 @@ class Claim:
 
     :param id: short identifier, unique within the study.
     :param statement: the claim in one sentence.
-    :param paper: the paper's figure, with its source (table, section or papers.md).
+    :param paper: the paper's figure, with its source: a table, figure or section of the paper, or a file of
+        its official repository.
     :param criterion: the rule that decides the verdict, fixed before running.
     :param measured: our figure, filled in by the run.
     :param verdict: 'holds', 'fails', 'inconclusive' (too small a run to tell) or 'not-run'.
