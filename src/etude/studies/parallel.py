@@ -81,7 +81,8 @@ class _Slot:
 
 def run_parallel(tasks: list, jobs: int) -> list[Result]:
     """Run `tasks` (runner.Task) in at most `jobs` worker processes; results in the order of `tasks`."""
-    from etude.studies.runner import _load_study, crashed_result
+    from etude.studies.registry import load_study
+    from etude.studies.runner import crashed_result
 
     ctx = mp.get_context("spawn")  # fork is unsafe once torch's thread pools exist
     threads = max(1, default_jobs() // jobs)
@@ -110,7 +111,7 @@ def run_parallel(tasks: list, jobs: int) -> list[Result]:
                     raise _USER_ERRORS[kind](text)
                 if message is None:  # the worker died without a word (killed, out of memory, segfault)
                     slot.process.join()
-                    result = crashed_result(_load_study(task.spec), task,
+                    result = crashed_result(load_study(task.spec), task,
                                             f"worker process for {task.label} died with exit code {slot.process.exitcode}")
                     result.wall_time_s = time.perf_counter() - started
                     result.write(task.study_dir)

@@ -7,7 +7,7 @@ import importlib
 from etude.errors import BadInputError
 from etude.studies.protocol import Study
 
-__all__ = ["STUDIES", "get_study", "study_names"]
+__all__ = ["STUDIES", "get_study", "load_study", "study_names"]
 
 STUDIES: dict[str, str] = {
     "amae": "etude.audio.study:AmaeStudy",
@@ -30,6 +30,10 @@ def get_study(name: str) -> Study:
     """An instance of the named study; an unknown name raises BadInputError listing the known ones."""
     if name not in STUDIES:
         raise BadInputError(f"unknown study {name!r}; expected one of {study_names()}")
-    module_name, _, class_name = STUDIES[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls()
+    return load_study(STUDIES[name])
+
+
+def load_study(spec: str) -> Study:
+    """An instance of the study class named by a registry entry, ``'module:Class'``."""
+    module_name, _, class_name = spec.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)()

@@ -25,7 +25,7 @@ from etude.runtime import MAX_SEED, Distributed, is_rank_zero, seed_everything, 
 from etude.studies.protocol import PRESETS, Result, Study, versions
 from etude.studies import registry
 from etude.runtime.files import ensure_dir, write_atomic
-from etude.studies.registry import get_study, study_names
+from etude.studies.registry import get_study, load_study, study_names
 
 __all__ = ["Task", "crashed_result", "finished_result", "load_result", "run_studies", "run_task", "study_dir_for"]
 
@@ -67,13 +67,6 @@ class Task:
         return f"{self.study} seed {self.seed}"
 
 
-def _load_study(spec: str) -> Study:
-    import importlib
-
-    module_name, _, class_name = spec.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)()
-
-
 def run_task(task: Task, default_threads: int | None = None) -> Result:
     """Run one (study, seed), write its result.json and return it.
 
@@ -82,7 +75,7 @@ def run_task(task: Task, default_threads: int | None = None) -> Result:
     `CheckpointError` propagate (the user's to fix). ``default_threads`` applies to studies
     that ask for no thread count.
     """
-    study = _load_study(task.spec)
+    study = load_study(task.spec)
     settings = study.preset(task.preset, dict(task.overrides))
     study_dir = Path(task.study_dir)
     wanted = _wanted(task, settings)
@@ -165,7 +158,7 @@ def finished_result(task: Task, study: Study | None = None) -> Result | None:
     """When resuming, the stored result of `task` if it finished with the same preset, seed and settings."""
     if not task.resume:
         return None
-    study = study or _load_study(task.spec)
+    study = study or load_study(task.spec)
     wanted = _wanted(task, study.preset(task.preset, dict(task.overrides)))
     previous = load_result(Path(task.study_dir))
     if (previous is not None and previous.status == "ok"
