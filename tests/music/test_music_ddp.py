@@ -9,62 +9,27 @@ uninterrupted result.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import signal
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from ddp_support import load_helper, run_two_ranks, skip_on_windows
 
 from etude.music import TransformerAutoencoder, TransformerConfig, make_crops
 from etude.runtime import load_checkpoint, save_checkpoint
 
 HELPER = Path(__file__).with_name("ddp_fit.py")
-TIMEOUT_S = 180
 ATOL = 1e-6
 KEY_BIAS_ATOL = 3e-4
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX sessions and the gloo backend")
-
-
-def _helper():
-    spec = importlib.util.spec_from_file_location("etude_ddp_fit_helper", HELPER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_two_ranks(command: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``command`` (which launches its second rank through Fabric); kill the whole session on timeout."""
-    drop = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK"}
-    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("LT_")}
-    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join(sys.path), **(extra_env or {}))
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)  # rank 1 joins the session: one killpg stops both
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"DDP run timed out after {TIMEOUT_S} s:\n{output}")
-    return subprocess.CompletedProcess(command, process.returncode, output)
+pytestmark = skip_on_windows
 
 
 @pytest.fixture(scope="module")
 def ddp_run(bach, tmp_path_factory):
     """The helper's 2-rank results, and the one-process oracle run beside it."""
     torch.set_num_threads(1)
-    helper = _helper()
+    helper = load_helper(HELPER)
     work = tmp_path_factory.mktemp("ddp_fit")
     crops = make_crops(bach.pieces, seconds=1.0, max_tokens=24, per_piece=3, seed=0)
     cfg = TransformerConfig(dim=16, heads=2, layers=1, ff=32, max_len=24, dropout=0.0)

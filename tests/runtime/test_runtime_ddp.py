@@ -7,17 +7,13 @@ after every SGD step both ranks must hold the single-process parameters.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import signal
-import socket
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
+from ddp_support import load_helper, run_two_ranks, skip_on_windows
 from torch import nn
 
 from etude.runtime import load_checkpoint
@@ -26,39 +22,11 @@ HELPER = Path(__file__).with_name("ddp_train.py")
 TIMEOUT_S = 120
 
 
-def _helper() -> ModuleType:
-    """Import ``ddp_train.py`` by path (the tests folder is not a package)."""
-    spec = importlib.util.spec_from_file_location("etude_ddp_train_helper", HELPER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _run_ddp(out_dir: Path) -> str:
     """Run the helper with 2 ranks; return its output, failing the test on error or timeout."""
-    drop = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK"}
-    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("LT_")}
-    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), OMP_NUM_THREADS="1")
-    process = subprocess.Popen(
-        [sys.executable, str(HELPER), str(out_dir), "2"],
-        cwd=out_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,  # rank 1 joins this session, so one killpg stops both
-    )
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"DDP run timed out after {TIMEOUT_S} s:\n{output}")
-    assert process.returncode == 0, f"DDP run exited with {process.returncode}:\n{output}"
-    return output
+    done = run_two_ranks([sys.executable, str(HELPER), str(out_dir), "2"], cwd=out_dir, timeout=TIMEOUT_S)
+    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
+    return done.stdout
 
 
 def _single_process(helper: ModuleType) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -73,11 +41,11 @@ def _single_process(helper: ModuleType) -> tuple[dict[str, torch.Tensor], dict[s
     return initial, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX sessions and the gloo backend")
+@skip_on_windows
 def test_two_rank_ddp_matches_single_process(tmp_path: Path) -> None:
     output = _run_ddp(tmp_path)
     ranks = [load_checkpoint(tmp_path / f"rank{r}.pt", expect={"world_size": 2}) for r in (0, 1)]
-    initial, expected = _single_process(_helper())
+    initial, expected = _single_process(load_helper(HELPER))
     assert "distributed_backend=gloo" in output
     for name, value in expected.items():
         assert torch.equal(ranks[0]["params"][name], ranks[1]["params"][name]), name
