@@ -111,7 +111,7 @@ def _stage_stream(folder: str, cache: str, max_tokens: int, per_file: int, batch
 
 def _run_stage(*args: str) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, __file__, "--stage", *args], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, __file__, "--stage", *args], env=env, capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(f"stage {args[0]} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -142,7 +142,7 @@ def main() -> None:
     import torch
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
+                            cwd=Path(__file__).parent, check=False).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         folder, cache = Path(tmp) / "midi", Path(tmp) / "cache"
         written = _write_folder(folder, args.files, args.seed)

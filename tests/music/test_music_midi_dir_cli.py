@@ -29,8 +29,8 @@ def test_train_on_a_folder_warns_once_and_prints_the_held_out_nll(folder, tmp_pa
     args = ["music", "train", "--out", str(tmp_path / "a"), "--midi-dir", str(folder), "--seed", "3", *TINY]
     assert main(args) == 0
     out, err = capsys.readouterr()
-    assert err.splitlines() == [f"etude: warning: skipped 1 of 9 files that could not be read (first: broken.mid: "
-                                "is not a readable MIDI file (no MThd header))"]
+    assert err.splitlines() == [("etude: warning: skipped 1 of 9 files that could not be read (first: broken.mid: "
+                                 "is not a readable MIDI file (no MThd header))")]
     assert "tokenized: 8 files" in out and "held-out NLL" in out and "train, " in out
     assert main(["music", "train", "--out", str(tmp_path / "b"), "--midi-dir", str(folder), "--seed", "3", *TINY]) == 0
     out = capsys.readouterr().out

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from midi_folders import write_performances
 
 from etude.errors import BadInputError
 from etude.music import MelodyEncoding, PerformanceEncoding, read_midi, skyline
 from etude.music.stream import StreamCrops
 from etude.music.tokens import tokenize_midi_dir
-from midi_folders import write_performances
 
 MAX_TOKENS = 24
 
@@ -126,7 +126,7 @@ def test_fit_on_streamed_crops_resumes_to_the_uninterrupted_result(tokens, tmp_p
                                 max_len=MAX_TOKENS, dropout=0.1)
         return TransformerAutoencoder(cfg, "melody+performance", encoder_layers=1)
 
-    settings = dict(steps=5, batch_size=4, lr=3e-3, seed=2, every=2, show_progress=False)
+    settings = {"steps": 5, "batch_size": 4, "lr": 3e-3, "seed": 2, "every": 2, "show_progress": False}
     whole = model()
     losses = fit(whole, data, **settings)
     with pytest.raises(Stop):

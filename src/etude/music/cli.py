@@ -179,7 +179,7 @@ def _corpus_crops(args: argparse.Namespace):
     train, held = corpus.split("train"), corpus.split("validation") + corpus.split("test")
     if not train:
         raise BadInputError(f"--pieces {args.pieces} gives no training piece; use more pieces")
-    crops = dict(seconds=args.seconds, max_tokens=args.max_tokens)
+    crops = {"seconds": args.seconds, "max_tokens": args.max_tokens}
     held_crops = make_crops(held, per_piece=4, seed=args.seed + 1, **crops) if held else None
     return (make_crops(train, per_piece=args.per_piece, seed=args.seed, augment=True, **crops), held_crops,
             {"seconds": args.seconds})
@@ -216,7 +216,7 @@ def _midi_dir_crops(args: argparse.Namespace):
     stats = tokens.stats()
     print(f"{'tokenized' if tokens.built else 'read from the cache'}: {len(tokens)} files, {stats['hours']} h, "
           f"{stats['tokens']:,} tokens ({tokens.entry}); split by file: {train.size} train, {held.size} held-out")
-    crops = dict(max_tokens=args.max_tokens)
+    crops = {"max_tokens": args.max_tokens}
     held_crops = (StreamCrops(tokens, held, count=min(4 * held.size, HELD_CROPS), seed=args.seed + 1, **crops)
                   if held.size else None)
     return (StreamCrops(tokens, train, count=args.per_piece * train.size, seed=args.seed, **crops), held_crops,

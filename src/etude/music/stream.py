@@ -73,7 +73,7 @@ class StreamCrops:
     def __repr__(self) -> str:
         return f"StreamCrops({len(self)} crops of {np.unique(self.file).size} files, max_tokens={self.max_tokens})"
 
-    def to(self, device: torch.device | str) -> "StreamCrops":
+    def to(self, device: torch.device | str) -> StreamCrops:
         """The same crops, whose ``select`` returns tensors on ``device``."""
         if torch.device(device) == self.device:
             return self

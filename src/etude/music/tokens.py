@@ -42,6 +42,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -55,7 +56,7 @@ from etude.music.performance import Performance
 from etude.runtime.files import open_atomic
 from etude.runtime.optional import require
 
-__all__ = ["MIDI_SUFFIXES", "SkippedFilesWarning", "TokenCache", "midi_files", "tokenize_midi_dir"]
+__all__ = ["MIDI_SUFFIXES", "SkippedFilesWarning", "TokenCache", "melody_of", "midi_files", "tokenize_midi_dir"]
 
 CACHE_VERSION = 1
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -159,7 +160,8 @@ def melody_of(performance: Performance, encoding: MelodyEncoding) -> Performance
                    encoding.frames_per_second)
 
 
-def _encode_file(file: Path, encoding: PerformanceEncoding, melody: MelodyEncoding):
+def _encode_file(file: Path, encoding: PerformanceEncoding,
+                 melody: MelodyEncoding) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(performance ids, steps, melody ids) of one file; raises for a file that cannot be used."""
     performance = read_midi(file)
     if len(performance) == 0:
@@ -183,7 +185,7 @@ class _StreamWriter:
     rewriting it in place at the end is exact; the size is checked.
     """
 
-    def __init__(self, handle, dtype) -> None:
+    def __init__(self, handle: BinaryIO, dtype: type) -> None:
         self.handle, self.dtype, self.count, self.digest = handle, np.dtype(dtype), 0, hashlib.sha256()
         self.header = len(self._header(0))
         handle.write(self._header(0))
@@ -256,7 +258,7 @@ def _build(entry: Path, key: str, root: Path, files: Sequence[Path], keys: int, 
                 ids, at, frames = _encode_file(file, encoding, melody)
             except MissingDependencyError:
                 raise
-            except Exception as error:  # symusic and the encoders raise several types; every one is a skip
+            except Exception as error:  # noqa: BLE001 -- symusic and the encoders raise many types: all skip
                 skipped.append((relative, _reason(error, file)))
                 continue
             for writer, values in zip(writers, (ids, at, frames)):
@@ -299,7 +301,7 @@ def tokenize_midi_dir(folder: str | os.PathLike[str], *, keys: int = 128, cache:
     if (entry / "index.npz").exists():
         try:
             tokens = _open(entry, key, root, False, keys)
-        except Exception as error:  # any unreadable, truncated or mismatched entry is rebuilt
+        except Exception as error:  # noqa: BLE001 -- any unreadable, truncated or mismatched entry is rebuilt
             warnings.warn(f"token cache {entry} is unusable ({type(error).__name__}: {error}); rebuilding it",
                           CacheRebuiltWarning, stacklevel=2)
     if tokens is None:
