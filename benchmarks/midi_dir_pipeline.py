@@ -111,7 +111,8 @@ def _stage_stream(folder: str, cache: str, max_tokens: int, per_file: int, batch
 
 def _run_stage(*args: str) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, __file__, "--stage", *args], env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, __file__, "--stage", *args], env=env, capture_output=True, text=True,
+                          check=False)
     if done.returncode:
         raise SystemExit(f"stage {args[0]} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -136,3 +136,21 @@ def test_fit_on_streamed_crops_resumes_to_the_uninterrupted_result(tokens, tmp_p
     for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
     assert nll(whole, data) == pytest.approx(nll(whole, data.select(torch.arange(len(data)))), rel=1e-6)
+
+
+def test_fit_through_a_fabric_streams_the_same_batches(tokens):
+    """The Fabric path of ``fit`` (``to``, one ``select`` of the global batch) on streamed crops, as plain ``fit``."""
+    from etude.music import TransformerAutoencoder, TransformerConfig
+    from etude.music.training import fit
+    from etude.runtime import Distributed
+
+    train, _ = tokens.split(0.0)
+    data = StreamCrops(tokens, train, max_tokens=MAX_TOKENS, count=30, seed=4)
+    cfg = TransformerConfig(vocab_size=PerformanceEncoding().vocab_size, dim=16, heads=2, layers=1, ff=32,
+                            max_len=MAX_TOKENS, dropout=0.0)
+    runs = []
+    for fabric in (None, Distributed(accelerator="cpu").make_fabric()):
+        torch.manual_seed(0)
+        model = TransformerAutoencoder(cfg, "performance", encoder_layers=1)
+        runs.append(fit(model, data, steps=3, batch_size=4, lr=3e-3, seed=0, show_progress=False, fabric=fabric))
+    assert runs[1] == pytest.approx(runs[0], rel=1e-5)
