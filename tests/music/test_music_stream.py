@@ -154,3 +154,26 @@ def test_fit_through_a_fabric_streams_the_same_batches(tokens):
         model = TransformerAutoencoder(cfg, "performance", encoder_layers=1)
         runs.append(fit(model, data, steps=3, batch_size=4, lr=3e-3, seed=0, show_progress=False, fabric=fabric))
     assert runs[1] == pytest.approx(runs[0], rel=1e-5)
+
+
+def test_transposed_crops_are_the_same_crops_a_few_semitones_away(tokens):
+    enc, menc = PerformanceEncoding(), MelodyEncoding()
+    train, _ = tokens.split(0.0)
+    plain = StreamCrops(tokens, train, max_tokens=MAX_TOKENS, count=120, seed=5)
+    moved = StreamCrops(tokens, train, max_tokens=MAX_TOKENS, count=120, seed=5, transpose=3)
+    assert np.array_equal(plain.start, moved.start) and set(moved.shift.tolist()) == set(range(-3, 4))
+    a, b = plain.select(torch.arange(120)), moved.select(torch.arange(120))
+    for i, k in enumerate(moved.shift.tolist()):  # the files' pitches are 40-89: no shift needs cutting
+        before, after = enc.decode(a.performance[i]), enc.decode(b.performance[i])
+        assert after.notes == [(p + k, v, s, e) for p, v, s, e in before.notes]
+        assert torch.equal(a.performance[i] >= enc.shift_offset, b.performance[i] >= enc.shift_offset)
+        melody_before, melody_after = menc.decode(a.melody[i]), menc.decode(b.melody[i])
+        assert melody_after.notes == [(p + k, v, s, e) for p, v, s, e in melody_before.notes]
+    high = np.array([enc.note_on(107), enc.time_shift(5), enc.note_off(107)])
+    moved._transpose(high, np.array([menc.NO_EVENT, 107 - 21 + menc.RESERVED]), 3)
+    assert high.tolist() == [enc.note_on(108), enc.time_shift(5), enc.note_off(108)]  # up to the top key only
+    low = np.array([enc.note_on(5), enc.note_off(5)])
+    moved._transpose(low, np.array([], dtype=np.int64), -2)
+    assert low.tolist() == [enc.note_on(5), enc.note_off(5)]  # already off the piano: left as it is
+    with pytest.raises(BadInputError, match="transpose"):
+        StreamCrops(tokens, train, max_tokens=MAX_TOKENS, count=1, seed=0, transpose=13)

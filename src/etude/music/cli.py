@@ -193,7 +193,8 @@ def _midi_dir_crops(args: argparse.Namespace):
     """(train crops, held-out crops or None, save_model extras) streamed from the token cache of --midi-dir.
 
     Files are split by a hash of their relative path (``TokenCache.split``, --held-out of them held
-    out); --per-piece crops per training file, 4 per held-out file (at most ``HELD_CROPS``).
+    out); --per-piece crops per training file, each transposed by -3..+3 semitones (the chorales'
+    augmentation, in token space and without the time stretch), 4 per held-out file (at most ``HELD_CROPS``).
     """
     import warnings
 
@@ -219,7 +220,8 @@ def _midi_dir_crops(args: argparse.Namespace):
     crops = {"max_tokens": args.max_tokens}
     held_crops = (StreamCrops(tokens, held, count=min(4 * held.size, HELD_CROPS), seed=args.seed + 1, **crops)
                   if held.size else None)
-    return (StreamCrops(tokens, train, count=args.per_piece * train.size, seed=args.seed, **crops), held_crops,
+    return (StreamCrops(tokens, train, count=args.per_piece * train.size, seed=args.seed, transpose=3, **crops),
+            held_crops,
             {"midi_files": len(tokens)})
 
 

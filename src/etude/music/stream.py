@@ -41,31 +41,41 @@ class StreamCrops:
     melody's grid (``floor(fps t + 0.5)``), falls in the window's span ``[t0, t1)`` (to the file's
     end for a window that reaches it), cut to ``max_tokens`` frames; no frame gives ``[NO_EVENT]``.
 
-    Windows are fixed at construction (two int64 per crop), so ``select`` depends only on the
-    index: ``fit``'s sampler and its resume see the same data, and memory grows with ``count``,
-    not with the folder.
+    With ``transpose``, each crop is transposed by a shift drawn from ``-transpose..transpose``
+    (the pitch augmentation of Huang et al. 2018, Sec. 4.2, in token space: note-on, note-off and
+    melody pitch ids move together; the time-stretch half would need re-encoding), moved towards 0
+    as far as needed to keep every pitch on the piano (21-108); a crop already outside it stays.
+
+    Windows and shifts are fixed at construction (17 bytes per crop), so ``select`` depends only
+    on the index: ``fit``'s sampler and its resume see the same data, and memory grows with
+    ``count``, not with the folder.
 
     :param tokens: the cache (``etude.music.tokens.tokenize_midi_dir``).
     :param files: indices of the files to crop (e.g. one side of ``tokens.split()``).
     :param max_tokens: the model's ``max_len``; performance rows have ``max_tokens - 1`` ids.
     :param count: how many crops (``len``).
-    :param seed: selects the windows.
+    :param seed: selects the windows (and the shifts).
+    :param transpose: largest transposition in semitones (0: none).
     """
 
     def __init__(self, tokens: TokenCache, files: Sequence[int] | np.ndarray, *, max_tokens: int, count: int,
-                 seed: int) -> None:
+                 seed: int, transpose: int = 0) -> None:
         files = np.asarray(files, dtype=np.int64).reshape(-1)
         if files.size == 0:
             raise BadInputError("StreamCrops needs at least one file")
         if files.min() < 0 or files.max() >= len(tokens):
             raise BadInputError(f"files must be indices in [0, {len(tokens)}), got {files.min()}..{files.max()}")
-        for name, value, low in (("max_tokens", max_tokens, 2), ("count", count, 1), ("seed", seed, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise BadInputError(f"{name} must be an int >= {low}, got {value!r}")
+        for name, value, low, high in (("max_tokens", max_tokens, 2, None), ("count", count, 1, None),
+                                       ("seed", seed, 0, None), ("transpose", transpose, 0, 12)):
+            if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low
+                    or (high is not None and value > high)):
+                raise BadInputError(f"{name} must be an int >= {low}{f' and <= {high}' if high else ''}, got {value!r}")
         self.tokens, self.max_tokens, self.length = tokens, int(max_tokens), int(max_tokens) - 1
         self.device = torch.device("cpu")
-        self.melody_fps = MelodyEncoding().frames_per_second
-        self.file, self.start = self._draw(files, int(count), int(seed))
+        self.melody_encoding = MelodyEncoding()  # the cache's (etude.music.tokens): 10 fps, pitches 21-108
+        rng = np.random.default_rng(int(seed))
+        self.file, self.start = self._draw(files, int(count), rng)
+        self.shift = rng.integers(-transpose, transpose + 1, size=int(count)).astype(np.int8)
 
     def __len__(self) -> int:
         return self.start.size
@@ -90,12 +100,11 @@ class StreamCrops:
         note_on = (token >= enc.note_on_offset) & (token < enc.note_off_offset)
         return (token >= enc.shift_offset) | (note_on & ~after_velocity)
 
-    def _draw(self, files: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    def _draw(self, files: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         offsets = self.tokens.performance_offsets
         first, end = offsets[files], offsets[files + 1]
         room = np.maximum(end - first - self.length, 0) + 1  # starts per file that leave a whole window
         cumulative = np.cumsum(room)
-        rng = np.random.default_rng(seed)
         file, start = np.empty(count, dtype=np.int64), np.empty(count, dtype=np.int64)
         todo = np.arange(count)
         for _ in range(_ROUNDS):
@@ -120,8 +129,25 @@ class StreamCrops:
         begin, end = (int(x) for x in self.tokens.performance_offsets[f:f + 2])
         return f, s - begin, min(s + self.length, end) - begin
 
+    def _transpose(self, ids: np.ndarray, line: np.ndarray, shift: int) -> None:
+        """Move the pitches of ``ids`` (performance) and ``line`` (melody) by ``shift`` or less, in place."""
+        enc, menc = self.tokens.encoding, self.melody_encoding
+        note = (ids >= enc.note_on_offset) & (ids < enc.shift_offset)
+        on = ids < enc.note_off_offset
+        pitch = np.where(on, ids - enc.note_on_offset, ids - enc.note_off_offset)[note] + enc.min_pitch
+        melodic = (line >= menc.RESERVED) & (line < menc.BOS)
+        pitch = np.concatenate([pitch, line[melodic] - menc.RESERVED + menc.min_pitch])
+        if pitch.size == 0:
+            return
+        # the shifts that keep every pitch on the piano, the melody encoding's range (21-108)
+        low, high = menc.min_pitch - int(pitch.min()), menc.max_pitch - int(pitch.max())
+        if low <= 0 <= high:
+            shift = min(max(shift, low), high)
+            ids[note] += shift
+            line[melodic] += shift
+
     def _frame(self, step: int) -> int:
-        return int(np.floor(step * self.melody_fps / STEPS_PER_SECOND + 0.5))
+        return int(np.floor(step * self.melody_encoding.frames_per_second / STEPS_PER_SECOND + 0.5))
 
     def select(self, index: Tensor | Sequence[int] | np.ndarray) -> Crops:
         """The crops ``index`` as padded ``Crops``: performance ``[B, max_tokens - 1]``, melody ``[B, max_tokens]``."""
@@ -132,11 +158,14 @@ class StreamCrops:
         for row, i in enumerate(rows):
             f, s, e = self.window(i)
             p0, m0, m1 = int(t.performance_offsets[f]), int(t.melody_offsets[f]), int(t.melody_offsets[f + 1])
-            performance[row, :e - s] = t.performance[p0 + s:p0 + e]
+            ids = t.performance[p0 + s:p0 + e].astype(np.int64)
             frames = m1 - m0
             g0 = min(self._frame(int(t.step[p0 + s])), frames)
             g1 = frames if p0 + e == t.performance_offsets[f + 1] else min(self._frame(int(t.step[p0 + e])), frames)
-            line = t.melody[m0 + g0:m0 + max(g1, g0)][:self.max_tokens]
+            line = t.melody[m0 + g0:m0 + max(g1, g0)][:self.max_tokens].astype(np.int64)
+            if self.shift[i]:
+                self._transpose(ids, line, int(self.shift[i]))
+            performance[row, :ids.size] = ids
             if line.size:
                 melody[row, :line.size] = line
             else:
