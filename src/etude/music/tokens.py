@@ -70,7 +70,7 @@ class SkippedFilesWarning(EtudeWarning):
     """Files of a MIDI folder could not be read (or had no notes) and were left out; one warning for all."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TokenCache:
     """A tokenized MIDI folder: memory-mapped streams and the offsets of each file in them.
 
