@@ -30,8 +30,10 @@ class StreamCrops:
     """``count`` token windows of some files of a ``TokenCache``, drawn once from ``seed``.
 
     Crops are cut in token space: a window is ``max_tokens - 1`` consecutive performance ids
-    (room for the decoder's BOS; fewer at a file's end, then PAD), the crop the model is trained
-    on whatever the tempo, with no note cut at a time boundary and no re-encoding. A window starts
+    (room for the decoder's BOS; fewer at a file's end, then PAD), so every crop fills the model's
+    context whatever the density of the music (a window of fixed seconds is cut short where the
+    music is dense and half empty where it is sparse) and is a slice of the cache, not a
+    re-encoding; as in any crop, notes may begin before it or end after it. A window starts
     at a time shift, at a velocity or at a note-on not preceded by its velocity: never at a
     note-off (whose note would lie before the window) nor between a velocity and its note-on
     (which would lose the note's dynamics). Starts are drawn uniformly among those positions of
