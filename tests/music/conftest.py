@@ -28,3 +28,11 @@ def _private_cache(tmp_path, monkeypatch):
     """No test may read or write the user's cache: ETUDE_CACHE points into tmp_path."""
     monkeypatch.setenv("ETUDE_CACHE", str(tmp_path / "default_cache"))
     monkeypatch.setenv("ETUDE_PROGRESS", "0")
+
+
+@pytest.fixture
+def write_midi_folder():
+    """``write(root, count=6, seed=0, notes=30, prefix='piece') -> [paths]``: random MIDI files for folder tests."""
+    from midi_folders import write_performances
+
+    return write_performances

@@ -14,6 +14,9 @@ music21 loads only when the corpus is used, symusic only when a MIDI file is rea
 The models: ``RelativeAttention`` (skew trick), ``MusicTransformer``, ``TransformerAutoencoder``
 (sum/concat/tile), ``generate_tokens`` (``etude.music.generate.generate``: KV cache;
 the submodule's name shadows a package-level ``generate``) and ``fit``/``nll`` for training and evaluation.
+
+A user's folder of MIDI files: ``tokenize_midi_dir`` (read once into memory-mapped token streams in
+``$ETUDE_CACHE``) and ``StreamCrops`` (training crops sliced out of them on demand).
 """
 
 from etude.music.corpus import (
@@ -46,6 +49,7 @@ from etude.music.midi import read_midi, write_midi
 from etude.music.performance import Note, Performance
 from etude.music.plots import plot_piano_roll
 from etude.music.styles import Style, augment, render, sample_style
+from etude.music.tokens import SkippedFilesWarning, TokenCache, midi_files, tokenize_midi_dir
 
 __all__ = [
     "COLLECTIONS", "CacheRebuiltWarning", "Corpus", "FEATURES", "MelodyEncoding", "Note", "Performance",
@@ -54,6 +58,8 @@ __all__ = [
     "pitch_class_entropy", "play", "plot_piano_roll", "polyphony", "read_midi", "render", "sample_style",
     "sanity_metrics", "skyline", "source_files", "split_of", "velocity_to_bin", "window_features",
     "write_midi",
+    # a user's MIDI folder as cached token streams, and crops streamed from them
+    "SkippedFilesWarning", "StreamCrops", "TokenCache", "midi_files", "tokenize_midi_dir",
     # models (Choi et al. 2020; Huang et al. 2018)
     "COMBINES", "CONDITIONINGS", "Crops", "MusicTransformer", "PerformanceEncoder", "RelativeAttention",
     "TransformerAutoencoder", "TransformerConfig", "crop", "filter_logits", "fit", "generate_tokens", "interpolate_style",
@@ -70,6 +76,7 @@ _LAZY = {
     **dict.fromkeys(["filter_logits", "interpolate_style"], "etude.music.generate"),
     "generate_tokens": "etude.music.generate",
     **dict.fromkeys(["Crops", "crop", "fit", "load_model", "make_crops", "nll", "save_model"], "etude.music.training"),
+    "StreamCrops": "etude.music.stream",
 }
 
 

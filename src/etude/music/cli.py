@@ -6,6 +6,7 @@
     etude music similarity a.mid b.mid [--features]         # OA similarity in [0, 1]
     etude music plot piece.mid -o roll.png [--melody]       # piano roll (melody outlined)
     etude music train --out ckpt/ [--conditioning performance --combine sum --steps 200 --pieces 40]
+    etude music train --out ckpt/ --midi-dir maestro/ [--held-out 0.1 --max-tokens 256 --per-piece 64]
     etude music generate --checkpoint ckpt/model.pt [--style A.mid] [--melody B.mid]
                          [--interpolate A.mid B.mid --alpha 0.5] -o out.mid
 """
@@ -146,33 +147,82 @@ def _plot(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from etude.music.autoencoder import TransformerAutoencoder
-    from etude.music.corpus import load_corpus
     from etude.music.events import PerformanceEncoding
-    from etude.music.training import fit, make_crops, nll, save_model
+    from etude.music.training import fit, nll, save_model
     from etude.music.transformer import TransformerConfig
     from etude.runtime import seed_everything
 
     ensure_dir(args.out)
     seed_everything(args.seed)
-    corpus = load_corpus("bach", limit=args.pieces or None, seed=args.seed, cache=args.cache)
-    train, held = corpus.split("train"), corpus.split("validation") + corpus.split("test")
-    if not train:
-        raise BadInputError(f"--pieces {args.pieces} gives no training piece; use more pieces")
-    crops = dict(seconds=args.seconds, max_tokens=args.max_tokens)
+    train, held, extra = _midi_dir_crops(args) if args.midi_dir is not None else _corpus_crops(args)
     cfg = TransformerConfig(vocab_size=PerformanceEncoding().vocab_size, dim=args.dim, heads=args.heads,
                             layers=args.layers, ff=4 * args.dim, max_len=args.max_tokens, dropout=args.dropout,
                             relative=not args.absolute, absolute=args.absolute)
     model = TransformerAutoencoder(cfg, args.conditioning, args.combine, pool=not args.unpooled)
     out = Path(args.out)
-    fit(model, make_crops(train, per_piece=args.per_piece, seed=args.seed, augment=True, **crops),
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint=out / "training.pt",
-        resume=args.resume)
-    save_model(out / "model.pt", model, seconds=args.seconds)
+    fit(model, train, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        checkpoint=out / "training.pt", resume=args.resume)
+    save_model(out / "model.pt", model, **extra)
     message = f"wrote {out / 'model.pt'}"
-    if held:
-        message += f"; held-out NLL {nll(model, make_crops(held, per_piece=4, seed=args.seed + 1, **crops)):.3f} nats/token"
+    if held is not None:
+        message += f"; held-out NLL {nll(model, held):.3f} nats/token ({len(held)} crops)"
     print(message)
     return 0
+
+
+def _corpus_crops(args: argparse.Namespace):
+    """(train crops, held-out crops or None, save_model extras) from the first --pieces Bach chorales."""
+    from etude.music.corpus import load_corpus
+    from etude.music.training import make_crops
+
+    corpus = load_corpus("bach", limit=args.pieces or None, seed=args.seed, cache=args.cache)
+    train, held = corpus.split("train"), corpus.split("validation") + corpus.split("test")
+    if not train:
+        raise BadInputError(f"--pieces {args.pieces} gives no training piece; use more pieces")
+    crops = {"seconds": args.seconds, "max_tokens": args.max_tokens}
+    held_crops = make_crops(held, per_piece=4, seed=args.seed + 1, **crops) if held else None
+    return (make_crops(train, per_piece=args.per_piece, seed=args.seed, augment=True, **crops), held_crops,
+            {"seconds": args.seconds})
+
+
+HELD_CROPS = 512
+"""Most held-out crops of a --midi-dir run (4 per held-out file up to this)."""
+
+
+def _midi_dir_crops(args: argparse.Namespace):
+    """(train crops, held-out crops or None, save_model extras) streamed from the token cache of --midi-dir.
+
+    Files are split by a hash of their relative path (``TokenCache.split``, --held-out of them held
+    out); --per-piece crops per training file, each transposed by -3..+3 semitones (the chorales'
+    augmentation, in token space and without the time stretch), 4 per held-out file (at most ``HELD_CROPS``).
+    """
+    import warnings
+
+    from etude.music.stream import StreamCrops
+    from etude.music.tokens import tokenize_midi_dir
+
+    if not 0 <= args.held_out < 1:
+        raise BadInputError(f"--held-out must be a fraction in [0, 1), got {args.held_out}")
+    if args.per_piece < 1:
+        raise BadInputError(f"--per-piece must be >= 1, got {args.per_piece}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tokens = tokenize_midi_dir(args.midi_dir, cache=args.cache)
+    for warning in caught:  # one line each: the skipped files, a rebuilt cache
+        print(f"etude: warning: {warning.message}", file=sys.stderr)
+    train, held = tokens.split(args.held_out)
+    if train.size == 0:
+        raise BadInputError(f"all {len(tokens)} readable files of {args.midi_dir} fell in the held-out split; "
+                            "add files or lower --held-out")
+    stats = tokens.stats()
+    print(f"{'tokenized' if tokens.built else 'read from the cache'}: {len(tokens)} files, {stats['hours']} h, "
+          f"{stats['tokens']:,} tokens ({tokens.entry}); split by file: {train.size} train, {held.size} held-out")
+    crops = {"max_tokens": args.max_tokens}
+    held_crops = (StreamCrops(tokens, held, count=min(4 * held.size, HELD_CROPS), seed=args.seed + 1, **crops)
+                  if held.size else None)
+    return (StreamCrops(tokens, train, count=args.per_piece * train.size, seed=args.seed, transpose=3, **crops),
+            held_crops,
+            {"midi_files": len(tokens)})
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -260,16 +310,19 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     plot.set_defaults(func=_plot)
 
     conditionings = ("none", "performance", "melody", "melody+performance")  # autoencoder.CONDITIONINGS (no torch import here)
-    tr = verbs.add_parser("train", help="train a Transformer autoencoder on Bach chorales")
+    tr = verbs.add_parser("train", help="train a Transformer autoencoder on Bach chorales or a MIDI folder")
     tr.add_argument("--out", required=True, help="folder for training.pt (resumable) and model.pt")
     tr.add_argument("--conditioning", choices=conditionings, default="performance")
     tr.add_argument("--combine", choices=("sum", "concat", "tile"), default="sum", help="melody+performance combination")
     tr.add_argument("--unpooled", action="store_true", help="no mean pooling (the copying baseline)")
     tr.add_argument("--absolute", action="store_true", help="absolute positions instead of relative attention")
+    tr.add_argument("--midi-dir", metavar="DIR", help="train on the .mid/.midi files under DIR (tokenized once, "
+                    "cached in $ETUDE_CACHE, split by file) instead of the Bach chorales")
+    tr.add_argument("--held-out", type=float, default=0.1, help="fraction of --midi-dir files held out (default 0.1)")
     tr.add_argument("--pieces", type=int, default=40, help="first N chorales (0: all 408)")
-    tr.add_argument("--seconds", type=float, default=2.5, help="window length of each crop")
+    tr.add_argument("--seconds", type=float, default=2.5, help="window length of each chorale crop")
     tr.add_argument("--max-tokens", type=int, default=64, help="tokens per crop (the model's max_len)")
-    tr.add_argument("--per-piece", type=int, default=8, help="crops per training piece")
+    tr.add_argument("--per-piece", type=int, default=8, help="crops per training piece (or --midi-dir file)")
     tr.add_argument("--dim", type=int, default=64)
     tr.add_argument("--heads", type=int, default=4)
     tr.add_argument("--layers", type=int, default=2)
@@ -278,7 +331,7 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     tr.add_argument("--batch-size", type=int, default=16)
     tr.add_argument("--lr", type=float, default=2e-3)
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--cache", default=None, help="corpus cache folder")
+    tr.add_argument("--cache", default=None, help="cache folder (default $ETUDE_CACHE or ~/.cache/etude)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/training.pt")
     tr.set_defaults(func=_train)
 

@@ -32,6 +32,8 @@ __all__ = ["Crops", "crop", "fit", "load_model", "make_crops", "nll", "save_mode
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
+    from etude.music.stream import StreamCrops
+
 PAD = PerformanceEncoding.PAD
 
 
@@ -56,6 +58,12 @@ class Crops:
 
     def select(self, index: Tensor) -> "Crops":
         return Crops(self.performance[index], self.melody[index])
+
+    def to(self, device: torch.device | str) -> "Crops":
+        """These crops on ``device`` (the same object when they are there already)."""
+        if self.performance.device == torch.device(device):
+            return self
+        return Crops(self.performance.to(device), self.melody.to(device))
 
 
 def _pad(rows: list[np.ndarray], length: int) -> Tensor:
@@ -102,7 +110,7 @@ def _batch_loss(model: TransformerAutoencoder, batch: Crops, reduction: str = "m
 
 
 @torch.no_grad()
-def nll(model: TransformerAutoencoder, data: Crops, batch_size: int = 32) -> float:
+def nll(model: TransformerAutoencoder, data: "Crops | StreamCrops", batch_size: int = 32) -> float:
     """Mean negative log-likelihood of the non-PAD target tokens, in nats per token."""
     was = model.training
     model.eval()
@@ -115,10 +123,13 @@ def nll(model: TransformerAutoencoder, data: Crops, batch_size: int = 32) -> flo
     return total / max(count, 1)
 
 
-def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: int, lr: float, seed: int,
-        checkpoint: str | Path | None = None, resume: bool = False, every: int = 100,
+def fit(model: TransformerAutoencoder, data: "Crops | StreamCrops", *, steps: int, batch_size: int, lr: float,
+        seed: int, checkpoint: str | Path | None = None, resume: bool = False, every: int = 100,
         show_progress: bool | None = None, desc: str = "training", fabric: "Fabric | None" = None) -> list[float]:
     """Adam with linear warm-up (10% of steps) and cosine decay; returns the loss per step.
+
+    ``data`` is ``Crops`` or any source with ``len``, ``select(index) -> Crops`` and ``to(device)``
+    (``etude.music.stream.StreamCrops`` slices crops out of a token cache on demand).
 
     With ``checkpoint`` the model, optimizer, sampler state and losses are saved atomically every
     ``every`` steps and at the end; ``resume`` continues from it to the same result as an
@@ -141,8 +152,7 @@ def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: i
     path = None if checkpoint is None else Path(checkpoint)
     if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
         model, optimizer = fabric.setup(model, optimizer)
-        if data.performance.device != fabric.device:
-            data = Crops(data.performance.to(fabric.device), data.melody.to(fabric.device))
+        data = data.to(fabric.device)
     if resume and path is not None:
         state = load_on_rank_zero(path, fabric, expect=expect, like={"model": net.state_dict(), "generator": generator.get_state(),
                                                                    "torch_rng": torch.get_rng_state()})
@@ -176,8 +186,10 @@ def fit(model: TransformerAutoencoder, data: Crops, *, steps: int, batch_size: i
         else:
             # mean over the global batch's non-PAD tokens: sum over this shard / N; DDP averages the
             # ranks' gradients, so each rank's loss is scaled by W to make that average the global one
-            tokens = int((data.performance[index] != PAD).sum())
-            total = _batch_loss(model, data.select(shard(index, fabric)), reduction="sum")
+            batch = data.select(index)
+            tokens = int((batch.performance != PAD).sum())
+            total = _batch_loss(model, batch.select(shard(torch.arange(batch_size, device=index.device), fabric)),
+                                reduction="sum")
             optimizer.zero_grad(set_to_none=True)
             fabric.backward(total * (ranks / max(tokens, 1)))
             fabric.clip_gradients(model, optimizer, max_norm=1.0, error_if_nonfinite=False)  # on the averaged gradient

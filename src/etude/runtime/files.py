@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from etude.errors import BadInputError
 
-__all__ = ["TMP_SUFFIX", "check_output_file", "ensure_dir", "fsync_dir", "write_atomic"]
+__all__ = ["TMP_SUFFIX", "check_output_file", "ensure_dir", "fsync_dir", "open_atomic", "write_atomic"]
 
 TMP_SUFFIX = ".tmp"
 """Suffix of the temporary files; readers that glob a folder skip names ending in it."""
@@ -39,15 +42,29 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, *, what: str =
     :param what: how the error message names the file (e.g. ``"--out"``).
     :raises BadInputError: when the target is a folder or its folder cannot be created or written.
     """
-    target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    with open_atomic(path, what=what) as handle:
+        handle.write(payload)
+    return Path(path)
+
+
+@contextmanager
+def open_atomic(path: str | os.PathLike[str], *, what: str = "file") -> Iterator[BinaryIO]:
+    """A binary handle (seekable) whose contents replace ``path`` atomically when the block ends.
+
+    For files too large to hold in memory (e.g. the token streams of ``etude.music.tokens``);
+    ``write_atomic`` is this with one write. If the block raises, the target is left as it was.
+
+    :raises BadInputError: as ``write_atomic``.
+    """
+    target = Path(path)
     if target.is_dir():
         raise BadInputError(f"{what} {str(target)!r} is a folder, not a file")
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}{TMP_SUFFIX}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "xb") as handle:
-            handle.write(payload)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -58,7 +75,6 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, *, what: str =
         _discard(tmp)
         raise
     fsync_dir(target.parent)
-    return target
 
 
 def _discard(tmp: Path) -> None:
