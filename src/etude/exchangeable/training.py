@@ -90,7 +90,6 @@ def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor],
               "params": sum(p.numel() for p in model.parameters())}
     if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
         model, opt = fabric.setup(model, opt)  # the param groups (and their learning rates) are kept
-        model.mark_forward_method("sequence_log_prob")  # through DDP's forward, which syncs the gradients
         precision = str(fabric.strategy.precision.precision)
         if precision != "32-true":
             config["precision"] = precision  # 32-bit checkpoints keep their former configuration
@@ -136,7 +135,7 @@ def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor],
             # DDP averages the ranks' gradients, so each rank's part is scaled by W
             count = x.shape[0] * x.shape[1] * net.dim
             part = x[shard(torch.arange(x.shape[0]), fabric)].to(device)
-            total = -model.sequence_log_prob(part).sum()
+            total = -model(part).sum()  # log p(x_i | x_<i) through the wrapper: DDP's gradient sync, autocast
             fabric.backward(total * (ranks / count))
             loss = sum_over_ranks(total, fabric) / count
         factor = process_grad_scale(step, warmup, process_scale)
