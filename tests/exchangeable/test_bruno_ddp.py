@@ -25,6 +25,7 @@ from etude.runtime import load_checkpoint, save_checkpoint
 
 HELPER = Path(__file__).with_name("ddp_train.py")
 ATOL = 1e-6
+STUDY = "bruno"
 pytestmark = skip_on_windows
 
 
@@ -136,3 +137,17 @@ def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(
     for label, splits in one["metrics"]["bits_per_dim"].items():
         for split, values in splits.items():
             assert two["metrics"]["bits_per_dim"][label][split] == pytest.approx(values, abs=2e-4), (label, split)
+
+
+def test_the_full_preset_trains_through_fabric_and_the_cpu_presets_do_not():
+    from etude.runtime import Distributed
+    from etude.studies import get_study
+    from etude.studies.runner import _distributed_for
+
+    study = get_study(STUDY)
+    assert study.trains_with_fabric
+    assert _distributed_for(study, study.preset("full"), {}) == Distributed(accelerator="auto", precision="32-true")
+    for name in ("smoke", "quick", "long"):
+        assert _distributed_for(study, study.preset(name), {}) is None  # plain PyTorch on the CPU
+    assert _distributed_for(study, study.preset("smoke"), {"precision": "bf16-mixed"}) == Distributed(
+        accelerator="cpu", precision="bf16-mixed")

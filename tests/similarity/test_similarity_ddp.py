@@ -22,6 +22,7 @@ from etude.similarity.digits import load_digits_split, make_net
 
 HELPER = Path(__file__).with_name("ddp_train.py")
 ATOL = 1e-6
+STUDY = "pwcca"
 N_TRAIN = 201  # minibatches of 64, 64, 64 and 9: the last splits 5 + 4 over the two ranks
 MARK = 0.5
 pytestmark = skip_on_windows
@@ -126,3 +127,17 @@ def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(
         for group, values in groups.items():
             assert two["metrics"]["by_layer"][label][group] == pytest.approx(values, abs=1e-4), (label, group)
     assert [c["verdict"] for c in two["claims"]] == [c["verdict"] for c in one["claims"]]
+
+
+def test_the_full_preset_trains_through_fabric_and_the_cpu_presets_do_not():
+    from etude.runtime import Distributed
+    from etude.studies import get_study
+    from etude.studies.runner import _distributed_for
+
+    study = get_study(STUDY)
+    assert study.trains_with_fabric
+    assert _distributed_for(study, study.preset("full"), {}) == Distributed(accelerator="auto", precision="32-true")
+    for name in ("smoke", "quick", "long"):
+        assert _distributed_for(study, study.preset(name), {}) is None  # plain PyTorch on the CPU
+    assert _distributed_for(study, study.preset("smoke"), {"precision": "bf16-mixed"}) == Distributed(
+        accelerator="cpu", precision="bf16-mixed")
