@@ -63,8 +63,8 @@ def run_two_ranks(command: list[str], cwd: Path, extra_env: dict[str, str] | Non
     return subprocess.CompletedProcess(command, process.returncode, output)
 
 
-def audited_two_ranks(args: list[str], work: Path, out: Path,
-                      extra_env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, dict[int, set[str]]]:
+def audited_two_ranks(args: list[str], work: Path, out: Path, extra_env: dict[str, str] | None = None
+                      ) -> tuple[subprocess.CompletedProcess, dict[int, set[str]]]:
     """``etude <args> --out out`` (args with ``--strategy ddp --devices 2``) run on 2 ranks, with the names of
     the files each rank wrote, opened for writing or changed under ``out`` (``audited_cli.py``)."""
     logs = work / "audit"

@@ -3,10 +3,11 @@
 The oracle is ``train_bruno`` without a fabric (plain PyTorch, one process, the whole global batch of
 sequences and its dequantization noise). Two ranks, each on its half of the sequences of every global
 batch, must end with the same parameters (flow and process, for TP, GP and the no-flow TP) and record
-the same training and validation losses and kept step (in float64: see the helper's docstring); the optimizer keeps its two param groups (the
-process parameters at ``lr x process_lr_mult``, without weight decay) through ``fabric.setup``; a
-checkpoint written at world size 2 resumes at world size 1 and one written at world size 1 resumes at
-world size 2, both to the uninterrupted result. The study itself runs on 2 ranks from the CLI.
+the same training and validation losses and kept step (in float64: see the helper's docstring); the
+optimizer keeps its two param groups (the process parameters at ``lr x process_lr_mult``, without
+weight decay) through ``fabric.setup``; a checkpoint written at world size 2 resumes at world size 1
+and one written at world size 1 resumes at world size 2, both to the uninterrupted result. The study
+itself runs on 2 ranks from the CLI.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def test_bf16_mixed_trains_on_the_cpu(ddp_run):
     """A forward/backward smoke test at bf16-mixed through a one-device CPU Fabric (equality is checked at 32-true)."""
     from etude.runtime import Distributed
 
-    helper, work, initial, oracle = ddp_run
+    helper, work, initial, _ = ddp_run
     fabric = Distributed(accelerator="cpu", precision="bf16-mixed").make_fabric()
     runs = {f: helper.train(work, "tp", f, dtype=torch.float32) for f in (None, fabric)}
     (plain, plain_log), (model, log) = runs[None], runs[fabric]

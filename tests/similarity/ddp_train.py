@@ -40,8 +40,8 @@ def main(work: Path) -> None:
         r = fabric.global_rank
         for arch in ARCHS:
             net = train(work, arch, fabric)
-            save_checkpoint(work / f"a_{arch}_rank{r}.pt", {"params": net.model.state_dict(), "snapshots": net.snapshots,
-                                                            "world_size": fabric.world_size})
+            state = {"params": net.model.state_dict(), "snapshots": net.snapshots, "world_size": fabric.world_size}
+            save_checkpoint(work / f"a_{arch}_rank{r}.pt", state)
             train(work, arch, fabric, checkpoint=work / f"b_{arch}.pt")
             net = train(work, arch, fabric, checkpoint=work / f"c_{arch}.pt", resume=True)
             save_checkpoint(work / f"c_{arch}_rank{r}.pt", {"params": net.model.state_dict()})

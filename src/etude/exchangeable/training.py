@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import Tensor
@@ -85,9 +85,10 @@ def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor],
     if flow_params:
         groups.append({"params": flow_params, "weight_decay": weight_decay})
     opt = torch.optim.AdamW(groups, lr=lr)
-    config = {"steps": steps, "lr": lr, "weight_decay": weight_decay, "warmup": warmup,
-              "process_scale": process_scale, "process_lr_mult": float(process_lr_mult), "eval_every": eval_every, "seed": seed,
-              "params": sum(p.numel() for p in model.parameters())}
+    config: dict[str, Any] = {"steps": steps, "lr": lr, "weight_decay": weight_decay, "warmup": warmup,
+                              "process_scale": process_scale, "process_lr_mult": float(process_lr_mult),
+                              "eval_every": eval_every, "seed": seed,
+                              "params": sum(p.numel() for p in model.parameters())}
     if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
         model, opt = fabric.setup(model, opt)  # the param groups (and their learning rates) are kept
         precision = str(fabric.strategy.precision.precision)

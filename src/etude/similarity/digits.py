@@ -14,7 +14,7 @@ import importlib.util
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -207,8 +207,9 @@ def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: 
     :param snapshots: epochs after which to keep a copy of the weights (those below `epochs`).
     :param arch: 'mlp' (widths = hidden units) or 'cnn' (widths = conv channels), see `make_net`.
     """
-    config = {"widths": list(widths), "seed": seed, "epochs": epochs, "lr": lr, "batch_size": batch_size,
-              "snapshots": sorted(e for e in set(snapshots) if 0 < e < epochs), "data": _fingerprint(x, y)}
+    keep = sorted(e for e in set(snapshots) if 0 < e < epochs)
+    config: dict[str, Any] = {"widths": list(widths), "seed": seed, "epochs": epochs, "lr": lr,
+                              "batch_size": batch_size, "snapshots": keep, "data": _fingerprint(x, y)}
     if arch != "mlp":
         config["arch"] = arch  # MLP checkpoints keep their former configuration
     precision = "32-true" if fabric is None else str(fabric.strategy.precision.precision)
@@ -223,7 +224,7 @@ def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: 
         model.load_state_dict(state["model"])
         kept = {int(e): s for e, s in state["snapshots"].items()}
     else:
-        _fit(model, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, snapshots=config["snapshots"],
+        _fit(model, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, snapshots=keep,
              kept=kept, desc=desc, fabric=fabric)
         if checkpoint is not None and is_rank_zero(fabric):
             save_checkpoint(checkpoint, {"config": config, "model": model.state_dict(),

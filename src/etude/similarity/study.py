@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -187,7 +187,8 @@ class PwccaStudy(Study):
         self._decide_lower(claims["lower_layers_more_similar"], by_layer, g, gen_test)
 
         start = time.perf_counter()
-        cnn_stats, _ = similarity_by_layer([n.representations(probe[: p.cnn_probe]) for n in cnn], {"gen-gen": range(g)})
+        cnn_stats, _ = similarity_by_layer([n.representations(probe[: p.cnn_probe]) for n in cnn],
+                                           {"gen-gen": range(g)})
         cnn_test = float(np.mean([n.test_accuracy for n in cnn]))
         self._decide_lower(claims["lower_layers_more_similar_cnn"], cnn_stats, g, cnn_test,
                            what=f"CNN {list(p.cnn_channels)} channels, test acc {cnn_test:.3f}; ")
@@ -245,7 +246,8 @@ class PwccaStudy(Study):
     def _train(p: PwccaPreset, data, seed: int, ckpt: Path, resume: bool, fabric: "Fabric | None") -> dict:
         """Every network of the study, each seeded on its own: the true- and shuffled-label groups, the CNNs,
         the width sweep {(width, 'trained' | 'untrained'): nets} and the learning-rate groups {lr: nets}."""
-        common = dict(lr=p.lr, batch_size=p.batch_size, ckpt=ckpt, resume=resume, fabric=fabric)
+        common: dict[str, Any] = {"lr": p.lr, "batch_size": p.batch_size, "ckpt": ckpt, "resume": resume,
+                                  "fabric": fabric}
         base, g = seed * 10_000, p.nets_per_group
         mlp = [p.width] * p.depth
         gen = train_nets(mlp, data, data.y_train, [base + i for i in range(g)], p.epochs_true, tag="true",
@@ -257,7 +259,8 @@ class PwccaStudy(Study):
         width = {(width, kind): train_nets([width] * p.depth, data, data.y_train,
                                            [base + 1000 + 100 * wi + s for s in range(p.width_seeds)], epochs,
                                            tag=f"width{width}_{kind}", **common)
-                 for wi, width in enumerate(p.widths) for kind, epochs in (("trained", p.epochs_true), ("untrained", 0))}
+                 for wi, width in enumerate(p.widths)
+                 for kind, epochs in (("trained", p.epochs_true), ("untrained", 0))}
         by_lr = {lr: (gen[: p.lr_seeds] if lr == p.lr and p.lr_seeds <= g else
                       train_nets(mlp, data, data.y_train, [base + 300 + 10 * j + i for i in range(p.lr_seeds)],
                                  p.epochs_true, tag=f"lr{lr:g}", **{**common, "lr": lr}))
@@ -274,7 +277,8 @@ class PwccaStudy(Study):
             for kind in ("trained", "untrained"):
                 group = nets[width, kind]
                 layer_stats, mats = similarity_by_layer([n.representations(probe) for n in group],
-                                                        {"all": range(len(group))}, metrics={"pwcca": "PWCCA", "cka": "CKA"})
+                                                        {"all": range(len(group))},
+                                                        metrics={"pwcca": "PWCCA", "cka": "CKA"})
                 for label, st in layer_stats.items():
                     means = [m for m, _ in st["all"]]
                     sds = [s for _, s in st["all"]]
