@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import load_helper, run_two_ranks, skip_on_windows
+from ddp_support import audited_two_ranks, load_helper, run_two_ranks, skip_on_windows
 
 from etude.music import TransformerAutoencoder, TransformerConfig, make_crops
 from etude.runtime import load_checkpoint, save_checkpoint
@@ -98,9 +98,6 @@ def test_with_dropout_each_rank_draws_its_own_masks_and_resume_repeats_them(ddp_
             assert torch.equal(ranks[1]["whole"][name], value), name  # DDP keeps the ranks in step
 
 
-AUDITED_CLI = Path(__file__).with_name("audited_cli.py")
-
-
 def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path, monkeypatch):
     import json
 
@@ -110,13 +107,11 @@ def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(
     cache = tmp_path / "cache"
     load_corpus("bach", limit=6, cache=cache, show_progress=False)  # the smoke preset's pieces, parsed once
     args = ["reproduce", "transformer_ae", "--preset", "smoke", "--set", "steps=2"]
-    out, logs = tmp_path / "ddp", tmp_path / "audit"
-    done = run_two_ranks([sys.executable, str(AUDITED_CLI), *args, "--strategy", "ddp", "--devices", "2",
-                          "--out", str(out)], cwd=tmp_path,
-                         extra_env={"ETUDE_CACHE": str(cache), "AUDIT_OUT": str(out), "AUDIT_LOG": str(logs)})
+    out = tmp_path / "ddp"
+    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2"], tmp_path, out,
+                                      extra_env={"ETUDE_CACHE": str(cache)})
     assert done.returncode == 0, done.stdout
     assert done.stdout.count("transformer_ae [") == 1  # only rank 0 reports
-    written = {r: {Path(p).name for _, p in json.loads((logs / f"rank{r}.json").read_text())} for r in (0, 1)}
     assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
     assert {"run.json", "result.json", "training_loss.png", "performance_s0.pt"} <= written[0]  # the audit sees writes
 

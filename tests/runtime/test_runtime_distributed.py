@@ -29,6 +29,14 @@ def test_shards_are_contiguous_equal_and_cover_the_global_batch(ranks):
     assert torch.equal(torch.cat(parts), index)  # in rank order, the global batch itself
 
 
+@pytest.mark.parametrize("size", [0, 1, 5, 9, 12])
+def test_uneven_shards_split_any_global_batch_in_rank_order(size, ranks=4):
+    index = torch.randperm(size, generator=torch.Generator().manual_seed(size))
+    parts = [shard(index, FakeFabric(r, ranks), uneven=True) for r in range(ranks)]
+    assert torch.equal(torch.cat(parts), index)
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
 def test_a_global_batch_not_divisible_by_the_world_size_is_a_clear_error():
     with pytest.raises(BadInputError, match="global batch size 10 must be divisible by the world size 4"):
         shard(torch.arange(10), FakeFabric(0, 4))
@@ -104,7 +112,9 @@ def test_reproduce_refuses_bad_distributed_options_in_one_line(options, match, t
 def test_distributed_options_name_the_studies_that_accept_them(tmp_path, capsys):
     assert main(["reproduce", "lola", "--preset", "smoke", "--out", str(tmp_path), "--strategy", "ddp"]) == 2
     err = capsys.readouterr().err
-    assert "'lola' does not train through Fabric yet" in err and "apply to transformer_ae" in err
+    assert "'lola' does not train through Fabric yet" in err
+    named = err.split("apply to ")[1].strip().split(", ")
+    assert {"transformer_ae", "pwcca", "bruno"} <= set(named) and "lola" not in named
 
 
 def test_a_torchrun_launch_without_a_strategy_is_refused(tmp_path, capsys, monkeypatch):

@@ -95,6 +95,10 @@ class Bruno(nn.Module):
         z, log_det = self.encode(self._check("x", x, 2))
         return self.process.sequence_log_prob(z) + log_det
 
+    def forward(self, x: Tensor) -> Tensor:
+        """``sequence_log_prob``: calling the model (as DDP and Fabric's precision do) gives [B, n]."""
+        return self.sequence_log_prob(x)
+
     def bits_per_dim(self, x: Tensor) -> Tensor:
         """-log2 p(x_i | x_<i) / D for every position: [B, n]."""
         return -self.sequence_log_prob(x) / (self.dim * math.log(2))

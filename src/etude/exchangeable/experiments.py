@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
@@ -27,6 +29,9 @@ from etude.exchangeable.data import (
 )
 from etude.exchangeable.training import TrainLog, train_bruno
 from etude.flows import dequantize
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
 
 __all__ = ["MODEL_SPECS", "QUANTILES", "bits_per_dim_by_position", "conditional_sample_check",
            "correlation_quantiles", "few_shot_accuracy", "mean_se", "train_models"]
@@ -45,9 +50,10 @@ def mean_se(values: Tensor) -> tuple[float, float]:
 
 
 def train_models(preset, splits: DigitSplits, seed: int, device: torch.device, checkpoints: Path,
-                 resume: bool = False) -> tuple[dict[str, Bruno], dict[str, TrainLog]]:
+                 resume: bool = False, fabric: "Fabric | None" = None) -> tuple[dict[str, Bruno], dict[str, TrainLog]]:
     """Train the three models of ``MODEL_SPECS`` on the training classes; early stopping on a fixed,
-    dequantized validation batch of held-out images of those classes."""
+    dequantized validation batch of held-out images of those classes (through ``fabric``'s devices
+    and ranks when given, see `train_bruno`)."""
     g_val = torch.Generator().manual_seed(seed + 1)
     val = dequantize(sample_sequences(splits.val_x, splits.val_y, preset.val_sequences, preset.seq_len,
                                       g_val)[0], g_val)
@@ -68,7 +74,7 @@ def train_models(preset, splits: DigitSplits, seed: int, device: torch.device, c
             model, batches, steps, lr=preset.lr, weight_decay=preset.weight_decay, warmup=preset.warmup,
             process_scale=preset.process_scale, process_lr_mult=preset.process_lr_mult, val=val,
             eval_every=preset.eval_every, seed=seed * 1000 + k, checkpoint=checkpoints / f"{tag}.pt",
-            resume=resume, show_progress=True, desc=f"bruno {label}")
+            resume=resume, show_progress=True, desc=f"bruno {label}", fabric=fabric)
         model.eval()
         models[label] = model
     return models, logs

@@ -123,12 +123,18 @@ def is_rank_zero(fabric: "Fabric | None" = None) -> bool:
     return rank(fabric) == 0
 
 
-def shard(global_index: Tensor, fabric: "Fabric | None" = None) -> Tensor:
+def shard(global_index: Tensor, fabric: "Fabric | None" = None, *, uneven: bool = False) -> Tensor:
     """This rank's contiguous equal slice ``global_index[r*B/W : (r+1)*B/W]`` of a global batch of B indices.
 
-    :raises BadInputError: when B is not divisible by the world size W.
+    With ``uneven`` any B is split (``tensor_split``: the first B mod W ranks take one more, a rank
+    may take none), for a loop whose batches are not all of one size (an epoch's last, partial
+    batch); its loss must then be the shard's *sum* times W over B, which is exact for any split.
+
+    :raises BadInputError: when B is not divisible by the world size W (and not ``uneven``).
     """
     size, r = world_size(fabric), rank(fabric)
+    if uneven:
+        return global_index.tensor_split(size)[r]
     if global_index.shape[0] % size:
         raise BadInputError(f"the global batch size {global_index.shape[0]} must be divisible by the world size "
                             f"{size}; choose a batch_size that is a multiple of devices x num_nodes")

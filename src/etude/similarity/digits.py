@@ -14,15 +14,18 @@ import importlib.util
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from etude.errors import BadInputError, MissingDependencyError
-from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.runtime import is_rank_zero, load_on_rank_zero, progress, save_checkpoint, shard, world_size
 from etude.similarity.activations import capture_activations, flatten_conv
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
 
 __all__ = ["ARCHITECTURES", "Digits", "TrainedNet", "accuracy", "hidden_layers", "load_digits_split", "make_cnn",
            "make_mlp", "make_net", "representations", "train_mlp"]
@@ -187,7 +190,7 @@ class TrainedNet:
 def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: int, epochs: int, lr: float = 1e-3,
               batch_size: int = 128, x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
               snapshots: Sequence[int] = (), checkpoint: str | Path | None = None, resume: bool = False,
-              desc: str = "train", arch: str = "mlp") -> TrainedNet:
+              desc: str = "train", arch: str = "mlp", fabric: "Fabric | None" = None) -> TrainedNet:
     """Train `make_mlp(widths, seed)` with Adam and cross-entropy for `epochs` passes over (x, y).
 
     Minibatch order comes from a generator seeded with `seed`, so a run is a function of its
@@ -195,33 +198,67 @@ def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: 
     `resume` a checkpoint of the same settings is loaded instead of training again. `epochs=0`
     returns the untrained network (the study's control).
 
+    With a ``fabric`` (launched, from ``Distributed``) the network trains on ``fabric.device`` at its
+    precision; under DDP each of the W ranks takes its contiguous share of every global minibatch
+    (the epoch's last, smaller one too) and all end with the weights of one process on the whole
+    minibatch; only rank 0 writes the checkpoint, which resumes at any world size. The returned
+    network is on the CPU either way.
+
     :param snapshots: epochs after which to keep a copy of the weights (those below `epochs`).
     :param arch: 'mlp' (widths = hidden units) or 'cnn' (widths = conv channels), see `make_net`.
     """
-    config = {"widths": list(widths), "seed": seed, "epochs": epochs, "lr": lr, "batch_size": batch_size,
-              "snapshots": sorted(e for e in set(snapshots) if 0 < e < epochs), "data": _fingerprint(x, y)}
+    keep = sorted(e for e in set(snapshots) if 0 < e < epochs)
+    config: dict[str, Any] = {"widths": list(widths), "seed": seed, "epochs": epochs, "lr": lr,
+                              "batch_size": batch_size, "snapshots": keep, "data": _fingerprint(x, y)}
     if arch != "mlp":
         config["arch"] = arch  # MLP checkpoints keep their former configuration
+    precision = "32-true" if fabric is None else str(fabric.strategy.precision.precision)
+    if precision != "32-true":
+        config["precision"] = precision  # a bf16 network is another network; 32-bit checkpoints keep their config
     model = make_net(arch, list(widths), seed, inputs=x.shape[1])
     kept: dict[int, dict[str, torch.Tensor]] = {}
-    if checkpoint is not None and resume and Path(checkpoint).is_file():
-        state = load_checkpoint(checkpoint, expect={"config": config}, like={"model": model.state_dict()})
+    state = None
+    if checkpoint is not None and resume:
+        state = load_on_rank_zero(checkpoint, fabric, expect={"config": config}, like={"model": model.state_dict()})
+    if state is not None:
         model.load_state_dict(state["model"])
         kept = {int(e): s for e, s in state["snapshots"].items()}
     else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        generator = torch.Generator().manual_seed(seed)
-        loss_fn = nn.CrossEntropyLoss()
-        model.train()
-        for epoch in progress(range(1, epochs + 1), desc=desc):
-            for idx in torch.randperm(len(x), generator=generator).split(batch_size):
-                optimizer.zero_grad(set_to_none=True)
-                loss_fn(model(x[idx]), y[idx]).backward()
-                optimizer.step()
-            if epoch in config["snapshots"]:
-                kept[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if checkpoint is not None:
+        _fit(model, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, snapshots=keep,
+             kept=kept, desc=desc, fabric=fabric)
+        if checkpoint is not None and is_rank_zero(fabric):
             save_checkpoint(checkpoint, {"config": config, "model": model.state_dict(),
                                          "snapshots": {str(e): s for e, s in kept.items()}})
     test_acc = accuracy(model, x_test, y_test) if x_test is not None and y_test is not None else float("nan")
     return TrainedNet(model, list(widths), accuracy(model, x, y), test_acc, kept, arch, int(x.shape[1]))
+
+
+def _fit(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float, batch_size: int,
+         seed: int, snapshots: Sequence[int], kept: dict[int, dict[str, torch.Tensor]], desc: str,
+         fabric: "Fabric | None") -> None:
+    """Adam on the mean cross-entropy of each minibatch of a seeded permutation; ``model`` ends on the CPU.
+
+    Under DDP rank r back-propagates (sum of its shard's losses) x W / B, so DDP's mean over the
+    ranks is the gradient of the minibatch's mean loss, whatever the shards' sizes.
+    """
+    net = model  # the plain module, whose weights are the snapshots' and the checkpoint's
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    if fabric is not None:
+        model, optimizer = fabric.setup(model, optimizer)
+        x, y = x.to(fabric.device), y.to(fabric.device)
+    generator = torch.Generator().manual_seed(seed)
+    ranks = world_size(fabric)
+    model.train()
+    for epoch in progress(range(1, epochs + 1), desc=desc, disable=True if not is_rank_zero(fabric) else None):
+        for idx in torch.randperm(len(x), generator=generator).split(batch_size):  # the global batch, every rank
+            optimizer.zero_grad(set_to_none=True)
+            if fabric is None:
+                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            else:
+                part = shard(idx, fabric, uneven=True).to(fabric.device)
+                total = nn.functional.cross_entropy(model(x[part]), y[part], reduction="sum")
+                fabric.backward(total * (ranks / len(idx)))
+            optimizer.step()
+        if epoch in snapshots:
+            kept[epoch] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    net.cpu()

@@ -9,7 +9,7 @@ convergence). Networks are small MLPs or CNNs on scikit-learn's digits (`etude.s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ from etude.similarity.digits import Digits, TrainedNet, train_mlp
 from etude.similarity.pairwise import pairwise
 from etude.similarity.summary import (adjusted_rand, between_groups, cluster_by_distance, kmeans_1d,
                                       symmetric_distance, within_group)
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
 
 __all__ = ["METRICS", "convergence_to_final", "lr_clustering", "peer_similarity", "similarity_by_layer",
            "train_nets"]
@@ -28,11 +31,13 @@ METRICS = {"pwcca": "PWCCA", "svcca": "SVCCA", "cka": "CKA"}
 
 def train_nets(widths: Sequence[int], data: Digits, labels: torch.Tensor, seeds: Sequence[int], epochs: int, *,
                lr: float, batch_size: int, ckpt: Path, tag: str, resume: bool, arch: str = "mlp",
-               snapshots: Sequence[int] = ()) -> list[TrainedNet]:
-    """One network per seed on (data.x_train, labels), test accuracy on the true test labels."""
+               snapshots: Sequence[int] = (), fabric: "Fabric | None" = None) -> list[TrainedNet]:
+    """One network per seed on (data.x_train, labels), test accuracy on the true test labels (through
+    ``fabric``'s devices and ranks when given, see `train_mlp`)."""
     return [train_mlp(list(widths), data.x_train, labels, seed=s, epochs=epochs, lr=lr, batch_size=batch_size,
                       x_test=data.x_test, y_test=data.y_test, snapshots=snapshots, arch=arch,
-                      checkpoint=ckpt / f"{tag}_{i}.pt", resume=resume, desc=f"{tag} {i + 1}/{len(seeds)}")
+                      checkpoint=ckpt / f"{tag}_{i}.pt", resume=resume, desc=f"{tag} {i + 1}/{len(seeds)}",
+                      fabric=fabric)
             for i, s in enumerate(seeds)]
 
 

@@ -14,16 +14,21 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from etude.errors import BadInputError
+from etude.runtime import is_rank_zero
 from etude.similarity.digits import load_digits_split
 from etude.similarity.experiments import (convergence_to_final, lr_clustering, peer_similarity,
                                           similarity_by_layer, train_nets)
 from etude.similarity.plots import plot_by_layer, plot_convergence, plot_matrix, plot_width
 from etude.similarity.summary import spearman
 from etude.studies.protocol import Claim, Result, Study
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
 
 __all__ = ["PwccaPreset", "PwccaStudy"]
 
@@ -65,6 +70,11 @@ class PwccaPreset:
     """Adam step sizes of the learning-rate clusters (true labels, width x depth MLPs)."""
     lr_seeds: int = 4
     """Networks per learning rate."""
+    device: str = "cpu"
+    """'cpu', 'cuda' or 'auto' (cuda when available); anything but 'cpu' trains through Fabric, as its accelerator."""
+    precision: str = "32-true"
+    """Fabric precision of training; '32-true' in full too: at 8x8 digits and widths <= 256 bf16 buys no speed,
+    and it would change the networks whose representations the claims compare."""
 
 
 class PwccaStudy(Study):
@@ -75,6 +85,7 @@ class PwccaStudy(Study):
     citation = ("Morcos, Raghu, Bengio. NeurIPS 2018. arXiv:1806.05759 (with SVCCA, Raghu et al., NeurIPS 2017, "
                 "arXiv:1706.05806, and CKA, Kornblith et al., ICML 2019, arXiv:1905.00414)")
     threads = 1
+    trains_with_fabric = True
     presets = {
         "smoke": PwccaPreset(nets_per_group=2, width=32, epochs_true=2, epochs_shuffled=2, widths=(8, 16),
                              width_seeds=2, snapshots=(1,), cnn_channels=(4, 4), cnn_probe=50,
@@ -83,7 +94,7 @@ class PwccaStudy(Study):
         "long": PwccaPreset(nets_per_group=8, epochs_true=60, epochs_shuffled=300, width_seeds=5,
                             snapshots=(1, 2, 4, 8, 16, 32), lr_seeds=6),
         "full": PwccaPreset(nets_per_group=10, epochs_true=100, epochs_shuffled=400, width_seeds=6,
-                            snapshots=(1, 2, 4, 8, 16, 32, 64), lr_seeds=8),
+                            snapshots=(1, 2, 4, 8, 16, 32, 64), lr_seeds=8, device="auto"),
     }
 
     def claims(self) -> list[Claim]:
@@ -148,24 +159,21 @@ class PwccaStudy(Study):
         if len(preset.learning_rates) < 2 or not preset.cnn_channels:
             raise BadInputError("learning_rates needs >= 2 values and cnn_channels >= 1 layer")
 
-    def run(self, preset: PwccaPreset, seed: int, out_dir: Path, resume: bool = False) -> Result:
+    def run(self, preset: PwccaPreset, seed: int, out_dir: Path, resume: bool = False,
+            fabric: "Fabric | None" = None) -> Result:
+        """Train every network (on ``fabric``'s devices and ranks when given), then compare and decide on rank 0."""
         self._check(preset)
         p, out_dir = preset, Path(out_dir)
-        ckpt = out_dir / "checkpoints"
         claims = {c.id: c for c in self.claims()}
-        timings: dict[str, float] = {}
         data = load_digits_split(p.test_fraction, seed=seed)
-        probe = data.x_train  # "on training data"
-        common = dict(lr=p.lr, batch_size=p.batch_size, ckpt=ckpt, resume=resume)
-        base, g = seed * 10_000, p.nets_per_group
-        mlp = [p.width] * p.depth
-
         start = time.perf_counter()
-        gen = train_nets(mlp, data, data.y_train, [base + i for i in range(g)], p.epochs_true, tag="true",
-                         snapshots=p.snapshots, **common)
-        mem = train_nets(mlp, data, data.shuffled_labels(seed + 7919), [base + 100 + i for i in range(g)],
-                         p.epochs_shuffled, tag="shuffled", **common)
-        timings["train_groups_s"] = time.perf_counter() - start
+        nets = self._train(p, data, seed, out_dir / "checkpoints", resume, fabric)
+        timings: dict[str, float] = {"train_s": time.perf_counter() - start}
+        if not is_rank_zero(fabric):  # the other ranks trained along; rank 0 compares, decides and writes
+            return Result(self.name, "", seed, claims=list(claims.values()))
+        probe = data.x_train  # "on training data"
+        g = p.nets_per_group
+        gen, mem, cnn, by_lr = nets["gen"], nets["mem"], nets["cnn"], nets["lr"]
 
         start = time.perf_counter()
         gen_idx, mem_idx = range(g), range(g, 2 * g)
@@ -179,13 +187,12 @@ class PwccaStudy(Study):
         self._decide_lower(claims["lower_layers_more_similar"], by_layer, g, gen_test)
 
         start = time.perf_counter()
-        cnn = train_nets(list(p.cnn_channels), data, data.y_train, [base + 200 + i for i in range(g)], p.epochs_true,
-                         tag="cnn", arch="cnn", **common)
-        cnn_stats, _ = similarity_by_layer([n.representations(probe[: p.cnn_probe]) for n in cnn], {"gen-gen": range(g)})
+        cnn_stats, _ = similarity_by_layer([n.representations(probe[: p.cnn_probe]) for n in cnn],
+                                           {"gen-gen": range(g)})
         cnn_test = float(np.mean([n.test_accuracy for n in cnn]))
         self._decide_lower(claims["lower_layers_more_similar_cnn"], cnn_stats, g, cnn_test,
                            what=f"CNN {list(p.cnn_channels)} channels, test acc {cnn_test:.3f}; ")
-        timings["cnn_s"] = time.perf_counter() - start
+        timings["cnn_similarity_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
         epochs = sorted(e for e in set(p.snapshots) if 0 < e < p.epochs_true)
@@ -194,16 +201,12 @@ class PwccaStudy(Study):
         timings["convergence_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        width = self._width_sweep(p, data, probe, base, common)
+        width = self._width_sweep(p, nets["width"], probe)
         self._decide_width(claims["wider_more_similar"], width, p)
         self._decide_tracks(claims["similarity_tracks_accuracy"], width)
-        timings["width_sweep_s"] = time.perf_counter() - start
+        timings["width_similarity_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        by_lr = {lr: (gen[: p.lr_seeds] if lr == p.lr and p.lr_seeds <= g else
-                      train_nets(mlp, data, data.y_train, [base + 300 + 10 * j + i for i in range(p.lr_seeds)],
-                                 p.epochs_true, tag=f"lr{lr:g}", **{**common, "lr": lr}))
-                 for j, lr in enumerate(p.learning_rates)}
         clusters = lr_clustering(by_lr, probe, seed)
         self._decide_clusters(claims["lr_clusters"], clusters, p)
         timings["lr_clusters_s"] = time.perf_counter() - start
@@ -220,7 +223,7 @@ class PwccaStudy(Study):
             plot_matrix(matrices["PWCCA"][-1], [f"gen{i}" for i in range(g)] + [f"mem{i}" for i in range(g)],
                         out_dir / "pwcca_top_layer.png", f"PWCCA, hidden layer {p.depth} (row: weights from)"),
             plot_matrix(1 - np.asarray(clusters["distance"]),
-                        [f"{lr:g}/{i}" for lr, nets in by_lr.items() for i in range(len(nets))],
+                        [f"{lr:g}/{i}" for lr, group in by_lr.items() for i in range(len(group))],
                         out_dir / "pwcca_learning_rates.png", "1 - PWCCA distance, nets by learning rate/seed"),
         ]
         metrics = {
@@ -240,27 +243,51 @@ class PwccaStudy(Study):
                       artifacts=[a.name for a in artifacts])
 
     @staticmethod
-    def _width_sweep(p: PwccaPreset, data, probe, base: int, common: dict) -> dict:
+    def _train(p: PwccaPreset, data, seed: int, ckpt: Path, resume: bool, fabric: "Fabric | None") -> dict:
+        """Every network of the study, each seeded on its own: the true- and shuffled-label groups, the CNNs,
+        the width sweep {(width, 'trained' | 'untrained'): nets} and the learning-rate groups {lr: nets}."""
+        common: dict[str, Any] = {"lr": p.lr, "batch_size": p.batch_size, "ckpt": ckpt, "resume": resume,
+                                  "fabric": fabric}
+        base, g = seed * 10_000, p.nets_per_group
+        mlp = [p.width] * p.depth
+        gen = train_nets(mlp, data, data.y_train, [base + i for i in range(g)], p.epochs_true, tag="true",
+                         snapshots=p.snapshots, **common)
+        mem = train_nets(mlp, data, data.shuffled_labels(seed + 7919), [base + 100 + i for i in range(g)],
+                         p.epochs_shuffled, tag="shuffled", **common)
+        cnn = train_nets(list(p.cnn_channels), data, data.y_train, [base + 200 + i for i in range(g)], p.epochs_true,
+                         tag="cnn", arch="cnn", **common)
+        width = {(width, kind): train_nets([width] * p.depth, data, data.y_train,
+                                           [base + 1000 + 100 * wi + s for s in range(p.width_seeds)], epochs,
+                                           tag=f"width{width}_{kind}", **common)
+                 for wi, width in enumerate(p.widths)
+                 for kind, epochs in (("trained", p.epochs_true), ("untrained", 0))}
+        by_lr = {lr: (gen[: p.lr_seeds] if lr == p.lr and p.lr_seeds <= g else
+                      train_nets(mlp, data, data.y_train, [base + 300 + 10 * j + i for i in range(p.lr_seeds)],
+                                 p.epochs_true, tag=f"lr{lr:g}", **{**common, "lr": lr}))
+                 for j, lr in enumerate(p.learning_rates)}
+        return {"gen": gen, "mem": mem, "cnn": cnn, "width": width, "lr": by_lr}
+
+    @staticmethod
+    def _width_sweep(p: PwccaPreset, nets: dict, probe) -> dict:
         """Trained and untrained nets per width: similarity across seeds, test accuracy, peer similarity per net."""
         stats: dict[str, list[tuple[float, float]]] = {f"{k} {m}": [] for k in ("trained", "untrained")
                                                        for m in ("PWCCA", "CKA")}
         test, peers, accuracies = [], [], []
-        for wi, width in enumerate(p.widths):
-            seeds = [base + 1000 + 100 * wi + s for s in range(p.width_seeds)]
-            for kind, epochs in (("trained", p.epochs_true), ("untrained", 0)):
-                nets = train_nets([width] * p.depth, data, data.y_train, seeds, epochs, tag=f"width{width}_{kind}",
-                                  **common)
-                layer_stats, mats = similarity_by_layer([n.representations(probe) for n in nets],
-                                                        {"all": range(len(nets))}, metrics={"pwcca": "PWCCA", "cka": "CKA"})
+        for width in p.widths:
+            for kind in ("trained", "untrained"):
+                group = nets[width, kind]
+                layer_stats, mats = similarity_by_layer([n.representations(probe) for n in group],
+                                                        {"all": range(len(group))},
+                                                        metrics={"pwcca": "PWCCA", "cka": "CKA"})
                 for label, st in layer_stats.items():
                     means = [m for m, _ in st["all"]]
                     sds = [s for _, s in st["all"]]
                     stats[f"{kind} {label}"].append((float(np.mean(means)),
                                                      float(math.sqrt(np.mean(np.square(sds)) + np.var(means)))))
                 if kind == "trained":
-                    test.append(float(np.mean([n.test_accuracy for n in nets])))
-                    peers += peer_similarity(mats["PWCCA"], [range(len(nets))])
-                    accuracies += [n.test_accuracy for n in nets]
+                    test.append(float(np.mean([n.test_accuracy for n in group])))
+                    peers += peer_similarity(mats["PWCCA"], [range(len(group))])
+                    accuracies += [n.test_accuracy for n in group]
         trained = [m for m, _ in stats["trained PWCCA"]]
         return {"stats": stats, "test": test, "rank": spearman(list(p.widths), trained),
                 "peers": peers, "accuracies": accuracies,

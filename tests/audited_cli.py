@@ -1,4 +1,5 @@
-"""Helper for test_music_ddp.py: the `etude` CLI with every write under ``$AUDIT_OUT`` recorded per rank.
+"""Helper for the DDP CLI tests (``ddp_support.audited_two_ranks``): the `etude` CLI with every write under
+``$AUDIT_OUT`` recorded per rank.
 
 Run as ``python audited_cli.py reproduce ...``; Fabric's launcher re-runs this script for rank 1
 (with ``LOCAL_RANK=1``). A Python audit hook records each file opened for writing and each

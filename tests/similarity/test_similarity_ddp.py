@@ -1,0 +1,143 @@
+"""pwcca's networks trained under 2-rank CPU DDP (gloo) equal one process on the global minibatches.
+
+The oracle is ``train_mlp`` without a fabric (plain PyTorch, one process, every whole minibatch). Two
+ranks, each on its share of every minibatch (the epoch's last one of odd size, so the shares differ),
+with the loss scaled by W over the minibatch size, must end with the same weights and snapshots, for
+an MLP and a CNN; a checkpoint written at world size 2 resumes at world size 1 and one written at world
+size 1 resumes at world size 2. The study itself runs on 2 ranks from the CLI to the result of one process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from ddp_support import audited_two_ranks, load_helper, run_two_ranks, skip_on_windows
+
+from etude.runtime import load_checkpoint, save_checkpoint
+from etude.similarity.digits import load_digits_split, make_net
+
+HELPER = Path(__file__).with_name("ddp_train.py")
+ATOL = 1e-6
+STUDY = "pwcca"
+N_TRAIN = 201  # minibatches of 64, 64, 64 and 9: the last splits 5 + 4 over the two ranks
+MARK = 0.5
+pytestmark = skip_on_windows
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """The helper's 2-rank results, and the one-process oracle nets beside them."""
+    torch.set_num_threads(1)
+    helper = load_helper(HELPER)
+    work = tmp_path_factory.mktemp("pwcca_ddp")
+    data = load_digits_split(0.2, seed=0)
+    save_checkpoint(work / "setup.pt", {"x": data.x_train[:N_TRAIN], "y": data.y_train[:N_TRAIN]})
+    oracle = {arch: helper.train(work, arch) for arch in helper.ARCHS}
+    for arch in helper.ARCHS:  # a finished one-process checkpoint, marked so that loading it shows
+        helper.train(work, arch, checkpoint=work / f"c_{arch}.pt")
+        state = load_checkpoint(work / f"c_{arch}.pt")
+        state["model"] = {k: v + MARK for k, v in state["model"].items()}
+        save_checkpoint(work / f"c_{arch}.pt", state)
+    done = run_two_ranks([sys.executable, str(HELPER), str(work)], cwd=work)
+    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
+    assert "distributed_backend=gloo" in done.stdout
+    return helper, work, oracle
+
+
+def max_difference(found: dict, expected: dict) -> float:
+    return max((found[k] - v).abs().max().item() for k, v in expected.items())
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_two_ranks_end_with_the_single_process_weights(ddp_run, arch):
+    helper, work, oracle = ddp_run
+    ranks = [load_checkpoint(work / f"a_{arch}_rank{r}.pt", expect={"world_size": 2}) for r in (0, 1)]
+    expected = oracle[arch].model.state_dict()
+    for name in expected:
+        assert torch.equal(ranks[0]["params"][name], ranks[1]["params"][name]), name
+    assert max_difference(ranks[0]["params"], expected) <= ATOL
+    for epoch in helper.SNAPSHOTS:
+        assert max_difference(ranks[0]["snapshots"][epoch], oracle[arch].snapshots[epoch]) <= ATOL
+    initial = make_net(arch, helper.ARCHS[arch], helper.SEED).state_dict()
+    assert max_difference(expected, initial) > 1e-2, "training barely moved"
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_checkpoint_of_two_ranks_resumes_in_one_process(ddp_run, arch):
+    helper, work, oracle = ddp_run
+    stored = load_checkpoint(work / f"b_{arch}.pt")  # written by rank 0 alone
+    assert max_difference(stored["model"], oracle[arch].model.state_dict()) <= ATOL
+    resumed = helper.train(work, arch, checkpoint=work / f"b_{arch}.pt", resume=True)
+    for name, value in stored["model"].items():
+        assert torch.equal(resumed.model.state_dict()[name], value), name  # loaded, not trained again
+    assert resumed.snapshots.keys() == oracle[arch].snapshots.keys()
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run, arch):
+    _, work, _ = ddp_run
+    marked = load_checkpoint(work / f"c_{arch}.pt")["model"]
+    for r in (0, 1):
+        params = load_checkpoint(work / f"c_{arch}_rank{r}.pt")["params"]
+        for name, value in marked.items():
+            assert torch.equal(params[name], value), (r, name)
+
+
+def test_bf16_mixed_trains_on_the_cpu():
+    """A forward/backward smoke test at bf16-mixed through a one-device CPU Fabric (equality is checked at 32-true)."""
+    from etude.runtime import Distributed
+    from etude.similarity.digits import train_mlp
+
+    data = load_digits_split(0.2, seed=0)
+    x, y = data.x_train[:256], data.y_train[:256]
+    fabric = Distributed(accelerator="cpu", precision="bf16-mixed").make_fabric()
+    nets = {name: train_mlp([16, 8], x, y, seed=3, epochs=2, lr=1e-2, batch_size=64, fabric=f)
+            for name, f in (("32-true", None), ("bf16-mixed", fabric))}
+    weights = {name: net.model.state_dict() for name, net in nets.items()}
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights["bf16-mixed"].values())
+    difference = max_difference(weights["bf16-mixed"], weights["32-true"])
+    assert 0 < difference < 0.05  # bf16 rounding really happened, and trained the same network
+    assert nets["bf16-mixed"].train_accuracy == pytest.approx(nets["32-true"].train_accuracy, abs=0.02)
+    assert nets["bf16-mixed"].train_accuracy > 0.3  # chance is 0.1
+
+
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
+    from etude.cli import main
+
+    args = ["reproduce", "pwcca", "--preset", "smoke"]
+    out = tmp_path / "ddp"
+    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2", "--accelerator", "cpu"],
+                                      tmp_path, out)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.count("pwcca [") == 1  # only rank 0 reports
+    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
+    assert {"run.json", "result.json", "similarity_by_layer.png", "true_0.pt", "width8_untrained_1.pt"} <= written[0]
+
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    two, one = (json.loads((d / "pwcca" / "result.json").read_text()) for d in (out, tmp_path / "one"))
+    assert two["status"] == one["status"] == "ok", two["error"]
+    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    for key in ("gen_test_accuracy", "mem_train_accuracy", "cnn_test_accuracy", "width_test_accuracy"):
+        assert two["metrics"][key] == pytest.approx(one["metrics"][key], abs=1e-9), key
+    for label, groups in one["metrics"]["by_layer"].items():
+        for group, values in groups.items():
+            assert two["metrics"]["by_layer"][label][group] == pytest.approx(values, abs=1e-4), (label, group)
+    assert [c["verdict"] for c in two["claims"]] == [c["verdict"] for c in one["claims"]]
+
+
+def test_the_full_preset_trains_through_fabric_and_the_cpu_presets_do_not():
+    from etude.runtime import Distributed
+    from etude.studies import get_study
+    from etude.studies.runner import _distributed_for
+
+    study = get_study(STUDY)
+    assert study.trains_with_fabric
+    assert _distributed_for(study, study.preset("full"), {}) == Distributed(accelerator="auto", precision="32-true")
+    for name in ("smoke", "quick", "long"):
+        assert _distributed_for(study, study.preset(name), {}) is None  # plain PyTorch on the CPU
+    assert _distributed_for(study, study.preset("smoke"), {"precision": "bf16-mixed"}) == Distributed(
+        accelerator="cpu", precision="bf16-mixed")
