@@ -1,0 +1,102 @@
+"""metavae training under 2-rank CPU DDP (gloo) equals one process on the global batch.
+
+The oracle is ``fit`` without a fabric (plain PyTorch, one process, all B sets). Two ranks, each on
+its B / 2 sets of every global batch and on the matching slice of the reparameterization noise
+drawn for the whole batch, must end with the same parameters and losses, for every model (NS and
+VHE also draw the set latent's noise); a checkpoint written at world size 2 resumes at world size 1
+and one written at world size 1 resumes at world size 2, both to the uninterrupted result.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from ddp_support import load_helper, run_two_ranks, skip_on_windows
+
+from etude.meta import sample_mog_family
+from etude.meta.experiments import build_models
+from etude.runtime import load_checkpoint, save_checkpoint
+
+HELPER = Path(__file__).with_name("ddp_fit.py")
+ATOL = 1e-6
+pytestmark = skip_on_windows
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """The helper's 2-rank results, and the one-process oracle runs beside them."""
+    torch.set_num_threads(1)
+    helper = load_helper(HELPER)
+    work = tmp_path_factory.mktemp("meta_ddp")
+    data = sample_mog_family(6, generator=torch.Generator().manual_seed(0)).x[:, :40]
+    models = {name: m.state_dict() for name, (m, _) in build_models(2, 2, 8, 6, "gaussian", 40, 0).items()}
+    save_checkpoint(work / "setup.pt", {"data": data, "models": models})
+    oracle = {name: helper.train(work, name) for name in helper.MODELS}
+    assert helper.train(work, checkpoint=work / "c.pt", stop=helper.STOP)[1] is None  # 1 process, interrupted
+    done = run_two_ranks([sys.executable, str(HELPER), str(work)], cwd=work)
+    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
+    assert "distributed_backend=gloo" in done.stdout
+    return helper, work, models, {name: (m.state_dict(), losses) for name, (m, losses) in oracle.items()}
+
+
+def _max_difference(found: dict, expected: dict) -> float:
+    return max((found[n] - expected[n]).abs().max().item() for n in expected)
+
+
+@pytest.mark.parametrize("name", ["MetaVAE", "NS", "VHE", "VAE"])
+def test_two_ranks_end_with_the_single_process_parameters(ddp_run, name):
+    _, work, initial, oracle = ddp_run
+    ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2})[name] for r in (0, 1)]
+    params, losses = oracle[name]
+    for n in params:
+        assert torch.equal(ranks[0]["params"][n], ranks[1]["params"][n]), n  # DDP keeps the ranks in step
+    assert _max_difference(ranks[0]["params"], params) < ATOL
+    assert _max_difference(params, initial[name]) > 1e-3, "training barely moved"
+    assert ranks[0]["losses"] == pytest.approx(losses, abs=1e-5) and ranks[1]["losses"] == ranks[0]["losses"]
+
+
+def test_checkpoint_of_two_ranks_resumes_in_one_process(ddp_run):
+    helper, work, _, oracle = ddp_run
+    assert load_checkpoint(work / "b.pt")["step"] == helper.STOP  # rank 0 wrote it, interrupted after STOP steps
+    model, resumed = helper.train(work, checkpoint=work / "b.pt", resume=True)
+    assert _max_difference(model.state_dict(), oracle["MetaVAE"][0]) < ATOL
+    assert resumed == pytest.approx(oracle["MetaVAE"][1], abs=1e-5)
+
+
+def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
+    _, work, _, oracle = ddp_run
+    for r in (0, 1):
+        state = load_checkpoint(work / f"c_rank{r}.pt")
+        assert _max_difference(state["params"], oracle["MetaVAE"][0]) < ATOL
+        assert state["losses"] == pytest.approx(oracle["MetaVAE"][1], abs=1e-5)
+
+
+AUDITED_CLI = Path(__file__).parents[1] / "music" / "audited_cli.py"
+
+
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
+    from etude.cli import main
+
+    args = ["reproduce", "metavae", "--preset", "smoke", "--set", "mog_steps=4", "--set", "digit_steps=4"]
+    out, logs = tmp_path / "ddp", tmp_path / "audit"
+    done = run_two_ranks([sys.executable, str(AUDITED_CLI), *args, "--strategy", "ddp", "--devices", "2",
+                          "--accelerator", "cpu", "--out", str(out)], cwd=tmp_path,
+                         extra_env={"AUDIT_OUT": str(out), "AUDIT_LOG": str(logs)})
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.count("metavae [") == 1  # only rank 0 reports
+    written = {r: {Path(p).name for _, p in json.loads((logs / f"rank{r}.json").read_text())} for r in (0, 1)}
+    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
+    assert {"result.json", "mog_clustering.png", "mog_MetaVAE_0.pt"} <= written[0]  # the audit sees writes
+
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    two, one = (json.loads((d / "metavae" / "result.json").read_text()) for d in (out, tmp_path / "one"))
+    assert two["status"] == one["status"] == "ok", two["error"]
+    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    assert "fabric" not in one["settings"]
+    for key in ("mog_error", "rotation_probe", "code_stability"):
+        for method, values in one["metrics"][key].items():
+            assert two["metrics"][key][method] == pytest.approx(values, abs=1e-4), (key, method)
