@@ -96,7 +96,8 @@ def fit(
     for step in bar:
         batch = sample_batch(data, n_sets, n_x, n_context if context == "disjoint" else 1, generator,
                              min_context if context == "disjoint" else None)
-        noise = model.noise(n_sets, n_x, generator, device=batch.x.device)  # the global batch's eps, after it as before
+        # the global batch's eps, drawn after the batch as the ELBO drew it before: one process is unchanged
+        noise = model.noise(n_sets, n_x, generator, dtype=batch.x.dtype, device=batch.x.device)
         if fabric is not None:  # this rank's B / W sets of the global batch, and their noise
             batch = Batch(*(shard(t, fabric).to(fabric.device) for t in (batch.index, batch.x, batch.context,
                                                                          batch.context_mask)))
