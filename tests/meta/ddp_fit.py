@@ -70,8 +70,8 @@ def main(work: Path) -> None:
     try:
         r = fabric.global_rank
         runs = {name: train(work, name, fabric) for name in MODELS}
-        save_checkpoint(work / f"a_rank{r}.pt", {name: {"params": m.state_dict(), "losses": losses}
-                                                 for name, (m, losses) in runs.items()} | {"world_size": fabric.world_size})
+        results = {name: {"params": m.state_dict(), "losses": losses} for name, (m, losses) in runs.items()}
+        save_checkpoint(work / f"a_rank{r}.pt", {**results, "world_size": fabric.world_size})
         train(work, fabric=fabric, checkpoint=work / "b.pt", stop=STOP)
         fabric.barrier()
         model, losses = train(work, fabric=fabric, checkpoint=work / "c.pt", resume=True)

@@ -122,10 +122,11 @@ class SetModel(nn.Module):
         return {name: torch.randn(shape, generator=generator, dtype=dtype, device=where).to(device)
                 for name, shape in self._noise_shapes(sets, elements).items()}
 
-    def _check_noise(self, noise: object, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _check_noise(self, noise: dict[str, torch.Tensor], x: torch.Tensor) -> dict[str, torch.Tensor]:
         shapes = self._noise_shapes(x.shape[0], x.shape[1])
-        if not isinstance(noise, dict) or set(noise) != set(shapes) or any(
-                not isinstance(noise[k], torch.Tensor) or tuple(noise[k].shape) != shape for k, shape in shapes.items()):
+        fits = isinstance(noise, dict) and set(noise) == set(shapes) and all(
+            isinstance(noise[k], torch.Tensor) and tuple(noise[k].shape) == shape for k, shape in shapes.items())
+        if not fits:
             got = ({k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in noise.items()}
                    if isinstance(noise, dict) else type(noise).__name__)
             raise BadInputError(f"noise must map {sorted(shapes)} to tensors of shapes {shapes} (see "
