@@ -62,7 +62,9 @@ def train(name: str = "amae", fabric=None, *, checkpoint=None, resume=False, sto
 
     if stop is not None:
         training.random_crops = dying
-    torch.manual_seed(2)  # k-means seeds and restart rows come from torch's global generator (rank 0's)
+    # k-means seeds and restart rows come from torch's global generator: rank 0's equals the one process's,
+    # the other ranks' differ, so they must take rank 0's decisions
+    torch.manual_seed(2 + 1000 * (0 if fabric is None else fabric.global_rank))
     try:
         curve = training.train_model(level, lambda x: level.losses(x)[0], pieces(), steps=STEPS, batch=BATCH,
                                      length=LENGTH, lr=LR, seed=SEED, checkpoint=checkpoint, resume=resume,

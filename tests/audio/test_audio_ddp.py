@@ -4,8 +4,8 @@ The oracle is ``train_model`` / ``fit_hierarchy`` without a fabric (plain PyTorc
 the whole global batch of crops). Two ranks, each on its half of every global batch, must end with
 the same parameters *and* buffers, for the AMAE (whose diversity loss reads the code use q_bar of
 the whole batch), for plain VQ, and for VQ with EMA updates, k-means init and dead-code restarts
-(batch statistics outside the gradient: all-reduced, gathered, and rank 0's draws broadcast), and
-for a two-level stack with its prior. A checkpoint written at world size 2 resumes at world size 1
+(batch statistics outside the gradient: all-reduced, gathered, and rank 0's draws broadcast; rank
+1's global generator is seeded apart, so it must take rank 0's), and for a two-level stack with its prior. A checkpoint written at world size 2 resumes at world size 1
 and one written at world size 1 resumes at world size 2, both to the uninterrupted result.
 """
 
@@ -108,6 +108,7 @@ def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(
         pytest.skip("needs fluidsynth and a GM soundfont (the study renders Bach)")
     args = ["reproduce", "amae", "--preset", "smoke", "--set", "steps=2", "--set", "top_steps=2",
             "--set", "prior_steps=2"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0  # first: it renders the pieces into the cache
     out, logs = tmp_path / "ddp", tmp_path / "audit"
     done = run_two_ranks([sys.executable, str(AUDITED_CLI), *args, "--strategy", "ddp", "--devices", "2",
                           "--accelerator", "cpu", "--out", str(out)], cwd=tmp_path,
@@ -118,7 +119,6 @@ def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(
     assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
     assert {"result.json", "hierarchy.pt", "level0.pt", "vq_ema_restart.pt"} <= written[0]  # the audit sees writes
 
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0
     two, one = (json.loads((d / "amae" / "result.json").read_text()) for d in (out, tmp_path / "one"))
     assert two["status"] == one["status"] == "ok", two["error"]
     assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
