@@ -100,3 +100,35 @@ def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(
     for key in ("mog_error", "rotation_probe", "code_stability"):
         for method, values in one["metrics"][key].items():
             assert two["metrics"][key][method] == pytest.approx(values, abs=1e-4), (key, method)
+
+
+def test_the_full_preset_trains_through_fabric_at_bf16_mixed(tmp_path):
+    from etude.cli import main
+
+    tiny = ["seeds=1", "mog_train=8", "mog_test=4", "mog_points=60", "mog_steps=3", "mog_hidden=8", "mog_context=20",
+            "digit_steps=3", "digit_hidden=8", "digit_z=4", "batch=4", "rotations=[-60, -30, 0, 30, 60, 90]",
+            "scales=[]", "kmeans_restarts=1"]
+    sets = [arg for item in tiny for arg in ("--set", item)]
+    assert main(["reproduce", "metavae", "--preset", "full", *sets, "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "metavae" / "result.json").read_text())
+    assert result["status"] == "ok", result["error"]
+    assert result["settings"]["fabric"] == {"accelerator": "auto", "precision": "bf16-mixed"}
+    state = load_checkpoint(tmp_path / "metavae" / "checkpoints" / "rotate_NS_0.pt")
+    assert state["step"] == 3 and len(state["losses"]) == 3 and all(map(torch.isfinite, torch.tensor(state["losses"])))
+    assert all(v.dtype == torch.float32 for v in state["model"].values())  # mixed: the weights stay float32
+
+
+def test_bf16_mixed_rounds_the_loss_but_follows_the_float32_run():
+    """A one-device CPU Fabric at bf16-mixed really computes in bf16 (the losses differ) and stays close to 32-true."""
+    from etude.meta import MetaVAE, fit
+    from etude.runtime import Distributed
+
+    data = sample_mog_family(6, generator=torch.Generator().manual_seed(0)).x
+    runs = {}
+    for precision in ("32-true", "bf16-mixed"):
+        torch.manual_seed(0)
+        model = MetaVAE(2, 2, 6, hidden=16)
+        runs[precision] = fit(model, data, 4, n_sets=4, n_x=10, n_context=10, lr=3e-3, seed=1,
+                              fabric=Distributed(accelerator="cpu", precision=precision).make_fabric())
+    assert runs["bf16-mixed"] != runs["32-true"]
+    assert runs["bf16-mixed"] == pytest.approx(runs["32-true"], rel=0.05)
