@@ -20,9 +20,9 @@ import torch
 STEPS, STOP, EVERY = 6, 4, 2
 BATCH, LENGTH, LR, SEED = 4, 32, 3e-3, 5
 LEVELS = {
-    "amae": dict(diversity=0.5),
-    "vq": dict(bottleneck="vq", code_dim=4),
-    "vq_ema_restart": dict(bottleneck="vq", code_dim=4, ema=0.9, kmeans_init=True, restart_threshold=2.0),
+    "amae": {"diversity": 0.5},
+    "vq": {"bottleneck": "vq", "code_dim": 4},
+    "vq_ema_restart": {"bottleneck": "vq", "code_dim": 4, "ema": 0.9, "kmeans_init": True, "restart_threshold": 2.0},
 }
 """Level settings beside the common tiny ones: hop 4, 8 codes over a 64-symbol alphabet."""
 
@@ -49,7 +49,7 @@ def build(name: str):
 
 def train(name: str = "amae", fabric=None, *, checkpoint=None, resume=False, stop=None):
     """``train_model`` with the helper's settings; returns (level, curve), or (level, None) when interrupted."""
-    import etude.audio.training as training
+    from etude.audio import training
 
     level = build(name)
     real, calls = training.random_crops, [0]

@@ -38,7 +38,7 @@ def build(work: Path, name: str):
 
 def train(work: Path, name: str = "MetaVAE", fabric=None, *, checkpoint=None, resume=False, stop=None):
     """``fit`` with the helper's settings; returns (model, losses), or (model, None) when interrupted."""
-    import etude.meta.training as training
+    from etude.meta import training
 
     model, data = build(work, name)
     real, calls = training.sample_batch, [0]

@@ -15,10 +15,10 @@ sharded). Two things need more:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Objective", "batch_mean", "batch_rows", "batch_sum", "from_rank_zero", "global_batch"]
 
-_FABRIC: ContextVar["Fabric | None"] = ContextVar("etude_global_batch", default=None)
+_FABRIC: ContextVar[Fabric | None] = ContextVar("etude_global_batch", default=None)
 
 
 class Objective(nn.Module):
@@ -44,7 +44,7 @@ class Objective(nn.Module):
 
 
 @contextmanager
-def global_batch(fabric: "Fabric | None") -> Iterator[None]:
+def global_batch(fabric: Fabric | None) -> Iterator[None]:
     """Within this block, the ``batch_*`` statistics reduce over ``fabric``'s ranks (each holding one equal shard)."""
     token = _FABRIC.set(fabric if fabric is not None and fabric.world_size > 1 else None)
     try:
@@ -53,7 +53,7 @@ def global_batch(fabric: "Fabric | None") -> Iterator[None]:
         _FABRIC.reset(token)
 
 
-def batch_mean(x: Tensor, dim: int | Sequence[int]) -> Tensor:
+def batch_mean(x: Tensor, dim: int | tuple[int, ...]) -> Tensor:
     """Mean of ``x`` over ``dim`` (dim 0 the shard's examples) across the global batch: sum_r S_r / (W n).
 
     Its gradient reaching this rank's ``x`` is W times this rank's share (1/n instead of 1/(W n)), so
@@ -64,14 +64,14 @@ def batch_mean(x: Tensor, dim: int | Sequence[int]) -> Tensor:
         return x.mean(dim)
     local = x.sum(dim)
     count = x.numel() // max(local.numel(), 1)
-    total = fabric.all_reduce(local.detach().clone(), reduce_op="sum")
+    total = cast(Tensor, fabric.all_reduce(local.detach().clone(), reduce_op="sum"))
     return (total + fabric.world_size * (local - local.detach())) / (count * fabric.world_size)
 
 
 def batch_sum(x: Tensor) -> Tensor:
     """A statistic summed over this rank's shard (counts, sums; no gradient) summed over every rank."""
     fabric = _FABRIC.get()
-    return x if fabric is None else fabric.all_reduce(x.detach().clone(), reduce_op="sum")
+    return x if fabric is None else cast(Tensor, fabric.all_reduce(x.detach().clone(), reduce_op="sum"))
 
 
 def batch_rows(x: Tensor) -> Tensor:
@@ -79,7 +79,7 @@ def batch_rows(x: Tensor) -> Tensor:
     fabric = _FABRIC.get()
     if fabric is None:
         return x
-    return fabric.all_gather(x.detach().contiguous()).reshape(-1, *x.shape[1:])
+    return cast(Tensor, fabric.all_gather(x.detach().contiguous())).reshape(-1, *x.shape[1:])
 
 
 @torch.no_grad()
