@@ -65,6 +65,7 @@ def test_full_preset_runs_at_a_tiny_size(tmp_path):
     result = json.loads((tmp_path / "amae" / "result.json").read_text())
     assert result["status"] == "ok", result["error"]
     assert isinstance(result["metrics"]["total_nll_bits"], float)
+    assert result["settings"]["fabric"] == {"accelerator": "auto", "precision": "bf16-mixed"}  # trained through Fabric
     assert len(result["metrics"]["listening"]["reconstruction"]) == 2  # both levels of the stack, heard
 
 

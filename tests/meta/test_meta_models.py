@@ -165,3 +165,53 @@ def test_constructor_arguments_are_checked():
         VAE(2, 1, 0)
     with pytest.raises(BadInputError, match="dataset_size"):
         VariationalHomoencoder(2, 1, dataset_size=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_elbo_draws_the_set_latent_then_z_from_the_generator(seed):
+    """The Neural Statistician's ELBO (Edwards & Storkey Eq. 6 / |X|) by hand, eps_c then eps_z from one generator."""
+    from etude.meta.elbo import gaussian_kl
+
+    model = make("ns", seed)
+    x, _, _ = data(seed)
+    g = torch.Generator().manual_seed(seed)
+    mu_c, logvar_c = model.c_head(model.summary(x)).chunk(2, dim=-1)
+    logvar_c = logvar_c.clamp(-10, 6)
+    c = mu_c + torch.exp(logvar_c / 2) * torch.randn(mu_c.shape, generator=g, dtype=x.dtype)
+    tiled = c.unsqueeze(1).expand(-1, x.shape[1], -1)
+    mu, logvar = model.encoder(torch.cat([x, tiled], -1)).chunk(2, dim=-1)
+    logvar = logvar.clamp(-10, 6)
+    z = mu + torch.exp(logvar / 2) * torch.randn(mu.shape, generator=g, dtype=x.dtype)
+    p_mu, p_logvar = model.prior_net(c).chunk(2, dim=-1)
+    recon = model.log_px(x, model.decoder(torch.cat([z, tiled], -1))).mean(1)
+    kl = gaussian_kl(mu, logvar, p_mu.unsqueeze(1), p_logvar.clamp(-10, 6).unsqueeze(1)).mean(1)
+    expected = recon - kl - gaussian_kl(mu_c, logvar_c) / x.shape[1]
+    found = model.elbo(x, generator=torch.Generator().manual_seed(seed)).elbo
+    assert torch.allclose(found, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_noise_drawn_for_the_batch_and_sliced_like_its_sets_gives_their_terms(name):
+    """What a data-parallel rank computes on its slice of the sets equals those sets' terms in the whole batch."""
+    model = make(name)
+    x, ctx, index = data(3, b=4)
+    noise = model.noise(4, x.shape[1], torch.Generator().manual_seed(5), dtype=x.dtype)
+    whole = model.elbo(x, ctx, index, noise=noise)
+    assert torch.equal(whole.elbo, model.elbo(x, ctx, index, generator=torch.Generator().manual_seed(5)).elbo)
+    for part in (slice(0, 2), slice(2, 4)):
+        terms = model.elbo(x[part], ctx[part], index[part], noise={k: v[part] for k, v in noise.items()})
+        assert torch.allclose(terms.elbo, whole.elbo[part], rtol=0, atol=1e-12)
+    other = model.noise(4, x.shape[1], torch.Generator().manual_seed(6), dtype=x.dtype)
+    assert not torch.allclose(model.elbo(x, ctx, index, noise=other).elbo, whole.elbo)
+    assert set(noise) == ({"c", "z"} if name in ("ns", "vhe") else {"z"})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_noise_of_the_wrong_shape_is_refused(name):
+    model = make(name)
+    x, ctx, index = data(0)
+    noise = model.noise(2, x.shape[1], dtype=x.dtype)  # for 2 sets, given 3
+    with pytest.raises(BadInputError, match="noise must map"):
+        model.elbo(x, ctx, index, noise=noise)
+    with pytest.raises(BadInputError, match="noise must map"):
+        model.elbo(x, ctx, index, noise={"w": torch.zeros(1)})

@@ -114,7 +114,7 @@ def test_distributed_options_name_the_studies_that_accept_them(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "'lola' does not train through Fabric yet" in err
     named = err.split("apply to ")[1].strip().split(", ")
-    assert {"transformer_ae", "pwcca", "bruno"} <= set(named) and "lola" not in named
+    assert {"transformer_ae", "pwcca", "bruno", "metavae", "amae"} <= set(named) and "lola" not in named
 
 
 def test_a_torchrun_launch_without_a_strategy_is_refused(tmp_path, capsys, monkeypatch):

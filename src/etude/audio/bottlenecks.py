@@ -7,6 +7,10 @@
 
 Both take encoder output z [B, D, T] and return a `Quantized` (the decoder's input `codes`
 [B, D, T] with straight-through gradients, integer `indices` [B, T] and the auxiliary `loss`).
+Under data-parallel training (inside `etude.runtime.global_batch`) every statistic of the batch is
+one of the global batch: the AMAE's mean code use q_bar, the VQ's EMA counts and sums, the rows
+k-means starts from and dead codes restart on (gathered from every rank, with rank 0's random
+draws broadcast), so W ranks update the codebook as one process would on the whole batch.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from etude.errors import BadInputError
+from etude.runtime.global_batch import batch_mean, batch_rows, batch_sum, from_rank_zero
 
 __all__ = ["Quantized", "VectorQuantizer", "ArgmaxQuantizer", "codebook_usage", "code_entropy"]
 
@@ -138,25 +143,28 @@ class VectorQuantizer(nn.Module):
         """Quantize z [B, D, T]; in training mode also update EMA statistics and restart dead codes."""
         _check_z(z, self.dim)
         flat = z.transpose(1, 2).reshape(-1, self.dim)
+        rows = flat.detach().to(self.codebook.dtype)  # the statistics in the codebook's dtype (under autocast too)
         if self.training and not bool(self.initialized):
-            self._kmeans(flat.detach())
+            self._kmeans(batch_rows(rows))  # on the global batch; its random seeds are rank 0's
+            from_rank_zero(self.codebook.data, self.ema_count, self.ema_sum, self.usage)
         indices = self.nearest(flat.detach())
         e = self.codebook[indices]
         if self.training:
             with torch.no_grad():
-                counts = torch.bincount(indices, minlength=self.codes).float()
+                counts = batch_sum(torch.bincount(indices, minlength=self.codes).float())
                 self.usage.mul_(self.usage_decay).add_((1 - self.usage_decay) * counts)
                 if self.ema is not None:
                     self.ema_count.mul_(self.ema).add_((1 - self.ema) * counts)
-                    sums = torch.zeros_like(self.ema_sum).index_add_(0, indices, flat.detach())
+                    sums = batch_sum(torch.zeros_like(self.ema_sum).index_add_(0, indices, rows))
                     self.ema_sum.mul_(self.ema).add_((1 - self.ema) * sums)
                     n = self.ema_count.sum()
                     smoothed = (self.ema_count + 1e-5) / (n + self.codes * 1e-5) * n  # Laplace smoothing
                     self.codebook.data.copy_(self.ema_sum / smoothed.unsqueeze(1))
         commitment = F.mse_loss(flat, e.detach())
         loss = self.beta * commitment + (0.0 if self.ema is not None else F.mse_loss(e, flat.detach()))
-        if self.training:
-            self.restart_dead(flat.detach())
+        if self.training and self.restart_threshold is not None and bool((self.usage < self.restart_threshold).any()):
+            self.restart_dead(batch_rows(rows))  # the dead codes are the same on every rank (usage is global)
+            from_rank_zero(self.codebook.data, self.ema_sum)  # the rows they moved onto: rank 0's draw
         # straight-through, e + (z - sg z): the forward value is e exactly, the decoder's gradient goes to z
         # only; the codebook learns from ||sg(z) - e||^2 alone (or from EMA updates).
         st = e.detach() + (flat - flat.detach())
@@ -194,6 +202,6 @@ class ArgmaxQuantizer(nn.Module):
         indices = q.argmax(1)
         onehot = self.lookup(indices).to(q.dtype)
         codes = q + (onehot - q).detach()
-        q_bar = q.mean(dim=(0, 2))
+        q_bar = batch_mean(q, dim=(0, 2))  # over the global batch under data parallelism
         loss = self.diversity * (self.codes * q_bar - 1).pow(2).mean()
         return Quantized(codes, indices, loss)

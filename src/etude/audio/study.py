@@ -16,6 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,8 +28,11 @@ from etude.audio.render import SAMPLE_RATE, piano_dataset
 from etude.audio.training import (encode_pieces, evaluate_level, evaluate_prior, fit_hierarchy, fixed_crops, to_classes,
                                   train_model)
 from etude.audio.wavenet import receptive_field
-from etude.runtime import resolve_device
+from etude.runtime import is_rank_zero, resolve_device
 from etude.studies.protocol import Claim, Result, Study
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
 
 __all__ = ["AmaePreset", "AmaeStudy"]
 
@@ -106,7 +110,10 @@ class AmaePreset:
     checkpoint_every: int = 100
     """Steps between checkpoints."""
     device: str = "cpu"
-    """'cpu', 'cuda' or 'auto' (cuda when available); checkpoints and figures are device-independent."""
+    """'cpu', 'cuda' or 'auto' (cuda when available), as Fabric's accelerator; checkpoints and figures are
+    device-independent."""
+    precision: str = "32-true"
+    """Fabric precision of training ('bf16-mixed' in full); anything but '32-true' on the CPU trains through Fabric."""
 
     def total_hop_of(self) -> int:
         """Samples per top-level code: the product of the hops."""
@@ -121,6 +128,7 @@ class AmaeStudy(Study):
     title = "The challenge of realistic music generation: modelling raw audio at scale (AMAE, VQ-VAE, ADA)"
     citation = "Dieleman, van den Oord, Simonyan. NeurIPS 2018. arXiv:1806.10474"
     threads = 1
+    trains_with_fabric = True
     presets = {
         "smoke": AmaePreset(pieces=2, max_seconds=6.0, steps=6, top_steps=6, prior_steps=6, batch=2, length=256,
                             top_length=32, codes=32, hops=(8, 8), residual=8, layers=4, top_residual=8, top_layers=3,
@@ -136,7 +144,7 @@ class AmaeStudy(Study):
                            top_length=2048, codes=2048, hops=(8, 8), residual=128, layers=10, stacks=3,
                            top_residual=128, top_layers=10, encoder_channels=256, lr=2e-4, prior_residual=128,
                            prior_layers=10, prior_length=2048, valid_crops=512, reconstruct_seconds=4.0,
-                           generate_seconds=10.0, checkpoint_every=2000, device="auto"),
+                           generate_seconds=10.0, checkpoint_every=2000, device="auto", precision="bf16-mixed"),
     }
 
     def claims(self) -> list[Claim]:
@@ -172,13 +180,14 @@ class AmaeStudy(Study):
                   "(inconclusive under min_audio_steps)"),
         ]
 
-    def run(self, preset: AmaePreset, seed: int, out_dir: Path, resume: bool = False) -> Result:
+    def run(self, preset: AmaePreset, seed: int, out_dir: Path, resume: bool = False,
+            fabric: "Fabric | None" = None) -> Result:
+        """Train every model (on ``fabric``'s devices and ranks when given); rank 0 alone measures, listens and writes."""
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         ckpt = out_dir / "checkpoints"
         claims = {c.id: c for c in self.claims()}
         p = preset
-        device = resolve_device(p.device)
+        device = resolve_device(p.device) if fabric is None else fabric.device
         data = piano_dataset(p.pieces, seed=seed, max_seconds=p.max_seconds or None)
         train, valid = to_classes(data["train"]), to_classes(data["valid"])
         crops = fixed_crops(valid, p.length, p.valid_crops)
@@ -201,7 +210,7 @@ class AmaeStudy(Study):
             hier, train, steps=[p.steps] + [p.top_steps] * (len(stack) - 1), prior_steps=p.prior_steps, batch=p.batch,
             length=[p.length] + [p.top_length] * (len(stack) - 1), prior_length=p.prior_length, lr=p.lr,
             seed=seed * 1000 + 500, checkpoint_dir=ckpt, resume=resume, tag=_tag("stack", stack[0], p),
-            checkpoint_every=p.checkpoint_every, final_lr=p.final_lr).items()}
+            checkpoint_every=p.checkpoint_every, final_lr=p.final_lr, fabric=fabric).items()}
         levels, metrics = {}, {}
         for i, (key, (config, steps)) in enumerate(models.items()):
             torch.manual_seed(seed * 1000 + i)
@@ -210,9 +219,13 @@ class AmaeStudy(Study):
             curves[key] = train_model(level, lambda x, m=level: m.losses(x)[0], train, steps=steps, batch=p.batch,
                                       length=p.length, lr=p.lr, seed=seed * 1000 + i, checkpoint=ckpt / f"{key}.pt",
                                       resume=resume, tag=_tag(key, config, p), checkpoint_every=p.checkpoint_every,
-                                      desc=f"amae {key}", final_lr=p.final_lr)
+                                      desc=f"amae {key}", final_lr=p.final_lr, fabric=fabric)
             levels[key] = level
-            metrics[key] = evaluate_level(level, crops)
+            if is_rank_zero(fabric):
+                metrics[key] = evaluate_level(level, crops)
+        if not is_rank_zero(fabric):  # the other ranks trained along; rank 0 measures, decides and writes
+            return Result(self.name, "", seed, claims=list(claims.values()))
+        out_dir.mkdir(parents=True, exist_ok=True)
         codes_valid, level_crops = valid, crops
         for i, level in enumerate(hier.levels):
             metrics[f"level{i}"] = evaluate_level(level, level_crops)

@@ -1,14 +1,17 @@
 """Training and evaluation loops of the ADA levels and priors: crops, Adam, checkpoints, held-out metrics.
 
 Plain PyTorch loops; a checkpoint holds the model, the optimizer, the step and the batch generator's
-state, so a resumed run reaches the same weights as an uninterrupted one.
+state, so a resumed run reaches the same weights as an uninterrupted one. With a Lightning ``fabric``,
+each of W data-parallel ranks draws the same global batch of crops and trains on its B / W of them
+(`etude.runtime.distributed`): the losses are means over the shard, and the batch statistics of the
+bottlenecks are the global batch's (`etude.runtime.global_batch`), so W ranks equal one process.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +20,11 @@ from torch import nn
 from etude.audio.bottlenecks import code_entropy, codebook_usage
 from etude.audio.mulaw import mulaw_encode
 from etude.errors import BadInputError
-from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.runtime import (Objective, global_batch, is_rank_zero, load_on_rank_zero, progress, save_checkpoint, shard,
+                           sum_over_ranks, world_size)
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
 
 __all__ = ["to_classes", "random_crops", "fixed_crops", "train_model", "evaluate_level", "evaluate_prior", "encode_pieces", "fit_hierarchy"]
 
@@ -56,47 +63,63 @@ def fixed_crops(pieces: list[torch.Tensor], length: int, limit: int) -> torch.Te
 def train_model(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], pieces: list[torch.Tensor], *,
                 steps: int, batch: int, length: int, lr: float, seed: int, checkpoint: Path | None = None,
                 resume: bool = False, tag: str = "", checkpoint_every: int = 100, desc: str = "train",
-                final_lr: float = 1.0) -> list[float]:
+                final_lr: float = 1.0, fabric: "Fabric | None" = None) -> list[float]:
     """Adam on loss_fn(random crop batch) for `steps` steps; returns the loss curve.
 
     The learning rate falls linearly from lr to final_lr * lr over the run (1.0: constant); it is a
     function of the step alone, so a resumed run follows the same schedule.
 
     With `checkpoint`, the state is saved every `checkpoint_every` steps and at the end; with `resume`
-    an existing checkpoint of the same `tag` continues the run.
+    an existing checkpoint of the same `tag` continues the run. With a launched `fabric` the model
+    trains on its device at its precision; under DDP each rank takes its batch / W crops of the same
+    global batch (`loss_fn` must be a mean over the crops, batch statistics taken with
+    `etude.runtime.global_batch`), ends with the parameters of one process on the global batch, only
+    rank 0 writes the checkpoint, and a checkpoint resumes at any world size.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    objective: nn.Module = Objective(model, loss_fn)  # DDP and autocast act on its forward
+    if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
+        objective, optimizer = fabric.setup(objective, optimizer)
     generator = torch.Generator().manual_seed(seed)
     curve: list[float] = []
     start = 0
-    if resume and checkpoint is not None and checkpoint.is_file():
-        state = load_checkpoint(checkpoint, expect={"tag": tag},
-                                like={"model": model.state_dict(), "generator": generator.get_state(), "step": int})
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        start, curve = int(state["step"]), list(state["curve"])
+    if resume and checkpoint is not None:
+        state = load_on_rank_zero(checkpoint, fabric, expect={"tag": tag},
+                                  like={"model": model.state_dict(), "generator": generator.get_state(), "step": int})
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            generator.set_state(state["generator"])
+            start, curve = int(state["step"]), list(state["curve"])
 
     def save(step: int) -> None:
-        if checkpoint is not None:
+        if checkpoint is not None and is_rank_zero(fabric):
             save_checkpoint(checkpoint, {"tag": tag, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                          "generator": generator.get_state(), "step": step, "curve": curve})
 
     model.train()
     device = next(model.parameters()).device
+    ranks = world_size(fabric)
     bar = progress(total=steps, desc=desc)
     bar.update(start)
     for step in range(start, steps):
         for group in optimizer.param_groups:
             group["lr"] = lr * (1 - (1 - final_lr) * step / max(1, steps))
-        x = random_crops(pieces, batch, length, generator).to(device)
-        loss = loss_fn(x)
-        if not torch.isfinite(loss):
-            raise BadInputError(f"{desc}: the loss became {loss.item()} at step {step}; lower the learning rate")
+        x = random_crops(pieces, batch, length, generator)  # the global batch, the same on every rank
+        if fabric is not None:
+            x = shard(x, fabric)
+        with global_batch(fabric):
+            loss = objective(x.to(device))  # the mean over this rank's crops
+        total = loss if fabric is None else sum_over_ranks(loss, fabric) / ranks  # DDP averages the same way
+        if not torch.isfinite(total):
+            raise BadInputError(f"{desc}: the loss became {total.item()} at step {step}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if fabric is None:
+            loss.backward()
+        else:
+            fabric.backward(loss)
         optimizer.step()
-        curve.append(loss.item())
+        curve.append(total.item())
         bar.update(1)
         if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             save(step + 1)
@@ -156,7 +179,8 @@ def bits(value: float) -> float:
 def fit_hierarchy(model, pieces: list[torch.Tensor], *, steps: int | Sequence[int], prior_steps: int, batch: int,
                   length: int | Sequence[int], prior_length: int, lr: float, seed: int,
                   checkpoint_dir: Path | None = None, resume: bool = False, tag: str = "",
-                  checkpoint_every: int = 100, final_lr: float = 1.0) -> dict[str, list[float]]:
+                  checkpoint_every: int = 100, final_lr: float = 1.0,
+                  fabric: "Fabric | None" = None) -> dict[str, list[float]]:
     """Train a `Hierarchy` level by level (each on the codes of the one below), then its prior.
 
     :param pieces: symbol sequences of the bottom level (mu-law classes).
@@ -164,6 +188,7 @@ def fit_hierarchy(model, pieces: list[torch.Tensor], *, steps: int | Sequence[in
     :param length: crop length in symbols of every level, or one per level (each cut to a multiple of its hop).
     :param final_lr: learning-rate fraction reached at the end of every stage (linear decay; 1: constant).
     :param tag: checkpoint tag prefix (a hash of the run's settings), so a resume never mixes runs.
+    :param fabric: train every stage through it (`train_model`); every rank encodes every piece.
     :returns: the loss curve of every stage.
     """
     n = len(model.levels)
@@ -181,12 +206,12 @@ def fit_hierarchy(model, pieces: list[torch.Tensor], *, steps: int | Sequence[in
         curves[f"level{i}"] = train_model(level, lambda x, m=level: m.losses(x)[0], current, steps=steps[i], batch=batch,
                                           length=crop, lr=lr, seed=seed + i, checkpoint=path, resume=resume,
                                           tag=f"{tag}level{i}", desc=f"level {i}", checkpoint_every=checkpoint_every,
-                                          final_lr=final_lr)
+                                          final_lr=final_lr, fabric=fabric)
         current = encode_pieces(level, current)
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / "prior.pt"
     model.prior.fit_first(current)
     curves["prior"] = train_model(model.prior, model.prior.nll_bits, current, steps=prior_steps, batch=batch,
                                   length=prior_length, lr=lr, seed=seed + 100, checkpoint=path, resume=resume,
                                   tag=f"{tag}prior", desc="prior", checkpoint_every=checkpoint_every,
-                                  final_lr=final_lr)
+                                  final_lr=final_lr, fabric=fabric)
     return curves

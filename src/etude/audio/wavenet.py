@@ -69,6 +69,9 @@ class WaveNet(nn.Module):
         self.scalar = nn.Parameter(torch.randn(residual)) if scalar_input else None  # 1x1 conv on y_t
         self.dilated = nn.ModuleList(nn.Conv1d(residual, 2 * residual, 2, dilation=d) for d in self.dilations)
         self.res = nn.ModuleList(nn.Conv1d(residual, residual, 1) for _ in self.dilations)
+        # the last layer's residual output feeds nothing, so no gradient reaches its 1x1 conv: frozen, as DDP
+        # needs every trainable parameter to receive one
+        self.res[-1].requires_grad_(False)
         self.skips = nn.ModuleList(nn.Conv1d(residual, skip, 1) for _ in self.dilations)
         # V_f, V_g of every layer in one 1x1 conv applied at the code rate, then repeated.
         self.cond = nn.Conv1d(cond_channels, 2 * residual * len(self.dilations), 1) if cond_channels else None

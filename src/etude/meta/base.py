@@ -60,9 +60,14 @@ class SetModel(nn.Module):
         self.n_distributions = 0
 
     # -- what subclasses provide -------------------------------------------------------------
-    def _condition(self, x, context, context_mask, index, generator, sample: bool) -> dict[str, Any]:
-        """Whatever conditions q and p on the set (a summary, a sampled c); may add 'kl_global' [B]."""
+    def _condition(self, x, context, context_mask, index, noise: dict[str, torch.Tensor] | None,
+                   sample: bool) -> dict[str, Any]:
+        """Whatever conditions q and p on the set (a summary, a c sampled with ``noise['c']``); may add 'kl_global' [B]."""
         raise NotImplementedError
+
+    def _noise_shapes(self, sets: int, elements: int) -> dict[str, tuple[int, ...]]:
+        """Shapes of the N(0, I) noise of one ELBO sample, in the order it is drawn: z [B, N, Z]."""
+        return {"z": (sets, elements, self.z_dim)}
 
     def _posterior(self, x: torch.Tensor, cond: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) [B, N, Z] of q(z | x, .)."""
@@ -105,13 +110,42 @@ class SetModel(nn.Module):
             index = check_index(index, x.shape[0], self.n_distributions)
         return x, context, x_mask, context_mask, index
 
+    def noise(self, sets: int, elements: int, generator: torch.Generator | None = None, *,
+              dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """eps ~ N(0, I) for every reparameterized latent of ``sets`` sets of ``elements`` elements, by name.
+
+        Drawn from ``generator`` (or torch's global one) in a fixed order, set latents (c [B, C]) before
+        element latents (z [B, N, Z]): what `elbo` draws itself, so a training loop can draw it for a
+        global batch and give each data-parallel rank its slice along B, like the data.
+        """
+        where = generator.device if generator is not None else device
+        return {name: torch.randn(shape, generator=generator, dtype=dtype, device=where).to(device)
+                for name, shape in self._noise_shapes(sets, elements).items()}
+
+    def _check_noise(self, noise: dict[str, torch.Tensor], x: torch.Tensor) -> dict[str, torch.Tensor]:
+        shapes = self._noise_shapes(x.shape[0], x.shape[1])
+        fits = isinstance(noise, dict) and set(noise) == set(shapes) and all(
+            isinstance(noise[k], torch.Tensor) and tuple(noise[k].shape) == shape for k, shape in shapes.items())
+        if not fits:
+            got = ({k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in noise.items()}
+                   if isinstance(noise, dict) else type(noise).__name__)
+            raise BadInputError(f"noise must map {sorted(shapes)} to tensors of shapes {shapes} (see "
+                                f"{type(self).__name__}.noise), got {got}")
+        return noise
+
     def elbo(self, x, context=None, index=None, *, x_mask=None, context_mask=None,
-             generator: torch.Generator | None = None) -> ElboTerms:
-        """Per-distribution ELBO terms [B] with one reparameterized sample of every latent."""
+             generator: torch.Generator | None = None, noise: dict[str, torch.Tensor] | None = None) -> ElboTerms:
+        """Per-distribution ELBO terms [B] with one reparameterized sample of every latent.
+
+        The sample's noise is ``noise`` (as `noise` draws it for these B sets of N elements) or, when
+        None, drawn from ``generator`` in the same order.
+        """
         x, context, x_mask, context_mask, index = self._check(x, context, x_mask, context_mask, index, True)
-        cond = self._condition(x, context, context_mask, index, generator, sample=True)
+        noise = (self.noise(x.shape[0], x.shape[1], generator, dtype=x.dtype, device=x.device) if noise is None
+                 else self._check_noise(noise, x))
+        cond = self._condition(x, context, context_mask, index, noise, sample=True)
         mu, logvar = self._posterior(x, cond)
-        z = reparameterize(mu, logvar, generator)
+        z = reparameterize(mu, logvar, eps=noise["z"])
         recon = self.log_px(x, self._decode(z, cond))  # log p(x | z, .)  [B, N]
         kl = gaussian_kl(mu, logvar, *self._prior(cond, mu))  # KL(q(z|.) || p(z|.))  [B, N]
         recon_b, kl_b = masked_mean(recon, x_mask, 1), masked_mean(kl, x_mask, 1)

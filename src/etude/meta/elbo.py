@@ -56,9 +56,13 @@ def gaussian_kl(
     return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) * torch.exp(-logvar_p) - 1).sum(-1)
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) drawn from `generator` (or torch's global one)."""
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
+                   eps: torch.Tensor | None = None) -> torch.Tensor:
+    """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) given, or drawn from `generator` (or torch's global one)."""
+    if eps is None:
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    elif eps.shape != mu.shape:
+        raise BadInputError(f"eps must have the shape {tuple(mu.shape)} of mu, got {tuple(eps.shape)}")
     return mu + torch.exp(0.5 * logvar) * eps
 
 

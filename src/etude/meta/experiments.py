@@ -9,6 +9,7 @@ on the same data, steps and optimizer; every random draw is seeded from ``run_se
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -19,6 +20,10 @@ from etude.meta.statistician import NeuralStatistician
 from etude.meta.training import fit
 from etude.meta.vae import VAE
 from etude.meta.vhe import VariationalHomoencoder
+from etude.runtime import is_rank_zero
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
 
 __all__ = ["METHODS", "build_models", "mog_clustering", "transformation_probe"]
 
@@ -44,8 +49,12 @@ def build_models(x_dim: int, z: int, hidden: int, n_train: int, likelihood: str,
     return made
 
 
-def mog_clustering(p, run_seed: int, ckpt: Path, resume: bool) -> tuple[dict[str, list[float]], dict]:
+def mog_clustering(p, run_seed: int, ckpt: Path, resume: bool,
+                   fabric: "Fabric | None" = None) -> tuple[dict[str, list[float]], dict]:
     """Clustering error of 2-means on each method's codes of every held-out MoG dataset.
+
+    With a ``fabric`` every rank trains (`etude.meta.training.fit`); only rank 0 measures, the
+    others return what they measured so far (nothing).
 
     :returns: ({method or 'k-means (raw points)': error per held-out dataset}, an example dataset's labels).
     """
@@ -61,7 +70,11 @@ def mog_clustering(p, run_seed: int, ckpt: Path, resume: bool) -> tuple[dict[str
     for name, (model, mode) in build_models(2, p.mog_z, p.mog_hidden, p.mog_train, "gaussian", p.mog_points,
                                             run_seed).items():
         fit(model, train.x, p.mog_steps, n_sets=p.batch, n_x=n, n_context=n, context=mode, lr=p.lr, seed=run_seed,
-            checkpoint=ckpt / f"mog_{name}_{run_seed}.pt", resume=resume, show_progress=True, desc=f"MoG {name}")
+            checkpoint=ckpt / f"mog_{name}_{run_seed}.pt", resume=resume, show_progress=True, desc=f"MoG {name}",
+            fabric=fabric)
+        if not is_rank_zero(fabric):
+            continue
+        model.cpu()
         codes = model.encode(test.x, test.x)  # every held-out dataset is its own context; no gradient step
         labels = [kmeans_labels(codes[t], 2, run_seed, p.kmeans_restarts) for t in range(p.mog_test)]
         errors[name] = [clustering_error(labels[t], test.labels[t]) for t in range(p.mog_test)]
@@ -69,11 +82,12 @@ def mog_clustering(p, run_seed: int, ckpt: Path, resume: bool) -> tuple[dict[str
     return errors, example
 
 
-def transformation_probe(p, kind: str, values: tuple, style: str, run_seed: int, ckpt: Path,
-                         resume: bool) -> tuple[dict[str, float], dict[str, float]]:
+def transformation_probe(p, kind: str, values: tuple, style: str, run_seed: int, ckpt: Path, resume: bool,
+                         fabric: "Fabric | None" = None) -> tuple[dict[str, float], dict[str, float]]:
     """Train on the seen transformations of 1,200 digits; on 597 held-out digits measure
     (a) linear-probe accuracy on codes under the unseen transformations and (b) code stability
     (`code_stability`) under the seen ones, the transformations the family was amortized over.
+    With a ``fabric``, as `mog_clustering`: every rank trains, rank 0 alone measures.
 
     :returns: ({method or 'raw pixels': probe accuracy}, {method or 'raw pixels': stability ratio}).
     """
@@ -100,7 +114,10 @@ def transformation_probe(p, kind: str, values: tuple, style: str, run_seed: int,
     for name, (model, mode) in models.items():
         fit(model, data, p.digit_steps, n_sets=p.batch, n_x=20, n_context=p.digit_context, context=mode, lr=p.lr,
             seed=run_seed, checkpoint=ckpt / f"{kind}_{name}_{run_seed}.pt", resume=resume, show_progress=True,
-            desc=f"{kind} {name}")
+            desc=f"{kind} {name}", fabric=fabric)
+        if not is_rank_zero(fabric):
+            continue
+        model.cpu()
         acc[name] = accuracy(model.encode(probe, ctx))
         stability[name] = code_stability(model.encode(held_seen, ctx_seen))
     return acc, stability

@@ -41,7 +41,7 @@ class MetaVAE(SetModel):
         self.encoder = mlp([x_dim + summary_dim, hidden, hidden, 2 * z_dim])  # q(z | [x, s(D)])
         self.decoders = PerDistributionMLP(n_distributions, [z_dim, hidden, hidden, self._out_dim()])  # p_i(x | z)
 
-    def _condition(self, x, context, context_mask, index, generator, sample):
+    def _condition(self, x, context, context_mask, index, noise, sample):
         if context is None:
             raise BadInputError("MetaVAE needs a context set [B, C, D] drawn from each distribution")
         return {"s": self.summary(context, context_mask), "index": index}

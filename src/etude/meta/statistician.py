@@ -40,11 +40,14 @@ class NeuralStatistician(SetModel):
         self.prior_net = mlp([c_dim, hidden, 2 * z_dim])  # p(z | c)
         self.decoder = mlp([z_dim + c_dim, hidden, hidden, self._out_dim()])  # p(x | z, c)
 
-    def _condition(self, x, context, context_mask, index, generator, sample):
+    def _condition(self, x, context, context_mask, index, noise, sample):
         mu_c, logvar_c = self.c_head(self.summary(context, context_mask)).chunk(2, dim=-1)
         logvar_c = logvar_c.clamp(-10.0, 6.0)
-        c = reparameterize(mu_c, logvar_c, generator) if sample else mu_c
+        c = reparameterize(mu_c, logvar_c, eps=noise["c"]) if sample else mu_c
         return {"c": c, "kl_global": gaussian_kl(mu_c, logvar_c)}
+
+    def _noise_shapes(self, sets, elements):
+        return {"c": (sets, self.c_dim), **super()._noise_shapes(sets, elements)}  # c is drawn before z
 
     @staticmethod
     def _with_c(h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

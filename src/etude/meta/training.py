@@ -4,19 +4,26 @@ Each step draws B distributions and, from each, n_x elements plus a disjoint con
 (`sample_batch`), and takes an Adam step on the mean over distributions of -ELBO (Wu et al.
 2020, Eq. 4). All randomness after the model's initialization (batches, reparameterization
 noise) comes from one generator seeded by `seed`, whose state is checkpointed, so a resumed run
-ends with the same parameters as an uninterrupted one.
+ends with the same parameters as an uninterrupted one. With a Lightning ``fabric``, each of W
+data-parallel ranks draws the same global batch and noise and trains on its slice of B / W sets
+(`etude.runtime.distributed`); the mean over sets makes DDP's average the global gradient.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from etude.errors import BadInputError
 from etude.meta.base import SetModel
-from etude.meta.datasets import sample_batch
-from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.meta.datasets import Batch, sample_batch
+from etude.runtime import (Objective, is_rank_zero, load_on_rank_zero, progress, save_checkpoint, shard, sum_over_ranks,
+                           world_size)
+
+if TYPE_CHECKING:
+    from lightning_fabric import Fabric
 
 __all__ = ["CONTEXT_MODES", "fit"]
 
@@ -41,6 +48,7 @@ def fit(
     resume: bool = False,
     show_progress: bool = False,
     desc: str = "",
+    fabric: "Fabric | None" = None,
 ) -> list[float]:
     """Train `model` in place on `data` [M, P, D] for `steps` Adam steps; returns the loss per step.
 
@@ -49,6 +57,10 @@ def fit(
     :param context: one of CONTEXT_MODES. :param seed: seeds the batch and noise generator.
     :param checkpoint: file written every `checkpoint_every` steps and at the end; with resume=True
         an existing one (from the same configuration) is loaded and training continues.
+    :param fabric: a launched Lightning Fabric: train on its device at its precision; under DDP each
+        rank takes its B / W sets of the same global batch (B divisible by W), every rank ends with the
+        parameters (and losses) of one process on the global batch, only rank 0 writes the checkpoint,
+        and a checkpoint resumes at any world size. The model ends on ``fabric.device``.
     """
     if not isinstance(data, torch.Tensor) or data.dim() != 3 or data.shape[-1] != model.x_dim:
         raise BadInputError(f"data must be a tensor [distributions, points, {model.x_dim}], got {getattr(data, 'shape', type(data).__name__)}")
@@ -64,29 +76,45 @@ def fit(
               "n_context": n_context, "min_context": min_context, "context": context, "lr": float(lr), "seed": seed}
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    objective: torch.nn.Module = Objective(model, model.loss)  # DDP and autocast act on its forward
+    if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
+        objective, optimizer = fabric.setup(objective, optimizer)
     losses: list[float] = []
     start = 0
-    if checkpoint is not None and resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, expect={"kind": "meta.fit", "config": config},
-                                like={"model": model.state_dict(), "generator": generator.get_state(), "step": int})
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        losses, start = list(state["losses"]), int(state["step"])
+    if checkpoint is not None and resume:
+        state = load_on_rank_zero(checkpoint, fabric, expect={"kind": "meta.fit", "config": config},
+                                  like={"model": model.state_dict(), "generator": generator.get_state(), "step": int})
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            generator.set_state(state["generator"])
+            losses, start = list(state["losses"]), int(state["step"])
+    ranks = world_size(fabric)
     model.train()
-    bar = progress(range(start, steps), total=steps - start, desc=desc or type(model).__name__, disable=not show_progress)
+    bar = progress(range(start, steps), total=steps - start, desc=desc or type(model).__name__,
+                   disable=not show_progress or not is_rank_zero(fabric))
     for step in bar:
         batch = sample_batch(data, n_sets, n_x, n_context if context == "disjoint" else 1, generator,
                              min_context if context == "disjoint" else None)
+        # the global batch's eps, drawn after the batch as the ELBO drew it before: one process is unchanged
+        noise = model.noise(n_sets, n_x, generator, dtype=batch.x.dtype, device=batch.x.device)
+        if fabric is not None:  # this rank's B / W sets of the global batch, and their noise
+            batch = Batch(*(shard(t, fabric).to(fabric.device) for t in (batch.index, batch.x, batch.context,
+                                                                         batch.context_mask)))
+            noise = {k: shard(v, fabric).to(fabric.device) for k, v in noise.items()}
         ctx = batch.context if context == "disjoint" else None
         mask = batch.context_mask if context == "disjoint" else None
-        loss = model.loss(batch.x, ctx, batch.index, context_mask=mask, generator=generator)
+        loss = objective(batch.x, ctx, batch.index, context_mask=mask, noise=noise)  # mean over this rank's sets
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if fabric is None:
+            loss.backward()
+        else:
+            fabric.backward(loss)  # DDP averages the ranks' gradients of their equal shares' means
+            loss = sum_over_ranks(loss, fabric) / ranks
         optimizer.step()
         losses.append(loss.item())
         done = step + 1
-        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
+        if checkpoint is not None and is_rank_zero(fabric) and (done % checkpoint_every == 0 or done == steps):
             save_checkpoint(checkpoint, {"kind": "meta.fit", "config": config, "step": done, "losses": losses,
                                          "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                          "generator": generator.get_state()})

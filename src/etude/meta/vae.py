@@ -35,7 +35,7 @@ class VAE(SetModel):
         self.encoder = mlp(sizes) if shared_encoder else PerDistributionMLP(n_distributions, sizes)
         self.decoders = PerDistributionMLP(n_distributions, [z_dim, hidden, hidden, self._out_dim()])
 
-    def _condition(self, x, context, context_mask, index, generator, sample):
+    def _condition(self, x, context, context_mask, index, noise, sample):
         if not self.shared_encoder and index is None:
             raise BadInputError("a VAE with one encoder per distribution needs index [B] in encode()")
         return {"index": index}

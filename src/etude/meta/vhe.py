@@ -33,10 +33,10 @@ class VariationalHomoencoder(NeuralStatistician):
             raise BadInputError(f"dataset_size must be a positive int, got {dataset_size!r}")
         self.dataset_size = dataset_size
 
-    def _condition(self, x, context, context_mask, index, generator, sample):
+    def _condition(self, x, context, context_mask, index, noise, sample):
         if context is None:
             raise BadInputError("VariationalHomoencoder needs a context subset D [B, C, D], disjoint from x")
-        return super()._condition(x, context, context_mask, index, generator, sample)
+        return super()._condition(x, context, context_mask, index, noise, sample)
 
     def _global_weight(self, x_mask, x):
         return torch.full(x.shape[:1], 1.0 / self.dataset_size, dtype=x.dtype)

@@ -20,6 +20,7 @@ from etude.runtime.distributed import (
     wait_for_ranks,
     world_size,
 )
+from etude.runtime.global_batch import Objective, batch_mean, batch_rows, batch_sum, from_rank_zero, global_batch
 from etude.runtime.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from etude.runtime.figures import pyplot, save_figure
 from etude.runtime.optional import require
@@ -37,6 +38,12 @@ _LAZY = {
 
 __all__ = [
     "DEVICES",
+    "Objective",
+    "batch_mean",
+    "batch_rows",
+    "batch_sum",
+    "from_rank_zero",
+    "global_batch",
     "require",
     "Distributed",
     "check_fabric_args",

@@ -1,0 +1,119 @@
+"""Helper for test_audio_ddp.py: ``etude.audio.training`` under 2-rank CPU DDP (gloo).
+
+Run as ``python ddp_fit.py WORK_DIR``; Fabric's ``ddp`` launcher re-runs this script for rank 1.
+Each rank builds the same models (``build``) on the same symbol sequences (``pieces``) and:
+
+* A: trains every level of ``LEVELS`` ``STEPS`` steps (AMAE with its diversity loss, plain VQ, and VQ
+  with EMA, k-means init and dead-code restarts) and a two-level hierarchy with its prior
+  (``fit_hierarchy``), saving parameters, buffers and curves to ``a_rank<r>.pt``;
+* B: trains the AMAE level again, interrupted after ``STOP`` steps, leaving rank 0's checkpoint ``b.pt``;
+* C: resumes ``c.pt`` (written by the test in one process, interrupted) and saves ``c_rank<r>.pt``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+STEPS, STOP, EVERY = 6, 4, 2
+BATCH, LENGTH, LR, SEED = 4, 32, 3e-3, 5
+LEVELS = {
+    "amae": {"diversity": 0.5},
+    "vq": {"bottleneck": "vq", "code_dim": 4},
+    "vq_ema_restart": {"bottleneck": "vq", "code_dim": 4, "ema": 0.9, "kmeans_init": True, "restart_threshold": 2.0},
+}
+"""Level settings beside the common tiny ones: hop 4, 8 codes over a 64-symbol alphabet."""
+
+
+class Stop(Exception):
+    """Raised by ``dying`` crops in place of a killed run."""
+
+
+def pieces() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return [torch.randint(0, 64, (300,), generator=g) for _ in range(3)]
+
+
+def build(name: str):
+    """The level ``name`` at its initial weights (seeded), its first-symbol marginal fitted."""
+    from etude.audio.hierarchy import AutoEncoder, LevelConfig
+
+    torch.manual_seed(1)
+    level = AutoEncoder(LevelConfig(classes=64, hop=4, codes=8, residual=4, skip=8, layers=2, encoder_channels=4,
+                                    **LEVELS[name]))
+    level.decoder.fit_first(pieces())
+    return level
+
+
+def train(name: str = "amae", fabric=None, *, checkpoint=None, resume=False, stop=None):
+    """``train_model`` with the helper's settings; returns (level, curve), or (level, None) when interrupted."""
+    from etude.audio import training
+
+    level = build(name)
+    real, calls = training.random_crops, [0]
+
+    def dying(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] > stop:
+            raise Stop
+        return real(*args, **kwargs)
+
+    if stop is not None:
+        training.random_crops = dying
+    # k-means seeds and restart rows come from torch's global generator: rank 0's equals the one process's,
+    # the other ranks' differ, so they must take rank 0's decisions
+    torch.manual_seed(2 + 1000 * (0 if fabric is None else fabric.global_rank))
+    try:
+        curve = training.train_model(level, lambda x: level.losses(x)[0], pieces(), steps=STEPS, batch=BATCH,
+                                     length=LENGTH, lr=LR, seed=SEED, checkpoint=checkpoint, resume=resume,
+                                     tag=name, checkpoint_every=EVERY, fabric=fabric)
+    except Stop:
+        return level, None
+    finally:
+        training.random_crops = real
+    return level, curve
+
+
+def hierarchy(fabric=None):
+    """A two-level AMAE stack with its prior, trained by ``fit_hierarchy``; returns (model, curves)."""
+    from etude.audio.hierarchy import Hierarchy, HierarchyConfig, LevelConfig
+    from etude.audio.training import fit_hierarchy
+
+    torch.manual_seed(3)
+    levels = (LevelConfig(classes=64, hop=4, codes=8, residual=4, skip=8, layers=2, encoder_channels=4),
+              LevelConfig(classes=8, hop=2, codes=8, residual=4, skip=8, layers=2, encoder_channels=4))
+    model = Hierarchy(HierarchyConfig(levels, prior_residual=4, prior_layers=2))
+    curves = fit_hierarchy(model, pieces(), steps=3, prior_steps=3, batch=BATCH, length=[LENGTH, 16], prior_length=8,
+                           lr=LR, seed=SEED, fabric=fabric)
+    return model, curves
+
+
+def main(work: Path) -> None:
+    from etude.runtime import Distributed, save_checkpoint, set_threads, teardown, wait_for_ranks
+
+    set_threads(1)
+    fabric = Distributed(accelerator="cpu", devices=2, strategy="ddp").launch()
+    try:
+        r = fabric.global_rank
+        results = {}
+        for name in LEVELS:
+            level, curve = train(name, fabric)
+            results[name] = {"state": level.state_dict(), "curve": curve}
+        model, curves = hierarchy(fabric)
+        results["hierarchy"] = {"state": model.state_dict(), "curve": curves}
+        save_checkpoint(work / f"a_rank{r}.pt", {**results, "world_size": fabric.world_size})
+        train(fabric=fabric, checkpoint=work / "b.pt", stop=STOP)
+        fabric.barrier()
+        level, curve = train(fabric=fabric, checkpoint=work / "c.pt", resume=True)
+        save_checkpoint(work / f"c_rank{r}.pt", {"state": level.state_dict(), "curve": curve})
+        fabric.barrier()
+    finally:
+        teardown(fabric)
+    wait_for_ranks(fabric)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main(Path(sys.argv[1]))

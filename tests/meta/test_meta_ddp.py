@@ -1,0 +1,129 @@
+"""metavae training under 2-rank CPU DDP (gloo) equals one process on the global batch.
+
+The oracle is ``fit`` without a fabric (plain PyTorch, one process, all B sets). Two ranks, each on
+its B / 2 sets of every global batch and on the matching slice of the reparameterization noise
+drawn for the whole batch, must end with the same parameters and losses, for every model (NS and
+VHE also draw the set latent's noise); a checkpoint written at world size 2 resumes at world size 1
+and one written at world size 1 resumes at world size 2, both to the uninterrupted result.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from ddp_support import audited_two_ranks, load_helper, run_two_ranks, skip_on_windows
+
+from etude.meta import sample_mog_family
+from etude.meta.experiments import build_models
+from etude.runtime import load_checkpoint, save_checkpoint
+
+HELPER = Path(__file__).with_name("ddp_fit.py")
+ATOL = 1e-6
+pytestmark = skip_on_windows
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """The helper's 2-rank results, and the one-process oracle runs beside them."""
+    torch.set_num_threads(1)
+    helper = load_helper(HELPER)
+    work = tmp_path_factory.mktemp("meta_ddp")
+    data = sample_mog_family(6, generator=torch.Generator().manual_seed(0)).x[:, :40]
+    models = {name: m.state_dict() for name, (m, _) in build_models(2, 2, 8, 6, "gaussian", 40, 0).items()}
+    save_checkpoint(work / "setup.pt", {"data": data, "models": models})
+    oracle = {name: helper.train(work, name) for name in helper.MODELS}
+    assert helper.train(work, checkpoint=work / "c.pt", stop=helper.STOP)[1] is None  # 1 process, interrupted
+    done = run_two_ranks([sys.executable, str(HELPER), str(work)], cwd=work)
+    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
+    assert "distributed_backend=gloo" in done.stdout
+    return helper, work, models, {name: (m.state_dict(), losses) for name, (m, losses) in oracle.items()}
+
+
+def _max_difference(found: dict, expected: dict) -> float:
+    return max((found[n] - expected[n]).abs().max().item() for n in expected)
+
+
+@pytest.mark.parametrize("name", ["MetaVAE", "NS", "VHE", "VAE"])
+def test_two_ranks_end_with_the_single_process_parameters(ddp_run, name):
+    _, work, initial, oracle = ddp_run
+    ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2})[name] for r in (0, 1)]
+    params, losses = oracle[name]
+    for n in params:
+        assert torch.equal(ranks[0]["params"][n], ranks[1]["params"][n]), n  # DDP keeps the ranks in step
+    assert _max_difference(ranks[0]["params"], params) < ATOL
+    assert _max_difference(params, initial[name]) > 1e-3, "training barely moved"
+    assert ranks[0]["losses"] == pytest.approx(losses, abs=1e-5) and ranks[1]["losses"] == ranks[0]["losses"]
+
+
+def test_checkpoint_of_two_ranks_resumes_in_one_process(ddp_run):
+    helper, work, _, oracle = ddp_run
+    assert load_checkpoint(work / "b.pt")["step"] == helper.STOP  # rank 0 wrote it, interrupted after STOP steps
+    model, resumed = helper.train(work, checkpoint=work / "b.pt", resume=True)
+    assert _max_difference(model.state_dict(), oracle["MetaVAE"][0]) < ATOL
+    assert resumed == pytest.approx(oracle["MetaVAE"][1], abs=1e-5)
+
+
+def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
+    _, work, _, oracle = ddp_run
+    for r in (0, 1):
+        state = load_checkpoint(work / f"c_rank{r}.pt")
+        assert _max_difference(state["params"], oracle["MetaVAE"][0]) < ATOL
+        assert state["losses"] == pytest.approx(oracle["MetaVAE"][1], abs=1e-5)
+
+
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
+    from etude.cli import main
+
+    args = ["reproduce", "metavae", "--preset", "smoke", "--set", "mog_steps=4", "--set", "digit_steps=4"]
+    out = tmp_path / "ddp"
+    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2", "--accelerator", "cpu"],
+                                      tmp_path, out)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.count("metavae [") == 1  # only rank 0 reports
+    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
+    assert {"result.json", "mog_clustering.png", "mog_MetaVAE_0.pt"} <= written[0]  # the audit sees writes
+
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    two, one = (json.loads((d / "metavae" / "result.json").read_text()) for d in (out, tmp_path / "one"))
+    assert two["status"] == one["status"] == "ok", two["error"]
+    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    assert "fabric" not in one["settings"]
+    for key in ("mog_error", "rotation_probe", "code_stability"):
+        for method, values in one["metrics"][key].items():
+            assert two["metrics"][key][method] == pytest.approx(values, abs=1e-4), (key, method)
+
+
+def test_the_full_preset_trains_through_fabric_at_bf16_mixed(tmp_path):
+    from etude.cli import main
+
+    tiny = ["seeds=1", "mog_train=8", "mog_test=4", "mog_points=60", "mog_steps=3", "mog_hidden=8", "mog_context=20",
+            "digit_steps=3", "digit_hidden=8", "digit_z=4", "batch=4", "rotations=[-60, -30, 0, 30, 60, 90]",
+            "scales=[]", "kmeans_restarts=1"]
+    sets = [arg for item in tiny for arg in ("--set", item)]
+    assert main(["reproduce", "metavae", "--preset", "full", *sets, "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "metavae" / "result.json").read_text())
+    assert result["status"] == "ok", result["error"]
+    assert result["settings"]["fabric"] == {"accelerator": "auto", "precision": "bf16-mixed"}
+    state = load_checkpoint(tmp_path / "metavae" / "checkpoints" / "rotate_NS_0.pt")
+    assert state["step"] == 3 and len(state["losses"]) == 3 and all(map(torch.isfinite, torch.tensor(state["losses"])))
+    assert all(v.dtype == torch.float32 for v in state["model"].values())  # mixed: the weights stay float32
+
+
+def test_bf16_mixed_rounds_the_loss_but_follows_the_float32_run():
+    """A one-device CPU Fabric at bf16-mixed really computes in bf16 (the losses differ) and stays close to 32-true."""
+    from etude.meta import MetaVAE, fit
+    from etude.runtime import Distributed
+
+    data = sample_mog_family(6, generator=torch.Generator().manual_seed(0)).x
+    runs = {}
+    for precision in ("32-true", "bf16-mixed"):
+        torch.manual_seed(0)
+        model = MetaVAE(2, 2, 6, hidden=16)
+        runs[precision] = fit(model, data, 4, n_sets=4, n_x=10, n_context=10, lr=3e-3, seed=1,
+                              fabric=Distributed(accelerator="cpu", precision=precision).make_fabric())
+    assert runs["bf16-mixed"] != runs["32-true"]
+    assert runs["bf16-mixed"] == pytest.approx(runs["32-true"], rel=0.05)
