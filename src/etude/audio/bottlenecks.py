@@ -67,6 +67,11 @@ class VectorQuantizer(nn.Module):
     :param restart_threshold: minimum EMA usage per batch below which a code restarts (None: never).
     """
 
+    usage: torch.Tensor  # buffers (registered in __init__)
+    ema_sum: torch.Tensor
+    ema_count: torch.Tensor
+    initialized: torch.Tensor
+
     def __init__(self, codes: int, dim: int, beta: float = 0.25, ema: float | None = None, kmeans_init: bool = False,
                  restart_threshold: float | None = None, usage_decay: float = 0.99) -> None:
         super().__init__()

@@ -106,10 +106,13 @@ def render_midi(midi: str | os.PathLike[str] | bytes, *, sample_rate: int = SAMP
     if shutil.which("fluidsynth") is None:
         raise MissingDependencyError(f"the `fluidsynth` program is needed to render MIDI to audio; {_INSTALL}")
     soundfont = find_soundfont()
-    try:
-        data = bytes(midi) if isinstance(midi, (bytes, bytearray)) else Path(midi).read_bytes()
-    except OSError as exc:
-        raise BadInputError(f"cannot read MIDI file {midi}: {exc.strerror or exc}") from exc
+    if isinstance(midi, (bytes, bytearray)):
+        data = bytes(midi)
+    else:
+        try:
+            data = Path(midi).read_bytes()
+        except OSError as exc:
+            raise BadInputError(f"cannot read MIDI file {midi}: {exc.strerror or exc}") from exc
     if not data.startswith(b"MThd"):
         raise BadInputError(f"{midi if not isinstance(midi, (bytes, bytearray)) else 'the MIDI bytes'} is not a "
                             "Standard MIDI File (no MThd header)")

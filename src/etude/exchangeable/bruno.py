@@ -61,7 +61,7 @@ class Bruno(nn.Module):
             raise BadInputError(f"unknown process {process!r}; expected one of {list(PROCESSES)}")
         body: Bijection
         if flow == "realnvp":
-            body = RealNVP(tuple(shape), hidden=hidden, blocks=blocks, scales=scales)
+            body = RealNVP(shape, hidden=hidden, blocks=blocks, scales=scales)
         elif flow == "dense":
             body = DenseRealNVP(tuple(shape), hidden=hidden, layers=layers)
         else:

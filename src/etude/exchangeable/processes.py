@@ -70,6 +70,8 @@ class ExchangeableProcess(nn.Module):
     ``update(x)`` (observe it), with x [..., dim]; ``sample(n)`` draws from the current predictive.
     """
 
+    mu: Tensor  # buffer (registered in __init__)
+
     def __init__(self, dim: int, mu: float | Tensor, var: float | Tensor, corr: float | Tensor, dtype: torch.dtype):
         super().__init__()
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:

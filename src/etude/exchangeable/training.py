@@ -94,6 +94,7 @@ def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor],
 
     def evaluate(step: int) -> None:
         nonlocal best_state
+        assert val is not None  # called only with a validation batch
         model.eval()
         with torch.no_grad():
             v = float(model.loss(val))

@@ -10,6 +10,7 @@ couplings alone). BRUNO's dense-only MNIST model is ``DenseRealNVP``.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -99,7 +100,8 @@ class RealNVP(Bijection):
         sizes = [math.prod(s) for s in self.out_shapes] + [math.prod(self.final_shape)]
         pieces = list(z.split(sizes, dim=1))
         x = self.final.inverse(pieces[-1].reshape(-1, *self.final_shape))
-        for stage, out_shape, piece in zip(reversed(self.stages), reversed(self.out_shapes), reversed(pieces[:-1])):
+        stages = cast("list[FlowSequence]", list(self.stages))  # a ModuleList yields nn.Module
+        for stage, out_shape, piece in zip(reversed(stages), reversed(self.out_shapes), reversed(pieces[:-1])):
             x = stage.inverse(torch.cat([piece.reshape(-1, *out_shape), x], dim=1))
         return x
 

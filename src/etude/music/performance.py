@@ -95,6 +95,10 @@ class Performance:
     """
 
     __slots__ = ("pitch", "velocity", "start", "end")
+    pitch: np.ndarray
+    velocity: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
 
     def __init__(self, notes: Iterable[Note | tuple[int, int, float, float]] = ()) -> None:
         rows = [tuple(note) for note in notes]
