@@ -19,8 +19,8 @@ from etude.errors import BadInputError
 from etude.flows.base import Bijection, FlowSequence, Squeeze, check_shape
 from etude.flows.coupling import (
     ConvNet,
-    MLPNet,
     MaskedAffineCoupling,
+    MLPNet,
     alternating_mask,
     channel_mask,
     checkerboard_mask,

@@ -85,6 +85,8 @@ class MLPPolicy:
         """Policy inputs [batch, 2, D] from obs [batch, 2, 4, n, n] and the last-pick feature [batch, 2, 4]."""
         x = obs.flatten(2)
         if self.memory:
+            if memory is None:
+                raise BadInputError("this policy remembers the last pick: pass memory [batch, 2, 4]")
             x = torch.cat([x, memory.to(x.dtype)], dim=-1)
         return x
 

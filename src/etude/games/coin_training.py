@@ -9,9 +9,9 @@ recorded log-probabilities, and moves each agent along its learner's ascent dire
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -19,7 +19,7 @@ from etude.errors import BadInputError
 from etude.games.coin import CoinGame
 from etude.games.coin_policy import MEMORY, MLPPolicy, pick_memory
 from etude.games.dice import dice_objective, discounted_rewards, leave_one_out_baseline
-from etude.games.learners import LEARNERS, learner_gradient, swap_view
+from etude.games.learners import learner_gradient, swap_view
 from etude.games.training import _seed_list
 from etude.runtime import load_checkpoint, progress, save_checkpoint
 

@@ -160,7 +160,7 @@ def truncated_values(game: MatrixGame, theta1: torch.Tensor, theta2: torch.Tenso
     """Exact sum_{t<T} gamma^t E[r_t] [seeds, 2] by propagating the state distribution T steps."""
     p0, P = transition_matrix(theta1, theta2)
     r = game.rewards().to(P.dtype).T  # [4, 2]
-    dist, total = p0, 0.0
+    dist, total = p0, torch.zeros_like(p0 @ r)
     for t in range(horizon):
         total = total + game.gamma**t * dist @ r
         dist = torch.einsum("bs,bst->bt", dist, P)

@@ -12,7 +12,7 @@ every step, a gradient learner once per round on the exact values.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -89,7 +89,7 @@ def train_against_q(
     history[:, 0] = torch.stack(logits(), dim=1)
     for r in range(rounds):
         l1, l2 = logits()
-        new = [None, None]
+        new: list[torch.Tensor | None] = [None, None]
         if names[0] != Q_LEARNER:
             new[0] = l1 + lr * learner_gradient(names[0], values, l1, l2, opponent_lr)
         if names[1] != Q_LEARNER:
@@ -107,9 +107,9 @@ def train_against_q(
                 q[agent] = q_update(q[agent], state, own[:, t], rewards_of[joint, agent], next_state, alpha_k,
                                     game.gamma)
             updates += 1
-        for a in range(2):
-            if new[a] is not None:
-                theta[:, a] = new[a]
+        for a, value in enumerate(new):
+            if value is not None:
+                theta[:, a] = value
         history[:, r + 1] = torch.stack(logits(), dim=1)
     with torch.no_grad():
         flat = history.reshape(-1, 2, 5)

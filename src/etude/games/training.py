@@ -7,9 +7,9 @@ delta = eta = 1 on the unnormalized value, 200 steps, theta ~ N(0, 1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -150,7 +150,7 @@ def train(
                                   "delete it or run without --resume")
         thetas[:, : start + 1] = state["theta"]
         sampler.set_state(state["sampler"])
-        if opponent_model:
+        if estimates is not None:  # opponent_model
             estimates[:, :start] = state["estimates"]
 
 
@@ -161,9 +161,10 @@ def train(
         rollouts = None
         if estimator == "dice" or opponent_model:
             rollouts = sample_rollouts(game, theta1, theta2, batch_size, horizon, sampler)
-        values = exact_value_fn(game) if estimator == "exact" else DiceValues(game, rollouts)
+        values = exact_value_fn(game) if estimator == "exact" or rollouts is None else DiceValues(game, rollouts)
         seen2, seen1 = theta2, theta1  # what each agent uses for the other's parameters
-        if opponent_model:
+        if estimates is not None:  # opponent_model
+            assert rollouts is not None  # sampled above for the opponent model
             before = estimates[:, t - 1] if t > 0 else None
             seen2 = fit_opponent(rollouts, 2, None if before is None else before[:, 0])
             seen1 = fit_opponent(rollouts, 1, None if before is None else before[:, 1])
@@ -176,7 +177,7 @@ def train(
         if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
             state = {"kind": "games.train", "config": config, "step": done,
                      "theta": thetas[:, : done + 1].clone(), "sampler": sampler.get_state()}
-            if opponent_model:
+            if estimates is not None:  # opponent_model
                 state["estimates"] = estimates[:, :done].clone()
             save_checkpoint(checkpoint, state)
     with torch.no_grad():

@@ -126,6 +126,7 @@ class MetaVaeStudy(Study):
             stab.append(stability)
             if p.scales:
                 scale.append(transformation_probe(p, "scale", p.scales, "contiguous", s, ckpt, resume)[0])
+        assert example is not None  # the preset runs at least one seed
         metrics = self._decide_mog(claims["mog_clustering"], mog, p)
         r = self._per_method(rot)
         self._decide_rotation(claims["rotation_probe"], r, p)

@@ -163,7 +163,7 @@ class TransformerAeStudy(Study):
         curves: dict[str, list[float]] = {}
         models: dict[str, TransformerAutoencoder] = {}
         for s in range(preset.seeds):
-            for k, (name, (cond, combine, pool, relative, absolute)) in enumerate(MODELS.items()):
+            for name, (cond, combine, pool, relative, absolute) in MODELS.items():
                 torch.manual_seed(zlib.crc32(f"{seed}/{s}/{name}".encode()))
                 mcfg = TransformerConfig(**{**asdict(cfg), "relative": relative, "absolute": absolute})
                 model = TransformerAutoencoder(mcfg, cond, combine, pool, encoder_layers=preset.encoder_layers).to(device)

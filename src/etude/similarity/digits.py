@@ -14,7 +14,7 @@ import importlib.util
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -198,7 +198,7 @@ def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: 
     :param snapshots: epochs after which to keep a copy of the weights (those below `epochs`).
     :param arch: 'mlp' (widths = hidden units) or 'cnn' (widths = conv channels), see `make_net`.
     """
-    config = {"widths": list(widths), "seed": seed, "epochs": epochs, "lr": lr, "batch_size": batch_size,
+    config: dict[str, Any] = {"widths": list(widths), "seed": seed, "epochs": epochs, "lr": lr, "batch_size": batch_size,
               "snapshots": sorted(e for e in set(snapshots) if 0 < e < epochs), "data": _fingerprint(x, y)}
     if arch != "mlp":
         config["arch"] = arch  # MLP checkpoints keep their former configuration

@@ -14,6 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -156,7 +157,7 @@ class PwccaStudy(Study):
         timings: dict[str, float] = {}
         data = load_digits_split(p.test_fraction, seed=seed)
         probe = data.x_train  # "on training data"
-        common = dict(lr=p.lr, batch_size=p.batch_size, ckpt=ckpt, resume=resume)
+        common: dict[str, Any] = dict(lr=p.lr, batch_size=p.batch_size, ckpt=ckpt, resume=resume)
         base, g = seed * 10_000, p.nets_per_group
         mlp = [p.width] * p.depth
 

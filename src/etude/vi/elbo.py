@@ -17,8 +17,8 @@ L_K = E[log 1/K sum_k p(x, z_k) / q(z_k)].
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -55,19 +55,21 @@ def base_normals(sampler: BaseSampler | Sequence[BaseSampler], n: int, family: G
     _check_n("n", n)
     dtype = family.loc.dtype
     batch = family.batch_shape
-    samplers = sampler if isinstance(sampler, Sequence) else None
-    first = samplers[0] if samplers else sampler
-    if first.dim != family.dim:  # type: ignore[union-attr]
-        raise BadInputError(f"sampler dim must equal the family's dim {family.dim}, got {first.dim}")  # type: ignore[union-attr]
+    per_copy = isinstance(sampler, Sequence)  # one sampler per copy, or one for all
+    samplers = list(sampler) if isinstance(sampler, Sequence) else [sampler]
+    if not samplers:
+        raise BadInputError("sampler must be a sampler or a non-empty sequence of samplers, got an empty sequence")
+    if samplers[0].dim != family.dim:
+        raise BadInputError(f"sampler dim must equal the family's dim {family.dim}, got {samplers[0].dim}")
     if len(batch) == 0:
-        if samplers is not None:
+        if per_copy:
             raise BadInputError("an unbatched family takes one sampler, not a sequence")
-        return sampler.normal(n, dtype)  # type: ignore[union-attr]
+        return samplers[0].normal(n, dtype)
     if len(batch) != 1:
         raise BadInputError(f"families with one batch dimension are supported, got {tuple(batch)}")
-    if samplers is not None and len(samplers) != batch[0]:
+    if per_copy and len(samplers) != batch[0]:
         raise BadInputError(f"expected {batch[0]} samplers (one per copy), got {len(samplers)}")
-    draws = [(samplers[i] if samplers else sampler).normal(n, dtype) for i in range(batch[0])]  # type: ignore[union-attr, index]
+    draws = [samplers[i if per_copy else 0].normal(n, dtype) for i in range(batch[0])]
     return torch.stack(draws)
 
 

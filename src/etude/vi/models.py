@@ -30,7 +30,7 @@ def standardize(x: torch.Tensor) -> torch.Tensor:
     return (x - x.mean(0)) / x.std(0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bundled(name: str, delimiter: str | None, skiprows: int) -> np.ndarray:
     """A data file shipped inside scikit-learn, read without importing it (saves ~3 s per process).
 

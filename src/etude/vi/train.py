@@ -10,8 +10,8 @@ samples (Adam and SGD act coordinatewise).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 
@@ -42,7 +42,8 @@ class SGD:
     @torch.no_grad()
     def step(self) -> None:
         for p in self.params:
-            p.sub_(self.lr * p.grad)
+            if p.grad is not None:  # as torch.optim: a parameter without a gradient stays put
+                p.sub_(self.lr * p.grad)
 
 
 class Adam(SGD):
@@ -64,6 +65,8 @@ class Adam(SGD):
         self.t += 1
         b1, b2 = self.betas
         for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
             m.mul_(b1).add_(p.grad, alpha=1 - b1)
             v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
             denom = (v / (1 - b2**self.t)).sqrt_().add_(self.eps)
@@ -91,7 +94,7 @@ def evaluate_elbo(log_joint: LogJoint, family: GaussianFamily, eps: torch.Tensor
     copies = max(1, family.batch_shape.numel())
     chunk = max(1, max_points // copies)
     with torch.no_grad():
-        total = 0.0
+        total: torch.Tensor | float = 0.0
         for start in range(0, eps.shape[0], chunk):
             part = eps[start: start + chunk].to(family.loc.dtype)
             total = total + log_joint(family.rsample(part)).sum(-1)
