@@ -23,6 +23,7 @@ from etude.audio.mulaw import mulaw_decode
 from etude.audio.wavenet import WaveNet
 from etude.errors import BadInputError, CheckpointError
 from etude.runtime import load_checkpoint, save_checkpoint
+from etude.validation import check_int
 
 __all__ = ["LevelConfig", "HierarchyConfig", "Encoder", "AutoEncoder", "Hierarchy", "BOTTLENECKS", "save_hierarchy", "load_hierarchy"]
 
@@ -72,8 +73,7 @@ class LevelConfig:
             raise BadInputError(f"bottleneck must be one of {BOTTLENECKS}, got {self.bottleneck!r}")
         for name in ("classes", "hop", "codes", "residual", "skip", "layers", "stacks", "encoder_channels", "code_dim"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise BadInputError(f"{name} must be an int >= 1, got {value!r}")
+            check_int(name, value, 1)
 
 
 @dataclass(frozen=True)
@@ -231,8 +231,7 @@ class Hierarchy(nn.Module):
                batch: int = 1) -> torch.Tensor:
         """Ancestral sampling: top codes from the prior (the first code too, from p(x_0)), then each decoder
         down to audio in [-1, 1]; [samples] (or [batch, samples] when batch > 1)."""
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise BadInputError(f"samples must be an int >= 1, got {samples!r}")
+        check_int("samples", samples, 1)
         self.eval()
         lengths = [samples]
         for level in self.config.levels:

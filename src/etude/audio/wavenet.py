@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["WaveNet", "receptive_field", "upsample_codes"]
 
@@ -69,8 +70,7 @@ class WaveNet(nn.Module):
         for name, value, low in (("classes", classes, 2), ("residual", residual, 1), ("skip", skip, 1),
                                  ("layers", layers, 1), ("stacks", stacks, 1), ("cond_channels", cond_channels, 0),
                                  ("hop", hop, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise BadInputError(f"{name} must be an int >= {low}, got {value!r}")
+            check_int(name, value, low)
         self.classes, self.residual, self.cond_channels, self.hop = classes, residual, cond_channels, hop
         self.dilations = [2 ** i for i in range(layers)] * stacks
         self.embed = nn.Embedding(classes, residual)  # one-hot x_t -> R channels (a 1x1 conv on one-hot)
@@ -251,8 +251,7 @@ class WaveNet(nn.Module):
 
         :param naive: recompute the full forward over the last receptive field each step (slow; for benchmarks).
         """
-        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise BadInputError(f"length must be an int >= 1, got {length!r}")
+        check_int("length", length, 1)
         if not temperature > 0:
             raise BadInputError(f"temperature must be > 0, got {temperature!r}")
         x = torch.zeros(batch, length, dtype=torch.long, device=self.embed.weight.device)

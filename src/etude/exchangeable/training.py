@@ -20,10 +20,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from etude.errors import BadInputError
 from etude.exchangeable.bruno import Bruno
 from etude.flows import dequantize
 from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.validation import check_int, check_number
 
 __all__ = ["TrainLog", "process_grad_scale", "train_bruno"]
 
@@ -62,13 +62,10 @@ def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor],
     :param checkpoint: written atomically every ``checkpoint_every`` steps; ``resume=True`` continues
         from it to the same result as an uninterrupted run.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise BadInputError(f"steps must be a non-negative int, got {steps!r}")
+    check_int("steps", steps, 0)
     for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BadInputError(f"{name} must be a positive int, got {value!r}")
-    if isinstance(process_lr_mult, bool) or not isinstance(process_lr_mult, (int, float)) or not process_lr_mult > 0:
-        raise BadInputError(f"process_lr_mult must be a positive number, got {process_lr_mult!r}")
+        check_int(name, value, 1)
+    check_number("process_lr_mult", process_lr_mult, 0, low_open=True)
     process_params = list(model.process.parameters())
     ids = {id(p) for p in process_params}
     flow_params = [p for p in model.parameters() if id(p) not in ids]

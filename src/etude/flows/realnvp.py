@@ -25,14 +25,9 @@ from etude.flows.coupling import (
     channel_mask,
     checkerboard_mask,
 )
+from etude.validation import check_int
 
 __all__ = ["DenseRealNVP", "RealNVP"]
-
-
-def _positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BadInputError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 class RealNVP(Bijection):
@@ -54,8 +49,8 @@ class RealNVP(Bijection):
             raise BadInputError(f"shape must be (channels, height, width) of positive ints, got {shape!r}")
         for name, value in (("hidden", hidden), ("scales", scales), ("couplings", couplings),
                             ("final_couplings", final_couplings)):
-            _positive_int(name, value)
-        _positive_int("blocks", blocks, 0)
+            check_int(name, value, 1)
+        check_int("blocks", blocks, 0)
         c, h, w = shape
         if h % 2 ** (scales - 1) or w % 2 ** (scales - 1):
             raise BadInputError(f"height and width must be divisible by 2^(scales-1) = {2 ** (scales - 1)}, "
@@ -117,9 +112,9 @@ class DenseRealNVP(Bijection):
         if not (isinstance(shape, (tuple, list)) and shape
                 and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
             raise BadInputError(f"shape must be a tuple of positive ints, got {shape!r}")
-        _positive_int("hidden", hidden)
-        _positive_int("layers", layers)
-        _positive_int("depth", depth)
+        check_int("hidden", hidden, 1)
+        check_int("layers", layers, 1)
+        check_int("depth", depth, 1)
         self.shape = tuple(shape)
         self.dim = math.prod(shape)
         self.body = FlowSequence(

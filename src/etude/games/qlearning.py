@@ -21,6 +21,7 @@ from etude.games.dice import sample_rollouts
 from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swap_view
 from etude.games.matrix import MatrixGame, exact_values
 from etude.games.training import History, _seed_list, initial_theta
+from etude.validation import check_int
 
 __all__ = ["Q_LEARNER", "q_policy_logits", "q_update", "train_against_q"]
 
@@ -68,8 +69,7 @@ def train_against_q(
             raise BadInputError(f"unknown learner {name!r}; expected one of {sorted(LEARNERS) + [Q_LEARNER]}")
     if Q_LEARNER not in names:
         raise BadInputError("train_against_q needs at least one 'nl-q' agent; use etude.games.train otherwise")
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
-        raise BadInputError(f"rounds must be a non-negative int, got {rounds!r}")
+    check_int("rounds", rounds, 0)
     if not 0.0 < eps < 0.5:
         raise BadInputError(f"eps must be in (0, 0.5), got {eps!r}")
     seed_list = _seed_list(seeds)

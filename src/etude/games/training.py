@@ -19,6 +19,7 @@ from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swa
 from etude.games.matrix import MatrixGame, exact_values
 from etude.games.opponent import fit_opponent
 from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.validation import check_int, check_number
 
 __all__ = ["History", "train", "initial_theta", "ESTIMATORS"]
 
@@ -76,11 +77,6 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     return values
 
 
-def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise BadInputError(f"{name} must be a positive number, got {value!r}")
-
-
 def train(
     game: MatrixGame,
     learner1: str,
@@ -122,10 +118,9 @@ def train(
         raise BadInputError(f"unknown estimator {estimator!r}; expected one of {list(ESTIMATORS)}")
     if estimator == "dice" and "lookahead" in (learner1, learner2):
         raise BadInputError("learner 'lookahead' needs values at the opponent's updated parameters; use estimator='exact'")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise BadInputError(f"steps must be a non-negative int, got {steps!r}")
+    check_int("steps", steps, 0)
     for name, value in (("lr", lr), ("opponent_lr", opponent_lr), ("init_std", init_std)):
-        _check_positive(name, value)
+        check_number(name, value, 0, low_open=True)
     seed_list = _seed_list(seeds)
     if len(seed_list) * (steps + 1) > MAX_RUN_CELLS:
         raise BadInputError(f"seeds x (steps + 1) must be at most {MAX_RUN_CELLS:,} (the parameter history is kept "

@@ -27,6 +27,7 @@ from etude.runtime.files import ensure_dir, write_atomic
 from etude.studies import registry
 from etude.studies.protocol import PRESETS, Result, Study, versions
 from etude.studies.registry import get_study, load_study, study_names
+from etude.validation import check_int
 
 __all__ = ["Task", "crashed_result", "finished_result", "load_result", "run_studies", "run_task", "study_dir_for"]
 
@@ -179,9 +180,7 @@ def _check_seeds(seeds: Sequence[object]) -> list[int]:
         raise BadInputError("seeds must name at least one seed, got none")
     checked: list[int] = []
     for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-            raise BadInputError(f"seed must be an int in [0, {MAX_SEED}], got {seed!r}")
-        checked.append(seed)
+        checked.append(check_int("seed", seed, 0, MAX_SEED))
     if len(set(checked)) != len(checked):
         raise BadInputError(f"seeds must be distinct, got {seeds}")
     return checked
@@ -213,8 +212,7 @@ def run_studies(
         raise BadInputError(f"unknown preset {preset!r}; expected one of {list(PRESETS)}")
     several = isinstance(seed, (list, tuple))
     seeds = _check_seeds(list(seed) if isinstance(seed, (list, tuple)) else [seed])
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
-        raise BadInputError(f"jobs must be an int in [1, {MAX_JOBS}], got {jobs!r}")
+    check_int("jobs", jobs, 1, MAX_JOBS)
     selected = list(names) if names else study_names()
     studies = [get_study(name) for name in selected]  # unknown names fail before anything runs
     if not names:  # every study: those without this preset tier are skipped, and said so

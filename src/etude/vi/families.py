@@ -18,6 +18,7 @@ from typing import Self
 import torch
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["GaussianFamily", "MeanFieldGaussian", "FullRankGaussian", "FAMILIES", "make_family"]
 
@@ -59,8 +60,7 @@ class GaussianFamily:
         """``copies`` independent leaf copies of this (unbatched) family, batch shape [copies]."""
         if self.batch_shape != torch.Size():
             raise BadInputError(f"replicate needs an unbatched family, got batch shape {tuple(self.batch_shape)}")
-        if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
-            raise BadInputError(f"copies must be a positive int, got {copies!r}")
+        check_int("copies", copies, 1)
         return self._with([p.detach().expand(copies, *p.shape).clone() for p in self.parameters()])
 
     def select(self, index: int) -> Self:
@@ -85,8 +85,7 @@ class MeanFieldGaussian(GaussianFamily):
     """
 
     def __init__(self, dim: int, loc: object = 0.0, scale: object = 0.1, dtype: torch.dtype = torch.float64) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise BadInputError(f"dim must be a positive int, got {dim!r}")
+        check_int("dim", dim, 1)
         scale_t = torch.as_tensor(scale, dtype=dtype)
         if not bool((scale_t > 0).all()):
             raise BadInputError(f"scale must be positive, got {scale!r}")

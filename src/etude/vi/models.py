@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from etude.errors import BadInputError, MissingDependencyError
+from etude.validation import check_int, check_number
 from etude.vi.densities import normal_log_prob
 
 __all__ = ["Model", "BayesianLinearRegression", "BayesianLogisticRegression", "BayesianNeuralNetwork",
@@ -79,12 +80,6 @@ def _check_xy(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return x, y.to(x.dtype)
 
 
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise BadInputError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
 class Model:
     """A differentiable log joint with a name, a dimension d and an initial variational mean."""
 
@@ -122,8 +117,8 @@ class BayesianLinearRegression(Model):
             x, y = load_diabetes()
         self.x, self.y = _check_xy(x, y)  # type: ignore[arg-type]
         self.design = torch.cat([self.x, torch.ones_like(self.x[:, :1])], 1)  # A = [X, 1]
-        self.noise_scale = _positive("noise_scale", noise_scale)
-        self.prior_scale = _positive("prior_scale", prior_scale)
+        self.noise_scale = check_number("noise_scale", noise_scale, 0, low_open=True)
+        self.prior_scale = check_number("prior_scale", prior_scale, 0, low_open=True)
         self.dim = self.design.shape[1]
 
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
@@ -162,7 +157,7 @@ class BayesianLogisticRegression(Model):
         if not bool(((self.y == 0) | (self.y == 1)).all()):
             raise BadInputError("y must hold only 0 and 1 for logistic regression")
         self.design = torch.cat([self.x, torch.ones_like(self.x[:, :1])], 1)
-        self.prior_scale = _positive("prior_scale", prior_scale)
+        self.prior_scale = check_number("prior_scale", prior_scale, 0, low_open=True)
         self.dim = self.design.shape[1]
 
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
@@ -184,11 +179,10 @@ class BayesianNeuralNetwork(Model):
         if x is None and y is None:
             x, y = load_diabetes()
         self.x, self.y = _check_xy(x, y)  # type: ignore[arg-type]
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-            raise BadInputError(f"hidden must be a positive int, got {hidden!r}")
+        check_int("hidden", hidden, 1)
         self.hidden = hidden
-        self.noise_scale = _positive("noise_scale", noise_scale)
-        self.prior_scale = _positive("prior_scale", prior_scale)
+        self.noise_scale = check_number("noise_scale", noise_scale, 0, low_open=True)
+        self.prior_scale = check_number("prior_scale", prior_scale, 0, low_open=True)
         p = self.x.shape[1]
         self.dim = p * hidden + 2 * hidden + 1
 

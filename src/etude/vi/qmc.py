@@ -33,6 +33,7 @@ import torch
 from torch.quasirandom import SobolEngine
 
 from etude.errors import BadInputError, EtudeWarning, warn_at_caller
+from etude.validation import check_int
 
 __all__ = ["EPS", "MAX_DIM", "SAMPLERS", "BaseSampler", "MC", "QMC", "RQMC", "QMCBalanceWarning",
            "linear_scramble", "make_sampler", "is_power_of_two", "sobol_points"]
@@ -55,17 +56,10 @@ def is_power_of_two(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bound = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
-        raise BadInputError(f"{name} must be {bound}, got {value!r} ({type(value).__name__})")
-    return value
-
-
 def _check_seed(seed: object) -> int | None:
     if seed is None:
         return None
-    return _check_int("seed", seed, 0, 2**63 - 1)
+    return check_int("seed", seed, 0, 2**63 - 1)
 
 
 class BaseSampler:
@@ -81,7 +75,7 @@ class BaseSampler:
     """Largest supported dim (None: no limit); Sobol-based samplers are limited by torch's engine."""
 
     def __init__(self, dim: int, eps: float = EPS) -> None:
-        self.dim = _check_int("dim", dim, 1, self.max_dim)
+        self.dim = check_int("dim", dim, 1, self.max_dim)
         if not isinstance(eps, float) or not 0.0 < eps < 0.5:
             raise BadInputError(f"eps must be a float in (0, 0.5), got {eps!r}")
         self.eps = eps
@@ -92,7 +86,7 @@ class BaseSampler:
 
     def uniform(self, n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """u [n, dim] in (eps, 1 - eps): the sampler's n base points."""
-        _check_int("n", n, 1)
+        check_int("n", n, 1)
         u = self._points(n).clamp_(self.eps, 1.0 - self.eps)
         if dtype == torch.float64:
             return u

@@ -17,6 +17,7 @@ import torch
 
 from etude.errors import BadInputError
 from etude.runtime import progress
+from etude.validation import check_int
 from etude.vi.elbo import LogJoint, SampleSizeSchedule, elbo
 from etude.vi.families import GaussianFamily
 from etude.vi.qmc import BaseSampler
@@ -114,8 +115,7 @@ def fit(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Sequ
     :param track: a function of the family recorded before the first and after every step.
     :param desc: a progress-bar label (no bar when empty).
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise BadInputError(f"steps must be a positive int, got {steps!r}")
+    check_int("steps", steps, 1)
     if optimizer not in OPTIMIZERS:
         raise BadInputError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     if not isinstance(lr, (int, float)) or not lr > 0:
