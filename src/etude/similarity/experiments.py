@@ -8,19 +8,25 @@ convergence). Networks are small MLPs or CNNs on scikit-learn's digits (`etude.s
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from etude.similarity.digits import Digits, TrainedNet, train_mlp
 from etude.similarity.pairwise import pairwise
-from etude.similarity.summary import (adjusted_rand, between_groups, cluster_by_distance, kmeans_1d,
+from etude.similarity.summary import (adjusted_rand, between_groups, cluster_by_distance, kmeans_1d, spearman,
                                       symmetric_distance, within_group)
 
-__all__ = ["METRICS", "convergence_to_final", "lr_clustering", "peer_similarity", "similarity_by_layer",
-           "train_nets"]
+if TYPE_CHECKING:
+    from etude.similarity.study import PwccaPreset
+
+__all__ = ["METRICS", "bottom_up_convergence", "cnn_by_layer", "convergence_to_final", "generalizing_vs_memorizing",
+           "learning_rate_clusters", "lr_clustering", "peer_similarity", "similarity_by_layer", "train_nets",
+           "width_sweep"]
 
 METRICS = {"pwcca": "PWCCA", "svcca": "SVCCA", "cka": "CKA"}
 """pairwise() metric -> label."""
@@ -109,3 +115,107 @@ def lr_clustering(nets_by_lr: Mapping[float, Sequence[TrainedNet]], probe: torch
             "ari_pwcca": adjusted_rand(found, truth), "accuracy_clusters": baseline.tolist(),
             "ari_accuracy": adjusted_rand(baseline, truth), "test_accuracy": accuracy,
             "distance": distance.tolist()}
+
+
+# -- the study's experiments, in the order `PwccaStudy.run` calls them ------------------------------
+# Each takes the preset, the data and `common` (train_nets' lr, batch_size, ckpt, resume), records
+# its wall time in `timings` and returns plain data; `PwccaStudy` decides the claims from it.
+
+
+def generalizing_vs_memorizing(p: PwccaPreset, data: Digits, probe: torch.Tensor, seed: int, common: dict[str, Any],
+                               timings: dict[str, float]) -> dict[str, Any]:
+    """Sec. 3.1: nets_per_group MLPs on true labels (gen) and on one shuffled labelling (mem), compared
+    layer by layer on ``probe``: by_layer ({label: {group: [(mean, sd)]}}), matrices, and accuracies."""
+    base, g = seed * 10_000, p.nets_per_group
+    mlp = [p.width] * p.depth
+    start = time.perf_counter()
+    gen = train_nets(mlp, data, data.y_train, [base + i for i in range(g)], p.epochs_true, tag="true",
+                     snapshots=p.snapshots, **common)
+    mem = train_nets(mlp, data, data.shuffled_labels(seed + 7919), [base + 100 + i for i in range(g)],
+                     p.epochs_shuffled, tag="shuffled", **common)
+    timings["train_groups_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    gen_idx, mem_idx = range(g), range(g, 2 * g)
+    by_layer, matrices = similarity_by_layer([n.representations(probe) for n in gen + mem],
+                                             {"gen-gen": gen_idx, "mem-mem": mem_idx},
+                                             {"gen-mem": (gen_idx, mem_idx)})
+    timings["group_similarity_s"] = time.perf_counter() - start
+    gen_test = float(np.mean([n.test_accuracy for n in gen]))
+    mem_train = float(np.mean([n.train_accuracy for n in mem]))
+    return {"gen": gen, "mem": mem, "by_layer": by_layer, "matrices": matrices, "gen_test": gen_test,
+            "mem_train": mem_train}
+
+
+def cnn_by_layer(p: PwccaPreset, data: Digits, probe: torch.Tensor, seed: int, common: dict[str, Any],
+                 timings: dict[str, float]) -> dict[str, Any]:
+    """Sec. 3.1 on CNNs: nets_per_group CNNs on true labels, gen-gen similarity by layer on the first
+    ``cnn_probe`` probe images (each position a datapoint): stats and mean test accuracy."""
+    base, g = seed * 10_000, p.nets_per_group
+    start = time.perf_counter()
+    cnn = train_nets(list(p.cnn_channels), data, data.y_train, [base + 200 + i for i in range(g)], p.epochs_true,
+                     tag="cnn", arch="cnn", **common)
+    cnn_stats, _ = similarity_by_layer([n.representations(probe[: p.cnn_probe]) for n in cnn], {"gen-gen": range(g)})
+    cnn_test = float(np.mean([n.test_accuracy for n in cnn]))
+    timings["cnn_s"] = time.perf_counter() - start
+    return {"stats": cnn_stats, "test": cnn_test}
+
+
+def bottom_up_convergence(p: PwccaPreset, gen: Sequence[TrainedNet], probe: torch.Tensor,
+                          timings: dict[str, float]) -> dict[str, Any]:
+    """Raghu et al. Sec. 4.1: each layer of the generalizing nets after each snapshot epoch (those
+    before the last) against its final self: epochs and {label: [layer][epoch]}."""
+    start = time.perf_counter()
+    epochs = sorted(e for e in set(p.snapshots) if 0 < e < p.epochs_true)
+    convergence = convergence_to_final(gen, probe, epochs)
+    timings["convergence_s"] = time.perf_counter() - start
+    return {"epochs": epochs, "by_layer": convergence}
+
+
+def width_sweep(p: PwccaPreset, data: Digits, probe: torch.Tensor, seed: int, common: dict[str, Any],
+                timings: dict[str, float]) -> dict[str, Any]:
+    """Sec. 3.2: trained and untrained nets per width: similarity across seeds, test accuracy, peer similarity per net."""
+    base = seed * 10_000
+    start = time.perf_counter()
+    stats: dict[str, list[tuple[float, float]]] = {f"{k} {m}": [] for k in ("trained", "untrained")
+                                                   for m in ("PWCCA", "CKA")}
+    test: list[float] = []
+    peers: list[float] = []
+    accuracies: list[float] = []
+    for wi, width in enumerate(p.widths):
+        seeds = [base + 1000 + 100 * wi + s for s in range(p.width_seeds)]
+        for kind, epochs in (("trained", p.epochs_true), ("untrained", 0)):
+            nets = train_nets([width] * p.depth, data, data.y_train, seeds, epochs, tag=f"width{width}_{kind}",
+                              **common)
+            layer_stats, mats = similarity_by_layer([n.representations(probe) for n in nets],
+                                                    {"all": range(len(nets))}, metrics={"pwcca": "PWCCA", "cka": "CKA"})
+            for label, st in layer_stats.items():
+                means = [m for m, _ in st["all"]]
+                sds = [s for _, s in st["all"]]
+                stats[f"{kind} {label}"].append((float(np.mean(means)),
+                                                 float(math.sqrt(np.mean(np.square(sds)) + np.var(means)))))
+            if kind == "trained":
+                test.append(float(np.mean([n.test_accuracy for n in nets])))
+                peers += peer_similarity(mats["PWCCA"], [range(len(nets))])
+                accuracies += [n.test_accuracy for n in nets]
+    trained = [m for m, _ in stats["trained PWCCA"]]
+    timings["width_sweep_s"] = time.perf_counter() - start
+    return {"stats": stats, "test": test, "rank": spearman(list(p.widths), trained),
+            "peers": peers, "accuracies": accuracies,
+            "tracks": spearman(peers, accuracies) if len(peers) >= 2 else float("nan")}
+
+
+def learning_rate_clusters(p: PwccaPreset, data: Digits, probe: torch.Tensor, seed: int, gen: Sequence[TrainedNet],
+                           common: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
+    """Sec. 3.3: lr_seeds MLPs per learning rate (the generalizing nets serve for the preset's own lr),
+    clustered by PWCCA distance (`lr_clustering`): the nets by learning rate and the clustering."""
+    base, g = seed * 10_000, p.nets_per_group
+    mlp = [p.width] * p.depth
+    start = time.perf_counter()
+    by_lr = {lr: (gen[: p.lr_seeds] if lr == p.lr and p.lr_seeds <= g else
+                  train_nets(mlp, data, data.y_train, [base + 300 + 10 * j + i for i in range(p.lr_seeds)],
+                             p.epochs_true, tag=f"lr{lr:g}", **{**common, "lr": lr}))
+             for j, lr in enumerate(p.learning_rates)}
+    clusters = lr_clustering(by_lr, probe, seed)
+    timings["lr_clusters_s"] = time.perf_counter() - start
+    return {"by_lr": by_lr, "clusters": clusters}
