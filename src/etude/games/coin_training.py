@@ -20,7 +20,7 @@ from etude.games.coin import CoinGame
 from etude.games.coin_policy import MEMORY, MLPPolicy, pick_memory
 from etude.games.dice import dice_objective, discounted_rewards, leave_one_out_baseline
 from etude.games.learners import learner_gradient, swap_view
-from etude.games.training import _seed_list
+from etude.games.training import as_seed_list
 from etude.runtime import load_checkpoint, progress, save_checkpoint
 from etude.validation import check_int, check_number
 
@@ -158,7 +158,7 @@ def train_coin(
         raise BadInputError(f"gamma must be a number in (0, 1), got {gamma!r}")
     for name, value in (("lr", lr), ("opponent_lr", opponent_lr)):
         check_number(name, value, 0, low_open=True)
-    seed_list = _seed_list(seeds)
+    seed_list = as_seed_list(seeds)
     env_check = CoinGame(1, grid)  # validates grid
     policy = MLPPolicy(env_check.obs_dim, hidden, memory)
     config = {"learners": [learner1, learner2], "steps": steps, "seeds": seed_list, "episodes": episodes,

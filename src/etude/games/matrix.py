@@ -92,7 +92,8 @@ def matching_pennies(gamma: float = 0.9) -> MatrixGame:
     return MatrixGame(payoff1, -payoff1, gamma, name="matching pennies")
 
 
-def _check_theta(theta: torch.Tensor, name: str) -> torch.Tensor:
+def check_theta(theta: torch.Tensor, name: str) -> torch.Tensor:
+    """``theta`` when it is a tensor of 5 logits, [5] or [seeds, 5]; else BadInputError naming ``name``."""
     if not isinstance(theta, torch.Tensor):
         raise BadInputError(f"{name} must be a torch.Tensor of 5 logits, got {type(theta).__name__}")
     if theta.ndim not in (1, 2) or theta.shape[-1] != 5:
@@ -118,8 +119,8 @@ def transition_matrix(theta1: torch.Tensor, theta2: torch.Tensor) -> tuple[torch
 
     P[s, s'] = P(joint actions s' | last joint actions s), with both agents acting independently.
     """
-    theta1 = _check_theta(theta1, "theta1")
-    theta2 = _check_theta(theta2, "theta2")
+    theta1 = check_theta(theta1, "theta1")
+    theta2 = check_theta(theta2, "theta2")
     t1 = theta1 if theta1.ndim == 2 else theta1.unsqueeze(0)
     t2 = theta2 if theta2.ndim == 2 else theta2.unsqueeze(0)
     if t1.shape[0] != t2.shape[0]:

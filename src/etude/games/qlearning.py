@@ -20,7 +20,7 @@ from etude.errors import BadInputError
 from etude.games.dice import sample_rollouts
 from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swap_view
 from etude.games.matrix import MatrixGame, exact_values
-from etude.games.training import History, _seed_list, initial_theta
+from etude.games.training import History, as_seed_list, initial_theta
 from etude.validation import check_int
 
 __all__ = ["Q_LEARNER", "q_policy_logits", "q_update", "train_against_q"]
@@ -72,7 +72,7 @@ def train_against_q(
     check_int("rounds", rounds, 0)
     if not 0.0 < eps < 0.5:
         raise BadInputError(f"eps must be in (0, 0.5), got {eps!r}")
-    seed_list = _seed_list(seeds)
+    seed_list = as_seed_list(seeds)
     n = len(seed_list)
     theta = initial_theta(seed_list)  # [seeds, 2, 5]: the gradient learners' logits
     q = [torch.stack([torch.randn(5, 2, generator=torch.Generator().manual_seed(int(s) * 2 + a), dtype=torch.float64)

@@ -62,7 +62,8 @@ def initial_theta(seeds: Sequence[int], std: float = 1.0, dtype: torch.dtype = t
     return (std * torch.stack(draws)).to(dtype)
 
 
-def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+def as_seed_list(seeds: int | Sequence[int]) -> list[int]:
+    """``seeds`` as a list of distinct non-negative ints: a count n gives ``[0, ..., n - 1]``."""
     if isinstance(seeds, bool):
         raise BadInputError(f"seeds must be a count or a list of ints, got {seeds!r}")
     if isinstance(seeds, int):
@@ -121,7 +122,7 @@ def train(
     check_int("steps", steps, 0)
     for name, value in (("lr", lr), ("opponent_lr", opponent_lr), ("init_std", init_std)):
         check_number(name, value, 0, low_open=True)
-    seed_list = _seed_list(seeds)
+    seed_list = as_seed_list(seeds)
     if len(seed_list) * (steps + 1) > MAX_RUN_CELLS:
         raise BadInputError(f"seeds x (steps + 1) must be at most {MAX_RUN_CELLS:,} (the parameter history is kept "
                             f"in memory), got {len(seed_list):,} seeds and {steps:,} steps")

@@ -86,7 +86,7 @@ def cross_matrix(a: Whitened, b: Whitened, ka: int | None = None, kb: int | None
     rb = b.rank if kb is None else min(kb, b.rank)
     if ra == 0 or rb == 0:
         return a.centred.new_zeros((ra, rb))
-    if a._basis is not None and b._basis is not None:
+    if a.has_basis and b.has_basis:
         return a.basis(ka).T @ b.basis(kb)
     ta, tb = a.transform[:, :ka], b.transform[:, :kb]
     return ta.T @ (a.centred.T @ b.centred) @ tb

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from etude.errors import EtudeWarning, MissingDependencyError, warn_at_caller
-from etude.vi.qmc import _BITS, MC, QMC, RQMC, BaseSampler, _levels, _net, linear_scramble, make_sampler
+from etude.vi.qmc import MC, QMC, RQMC, SOBOL_BITS, BaseSampler, linear_scramble, make_sampler, sobol_levels, sobol_net
 
 __all__ = ["ParticleWarning", "QMCNormal", "QMCAutoDiagonalNormal", "QMCAutoMultivariateNormal", "pyro_available",
            "traced_uniform"]
@@ -52,11 +52,11 @@ def traced_uniform(sampler: BaseSampler, n: int) -> torch.Tensor:
     elif isinstance(sampler, RQMC):
         nets = sampler.__dict__.setdefault("_traced_nets", {})
         if n not in nets:
-            nets[n] = _net(linear_scramble(sampler._directions, sampler.generator, _levels(n)), n)
-        shift = torch.randint(0, 2**_BITS, (sampler.dim,), dtype=torch.int32)
-        u = (nets[n] ^ shift).double() * 2.0**-_BITS
+            nets[n] = sobol_net(linear_scramble(sampler.directions, sampler.generator, sobol_levels(n)), n)
+        shift = torch.randint(0, 2**SOBOL_BITS, (sampler.dim,), dtype=torch.int32)
+        u = (nets[n] ^ shift).double() * 2.0**-SOBOL_BITS
     elif isinstance(sampler, QMC):
-        u = sampler._points(n)
+        u = sampler.uniform(n)  # clamped below as every point is
     else:
         raise MissingDependencyError(f"{type(sampler).__name__} has no traced form; use MC, QMC or RQMC")
     return u.clamp(sampler.eps, 1.0 - sampler.eps)
