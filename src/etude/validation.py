@@ -2,7 +2,7 @@
 
 ``check_int("steps", steps, 1)`` returns ``steps`` as an int or raises ``BadInputError`` with one
 line that names the parameter, the range and the value received ("steps must be an int >= 1,
-got 2.5"). Bounds are inclusive for ints; a bool is never an int and a float never one either,
+got 2.5 (float)"). Bounds are inclusive for ints; a bool is never an int and a float never one either,
 even 3.0. ``check_number`` does the same for reals (ints and floats, not bools, never NaN), with
 open or closed bounds.
 """
@@ -26,7 +26,7 @@ def check_int(name: str, value: object, low: int | None = None, high: int | None
         number = int(value)
         if (low is None or number >= low) and (high is None or number <= high):
             return number
-    raise BadInputError(f"{name} must be {_int_range(low, high)}, got {value!r}")
+    raise BadInputError(f"{name} must be {_int_range(low, high)}, got {value!r} ({type(value).__name__})")
 
 
 def check_number(name: str, value: object, low: float | None = None, high: float | None = None, *,
@@ -42,7 +42,8 @@ def check_number(name: str, value: object, low: float | None = None, high: float
         below = high is None or (number < high if high_open else number <= high)
         if not math.isnan(number) and above and below:
             return number
-    raise BadInputError(f"{name} must be {_number_range(low, high, low_open, high_open)}, got {value!r}")
+    raise BadInputError(
+        f"{name} must be {_number_range(low, high, low_open, high_open)}, got {value!r} ({type(value).__name__})")
 
 
 def _int_range(low: int | None, high: int | None) -> str:
