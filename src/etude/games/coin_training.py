@@ -154,8 +154,7 @@ def train_coin(
         if name not in COIN_LEARNERS:
             raise BadInputError(f"unknown coin-game learner {name!r}; expected one of {list(COIN_LEARNERS)}")
     check_int("steps", steps, 0)
-    if not isinstance(gamma, (int, float)) or not 0.0 < gamma < 1.0:
-        raise BadInputError(f"gamma must be a number in (0, 1), got {gamma!r}")
+    check_number("gamma", gamma, 0, 1, low_open=True, high_open=True)
     for name, value in (("lr", lr), ("opponent_lr", opponent_lr)):
         check_number(name, value, 0, low_open=True)
     seed_list = as_seed_list(seeds)

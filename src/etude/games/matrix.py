@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from etude.errors import BadInputError
+from etude.validation import check_number
 
 __all__ = [
     "MatrixGame",
@@ -54,10 +55,8 @@ class MatrixGame:
         p2 = _as_payoff(self.payoff2, "payoff2")
         object.__setattr__(self, "payoff1", p1)
         object.__setattr__(self, "payoff2", p2)
-        gamma = self.gamma
-        if not isinstance(gamma, (int, float)) or not 0.0 < float(gamma) < 1.0:
-            raise BadInputError(f"gamma must be a number in (0, 1), got {gamma!r}")
-        object.__setattr__(self, "gamma", float(gamma))
+        gamma = check_number("gamma", self.gamma, 0, 1, low_open=True, high_open=True)
+        object.__setattr__(self, "gamma", gamma)
 
     def rewards(self) -> torch.Tensor:
         """Rewards [2, 4] of agents 1 and 2 on entering joint states (CC, CD, DC, DD)."""

@@ -69,7 +69,7 @@ def load_breast_cancer(dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor
     return standardize(torch.tensor(x, dtype=dtype)), torch.tensor(y, dtype=dtype)
 
 
-def _check_xy(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_xy(x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(x, torch.Tensor) or x.dim() != 2:
         raise BadInputError(f"x must be a tensor [n, p], got {getattr(x, 'shape', type(x).__name__)}")
     if not isinstance(y, torch.Tensor) or y.shape != x.shape[:1]:
@@ -115,7 +115,7 @@ class BayesianLinearRegression(Model):
                  noise_scale: float = 0.7, prior_scale: float = 1.0) -> None:
         if x is None and y is None:
             x, y = load_diabetes()
-        self.x, self.y = _check_xy(x, y)  # type: ignore[arg-type]
+        self.x, self.y = _check_xy(x, y)
         self.design = torch.cat([self.x, torch.ones_like(self.x[:, :1])], 1)  # A = [X, 1]
         self.noise_scale = check_number("noise_scale", noise_scale, 0, low_open=True)
         self.prior_scale = check_number("prior_scale", prior_scale, 0, low_open=True)
@@ -153,7 +153,7 @@ class BayesianLogisticRegression(Model):
     def __init__(self, x: torch.Tensor | None = None, y: torch.Tensor | None = None, prior_scale: float = 1.0) -> None:
         if x is None and y is None:
             x, y = load_breast_cancer()
-        self.x, self.y = _check_xy(x, y)  # type: ignore[arg-type]
+        self.x, self.y = _check_xy(x, y)
         if not bool(((self.y == 0) | (self.y == 1)).all()):
             raise BadInputError("y must hold only 0 and 1 for logistic regression")
         self.design = torch.cat([self.x, torch.ones_like(self.x[:, :1])], 1)
@@ -178,7 +178,7 @@ class BayesianNeuralNetwork(Model):
                  noise_scale: float = 0.7, prior_scale: float = 1.0) -> None:
         if x is None and y is None:
             x, y = load_diabetes()
-        self.x, self.y = _check_xy(x, y)  # type: ignore[arg-type]
+        self.x, self.y = _check_xy(x, y)
         check_int("hidden", hidden, 1)
         self.hidden = hidden
         self.noise_scale = check_number("noise_scale", noise_scale, 0, low_open=True)

@@ -17,7 +17,7 @@ import torch
 
 from etude.errors import BadInputError
 from etude.runtime import progress
-from etude.validation import check_int
+from etude.validation import check_int, check_number
 from etude.vi.elbo import LogJoint, SampleSizeSchedule, elbo
 from etude.vi.families import GaussianFamily
 from etude.vi.qmc import BaseSampler
@@ -118,11 +118,9 @@ def fit(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Sequ
     check_int("steps", steps, 1)
     if optimizer not in OPTIMIZERS:
         raise BadInputError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if not isinstance(lr, (int, float)) or not lr > 0:
-        raise BadInputError(f"lr must be a positive number, got {lr!r}")
+    check_number("lr", lr, 0, low_open=True)
     if eval_every and eval_eps is None:
         raise BadInputError("eval_every needs eval_eps, the fixed base normals [M, d] to evaluate on")
-    schedule = n if isinstance(n, SampleSizeSchedule) else None
     opt = (Adam if optimizer == "adam" else SGD)(family.parameters(), lr=lr)
     train, sizes, evals, eval_steps = [], [], [], []
     tracked = [track(family)] if track else []
@@ -134,13 +132,13 @@ def fit(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Sequ
 
     maybe_eval(0)
     for t in progress(range(steps), desc=desc, disable=not desc):
-        size = schedule(t) if schedule else n
-        value = elbo(log_joint, family, sampler, size)  # type: ignore[arg-type]
+        size = n(t) if isinstance(n, SampleSizeSchedule) else n
+        value = elbo(log_joint, family, sampler, size)
         opt.zero_grad()
         (-value.sum()).backward()  # seeds are independent: the sum's gradient is each seed's own
         opt.step()
         train.append(value.detach().reshape(-1))
-        sizes.append(int(size))  # type: ignore[arg-type]
+        sizes.append(int(size))
         if track:
             tracked.append(track(family))
         maybe_eval(t + 1)
