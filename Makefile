@@ -1,5 +1,6 @@
 # etude: `make reproduce` runs every study's quick preset (PRESET=long for the CPU scale that decides
-# the claims; JOBS=N worker processes, default one per core), `make test` runs the test suite.
+# the claims; JOBS=N worker processes, default one per core), `make test` runs `make lint` (ruff's
+# lint rules and formatter check, mypy; settings in pyproject.toml) and then the test suite.
 # Both create .venv on first use and install the package with its test extras.
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ RUN_DIR ?= runs/$(PRESET)
 SEED ?= 0
 JOBS ?= auto
 
-.PHONY: install system-deps test reproduce core-check clean
+.PHONY: install system-deps lint format test reproduce core-check clean
 
 # Debian packages some features need (headless browser for the report test, fluidsynth and a
 # General MIDI piano soundfont to render audio). Installed when we
@@ -34,7 +35,17 @@ system-deps:
 	  fi; \
 	else echo "not root or no apt-get: not installing $(SYSTEM_PACKAGES); tests that need them are skipped"; fi
 
-test: install system-deps
+lint: install
+	$(VENV)/bin/ruff check src
+	$(VENV)/bin/ruff format --check src
+	$(VENV)/bin/mypy src/etude
+
+# Rewrites src/ in place: ruff's autofixes (import order, pyupgrade), then the formatter.
+format: install
+	$(VENV)/bin/ruff check --fix src
+	$(VENV)/bin/ruff format src
+
+test: install system-deps lint
 	$(PY) -m pytest -q
 
 reproduce: install system-deps

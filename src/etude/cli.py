@@ -10,8 +10,8 @@ import argparse
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from importlib import import_module
-from typing import Sequence
 
 from etude.errors import BadInputError, EtudeError
 
@@ -80,7 +80,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from etude.studies import run_studies
-
     from etude.studies.parallel import default_jobs
 
     if args.seeds is not None and args.seed is not None:

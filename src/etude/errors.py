@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from types import FrameType
 
 __all__ = ["BadInputError", "CheckpointError", "EtudeError", "EtudeWarning", "MissingDependencyError",
            "caller_stacklevel", "warn_at_caller"]
@@ -38,7 +39,8 @@ class EtudeWarning(UserWarning):
 
 def caller_stacklevel(skip: tuple[str, ...] = _LIBRARIES) -> int:
     """The ``stacklevel`` (relative to the caller of this function) of the first frame outside ``skip``."""
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
         if module.split(".")[0] not in skip and not frame.f_code.co_filename.startswith("<frozen"):

@@ -174,7 +174,7 @@ def test_augmentation_ranges_and_alignment():
 @pytest.mark.parametrize(
     "kwargs, words",
     [({"collection": "jazz"}, ["collection must be one of", "bach", "'jazz'"]),
-     ({"limit": 0}, ["limit must be a positive int", "0"]),
+     ({"limit": 0}, ["limit must be an int >= 1", "0"]),
      ({"seed": -1}, ["seed must be an int >= 0", "-1"])],
 )
 def test_corpus_bad_arguments(kwargs, words, tmp_path):

@@ -195,8 +195,8 @@ def test_schedule_rounds_up_to_powers_of_two_or_not():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"start": 0}, "start must be a positive int"),
-    ({"stop": 1}, "stop must be an int >= start=2, got 1"),
+    ({"start": 0}, "start must be an int >= 1, got 0"),
+    ({"stop": 1}, "stop must be an int >= 2, got 1"),
     ({"factor": 0.5}, "factor must be a number >= 1"),
     ({"stop": 1000}, "stop must be a power of two"),
     ({"every": 0}, "every must be"),
@@ -215,7 +215,7 @@ def test_estimators_reject_bad_input():
         elbo(log_joint, family, MC(3, seed=0), 4)
     with pytest.raises(BadInputError, match="expected 2 samplers"):
         base_normals([MC(4), MC(4), MC(4)], 4, family.replicate(2))
-    with pytest.raises(BadInputError, match="n must be a positive int"):
+    with pytest.raises(BadInputError, match="n must be an int >= 1"):
         elbo(log_joint, family, MC(4), 0)
     with pytest.raises(BadInputError, match="objective must be"):
         gradient_replicates(log_joint, family, MC(4), 4, 3, objective="kl")

@@ -101,7 +101,7 @@ def test_fit_rejects_bad_settings():
     family = MeanFieldGaussian(model.dim)
     with pytest.raises(BadInputError, match="optimizer must be one of \\('adam', 'sgd'\\), got 'lbfgs'"):
         fit(model, family, MC(model.dim), 5, 4, optimizer="lbfgs")
-    with pytest.raises(BadInputError, match="steps must be a positive int"):
+    with pytest.raises(BadInputError, match="steps must be an int >= 1"):
         fit(model, family, MC(model.dim), 0, 4)
     with pytest.raises(BadInputError, match="eval_every needs eval_eps"):
         fit(model, family, MC(model.dim), 5, 4, eval_every=2)

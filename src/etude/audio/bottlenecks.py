@@ -24,6 +24,7 @@ from torch import nn
 
 from etude.errors import BadInputError
 from etude.runtime.global_batch import batch_mean, batch_rows, batch_sum, from_rank_zero
+from etude.validation import check_int
 
 __all__ = ["Quantized", "VectorQuantizer", "ArgmaxQuantizer", "codebook_usage", "code_entropy"]
 
@@ -72,11 +73,15 @@ class VectorQuantizer(nn.Module):
     :param restart_threshold: minimum EMA usage per batch below which a code restarts (None: never).
     """
 
+    usage: torch.Tensor  # buffers (registered in __init__)
+    ema_sum: torch.Tensor
+    ema_count: torch.Tensor
+    initialized: torch.Tensor
+
     def __init__(self, codes: int, dim: int, beta: float = 0.25, ema: float | None = None, kmeans_init: bool = False,
                  restart_threshold: float | None = None, usage_decay: float = 0.99) -> None:
         super().__init__()
-        if isinstance(codes, bool) or not isinstance(codes, int) or codes < 2:
-            raise BadInputError(f"codes must be an int >= 2, got {codes!r}")
+        check_int("codes", codes, 2)
         if ema is not None and not 0 < ema < 1:
             raise BadInputError(f"ema must be a decay in (0, 1) or None, got {ema!r}")
         self.codes, self.dim, self.beta, self.ema = codes, dim, beta, ema
@@ -185,8 +190,7 @@ class ArgmaxQuantizer(nn.Module):
 
     def __init__(self, codes: int, diversity: float = 0.1, eps: float = 1e-6) -> None:
         super().__init__()
-        if isinstance(codes, bool) or not isinstance(codes, int) or codes < 2:
-            raise BadInputError(f"codes must be an int >= 2, got {codes!r}")
+        check_int("codes", codes, 2)
         if not diversity >= 0:
             raise BadInputError(f"diversity must be >= 0, got {diversity!r}")
         self.codes, self.dim, self.diversity, self.eps = codes, codes, diversity, eps

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -22,6 +23,7 @@ from etude.audio.mulaw import mulaw_decode
 from etude.audio.wavenet import WaveNet
 from etude.errors import BadInputError, CheckpointError
 from etude.runtime import load_checkpoint, save_checkpoint
+from etude.validation import check_int
 
 __all__ = ["LevelConfig", "HierarchyConfig", "Encoder", "AutoEncoder", "Hierarchy", "BOTTLENECKS", "save_hierarchy", "load_hierarchy"]
 
@@ -71,8 +73,7 @@ class LevelConfig:
             raise BadInputError(f"bottleneck must be one of {BOTTLENECKS}, got {self.bottleneck!r}")
         for name in ("classes", "hop", "codes", "residual", "skip", "layers", "stacks", "encoder_channels", "code_dim"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise BadInputError(f"{name} must be an int >= 1, got {value!r}")
+            check_int(name, value, 1)
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ class AutoEncoder(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.encoder = self.quantizer = None
+        self.encoder: Encoder | None = None
+        self.quantizer: VectorQuantizer | ArgmaxQuantizer | None = None
         cond = 0
         if c.bottleneck == "vq":
             self.encoder = Encoder(c.classes, c.encoder_channels, c.code_dim, c.hop)
@@ -140,7 +142,7 @@ class AutoEncoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> Quantized:
         """Codes of x [B, T] (T a multiple of hop)."""
-        if not self.conditional:
+        if self.quantizer is None or self.encoder is None:
             raise BadInputError("an unconditional level has no encoder; use bottleneck 'vq' or 'amae'")
         return self.quantizer(self.encoder(x))
 
@@ -151,11 +153,15 @@ class AutoEncoder(nn.Module):
         aux = q.loss if q is not None else nll.new_zeros(())
         return nll * torch.log(torch.tensor(2.0)) + aux, nll, q
 
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The training loss of x [B, T]: the first of ``losses(x)``."""
+        return self.losses(x)[0]
+
     def decode(self, indices: torch.Tensor | None, length: int, *, generator: torch.Generator | None = None,
                batch: int = 1, temperature: float = 1.0) -> torch.Tensor:
         """Sample [B, length] symbols given code indices [B, >= length / hop] (None for an unconditional level)."""
         cond = None
-        if self.conditional:
+        if self.quantizer is not None:  # conditional
             if indices is None:
                 raise BadInputError("a conditional level needs code indices to decode")
             cond = self.quantizer.lookup(indices).to(self.decoder.embed.weight.dtype)
@@ -188,11 +194,16 @@ class Hierarchy(nn.Module):
             hop *= level.hop
         return hop
 
+    @property
+    def autoencoders(self) -> list[AutoEncoder]:
+        """The levels, bottom first, as ``AutoEncoder`` (iterating the ModuleList yields ``nn.Module``)."""
+        return cast("list[AutoEncoder]", list(self.levels))
+
     @torch.no_grad()
     def encode_all(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Code indices of every level for audio classes x [B, T] (T a multiple of total_hop)."""
         codes, current = [], x
-        for level in self.levels:
+        for level in self.autoencoders:
             current = level.encode(current).indices
             codes.append(current)
         return codes
@@ -212,7 +223,7 @@ class Hierarchy(nn.Module):
         for cfg in self.config.levels[:level]:
             lengths.append(lengths[-1] // cfg.hop)
         for i in reversed(range(level + 1)):
-            codes = self.levels[i].decode(codes, lengths[i], generator=generator, temperature=temperature)
+            codes = self.autoencoders[i].decode(codes, lengths[i], generator=generator, temperature=temperature)
         return codes
 
     @torch.no_grad()
@@ -220,15 +231,14 @@ class Hierarchy(nn.Module):
                batch: int = 1) -> torch.Tensor:
         """Ancestral sampling: top codes from the prior (the first code too, from p(x_0)), then each decoder
         down to audio in [-1, 1]; [samples] (or [batch, samples] when batch > 1)."""
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise BadInputError(f"samples must be an int >= 1, got {samples!r}")
+        check_int("samples", samples, 1)
         self.eval()
         lengths = [samples]
         for level in self.config.levels:
             lengths.append(-(-lengths[-1] // level.hop))
         codes = self.prior.generate(lengths[-1], generator=generator, temperature=temperature, batch=batch)
         for i in reversed(range(len(self.levels))):
-            codes = self.levels[i].decode(codes, lengths[i], generator=generator, temperature=temperature)
+            codes = self.autoencoders[i].decode(codes, lengths[i], generator=generator, temperature=temperature)
         audio = mulaw_decode(codes.cpu(), self.config.levels[0].classes)
         return audio[0] if batch == 1 else audio
 

@@ -11,14 +11,9 @@ import math
 import torch
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["mulaw_encode", "mulaw_decode"]
-
-
-def _check_channels(channels: object) -> int:
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 2:
-        raise BadInputError(f"channels must be an int >= 2, got {channels!r}")
-    return channels
 
 
 def mulaw_encode(x: torch.Tensor, channels: int = 256) -> torch.Tensor:
@@ -31,7 +26,7 @@ def mulaw_encode(x: torch.Tensor, channels: int = 256) -> torch.Tensor:
     :returns: LongTensor [...] in [0, channels).
     :raises BadInputError: for a non-float tensor, NaN, or values outside [-1, 1].
     """
-    channels = _check_channels(channels)
+    channels = check_int("channels", channels, 2)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise BadInputError(f"x must be a float tensor of audio in [-1, 1], got {type(x).__name__}"
                             + (f" of dtype {x.dtype}" if isinstance(x, torch.Tensor) else ""))
@@ -49,7 +44,7 @@ def mulaw_decode(q: torch.Tensor, channels: int = 256) -> torch.Tensor:
     :param q: integer tensor [...] in [0, channels).
     :returns: float32 tensor [...] in [-1, 1].
     """
-    channels = _check_channels(channels)
+    channels = check_int("channels", channels, 2)
     if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.is_complex():
         raise BadInputError(f"q must be an integer tensor of mu-law classes, got {getattr(q, 'dtype', type(q).__name__)}")
     if q.numel() and (q.min() < 0 or q.max() >= channels):

@@ -24,6 +24,7 @@ import numpy as np
 from etude.errors import BadInputError, MissingDependencyError
 from etude.music.cache import CacheMismatch, cache_dir, check_entry, load_arrays, save_arrays
 from etude.runtime.files import write_atomic
+from etude.validation import check_int
 
 __all__ = ["SAMPLE_RATE", "SOUNDFONTS", "find_soundfont", "fluidsynth_available", "render_midi",
            "render_performance", "piano_dataset", "read_wav", "write_wav", "midi_preview"]
@@ -101,15 +102,17 @@ def render_midi(midi: str | os.PathLike[str] | bytes, *, sample_rate: int = SAMP
     :param trim_db: drop leading/trailing audio quieter than this (dB re full scale); None keeps all.
     :raises MissingDependencyError: when fluidsynth or the soundfont is missing.
     """
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 96000:
-        raise BadInputError(f"sample_rate must be an int in [8000, 96000], got {sample_rate!r}")
+    check_int("sample_rate", sample_rate, 8000, 96000)
     if shutil.which("fluidsynth") is None:
         raise MissingDependencyError(f"the `fluidsynth` program is needed to render MIDI to audio; {_INSTALL}")
     soundfont = find_soundfont()
-    try:
-        data = bytes(midi) if isinstance(midi, (bytes, bytearray)) else Path(midi).read_bytes()
-    except OSError as exc:
-        raise BadInputError(f"cannot read MIDI file {midi}: {exc.strerror or exc}") from exc
+    if isinstance(midi, (bytes, bytearray)):
+        data = bytes(midi)
+    else:
+        try:
+            data = Path(midi).read_bytes()
+        except OSError as exc:
+            raise BadInputError(f"cannot read MIDI file {midi}: {exc.strerror or exc}") from exc
     if not data.startswith(b"MThd"):
         raise BadInputError(f"{midi if not isinstance(midi, (bytes, bytearray)) else 'the MIDI bytes'} is not a "
                             "Standard MIDI File (no MThd header)")
@@ -154,8 +157,7 @@ def piano_dataset(pieces: int = 8, *, seed: int = 0, sample_rate: int = SAMPLE_R
     from etude.music import load_corpus
     from etude.runtime import progress
 
-    if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 2:
-        raise BadInputError(f"pieces must be an int >= 2 (one to train, one to validate), got {pieces!r}")
+    check_int("pieces", pieces, 2)
     if not fluidsynth_available():
         raise MissingDependencyError(f"fluidsynth and a General MIDI soundfont are needed to render audio; {_INSTALL}")
     corpus = load_corpus("bach", limit=pieces, seed=seed, cache=cache, show_progress=show_progress)

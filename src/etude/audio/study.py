@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -211,12 +211,13 @@ class AmaeStudy(Study):
             length=[p.length] + [p.top_length] * (len(stack) - 1), prior_length=p.prior_length, lr=p.lr,
             seed=seed * 1000 + 500, checkpoint_dir=ckpt, resume=resume, tag=_tag("stack", stack[0], p),
             checkpoint_every=p.checkpoint_every, final_lr=p.final_lr, fabric=fabric).items()}
-        levels, metrics = {}, {}
+        levels: dict[str, AutoEncoder] = {}
+        metrics: dict[str, Any] = {}  # per-model metric dicts and scalar figures
         for i, (key, (config, steps)) in enumerate(models.items()):
             torch.manual_seed(seed * 1000 + i)
             level = AutoEncoder(config).to(device)
             level.decoder.fit_first(train)
-            curves[key] = train_model(level, lambda x, m=level: m.losses(x)[0], train, steps=steps, batch=p.batch,
+            curves[key] = train_model(level, level.loss, train, steps=steps, batch=p.batch,
                                       length=p.length, lr=p.lr, seed=seed * 1000 + i, checkpoint=ckpt / f"{key}.pt",
                                       resume=resume, tag=_tag(key, config, p), checkpoint_every=p.checkpoint_every,
                                       desc=f"amae {key}", final_lr=p.final_lr, fabric=fabric)
@@ -227,7 +228,7 @@ class AmaeStudy(Study):
             return Result(self.name, "", seed, claims=list(claims.values()))
         out_dir.mkdir(parents=True, exist_ok=True)
         codes_valid, level_crops = valid, crops
-        for i, level in enumerate(hier.levels):
+        for i, level in enumerate(hier.autoencoders):
             metrics[f"level{i}"] = evaluate_level(level, level_crops)
             codes_valid = encode_pieces(level, codes_valid)
             if i + 1 < len(hier.levels):

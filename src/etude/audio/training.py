@@ -198,12 +198,12 @@ def fit_hierarchy(model, pieces: list[torch.Tensor], *, steps: int | Sequence[in
         raise BadInputError(f"steps and length need one value per level ({n}), got {steps} and {lengths}")
     curves = {}
     current = pieces
-    for i, level in enumerate(model.levels):
+    for i, level in enumerate(model.autoencoders):
         hop = level.config.hop
         crop = max(hop, lengths[i] // hop * hop)
         path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"level{i}.pt"
         level.decoder.fit_first(current)
-        curves[f"level{i}"] = train_model(level, lambda x, m=level: m.losses(x)[0], current, steps=steps[i], batch=batch,
+        curves[f"level{i}"] = train_model(level, level.loss, current, steps=steps[i], batch=batch,
                                           length=crop, lr=lr, seed=seed + i, checkpoint=path, resume=resume,
                                           tag=f"{tag}level{i}", desc=f"level {i}", checkpoint_every=checkpoint_every,
                                           final_lr=final_lr, fabric=fabric)

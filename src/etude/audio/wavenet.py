@@ -12,11 +12,14 @@ the block holding x_{t+1}.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["WaveNet", "receptive_field", "upsample_codes"]
 
@@ -34,6 +37,11 @@ def upsample_codes(cond: torch.Tensor, hop: int, length: int) -> torch.Tensor:
     """
     index = torch.clamp((torch.arange(length, device=cond.device) + 1) // hop, max=cond.shape[-1] - 1)
     return cond.index_select(-1, index)
+
+
+def _convs(layers: nn.ModuleList) -> list[nn.Conv1d]:
+    """The convolutions of a ModuleList as what they are (iterating a ModuleList yields ``nn.Module``)."""
+    return cast("list[nn.Conv1d]", list(layers))
 
 
 class WaveNet(nn.Module):
@@ -54,14 +62,15 @@ class WaveNet(nn.Module):
         mu-law amplitude), so neighbouring classes start with neighbouring inputs; for audio, not codes.
     """
 
+    first_logits: torch.Tensor  # buffer (registered in __init__)
+
     def __init__(self, classes: int = 256, residual: int = 32, skip: int = 64, layers: int = 8, stacks: int = 1,
                  cond_channels: int = 0, hop: int = 1, scalar_input: bool = False) -> None:
         super().__init__()
         for name, value, low in (("classes", classes, 2), ("residual", residual, 1), ("skip", skip, 1),
                                  ("layers", layers, 1), ("stacks", stacks, 1), ("cond_channels", cond_channels, 0),
                                  ("hop", hop, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise BadInputError(f"{name} must be an int >= {low}, got {value!r}")
+            check_int(name, value, low)
         self.classes, self.residual, self.cond_channels, self.hop = classes, residual, cond_channels, hop
         self.dilations = [2 ** i for i in range(layers)] * stacks
         self.embed = nn.Embedding(classes, residual)  # one-hot x_t -> R channels (a 1x1 conv on one-hot)
@@ -115,7 +124,7 @@ class WaveNet(nn.Module):
                                     f"found {list(cond.shape)}")
 
     def _cond_per_layer(self, cond: torch.Tensor | None, length: int) -> list[torch.Tensor | None]:
-        if cond is None:
+        if cond is None or self.cond is None:
             return [None] * len(self.dilations)
         projected = upsample_codes(self.cond(cond), self.hop, length)  # project at code rate, then repeat
         return list(projected.chunk(len(self.dilations), dim=1))
@@ -133,8 +142,8 @@ class WaveNet(nn.Module):
         if self.scalar is not None:  # + y_t w: the same rows as input_table()
             h = h + (x.to(h.dtype) * (2 / (self.classes - 1)) - 1).unsqueeze(-1) * self.scalar
         conds = [None if c is None else c.transpose(1, 2) for c in self._cond_per_layer(cond, length)]
-        skip = 0
-        for d, conv, res, sk, c in zip(self.dilations, self.dilated, self.res, self.skips, conds):
+        skip = torch.zeros((), dtype=h.dtype, device=h.device)
+        for d, conv, res, sk, c in zip(self.dilations, _convs(self.dilated), _convs(self.res), _convs(self.skips), conds):
             past = F.pad(h, (0, 0, d, 0))[:, :length]  # h_{t-d}, zeros before the start: causal
             a = F.linear(past, conv.weight[:, :, 0]) + F.linear(h, conv.weight[:, :, 1], conv.bias)
             if c is not None:
@@ -163,7 +172,8 @@ class WaveNet(nn.Module):
         """
         r = self.residual
         taps, res, skips = [], [], []
-        for conv, rc, sc in zip(self.dilated, self.res, self.skips):
+        for conv, rc, sc in zip(_convs(self.dilated), _convs(self.res), _convs(self.skips)):
+            assert conv.bias is not None and rc.bias is not None and sc.bias is not None  # built with bias=True
             tap = torch.cat([conv.weight[:, :, 0].t(), conv.weight[:, :, 1].t(), conv.bias[None]], 0).clone()
             tap[:, r:] *= 0.5
             taps.append(tap.contiguous())
@@ -198,7 +208,7 @@ class WaveNet(nn.Module):
         zfull = [zbuf[:, i] for i in range(layers)]
         zflat = zbuf.view(batch, layers * (r + 1))
         blocks = None
-        if cond is not None:  # [Tc, L, B, 2R]: every layer's conditioning projection at the code rate
+        if cond is not None and self.cond is not None:  # [Tc, L, B, 2R]: every layer's conditioning projection at the code rate
             proj = self.cond(cond).view(batch, layers, 2 * r, -1).permute(3, 1, 0, 2).clone()
             proj[..., r:] *= 0.5
             blocks = proj
@@ -226,7 +236,7 @@ class WaveNet(nn.Module):
                 h = torch.addmm(h, zfull[i], res[i])
             skip = torch.mm(zflat, w["skip"]).relu_()
             logits = torch.addmm(w["b2"], torch.addmm(w["b1"], skip, w["out1"]).relu_(), w["out2"])
-            if keep:
+            if out is not None:  # keep
                 out[:, :, t] = logits
             current = feed(t, logits)
         return out
@@ -234,7 +244,9 @@ class WaveNet(nn.Module):
     def cached_logits(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits computed step by step through the queues; equals `forward` (eval mode)."""
         self._check(x, cond)
-        return self._steps(x[:, 0], x.shape[1], cond, lambda t, logits: x[:, min(t + 1, x.shape[1] - 1)])
+        logits = self._steps(x[:, 0], x.shape[1], cond, lambda t, logits: x[:, min(t + 1, x.shape[1] - 1)])
+        assert logits is not None  # keep=True
+        return logits
 
     def generate(self, length: int, cond: torch.Tensor | None = None, *, batch: int = 1, first: torch.Tensor | None = None,
                  temperature: float = 1.0, generator: torch.Generator | None = None, naive: bool = False) -> torch.Tensor:
@@ -242,8 +254,7 @@ class WaveNet(nn.Module):
 
         :param naive: recompute the full forward over the last receptive field each step (slow; for benchmarks).
         """
-        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise BadInputError(f"length must be an int >= 1, got {length!r}")
+        check_int("length", length, 1)
         if not temperature > 0:
             raise BadInputError(f"temperature must be > 0, got {temperature!r}")
         x = torch.zeros(batch, length, dtype=torch.long, device=self.embed.weight.device)
@@ -284,10 +295,11 @@ class _Gumbel:
     def __init__(self, batch: int, classes: int, generator: torch.Generator | None, dtype: torch.dtype,
                  device: torch.device, chunk: int = 1024) -> None:
         self.shape, self.generator, self.dtype, self.device, self.chunk = (batch, classes), generator, dtype, device, chunk
-        self.start, self.values = None, None
+        self.start: int | None = None
+        self.values: torch.Tensor | None = None
 
     def __call__(self, t: int) -> torch.Tensor:
-        if self.start is None or not self.start <= t < self.start + self.chunk:
+        if self.start is None or self.values is None or not self.start <= t < self.start + self.chunk:
             self.start = t - t % self.chunk
             on = self.generator.device if self.generator is not None else self.device
             u = torch.rand(self.chunk, *self.shape, generator=self.generator, dtype=torch.float64, device=on)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from etude.errors import BadInputError
 from etude.exchangeable.processes import ExchangeableProcess, GaussianProcess, StudentTProcess
 from etude.flows import Bijection, DenseRealNVP, Flatten, FlowSequence, LogitTransform, RealNVP
+from etude.validation import check_int
 
 __all__ = ["FLOWS", "PROCESSES", "Bruno"]
 
@@ -61,7 +62,7 @@ class Bruno(nn.Module):
             raise BadInputError(f"unknown process {process!r}; expected one of {list(PROCESSES)}")
         body: Bijection
         if flow == "realnvp":
-            body = RealNVP(tuple(shape), hidden=hidden, blocks=blocks, scales=scales)
+            body = RealNVP(shape, hidden=hidden, blocks=blocks, scales=scales)
         elif flow == "dense":
             body = DenseRealNVP(tuple(shape), hidden=hidden, layers=layers)
         else:
@@ -141,8 +142,7 @@ class Bruno(nn.Module):
         the logit preprocessing samples can fall up to levels * alpha / (2 - 2 alpha) outside
         [0, levels); clamp them for display.
         """
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise BadInputError(f"num must be a positive int, got {num!r}")
+        check_int("num", num, 1)
         self.process.reset()
         if context is not None:
             z, _ = self.encode(self._check("context", context, 1))

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["DIGIT_LEVELS", "DigitSplits", "knn_predict", "load_digit_splits", "load_digits_arrays",
            "nearest_neighbour_predict",
@@ -99,10 +100,8 @@ def sample_sequences(images: Tensor, labels: Tensor, batch: int, length: int,
 
     Returns sequences [batch, length, *image] and their classes [batch].
     """
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise BadInputError(f"batch must be a positive int, got {batch!r}")
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-        raise BadInputError(f"length must be a positive int, got {length!r}")
+    check_int("batch", batch, 1)
+    check_int("length", length, 1)
     groups = _by_class(labels, length)
     classes = sorted(groups)
     picks = torch.randint(len(classes), (batch,), generator=generator)
@@ -122,10 +121,8 @@ def sample_episodes(images: Tensor, labels: Tensor, ways: int, shots: int, episo
     """
     groups = _by_class(labels, shots + 1)
     classes = sorted(groups)
-    if isinstance(ways, bool) or not isinstance(ways, int) or not 2 <= ways <= len(classes):
-        raise BadInputError(f"ways must be an int in [2, {len(classes)}] (the classes available), got {ways!r}")
-    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
-        raise BadInputError(f"shots must be a positive int, got {shots!r}")
+    check_int("ways", ways, 2, len(classes))
+    check_int("shots", shots, 1)
     support, query = [], []
     for _ in range(episodes):
         chosen = torch.randperm(len(classes), generator=generator)[:ways].tolist()
@@ -155,8 +152,7 @@ def knn_predict(train_x: Tensor, train_y: Tensor, x: Tensor, k: int = 5) -> Tens
 
     Ties go to the smallest label.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(train_x):
-        raise BadInputError(f"k must be an int in [1, {len(train_x)}], got {k!r}")
+    check_int("k", k, 1, len(train_x))
     dist = torch.cdist(x.reshape(len(x), -1).double(), train_x.reshape(len(train_x), -1).double())
     nearest = train_y[dist.topk(k, largest=False).indices]  # [M, k]
     votes = torch.nn.functional.one_hot(nearest, int(train_y.max()) + 1).sum(1)

@@ -127,7 +127,9 @@ def conditional_sample_check(model: Bruno, x: Tensor, y: Tensor, splits: DigitSp
                              ) -> tuple[float, list]:
     """Fraction of samples conditioned on a same-class set that a 5-NN pixel classifier (all ten
     digits, the conditioning images left out) puts in the set's class, and rows for a sample grid."""
-    sets, rows, hits, total = [], [], 0, 0
+    sets: list[tuple[int, Tensor]] = []
+    rows: list[tuple[str, Tensor, Tensor]] = []
+    hits, total = 0, 0
     for c in y.unique().tolist():
         idx = torch.nonzero(y == c).squeeze(1)
         for _ in range(sets_per_class):

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["ExchangeableProcess", "GaussianProcess", "StudentTProcess", "gaussian_log_prob", "student_t_log_prob"]
 
@@ -70,10 +71,11 @@ class ExchangeableProcess(nn.Module):
     ``update(x)`` (observe it), with x [..., dim]; ``sample(n)`` draws from the current predictive.
     """
 
+    mu: Tensor  # buffer (registered in __init__)
+
     def __init__(self, dim: int, mu: float | Tensor, var: float | Tensor, corr: float | Tensor, dtype: torch.dtype):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise BadInputError(f"dim must be a positive int, got {dim!r}")
+        check_int("dim", dim, 1)
         if dtype not in (torch.float32, torch.float64):
             raise BadInputError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.dim = dim
@@ -142,8 +144,7 @@ class ExchangeableProcess(nn.Module):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n independent draws from the current predictive: [n, *state batch, dim]."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise BadInputError(f"n must be a positive int, got {n!r}")
+        check_int("n", n, 1)
         batch = torch.broadcast_shapes(self._mean.shape, self._k.shape, self._beta.shape)
         return self._draw((n, *batch), self._mean, self._k, self._beta, self.n, generator)
 

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch import Tensor
 
-from etude.errors import BadInputError
 from etude.exchangeable.bruno import Bruno
 from etude.flows import dequantize
 from etude.runtime import is_rank_zero, load_on_rank_zero, progress, save_checkpoint, shard, sum_over_ranks, world_size
+from etude.validation import check_int, check_number
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -70,13 +70,10 @@ def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor],
     :param checkpoint: written atomically every ``checkpoint_every`` steps; ``resume=True`` continues
         from it to the same result as an uninterrupted run.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise BadInputError(f"steps must be a non-negative int, got {steps!r}")
+    check_int("steps", steps, 0)
     for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BadInputError(f"{name} must be a positive int, got {value!r}")
-    if isinstance(process_lr_mult, bool) or not isinstance(process_lr_mult, (int, float)) or not process_lr_mult > 0:
-        raise BadInputError(f"process_lr_mult must be a positive number, got {process_lr_mult!r}")
+        check_int(name, value, 1)
+    check_number("process_lr_mult", process_lr_mult, 0, low_open=True)
     net = model  # the plain module: its state dict is the checkpoint's, whatever the world size
     process_params = list(model.process.parameters())
     ids = {id(p) for p in process_params}
@@ -110,6 +107,7 @@ def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor],
 
     def evaluate(step: int) -> None:  # on every rank, the same parameters and batch: the same choice
         nonlocal best_state
+        assert val is not None  # called only with a validation batch
         net.eval()
         with torch.no_grad():
             v = float(net.loss(val))

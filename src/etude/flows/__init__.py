@@ -13,8 +13,8 @@ and each piece below is small and tested against autograd Jacobians::
 from etude.flows.base import Bijection, Flatten, FlowSequence, Squeeze, check_shape
 from etude.flows.coupling import (
     ConvNet,
-    MLPNet,
     MaskedAffineCoupling,
+    MLPNet,
     alternating_mask,
     channel_mask,
     checkerboard_mask,

@@ -7,8 +7,8 @@ Sec. 3.6 (squeeze). Every bijection maps ``x -> (y, log|det dy/dx|)`` per exampl
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
-import torch
 from torch import Tensor, nn
 
 from etude.errors import BadInputError
@@ -60,7 +60,7 @@ class FlowSequence(Bijection):
         return x, total
 
     def inverse(self, y: Tensor) -> Tensor:
-        for layer in reversed(self.layers):
+        for layer in reversed(cast("list[Bijection]", list(self.layers))):  # a ModuleList yields nn.Module
             y = layer.inverse(y)
         return y
 

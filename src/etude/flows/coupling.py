@@ -55,6 +55,7 @@ class ConvNet(nn.Module):
             for _ in range(blocks)
         )
         self.out = nn.Conv2d(hidden, 2 * channels, 3, padding=1)
+        assert self.out.bias is not None  # built with bias=True
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -77,6 +78,7 @@ class MLPNet(nn.Module):
             width = hidden
         self.body = nn.Sequential(*mods)
         self.out = nn.Linear(width, 2 * dim)
+        assert self.out.bias is not None  # built with bias=True
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -91,6 +93,8 @@ class MaskedAffineCoupling(Bijection):
     channel, [D] dense (``shape`` defaults to the mask's). s = scale * tanh(s_raw), with a learnt
     ``scale`` per coordinate, keeps exp(s) bounded (as Real NVP's code does).
     """
+
+    mask: Tensor  # buffer (registered in __init__)
 
     def __init__(self, mask: Tensor, net: nn.Module, shape: tuple[int, ...] | None = None):
         super().__init__()

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from etude.errors import BadInputError
 from etude.flows.base import Bijection
+from etude.validation import check_number
 
 __all__ = ["LogitTransform", "dequantize"]
 
@@ -36,10 +37,8 @@ class LogitTransform(Bijection):
 
     def __init__(self, levels: float = 256.0, alpha: float = 0.05):
         super().__init__()
-        if isinstance(levels, bool) or not isinstance(levels, (int, float)) or not levels > 0:
-            raise BadInputError(f"levels must be a positive number, got {levels!r}")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-            raise BadInputError(f"alpha must be in (0, 1), got {alpha!r}")
+        check_number("levels", levels, 0, low_open=True)
+        check_number("alpha", alpha, 0, 1, low_open=True, high_open=True)
         self.levels, self.alpha = float(levels), float(alpha)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,6 +10,7 @@ couplings alone). BRUNO's dense-only MNIST model is ``DenseRealNVP``.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -18,20 +19,15 @@ from etude.errors import BadInputError
 from etude.flows.base import Bijection, FlowSequence, Squeeze, check_shape
 from etude.flows.coupling import (
     ConvNet,
-    MLPNet,
     MaskedAffineCoupling,
+    MLPNet,
     alternating_mask,
     channel_mask,
     checkerboard_mask,
 )
+from etude.validation import check_int
 
 __all__ = ["DenseRealNVP", "RealNVP"]
-
-
-def _positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BadInputError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 class RealNVP(Bijection):
@@ -53,8 +49,8 @@ class RealNVP(Bijection):
             raise BadInputError(f"shape must be (channels, height, width) of positive ints, got {shape!r}")
         for name, value in (("hidden", hidden), ("scales", scales), ("couplings", couplings),
                             ("final_couplings", final_couplings)):
-            _positive_int(name, value)
-        _positive_int("blocks", blocks, 0)
+            check_int(name, value, 1)
+        check_int("blocks", blocks, 0)
         c, h, w = shape
         if h % 2 ** (scales - 1) or w % 2 ** (scales - 1):
             raise BadInputError(f"height and width must be divisible by 2^(scales-1) = {2 ** (scales - 1)}, "
@@ -99,7 +95,8 @@ class RealNVP(Bijection):
         sizes = [math.prod(s) for s in self.out_shapes] + [math.prod(self.final_shape)]
         pieces = list(z.split(sizes, dim=1))
         x = self.final.inverse(pieces[-1].reshape(-1, *self.final_shape))
-        for stage, out_shape, piece in zip(reversed(self.stages), reversed(self.out_shapes), reversed(pieces[:-1])):
+        stages = cast("list[FlowSequence]", list(self.stages))  # a ModuleList yields nn.Module
+        for stage, out_shape, piece in zip(reversed(stages), reversed(self.out_shapes), reversed(pieces[:-1])):
             x = stage.inverse(torch.cat([piece.reshape(-1, *out_shape), x], dim=1))
         return x
 
@@ -115,9 +112,9 @@ class DenseRealNVP(Bijection):
         if not (isinstance(shape, (tuple, list)) and shape
                 and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
             raise BadInputError(f"shape must be a tuple of positive ints, got {shape!r}")
-        _positive_int("hidden", hidden)
-        _positive_int("layers", layers)
-        _positive_int("depth", depth)
+        check_int("hidden", hidden, 1)
+        check_int("layers", layers, 1)
+        check_int("depth", depth, 1)
         self.shape = tuple(shape)
         self.dim = math.prod(shape)
         self.body = FlowSequence(

@@ -23,7 +23,6 @@ from etude.games.dice import (
     truncated_values,
 )
 from etude.games.learners import LEARNERS, exact_value_fn, lola_gradient, lookahead_gradient, naive_gradient, swap_view
-from etude.games.opponent import estimate_error, fit_opponent
 from etude.games.matrix import (
     STATES,
     MatrixGame,
@@ -34,6 +33,7 @@ from etude.games.matrix import (
     transition_matrix,
     unnormalized_values,
 )
+from etude.games.opponent import estimate_error, fit_opponent
 from etude.games.training import ESTIMATORS, History, initial_theta, train
 
 __all__ = [

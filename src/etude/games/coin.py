@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["CoinGame", "CoinState", "CoinStep", "MOVES"]
 
@@ -51,12 +52,6 @@ class CoinStep:
     picks: torch.Tensor
 
 
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise BadInputError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
-
-
 class CoinGame:
     """`batch` independent coin games on a `grid` x `grid` torus.
 
@@ -69,8 +64,8 @@ class CoinGame:
     channels = 4
 
     def __init__(self, batch: int, grid: int = 3, device: str | torch.device = "cpu") -> None:
-        self.batch = _check_int("batch", batch, 1)
-        self.grid = _check_int("grid", grid, 2)
+        self.batch = check_int("batch", batch, 1)
+        self.grid = check_int("grid", grid, 2)
         self.cells = self.grid * self.grid
         self.device = torch.device(device)
         rows, cols = torch.arange(self.cells) // self.grid, torch.arange(self.cells) % self.grid

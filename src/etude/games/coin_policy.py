@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["MLPPolicy", "pick_memory"]
 
@@ -54,8 +55,7 @@ class MLPPolicy:
     def __post_init__(self) -> None:
         for name in ("obs_dim", "hidden", "actions"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise BadInputError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, value, 1)
 
     @property
     def input_dim(self) -> int:
@@ -85,6 +85,8 @@ class MLPPolicy:
         """Policy inputs [batch, 2, D] from obs [batch, 2, 4, n, n] and the last-pick feature [batch, 2, 4]."""
         x = obs.flatten(2)
         if self.memory:
+            if memory is None:
+                raise BadInputError("this policy remembers the last pick: pass memory [batch, 2, 4]")
             x = torch.cat([x, memory.to(x.dtype)], dim=-1)
         return x
 

@@ -9,9 +9,9 @@ recorded log-probabilities, and moves each agent along its learner's ascent dire
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -19,9 +19,10 @@ from etude.errors import BadInputError
 from etude.games.coin import CoinGame
 from etude.games.coin_policy import MEMORY, MLPPolicy, pick_memory
 from etude.games.dice import dice_objective, discounted_rewards, leave_one_out_baseline
-from etude.games.learners import LEARNERS, learner_gradient, swap_view
-from etude.games.training import _seed_list
+from etude.games.learners import learner_gradient, swap_view
+from etude.games.training import as_seed_list
 from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.validation import check_int, check_number
 
 __all__ = ["CoinRollouts", "CoinDiceValues", "CoinHistory", "play_coin", "coin_outcomes", "train_coin"]
 
@@ -50,8 +51,7 @@ def play_coin(
 ) -> CoinRollouts:
     """Play `episodes` games of `horizon` steps per seed, agent 1 = red with theta1 [seeds, P], agent 2 = blue."""
     for name, value in (("episodes", episodes), ("horizon", horizon)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BadInputError(f"{name} must be a positive int, got {value!r}")
+        check_int(name, value, 1)
     seeds = theta1.shape[0]
     env = CoinGame(seeds * episodes, grid)
     if env.obs_dim != policy.obs_dim:
@@ -153,14 +153,11 @@ def train_coin(
     for name in (learner1, learner2):
         if name not in COIN_LEARNERS:
             raise BadInputError(f"unknown coin-game learner {name!r}; expected one of {list(COIN_LEARNERS)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise BadInputError(f"steps must be a non-negative int, got {steps!r}")
-    if not isinstance(gamma, (int, float)) or not 0.0 < gamma < 1.0:
-        raise BadInputError(f"gamma must be a number in (0, 1), got {gamma!r}")
+    check_int("steps", steps, 0)
+    check_number("gamma", gamma, 0, 1, low_open=True, high_open=True)
     for name, value in (("lr", lr), ("opponent_lr", opponent_lr)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise BadInputError(f"{name} must be a positive number, got {value!r}")
-    seed_list = _seed_list(seeds)
+        check_number(name, value, 0, low_open=True)
+    seed_list = as_seed_list(seeds)
     env_check = CoinGame(1, grid)  # validates grid
     policy = MLPPolicy(env_check.obs_dim, hidden, memory)
     config = {"learners": [learner1, learner2], "steps": steps, "seeds": seed_list, "episodes": episodes,

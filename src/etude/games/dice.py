@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from etude.errors import BadInputError
-from etude.games.matrix import MatrixGame, _check_theta, transition_matrix
+from etude.games.matrix import MatrixGame, check_theta, transition_matrix
 
 __all__ = [
     "Rollouts", "sample_rollouts", "rollout_log_probs", "magic_box", "DiceValues", "truncated_values",
@@ -40,7 +40,7 @@ def magic_box(w: torch.Tensor) -> torch.Tensor:
     return torch.exp(w - w.detach())
 
 
-def _states(own: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+def state_indices(own: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """Logit index [seeds, batch, horizon] of each step: 0 at t=0, then 1 + 2 own_{t-1} + other_{t-1}."""
     previous = 1 + 2 * own[..., :-1] + other[..., :-1]
     start = torch.zeros_like(own[..., :1])
@@ -83,7 +83,7 @@ def rollout_log_probs(
     theta1: torch.Tensor, theta2: torch.Tensor, rollouts: Rollouts
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """log pi_i(a_{i,t} | state_t) [seeds, batch, horizon] for both agents, differentiable in theta."""
-    theta1, theta2 = _check_theta(theta1, "theta1"), _check_theta(theta2, "theta2")
+    theta1, theta2 = check_theta(theta1, "theta1"), check_theta(theta2, "theta2")
     t1 = theta1 if theta1.ndim == 2 else theta1.unsqueeze(0)
     t2 = theta2 if theta2.ndim == 2 else theta2.unsqueeze(0)
     a1, a2 = rollouts.actions1, rollouts.actions2
@@ -92,7 +92,7 @@ def rollout_log_probs(
         raise BadInputError(f"rollouts have {seeds} seeds but theta1/theta2 have {t1.shape[0]}/{t2.shape[0]}")
 
     def log_pi(theta: torch.Tensor, own: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        logits = torch.gather(theta, 1, _states(own, other).reshape(seeds, -1)).reshape(seeds, batch, horizon)
+        logits = torch.gather(theta, 1, state_indices(own, other).reshape(seeds, -1)).reshape(seeds, batch, horizon)
         # log sigmoid(+l) for C (0), log sigmoid(-l) for D (1)
         return F.logsigmoid(logits * (1 - 2 * own).to(logits.dtype))
 
@@ -160,7 +160,7 @@ def truncated_values(game: MatrixGame, theta1: torch.Tensor, theta2: torch.Tenso
     """Exact sum_{t<T} gamma^t E[r_t] [seeds, 2] by propagating the state distribution T steps."""
     p0, P = transition_matrix(theta1, theta2)
     r = game.rewards().to(P.dtype).T  # [4, 2]
-    dist, total = p0, 0.0
+    dist, total = p0, torch.zeros_like(p0 @ r)
     for t in range(horizon):
         total = total + game.gamma**t * dist @ r
         dist = torch.einsum("bs,bst->bt", dist, P)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from etude.errors import BadInputError
+from etude.validation import check_number
 
 __all__ = [
     "MatrixGame",
@@ -54,10 +55,8 @@ class MatrixGame:
         p2 = _as_payoff(self.payoff2, "payoff2")
         object.__setattr__(self, "payoff1", p1)
         object.__setattr__(self, "payoff2", p2)
-        gamma = self.gamma
-        if not isinstance(gamma, (int, float)) or not 0.0 < float(gamma) < 1.0:
-            raise BadInputError(f"gamma must be a number in (0, 1), got {gamma!r}")
-        object.__setattr__(self, "gamma", float(gamma))
+        gamma = check_number("gamma", self.gamma, 0, 1, low_open=True, high_open=True)
+        object.__setattr__(self, "gamma", gamma)
 
     def rewards(self) -> torch.Tensor:
         """Rewards [2, 4] of agents 1 and 2 on entering joint states (CC, CD, DC, DD)."""
@@ -92,7 +91,8 @@ def matching_pennies(gamma: float = 0.9) -> MatrixGame:
     return MatrixGame(payoff1, -payoff1, gamma, name="matching pennies")
 
 
-def _check_theta(theta: torch.Tensor, name: str) -> torch.Tensor:
+def check_theta(theta: torch.Tensor, name: str) -> torch.Tensor:
+    """``theta`` when it is a tensor of 5 logits, [5] or [seeds, 5]; else BadInputError naming ``name``."""
     if not isinstance(theta, torch.Tensor):
         raise BadInputError(f"{name} must be a torch.Tensor of 5 logits, got {type(theta).__name__}")
     if theta.ndim not in (1, 2) or theta.shape[-1] != 5:
@@ -118,8 +118,8 @@ def transition_matrix(theta1: torch.Tensor, theta2: torch.Tensor) -> tuple[torch
 
     P[s, s'] = P(joint actions s' | last joint actions s), with both agents acting independently.
     """
-    theta1 = _check_theta(theta1, "theta1")
-    theta2 = _check_theta(theta2, "theta2")
+    theta1 = check_theta(theta1, "theta1")
+    theta2 = check_theta(theta2, "theta2")
     t1 = theta1 if theta1.ndim == 2 else theta1.unsqueeze(0)
     t2 = theta2 if theta2.ndim == 2 else theta2.unsqueeze(0)
     if t1.shape[0] != t2.shape[0]:

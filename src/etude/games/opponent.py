@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from etude.errors import BadInputError
-from etude.games.dice import Rollouts, _states, sample_rollouts
+from etude.games.dice import Rollouts, sample_rollouts, state_indices
 from etude.games.matrix import MatrixGame
 
 __all__ = ["fit_opponent", "estimate_error"]
@@ -33,7 +33,7 @@ def fit_opponent(
         raise BadInputError(f"agent must be 1 or 2, got {agent!r}")
     own, other = (rollouts.actions1, rollouts.actions2) if agent == 1 else (rollouts.actions2, rollouts.actions1)
     seeds = own.shape[0]
-    states = _states(own, other).reshape(seeds, -1)  # the agent's own view: its last action first
+    states = state_indices(own, other).reshape(seeds, -1)  # the agent's own view: its last action first
     cooperate = (own == 0).reshape(seeds, -1).double()
     visits = torch.zeros(seeds, 5, dtype=torch.float64).scatter_add_(1, states, torch.ones_like(cooperate))
     c = torch.zeros(seeds, 5, dtype=torch.float64).scatter_add_(1, states, cooperate)

@@ -12,7 +12,7 @@ every step, a gradient learner once per round on the exact values.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -20,7 +20,8 @@ from etude.errors import BadInputError
 from etude.games.dice import sample_rollouts
 from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swap_view
 from etude.games.matrix import MatrixGame, exact_values
-from etude.games.training import History, _seed_list, initial_theta
+from etude.games.training import History, as_seed_list, initial_theta
+from etude.validation import check_int
 
 __all__ = ["Q_LEARNER", "q_policy_logits", "q_update", "train_against_q"]
 
@@ -68,11 +69,10 @@ def train_against_q(
             raise BadInputError(f"unknown learner {name!r}; expected one of {sorted(LEARNERS) + [Q_LEARNER]}")
     if Q_LEARNER not in names:
         raise BadInputError("train_against_q needs at least one 'nl-q' agent; use etude.games.train otherwise")
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
-        raise BadInputError(f"rounds must be a non-negative int, got {rounds!r}")
+    check_int("rounds", rounds, 0)
     if not 0.0 < eps < 0.5:
         raise BadInputError(f"eps must be in (0, 0.5), got {eps!r}")
-    seed_list = _seed_list(seeds)
+    seed_list = as_seed_list(seeds)
     n = len(seed_list)
     theta = initial_theta(seed_list)  # [seeds, 2, 5]: the gradient learners' logits
     q = [torch.stack([torch.randn(5, 2, generator=torch.Generator().manual_seed(int(s) * 2 + a), dtype=torch.float64)
@@ -89,7 +89,7 @@ def train_against_q(
     history[:, 0] = torch.stack(logits(), dim=1)
     for r in range(rounds):
         l1, l2 = logits()
-        new = [None, None]
+        new: list[torch.Tensor | None] = [None, None]
         if names[0] != Q_LEARNER:
             new[0] = l1 + lr * learner_gradient(names[0], values, l1, l2, opponent_lr)
         if names[1] != Q_LEARNER:
@@ -107,9 +107,9 @@ def train_against_q(
                 q[agent] = q_update(q[agent], state, own[:, t], rewards_of[joint, agent], next_state, alpha_k,
                                     game.gamma)
             updates += 1
-        for a in range(2):
-            if new[a] is not None:
-                theta[:, a] = new[a]
+        for a, value in enumerate(new):
+            if value is not None:
+                theta[:, a] = value
         history[:, r + 1] = torch.stack(logits(), dim=1)
     with torch.no_grad():
         flat = history.reshape(-1, 2, 5)

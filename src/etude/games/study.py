@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -161,7 +162,7 @@ class LolaStudy(Study):
         seeds = [seed * 100_000 + i for i in range(preset.seeds)]
         enough = preset.seeds >= 50 and preset.steps >= 100
         ckpt = out_dir / "checkpoints"
-        common = dict(steps=preset.steps, seeds=seeds, lr=preset.lr, opponent_lr=preset.opponent_lr,
+        common: dict[str, Any] = dict(steps=preset.steps, seeds=seeds, lr=preset.lr, opponent_lr=preset.opponent_lr,
                       resume=resume, show_progress=True)
         game, pennies = ipd(), matching_pennies()
         runs = {
@@ -205,7 +206,7 @@ class LolaStudy(Study):
                        nl_median_policy=_median_policy(nl, torch.ones(len(seeds), dtype=torch.bool)))
 
         pg_seeds = [seed * 100_000 + i for i in range(preset.pg_seeds)]
-        pg_common = dict(steps=preset.pg_steps, seeds=pg_seeds, lr=preset.lr, opponent_lr=preset.opponent_lr,
+        pg_common: dict[str, Any] = dict(steps=preset.pg_steps, seeds=pg_seeds, lr=preset.lr, opponent_lr=preset.opponent_lr,
                          estimator="dice", batch_size=preset.pg_batch, horizon=preset.pg_horizon,
                          resume=resume, show_progress=True)
         runs["NL-PG"] = train(game, "naive", "naive", checkpoint=ckpt / "ipd_nl_pg.pt", **pg_common)
@@ -287,7 +288,7 @@ class LolaStudy(Study):
     def _coin(preset: LolaPreset, seed: int, ckpt: Path, resume: bool) -> dict:
         """NL-PG and LOLA-PG pairs in the coin game on the same seeds."""
         seeds = [seed * 100_000 + i for i in range(preset.coin_seeds)]
-        common = dict(steps=preset.coin_steps, seeds=seeds, episodes=preset.coin_episodes,
+        common: dict[str, Any] = dict(steps=preset.coin_steps, seeds=seeds, episodes=preset.coin_episodes,
                       horizon=preset.coin_horizon, lr=preset.coin_lr, opponent_lr=preset.coin_opponent_lr,
                       hidden=preset.coin_hidden, resume=resume, show_progress=True)
         return {"NL-PG": train_coin("naive", "naive", checkpoint=ckpt / "coin_nl.pt", **common),

@@ -7,9 +7,9 @@ delta = eta = 1 on the unnormalized value, 200 steps, theta ~ N(0, 1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -19,6 +19,7 @@ from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swa
 from etude.games.matrix import MatrixGame, exact_values
 from etude.games.opponent import fit_opponent
 from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.validation import check_int, check_number
 
 __all__ = ["History", "train", "initial_theta", "ESTIMATORS"]
 
@@ -61,7 +62,8 @@ def initial_theta(seeds: Sequence[int], std: float = 1.0, dtype: torch.dtype = t
     return (std * torch.stack(draws)).to(dtype)
 
 
-def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+def as_seed_list(seeds: int | Sequence[int]) -> list[int]:
+    """``seeds`` as a list of distinct non-negative ints: a count n gives ``[0, ..., n - 1]``."""
     if isinstance(seeds, bool):
         raise BadInputError(f"seeds must be a count or a list of ints, got {seeds!r}")
     if isinstance(seeds, int):
@@ -74,11 +76,6 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     if len(set(values)) != len(values):
         raise BadInputError("seeds must not repeat")
     return values
-
-
-def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise BadInputError(f"{name} must be a positive number, got {value!r}")
 
 
 def train(
@@ -122,11 +119,10 @@ def train(
         raise BadInputError(f"unknown estimator {estimator!r}; expected one of {list(ESTIMATORS)}")
     if estimator == "dice" and "lookahead" in (learner1, learner2):
         raise BadInputError("learner 'lookahead' needs values at the opponent's updated parameters; use estimator='exact'")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise BadInputError(f"steps must be a non-negative int, got {steps!r}")
+    check_int("steps", steps, 0)
     for name, value in (("lr", lr), ("opponent_lr", opponent_lr), ("init_std", init_std)):
-        _check_positive(name, value)
-    seed_list = _seed_list(seeds)
+        check_number(name, value, 0, low_open=True)
+    seed_list = as_seed_list(seeds)
     if len(seed_list) * (steps + 1) > MAX_RUN_CELLS:
         raise BadInputError(f"seeds x (steps + 1) must be at most {MAX_RUN_CELLS:,} (the parameter history is kept "
                             f"in memory), got {len(seed_list):,} seeds and {steps:,} steps")
@@ -150,7 +146,7 @@ def train(
                                   "delete it or run without --resume")
         thetas[:, : start + 1] = state["theta"]
         sampler.set_state(state["sampler"])
-        if opponent_model:
+        if estimates is not None:  # opponent_model
             estimates[:, :start] = state["estimates"]
 
 
@@ -161,9 +157,10 @@ def train(
         rollouts = None
         if estimator == "dice" or opponent_model:
             rollouts = sample_rollouts(game, theta1, theta2, batch_size, horizon, sampler)
-        values = exact_value_fn(game) if estimator == "exact" else DiceValues(game, rollouts)
+        values = exact_value_fn(game) if estimator == "exact" or rollouts is None else DiceValues(game, rollouts)
         seen2, seen1 = theta2, theta1  # what each agent uses for the other's parameters
-        if opponent_model:
+        if estimates is not None:  # opponent_model
+            assert rollouts is not None  # sampled above for the opponent model
             before = estimates[:, t - 1] if t > 0 else None
             seen2 = fit_opponent(rollouts, 2, None if before is None else before[:, 0])
             seen1 = fit_opponent(rollouts, 1, None if before is None else before[:, 1])
@@ -176,7 +173,7 @@ def train(
         if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
             state = {"kind": "games.train", "config": config, "step": done,
                      "theta": thetas[:, : done + 1].clone(), "sampler": sampler.get_state()}
-            if opponent_model:
+            if estimates is not None:  # opponent_model
                 state["estimates"] = estimates[:, :done].clone()
             save_checkpoint(checkpoint, state)
     with torch.no_grad():

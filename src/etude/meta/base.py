@@ -27,6 +27,7 @@ from etude.meta.elbo import (
     reparameterize,
 )
 from etude.meta.layers import check_index, check_mask, check_set
+from etude.validation import check_int
 
 __all__ = ["ElboTerms", "SetModel"]
 
@@ -52,8 +53,7 @@ class SetModel(nn.Module):
     def __init__(self, x_dim: int, z_dim: int, likelihood: str) -> None:
         super().__init__()
         for name, value in (("x_dim", x_dim), ("z_dim", z_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise BadInputError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, value, 1)
         if likelihood not in LIKELIHOODS:
             raise BadInputError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         self.x_dim, self.z_dim, self.likelihood = x_dim, z_dim, likelihood
@@ -179,8 +179,7 @@ class SetModel(nn.Module):
         Set latents (c) are fixed at their posterior means, so for the Neural Statistician this
         estimates log p(x | c = E q(c|D)).
         """
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise BadInputError(f"n_samples must be a positive int, got {n_samples!r}")
+        check_int("n_samples", n_samples, 1)
         x, context, _, context_mask, index = self._check(x, context, None, context_mask, index, True)
         cond = self._condition(x, context, context_mask, index, None, sample=False)
         mu, logvar = self._posterior(x, cond)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = [
     "SPLIT_STYLES", "TRANSFORMS", "Batch", "MogFamily", "MogRecipe", "load_digit_images",
@@ -54,8 +55,7 @@ class MogFamily:
 
 def sample_mog_family(n_datasets: int, recipe: MogRecipe = MogRecipe(), generator: torch.Generator | None = None) -> MogFamily:
     """M datasets drawn from `recipe`, each a mixture of two Gaussians; labels give the true clustering."""
-    if isinstance(n_datasets, bool) or not isinstance(n_datasets, int) or n_datasets < 1:
-        raise BadInputError(f"n_datasets must be a positive int, got {n_datasets!r}")
+    check_int("n_datasets", n_datasets, 1)
     if recipe.n_points < 2 or recipe.min_separation >= 2 * math.sqrt(2) * recipe.mean_range:
         raise BadInputError(f"recipe needs n_points >= 2 and a min_separation the mean box allows, got {recipe}")
     g = generator if generator is not None else torch.Generator().manual_seed(0)

@@ -13,6 +13,7 @@ from torch import nn
 
 from etude.errors import BadInputError
 from etude.meta.elbo import masked_mean
+from etude.validation import check_int
 
 __all__ = ["PerDistributionMLP", "SetSummary", "check_index", "check_positive_int", "check_set", "mlp"]
 
@@ -28,10 +29,8 @@ def mlp(sizes: list[int], activation: type[nn.Module] = nn.ELU) -> nn.Sequential
 
 
 def check_positive_int(name: str, value: object) -> int:
-    """``value`` when it is an int >= 1; otherwise BadInputError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadInputError(f"{name} must be a positive int, got {value!r}")
-    return value
+    """``value`` when it is an int >= 1; otherwise BadInputError naming ``name`` (``check_int(name, value, 1)``)."""
+    return check_int(name, value, 1)
 
 
 def check_set(name: str, x: object, dim: int, batch: int | None = None) -> torch.Tensor:

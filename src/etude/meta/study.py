@@ -141,6 +141,7 @@ class MetaVaeStudy(Study):
                 scale.append(transformation_probe(p, "scale", p.scales, "contiguous", s, ckpt, resume, fabric)[0])
         if not is_rank_zero(fabric):  # the other ranks trained along; rank 0 measures, decides and writes
             return Result(self.name, "", seed, claims=list(claims.values()))
+        assert example is not None  # the preset runs at least one seed
         metrics = self._decide_mog(claims["mog_clustering"], mog, p)
         r = self._per_method(rot)
         self._decide_rotation(claims["rotation_probe"], r, p)

@@ -21,6 +21,7 @@ from etude.meta.base import SetModel
 from etude.meta.datasets import Batch, sample_batch
 from etude.runtime import (Objective, is_rank_zero, load_on_rank_zero, progress, save_checkpoint, shard, sum_over_ranks,
                            world_size)
+from etude.validation import check_int
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -66,8 +67,7 @@ def fit(
         raise BadInputError(f"data must be a tensor [distributions, points, {model.x_dim}], got {getattr(data, 'shape', type(data).__name__)}")
     if model.needs_index and data.shape[0] != model.n_distributions:
         raise BadInputError(f"data holds {data.shape[0]} distributions but the model has {model.n_distributions} decoders")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise BadInputError(f"steps must be a non-negative int, got {steps!r}")
+    check_int("steps", steps, 0)
     if context not in CONTEXT_MODES:
         raise BadInputError(f"context must be one of {CONTEXT_MODES}, got {context!r}")
     if not lr > 0:

@@ -13,6 +13,7 @@ import torch
 
 from etude.errors import BadInputError
 from etude.meta.statistician import NeuralStatistician
+from etude.validation import check_int
 
 __all__ = ["VariationalHomoencoder"]
 
@@ -29,8 +30,7 @@ class VariationalHomoencoder(NeuralStatistician):
     def __init__(self, x_dim: int, z_dim: int, c_dim: int = 16, hidden: int = 400,
                  likelihood: str = "gaussian", dataset_size: int = 1000) -> None:
         super().__init__(x_dim, z_dim, c_dim, hidden, likelihood)
-        if isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1:
-            raise BadInputError(f"dataset_size must be a positive int, got {dataset_size!r}")
+        check_int("dataset_size", dataset_size, 1)
         self.dataset_size = dataset_size
 
     def _condition(self, x, context, context_mask, index, noise, sample):

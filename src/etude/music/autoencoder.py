@@ -115,12 +115,14 @@ class TransformerAutoencoder(nn.Module):
         if style is not None and (style.dim() != 2 or style.shape[1] != self.cfg.dim):
             raise BadInputError(f"style must be [batch, {self.cfg.dim}], got {tuple(style.shape)}")
         if not self.uses_melody:
+            assert style is not None  # performance conditioning: given or pooled above
             return style[:, None, :], None
         if melody is None:
             raise BadInputError(f"conditioning={self.conditioning!r} needs a melody")
         m = self.melody_encoder(melody, melody_padding)
         if not self.uses_performance:
             return m, melody_padding
+        assert style is not None  # melody + performance: given or pooled above
         if style.shape[0] != m.shape[0]:
             raise BadInputError(f"style batch {style.shape[0]} != melody batch {m.shape[0]}")
         if self.combine == "sum":

@@ -14,6 +14,7 @@ import os
 import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,8 @@ def save_arrays(path: str | os.PathLike[str], key: str, arrays: Mapping[str, np.
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     try:
         with open(tmp, "xb") as handle:
-            np.savez(handle, key=np.array(key), checksum=np.array(_checksum(arrays)), **arrays)
+            payload: dict[str, Any] = {"key": np.array(key), "checksum": np.array(_checksum(arrays)), **arrays}
+            np.savez(handle, **payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)

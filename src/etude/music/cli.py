@@ -255,9 +255,9 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.output)
     for i in range(args.batch):
         path = out if args.batch == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
-        performance = enc.decode(tokens[i, 1:])
-        performance.to_midi(path)
-        print(f"wrote {len(performance)} notes ({performance.duration:.2f} s) to {path}")
+        decoded = enc.decode(tokens[i, 1:])
+        decoded.to_midi(path)
+        print(f"wrote {len(decoded)} notes ({decoded.duration:.2f} s) to {path}")
     return 0
 
 

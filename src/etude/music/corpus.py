@@ -36,6 +36,7 @@ from etude.errors import BadInputError, EtudeWarning
 from etude.music.cache import CacheMismatch, cache_dir, check_entry, load_arrays, save_arrays
 from etude.music.performance import Performance
 from etude.music.styles import Style, render, sample_style
+from etude.validation import check_int
 
 __all__ = ["COLLECTIONS", "CacheRebuiltWarning", "Corpus", "Piece", "Score", "load_corpus",
            "load_scores", "parse_score", "play", "source_files", "split_of"]
@@ -87,8 +88,8 @@ def source_files(collection: str = "bach", limit: int | None = None) -> list[Pat
     """The collection's score files in name order, the first ``limit`` of them when given."""
     if collection not in COLLECTIONS:
         raise BadInputError(f"collection must be one of {sorted(COLLECTIONS)}, got {collection!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise BadInputError(f"limit must be a positive int or None, got {limit!r}")
+    if limit is not None:
+        check_int("limit", limit, 1)
     corpus = require("music21.corpus", "music")
 
     composers, suffixes = COLLECTIONS[collection]
@@ -277,7 +278,6 @@ def load_corpus(collection: str = "bach", *, limit: int | None = None, seed: int
     :param cache: cache folder (default ``$ETUDE_CACHE`` or ``~/.cache/etude``).
     :param fractions: train/validation/test fractions of pieces.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise BadInputError(f"seed must be an int >= 0, got {seed!r}")
+    check_int("seed", seed, 0)
     scores, path = load_scores(collection, limit=limit, cache=cache, show_progress=show_progress)
     return Corpus(collection, seed, [play(s, seed, split_of(s.name, fractions)) for s in scores], path)

@@ -24,6 +24,8 @@ the papers, ``vocab_size`` 391 with BOS. 88 keys (MIDI 21-108): 308 events, 310 
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 
 from etude.errors import BadInputError
@@ -36,14 +38,15 @@ MAX_SHIFT_STEPS = 100
 VELOCITY_BINS = 32
 _BIN_SIZE = 4  # ceil(127 / 32), note_seq's _velocity_bin_size
 DEFAULT_VELOCITY = 100  # note_seq's Performance.to_sequence default
+_IntOrArray = TypeVar("_IntOrArray", int, np.ndarray)  # a velocity (bin) or an array of them
 
 
-def velocity_to_bin(velocity: int | np.ndarray) -> int | np.ndarray:
+def velocity_to_bin(velocity: _IntOrArray) -> _IntOrArray:
     """Velocity bin of a MIDI velocity in 1..127: ``(v - 1) // 4 + 1``, in 1..32."""
     return (velocity - 1) // _BIN_SIZE + 1
 
 
-def bin_to_velocity(velocity_bin: int | np.ndarray) -> int | np.ndarray:
+def bin_to_velocity(velocity_bin: _IntOrArray) -> _IntOrArray:
     """The velocity a bin decodes to: ``1 + 4 (b - 1)`` (bin 1 -> 1, bin 32 -> 125)."""
     return 1 + _BIN_SIZE * (velocity_bin - 1)
 
@@ -226,5 +229,5 @@ class PerformanceEncoding:
         notes.extend((p, v, s, step) for p, held in sounding.items() for s, v in held if step > s)
         if not notes:
             return Performance()
-        p, v, s, e = (np.asarray(column, dtype=np.int64) for column in zip(*notes))
-        return Performance.from_arrays(p, v, s / STEPS_PER_SECOND, e / STEPS_PER_SECOND)
+        pitches, velocities, starts, ends = (np.asarray(column, dtype=np.int64) for column in zip(*notes))
+        return Performance.from_arrays(pitches, velocities, starts / STEPS_PER_SECOND, ends / STEPS_PER_SECOND)

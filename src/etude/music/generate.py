@@ -18,6 +18,7 @@ from etude.music.autoencoder import TransformerAutoencoder
 from etude.music.events import PerformanceEncoding
 from etude.music.transformer import MusicTransformer
 from etude.runtime import progress
+from etude.validation import check_int
 
 __all__ = ["filter_logits", "generate", "interpolate_style"]
 
@@ -26,8 +27,7 @@ def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_
     """Logits ``[B, V]`` divided by the temperature, with all but the top-k and the top-p nucleus at -inf."""
     if not temperature > 0:
         raise BadInputError(f"temperature must be > 0, got {temperature!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-        raise BadInputError(f"top_k must be an int >= 0 (0: off), got {top_k!r}")
+    check_int("top_k", top_k, 0)
     if not 0 < top_p <= 1:
         raise BadInputError(f"top_p must be in (0, 1], got {top_p!r}")
     logits = logits / temperature
@@ -68,11 +68,9 @@ def generate(model: MusicTransformer | TransformerAutoencoder, batch: int = 1, *
     decoder = model.decoder if isinstance(model, TransformerAutoencoder) else model
     if not isinstance(decoder, MusicTransformer):
         raise BadInputError(f"model must be a MusicTransformer or TransformerAutoencoder, got {type(model).__name__}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise BadInputError(f"batch must be an int >= 1, got {batch!r}")
+    check_int("batch", batch, 1)
     cfg = decoder.cfg
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or not 1 <= max_length <= cfg.max_len:
-        raise BadInputError(f"max_length must be an int in 1..{cfg.max_len}, got {max_length!r}")
+    check_int("max_length", max_length, 1, cfg.max_len)
     filter_logits(torch.zeros(1, 2), temperature, top_k, top_p)  # validate the sampling settings early
     device = decoder.head.weight.device
     if primer is None:

@@ -17,6 +17,7 @@ import numpy as np
 from etude.errors import BadInputError
 from etude.music.events import as_ids
 from etude.music.performance import Performance
+from etude.validation import check_int, check_number
 
 __all__ = ["MelodyEncoding", "skyline"]
 
@@ -37,9 +38,7 @@ def skyline(performance: Performance, frames_per_second: float = 10.0) -> Perfor
     """
     if not isinstance(performance, Performance):
         raise BadInputError(f"performance must be a Performance, got {type(performance).__name__}")
-    if isinstance(frames_per_second, bool) or not isinstance(frames_per_second, (int, float)) \
-            or not frames_per_second > 0:
-        raise BadInputError(f"frames_per_second must be a number > 0, got {frames_per_second!r}")
+    check_number("frames_per_second", frames_per_second, 0, low_open=True)
     start, end = _frame_bounds(performance, frames_per_second)
     pitch, velocity = performance.pitch.tolist(), performance.velocity.tolist()
     melody: list[list[int]] = []  # [pitch, velocity, start frame, end frame]
@@ -75,9 +74,7 @@ class MelodyEncoding:
     RESERVED = 4
 
     def __init__(self, frames_per_second: float = 10.0, min_pitch: int = 21, max_pitch: int = 108) -> None:
-        if isinstance(frames_per_second, bool) or not isinstance(frames_per_second, (int, float)) \
-                or not frames_per_second > 0:
-            raise BadInputError(f"frames_per_second must be a number > 0, got {frames_per_second!r}")
+        check_number("frames_per_second", frames_per_second, 0, low_open=True)
         if not (isinstance(min_pitch, int) and isinstance(max_pitch, int) and 0 <= min_pitch <= max_pitch <= 127):
             raise BadInputError(
                 f"min_pitch and max_pitch must be ints with 0 <= min_pitch <= max_pitch <= 127, "
@@ -123,8 +120,7 @@ class MelodyEncoding:
 
         :raises BadInputError: for an id outside ``[0, vocab_size)`` or a bad ``velocity``.
         """
-        if isinstance(velocity, bool) or not isinstance(velocity, int) or not 1 <= velocity <= 127:
-            raise BadInputError(f"velocity must be an int in [1, 127], got {velocity!r}")
+        check_int("velocity", velocity, 1, 127)
         tokens = as_ids(ids, self.vocab_size)
         cut = np.flatnonzero(tokens == self.EOS)
         tokens = tokens[: cut[0]] if cut.size else tokens

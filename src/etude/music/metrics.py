@@ -18,6 +18,7 @@ Sanity metrics: pitch-class entropy (bits), mean polyphony while sounding, empty
 from __future__ import annotations
 
 import math
+from typing import Literal, overload
 
 import numpy as np
 
@@ -102,6 +103,12 @@ def _gaussian(values: np.ndarray) -> tuple[float, float]:
     return mean, max(float(values.std()), 1e-3 * (1.0 + abs(mean)))
 
 
+@overload
+def oa_similarity(a: Performance, b: Performance, window: float = ..., hop: float = ...,
+                  per_feature: Literal[False] = ...) -> float: ...
+@overload
+def oa_similarity(a: Performance, b: Performance, window: float = ..., hop: float = ..., *,
+                  per_feature: Literal[True]) -> dict[str, float]: ...
 def oa_similarity(a: Performance, b: Performance, window: float = 2.0, hop: float = 1.0,
                   per_feature: bool = False) -> float | dict[str, float]:
     """Mean overlapping area of the per-feature Gaussians of two performances, in [0, 1].

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from etude.errors import BadInputError
+from etude.validation import check_int, check_number
 
 __all__ = ["Note", "Performance"]
 
@@ -95,6 +96,10 @@ class Performance:
     """
 
     __slots__ = ("pitch", "velocity", "start", "end")
+    pitch: np.ndarray
+    velocity: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
 
     def __init__(self, notes: Iterable[Note | tuple[int, int, float, float]] = ()) -> None:
         rows = [tuple(note) for note in notes]
@@ -152,8 +157,7 @@ class Performance:
 
     def transpose(self, semitones: int) -> Performance:
         """Every pitch moved by ``semitones``; every note must stay in [0, 127]."""
-        if isinstance(semitones, bool) or not isinstance(semitones, (int, np.integer)):
-            raise BadInputError(f"semitones must be an int, got {semitones!r}")
+        check_int("semitones", semitones)
         pitch = self.pitch + int(semitones)
         if len(self) and (pitch.min() < 0 or pitch.max() > 127):
             raise BadInputError(
@@ -163,8 +167,7 @@ class Performance:
 
     def stretch(self, factor: float) -> Performance:
         """Every time multiplied by ``factor`` (> 0): 1.05 plays 5 % slower."""
-        if isinstance(factor, bool) or not isinstance(factor, (int, float, np.floating)) or not factor > 0:
-            raise BadInputError(f"stretch factor must be a number > 0, got {factor!r}")
+        check_number("stretch factor", factor, 0, low_open=True)
         return Performance.from_arrays(self.pitch, self.velocity, self.start * factor, self.end * factor)
 
     def __len__(self) -> int:

@@ -163,7 +163,7 @@ class TransformerAeStudy(Study):
         curves: dict[str, list[float]] = {}
         models: dict[str, TransformerAutoencoder] = {}
         for s in range(preset.seeds):
-            for k, (name, (cond, combine, pool, relative, absolute)) in enumerate(MODELS.items()):
+            for name, (cond, combine, pool, relative, absolute) in MODELS.items():
                 torch.manual_seed(zlib.crc32(f"{seed}/{s}/{name}".encode()))
                 mcfg = TransformerConfig(**{**asdict(cfg), "relative": relative, "absolute": absolute})
                 model = TransformerAutoencoder(mcfg, cond, combine, pool, encoder_layers=preset.encoder_layers).to(device)
@@ -203,7 +203,7 @@ class TransformerAeStudy(Study):
         claims["melody_plus_performance"].decide(
             "melody-only {:.3f}; ".format(m["melody"]) + ", ".join(f"{c} {v:.3f}" for c, v in combos.items())
             + " nats/token", all(g > 0 for g in gaps.values()), conclusive=all(gap_ok(g) for g in gaps.values()),
-            note="best combination: " + min(combos, key=combos.get))
+            note="best combination: " + min(combos, key=combos.__getitem__))
         ratio = m["unpooled"] / m["performance"]
         claims["unpooled_copies"].decide(
             f"unpooled {m['unpooled']:.3f} vs pooled {m['performance']:.3f} nats/token (ratio {ratio:.2f})",
@@ -220,7 +220,7 @@ class TransformerAeStudy(Study):
         window = dict(window=min(1.0, preset.seconds / 2), hop=min(0.5, preset.seconds / 4))
         artifacts: list[str] = []
         samples = out_dir / "samples"
-        oa = {"performance": [], "unconditional": [], "ceiling": []}
+        oa: dict[str, list[float]] = {"performance": [], "unconditional": [], "ceiling": []}
         kw = dict(max_length=preset.max_tokens, temperature=preset.temperature, top_p=preset.top_p, show_progress=False)
         for i in range(preset.samples):
             score, piece = held[i % len(held)]
@@ -279,7 +279,7 @@ class TransformerAeStudy(Study):
         return artifacts
 
 
-def _to(data, device: str):
+def _to(data, device: str | torch.device):
     return type(data)(data.performance.to(device), data.melody.to(device))
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from etude.errors import BadInputError
 from etude.music.performance import Performance
+from etude.validation import check_int
 
 __all__ = ["Style", "augment", "render", "sample_style"]
 
@@ -68,8 +69,7 @@ def sample_style(rng: np.random.Generator, voices: int, melody_voice: int = 0) -
     :param voices: number of score parts (>= 1).
     :param melody_voice: the part that carries the melody, in ``0..voices-1``.
     """
-    if isinstance(voices, bool) or not isinstance(voices, (int, np.integer)) or voices < 1:
-        raise BadInputError(f"voices must be an int >= 1, got {voices!r}")
+    check_int("voices", voices, 1)
     if not 0 <= melody_voice < voices:
         raise BadInputError(f"melody_voice must be in 0..{voices - 1}, got {melody_voice!r}")
     tempo = float(np.exp(rng.uniform(np.log(54.0), np.log(112.0))))

@@ -8,6 +8,7 @@ helpers import matplotlib only when called.
 from importlib import import_module
 from typing import Any
 
+from etude.runtime.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from etude.runtime.devices import DEVICES, resolve_device
 from etude.runtime.distributed import (
     Distributed,
@@ -21,7 +22,6 @@ from etude.runtime.distributed import (
     world_size,
 )
 from etude.runtime.global_batch import Objective, batch_mean, batch_rows, batch_sum, from_rank_zero, global_batch
-from etude.runtime.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from etude.runtime.figures import pyplot, save_figure
 from etude.runtime.optional import require
 from etude.runtime.progress import progress, progress_allowed

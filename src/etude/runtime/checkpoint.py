@@ -19,7 +19,7 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -167,9 +167,9 @@ def load_checkpoint(
     if bad is not None:
         raise CheckpointError(f"checkpoint {file} holds NaN or infinite values in {bad}; {_FIX}")
     for key, template in (like or {}).items():
-        found = _mismatch(state.get(key, _ABSENT), template, key)
-        if found is not None:
-            raise CheckpointError(f"checkpoint {file} does not fit this run: {found}; {_FIX}")
+        misfit = _mismatch(state.get(key, _ABSENT), template, key)
+        if misfit is not None:
+            raise CheckpointError(f"checkpoint {file} does not fit this run: {misfit}; {_FIX}")
     return state
 
 
@@ -179,6 +179,7 @@ def _nonfinite(value: Any, where: str) -> str | None:
         if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
             return where or "the state"
         return None
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, Mapping):
         items = value.items()
     elif isinstance(value, (list, tuple)):

@@ -67,13 +67,13 @@ class Distributed:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def make_fabric(self) -> "Fabric":
+    def make_fabric(self) -> Fabric:
         """An unlaunched ``Fabric`` with these settings (call ``launch()``, end with ``teardown``)."""
         from etude.runtime.fabric import make_fabric
 
         return make_fabric(self.accelerator, self.devices, self.strategy, self.precision, self.num_nodes)
 
-    def launch(self) -> "Fabric":
+    def launch(self) -> Fabric:
         """``make_fabric()`` launched: its launcher starts the other local ranks (``fabric run`` already did)."""
         fabric = self.make_fabric()
         if os.environ.get("LT_CLI_USED") != "1":  # Fabric refuses a second launch under `fabric run`
@@ -100,7 +100,7 @@ def fabric_run_settings() -> dict[str, Any]:
     return found
 
 
-def rank(fabric: "Fabric | None" = None) -> int:
+def rank(fabric: Fabric | None = None) -> int:
     """This process's global rank: the fabric's, else the process group's, else torchrun's ``RANK``, else 0."""
     if fabric is not None:
         return fabric.global_rank
@@ -109,7 +109,7 @@ def rank(fabric: "Fabric | None" = None) -> int:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
 
 
-def world_size(fabric: "Fabric | None" = None) -> int:
+def world_size(fabric: Fabric | None = None) -> int:
     """Processes in the run: the fabric's, else the process group's, else torchrun's ``WORLD_SIZE``, else 1."""
     if fabric is not None:
         return fabric.world_size
@@ -118,12 +118,12 @@ def world_size(fabric: "Fabric | None" = None) -> int:
     return int(os.environ.get("WORLD_SIZE", 1))
 
 
-def is_rank_zero(fabric: "Fabric | None" = None) -> bool:
+def is_rank_zero(fabric: Fabric | None = None) -> bool:
     """True in the one process that writes results, checkpoints, figures and logs."""
     return rank(fabric) == 0
 
 
-def shard(global_index: Tensor, fabric: "Fabric | None" = None, *, uneven: bool = False) -> Tensor:
+def shard(global_index: Tensor, fabric: Fabric | None = None, *, uneven: bool = False) -> Tensor:
     """This rank's contiguous equal slice ``global_index[r*B/W : (r+1)*B/W]`` of a global batch of B indices.
 
     With ``uneven`` any B is split (``tensor_split``: the first B mod W ranks take one more, a rank
@@ -142,7 +142,7 @@ def shard(global_index: Tensor, fabric: "Fabric | None" = None, *, uneven: bool 
     return global_index[r * per: (r + 1) * per]
 
 
-def wait_for_ranks(fabric: "Fabric | None", timeout: float = 600.0) -> None:
+def wait_for_ranks(fabric: Fabric | None, timeout: float = 600.0) -> None:
     """On the launching process, wait for the ranks Fabric's launcher started; exit non-zero if one failed.
 
     Fabric does not wait for the processes it launched itself (torchrun does), so without this the
@@ -155,7 +155,7 @@ def wait_for_ranks(fabric: "Fabric | None", timeout: float = 600.0) -> None:
             sys.exit(f"etude: error: rank process {child.pid} exited with status {code}")
 
 
-def load_on_rank_zero(path: str | os.PathLike[str], fabric: "Fabric | None" = None, *,
+def load_on_rank_zero(path: str | os.PathLike[str], fabric: Fabric | None = None, *,
                       expect: Mapping[str, Any] | None = None,
                       like: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """The checkpoint at ``path`` (``load_checkpoint``) read by rank 0 and broadcast to every rank; None if missing.
@@ -180,9 +180,10 @@ def load_on_rank_zero(path: str | os.PathLike[str], fabric: "Fabric | None" = No
     return state
 
 
-def sum_over_ranks(value: Tensor, fabric: "Fabric | None") -> Tensor:
+def sum_over_ranks(value: Tensor, fabric: Fabric | None) -> Tensor:
     """``value`` summed over every rank (``value`` itself without a fabric or with one process)."""
     if fabric is None or fabric.world_size == 1:
         return value
-    return fabric.all_reduce(value.detach().clone(), reduce_op="sum")
+    # Fabric hints all_reduce with the union of every collection type; a tensor in gives a tensor out
+    return fabric.all_reduce(value.detach().clone(), reduce_op="sum")  # type: ignore[return-value]
 

@@ -17,6 +17,7 @@ from lightning_fabric.loggers import Logger
 from lightning_fabric.strategies import STRATEGY_REGISTRY
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["PRECISIONS", "check_fabric_args", "make_fabric", "teardown"]
 
@@ -48,8 +49,7 @@ def check_fabric_args(accelerator: str, devices: int | str, strategy: str, preci
         raise BadInputError(f"devices must be a positive int, -1 (all) or 'auto', got {devices!r}")
     if isinstance(devices, str) and not devices.strip():
         raise BadInputError("devices must not be an empty string; use 'auto' or a device count")
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-        raise BadInputError(f"num_nodes must be a positive int, got {num_nodes!r}")
+    check_int("num_nodes", num_nodes, 1)
 
 
 def make_fabric(

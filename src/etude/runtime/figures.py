@@ -5,6 +5,7 @@ matplotlib is imported only inside the functions, so importing this module stays
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ def pyplot() -> Any:
     return plt
 
 
-def save_figure(fig: Any, path: str | Path, *, dpi: int = 90, tight: bool = True, **savefig_kwargs: Any) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 90, tight: bool = True, **savefig_kwargs: Any) -> Path:
     """Write ``fig`` to ``path`` and close it; returns the path.
 
     Renders in memory, then writes atomically (creating missing parent folders); applies ``fig.tight_layout()`` when ``tight`` is true, then
@@ -35,15 +36,15 @@ def save_figure(fig: Any, path: str | Path, *, dpi: int = 90, tight: bool = True
     from etude.errors import BadInputError
     from etude.runtime.files import write_atomic
 
-    path = Path(path)
-    fmt = savefig_kwargs.pop("format", None) or (path.suffix[1:].lower() or "png")
+    target = Path(path)
+    fmt = savefig_kwargs.pop("format", None) or (target.suffix[1:].lower() or "png")
     buffer = io.BytesIO()
     try:
         if tight:
             fig.tight_layout()
         fig.savefig(buffer, dpi=dpi, format=fmt, **savefig_kwargs)
     except ValueError as exc:
-        raise BadInputError(f"cannot write figure {str(path)!r}: {str(exc).splitlines()[0]}") from exc
+        raise BadInputError(f"cannot write figure {str(target)!r}: {str(exc).splitlines()[0]}") from exc
     finally:
         pyplot().close(fig)
-    return write_atomic(path, buffer.getvalue(), what="figure")
+    return write_atomic(target, buffer.getvalue(), what="figure")

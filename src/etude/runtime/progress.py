@@ -15,6 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["progress", "progress_allowed"]
 
@@ -45,8 +46,8 @@ def progress(
         module docstring) can always hide it.
     :raises BadInputError: when ``total`` is negative or ``disable`` is not a bool or ``None``.
     """
-    if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
-        raise BadInputError(f"total must be a non-negative int or None, got {total!r}")
+    if total is not None:
+        check_int("total", total, 0)
     if disable is not None and not isinstance(disable, bool):
         raise BadInputError(f"disable must be True, False or None, got {disable!r}")
     hidden: bool | None = True if disable or not progress_allowed() else disable

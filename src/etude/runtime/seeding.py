@@ -12,21 +12,12 @@ import random
 import numpy as np
 import torch
 
-from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["MAX_SEED", "seed_everything", "set_threads"]
 
 MAX_SEED = 2**32 - 1
 """Largest accepted seed: NumPy's legacy global generator takes seeds in ``[0, 2**32)``."""
-
-
-def _check_seed(seed: object) -> int:
-    """Return ``seed`` when it is an ``int`` in ``[0, MAX_SEED]``, else raise ``BadInputError``."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise BadInputError(
-            f"seed must be an int in [0, {MAX_SEED}], got {seed!r} ({type(seed).__name__})"
-        )
-    return seed
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -37,7 +28,7 @@ def seed_everything(seed: int) -> torch.Generator:
         global torch generator, for draws whose state must be checkpointed.
     :raises BadInputError: when ``seed`` is not an int in ``[0, 2**32)``.
     """
-    seed = _check_seed(seed)
+    seed = check_int("seed", seed, 0, MAX_SEED)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device when CUDA is present
@@ -56,6 +47,5 @@ def set_threads(n: int | None) -> None:
     """
     if n is None:
         return
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise BadInputError(f"threads must be a positive int or None, got {n!r}")
+    check_int("threads", n, 1)
     torch.set_num_threads(n)

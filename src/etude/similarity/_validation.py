@@ -11,6 +11,7 @@ import numbers
 import os
 import sys
 import warnings
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -59,9 +60,9 @@ def as_scaled_matrix(value: Any, name: str, dtype: Any = torch.float64, device: 
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
     elif isinstance(value, np.ndarray):
-        tensor = torch.from_numpy(np.ascontiguousarray(value)) if value.dtype.kind in "biuf" else None
-        if tensor is None:
+        if value.dtype.kind not in "biuf":
             raise BadInputError(f"{name} must hold real numbers, got a NumPy array of dtype {value.dtype}")
+        tensor = torch.from_numpy(np.ascontiguousarray(value))
     else:
         raise BadInputError(f"{name} must be a NumPy array or a torch tensor shaped (datapoints, neurons), "
                             f"got {type(value).__name__}")
@@ -137,7 +138,8 @@ def warn_constant(name: str) -> None:
 def _caller_stacklevel() -> int:
     """The stacklevel that points a warning at the first frame outside etude.similarity."""
     here = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
         frame, level = frame.f_back, level + 1
     return level

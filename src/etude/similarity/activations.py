@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["ActivationCapture", "capture_activations", "flatten_conv", "pool_conv"]
 
@@ -140,8 +141,8 @@ def capture_activations(model: nn.Module, inputs: Any, layers: Sequence[str] | M
         inputs = torch.from_numpy(np.ascontiguousarray(inputs))
     if not isinstance(inputs, torch.Tensor) or inputs.ndim == 0:
         raise BadInputError(f"inputs must be a tensor or array shaped (N, ...), got {type(inputs).__name__}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise BadInputError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    if batch_size is not None:
+        check_int("batch_size", batch_size, 1)
     was_training = model.training
     model.eval()
     try:

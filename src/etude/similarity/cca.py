@@ -86,7 +86,7 @@ def cross_matrix(a: Whitened, b: Whitened, ka: int | None = None, kb: int | None
     rb = b.rank if kb is None else min(kb, b.rank)
     if ra == 0 or rb == 0:
         return a.centred.new_zeros((ra, rb))
-    if a._basis is not None and b._basis is not None:
+    if a.has_basis and b.has_basis:
         return a.basis(ka).T @ b.basis(kb)
     ta, tb = a.transform[:, :ka], b.transform[:, :kb]
     return ta.T @ (a.centred.T @ b.centred) @ tb
@@ -183,9 +183,9 @@ def mean_cca(x: Any, y: Any, epsilon: float = 0.0, threshold: float | None = Non
 
 def check_keep(keep: Any) -> float | int:
     """`keep` as an int count >= 1 or a float fraction in (0, 1]; anything else raises BadInputError."""
-    if isinstance(keep, numbers.Integral) and not isinstance(keep, bool) and keep >= 1:
+    if isinstance(keep, numbers.Integral) and not isinstance(keep, bool) and int(keep) >= 1:
         return int(keep)
-    if isinstance(keep, numbers.Real) and not isinstance(keep, (bool, numbers.Integral)) and 0 < keep <= 1:
+    if isinstance(keep, numbers.Real) and not isinstance(keep, (bool, numbers.Integral)) and 0 < float(keep) <= 1:
         return float(keep)
     raise BadInputError(f"keep must be a fraction in (0, 1] of the singular-value sum or a direction "
                         f"count >= 1, got {keep!r}")
@@ -197,6 +197,7 @@ def svd_directions(a: Whitened, keep: float | int) -> int:
         return 0
     if isinstance(keep, int):
         return min(keep, a.rank)
+    assert a.eigvals is not None  # svcca whitens on the covariance route, which keeps the eigenvalues
     sv = a.eigvals.clamp_min(0).sqrt()  # singular values of X_c, up to the common factor sqrt(n - 1)
     share = torch.cumsum(sv, 0) / sv.sum()
     target = torch.tensor([keep * (1 - 1e-12)], dtype=share.dtype, device=share.device)
@@ -236,6 +237,7 @@ def pwcca_weights(a: Whitened, u: torch.Tensor, variant: str) -> torch.Tensor:
     diag(lambda / (lambda + epsilon m))^{1/2} u ("paper"). No n-sized work is needed.
     """
     lam, vec = a.eigvals, a.eigvecs
+    assert lam is not None and vec is not None  # pwcca whitens on the covariance route, in the eigenbasis
     if variant == "reference":
         b = lam.sqrt()[:, None] * u
     else:

@@ -74,9 +74,9 @@ def pairwise(reps: Sequence[Any], metric: str = "pwcca", *, epsilon: float = 0.0
     epsilon = check_epsilon(epsilon)
     factors = [whiten(m, epsilon if metric != "svcca" else 0.0, eigenbasis=metric != "cca") for m in mats]
     dims = [svd_directions(f, keep) if metric == "svcca" else None for f in factors]
-    for i, m in enumerate(mats):
-        warn_small_sample(f"reps[{i}]" + (" (after SVD reduction)" if metric == "svcca" else ""), n,
-                          dims[i] if metric == "svcca" else m.shape[1])
+    for i, (m, dim) in enumerate(zip(mats, dims)):
+        warn_small_sample(f"reps[{i}]" + (" (after SVD reduction)" if dim is not None else ""), n,
+                          dim if dim is not None else m.shape[1])
     for i, f in enumerate(factors):
         if f.rank == 0:
             warn_constant(f"reps[{i}]")

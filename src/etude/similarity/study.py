@@ -10,7 +10,6 @@ layers; bottom-up convergence).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +19,10 @@ import numpy as np
 
 from etude.errors import BadInputError
 from etude.runtime import is_rank_zero
-from etude.similarity.digits import load_digits_split
-from etude.similarity.experiments import (convergence_to_final, lr_clustering, peer_similarity,
-                                          similarity_by_layer, train_nets)
+from etude.similarity.digits import Digits, load_digits_split
+from etude.similarity.experiments import (bottom_up_convergence, cnn_by_layer, generalizing_vs_memorizing,
+                                          learning_rate_clusters, train_networks, width_sweep)
 from etude.similarity.plots import plot_by_layer, plot_convergence, plot_matrix, plot_width
-from etude.similarity.summary import spearman
 from etude.studies.protocol import Claim, Result, Study
 
 if TYPE_CHECKING:
@@ -160,138 +158,79 @@ class PwccaStudy(Study):
             raise BadInputError("learning_rates needs >= 2 values and cnn_channels >= 1 layer")
 
     def run(self, preset: PwccaPreset, seed: int, out_dir: Path, resume: bool = False,
-            fabric: "Fabric | None" = None) -> Result:
+            fabric: Fabric | None = None) -> Result:
         """Train every network (on ``fabric``'s devices and ranks when given), then compare and decide on rank 0."""
         self._check(preset)
         p, out_dir = preset, Path(out_dir)
         claims = {c.id: c for c in self.claims()}
         data = load_digits_split(p.test_fraction, seed=seed)
         start = time.perf_counter()
-        nets = self._train(p, data, seed, out_dir / "checkpoints", resume, fabric)
+        nets = train_networks(p, data, seed, out_dir / "checkpoints", resume, fabric)
         timings: dict[str, float] = {"train_s": time.perf_counter() - start}
         if not is_rank_zero(fabric):  # the other ranks trained along; rank 0 compares, decides and writes
             return Result(self.name, "", seed, claims=list(claims.values()))
         probe = data.x_train  # "on training data"
         g = p.nets_per_group
-        gen, mem, cnn, by_lr = nets["gen"], nets["mem"], nets["cnn"], nets["lr"]
 
-        start = time.perf_counter()
-        gen_idx, mem_idx = range(g), range(g, 2 * g)
-        by_layer, matrices = similarity_by_layer([n.representations(probe) for n in gen + mem],
-                                                 {"gen-gen": gen_idx, "mem-mem": mem_idx},
-                                                 {"gen-mem": (gen_idx, mem_idx)})
-        timings["group_similarity_s"] = time.perf_counter() - start
-        gen_test = float(np.mean([n.test_accuracy for n in gen]))
-        mem_train = float(np.mean([n.train_accuracy for n in mem]))
-        gaps = self._decide_gen_mem(claims["gen_more_similar"], by_layer, g, gen_test, mem_train)
-        self._decide_lower(claims["lower_layers_more_similar"], by_layer, g, gen_test)
-
-        start = time.perf_counter()
-        cnn_stats, _ = similarity_by_layer([n.representations(probe[: p.cnn_probe]) for n in cnn],
-                                           {"gen-gen": range(g)})
-        cnn_test = float(np.mean([n.test_accuracy for n in cnn]))
-        self._decide_lower(claims["lower_layers_more_similar_cnn"], cnn_stats, g, cnn_test,
-                           what=f"CNN {list(p.cnn_channels)} channels, test acc {cnn_test:.3f}; ")
-        timings["cnn_similarity_s"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        epochs = sorted(e for e in set(p.snapshots) if 0 < e < p.epochs_true)
-        convergence = convergence_to_final(gen, probe, epochs)
-        area = self._decide_bottom_up(claims["bottom_up"], convergence, epochs, g, p)
-        timings["convergence_s"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        width = self._width_sweep(p, nets["width"], probe)
+        groups = generalizing_vs_memorizing(p, nets["gen"], nets["mem"], probe, timings)
+        gaps = self._decide_gen_mem(claims["gen_more_similar"], groups["by_layer"], g, groups["gen_test"],
+                                    groups["mem_train"])
+        self._decide_lower(claims["lower_layers_more_similar"], groups["by_layer"], g, groups["gen_test"])
+        cnn = cnn_by_layer(p, nets["cnn"], probe, timings)
+        self._decide_lower(claims["lower_layers_more_similar_cnn"], cnn["stats"], g, cnn["test"],
+                           what=f"CNN {list(p.cnn_channels)} channels, test acc {cnn['test']:.3f}; ")
+        convergence = bottom_up_convergence(p, groups["gen"], probe, timings)
+        area = self._decide_bottom_up(claims["bottom_up"], convergence["by_layer"], convergence["epochs"], g, p)
+        width = width_sweep(p, nets["width"], probe, timings)
         self._decide_width(claims["wider_more_similar"], width, p)
         self._decide_tracks(claims["similarity_tracks_accuracy"], width)
-        timings["width_similarity_s"] = time.perf_counter() - start
+        lrs = learning_rate_clusters(nets["lr"], probe, seed, timings)
+        self._decide_clusters(claims["lr_clusters"], lrs["clusters"], p)
 
-        start = time.perf_counter()
-        clusters = lr_clustering(by_lr, probe, seed)
-        self._decide_clusters(claims["lr_clusters"], clusters, p)
-        timings["lr_clusters_s"] = time.perf_counter() - start
+        artifacts = self._plots(p, out_dir, groups, cnn, convergence, width, lrs)
+        metrics = self._metrics(p, data, groups, gaps, cnn, convergence, area, width, lrs, timings)
+        return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics,
+                      artifacts=[a.name for a in artifacts])
 
-        artifacts = [
-            plot_by_layer(by_layer, out_dir / "similarity_by_layer.png",
+    @staticmethod
+    def _plots(p: PwccaPreset, out_dir: Path, groups: dict, cnn: dict, convergence: dict, width: dict,
+               lrs: dict) -> list[Path]:
+        g = p.nets_per_group
+        return [
+            plot_by_layer(groups["by_layer"], out_dir / "similarity_by_layer.png",
                           f"digits MLPs, {g} true-label (gen) vs {g} shuffled-label (mem) nets; mean ± sd over pairs"),
-            plot_by_layer(cnn_stats, out_dir / "cnn_similarity_by_layer.png",
+            plot_by_layer(cnn["stats"], out_dir / "cnn_similarity_by_layer.png",
                           f"digits CNNs {list(p.cnn_channels)}, {g} seeds; mean ± sd over pairs"),
             plot_width(list(p.widths), width["stats"], out_dir / "similarity_by_width.png",
                        f"width sweep, {p.width_seeds} seeds per width", ylabel="similarity across seeds"),
-            plot_convergence(epochs, convergence, out_dir / "convergence.png",
+            plot_convergence(convergence["epochs"], convergence["by_layer"], out_dir / "convergence.png",
                              "true-label nets: each layer against its final representation"),
-            plot_matrix(matrices["PWCCA"][-1], [f"gen{i}" for i in range(g)] + [f"mem{i}" for i in range(g)],
+            plot_matrix(groups["matrices"]["PWCCA"][-1], [f"gen{i}" for i in range(g)] + [f"mem{i}" for i in range(g)],
                         out_dir / "pwcca_top_layer.png", f"PWCCA, hidden layer {p.depth} (row: weights from)"),
-            plot_matrix(1 - np.asarray(clusters["distance"]),
-                        [f"{lr:g}/{i}" for lr, group in by_lr.items() for i in range(len(group))],
+            plot_matrix(1 - np.asarray(lrs["clusters"]["distance"]),
+                        [f"{lr:g}/{i}" for lr, nets in lrs["by_lr"].items() for i in range(len(nets))],
                         out_dir / "pwcca_learning_rates.png", "1 - PWCCA distance, nets by learning rate/seed"),
         ]
-        metrics = {
+
+    @staticmethod
+    def _metrics(p: PwccaPreset, data: Digits, groups: dict, gaps: dict, cnn: dict, convergence: dict, area: dict,
+                 width: dict, lrs: dict, timings: dict[str, float]) -> dict[str, Any]:
+        gen, mem, by_layer, clusters = groups["gen"], groups["mem"], groups["by_layer"], lrs["clusters"]
+        return {
             "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test)),
-            "gen_test_accuracy": gen_test, "gen_train_accuracy": float(np.mean([n.train_accuracy for n in gen])),
-            "mem_train_accuracy": mem_train, "mem_test_accuracy": float(np.mean([n.test_accuracy for n in mem])),
+            "gen_test_accuracy": groups["gen_test"],
+            "gen_train_accuracy": float(np.mean([n.train_accuracy for n in gen])),
+            "mem_train_accuracy": groups["mem_train"],
+            "mem_test_accuracy": float(np.mean([n.test_accuracy for n in mem])),
             "by_layer": {label: {grp: [m for m, _ in v] for grp, v in st.items()} for label, st in by_layer.items()},
-            "gen_minus_mem": gaps, "cnn_test_accuracy": cnn_test,
-            "cnn_by_layer": {label: [m for m, _ in st["gen-gen"]] for label, st in cnn_stats.items()},
-            "convergence_epochs": epochs, "convergence_by_layer": area,
+            "gen_minus_mem": gaps, "cnn_test_accuracy": cnn["test"],
+            "cnn_by_layer": {label: [m for m, _ in st["gen-gen"]] for label, st in cnn["stats"].items()},
+            "convergence_epochs": convergence["epochs"], "convergence_by_layer": area,
             "widths": list(p.widths), "width_test_accuracy": width["test"],
             "width_similarity": {k: [m for m, _ in v] for k, v in width["stats"].items()},
             "width_spearman": width["rank"], "similarity_vs_accuracy_spearman": width["tracks"],
             "lr_clusters": {k: v for k, v in clusters.items() if k != "distance"}, "timings_s": timings,
         }
-        return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics,
-                      artifacts=[a.name for a in artifacts])
-
-    @staticmethod
-    def _train(p: PwccaPreset, data, seed: int, ckpt: Path, resume: bool, fabric: "Fabric | None") -> dict:
-        """Every network of the study, each seeded on its own: the true- and shuffled-label groups, the CNNs,
-        the width sweep {(width, 'trained' | 'untrained'): nets} and the learning-rate groups {lr: nets}."""
-        common: dict[str, Any] = {"lr": p.lr, "batch_size": p.batch_size, "ckpt": ckpt, "resume": resume,
-                                  "fabric": fabric}
-        base, g = seed * 10_000, p.nets_per_group
-        mlp = [p.width] * p.depth
-        gen = train_nets(mlp, data, data.y_train, [base + i for i in range(g)], p.epochs_true, tag="true",
-                         snapshots=p.snapshots, **common)
-        mem = train_nets(mlp, data, data.shuffled_labels(seed + 7919), [base + 100 + i for i in range(g)],
-                         p.epochs_shuffled, tag="shuffled", **common)
-        cnn = train_nets(list(p.cnn_channels), data, data.y_train, [base + 200 + i for i in range(g)], p.epochs_true,
-                         tag="cnn", arch="cnn", **common)
-        width = {(width, kind): train_nets([width] * p.depth, data, data.y_train,
-                                           [base + 1000 + 100 * wi + s for s in range(p.width_seeds)], epochs,
-                                           tag=f"width{width}_{kind}", **common)
-                 for wi, width in enumerate(p.widths)
-                 for kind, epochs in (("trained", p.epochs_true), ("untrained", 0))}
-        by_lr = {lr: (gen[: p.lr_seeds] if lr == p.lr and p.lr_seeds <= g else
-                      train_nets(mlp, data, data.y_train, [base + 300 + 10 * j + i for i in range(p.lr_seeds)],
-                                 p.epochs_true, tag=f"lr{lr:g}", **{**common, "lr": lr}))
-                 for j, lr in enumerate(p.learning_rates)}
-        return {"gen": gen, "mem": mem, "cnn": cnn, "width": width, "lr": by_lr}
-
-    @staticmethod
-    def _width_sweep(p: PwccaPreset, nets: dict, probe) -> dict:
-        """Trained and untrained nets per width: similarity across seeds, test accuracy, peer similarity per net."""
-        stats: dict[str, list[tuple[float, float]]] = {f"{k} {m}": [] for k in ("trained", "untrained")
-                                                       for m in ("PWCCA", "CKA")}
-        test, peers, accuracies = [], [], []
-        for width in p.widths:
-            for kind in ("trained", "untrained"):
-                group = nets[width, kind]
-                layer_stats, mats = similarity_by_layer([n.representations(probe) for n in group],
-                                                        {"all": range(len(group))},
-                                                        metrics={"pwcca": "PWCCA", "cka": "CKA"})
-                for label, st in layer_stats.items():
-                    means = [m for m, _ in st["all"]]
-                    sds = [s for _, s in st["all"]]
-                    stats[f"{kind} {label}"].append((float(np.mean(means)),
-                                                     float(math.sqrt(np.mean(np.square(sds)) + np.var(means)))))
-                if kind == "trained":
-                    test.append(float(np.mean([n.test_accuracy for n in group])))
-                    peers += peer_similarity(mats["PWCCA"], [range(len(group))])
-                    accuracies += [n.test_accuracy for n in group]
-        trained = [m for m, _ in stats["trained PWCCA"]]
-        return {"stats": stats, "test": test, "rank": spearman(list(p.widths), trained),
-                "peers": peers, "accuracies": accuracies,
-                "tracks": spearman(peers, accuracies) if len(peers) >= 2 else float("nan")}
 
     # -- verdicts (criteria as stated in claims()) --------------------------------------------------
 

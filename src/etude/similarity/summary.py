@@ -34,9 +34,9 @@ def between_groups(matrix: np.ndarray, first: Sequence[int], second: Sequence[in
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman's rank correlation of two equally long sequences (average ranks for ties)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-        raise BadInputError(f"spearman needs two 1-D sequences of equal length >= 2, got {a.shape} and {b.shape}")
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+        raise BadInputError(f"spearman needs two 1-D sequences of equal length >= 2, got {x.shape} and {y.shape}")
 
     def ranks(v: np.ndarray) -> np.ndarray:
         order = np.argsort(v, kind="stable")
@@ -46,7 +46,7 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
             r[v == value] = r[v == value].mean()
         return r
 
-    ra, rb = ranks(a), ranks(b)
+    ra, rb = ranks(x), ranks(y)
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denom = float(np.sqrt((ra @ ra) * (rb @ rb)))
     return float(ra @ rb / denom) if denom > 0 else 0.0
@@ -82,7 +82,7 @@ def kmeans_1d(values: Sequence[float], k: int, seed: int = 0) -> np.ndarray:
     return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(v)
 
 
-def adjusted_rand(labels: Sequence[int], truth: Sequence[int]) -> float:
+def adjusted_rand(labels: Sequence[int] | np.ndarray, truth: Sequence[int] | np.ndarray) -> float:
     """Adjusted Rand index of two labellings: 1 for identical partitions, about 0 for random ones.
 
     ARI = (sum_ij C(n_ij, 2) - E) / (max - E), E = sum_i C(a_i, 2) sum_j C(b_j, 2) / C(n, 2),

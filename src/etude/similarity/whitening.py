@@ -76,6 +76,11 @@ class Whitened:
         """r, the number of directions kept."""
         return self.transform.shape[1]
 
+    @property
+    def has_basis(self) -> bool:
+        """Whether Z_hat is formed already (the QR and SVD routes hand it over; ``basis`` caches it)."""
+        return self._basis is not None
+
     def basis(self, k: int | None = None) -> torch.Tensor:
         """Z_hat[:, :k] (n, k): the first k whitened directions (cached)."""
         if self._basis is None:

@@ -17,7 +17,12 @@ from pathlib import Path
 from etude.runtime.files import write_atomic
 from etude.studies.protocol import VERDICTS, Result, midi_preview_names
 from etude.studies.report import (
-    artifact_file, check_run_dir, collect_results, read_json, summary_cell, verdict_summary,
+    artifact_file,
+    check_run_dir,
+    collect_results,
+    read_json,
+    summary_cell,
+    verdict_summary,
 )
 from etude.studies.server import make_server, serve
 
@@ -55,7 +60,8 @@ def _e(text: object) -> str:
 
 def markdown_table_to_html(text: str) -> str:
     """Render text holding markdown pipe tables: table lines become <table>, others <p>."""
-    out, rows = [], []
+    out: list[str] = []
+    rows: list[str] = []  # the lines of the table being read
 
     def flush() -> None:
         if rows:

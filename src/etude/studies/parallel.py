@@ -97,8 +97,9 @@ def run_parallel(tasks: list, jobs: int) -> list[Result]:
             busy = {slot.conn: slot for slot in slots if slot.task is not None}
             bar.set_postfix_str("running: " + ", ".join(s.task[1].label for s in busy.values() if s.task))
             for conn in wait(list(busy)):
-                slot = busy[conn]  # type: ignore[index]
-                index, task, started = slot.task  # type: ignore[misc]
+                slot = busy[conn]
+                assert slot.task is not None  # busy holds the slots running a task
+                index, task, started = slot.task
                 try:
                     message = slot.conn.recv()
                 except (EOFError, ConnectionResetError):

@@ -60,7 +60,7 @@ class Claim:
     verdict: Verdict = "not-run"
     note: str = ""
 
-    def decide(self, measured: str, holds: bool, *, conclusive: bool = True, note: str = "") -> "Claim":
+    def decide(self, measured: str, holds: bool, *, conclusive: bool = True, note: str = "") -> Claim:
         """Record our figure and the verdict the fixed criterion gives."""
         self.measured = measured
         self.verdict = "inconclusive" if not conclusive else ("holds" if holds else "fails")
@@ -117,7 +117,7 @@ class Result:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any, *, notes: list[str] | None = None) -> "Result":
+    def from_dict(cls, data: Any, *, notes: list[str] | None = None) -> Result:
         """Rebuild a result read from result.json; unknown keys are ignored.
 
         Strict by default: a field of the wrong type raises BadInputError naming it. With a
@@ -209,7 +209,7 @@ def _is(value: Any, expected: Any) -> bool:
     return isinstance(value, expected)
 
 
-def _claim(item: Any) -> "Claim | str":
+def _claim(item: Any) -> Claim | str:
     """A Claim from a JSON object, or the reason it is not one."""
     if not isinstance(item, dict):
         return f"is {_kind(item)}, not an object"

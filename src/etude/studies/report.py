@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 from urllib.parse import quote
 
 from etude.errors import BadInputError
@@ -59,8 +60,8 @@ def artifact_file(run_dir: Path, study: str, name: str) -> tuple[Path | None, st
     return path, ""
 
 
-def read_json(run_dir: Path, path: Path) -> object:
-    """The JSON value of a file inside the run folder; OSError/ValueError/RecursionError otherwise."""
+def read_json(run_dir: Path, path: Path) -> Any:
+    """The JSON value (of any JSON type) of a file inside the run folder; OSError/ValueError/RecursionError otherwise."""
     if inside(run_dir, path) is None:
         raise ValueError("a link that leaves the run folder")
     if not path.is_file():
@@ -83,7 +84,7 @@ def check_run_dir(run_dir: str | Path) -> Path:
 def collect_results(run_dir: Path) -> list[tuple[str, Result | None, str]]:
     """(study folder name, result or None, note) for every subfolder of the run folder."""
     run_dir = Path(run_dir)
-    entries = []
+    entries: list[tuple[str, Result | None, str]] = []
     for folder, name in _study_folders(run_dir):
         if inside(run_dir, folder) is None:
             entries.append((name, None, "refused: a link that leaves the run folder"))

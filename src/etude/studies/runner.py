@@ -14,18 +14,20 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
 from etude.errors import BadInputError, CheckpointError
 from etude.runtime import MAX_SEED, Distributed, is_rank_zero, seed_everything, set_threads, world_size
-from etude.studies.protocol import PRESETS, Result, Study, versions
-from etude.studies import registry
 from etude.runtime.files import ensure_dir, write_atomic
+from etude.studies import registry
+from etude.studies.protocol import PRESETS, Result, Study, versions
 from etude.studies.registry import get_study, load_study, study_names
+from etude.validation import check_int
 
 __all__ = ["Task", "crashed_result", "finished_result", "load_result", "run_studies", "run_task", "study_dir_for"]
 
@@ -173,15 +175,15 @@ def crashed_result(study: Study, task: Task, error: str) -> Result:
     return Result(study.name, task.preset, task.seed, claims=study.claims(), status="crashed", error=error)
 
 
-def _check_seeds(seeds: Sequence[int]) -> list[int]:
+def _check_seeds(seeds: Sequence[object]) -> list[int]:
     if not seeds:
         raise BadInputError("seeds must name at least one seed, got none")
+    checked: list[int] = []
     for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-            raise BadInputError(f"seed must be an int in [0, {MAX_SEED}], got {seed!r}")
-    if len(set(seeds)) != len(seeds):
+        checked.append(check_int("seed", seed, 0, MAX_SEED))
+    if len(set(checked)) != len(checked):
         raise BadInputError(f"seeds must be distinct, got {seeds}")
-    return seeds
+    return checked
 
 
 def run_studies(
@@ -209,9 +211,8 @@ def run_studies(
     if preset not in PRESETS:
         raise BadInputError(f"unknown preset {preset!r}; expected one of {list(PRESETS)}")
     several = isinstance(seed, (list, tuple))
-    seeds = _check_seeds(list(seed) if several else [seed])  # type: ignore[arg-type]
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
-        raise BadInputError(f"jobs must be an int in [1, {MAX_JOBS}], got {jobs!r}")
+    seeds = _check_seeds(list(seed) if isinstance(seed, (list, tuple)) else [seed])
+    check_int("jobs", jobs, 1, MAX_JOBS)
     selected = list(names) if names else study_names()
     studies = [get_study(name) for name in selected]  # unknown names fail before anything runs
     if not names:  # every study: those without this preset tier are skipped, and said so
@@ -274,4 +275,4 @@ def run_studies(
 def _as_settings(preset: object) -> dict:
     import dataclasses
 
-    return dataclasses.asdict(preset) if dataclasses.is_dataclass(preset) else {}
+    return dataclasses.asdict(preset) if dataclasses.is_dataclass(preset) and not isinstance(preset, type) else {}

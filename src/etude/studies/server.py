@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from etude.errors import BadInputError
 from etude.studies.report import inside
+from etude.validation import check_int
 
 __all__ = ["LOOPBACK_HOSTS", "check_port", "make_server", "serve"]
 
@@ -26,9 +27,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 def check_port(port: object) -> int:
     """``port`` when it is an int in 1..65535, or 0 (the system picks a free one); else BadInputError."""
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise BadInputError(f"--port must be an integer in 1..65535, or 0 for any free port, got {port!r}")
-    return port
+    return check_int("--port", port, 0, 65535)
 
 
 def _host_name(header: str | None) -> str:

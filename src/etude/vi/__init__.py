@@ -15,6 +15,7 @@ from importlib import import_module
 from typing import Any
 
 from etude.errors import BadInputError
+from etude.vi.analysis import first_reach, gap_summary, loglog_slope, trace_variance, variance_ratio, window_mean
 from etude.vi.elbo import (
     ENTROPY,
     LogJoint,
@@ -24,7 +25,6 @@ from etude.vi.elbo import (
     gradient_replicates,
     iwae,
 )
-from etude.vi.analysis import first_reach, gap_summary, loglog_slope, trace_variance, variance_ratio, window_mean
 from etude.vi.families import FAMILIES, FullRankGaussian, GaussianFamily, MeanFieldGaussian, make_family
 from etude.vi.hierarchical import HierarchicalLinearRegression, PoissonGLM
 from etude.vi.models import (

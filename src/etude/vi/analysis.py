@@ -8,7 +8,7 @@ traces into those comparisons.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

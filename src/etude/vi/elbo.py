@@ -17,12 +17,13 @@ L_K = E[log 1/K sum_k p(x, z_k) / q(z_k)].
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
 from etude.errors import BadInputError
+from etude.validation import check_int, check_number
 from etude.vi.families import GaussianFamily
 from etude.vi.qmc import BaseSampler, is_power_of_two
 
@@ -40,34 +41,30 @@ def _finite(name: str, value: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def _check_n(name: str, n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise BadInputError(f"{name} must be a positive int, got {n!r} ({type(n).__name__})")
-    return n
-
-
 def base_normals(sampler: BaseSampler | Sequence[BaseSampler], n: int, family: GaussianFamily) -> torch.Tensor:
     """eps [..., n, d]: one point set of n base normals per copy of the family.
 
     An unbatched family takes one sampler; a family with batch shape [S] takes a sequence of S
     samplers (one per seed) or one sampler called S times (independent randomizations).
     """
-    _check_n("n", n)
+    check_int("n", n, 1)
     dtype = family.loc.dtype
     batch = family.batch_shape
-    samplers = sampler if isinstance(sampler, Sequence) else None
-    first = samplers[0] if samplers else sampler
-    if first.dim != family.dim:  # type: ignore[union-attr]
-        raise BadInputError(f"sampler dim must equal the family's dim {family.dim}, got {first.dim}")  # type: ignore[union-attr]
+    per_copy = isinstance(sampler, Sequence)  # one sampler per copy, or one for all
+    samplers = list(sampler) if isinstance(sampler, Sequence) else [sampler]
+    if not samplers:
+        raise BadInputError("sampler must be a sampler or a non-empty sequence of samplers, got an empty sequence")
+    if samplers[0].dim != family.dim:
+        raise BadInputError(f"sampler dim must equal the family's dim {family.dim}, got {samplers[0].dim}")
     if len(batch) == 0:
-        if samplers is not None:
+        if per_copy:
             raise BadInputError("an unbatched family takes one sampler, not a sequence")
-        return sampler.normal(n, dtype)  # type: ignore[union-attr]
+        return samplers[0].normal(n, dtype)
     if len(batch) != 1:
         raise BadInputError(f"families with one batch dimension are supported, got {tuple(batch)}")
-    if samplers is not None and len(samplers) != batch[0]:
+    if per_copy and len(samplers) != batch[0]:
         raise BadInputError(f"expected {batch[0]} samplers (one per copy), got {len(samplers)}")
-    draws = [(samplers[i] if samplers else sampler).normal(n, dtype) for i in range(batch[0])]  # type: ignore[union-attr, index]
+    draws = [samplers[i if per_copy else 0].normal(n, dtype) for i in range(batch[0])]
     return torch.stack(draws)
 
 
@@ -111,11 +108,11 @@ def gradient_replicates(log_joint: LogJoint, family: GaussianFamily, sampler: Ba
 
     :param objective: 'elbo' or 'iwae' (then n is K).
     """
-    _check_n("replicates", replicates)
-    _check_n("max_points", max_points)
+    check_int("replicates", replicates, 1)
+    check_int("max_points", max_points, 1)
     if objective not in ("elbo", "iwae"):
         raise BadInputError(f"objective must be 'elbo' or 'iwae', got {objective!r}")
-    per_batch = max(1, max_points // _check_n("n", n))
+    per_batch = max(1, max_points // check_int("n", n, 1))
     out = []
     for start in range(0, replicates, per_batch):
         copies = family.replicate(min(per_batch, replicates - start))
@@ -148,18 +145,15 @@ class SampleSizeSchedule:
     """Round every N up to a power of two (Sobol's balanced sizes)."""
 
     def __post_init__(self) -> None:
-        _check_n("start", self.start)
-        _check_n("every", self.every)
-        if isinstance(self.stop, bool) or not isinstance(self.stop, int) or self.stop < self.start:
-            raise BadInputError(f"stop must be an int >= start={self.start}, got {self.stop!r}")
-        if not isinstance(self.factor, (int, float)) or self.factor < 1.0:
-            raise BadInputError(f"factor must be a number >= 1, got {self.factor!r}")
+        check_int("start", self.start, 1)
+        check_int("every", self.every, 1)
+        check_int("stop", self.stop, self.start)
+        check_number("factor", self.factor, 1)
         if self.power_of_two and not is_power_of_two(self.stop):
             raise BadInputError(f"stop must be a power of two when power_of_two=True, got {self.stop}")
 
     def __call__(self, t: int) -> int:
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-            raise BadInputError(f"iteration t must be a non-negative int, got {t!r}")
+        check_int("iteration t", t, 0)
         exponent = t // self.every
         if self.factor > 1 and exponent > math.log(self.stop / self.start, self.factor) + 1:
             return self.stop

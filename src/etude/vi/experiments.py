@@ -9,7 +9,7 @@ the benchmarks call these; every random draw is seeded from the ``seed`` argumen
 from __future__ import annotations
 
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -164,6 +164,7 @@ def schedule_experiment(model: BayesianLinearRegression, schedule: SampleSizeSch
                       track=lambda f: ((f.flat_parameters() - optimum) ** 2).sum(-1),
                       desc=f"{desc} {kind}" if desc else "")
         errors = history.tracked  # [steps + 1, S]; row t is after t steps
+        assert errors is not None  # fit was given track=
         out["sizes"] = history.sizes
         out[f"errors_{kind}"] = errors
         stage_errors = []

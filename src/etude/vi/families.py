@@ -13,10 +13,12 @@ part and log diag(L) on its diagonal. Parameters may carry leading batch dimensi
 from __future__ import annotations
 
 import math
+from typing import Self
 
 import torch
 
 from etude.errors import BadInputError
+from etude.validation import check_int
 
 __all__ = ["GaussianFamily", "MeanFieldGaussian", "FullRankGaussian", "FAMILIES", "make_family"]
 
@@ -36,6 +38,7 @@ class GaussianFamily:
 
     dim: int
     batch_shape: torch.Size
+    loc: torch.Tensor  # mu [..., d]
 
     def parameters(self) -> list[torch.Tensor]:
         """The leaf tensors an optimizer updates."""
@@ -53,15 +56,14 @@ class GaussianFamily:
         """log q(z) for z [..., n, d] -> [..., n]."""
         raise NotImplementedError
 
-    def replicate(self, copies: int) -> "GaussianFamily":
+    def replicate(self, copies: int) -> Self:
         """``copies`` independent leaf copies of this (unbatched) family, batch shape [copies]."""
         if self.batch_shape != torch.Size():
             raise BadInputError(f"replicate needs an unbatched family, got batch shape {tuple(self.batch_shape)}")
-        if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
-            raise BadInputError(f"copies must be a positive int, got {copies!r}")
+        check_int("copies", copies, 1)
         return self._with([p.detach().expand(copies, *p.shape).clone() for p in self.parameters()])
 
-    def select(self, index: int) -> "GaussianFamily":
+    def select(self, index: int) -> Self:
         """Copy number ``index`` of a batched family, as a fresh unbatched family."""
         return self._with([p.detach()[index].clone() for p in self.parameters()])
 
@@ -70,7 +72,7 @@ class GaussianFamily:
         batch = len(self.batch_shape)
         return torch.cat([p.detach().reshape(*p.shape[:batch], -1) for p in self.parameters()], -1)
 
-    def _with(self, params: list[torch.Tensor]) -> "GaussianFamily":
+    def _with(self, params: list[torch.Tensor]) -> Self:
         raise NotImplementedError
 
 
@@ -83,8 +85,7 @@ class MeanFieldGaussian(GaussianFamily):
     """
 
     def __init__(self, dim: int, loc: object = 0.0, scale: object = 0.1, dtype: torch.dtype = torch.float64) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise BadInputError(f"dim must be a positive int, got {dim!r}")
+        check_int("dim", dim, 1)
         scale_t = torch.as_tensor(scale, dtype=dtype)
         if not bool((scale_t > 0).all()):
             raise BadInputError(f"scale must be positive, got {scale!r}")
@@ -113,8 +114,8 @@ class MeanFieldGaussian(GaussianFamily):
     def covariance(self) -> torch.Tensor:
         return torch.diag_embed(self.scale.detach() ** 2)
 
-    def _with(self, params: list[torch.Tensor]) -> "MeanFieldGaussian":
-        new = object.__new__(MeanFieldGaussian)
+    def _with(self, params: list[torch.Tensor]) -> Self:
+        new = object.__new__(type(self))
         new.dim, new.loc, new.log_scale = self.dim, params[0].requires_grad_(), params[1].requires_grad_()
         new.batch_shape = new.loc.shape[:-1]
         return new
@@ -160,8 +161,8 @@ class FullRankGaussian(GaussianFamily):
         tril = self.scale_tril.detach()
         return tril @ tril.transpose(-1, -2)
 
-    def _with(self, params: list[torch.Tensor]) -> "FullRankGaussian":
-        new = object.__new__(FullRankGaussian)
+    def _with(self, params: list[torch.Tensor]) -> Self:
+        new = object.__new__(type(self))
         new.dim, new.loc, new.raw_tril = self.dim, params[0].requires_grad_(), params[1].requires_grad_()
         new.batch_shape = new.loc.shape[:-1]
         return new

@@ -11,17 +11,11 @@ from __future__ import annotations
 
 import torch
 
-from etude.errors import BadInputError
+from etude.validation import check_int
 from etude.vi.densities import normal_log_prob, normal_log_prob_log_scale
 from etude.vi.models import Model
 
 __all__ = ["HierarchicalLinearRegression", "PoissonGLM"]
-
-
-def _count(name: str, value: object, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise BadInputError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
 
 
 class HierarchicalLinearRegression(Model):
@@ -35,9 +29,9 @@ class HierarchicalLinearRegression(Model):
     name = "hierarchical"
 
     def __init__(self, groups: int = 50, per_group: int = 10, data_seed: int = 0) -> None:
-        self.groups = _count("groups", groups)
-        self.per_group = _count("per_group", per_group)
-        gen = torch.Generator().manual_seed(_count("data_seed", data_seed, 0))
+        self.groups = check_int("groups", groups, 1)
+        self.per_group = check_int("per_group", per_group, 1)
+        gen = torch.Generator().manual_seed(check_int("data_seed", data_seed, 0))
         a = 0.5 + 0.8 * torch.randn(groups, generator=gen, dtype=torch.float64)
         b = -0.3 + 0.5 * torch.randn(groups, generator=gen, dtype=torch.float64)
         self.group = torch.arange(groups).repeat_interleave(per_group)  # g(i) [n]
@@ -73,9 +67,9 @@ class PoissonGLM(Model):
     name = "poisson"
 
     def __init__(self, levels_a: int = 3, levels_b: int = 27, data_seed: int = 0) -> None:
-        self.levels_a = _count("levels_a", levels_a)
-        self.levels_b = _count("levels_b", levels_b)
-        gen = torch.Generator().manual_seed(_count("data_seed", data_seed, 0))
+        self.levels_a = check_int("levels_a", levels_a, 1)
+        self.levels_b = check_int("levels_b", levels_b, 1)
+        gen = torch.Generator().manual_seed(check_int("data_seed", data_seed, 0))
         alpha = 0.5 * torch.randn(levels_a, generator=gen, dtype=torch.float64)
         beta = 0.8 * torch.randn(levels_b, generator=gen, dtype=torch.float64)
         self.cell_a = torch.arange(levels_a).repeat_interleave(levels_b)  # a(i) [A*B]

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import torch
 
 from etude.errors import EtudeWarning, MissingDependencyError, warn_at_caller
-from etude.vi.qmc import MC, QMC, RQMC, BaseSampler, linear_scramble, make_sampler
-from etude.vi.qmc import _BITS, _levels, _net
+from etude.vi.qmc import MC, QMC, RQMC, SOBOL_BITS, BaseSampler, linear_scramble, make_sampler, sobol_levels, sobol_net
 
 __all__ = ["ParticleWarning", "QMCNormal", "QMCAutoDiagonalNormal", "QMCAutoMultivariateNormal", "pyro_available",
            "traced_uniform"]
@@ -51,11 +52,11 @@ def traced_uniform(sampler: BaseSampler, n: int) -> torch.Tensor:
     elif isinstance(sampler, RQMC):
         nets = sampler.__dict__.setdefault("_traced_nets", {})
         if n not in nets:
-            nets[n] = _net(linear_scramble(sampler._directions, sampler.generator, _levels(n)), n)
-        shift = torch.randint(0, 2**_BITS, (sampler.dim,), dtype=torch.int32)
-        u = (nets[n] ^ shift).double() * 2.0**-_BITS
+            nets[n] = sobol_net(linear_scramble(sampler.directions, sampler.generator, sobol_levels(n)), n)
+        shift = torch.randint(0, 2**SOBOL_BITS, (sampler.dim,), dtype=torch.int32)
+        u = (nets[n] ^ shift).double() * 2.0**-SOBOL_BITS
     elif isinstance(sampler, QMC):
-        u = sampler._points(n)
+        u = sampler.uniform(n)  # clamped below as every point is
     else:
         raise MissingDependencyError(f"{type(sampler).__name__} has no traced form; use MC, QMC or RQMC")
     return u.clamp(sampler.eps, 1.0 - sampler.eps)
@@ -67,7 +68,7 @@ def _unvectorized_elbo() -> Any:
         from pyro.infer.elbo import ELBO
     except ImportError:  # pragma: no cover
         return None
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(40):
         if frame is None:
             return None
@@ -81,16 +82,18 @@ try:  # pyro is an optional extra
     import pyro.distributions as dist
     from pyro.distributions import constraints
     from pyro.infer.autoguide import AutoDiagonalNormal, AutoMultivariateNormal
+
+    _HAVE_PYRO = True
 except ImportError:  # pragma: no cover - exercised only without the extra
-    dist = None
+    _HAVE_PYRO = False
 
 
 def pyro_available() -> bool:
     """True when the optional ``pyro-ppl`` package is importable."""
-    return dist is not None
+    return _HAVE_PYRO
 
 
-if dist is not None:
+if _HAVE_PYRO:
 
     class QMCNormal(dist.TorchDistribution):
         """N(0, I_d) whose ``rsample`` returns ``sampler.normal(n)``: one point set for all n draws.
@@ -107,10 +110,10 @@ if dist is not None:
             self.sampler, self.dtype = sampler, dtype
             super().__init__(torch.Size(batch_shape), torch.Size([sampler.dim]), validate_args=validate_args)
 
-        def expand(self, batch_shape: Any, _instance: Any = None) -> "QMCNormal":
+        def expand(self, batch_shape: Any, _instance: Any = None) -> QMCNormal:
             return QMCNormal(self.sampler, self.dtype, torch.Size(batch_shape))
 
-        def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        def rsample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = torch.Size()) -> torch.Tensor:
             shape = self._extended_shape(torch.Size(sample_shape))
             n = 1
             for size in shape[:-1]:  # under a JIT trace the sizes are 0-d tensors
@@ -127,8 +130,17 @@ if dist is not None:
     class _BaseSampledGuide:
         """Mixin: the guide's latent is get_transform() applied to ``QMCNormal`` base points."""
 
+        # set by the Pyro autoguide this is mixed into
+        latent_dim: int
+        loc: torch.nn.Parameter
+        get_transform: Callable[..., Any]
+        _qmc_kind: str
+        _qmc_seed: int | None
+        _qmc_sampler: BaseSampler | None
+
         def _init_sampler(self, sampler: str, seed: int | None) -> None:
-            self._qmc_kind, self._qmc_seed, self._qmc_sampler = sampler, seed, None
+            self._qmc_kind, self._qmc_seed = sampler, seed
+            self._qmc_sampler = None
             make_sampler(sampler, 1, seed)  # validate the kind and seed now, not at the first step
 
         @property

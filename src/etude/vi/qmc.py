@@ -33,15 +33,18 @@ import torch
 from torch.quasirandom import SobolEngine
 
 from etude.errors import BadInputError, EtudeWarning, warn_at_caller
+from etude.validation import check_int
 
 __all__ = ["EPS", "MAX_DIM", "SAMPLERS", "BaseSampler", "MC", "QMC", "RQMC", "QMCBalanceWarning",
-           "linear_scramble", "make_sampler", "is_power_of_two", "sobol_points"]
+           "linear_scramble", "make_sampler", "is_power_of_two", "sobol_points", "SOBOL_BITS", "sobol_levels",
+           "sobol_net"]
 
 EPS = 1e-10
 """Default clamp of uniforms to (EPS, 1 - EPS) before the inverse normal CDF: Phi^{-1}(EPS) ~ -6.36."""
 MAX_DIM = SobolEngine.MAXDIM
 """Largest dimension torch's Sobol engine supports (21201)."""
-_BITS = SobolEngine.MAXBIT  # Sobol points are integers / 2**30
+SOBOL_BITS = SobolEngine.MAXBIT
+"""Sobol points are integers / 2**SOBOL_BITS (30 bits)."""
 SAMPLERS = ("mc", "qmc", "rqmc")
 RANDOMIZATIONS = ("scramble", "shift")
 
@@ -55,17 +58,10 @@ def is_power_of_two(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bound = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
-        raise BadInputError(f"{name} must be {bound}, got {value!r} ({type(value).__name__})")
-    return value
-
-
 def _check_seed(seed: object) -> int | None:
     if seed is None:
         return None
-    return _check_int("seed", seed, 0, 2**63 - 1)
+    return check_int("seed", seed, 0, 2**63 - 1)
 
 
 class BaseSampler:
@@ -81,7 +77,7 @@ class BaseSampler:
     """Largest supported dim (None: no limit); Sobol-based samplers are limited by torch's engine."""
 
     def __init__(self, dim: int, eps: float = EPS) -> None:
-        self.dim = _check_int("dim", dim, 1, self.max_dim)
+        self.dim = check_int("dim", dim, 1, self.max_dim)
         if not isinstance(eps, float) or not 0.0 < eps < 0.5:
             raise BadInputError(f"eps must be a float in (0, 0.5), got {eps!r}")
         self.eps = eps
@@ -92,7 +88,7 @@ class BaseSampler:
 
     def uniform(self, n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """u [n, dim] in (eps, 1 - eps): the sampler's n base points."""
-        _check_int("n", n, 1)
+        check_int("n", n, 1)
         u = self._points(n).clamp_(self.eps, 1.0 - self.eps)
         if dtype == torch.float64:
             return u
@@ -150,8 +146,8 @@ class QMC(BaseSampler):
         return self._engine.reset().draw(n, dtype=torch.float64)  # torch's own Sobol generator
 
 
-_PLACE = (_BITS - 1 - torch.arange(_BITS)).int()  # bit position of the r-th binary digit after the point
-_ABOVE = (2**_BITS - 1) ^ ((2 << _PLACE) - 1)  # per digit r: the bits of digits s < r
+_PLACE = (SOBOL_BITS - 1 - torch.arange(SOBOL_BITS)).int()  # bit position of the r-th binary digit after the point
+_ABOVE = (2**SOBOL_BITS - 1) ^ ((2 << _PLACE) - 1)  # per digit r: the bits of digits s < r
 _DIAGONAL = 1 << _PLACE  # per digit r: its own bit
 # 30-bit digits fit int32, whose bit operations run about 2.5x faster than int64's on CPU
 
@@ -163,7 +159,7 @@ def _parity(words: torch.Tensor) -> torch.Tensor:
     return words & 1
 
 
-def linear_scramble(directions: torch.Tensor, generator: torch.Generator, columns: int = _BITS) -> torch.Tensor:
+def linear_scramble(directions: torch.Tensor, generator: torch.Generator, columns: int = SOBOL_BITS) -> torch.Tensor:
     """Matousek's random linear scramble of Sobol direction numbers: c_k -> L c_k over GF(2).
 
     :param directions: [dim, 30] int64 or int32, column k holds the k-th direction number's 30 binary digits
@@ -176,12 +172,12 @@ def linear_scramble(directions: torch.Tensor, generator: torch.Generator, column
     """
     dim = directions.shape[0]
     # row r of L as a 30-bit word: random bits for digits s < r, the diagonal bit for digit r
-    rows = torch.randint(0, 2**_BITS, (dim, 1, _BITS), generator=generator, dtype=torch.int32) & _ABOVE | _DIAGONAL
+    rows = torch.randint(0, 2**SOBOL_BITS, (dim, 1, SOBOL_BITS), generator=generator, dtype=torch.int32) & _ABOVE | _DIAGONAL
     mixed = _parity(rows & directions[:, :columns, None].int())  # [dim, k, r]: digit r of L c_k
     return (mixed << _PLACE).sum(-1, dtype=torch.int32)
 
 
-def _levels(n: int) -> int:
+def sobol_levels(n: int) -> int:
     """m = ceil(log2 n): the number of direction numbers the first n Sobol points use."""
     return max(0, (n - 1).bit_length())
 
@@ -193,10 +189,10 @@ def _gray_order(n: int) -> torch.Tensor:
     return index ^ (index >> 1)
 
 
-def _net(directions: torch.Tensor, n: int, shift: torch.Tensor | None = None) -> torch.Tensor:
+def sobol_net(directions: torch.Tensor, n: int, shift: torch.Tensor | None = None) -> torch.Tensor:
     """The first n Sobol points as 30-bit integers [n, dim] from these direction numbers, XOR ``shift``."""
     points = torch.zeros(1, directions.shape[0], dtype=directions.dtype) if shift is None else shift[None, :]
-    for b in range(_levels(n)):  # all 2**levels XOR-combinations, in natural index order
+    for b in range(sobol_levels(n)):  # all 2**levels XOR-combinations, in natural index order
         points = torch.cat([points, points ^ directions[:, b]])
     return points[_gray_order(n)]
 
@@ -207,7 +203,7 @@ def sobol_points(directions: torch.Tensor, n: int, shift: torch.Tensor | None = 
     Point i is the XOR of the direction numbers selected by the bits of gray(i) = i ^ (i >> 1),
     then XOR ``shift`` ([dim] 30-bit ints, a digital shift), divided by 2**30.
     """
-    return _net(directions, n, shift).double() * 2.0**-_BITS
+    return sobol_net(directions, n, shift).double() * 2.0**-SOBOL_BITS
 
 
 class RQMC(BaseSampler):
@@ -235,20 +231,20 @@ class RQMC(BaseSampler):
         self.generator = torch.Generator()
         seed = _check_seed(seed)
         self.generator.manual_seed(seed) if seed is not None else self.generator.seed()
-        self._directions = SobolEngine(self.dim).sobolstate.int()  # [dim, 30] direction numbers
+        self.directions = SobolEngine(self.dim).sobolstate.int()  # [dim, 30] direction numbers
         self._scrambled: torch.Tensor | None = None
         self._nets: dict[int, torch.Tensor] = {}
 
     def _points(self, n: int) -> torch.Tensor:
         _warn_balance(n, "RQMC")
-        shift = torch.randint(0, 2**_BITS, (self.dim,), generator=self.generator, dtype=torch.int32)
+        shift = torch.randint(0, 2**SOBOL_BITS, (self.dim,), generator=self.generator, dtype=torch.int32)
         if self.randomization == "scramble":  # scramble only the direction numbers n points use
-            return sobol_points(linear_scramble(self._directions, self.generator, _levels(n)), n, shift)
+            return sobol_points(linear_scramble(self.directions, self.generator, sobol_levels(n)), n, shift)
         if self._scrambled is None:  # one scramble; its point set is kept for the last n
-            self._scrambled = linear_scramble(self._directions, self.generator)
+            self._scrambled = linear_scramble(self.directions, self.generator)
         if n not in self._nets:
-            self._nets = {n: _net(self._scrambled, n)}
-        return (self._nets[n] ^ shift).double() * 2.0**-_BITS
+            self._nets = {n: sobol_net(self._scrambled, n)}
+        return (self._nets[n] ^ shift).double() * 2.0**-SOBOL_BITS
 
     def __repr__(self) -> str:
         return f"RQMC(dim={self.dim}, randomization={self.randomization!r})"

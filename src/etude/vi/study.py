@@ -6,11 +6,13 @@ and the four claims with criteria fixed here before any run.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -19,8 +21,16 @@ from etude.runtime import load_checkpoint, progress, save_checkpoint
 from etude.studies.protocol import Claim, Result, Study
 from etude.vi import MODELS, SampleSizeSchedule, make_model
 from etude.vi.analysis import gap_summary, loglog_slope
-from etude.vi.experiments import (compare_training, derive_seed, evaluation_points, largest_curvature,
-                                  reference_optimum, schedule_experiment, schedule_target, variance_by_size)
+from etude.vi.experiments import (
+    compare_training,
+    derive_seed,
+    evaluation_points,
+    largest_curvature,
+    reference_optimum,
+    schedule_experiment,
+    schedule_target,
+    variance_by_size,
+)
 from etude.vi.models import BayesianNeuralNetwork, load_diabetes
 from etude.vi.plots import plot_elbo_traces, plot_schedule, plot_variance_ratios
 from etude.vi.qmc import QMCBalanceWarning
@@ -88,6 +98,16 @@ class QmcviPreset:
             raise BadInputError(f"preset models must be among {sorted(MODELS)}, got {list(self.models)}")
         if len(self.sizes) < 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in self.sizes):
             raise BadInputError(f"preset sizes must be at least two ints >= 2, got {list(self.sizes)}")
+
+
+def _variances(model: Any, name: str, init_loc: torch.Tensor, trained: tuple[torch.Tensor, torch.Tensor],
+               preset: QmcviPreset, reps: int, seed: int, chunk: int) -> dict:
+    """The gradient variance by sample size at the initial and at the trained (mu, omega) of ``model``."""
+    init_log_scale = torch.full_like(init_loc, math.log(preset.init_scale))
+    return {"init": variance_by_size(model, init_loc, init_log_scale, preset.sizes, reps,
+                                     derive_seed(seed, name, "init"), max_points=chunk),
+            "trained": variance_by_size(model, *trained, preset.sizes, reps, derive_seed(seed, name, "trained"),
+                                        max_points=chunk)}
 
 
 def _verdict_note(conclusive: bool, need: str) -> str:
@@ -181,18 +201,15 @@ class QmcviStudy(Study):
                 convergence[name] = self._convergence(out_dir, name, model, seeds, expect, resume, preset, seed, dtype)
                 training[name] = convergence[name]["adam"]
             else:
-                training[name] = self._stage(out_dir, f"train_{name}", expect, resume, lambda: compare_training(
-                    model, seeds, preset.train_steps, preset.train_n, preset.lr, preset.init_scale,
+                training[name] = self._stage(out_dir, f"train_{name}", expect, resume, functools.partial(
+                    compare_training, model, seeds, preset.train_steps, preset.train_n, preset.lr, preset.init_scale,
                     preset.eval_points, preset.eval_every, dtype, desc=f"adam {name}"))
             reps = preset.bnn_replicates if name == "bnn" else preset.replicates
             chunk = 256 if name == "bnn" else 4096  # base points per batch: the BNN's activations are large
             init_loc = model.initial_loc(torch.Generator().manual_seed(derive_seed(seeds[0], "init"))).to(dtype)
             trained_loc, trained_log_scale = (t[0] for t in training[name]["final_mc"])
-            variance[name] = self._stage(out_dir, f"variance_{name}", expect, resume, lambda: {
-                "init": variance_by_size(model, init_loc, torch.full_like(init_loc, math.log(preset.init_scale)),
-                                         preset.sizes, reps, derive_seed(seed, name, "init"), max_points=chunk),
-                "trained": variance_by_size(model, trained_loc, trained_log_scale, preset.sizes, reps,
-                                            derive_seed(seed, name, "trained"), max_points=chunk)})
+            variance[name] = self._stage(out_dir, f"variance_{name}", expect, resume, functools.partial(
+                _variances, model, name, init_loc, (trained_loc, trained_log_scale), preset, reps, seed, chunk))
         schedule = SampleSizeSchedule(2, preset.schedule_stop, 2.0, preset.schedule_every)
         sched = self._stage(out_dir, "schedule", expect, resume, lambda: schedule_experiment(
             schedule_target(), schedule, [derive_seed(seed, "schedule", i) for i in range(preset.schedule_seeds)],

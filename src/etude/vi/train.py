@@ -10,13 +10,14 @@ samples (Adam and SGD act coordinatewise).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 
 from etude.errors import BadInputError
 from etude.runtime import progress
+from etude.validation import check_int, check_number
 from etude.vi.elbo import LogJoint, SampleSizeSchedule, elbo
 from etude.vi.families import GaussianFamily
 from etude.vi.qmc import BaseSampler
@@ -42,7 +43,8 @@ class SGD:
     @torch.no_grad()
     def step(self) -> None:
         for p in self.params:
-            p.sub_(self.lr * p.grad)
+            if p.grad is not None:  # as torch.optim: a parameter without a gradient stays put
+                p.sub_(self.lr * p.grad)
 
 
 class Adam(SGD):
@@ -64,6 +66,8 @@ class Adam(SGD):
         self.t += 1
         b1, b2 = self.betas
         for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
             m.mul_(b1).add_(p.grad, alpha=1 - b1)
             v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
             denom = (v / (1 - b2**self.t)).sqrt_().add_(self.eps)
@@ -91,7 +95,7 @@ def evaluate_elbo(log_joint: LogJoint, family: GaussianFamily, eps: torch.Tensor
     copies = max(1, family.batch_shape.numel())
     chunk = max(1, max_points // copies)
     with torch.no_grad():
-        total = 0.0
+        total: torch.Tensor | float = 0.0
         for start in range(0, eps.shape[0], chunk):
             part = eps[start: start + chunk].to(family.loc.dtype)
             total = total + log_joint(family.rsample(part)).sum(-1)
@@ -111,15 +115,12 @@ def fit(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Sequ
     :param track: a function of the family recorded before the first and after every step.
     :param desc: a progress-bar label (no bar when empty).
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise BadInputError(f"steps must be a positive int, got {steps!r}")
+    check_int("steps", steps, 1)
     if optimizer not in OPTIMIZERS:
         raise BadInputError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if not isinstance(lr, (int, float)) or not lr > 0:
-        raise BadInputError(f"lr must be a positive number, got {lr!r}")
+    check_number("lr", lr, 0, low_open=True)
     if eval_every and eval_eps is None:
         raise BadInputError("eval_every needs eval_eps, the fixed base normals [M, d] to evaluate on")
-    schedule = n if isinstance(n, SampleSizeSchedule) else None
     opt = (Adam if optimizer == "adam" else SGD)(family.parameters(), lr=lr)
     train, sizes, evals, eval_steps = [], [], [], []
     tracked = [track(family)] if track else []
@@ -131,13 +132,13 @@ def fit(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Sequ
 
     maybe_eval(0)
     for t in progress(range(steps), desc=desc, disable=not desc):
-        size = schedule(t) if schedule else n
-        value = elbo(log_joint, family, sampler, size)  # type: ignore[arg-type]
+        size = n(t) if isinstance(n, SampleSizeSchedule) else n
+        value = elbo(log_joint, family, sampler, size)
         opt.zero_grad()
         (-value.sum()).backward()  # seeds are independent: the sum's gradient is each seed's own
         opt.step()
         train.append(value.detach().reshape(-1))
-        sizes.append(int(size))  # type: ignore[arg-type]
+        sizes.append(int(size))
         if track:
             tracked.append(track(family))
         maybe_eval(t + 1)
