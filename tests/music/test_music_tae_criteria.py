@@ -71,6 +71,8 @@ def test_untrained_models_do_not_pass_the_nll_rule(crops):
             per_crop[name].append(nll_per_crop(model, crops))
     holds, _ = style_nll_rule(nll_gain(per_crop["unconditional"], per_crop["performance"]), enough=True)
     assert not holds
+    assert not better_rule(nll_gain(per_crop["unconditional"][:1], per_crop["performance"][:1]), enough=True)[0]
+    assert better_rule(nll_gain(per_crop["performance"], per_crop["performance"]), enough=True) == (False, False)
 
 
 def test_nll_per_crop_weights_to_nll(crops):
@@ -153,5 +155,10 @@ def test_quick_leaves_copying_undecided_and_long_decides_it():
         study._nll_claims(claims, per_crop, study.presets[preset], enough=True)
         verdicts[preset] = claims["unpooled_copies"].verdict
     assert verdicts == {"quick": "inconclusive", "long": "holds"}
+    per_crop["unpooled"] = per_crop["performance"]  # a model that does not copy fails in long
+    claims = {c.id: c for c in study.claims()}
+    study._nll_claims(claims, per_crop, study.presets["long"], enough=True)
+    assert claims["unpooled_copies"].verdict == "fails"
+    assert claims["style_lowers_nll"].verdict == "inconclusive"  # one seed
     long = study.presets["long"]
     assert long.seeds == 2 and long.samples >= MIN_PAIRS and set(long.seed_models) == {"unconditional", "performance"}
