@@ -102,6 +102,24 @@ def test_style_interpolation_endpoints():
     assert out.shape[1] <= 10
 
 
+@pytest.mark.parametrize("conditioning,combine", [("performance", "sum"), ("melody+performance", "sum"),
+                                                  ("melody+performance", "concat"), ("melody+performance", "tile")])
+def test_interpolation_endpoints_reproduce_conditioned_generation_exactly(conditioning, combine):
+    model = tiny(conditioning, combine, seed=3)
+    a, b = torch.randint(2, 390, (1, 9)), torch.randint(2, 390, (1, 13))
+    b[0, -4:] = PAD  # a padded row: its PAD steps are masked out of the pooled style, as in generate
+    melody = torch.randint(1, 93, (1, 7)) if model.uses_melody else None
+    kw = dict(max_length=24, melody=melody, eos=None, seed=5)
+    for alpha, source in ((0.0, a), (1.0, b)):
+        direct = generate(model, 1, performance=source, **kw)
+        assert torch.equal(generate(model, 1, style=interpolate_style(model, a, b, alpha), **kw), direct)
+    # the endpoints differ from each other and from the midpoint, so the equalities above are not vacuous
+    ends = [interpolate_style(model, a, b, x) for x in (0.0, 0.5, 1.0)]
+    assert not torch.equal(ends[0], ends[1]) and not torch.equal(ends[1], ends[2])
+    logits = [model.decoder(torch.full((1, 1), 390), *model.memory(melody=melody, style=s))[0, -1] for s in ends]
+    assert (logits[0] - logits[2]).abs().max() > 1e-4
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(batch=0), "batch"), (dict(max_length=33), "max_length"), (dict(temperature=0.0), "temperature"),
     (dict(top_k=-1), "top_k"), (dict(top_p=0.0), "top_p"), (dict(primer=torch.zeros(1, 40, dtype=torch.long)), "primer"),

@@ -41,6 +41,14 @@ def test_cli_smoke(tmp_path, monkeypatch, six_pieces):
         assert (folder / name).is_file(), name
     assert any(n.endswith(".mid") for n in result["artifacts"]) and any(n.endswith(".png") for n in result["artifacts"])
     assert len(list((folder / "checkpoints").glob("*.pt"))) == 8
+    # the style transfer the user can hear: conditioning, melody and generation, each with its previews
+    for name in ("style", "melody", "generated"):
+        midi = f"transfer/transfer_0_{name}.mid"
+        assert midi in result["artifacts"] and (folder / midi.replace(".mid", ".preview.png")).is_file()
+    inter = result["metrics"]["interpolation"]
+    assert inter["alpha"] == [0.0, 0.5, 1.0] and len(inter["velocity"]) == len(inter["notes_per_second"]) == 3
+    assert "interpolation/features.png" in result["artifacts"]
+    assert result["metrics"]["style_direction"]["span_seconds"]["max"] <= 1.5
 
 
 def test_registered():

@@ -46,7 +46,8 @@ def interpolate_style(model: TransformerAutoencoder, a: Tensor, b: Tensor, alpha
     """``(1 - alpha) s(a) + alpha s(b)`` for performance tokens ``a [1, Ta]`` and ``b [1, Tb]``: ``[1, D]``."""
     if not 0 <= alpha <= 1:
         raise BadInputError(f"alpha must be in [0, 1], got {alpha!r}")
-    return (1 - alpha) * model.style(a) + alpha * model.style(b)
+    pad = PerformanceEncoding.PAD  # masked as ``generate`` masks a conditioning performance, so alpha 0 / 1 equal it
+    return (1 - alpha) * model.style(a, a == pad) + alpha * model.style(b, b == pad)
 
 
 @torch.no_grad()

@@ -25,8 +25,8 @@ import numpy as np
 from etude.errors import BadInputError
 from etude.music.performance import Performance
 
-__all__ = ["FEATURES", "empty_beat_rate", "gaussian_overlap", "oa_similarity", "pitch_class_entropy",
-           "polyphony", "sanity_metrics", "window_features"]
+__all__ = ["FEATURES", "empty_beat_rate", "gaussian_overlap", "mean_velocity", "note_density", "oa_similarity",
+           "pitch_class_entropy", "pitch_range_fraction", "polyphony", "sanity_metrics", "window_features"]
 
 FEATURES = ("note_density", "pitch_range", "pitch_mean", "pitch_variance", "velocity_mean",
             "velocity_variance", "duration_mean", "duration_variance")
@@ -126,6 +126,27 @@ def oa_similarity(a: Performance, b: Performance, window: float = 2.0, hop: floa
     overlaps = [gaussian_overlap(*_gaussian(fa[:, k]), *_gaussian(fb[:, k])) for k in range(len(FEATURES))]
     oa = float(np.mean(overlaps))
     return {"oa": oa, **dict(zip(FEATURES, overlaps))} if per_feature else oa
+
+
+def pitch_range_fraction(performances: list[Performance], low: int, high: int) -> float:
+    """Fraction of all notes of ``performances`` with ``low <= pitch <= high``: ``#{i: low <= p_i <= high} / N``.
+
+    NaN when there are no notes.
+    """
+    if not low <= high:
+        raise BadInputError(f"pitch range needs low <= high, got {low!r}..{high!r}")
+    pitches = np.concatenate([np.asarray(p.pitch) for p in performances]) if performances else np.zeros(0)
+    return float(((pitches >= low) & (pitches <= high)).mean()) if pitches.size else float("nan")
+
+
+def mean_velocity(performance: Performance) -> float:
+    """Mean MIDI velocity of the notes (NaN without notes)."""
+    return float(performance.velocity.mean()) if len(performance) else float("nan")
+
+
+def note_density(performance: Performance) -> float:
+    """Notes per second, ``N / max_i end_i`` (NaN without notes)."""
+    return len(performance) / max(float(performance.end.max()), 1e-3) if len(performance) else float("nan")
 
 
 def pitch_class_entropy(performance: Performance) -> float:

@@ -27,7 +27,7 @@ from etude.music.styles import augment as augment_performances
 from etude.runtime import (is_rank_zero, load_checkpoint, load_on_rank_zero, progress, rank, save_checkpoint, shard,
                            sum_over_ranks, world_size)
 
-__all__ = ["Crops", "crop", "fit", "load_model", "make_crops", "nll", "save_model"]
+__all__ = ["Crops", "crop", "fit", "load_model", "make_crops", "nll", "nll_per_crop", "save_model"]
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -110,17 +110,32 @@ def _batch_loss(model: TransformerAutoencoder, batch: Crops, reduction: str = "m
 
 
 @torch.no_grad()
-def nll(model: TransformerAutoencoder, data: "Crops | StreamCrops", batch_size: int = 32) -> float:
-    """Mean negative log-likelihood of the non-PAD target tokens, in nats per token."""
+def _token_nll(model: TransformerAutoencoder, data: "Crops | StreamCrops", batch_size: int) -> tuple[Tensor, Tensor]:
+    """Summed NLL (nats) and non-PAD target count per crop: ``([N], [N])``."""
     was = model.training
     model.eval()
-    total, count = 0.0, 0
+    sums, counts = [], []
     for i in range(0, len(data), batch_size):
         batch = data.select(torch.arange(i, min(i + batch_size, len(data))))
-        total += float(_batch_loss(model, batch, reduction="sum"))
-        count += int((batch.performance != PAD).sum())
+        per_token = _batch_loss(model, batch, reduction="none")  # [B, L], 0 at PAD targets
+        sums.append(per_token.double().sum(1).cpu())
+        counts.append((batch.performance != PAD).sum(1).cpu())
     model.train(was)
-    return total / max(count, 1)
+    if not sums:
+        return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
+    return torch.cat(sums), torch.cat(counts)
+
+
+def nll(model: TransformerAutoencoder, data: "Crops | StreamCrops", batch_size: int = 32) -> float:
+    """Mean negative log-likelihood of the non-PAD target tokens, in nats per token."""
+    sums, counts = _token_nll(model, data, batch_size)
+    return float(sums.sum()) / max(int(counts.sum()), 1)
+
+
+def nll_per_crop(model: TransformerAutoencoder, data: "Crops | StreamCrops", batch_size: int = 32) -> np.ndarray:
+    """Each crop's mean NLL over its non-PAD target tokens, nats per token: ``[N]`` (NaN for an empty crop)."""
+    sums, counts = _token_nll(model, data, batch_size)
+    return np.where(counts.numpy() > 0, sums.numpy() / np.maximum(counts.numpy(), 1), np.nan)
 
 
 def fit(model: TransformerAutoencoder, data: "Crops | StreamCrops", *, steps: int, batch_size: int, lr: float,
