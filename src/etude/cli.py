@@ -48,9 +48,13 @@ def _parse_seeds(text: str) -> list[int]:
         try:
             first, last = int(low), int(high if sep else low)
         except ValueError:
-            raise BadInputError(f"--seeds expects comma-separated ints or ranges like 0,1,2 or 0-4, got {text!r}") from None
+            raise BadInputError(
+                f"--seeds expects comma-separated ints or ranges like 0,1,2 or 0-4, got {text!r}"
+            ) from None
         if last < first or len(seeds) + last - first + 1 > _MAX_SEEDS:
-            raise BadInputError(f"--seeds {text!r} must name 1 to {_MAX_SEEDS} seeds, each range low-high with low <= high")
+            raise BadInputError(
+                f"--seeds {text!r} must name 1 to {_MAX_SEEDS} seeds, each range low-high with low <= high"
+            )
         seeds += range(first, last + 1)
     return seeds
 
@@ -90,8 +94,16 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     given = {key: getattr(args, key) for key in _FABRIC_OPTIONS if getattr(args, key) is not None}
     distributed = {**fabric_run_settings(), **given}  # `fabric run`'s options, then the command line's
-    results = run_studies(args.studies, preset=args.preset, seed=seed, out=args.out, resume=args.resume,
-                          overrides=_parse_set(args.set), jobs=jobs, distributed=distributed)
+    results = run_studies(
+        args.studies,
+        preset=args.preset,
+        seed=seed,
+        out=args.out,
+        resume=args.resume,
+        overrides=_parse_set(args.set),
+        jobs=jobs,
+        distributed=distributed,
+    )
     from etude.runtime import is_rank_zero
 
     if not is_rank_zero():
@@ -139,8 +151,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every verb."""
     parser = _Parser(prog="etude", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of an unexpected error (also ETUDE_DEBUG=1)")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error (also ETUDE_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("list", help="the studies, their claims and presets").set_defaults(func=_cmd_list)
@@ -149,10 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("studies", nargs="*", help="study names (default: all)")
     rep.add_argument("--preset", default="quick", help="smoke, quick, long or full (default quick)")
     rep.add_argument("--seed", type=int, default=None, help="the seed (default 0)")
-    rep.add_argument("--seeds", default=None, metavar="LIST",
-                     help="several seeds, e.g. 0,1,2 or 0-4; results in <out>/<study>/seed-<k>/")
-    rep.add_argument("--jobs", default="1", metavar="N",
-                     help="worker processes running studies and seeds in parallel, or 'auto' for one per core (default 1)")
+    rep.add_argument(
+        "--seeds",
+        default=None,
+        metavar="LIST",
+        help="several seeds, e.g. 0,1,2 or 0-4; results in <out>/<study>/seed-<k>/",
+    )
+    rep.add_argument(
+        "--jobs",
+        default="1",
+        metavar="N",
+        help="worker processes running studies and seeds in parallel, or 'auto' for one per core (default 1)",
+    )
     rep.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
     rep.add_argument("--resume", action="store_true", help="continue from checkpoints in --out")
     rep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset field (one study)")
@@ -160,8 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--devices", type=int, default=None, metavar="N", help="processes (devices) per node")
     scale.add_argument("--strategy", default=None, help="'auto' (one device) or 'ddp'")
     scale.add_argument("--precision", default=None, help="e.g. 32-true, bf16-mixed (default: the preset's)")
-    scale.add_argument("--num-nodes", dest="num_nodes", type=int, default=None, metavar="N",
-                       help="machines (launch with torchrun or fabric run)")
+    scale.add_argument(
+        "--num-nodes",
+        dest="num_nodes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="machines (launch with torchrun or fabric run)",
+    )
     scale.add_argument("--accelerator", default=None, help="auto, cpu, cuda, gpu, mps (default: the preset's device)")
     rep.set_defaults(func=_cmd_reproduce)
 
@@ -183,8 +210,12 @@ def _debug(args: argparse.Namespace | None) -> bool:
 def _blamed_argument(args: argparse.Namespace, exc: BaseException) -> str:
     """The argument whose value the exception concerns (an OSError's file name first), or ''."""
     values = {k: v for k, v in vars(args).items() if k not in ("func", "debug", "command", "verb")}
-    items = [(k, item) for k, v in values.items() for item in (v if isinstance(v, list) else [v])
-             if isinstance(item, str) and item]
+    items = [
+        (k, item)
+        for k, v in values.items()
+        for item in (v if isinstance(v, list) else [v])
+        if isinstance(item, str) and item
+    ]
     files = {str(f) for f in (getattr(exc, "filename", None), getattr(exc, "filename2", None)) if f}
     for key, item in items:
         if item in files or any(f.startswith(item.rstrip("/") + "/") for f in files):

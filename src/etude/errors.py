@@ -10,8 +10,15 @@ import sys
 import warnings
 from types import FrameType
 
-__all__ = ["BadInputError", "CheckpointError", "EtudeError", "EtudeWarning", "MissingDependencyError",
-           "caller_stacklevel", "warn_at_caller"]
+__all__ = [
+    "BadInputError",
+    "CheckpointError",
+    "EtudeError",
+    "EtudeWarning",
+    "MissingDependencyError",
+    "caller_stacklevel",
+    "warn_at_caller",
+]
 
 _LIBRARIES = ("etude", "torch", "pyro", "numpy", "contextlib", "functools")
 """Top-level packages whose frames a warning skips to reach the user's line."""

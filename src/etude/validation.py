@@ -29,8 +29,15 @@ def check_int(name: str, value: object, low: int | None = None, high: int | None
     raise BadInputError(f"{name} must be {_int_range(low, high)}, got {value!r} ({type(value).__name__})")
 
 
-def check_number(name: str, value: object, low: float | None = None, high: float | None = None, *,
-                 low_open: bool = False, high_open: bool = False) -> float:
+def check_number(
+    name: str,
+    value: object,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """``value`` as a float within the bounds (closed unless ``low_open``/``high_open``); else BadInputError.
 
     Python and NumPy ints and floats pass; bools, strings and NaN do not. Infinity passes unless a
@@ -43,7 +50,8 @@ def check_number(name: str, value: object, low: float | None = None, high: float
         if not math.isnan(number) and above and below:
             return number
     raise BadInputError(
-        f"{name} must be {_number_range(low, high, low_open, high_open)}, got {value!r} ({type(value).__name__})")
+        f"{name} must be {_number_range(low, high, low_open, high_open)}, got {value!r} ({type(value).__name__})"
+    )
 
 
 def _int_range(low: int | None, high: int | None) -> str:

@@ -10,22 +10,78 @@ argmax bottlenecks, and hierarchies of autoregressive discrete autoencoders::
 """
 
 from etude.audio.bottlenecks import ArgmaxQuantizer, Quantized, VectorQuantizer, code_entropy, codebook_usage
-from etude.audio.hierarchy import (BOTTLENECKS, AutoEncoder, Encoder, Hierarchy, HierarchyConfig, LevelConfig,
-                                   load_hierarchy, save_hierarchy)
+from etude.audio.hierarchy import (
+    BOTTLENECKS,
+    AutoEncoder,
+    Encoder,
+    Hierarchy,
+    HierarchyConfig,
+    LevelConfig,
+    load_hierarchy,
+    save_hierarchy,
+)
 from etude.audio.listening import listen
-from etude.audio.metrics import (audio_metrics, chroma_agreement, judge_reconstruction, judge_sample, log_mel,
-                                 log_mel_distance, mulaw_round_trip, spectral_flatness, white_noise_like)
+from etude.audio.metrics import (
+    audio_metrics,
+    chroma_agreement,
+    judge_reconstruction,
+    judge_sample,
+    log_mel,
+    log_mel_distance,
+    mulaw_round_trip,
+    spectral_flatness,
+    white_noise_like,
+)
 from etude.audio.mulaw import mulaw_decode, mulaw_encode
-from etude.audio.render import (SAMPLE_RATE, find_soundfont, fluidsynth_available, midi_preview, piano_dataset,
-                                read_wav, render_midi, render_performance, write_wav)
+from etude.audio.render import (
+    SAMPLE_RATE,
+    find_soundfont,
+    fluidsynth_available,
+    midi_preview,
+    piano_dataset,
+    read_wav,
+    render_midi,
+    render_performance,
+    write_wav,
+)
 from etude.audio.wavenet import WaveNet, receptive_field, upsample_codes
 
 __all__ = [
-    "ArgmaxQuantizer", "AutoEncoder", "BOTTLENECKS", "Encoder", "Hierarchy", "HierarchyConfig", "LevelConfig",
-    "Quantized", "SAMPLE_RATE", "VectorQuantizer", "WaveNet", "audio_metrics", "chroma_agreement", "code_entropy",
-    "codebook_usage", "find_soundfont", "fluidsynth_available", "judge_reconstruction", "judge_sample", "listen",
-    "load_hierarchy", "log_mel", "log_mel_distance", "midi_preview", "mulaw_decode", "mulaw_encode",
-    "mulaw_round_trip", "piano_dataset", "read_wav", "receptive_field", "render_midi",
-    "render_performance", "save_hierarchy", "spectral_flatness", "upsample_codes", "white_noise_like", "write_wav",
+    "ArgmaxQuantizer",
+    "AutoEncoder",
+    "BOTTLENECKS",
+    "Encoder",
+    "Hierarchy",
+    "HierarchyConfig",
+    "LevelConfig",
+    "Quantized",
+    "SAMPLE_RATE",
+    "VectorQuantizer",
+    "WaveNet",
+    "audio_metrics",
+    "chroma_agreement",
+    "code_entropy",
+    "codebook_usage",
+    "find_soundfont",
+    "fluidsynth_available",
+    "judge_reconstruction",
+    "judge_sample",
+    "listen",
+    "load_hierarchy",
+    "log_mel",
+    "log_mel_distance",
+    "midi_preview",
+    "mulaw_decode",
+    "mulaw_encode",
+    "mulaw_round_trip",
+    "piano_dataset",
+    "read_wav",
+    "receptive_field",
+    "render_midi",
+    "render_performance",
+    "save_hierarchy",
+    "spectral_flatness",
+    "upsample_codes",
+    "white_noise_like",
+    "write_wav",
 ]
-

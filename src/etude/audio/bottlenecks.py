@@ -54,8 +54,10 @@ def code_entropy(indices: torch.Tensor, codes: int) -> float:
 
 def _check_z(z: torch.Tensor, dim: int) -> None:
     if not isinstance(z, torch.Tensor) or z.dim() != 3 or z.shape[1] != dim or not z.is_floating_point():
-        raise BadInputError(f"z expected a float tensor [batch, {dim}, time], found "
-                            f"{list(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__}")
+        raise BadInputError(
+            f"z expected a float tensor [batch, {dim}, time], found "
+            f"{list(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__}"
+        )
 
 
 class VectorQuantizer(nn.Module):
@@ -78,8 +80,16 @@ class VectorQuantizer(nn.Module):
     ema_count: torch.Tensor
     initialized: torch.Tensor
 
-    def __init__(self, codes: int, dim: int, beta: float = 0.25, ema: float | None = None, kmeans_init: bool = False,
-                 restart_threshold: float | None = None, usage_decay: float = 0.99) -> None:
+    def __init__(
+        self,
+        codes: int,
+        dim: int,
+        beta: float = 0.25,
+        ema: float | None = None,
+        kmeans_init: bool = False,
+        restart_threshold: float | None = None,
+        usage_decay: float = 0.99,
+    ) -> None:
         super().__init__()
         check_int("codes", codes, 2)
         if ema is not None and not 0 < ema < 1:
@@ -98,7 +108,7 @@ class VectorQuantizer(nn.Module):
 
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
         """argmin_k ||z_n - E_k||^2 for flat [N, D] -> [N]."""
-        distance = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.t() + self.codebook.pow(2).sum(1))
+        distance = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.t() + self.codebook.pow(2).sum(1)
         return distance.argmin(1)
 
     @torch.no_grad()
@@ -134,8 +144,11 @@ class VectorQuantizer(nn.Module):
         dead = (self.usage < self.restart_threshold).nonzero().flatten()
         if len(dead) == 0:
             return 0
-        pick = (torch.randperm(flat.shape[0])[: len(dead)] if flat.shape[0] >= len(dead)  # distinct rows when possible
-                else torch.randint(flat.shape[0], (len(dead),)))
+        pick = (
+            torch.randperm(flat.shape[0])[: len(dead)]
+            if flat.shape[0] >= len(dead)  # distinct rows when possible
+            else torch.randint(flat.shape[0], (len(dead),))
+        )
         rows = flat[pick]
         weight = max(float(self.restart_threshold), 1e-3)  # the moved code counts as `threshold` uses in the EMA
         self.codebook.data[dead] = rows

@@ -43,17 +43,40 @@ def _train(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     levels, classes = [], 256
     for hop in args.hops:
-        levels.append(LevelConfig(classes=classes, hop=hop, codes=args.codes, bottleneck=args.bottleneck,
-                                  residual=args.residual, skip=2 * args.residual, layers=args.layers,
-                                  encoder_channels=args.residual * 2, ema=args.ema, kmeans_init=args.kmeans_init,
-                                  restart_threshold=args.restart_threshold, scalar_input=classes == 256))
+        levels.append(
+            LevelConfig(
+                classes=classes,
+                hop=hop,
+                codes=args.codes,
+                bottleneck=args.bottleneck,
+                residual=args.residual,
+                skip=2 * args.residual,
+                layers=args.layers,
+                encoder_channels=args.residual * 2,
+                ema=args.ema,
+                kmeans_init=args.kmeans_init,
+                restart_threshold=args.restart_threshold,
+                scalar_input=classes == 256,
+            )
+        )
         classes = args.codes
     model = Hierarchy(HierarchyConfig(tuple(levels), prior_residual=args.residual, prior_layers=args.layers))
     data = piano_dataset(args.pieces, seed=args.seed, max_seconds=args.max_seconds)
     out = Path(args.out)
-    fit_hierarchy(model, to_classes(data["train"]), steps=args.steps, prior_steps=args.steps, batch=args.batch,
-                  length=args.length, prior_length=args.prior_length, lr=args.lr, seed=args.seed,
-                  checkpoint_dir=out / "checkpoints", resume=args.resume, final_lr=args.final_lr)
+    fit_hierarchy(
+        model,
+        to_classes(data["train"]),
+        steps=args.steps,
+        prior_steps=args.steps,
+        batch=args.batch,
+        length=args.length,
+        prior_length=args.prior_length,
+        lr=args.lr,
+        seed=args.seed,
+        checkpoint_dir=out / "checkpoints",
+        resume=args.resume,
+        final_lr=args.final_lr,
+    )
     save_hierarchy(out / "hierarchy.pt", model)
     print(f"{out / 'hierarchy.pt'}: {len(args.hops)} level(s), total hop {model.total_hop}; torch {torch.__version__}")
     return 0
@@ -89,8 +112,10 @@ def _reconstruct(args: argparse.Namespace) -> int:
     model = load_hierarchy(path / "hierarchy.pt" if path.is_dir() else path)
     audio, rate = read_wav(args.input)
     if rate != SAMPLE_RATE:
-        raise BadInputError(f"{args.input} is sampled at {rate} Hz; the model was trained at {SAMPLE_RATE} Hz: "
-                            f"resample it first (e.g. `sox in.wav -r {SAMPLE_RATE} out.wav`)")
+        raise BadInputError(
+            f"{args.input} is sampled at {rate} Hz; the model was trained at {SAMPLE_RATE} Hz: "
+            f"resample it first (e.g. `sox in.wav -r {SAMPLE_RATE} out.wav`)"
+        )
     if not 0 <= args.level < len(model.levels):
         raise BadInputError(f"--level must be in [0, {len(model.levels)}) for this {len(model.levels)}-level model")
     if args.seconds is not None:
@@ -99,12 +124,15 @@ def _reconstruct(args: argparse.Namespace) -> int:
     if not len(audio):
         raise BadInputError(f"{args.input} is shorter than one top-level code ({model.total_hop} samples)")
     x = mulaw_encode(torch.from_numpy(np.clip(audio, -1, 1)), model.config.levels[0].classes).unsqueeze(0)
-    classes = model.reconstruct(x, args.level, generator=torch.Generator().manual_seed(args.seed),
-                                temperature=args.temperature)
+    classes = model.reconstruct(
+        x, args.level, generator=torch.Generator().manual_seed(args.seed), temperature=args.temperature
+    )
     out = mulaw_decode(classes[0], model.config.levels[0].classes).numpy()
     m = audio_metrics(audio, out)
-    print(f"{write_wav(args.output, out)}: {len(out) / SAMPLE_RATE:.2f} s from level-{args.level} codes; "
-          f"log-mel distance {m['mel_db']:.1f} dB, flatness {m['flatness']:.3g}, chroma agreement {m['chroma']:.2f}")
+    print(
+        f"{write_wav(args.output, out)}: {len(out) / SAMPLE_RATE:.2f} s from level-{args.level} codes; "
+        f"log-mel distance {m['mel_db']:.1f} dB, flatness {m['flatness']:.3g}, chroma agreement {m['chroma']:.2f}"
+    )
     return 0
 
 
@@ -134,8 +162,12 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     train.add_argument("--final-lr", type=float, default=0.1, help="learning-rate fraction at the end (linear decay)")
     train.add_argument("--ema", type=float, default=0.0, help="VQ codebook EMA decay, e.g. 0.99 (0: gradient)")
     train.add_argument("--kmeans-init", action="store_true", help="VQ: k-means codebook init on the first batch")
-    train.add_argument("--restart-threshold", type=float, default=0.0,
-                       help="VQ: restart codes used fewer times than this per batch (EMA count; 0: never)")
+    train.add_argument(
+        "--restart-threshold",
+        type=float,
+        default=0.0,
+        help="VQ: restart codes used fewer times than this per batch (EMA count; 0: never)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true")
     train.set_defaults(func=_train)

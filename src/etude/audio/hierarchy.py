@@ -25,7 +25,16 @@ from etude.errors import BadInputError, CheckpointError
 from etude.runtime import load_checkpoint, save_checkpoint
 from etude.validation import check_int
 
-__all__ = ["LevelConfig", "HierarchyConfig", "Encoder", "AutoEncoder", "Hierarchy", "BOTTLENECKS", "save_hierarchy", "load_hierarchy"]
+__all__ = [
+    "LevelConfig",
+    "HierarchyConfig",
+    "Encoder",
+    "AutoEncoder",
+    "Hierarchy",
+    "BOTTLENECKS",
+    "save_hierarchy",
+    "load_hierarchy",
+]
 
 BOTTLENECKS = ("none", "vq", "amae")
 """'none' makes an unconditional WaveNet (the baseline), 'vq' a VQ-VAE, 'amae' an argmax autoencoder."""
@@ -86,7 +95,7 @@ class HierarchyConfig:
     prior_stacks: int = 1
 
     @staticmethod
-    def from_dict(data: dict) -> "HierarchyConfig":
+    def from_dict(data: dict) -> HierarchyConfig:
         levels = tuple(LevelConfig(**level) for level in data["levels"])
         return HierarchyConfig(levels, **{k: v for k, v in data.items() if k != "levels"})
 
@@ -102,15 +111,20 @@ class Encoder(nn.Module):
         self.hop = hop
         self.embed = nn.Embedding(classes, channels)
         self.net = nn.Sequential(
-            nn.Conv1d(channels, channels, 3, padding=1), nn.ReLU(),
-            nn.Conv1d(channels, channels, hop, stride=hop), nn.ReLU(),  # downsample by hop
-            nn.Conv1d(channels, channels, 3, padding=1), nn.ReLU(),
-            nn.Conv1d(channels, out, 1))
+            nn.Conv1d(channels, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(channels, channels, hop, stride=hop),
+            nn.ReLU(),  # downsample by hop
+            nn.Conv1d(channels, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(channels, out, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] % self.hop:
-            raise BadInputError(f"encoder input expected [batch, time] with time a multiple of hop={self.hop}, "
-                                f"found {list(x.shape)}")
+            raise BadInputError(
+                f"encoder input expected [batch, time] with time a multiple of hop={self.hop}, found {list(x.shape)}"
+            )
         return self.net(self.embed(x).transpose(1, 2))
 
 
@@ -126,15 +140,29 @@ class AutoEncoder(nn.Module):
         cond = 0
         if c.bottleneck == "vq":
             self.encoder = Encoder(c.classes, c.encoder_channels, c.code_dim, c.hop)
-            self.quantizer = VectorQuantizer(c.codes, c.code_dim, beta=c.beta, ema=c.ema or None,
-                                             kmeans_init=c.kmeans_init, restart_threshold=c.restart_threshold or None)
+            self.quantizer = VectorQuantizer(
+                c.codes,
+                c.code_dim,
+                beta=c.beta,
+                ema=c.ema or None,
+                kmeans_init=c.kmeans_init,
+                restart_threshold=c.restart_threshold or None,
+            )
             cond = c.code_dim
         elif c.bottleneck == "amae":
             self.encoder = Encoder(c.classes, c.encoder_channels, c.codes, c.hop)
             self.quantizer = ArgmaxQuantizer(c.codes, diversity=c.diversity)
             cond = c.codes
-        self.decoder = WaveNet(c.classes, c.residual, c.skip, c.layers, c.stacks, cond_channels=cond, hop=c.hop,
-                              scalar_input=c.scalar_input)
+        self.decoder = WaveNet(
+            c.classes,
+            c.residual,
+            c.skip,
+            c.layers,
+            c.stacks,
+            cond_channels=cond,
+            hop=c.hop,
+            scalar_input=c.scalar_input,
+        )
 
     @property
     def conditional(self) -> bool:
@@ -157,8 +185,15 @@ class AutoEncoder(nn.Module):
         """The training loss of x [B, T]: the first of ``losses(x)``."""
         return self.losses(x)[0]
 
-    def decode(self, indices: torch.Tensor | None, length: int, *, generator: torch.Generator | None = None,
-               batch: int = 1, temperature: float = 1.0) -> torch.Tensor:
+    def decode(
+        self,
+        indices: torch.Tensor | None,
+        length: int,
+        *,
+        generator: torch.Generator | None = None,
+        batch: int = 1,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
         """Sample [B, length] symbols given code indices [B, >= length / hop] (None for an unconditional level)."""
         cond = None
         if self.quantizer is not None:  # conditional
@@ -178,14 +213,17 @@ class Hierarchy(nn.Module):
             raise BadInputError("a hierarchy needs at least one level")
         for below, above in zip(config.levels, config.levels[1:]):
             if above.classes != below.codes:
-                raise BadInputError(f"a level's classes must equal the codes of the level below: {above.classes} != {below.codes}")
+                raise BadInputError(
+                    f"a level's classes must equal the codes of the level below: {above.classes} != {below.codes}"
+                )
         if any(level.bottleneck == "none" for level in config.levels):
             raise BadInputError("every level of a hierarchy needs a bottleneck ('vq' or 'amae')")
         self.config = config
         self.levels = nn.ModuleList(AutoEncoder(level) for level in config.levels)
         top = config.levels[-1]
-        self.prior = WaveNet(top.codes, config.prior_residual, 2 * config.prior_residual, config.prior_layers,
-                             config.prior_stacks)
+        self.prior = WaveNet(
+            top.codes, config.prior_residual, 2 * config.prior_residual, config.prior_layers, config.prior_stacks
+        )
 
     @property
     def total_hop(self) -> int:
@@ -209,8 +247,9 @@ class Hierarchy(nn.Module):
         return codes
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, level: int, *, generator: torch.Generator | None = None,
-                    temperature: float = 1.0) -> torch.Tensor:
+    def reconstruct(
+        self, x: torch.Tensor, level: int, *, generator: torch.Generator | None = None, temperature: float = 1.0
+    ) -> torch.Tensor:
         """Encode audio classes x [B, T] up to `level`, then decode down from those codes: classes [B, T].
 
         Level 0 decodes x from its own codes; level 1 first samples level-0 codes from level-1 codes, etc.
@@ -227,8 +266,9 @@ class Hierarchy(nn.Module):
         return codes
 
     @torch.no_grad()
-    def sample(self, samples: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
-               batch: int = 1) -> torch.Tensor:
+    def sample(
+        self, samples: int, *, generator: torch.Generator | None = None, temperature: float = 1.0, batch: int = 1
+    ) -> torch.Tensor:
         """Ancestral sampling: top codes from the prior (the first code too, from p(x_0)), then each decoder
         down to audio in [-1, 1]; [samples] (or [batch, samples] when batch > 1)."""
         check_int("samples", samples, 1)
@@ -258,5 +298,7 @@ def load_hierarchy(path: str | os.PathLike[str]) -> Hierarchy:
         model = Hierarchy(HierarchyConfig.from_dict(state["config"]))
         model.load_state_dict(state["model"])
     except (KeyError, TypeError, RuntimeError, BadInputError) as exc:
-        raise CheckpointError(f"checkpoint {path} does not hold a valid audio hierarchy: {str(exc).splitlines()[0]}") from exc
+        raise CheckpointError(
+            f"checkpoint {path} does not hold a valid audio hierarchy: {str(exc).splitlines()[0]}"
+        ) from exc
     return model.eval()

@@ -23,13 +23,23 @@ __all__ = ["listen"]
 
 
 def _label(name: str, m: dict[str, float]) -> str:
-    return (f"{name}: mel {m['mel_db']:.1f} dB, spectrum {m['spectrum_db']:.1f} dB, flatness {m['flatness']:.2g}, "
-            f"chroma {m['chroma']:.2f}")
+    return (
+        f"{name}: mel {m['mel_db']:.1f} dB, spectrum {m['spectrum_db']:.1f} dB, flatness {m['flatness']:.2g}, "
+        f"chroma {m['chroma']:.2f}"
+    )
 
 
 @torch.no_grad()
-def listen(model: Hierarchy, baseline: WaveNet | None, reference: np.ndarray, out_dir: Path, *, samples: int,
-           temperature: float = 1.0, seed: int = 0) -> tuple[dict, list[str]]:
+def listen(
+    model: Hierarchy,
+    baseline: WaveNet | None,
+    reference: np.ndarray,
+    out_dir: Path,
+    *,
+    samples: int,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> tuple[dict, list[str]]:
     """Reconstructions at every level, a hierarchy sample and a baseline sample, judged and written.
 
     :param reference: held-out audio in [-1, 1]; cut to a multiple of the total hop.
@@ -42,8 +52,11 @@ def listen(model: Hierarchy, baseline: WaveNet | None, reference: np.ndarray, ou
     x = mulaw_encode(torch.from_numpy(np.clip(reference, -1, 1)), model.config.levels[0].classes).unsqueeze(0)
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    clips = {"input (held-out rendered Bach)": reference, "8-bit mu-law round trip (ceiling)": mulaw_round_trip(reference),
-             "white noise, same RMS": white_noise_like(reference, seed)}
+    clips = {
+        "input (held-out rendered Bach)": reference,
+        "8-bit mu-law round trip (ceiling)": mulaw_round_trip(reference),
+        "white noise, same RMS": white_noise_like(reference, seed),
+    }
     files = {"input (held-out rendered Bach)": "heldout.wav"}
     figures: dict = {"reconstruction": []}
     for level in range(len(model.levels)):
@@ -63,7 +76,10 @@ def listen(model: Hierarchy, baseline: WaveNet | None, reference: np.ndarray, ou
         audio = mulaw_decode(classes[0].cpu(), baseline.classes).numpy()
         passes, judged = judge_sample(reference, audio, seed)
         figures["wavenet_sample"] = {"passes": passes, **judged}
-        clips["sample of the unconditional WaveNet"], files["sample of the unconditional WaveNet"] = audio, "sample_wavenet.wav"
+        clips["sample of the unconditional WaveNet"], files["sample of the unconditional WaveNet"] = (
+            audio,
+            "sample_wavenet.wav",
+        )
     figures["clips"] = {name: audio_metrics(reference, audio) for name, audio in clips.items()}
     artifacts = [write_wav(out_dir / files[name], clips[name], SAMPLE_RATE).name for name in files]
     panels = {_label(name, figures["clips"][name]): audio for name, audio in clips.items()}

@@ -26,10 +26,25 @@ import torch
 from etude.audio.mulaw import mulaw_decode, mulaw_encode
 from etude.errors import BadInputError
 
-__all__ = ["mel_filterbank", "log_mel", "log_mel_distance", "spectrum_distance", "spectral_flatness", "local_flatness",
-           "chromagram",
-           "chroma_agreement", "audio_metrics", "white_noise_like", "mulaw_round_trip", "judge_reconstruction",
-           "judge_sample", "tonal", "FLATNESS_FACTOR", "MEL_FRACTION", "RMS_RANGE"]
+__all__ = [
+    "mel_filterbank",
+    "log_mel",
+    "log_mel_distance",
+    "spectrum_distance",
+    "spectral_flatness",
+    "local_flatness",
+    "chromagram",
+    "chroma_agreement",
+    "audio_metrics",
+    "white_noise_like",
+    "mulaw_round_trip",
+    "judge_reconstruction",
+    "judge_sample",
+    "tonal",
+    "FLATNESS_FACTOR",
+    "MEL_FRACTION",
+    "RMS_RANGE",
+]
 
 FLATNESS_FACTOR = 10.0
 """A reconstruction or sample passes flatness when it is at most this times the mu-law round trip's."""
@@ -55,8 +70,9 @@ def _power(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
     return torch.stft(x, n_fft, hop, window=window, return_complex=True).abs() ** 2
 
 
-def mel_filterbank(n_fft: int = 1024, n_mels: int = 64, sample_rate: int = 16_000, fmin: float = 40.0,
-                   fmax: float | None = None) -> torch.Tensor:
+def mel_filterbank(
+    n_fft: int = 1024, n_mels: int = 64, sample_rate: int = 16_000, fmin: float = 40.0, fmax: float | None = None
+) -> torch.Tensor:
     """[n_mels, n_fft/2 + 1] triangular filters equally spaced on m = 2595 log10(1 + f/700), peak 1."""
     fmax = sample_rate / 2 if fmax is None else fmax
     mel = lambda f: 2595.0 * math.log10(1 + f / 700.0)  # noqa: E731
@@ -99,14 +115,18 @@ def local_flatness(audio, n_fft: int = 512, hop: int = 128, width: int = 9) -> f
     """Flatness of P / moving-average_width(P) over frequency, averaged over frames: the envelope removed,
     harmonic peaks (tonality) remain. White or spectrally shaped noise ~0.6, rendered piano ~0.3."""
     power = _power(_audio(audio), n_fft, hop) + 1e-12
-    envelope = torch.nn.functional.avg_pool1d(power.t().unsqueeze(1), width, 1, width // 2,
-                                              count_include_pad=False).squeeze(1).t()
+    envelope = (
+        torch.nn.functional.avg_pool1d(power.t().unsqueeze(1), width, 1, width // 2, count_include_pad=False)
+        .squeeze(1)
+        .t()
+    )
     ratio = power / envelope
     return float((ratio.log().mean(0).exp() / ratio.mean(0)).mean())
 
 
-def chromagram(audio, n_fft: int = 2048, hop: int = 512, sample_rate: int = 16_000, fmin: float = 55.0,
-               fmax: float = 5000.0) -> tuple[torch.Tensor, torch.Tensor]:
+def chromagram(
+    audio, n_fft: int = 2048, hop: int = 512, sample_rate: int = 16_000, fmin: float = 55.0, fmax: float = 5000.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(chroma [12, frames] normalised per frame, frame energy [frames]); class 0 is C, 9 is A (440 Hz)."""
     power = _power(_audio(audio), n_fft, hop)
     freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
@@ -131,15 +151,20 @@ def audio_metrics(reference, candidate) -> dict[str, float]:
     """Every metric of `candidate` against `reference` (same sample rate; aligned at sample 0)."""
     ref, cand = _audio(reference, "reference"), _audio(candidate, "candidate")
     rms = lambda x: float(x.pow(2).mean().sqrt()) if len(x) else 0.0  # noqa: E731
-    return {"mel_db": log_mel_distance(ref, cand), "spectrum_db": spectrum_distance(ref, cand),
-            "flatness": spectral_flatness(cand), "local_flatness": local_flatness(cand), "chroma": chroma_agreement(ref, cand),
-            "rms_ratio": rms(cand) / max(rms(ref), 1e-12)}
+    return {
+        "mel_db": log_mel_distance(ref, cand),
+        "spectrum_db": spectrum_distance(ref, cand),
+        "flatness": spectral_flatness(cand),
+        "local_flatness": local_flatness(cand),
+        "chroma": chroma_agreement(ref, cand),
+        "rms_ratio": rms(cand) / max(rms(ref), 1e-12),
+    }
 
 
 def white_noise_like(audio, seed: int = 0) -> np.ndarray:
     """Gaussian white noise of the same length and RMS as `audio` (clipped to [-1, 1])."""
     x = np.asarray(audio, dtype=np.float64)
-    noise = np.random.default_rng(seed).standard_normal(len(x)) * float(np.sqrt(np.mean(x ** 2)) if len(x) else 0)
+    noise = np.random.default_rng(seed).standard_normal(len(x)) * float(np.sqrt(np.mean(x**2)) if len(x) else 0)
     return np.clip(noise, -1, 1).astype(np.float32)
 
 
@@ -164,13 +189,19 @@ def judge_reconstruction(reference, candidate, seed: int = 0) -> tuple[bool, dic
     <= the round trip's + half the gap to white noise's (`tonal`), and RMS within RMS_RANGE.
     Returns (passes, metrics of candidate / noise / ceiling).
     """
-    figures = {"candidate": audio_metrics(reference, candidate),
-               "noise": audio_metrics(reference, white_noise_like(reference, seed)),
-               "ceiling": audio_metrics(reference, mulaw_round_trip(reference))}
+    figures = {
+        "candidate": audio_metrics(reference, candidate),
+        "noise": audio_metrics(reference, white_noise_like(reference, seed)),
+        "ceiling": audio_metrics(reference, mulaw_round_trip(reference)),
+    }
     c, n, top = figures["candidate"], figures["noise"], figures["ceiling"]
-    ok = (c["flatness"] <= FLATNESS_FACTOR * top["flatness"] and c["mel_db"] <= MEL_FRACTION * n["mel_db"]
-          and c["chroma"] >= n["chroma"] + 0.5 * (top["chroma"] - n["chroma"]) and tonal(figures)
-          and RMS_RANGE[0] <= c["rms_ratio"] <= RMS_RANGE[1])
+    ok = (
+        c["flatness"] <= FLATNESS_FACTOR * top["flatness"]
+        and c["mel_db"] <= MEL_FRACTION * n["mel_db"]
+        and c["chroma"] >= n["chroma"] + 0.5 * (top["chroma"] - n["chroma"])
+        and tonal(figures)
+        and RMS_RANGE[0] <= c["rms_ratio"] <= RMS_RANGE[1]
+    )
     return bool(ok), figures
 
 
@@ -183,10 +214,16 @@ def judge_sample(held_out, sample, seed: int = 0) -> tuple[bool, dict[str, dict[
     sample = np.asarray(sample, dtype=np.float64)
     if not np.isfinite(sample).all() or sample.ndim != 1 or not len(sample):
         return False, {}
-    figures = {"candidate": audio_metrics(held_out, sample),
-               "noise": audio_metrics(held_out, white_noise_like(held_out, seed)),
-               "ceiling": audio_metrics(held_out, mulaw_round_trip(held_out))}
+    figures = {
+        "candidate": audio_metrics(held_out, sample),
+        "noise": audio_metrics(held_out, white_noise_like(held_out, seed)),
+        "ceiling": audio_metrics(held_out, mulaw_round_trip(held_out)),
+    }
     c, n, top = figures["candidate"], figures["noise"], figures["ceiling"]
-    ok = (c["flatness"] <= FLATNESS_FACTOR * top["flatness"] and c["spectrum_db"] <= MEL_FRACTION * n["spectrum_db"]
-          and tonal(figures) and RMS_RANGE[0] <= c["rms_ratio"] <= RMS_RANGE[1])
+    ok = (
+        c["flatness"] <= FLATNESS_FACTOR * top["flatness"]
+        and c["spectrum_db"] <= MEL_FRACTION * n["spectrum_db"]
+        and tonal(figures)
+        and RMS_RANGE[0] <= c["rms_ratio"] <= RMS_RANGE[1]
+    )
     return bool(ok), figures

@@ -28,11 +28,15 @@ def mulaw_encode(x: torch.Tensor, channels: int = 256) -> torch.Tensor:
     """
     channels = check_int("channels", channels, 2)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise BadInputError(f"x must be a float tensor of audio in [-1, 1], got {type(x).__name__}"
-                            + (f" of dtype {x.dtype}" if isinstance(x, torch.Tensor) else ""))
+        raise BadInputError(
+            f"x must be a float tensor of audio in [-1, 1], got {type(x).__name__}"
+            + (f" of dtype {x.dtype}" if isinstance(x, torch.Tensor) else "")
+        )
     if x.numel() and (not torch.isfinite(x).all() or x.abs().max() > 1.0):
-        raise BadInputError("x must hold finite audio in [-1, 1]; clip or normalize it first "
-                            f"(found max |x| = {x.abs().max().item():.4g})")
+        raise BadInputError(
+            "x must hold finite audio in [-1, 1]; clip or normalize it first "
+            f"(found max |x| = {x.abs().max().item():.4g})"
+        )
     mu = channels - 1
     y = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)  # f(x) in [-1, 1]
     return ((y + 1) / 2 * mu + 0.5).floor().clamp(0, mu).long()
@@ -46,7 +50,9 @@ def mulaw_decode(q: torch.Tensor, channels: int = 256) -> torch.Tensor:
     """
     channels = check_int("channels", channels, 2)
     if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.is_complex():
-        raise BadInputError(f"q must be an integer tensor of mu-law classes, got {getattr(q, 'dtype', type(q).__name__)}")
+        raise BadInputError(
+            f"q must be an integer tensor of mu-law classes, got {getattr(q, 'dtype', type(q).__name__)}"
+        )
     if q.numel() and (q.min() < 0 or q.max() >= channels):
         raise BadInputError(f"q must lie in [0, {channels}), found [{q.min().item()}, {q.max().item()}]")
     mu = channels - 1

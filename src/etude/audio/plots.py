@@ -28,8 +28,15 @@ def plot_spectrogram(panels: dict[str, np.ndarray], path: Path, sample_rate: int
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.6 * len(panels)), squeeze=False)
     for ax, (label, audio) in zip(axes[:, 0], panels.items()):
         spec = log_spectrogram(audio)
-        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=spec.max() - 80, vmax=spec.max(),
-                  extent=(0, len(audio) / sample_rate, 0, sample_rate / 2000))
+        ax.imshow(
+            spec,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=spec.max() - 80,
+            vmax=spec.max(),
+            extent=(0, len(audio) / sample_rate, 0, sample_rate / 2000),
+        )
         ax.set_title(label)
         ax.set_ylabel("kHz")
     axes[-1, 0].set_xlabel("seconds")

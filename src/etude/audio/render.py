@@ -26,12 +26,25 @@ from etude.music.cache import CacheMismatch, cache_dir, check_entry, load_arrays
 from etude.runtime.files import write_atomic
 from etude.validation import check_int
 
-__all__ = ["SAMPLE_RATE", "SOUNDFONTS", "find_soundfont", "fluidsynth_available", "render_midi",
-           "render_performance", "piano_dataset", "read_wav", "write_wav", "midi_preview"]
+__all__ = [
+    "SAMPLE_RATE",
+    "SOUNDFONTS",
+    "find_soundfont",
+    "fluidsynth_available",
+    "render_midi",
+    "render_performance",
+    "piano_dataset",
+    "read_wav",
+    "write_wav",
+    "midi_preview",
+]
 
 SAMPLE_RATE = 16_000
-SOUNDFONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
-              "/usr/share/sounds/sf2/FluidR3_GM.sf2")
+SOUNDFONTS = (
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+)
 """Soundfonts tried in order after ``$ETUDE_SOUNDFONT``."""
 _INSTALL = "install it with `apt-get install fluidsynth timgm6mb-soundfont` (Debian/Ubuntu)"
 
@@ -41,8 +54,9 @@ def find_soundfont() -> Path:
     for candidate in (os.environ.get("ETUDE_SOUNDFONT"), *SOUNDFONTS):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    raise MissingDependencyError(f"no General MIDI soundfont found (timgm6mb-soundfont); {_INSTALL}, "
-                                 "or set ETUDE_SOUNDFONT to an .sf2 file")
+    raise MissingDependencyError(
+        f"no General MIDI soundfont found (timgm6mb-soundfont); {_INSTALL}, or set ETUDE_SOUNDFONT to an .sf2 file"
+    )
 
 
 def fluidsynth_available() -> bool:
@@ -87,16 +101,35 @@ def _fluidsynth(midi: Path, wav: Path, sample_rate: int, gain: float, soundfont:
     program = shutil.which("fluidsynth")
     if program is None:
         raise MissingDependencyError(f"the `fluidsynth` program is needed to render MIDI to audio; {_INSTALL}")
-    command = [program, "-ni", "-q", "-g", str(gain), "-r", str(sample_rate), "-F", str(wav), "-T", "wav",
-               str(soundfont), str(midi)]
+    command = [
+        program,
+        "-ni",
+        "-q",
+        "-g",
+        str(gain),
+        "-r",
+        str(sample_rate),
+        "-F",
+        str(wav),
+        "-T",
+        "wav",
+        str(soundfont),
+        str(midi),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if done.returncode != 0 or not wav.is_file():
         raise BadInputError(f"fluidsynth could not render {midi.name}: {(done.stderr or done.stdout).strip()[:200]}")
 
 
-def render_midi(midi: str | os.PathLike[str] | bytes, *, sample_rate: int = SAMPLE_RATE, gain: float = 0.5,
-                cache: str | os.PathLike[str] | None = None, use_cache: bool = True,
-                trim_db: float | None = -60.0) -> np.ndarray:
+def render_midi(
+    midi: str | os.PathLike[str] | bytes,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    gain: float = 0.5,
+    cache: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    trim_db: float | None = -60.0,
+) -> np.ndarray:
     """Render a MIDI file (path or bytes) to float32 mono audio [samples] in [-1, 1].
 
     :param trim_db: drop leading/trailing audio quieter than this (dB re full scale); None keeps all.
@@ -114,10 +147,22 @@ def render_midi(midi: str | os.PathLike[str] | bytes, *, sample_rate: int = SAMP
         except OSError as exc:
             raise BadInputError(f"cannot read MIDI file {midi}: {exc.strerror or exc}") from exc
     if not data.startswith(b"MThd"):
-        raise BadInputError(f"{midi if not isinstance(midi, (bytes, bytearray)) else 'the MIDI bytes'} is not a "
-                            "Standard MIDI File (no MThd header)")
-    key = hashlib.sha256(b"|".join([data, str(sample_rate).encode(), repr(gain).encode(), repr(trim_db).encode(),
-                                    soundfont.name.encode(), str(soundfont.stat().st_size).encode()])).hexdigest()
+        raise BadInputError(
+            f"{midi if not isinstance(midi, (bytes, bytearray)) else 'the MIDI bytes'} is not a "
+            "Standard MIDI File (no MThd header)"
+        )
+    key = hashlib.sha256(
+        b"|".join(
+            [
+                data,
+                str(sample_rate).encode(),
+                repr(gain).encode(),
+                repr(trim_db).encode(),
+                soundfont.name.encode(),
+                str(soundfont.stat().st_size).encode(),
+            ]
+        )
+    ).hexdigest()
     path = check_entry(Path(cache or cache_dir()) / "audio" / f"render-{key[:24]}.npz") if use_cache else Path()
     if use_cache and path.is_file():
         try:
@@ -131,7 +176,7 @@ def render_midi(midi: str | os.PathLike[str] | bytes, *, sample_rate: int = SAMP
         audio, _ = read_wav(wav)
     if trim_db is not None and audio.size:
         loud = np.flatnonzero(np.abs(audio) > 10 ** (trim_db / 20))
-        audio = audio[loud[0]: loud[-1] + 1] if loud.size else audio[:0]
+        audio = audio[loud[0] : loud[-1] + 1] if loud.size else audio[:0]
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     if use_cache:
         save_arrays(path, key, {"audio": audio})
@@ -146,9 +191,17 @@ def render_performance(performance, **kwargs) -> np.ndarray:
         return render_midi(mid.read_bytes(), **kwargs)
 
 
-def piano_dataset(pieces: int = 8, *, seed: int = 0, sample_rate: int = SAMPLE_RATE, valid_every: int = 4,
-                  max_seconds: float | None = None, peak: float | None = 0.9, cache: str | os.PathLike[str] | None = None,
-                  show_progress: bool | None = None) -> dict[str, list[np.ndarray]]:
+def piano_dataset(
+    pieces: int = 8,
+    *,
+    seed: int = 0,
+    sample_rate: int = SAMPLE_RATE,
+    valid_every: int = 4,
+    max_seconds: float | None = None,
+    peak: float | None = 0.9,
+    cache: str | os.PathLike[str] | None = None,
+    show_progress: bool | None = None,
+) -> dict[str, list[np.ndarray]]:
     """Rendered Bach chorales split by piece: {'train': [audio...], 'valid': [audio...]}.
 
     Piece i (in corpus order) is held out when i % valid_every == valid_every - 1 (at least one piece
@@ -163,7 +216,9 @@ def piano_dataset(pieces: int = 8, *, seed: int = 0, sample_rate: int = SAMPLE_R
     corpus = load_corpus("bach", limit=pieces, seed=seed, cache=cache, show_progress=show_progress)
     items = sorted(corpus.pieces, key=lambda p: p.name)
     out: dict[str, list[np.ndarray]] = {"train": [], "valid": []}
-    for i, piece in enumerate(progress(items, desc="render", disable=None if show_progress is None else not show_progress)):
+    for i, piece in enumerate(
+        progress(items, desc="render", disable=None if show_progress is None else not show_progress)
+    ):
         audio = render_performance(piece.performance, sample_rate=sample_rate, cache=cache)
         if max_seconds is not None:
             audio = audio[: int(max_seconds * sample_rate)]

@@ -25,8 +25,15 @@ from etude.audio.hierarchy import AutoEncoder, Hierarchy, HierarchyConfig, Level
 from etude.audio.listening import listen
 from etude.audio.plots import plot_curves
 from etude.audio.render import SAMPLE_RATE, piano_dataset
-from etude.audio.training import (encode_pieces, evaluate_level, evaluate_prior, fit_hierarchy, fixed_crops, to_classes,
-                                  train_model)
+from etude.audio.training import (
+    encode_pieces,
+    evaluate_level,
+    evaluate_prior,
+    fit_hierarchy,
+    fixed_crops,
+    to_classes,
+    train_model,
+)
 from etude.audio.wavenet import receptive_field
 from etude.runtime import is_rank_zero, resolve_device
 from etude.studies.protocol import Claim, Result, Study
@@ -130,58 +137,136 @@ class AmaeStudy(Study):
     threads = 1
     trains_with_fabric = True
     presets = {
-        "smoke": AmaePreset(pieces=2, max_seconds=6.0, steps=6, top_steps=6, prior_steps=6, batch=2, length=256,
-                            top_length=32, codes=32, hops=(8, 8), residual=8, layers=4, top_residual=8, top_layers=3,
-                            encoder_channels=8, ablate_diversity=False, prior_residual=8, prior_layers=3,
-                            prior_length=4, valid_crops=4, reconstruct_seconds=0.05, generate_seconds=0.05,
-                            checkpoint_every=4),
+        "smoke": AmaePreset(
+            pieces=2,
+            max_seconds=6.0,
+            steps=6,
+            top_steps=6,
+            prior_steps=6,
+            batch=2,
+            length=256,
+            top_length=32,
+            codes=32,
+            hops=(8, 8),
+            residual=8,
+            layers=4,
+            top_residual=8,
+            top_layers=3,
+            encoder_channels=8,
+            ablate_diversity=False,
+            prior_residual=8,
+            prior_layers=3,
+            prior_length=4,
+            valid_crops=4,
+            reconstruct_seconds=0.05,
+            generate_seconds=0.05,
+            checkpoint_every=4,
+        ),
         "quick": AmaePreset(),
-        "long": AmaePreset(pieces=16, steps=800, ablation_steps=150, top_steps=300, prior_steps=300, batch=8,
-                           length=1024, top_length=256, residual=32, layers=10, top_residual=32, top_layers=8,
-                           encoder_channels=64, prior_residual=32, prior_layers=8, prior_length=64, valid_crops=32,
-                           restart_threshold=2.0, checkpoint_every=100),
-        "full": AmaePreset(pieces=120, steps=100_000, top_steps=100_000, prior_steps=100_000, batch=16, length=8192,
-                           top_length=2048, codes=2048, hops=(8, 8), residual=128, layers=10, stacks=3,
-                           top_residual=128, top_layers=10, encoder_channels=256, lr=2e-4, prior_residual=128,
-                           prior_layers=10, prior_length=2048, valid_crops=512, reconstruct_seconds=4.0,
-                           generate_seconds=10.0, checkpoint_every=2000, device="auto", precision="bf16-mixed"),
+        "long": AmaePreset(
+            pieces=16,
+            steps=800,
+            ablation_steps=150,
+            top_steps=300,
+            prior_steps=300,
+            batch=8,
+            length=1024,
+            top_length=256,
+            residual=32,
+            layers=10,
+            top_residual=32,
+            top_layers=8,
+            encoder_channels=64,
+            prior_residual=32,
+            prior_layers=8,
+            prior_length=64,
+            valid_crops=32,
+            restart_threshold=2.0,
+            checkpoint_every=100,
+        ),
+        "full": AmaePreset(
+            pieces=120,
+            steps=100_000,
+            top_steps=100_000,
+            prior_steps=100_000,
+            batch=16,
+            length=8192,
+            top_length=2048,
+            codes=2048,
+            hops=(8, 8),
+            residual=128,
+            layers=10,
+            stacks=3,
+            top_residual=128,
+            top_layers=10,
+            encoder_channels=256,
+            lr=2e-4,
+            prior_residual=128,
+            prior_layers=10,
+            prior_length=2048,
+            valid_crops=512,
+            reconstruct_seconds=4.0,
+            generate_seconds=10.0,
+            checkpoint_every=2000,
+            device="auto",
+            precision="bf16-mixed",
+        ),
     }
 
     def claims(self) -> list[Claim]:
         return [
-            Claim("codebook_usage", "Plain VQ-VAE collapses onto few codes while AMAE keeps most in use; "
-                  "VQ-VAE with EMA + k-means init + restarts recovers.",
-                  "Sec. 3.3 (AMAE is proposed because VQ-VAE codebooks collapse); Jukebox (arXiv:2005.00341) "
-                  "Sec. 3.1 for the remedies",
-                  "held-out codes in use at hop hops[0]: plain VQ <= 10% of K; AMAE+div >= 25% of K; "
-                  "VQ+EMA+k-means+restarts >= 25% of K (inconclusive under min_steps or with fewer than 2K held-out codes)"),
-            Claim("information_bound", "Codes lower the decoder NLL, and by less than the bound log2(K)/hop.",
-                  "exact bound log2(K)/hop: a K-way code every hop samples carries at most that many bits per sample",
-                  "AMAE+div gain over the unconditional WaveNet > 0, and every model's gain <= log2(K)/hop "
-                  "(a larger gain is a leak)"),
-            Claim("total_nll", "Counting the codes' cost, the stack's total NLL = NLL_0 + (NLL_1 + NLL_prior / hop_1) / hop_0 "
-                  "is no better than the unconditional WaveNet (ADAs trade likelihood for structure).",
-                  "Sec. 4: the paper evaluates by listening, not NLL; an ADA pays for its codes",
-                  "total NLL of the stack >= the unconditional WaveNet's held-out NLL (bits/sample)"),
-            Claim("reconstruction", "Decoding the level-0 codes of held-out audio gives back piano with its notes.",
-                  "Sec. 3 (an ADA's decoder models local structure, its codes the rest); Sec. 4 samples",
-                  "on held-out audio: flatness <= 10x the 8-bit mu-law round trip's, log-mel distance <= 0.5x "
-                  "white noise's (same RMS), chroma agreement >= noise's + half the gap to the round trip's, local flatness "
-                  "(envelope removed) <= the round trip's + half the gap to noise's, RMS 0.1x-10x "
-                  "(inconclusive under min_audio_steps)"),
-            Claim("reconstruction_top", "Decoding the top-level codes (total hop) down the stack still gives piano with "
-                  "its notes: the structure is carried by the codes.",
-                  "Sec. 3-4 (two- and three-level stacks; higher levels keep less detail)",
-                  "the same criterion as `reconstruction`, on the top level (inconclusive under min_audio_steps)"),
-            Claim("samples", "Ancestral sampling from the top prior down to audio gives piano-like sound.",
-                  "Sec. 4 (samples on the project page)",
-                  "the sample is finite, its flatness <= 10x the held-out mu-law round trip's, its time-averaged log-mel "
-                  "spectrum within 0.5x white noise's distance to held-out audio, local flatness as for `reconstruction`, RMS 0.1x-10x "
-                  "(inconclusive under min_audio_steps)"),
+            Claim(
+                "codebook_usage",
+                "Plain VQ-VAE collapses onto few codes while AMAE keeps most in use; "
+                "VQ-VAE with EMA + k-means init + restarts recovers.",
+                "Sec. 3.3 (AMAE is proposed because VQ-VAE codebooks collapse); Jukebox (arXiv:2005.00341) "
+                "Sec. 3.1 for the remedies",
+                "held-out codes in use at hop hops[0]: plain VQ <= 10% of K; AMAE+div >= 25% of K; "
+                "VQ+EMA+k-means+restarts >= 25% of K (inconclusive under min_steps or with fewer than 2K held-out codes)",
+            ),
+            Claim(
+                "information_bound",
+                "Codes lower the decoder NLL, and by less than the bound log2(K)/hop.",
+                "exact bound log2(K)/hop: a K-way code every hop samples carries at most that many bits per sample",
+                "AMAE+div gain over the unconditional WaveNet > 0, and every model's gain <= log2(K)/hop "
+                "(a larger gain is a leak)",
+            ),
+            Claim(
+                "total_nll",
+                "Counting the codes' cost, the stack's total NLL = NLL_0 + (NLL_1 + NLL_prior / hop_1) / hop_0 "
+                "is no better than the unconditional WaveNet (ADAs trade likelihood for structure).",
+                "Sec. 4: the paper evaluates by listening, not NLL; an ADA pays for its codes",
+                "total NLL of the stack >= the unconditional WaveNet's held-out NLL (bits/sample)",
+            ),
+            Claim(
+                "reconstruction",
+                "Decoding the level-0 codes of held-out audio gives back piano with its notes.",
+                "Sec. 3 (an ADA's decoder models local structure, its codes the rest); Sec. 4 samples",
+                "on held-out audio: flatness <= 10x the 8-bit mu-law round trip's, log-mel distance <= 0.5x "
+                "white noise's (same RMS), chroma agreement >= noise's + half the gap to the round trip's, local flatness "
+                "(envelope removed) <= the round trip's + half the gap to noise's, RMS 0.1x-10x "
+                "(inconclusive under min_audio_steps)",
+            ),
+            Claim(
+                "reconstruction_top",
+                "Decoding the top-level codes (total hop) down the stack still gives piano with "
+                "its notes: the structure is carried by the codes.",
+                "Sec. 3-4 (two- and three-level stacks; higher levels keep less detail)",
+                "the same criterion as `reconstruction`, on the top level (inconclusive under min_audio_steps)",
+            ),
+            Claim(
+                "samples",
+                "Ancestral sampling from the top prior down to audio gives piano-like sound.",
+                "Sec. 4 (samples on the project page)",
+                "the sample is finite, its flatness <= 10x the held-out mu-law round trip's, its time-averaged log-mel "
+                "spectrum within 0.5x white noise's distance to held-out audio, local flatness as for `reconstruction`, RMS 0.1x-10x "
+                "(inconclusive under min_audio_steps)",
+            ),
         ]
 
-    def run(self, preset: AmaePreset, seed: int, out_dir: Path, resume: bool = False,
-            fabric: "Fabric | None" = None) -> Result:
+    def run(
+        self, preset: AmaePreset, seed: int, out_dir: Path, resume: bool = False, fabric: Fabric | None = None
+    ) -> Result:
         """Train every model (on ``fabric``'s devices and ranks when given); rank 0 alone measures, listens and writes."""
         out_dir = Path(out_dir)
         ckpt = out_dir / "checkpoints"
@@ -191,36 +276,90 @@ class AmaeStudy(Study):
         data = piano_dataset(p.pieces, seed=seed, max_seconds=p.max_seconds or None)
         train, valid = to_classes(data["train"]), to_classes(data["valid"])
         crops = fixed_crops(valid, p.length, p.valid_crops)
-        base = LevelConfig(hop=p.hops[0], codes=p.codes, residual=p.residual, skip=2 * p.residual, layers=p.layers,
-                           stacks=p.stacks, encoder_channels=p.encoder_channels, diversity=p.diversity,
-                           scalar_input=p.scalar_input)
-        stack = [base] + [LevelConfig(classes=p.codes, hop=h, codes=p.codes, residual=p.top_residual,
-                                      skip=2 * p.top_residual, layers=p.top_layers, encoder_channels=p.encoder_channels,
-                                      diversity=p.diversity) for h in p.hops[1:]]
-        models = {"wavenet": (dataclasses.replace(base, bottleneck="none"), p.steps),
-                  "vq": (dataclasses.replace(base, bottleneck="vq"), p.ablation_steps or p.steps),
-                  "vq_ema_restart": (dataclasses.replace(base, bottleneck="vq", ema=p.ema, kmeans_init=True,
-                                                         restart_threshold=p.restart_threshold), p.ablation_steps or p.steps)}
+        base = LevelConfig(
+            hop=p.hops[0],
+            codes=p.codes,
+            residual=p.residual,
+            skip=2 * p.residual,
+            layers=p.layers,
+            stacks=p.stacks,
+            encoder_channels=p.encoder_channels,
+            diversity=p.diversity,
+            scalar_input=p.scalar_input,
+        )
+        stack = [base] + [
+            LevelConfig(
+                classes=p.codes,
+                hop=h,
+                codes=p.codes,
+                residual=p.top_residual,
+                skip=2 * p.top_residual,
+                layers=p.top_layers,
+                encoder_channels=p.encoder_channels,
+                diversity=p.diversity,
+            )
+            for h in p.hops[1:]
+        ]
+        models = {
+            "wavenet": (dataclasses.replace(base, bottleneck="none"), p.steps),
+            "vq": (dataclasses.replace(base, bottleneck="vq"), p.ablation_steps or p.steps),
+            "vq_ema_restart": (
+                dataclasses.replace(
+                    base, bottleneck="vq", ema=p.ema, kmeans_init=True, restart_threshold=p.restart_threshold
+                ),
+                p.ablation_steps or p.steps,
+            ),
+        }
         if p.ablate_diversity:
             models["amae_nodiv"] = (dataclasses.replace(base, diversity=0.0), p.ablation_steps or p.steps)
         # the stack first: on a short budget its level-0 checkpoint is the figure that matters most
         torch.manual_seed(seed * 1000 + 500)
-        hier = Hierarchy(HierarchyConfig(tuple(stack), prior_residual=p.prior_residual, prior_layers=p.prior_layers)).to(device)
-        curves = {f"stack {k}": v for k, v in fit_hierarchy(
-            hier, train, steps=[p.steps] + [p.top_steps] * (len(stack) - 1), prior_steps=p.prior_steps, batch=p.batch,
-            length=[p.length] + [p.top_length] * (len(stack) - 1), prior_length=p.prior_length, lr=p.lr,
-            seed=seed * 1000 + 500, checkpoint_dir=ckpt, resume=resume, tag=_tag("stack", stack[0], p),
-            checkpoint_every=p.checkpoint_every, final_lr=p.final_lr, fabric=fabric).items()}
+        hier = Hierarchy(
+            HierarchyConfig(tuple(stack), prior_residual=p.prior_residual, prior_layers=p.prior_layers)
+        ).to(device)
+        curves = {
+            f"stack {k}": v
+            for k, v in fit_hierarchy(
+                hier,
+                train,
+                steps=[p.steps] + [p.top_steps] * (len(stack) - 1),
+                prior_steps=p.prior_steps,
+                batch=p.batch,
+                length=[p.length] + [p.top_length] * (len(stack) - 1),
+                prior_length=p.prior_length,
+                lr=p.lr,
+                seed=seed * 1000 + 500,
+                checkpoint_dir=ckpt,
+                resume=resume,
+                tag=_tag("stack", stack[0], p),
+                checkpoint_every=p.checkpoint_every,
+                final_lr=p.final_lr,
+                fabric=fabric,
+            ).items()
+        }
         levels: dict[str, AutoEncoder] = {}
         metrics: dict[str, Any] = {}  # per-model metric dicts and scalar figures
         for i, (key, (config, steps)) in enumerate(models.items()):
             torch.manual_seed(seed * 1000 + i)
             level = AutoEncoder(config).to(device)
             level.decoder.fit_first(train)
-            curves[key] = train_model(level, level.loss, train, steps=steps, batch=p.batch,
-                                      length=p.length, lr=p.lr, seed=seed * 1000 + i, checkpoint=ckpt / f"{key}.pt",
-                                      resume=resume, tag=_tag(key, config, p), checkpoint_every=p.checkpoint_every,
-                                      desc=f"amae {key}", final_lr=p.final_lr, fabric=fabric)
+            curves[key] = train_model(
+                level,
+                level.loss,
+                train,
+                steps=steps,
+                batch=p.batch,
+                length=p.length,
+                lr=p.lr,
+                seed=seed * 1000 + i,
+                checkpoint=ckpt / f"{key}.pt",
+                resume=resume,
+                tag=_tag(key, config, p),
+                checkpoint_every=p.checkpoint_every,
+                desc=f"amae {key}",
+                final_lr=p.final_lr,
+                fabric=fabric,
+            )
             levels[key] = level
             if is_rank_zero(fabric):
                 metrics[key] = evaluate_level(level, crops)
@@ -233,19 +372,30 @@ class AmaeStudy(Study):
             codes_valid = encode_pieces(level, codes_valid)
             if i + 1 < len(hier.levels):
                 level_crops = fixed_crops(codes_valid, p.top_length, p.valid_crops)
-        metrics["prior_bits_per_code"] = evaluate_prior(hier.prior, fixed_crops(codes_valid, p.prior_length, p.valid_crops))
+        metrics["prior_bits_per_code"] = evaluate_prior(
+            hier.prior, fixed_crops(codes_valid, p.prior_length, p.valid_crops)
+        )
         reference = np.concatenate(data["valid"])[: max(p.total_hop_of(), int(p.reconstruct_seconds * SAMPLE_RATE))]
-        heard, artifacts = listen(hier, levels["wavenet"].decoder, reference, out_dir,
-                                  samples=max(1, int(p.generate_seconds * SAMPLE_RATE)), temperature=p.temperature,
-                                  seed=seed)
+        heard, artifacts = listen(
+            hier,
+            levels["wavenet"].decoder,
+            reference,
+            out_dir,
+            samples=max(1, int(p.generate_seconds * SAMPLE_RATE)),
+            temperature=p.temperature,
+            seed=seed,
+        )
         artifacts.append(plot_curves(curves, out_dir / "training_curves.png").name)
         save_hierarchy(out_dir / "hierarchy.pt", hier)
         return self._decide(p, seed, out_dir, claims, metrics, heard, artifacts + ["hierarchy.pt"])
 
-    def _decide(self, p: AmaePreset, seed: int, out_dir: Path, claims: dict, metrics: dict, heard: dict,
-                artifacts: list[str]) -> Result:
+    def _decide(
+        self, p: AmaePreset, seed: int, out_dir: Path, claims: dict, metrics: dict, heard: dict, artifacts: list[str]
+    ) -> Result:
         k, main = p.codes, p.hops[0]
-        enough = p.steps >= p.min_steps and (p.ablation_steps or p.steps) >= p.min_steps and p.prior_steps >= p.min_steps
+        enough = (
+            p.steps >= p.min_steps and (p.ablation_steps or p.steps) >= p.min_steps and p.prior_steps >= p.min_steps
+        )
         audible = p.steps >= p.min_audio_steps
         uncond = metrics["wavenet"]["nll_bits"]
         held_codes = p.valid_crops * p.length // main
@@ -255,15 +405,19 @@ class AmaeStudy(Study):
         claims["codebook_usage"].decide(
             "; ".join(f"{m} {use[m]}/{k} codes ({ent[m]:.2f} bits)" for m in use),
             use["vq"] <= 0.10 * k and use["amae"] >= 0.25 * k and use["vq_ema_restart"] >= 0.25 * k,
-            conclusive=enough and held_codes >= 2 * k, note=f"{held_codes} held-out codes at hop {main}")
+            conclusive=enough and held_codes >= 2 * k,
+            note=f"{held_codes} held-out codes at hop {main}",
+        )
         gains = {m: uncond - metrics[key]["nll_bits"] for m, key in compared.items()}
         bound = math.log2(k) / main
         leaks = [m for m in gains if gains[m] > bound]
         claims["information_bound"].decide(
             f"unconditional {uncond:.3f} bits/sample; gains (bound {bound:.3f}): "
             + ", ".join(f"{m} {gains[m]:+.3f}" for m in gains),
-            gains["amae"] > 0 and not leaks, conclusive=enough,
-            note=("LEAK: gain above the bound for " + ", ".join(leaks)) if leaks else "")
+            gains["amae"] > 0 and not leaks,
+            conclusive=enough,
+            note=("LEAK: gain above the bound for " + ", ".join(leaks)) if leaks else "",
+        )
         nlls = [metrics[f"level{i}"]["nll_bits"] for i in range(len(p.hops))]
         total = metrics["prior_bits_per_code"]
         for nll, hop in reversed(list(zip(nlls, p.hops))):
@@ -272,20 +426,36 @@ class AmaeStudy(Study):
         claims["total_nll"].decide(
             f"levels {', '.join(f'{n:.3f}' for n in nlls)} bits/symbol, prior {metrics['prior_bits_per_code']:.3f} "
             f"bits/code, hops {list(p.hops)}: total {total:.3f} vs unconditional {uncond:.3f} bits/sample",
-            total >= uncond, conclusive=enough)
+            total >= uncond,
+            conclusive=enough,
+        )
         recon = heard["reconstruction"]
         for claim, item in (("reconstruction", recon[0]), ("reconstruction_top", recon[-1])):
-            claims[claim].decide(_figures(item, "mel_db"), item["passes"], conclusive=audible,
-                                 note="" if audible else f"{p.steps} level-0 steps < min_audio_steps {p.min_audio_steps}")
+            claims[claim].decide(
+                _figures(item, "mel_db"),
+                item["passes"],
+                conclusive=audible,
+                note="" if audible else f"{p.steps} level-0 steps < min_audio_steps {p.min_audio_steps}",
+            )
         sample = heard["sample"]
         claims["samples"].decide(
-            _figures(sample, "spectrum_db") + ("; unconditional WaveNet: " + _figures(heard["wavenet_sample"], "spectrum_db")
-                                               if "wavenet_sample" in heard else ""),
-            sample["passes"], conclusive=audible,
-            note="" if audible else f"{p.steps} level-0 steps < min_audio_steps {p.min_audio_steps}")
+            _figures(sample, "spectrum_db")
+            + (
+                "; unconditional WaveNet: " + _figures(heard["wavenet_sample"], "spectrum_db")
+                if "wavenet_sample" in heard
+                else ""
+            ),
+            sample["passes"],
+            conclusive=audible,
+            note="" if audible else f"{p.steps} level-0 steps < min_audio_steps {p.min_audio_steps}",
+        )
         metrics["listening"] = heard
-        metrics.update(gains=gains, receptive_field=receptive_field([2 ** i for i in range(p.layers)] * p.stacks),
-                       total_hop=p.total_hop_of(), temperature=p.temperature)
+        metrics.update(
+            gains=gains,
+            receptive_field=receptive_field([2**i for i in range(p.layers)] * p.stacks),
+            total_hop=p.total_hop_of(),
+            temperature=p.temperature,
+        )
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics, artifacts=artifacts)
 
@@ -295,10 +465,12 @@ def _figures(item: dict, distance: str) -> str:
     if not item.get("candidate"):
         return "not finite"
     c, n, top = item["candidate"], item["noise"], item["ceiling"]
-    return (f"flatness {c['flatness']:.3g} (mu-law ceiling {top['flatness']:.3g}, noise {n['flatness']:.3g}); "
-            f"{distance.replace('_db', '')} distance {c[distance]:.1f} dB (ceiling {top[distance]:.1f}, noise {n[distance]:.1f}); "
-            f"chroma {c['chroma']:.2f} (ceiling {top['chroma']:.2f}, noise {n['chroma']:.2f}); local flatness "
-            f"{c['local_flatness']:.3f} (ceiling {top['local_flatness']:.3f}, noise {n['local_flatness']:.3f}); RMS x{c['rms_ratio']:.2f}")
+    return (
+        f"flatness {c['flatness']:.3g} (mu-law ceiling {top['flatness']:.3g}, noise {n['flatness']:.3g}); "
+        f"{distance.replace('_db', '')} distance {c[distance]:.1f} dB (ceiling {top[distance]:.1f}, noise {n[distance]:.1f}); "
+        f"chroma {c['chroma']:.2f} (ceiling {top['chroma']:.2f}, noise {n['chroma']:.2f}); local flatness "
+        f"{c['local_flatness']:.3f} (ceiling {top['local_flatness']:.3f}, noise {n['local_flatness']:.3f}); RMS x{c['rms_ratio']:.2f}"
+    )
 
 
 def _tag(key: str, config: LevelConfig, preset: AmaePreset) -> str:

@@ -10,8 +10,9 @@ bottlenecks are the global batch's (`etude.runtime.global_batch`), so W ranks eq
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,13 +21,31 @@ from torch import nn
 from etude.audio.bottlenecks import code_entropy, codebook_usage
 from etude.audio.mulaw import mulaw_encode
 from etude.errors import BadInputError
-from etude.runtime import (Objective, global_batch, is_rank_zero, load_on_rank_zero, progress, save_checkpoint, shard,
-                           sum_over_ranks, world_size)
+from etude.runtime import (
+    Objective,
+    global_batch,
+    is_rank_zero,
+    load_on_rank_zero,
+    progress,
+    save_checkpoint,
+    shard,
+    sum_over_ranks,
+    world_size,
+)
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
-__all__ = ["to_classes", "random_crops", "fixed_crops", "train_model", "evaluate_level", "evaluate_prior", "encode_pieces", "fit_hierarchy"]
+__all__ = [
+    "to_classes",
+    "random_crops",
+    "fixed_crops",
+    "train_model",
+    "evaluate_level",
+    "evaluate_prior",
+    "encode_pieces",
+    "fit_hierarchy",
+]
 
 
 def to_classes(pieces: list[np.ndarray], channels: int = 256) -> list[torch.Tensor]:
@@ -43,7 +62,7 @@ def random_crops(pieces: list[torch.Tensor], batch: int, length: int, generator:
     rows = []
     for i in which:
         start = int(torch.randint(len(usable[i]) - length + 1, (1,), generator=generator))
-        rows.append(usable[i][start:start + length])
+        rows.append(usable[i][start : start + length])
     return torch.stack(rows)
 
 
@@ -60,10 +79,24 @@ def fixed_crops(pieces: list[torch.Tensor], length: int, limit: int) -> torch.Te
     return torch.stack(rows)
 
 
-def train_model(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], pieces: list[torch.Tensor], *,
-                steps: int, batch: int, length: int, lr: float, seed: int, checkpoint: Path | None = None,
-                resume: bool = False, tag: str = "", checkpoint_every: int = 100, desc: str = "train",
-                final_lr: float = 1.0, fabric: "Fabric | None" = None) -> list[float]:
+def train_model(
+    model: nn.Module,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    pieces: list[torch.Tensor],
+    *,
+    steps: int,
+    batch: int,
+    length: int,
+    lr: float,
+    seed: int,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    tag: str = "",
+    checkpoint_every: int = 100,
+    desc: str = "train",
+    final_lr: float = 1.0,
+    fabric: Fabric | None = None,
+) -> list[float]:
     """Adam on loss_fn(random crop batch) for `steps` steps; returns the loss curve.
 
     The learning rate falls linearly from lr to final_lr * lr over the run (1.0: constant); it is a
@@ -84,8 +117,12 @@ def train_model(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor
     curve: list[float] = []
     start = 0
     if resume and checkpoint is not None:
-        state = load_on_rank_zero(checkpoint, fabric, expect={"tag": tag},
-                                  like={"model": model.state_dict(), "generator": generator.get_state(), "step": int})
+        state = load_on_rank_zero(
+            checkpoint,
+            fabric,
+            expect={"tag": tag},
+            like={"model": model.state_dict(), "generator": generator.get_state(), "step": int},
+        )
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -94,8 +131,17 @@ def train_model(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor
 
     def save(step: int) -> None:
         if checkpoint is not None and is_rank_zero(fabric):
-            save_checkpoint(checkpoint, {"tag": tag, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "generator": generator.get_state(), "step": step, "curve": curve})
+            save_checkpoint(
+                checkpoint,
+                {
+                    "tag": tag,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(),
+                    "step": step,
+                    "curve": curve,
+                },
+            )
 
     model.train()
     device = next(model.parameters()).device
@@ -143,7 +189,9 @@ def evaluate_level(level, crops: torch.Tensor, chunk: int = 16) -> dict[str, flo
     out = {"nll_bits": sum(nll) / len(crops)}
     if indices:
         codes = torch.cat(indices)
-        out.update(usage=codebook_usage(codes, level.config.codes), entropy_bits=code_entropy(codes, level.config.codes))
+        out.update(
+            usage=codebook_usage(codes, level.config.codes), entropy_bits=code_entropy(codes, level.config.codes)
+        )
     return out
 
 
@@ -165,8 +213,10 @@ def encode_pieces(level, pieces: list[torch.Tensor], chunk: int = 1 << 15) -> li
     out = []
     for piece in pieces:
         piece = piece[: len(piece) // hop * hop]
-        parts = [level.encode(piece[i:i + step].unsqueeze(0).to(device)).indices[0].cpu()
-                 for i in range(0, len(piece), step)]
+        parts = [
+            level.encode(piece[i : i + step].unsqueeze(0).to(device)).indices[0].cpu()
+            for i in range(0, len(piece), step)
+        ]
         out.append(torch.cat(parts) if parts else piece[:0])
     return out
 
@@ -176,11 +226,24 @@ def bits(value: float) -> float:
     return value / math.log(2)
 
 
-def fit_hierarchy(model, pieces: list[torch.Tensor], *, steps: int | Sequence[int], prior_steps: int, batch: int,
-                  length: int | Sequence[int], prior_length: int, lr: float, seed: int,
-                  checkpoint_dir: Path | None = None, resume: bool = False, tag: str = "",
-                  checkpoint_every: int = 100, final_lr: float = 1.0,
-                  fabric: "Fabric | None" = None) -> dict[str, list[float]]:
+def fit_hierarchy(
+    model,
+    pieces: list[torch.Tensor],
+    *,
+    steps: int | Sequence[int],
+    prior_steps: int,
+    batch: int,
+    length: int | Sequence[int],
+    prior_length: int,
+    lr: float,
+    seed: int,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    tag: str = "",
+    checkpoint_every: int = 100,
+    final_lr: float = 1.0,
+    fabric: Fabric | None = None,
+) -> dict[str, list[float]]:
     """Train a `Hierarchy` level by level (each on the codes of the one below), then its prior.
 
     :param pieces: symbol sequences of the bottom level (mu-law classes).
@@ -203,15 +266,41 @@ def fit_hierarchy(model, pieces: list[torch.Tensor], *, steps: int | Sequence[in
         crop = max(hop, lengths[i] // hop * hop)
         path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"level{i}.pt"
         level.decoder.fit_first(current)
-        curves[f"level{i}"] = train_model(level, level.loss, current, steps=steps[i], batch=batch,
-                                          length=crop, lr=lr, seed=seed + i, checkpoint=path, resume=resume,
-                                          tag=f"{tag}level{i}", desc=f"level {i}", checkpoint_every=checkpoint_every,
-                                          final_lr=final_lr, fabric=fabric)
+        curves[f"level{i}"] = train_model(
+            level,
+            level.loss,
+            current,
+            steps=steps[i],
+            batch=batch,
+            length=crop,
+            lr=lr,
+            seed=seed + i,
+            checkpoint=path,
+            resume=resume,
+            tag=f"{tag}level{i}",
+            desc=f"level {i}",
+            checkpoint_every=checkpoint_every,
+            final_lr=final_lr,
+            fabric=fabric,
+        )
         current = encode_pieces(level, current)
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / "prior.pt"
     model.prior.fit_first(current)
-    curves["prior"] = train_model(model.prior, model.prior.nll_bits, current, steps=prior_steps, batch=batch,
-                                  length=prior_length, lr=lr, seed=seed + 100, checkpoint=path, resume=resume,
-                                  tag=f"{tag}prior", desc="prior", checkpoint_every=checkpoint_every,
-                                  final_lr=final_lr, fabric=fabric)
+    curves["prior"] = train_model(
+        model.prior,
+        model.prior.nll_bits,
+        current,
+        steps=prior_steps,
+        batch=batch,
+        length=prior_length,
+        lr=lr,
+        seed=seed + 100,
+        checkpoint=path,
+        resume=resume,
+        tag=f"{tag}prior",
+        desc="prior",
+        checkpoint_every=checkpoint_every,
+        final_lr=final_lr,
+        fabric=fabric,
+    )
     return curves

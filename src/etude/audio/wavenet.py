@@ -64,15 +64,30 @@ class WaveNet(nn.Module):
 
     first_logits: torch.Tensor  # buffer (registered in __init__)
 
-    def __init__(self, classes: int = 256, residual: int = 32, skip: int = 64, layers: int = 8, stacks: int = 1,
-                 cond_channels: int = 0, hop: int = 1, scalar_input: bool = False) -> None:
+    def __init__(
+        self,
+        classes: int = 256,
+        residual: int = 32,
+        skip: int = 64,
+        layers: int = 8,
+        stacks: int = 1,
+        cond_channels: int = 0,
+        hop: int = 1,
+        scalar_input: bool = False,
+    ) -> None:
         super().__init__()
-        for name, value, low in (("classes", classes, 2), ("residual", residual, 1), ("skip", skip, 1),
-                                 ("layers", layers, 1), ("stacks", stacks, 1), ("cond_channels", cond_channels, 0),
-                                 ("hop", hop, 1)):
+        for name, value, low in (
+            ("classes", classes, 2),
+            ("residual", residual, 1),
+            ("skip", skip, 1),
+            ("layers", layers, 1),
+            ("stacks", stacks, 1),
+            ("cond_channels", cond_channels, 0),
+            ("hop", hop, 1),
+        ):
             check_int(name, value, low)
         self.classes, self.residual, self.cond_channels, self.hop = classes, residual, cond_channels, hop
-        self.dilations = [2 ** i for i in range(layers)] * stacks
+        self.dilations = [2**i for i in range(layers)] * stacks
         self.embed = nn.Embedding(classes, residual)  # one-hot x_t -> R channels (a 1x1 conv on one-hot)
         self.scalar_input = scalar_input
         self.scalar = nn.Parameter(torch.randn(residual)) if scalar_input else None  # 1x1 conv on y_t
@@ -111,17 +126,27 @@ class WaveNet(nn.Module):
 
     def _check(self, x: torch.Tensor, cond: torch.Tensor | None) -> None:
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.is_floating_point():
-            raise BadInputError(f"x must be an integer tensor [batch, time], got {getattr(x, 'shape', type(x).__name__)}")
+            raise BadInputError(
+                f"x must be an integer tensor [batch, time], got {getattr(x, 'shape', type(x).__name__)}"
+            )
         if x.numel() and (x.min() < 0 or x.max() >= self.classes):
             raise BadInputError(f"x must lie in [0, {self.classes}), found [{x.min().item()}, {x.max().item()}]")
         if (cond is None) != (self.cond is None):
-            raise BadInputError("this WaveNet is " + ("conditional: pass cond [B, C, T/hop]" if self.cond is not None
-                                                      else "unconditional: pass cond=None"))
+            raise BadInputError(
+                "this WaveNet is "
+                + ("conditional: pass cond [B, C, T/hop]" if self.cond is not None else "unconditional: pass cond=None")
+            )
         if cond is not None:
             need = -(-x.shape[1] // self.hop) if x.shape[1] else 0
-            if cond.dim() != 3 or cond.shape[0] != x.shape[0] or cond.shape[1] != self.cond_channels or cond.shape[2] < need:
-                raise BadInputError(f"cond expected [{x.shape[0]}, {self.cond_channels}, >= {need}], "
-                                    f"found {list(cond.shape)}")
+            if (
+                cond.dim() != 3
+                or cond.shape[0] != x.shape[0]
+                or cond.shape[1] != self.cond_channels
+                or cond.shape[2] < need
+            ):
+                raise BadInputError(
+                    f"cond expected [{x.shape[0]}, {self.cond_channels}, >= {need}], found {list(cond.shape)}"
+                )
 
     def _cond_per_layer(self, cond: torch.Tensor | None, length: int) -> list[torch.Tensor | None]:
         if cond is None or self.cond is None:
@@ -143,7 +168,9 @@ class WaveNet(nn.Module):
             h = h + (x.to(h.dtype) * (2 / (self.classes - 1)) - 1).unsqueeze(-1) * self.scalar
         conds = [None if c is None else c.transpose(1, 2) for c in self._cond_per_layer(cond, length)]
         skip = torch.zeros((), dtype=h.dtype, device=h.device)
-        for d, conv, res, sk, c in zip(self.dilations, _convs(self.dilated), _convs(self.res), _convs(self.skips), conds):
+        for d, conv, res, sk, c in zip(
+            self.dilations, _convs(self.dilated), _convs(self.res), _convs(self.skips), conds
+        ):
             past = F.pad(h, (0, 0, d, 0))[:, :length]  # h_{t-d}, zeros before the start: causal
             a = F.linear(past, conv.weight[:, :, 0]) + F.linear(h, conv.weight[:, :, 1], conv.bias)
             if c is not None:
@@ -179,13 +206,20 @@ class WaveNet(nn.Module):
             taps.append(tap.contiguous())
             res.append(torch.cat([0.5 * rc.weight[:, :, 0].t(), rc.bias[None]], 0).contiguous())
             skips.append(torch.cat([0.5 * sc.weight[:, :, 0].t(), sc.bias[None]], 0))
-        return {"taps": taps, "res": res, "skip": torch.cat(skips, 0).contiguous(),
-                "out1": self.out1.weight[:, :, 0].t().contiguous(), "b1": self.out1.bias,
-                "out2": self.out2.weight[:, :, 0].t().contiguous(), "b2": self.out2.bias}
+        return {
+            "taps": taps,
+            "res": res,
+            "skip": torch.cat(skips, 0).contiguous(),
+            "out1": self.out1.weight[:, :, 0].t().contiguous(),
+            "b1": self.out1.bias,
+            "out2": self.out2.weight[:, :, 0].t().contiguous(),
+            "b2": self.out2.bias,
+        }
 
     @torch.no_grad()
-    def _steps(self, first: torch.Tensor, length: int, cond: torch.Tensor | None, feed,
-               keep: bool = True) -> torch.Tensor | None:
+    def _steps(
+        self, first: torch.Tensor, length: int, cond: torch.Tensor | None, feed, keep: bool = True
+    ) -> torch.Tensor | None:
         """Run `length` cached steps from x_0 = first; feed(t, logits) returns x_{t+1}. Returns logits [B, classes, length].
 
         Per step and layer five kernels on preallocated buffers (cat, addmm, tanh, addcmul, addmm); the
@@ -208,7 +242,9 @@ class WaveNet(nn.Module):
         zfull = [zbuf[:, i] for i in range(layers)]
         zflat = zbuf.view(batch, layers * (r + 1))
         blocks = None
-        if cond is not None and self.cond is not None:  # [Tc, L, B, 2R]: every layer's conditioning projection at the code rate
+        if (
+            cond is not None and self.cond is not None
+        ):  # [Tc, L, B, 2R]: every layer's conditioning projection at the code rate
             proj = self.cond(cond).view(batch, layers, 2 * r, -1).permute(3, 1, 0, 2).clone()
             proj[..., r:] *= 0.5
             blocks = proj
@@ -248,8 +284,17 @@ class WaveNet(nn.Module):
         assert logits is not None  # keep=True
         return logits
 
-    def generate(self, length: int, cond: torch.Tensor | None = None, *, batch: int = 1, first: torch.Tensor | None = None,
-                 temperature: float = 1.0, generator: torch.Generator | None = None, naive: bool = False) -> torch.Tensor:
+    def generate(
+        self,
+        length: int,
+        cond: torch.Tensor | None = None,
+        *,
+        batch: int = 1,
+        first: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        naive: bool = False,
+    ) -> torch.Tensor:
         """Ancestral sampling of [B, length] classes; x_0 is `first`, or drawn from p(x_0) (`first_logits`).
 
         :param naive: recompute the full forward over the last receptive field each step (slow; for benchmarks).
@@ -275,8 +320,8 @@ class WaveNet(nn.Module):
                 for t in range(length - 1):
                     lo = max(0, t + 1 - rf)
                     lo -= lo % self.hop  # keep the window aligned with code blocks
-                    c = None if cond is None else cond[:, :, lo // self.hop:]
-                    x[:, t + 1] = draw(self(x[:, lo:t + 1], c)[:, :, -1], t + 1)
+                    c = None if cond is None else cond[:, :, lo // self.hop :]
+                    x[:, t + 1] = draw(self(x[:, lo : t + 1], c)[:, :, -1], t + 1)
             return x
 
         def feed(t: int, logits: torch.Tensor) -> torch.Tensor:
@@ -292,9 +337,22 @@ class _Gumbel:
     """Standard Gumbel noise [B, classes] for step t, drawn from `generator` in chunks of 1024 steps (on the
     CPU when the generator is a CPU one, so samples do not depend on the device)."""
 
-    def __init__(self, batch: int, classes: int, generator: torch.Generator | None, dtype: torch.dtype,
-                 device: torch.device, chunk: int = 1024) -> None:
-        self.shape, self.generator, self.dtype, self.device, self.chunk = (batch, classes), generator, dtype, device, chunk
+    def __init__(
+        self,
+        batch: int,
+        classes: int,
+        generator: torch.Generator | None,
+        dtype: torch.dtype,
+        device: torch.device,
+        chunk: int = 1024,
+    ) -> None:
+        self.shape, self.generator, self.dtype, self.device, self.chunk = (
+            (batch, classes),
+            generator,
+            dtype,
+            device,
+            chunk,
+        )
         self.start: int | None = None
         self.values: torch.Tensor | None = None
 

@@ -28,7 +28,22 @@ from etude.exchangeable.processes import (
 from etude.exchangeable.training import TrainLog, process_grad_scale, train_bruno
 
 __all__ = [
-    "Bruno", "DIGIT_LEVELS", "DigitSplits", "ExchangeableProcess", "FLOWS", "GaussianProcess", "PROCESSES",
-    "StudentTProcess", "TrainLog", "gaussian_log_prob", "knn_predict", "load_digit_splits", "nearest_neighbour_predict",
-    "process_grad_scale", "sample_episodes", "sample_sequences", "student_t_log_prob", "train_bruno",
+    "Bruno",
+    "DIGIT_LEVELS",
+    "DigitSplits",
+    "ExchangeableProcess",
+    "FLOWS",
+    "GaussianProcess",
+    "PROCESSES",
+    "StudentTProcess",
+    "TrainLog",
+    "gaussian_log_prob",
+    "knn_predict",
+    "load_digit_splits",
+    "nearest_neighbour_predict",
+    "process_grad_scale",
+    "sample_episodes",
+    "sample_sequences",
+    "student_t_log_prob",
+    "train_bruno",
 ]

@@ -39,8 +39,7 @@ class Bruno(nn.Module):
         if not isinstance(flow, Bijection):
             raise BadInputError(f"flow must be an etude.flows.Bijection, got {type(flow).__name__}")
         if not isinstance(process, ExchangeableProcess):
-            raise BadInputError("process must be a StudentTProcess or GaussianProcess, "
-                                f"got {type(process).__name__}")
+            raise BadInputError(f"process must be a StudentTProcess or GaussianProcess, got {type(process).__name__}")
         self.shape = tuple(shape)
         self.dim = math.prod(self.shape)
         if process.dim != self.dim:
@@ -48,9 +47,21 @@ class Bruno(nn.Module):
         self.flow, self.process = flow, process
 
     @classmethod
-    def build(cls, shape: tuple[int, int, int] = (1, 8, 8), levels: int = 17, flow: str = "realnvp",
-              process: str = "tp", alpha: float = 0.05, hidden: int = 32, blocks: int = 1, scales: int = 2,
-              layers: int = 6, nu: float = 1000.0, var: float = 1.0, corr: float = 0.1) -> "Bruno":
+    def build(
+        cls,
+        shape: tuple[int, int, int] = (1, 8, 8),
+        levels: int = 17,
+        flow: str = "realnvp",
+        process: str = "tp",
+        alpha: float = 0.05,
+        hidden: int = 32,
+        blocks: int = 1,
+        scales: int = 2,
+        layers: int = 6,
+        nu: float = 1000.0,
+        var: float = 1.0,
+        corr: float = 0.1,
+    ) -> Bruno:
         """The paper's pipeline: logit(alpha/2 + (1-alpha) x/levels), a flow, a TP or GP per latent dim.
 
         :param flow: 'realnvp' (multi-scale conv), 'dense' (``layers`` dense couplings) or 'none'.
@@ -68,8 +79,11 @@ class Bruno(nn.Module):
         else:
             body = Flatten(tuple(shape))
         dim = math.prod(shape)
-        proc = StudentTProcess(dim, nu=nu, var=var, corr=corr) if process == "tp" else GaussianProcess(
-            dim, var=var, corr=corr)
+        proc = (
+            StudentTProcess(dim, nu=nu, var=var, corr=corr)
+            if process == "tp"
+            else GaussianProcess(dim, var=var, corr=corr)
+        )
         return cls(FlowSequence([LogitTransform(levels, alpha), body]), proc, tuple(shape))
 
     def _check(self, name: str, x: object, lead: int) -> Tensor:

@@ -18,9 +18,16 @@ from torch import Tensor
 from etude.errors import BadInputError
 from etude.validation import check_int
 
-__all__ = ["DIGIT_LEVELS", "DigitSplits", "knn_predict", "load_digit_splits", "load_digits_arrays",
-           "nearest_neighbour_predict",
-           "sample_episodes", "sample_sequences"]
+__all__ = [
+    "DIGIT_LEVELS",
+    "DigitSplits",
+    "knn_predict",
+    "load_digit_splits",
+    "load_digits_arrays",
+    "nearest_neighbour_predict",
+    "sample_episodes",
+    "sample_sequences",
+]
 
 DIGIT_LEVELS = 17
 """Grey levels of scikit-learn's digits (0..16)."""
@@ -59,15 +66,20 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return digits.data.astype(np.float64), digits.target.astype(np.int64)
 
 
-def load_digit_splits(seed: int = 0, train_classes: tuple[int, ...] = (0, 2, 4, 6, 8),
-                      val_fraction: float = 0.15, test_fraction: float = 0.2) -> DigitSplits:
+def load_digit_splits(
+    seed: int = 0,
+    train_classes: tuple[int, ...] = (0, 2, 4, 6, 8),
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+) -> DigitSplits:
     """Split the digits: images of ``train_classes`` into train/val/test (per class, shuffled by
     ``seed``); every image of the other classes into ``unseen``."""
     if not train_classes or not set(train_classes) <= set(range(10)):
         raise BadInputError(f"train_classes must be a non-empty subset of 0..9, got {train_classes!r}")
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise BadInputError(f"val_fraction and test_fraction must be in (0, 1) with sum < 1, "
-                            f"got {val_fraction} and {test_fraction}")
+        raise BadInputError(
+            f"val_fraction and test_fraction must be in (0, 1) with sum < 1, got {val_fraction} and {test_fraction}"
+        )
     images, target = load_digits_arrays()
     x = torch.tensor(images, dtype=torch.float32).reshape(-1, 1, 8, 8)
     y = torch.tensor(target, dtype=torch.long)
@@ -78,12 +90,13 @@ def load_digit_splits(seed: int = 0, train_classes: tuple[int, ...] = (0, 2, 4, 
         idx = idx[torch.randperm(len(idx), generator=g)]
         n_val, n_test = round(val_fraction * len(idx)), round(test_fraction * len(idx))
         parts["val"].append(idx[:n_val])
-        parts["test"].append(idx[n_val: n_val + n_test])
-        parts["train"].append(idx[n_val + n_test:])
+        parts["test"].append(idx[n_val : n_val + n_test])
+        parts["train"].append(idx[n_val + n_test :])
     unseen = torch.nonzero(~torch.isin(y, torch.tensor(sorted(train_classes)))).squeeze(1)
     ix = {k: torch.cat(v) for k, v in parts.items()}
-    return DigitSplits(x[ix["train"]], y[ix["train"]], x[ix["val"]], y[ix["val"]], x[ix["test"]], y[ix["test"]],
-                       x[unseen], y[unseen])
+    return DigitSplits(
+        x[ix["train"]], y[ix["train"]], x[ix["val"]], y[ix["val"]], x[ix["test"]], y[ix["test"]], x[unseen], y[unseen]
+    )
 
 
 def _by_class(labels: Tensor, need: int) -> dict[int, Tensor]:
@@ -94,8 +107,9 @@ def _by_class(labels: Tensor, need: int) -> dict[int, Tensor]:
     return groups
 
 
-def sample_sequences(images: Tensor, labels: Tensor, batch: int, length: int,
-                     generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def sample_sequences(
+    images: Tensor, labels: Tensor, batch: int, length: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
     """``batch`` sequences of ``length`` distinct images of one class each (class uniform at random).
 
     Returns sequences [batch, length, *image] and their classes [batch].
@@ -112,8 +126,9 @@ def sample_sequences(images: Tensor, labels: Tensor, batch: int, length: int,
     return torch.stack(seqs), torch.tensor([classes[p] for p in picks.tolist()])
 
 
-def sample_episodes(images: Tensor, labels: Tensor, ways: int, shots: int, episodes: int,
-                    generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def sample_episodes(
+    images: Tensor, labels: Tensor, ways: int, shots: int, episodes: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
     """Few-shot episodes: ``ways`` classes, ``shots`` support images and one query image per class.
 
     Returns support [episodes, ways, shots, *image] and query [episodes, ways, *image]; the query at

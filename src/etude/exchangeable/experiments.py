@@ -33,8 +33,16 @@ from etude.flows import dequantize
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
-__all__ = ["MODEL_SPECS", "QUANTILES", "bits_per_dim_by_position", "conditional_sample_check",
-           "correlation_quantiles", "few_shot_accuracy", "mean_se", "train_models"]
+__all__ = [
+    "MODEL_SPECS",
+    "QUANTILES",
+    "bits_per_dim_by_position",
+    "conditional_sample_check",
+    "correlation_quantiles",
+    "few_shot_accuracy",
+    "mean_se",
+    "train_models",
+]
 
 MODEL_SPECS = ("TP", "GP", "TP no flow")
 """The three models of the study: Real NVP + Student-t, Real NVP + Gaussian, Student-t on logit pixels."""
@@ -49,32 +57,63 @@ def mean_se(values: Tensor) -> tuple[float, float]:
     return float(values.mean()), se
 
 
-def train_models(preset, splits: DigitSplits, seed: int, device: torch.device, checkpoints: Path,
-                 resume: bool = False, fabric: "Fabric | None" = None) -> tuple[dict[str, Bruno], dict[str, TrainLog]]:
+def train_models(
+    preset,
+    splits: DigitSplits,
+    seed: int,
+    device: torch.device,
+    checkpoints: Path,
+    resume: bool = False,
+    fabric: Fabric | None = None,
+) -> tuple[dict[str, Bruno], dict[str, TrainLog]]:
     """Train the three models of ``MODEL_SPECS`` on the training classes; early stopping on a fixed,
     dequantized validation batch of held-out images of those classes (through ``fabric``'s devices
     and ranks when given, see `train_bruno`)."""
     g_val = torch.Generator().manual_seed(seed + 1)
-    val = dequantize(sample_sequences(splits.val_x, splits.val_y, preset.val_sequences, preset.seq_len,
-                                      g_val)[0], g_val)
+    val = dequantize(
+        sample_sequences(splits.val_x, splits.val_y, preset.val_sequences, preset.seq_len, g_val)[0], g_val
+    )
 
     def batches(generator: torch.Generator) -> Tensor:
         return sample_sequences(splits.train_x, splits.train_y, preset.batch, preset.seq_len, generator)[0]
 
-    specs = {"TP": (preset.flow, "tp", preset.steps), "GP": (preset.flow, "gp", preset.steps),
-             "TP no flow": ("none", "tp", preset.baseline_steps)}
+    specs = {
+        "TP": (preset.flow, "tp", preset.steps),
+        "GP": (preset.flow, "gp", preset.steps),
+        "TP no flow": ("none", "tp", preset.baseline_steps),
+    }
     models: dict[str, Bruno] = {}
     logs: dict[str, TrainLog] = {}
     for k, (label, (flow, process, steps)) in enumerate(specs.items()):
         torch.manual_seed(seed * 1000 + k)
-        model = Bruno.build((1, 8, 8), DIGIT_LEVELS, flow=flow, process=process, hidden=preset.hidden,
-                            blocks=preset.blocks, layers=preset.layers).to(device)
+        model = Bruno.build(
+            (1, 8, 8),
+            DIGIT_LEVELS,
+            flow=flow,
+            process=process,
+            hidden=preset.hidden,
+            blocks=preset.blocks,
+            layers=preset.layers,
+        ).to(device)
         tag = label.lower().replace(" ", "_")
         logs[label] = train_bruno(
-            model, batches, steps, lr=preset.lr, weight_decay=preset.weight_decay, warmup=preset.warmup,
-            process_scale=preset.process_scale, process_lr_mult=preset.process_lr_mult, val=val,
-            eval_every=preset.eval_every, seed=seed * 1000 + k, checkpoint=checkpoints / f"{tag}.pt",
-            resume=resume, show_progress=True, desc=f"bruno {label}", fabric=fabric)
+            model,
+            batches,
+            steps,
+            lr=preset.lr,
+            weight_decay=preset.weight_decay,
+            warmup=preset.warmup,
+            process_scale=preset.process_scale,
+            process_lr_mult=preset.process_lr_mult,
+            val=val,
+            eval_every=preset.eval_every,
+            seed=seed * 1000 + k,
+            checkpoint=checkpoints / f"{tag}.pt",
+            resume=resume,
+            show_progress=True,
+            desc=f"bruno {label}",
+            fabric=fabric,
+        )
         model.eval()
         models[label] = model
     return models, logs
@@ -86,8 +125,9 @@ def correlation_quantiles(model: Bruno, quantiles: tuple[float, ...] = QUANTILES
     return [float(v) for v in torch.quantile(corr, torch.tensor(quantiles, dtype=torch.float64))]
 
 
-def bits_per_dim_by_position(models: dict[str, Bruno], splits: DigitSplits, n_sequences: int, seq_len: int,
-                             seed: int) -> dict[str, dict[str, Tensor]]:
+def bits_per_dim_by_position(
+    models: dict[str, Bruno], splits: DigitSplits, n_sequences: int, seq_len: int, seed: int
+) -> dict[str, dict[str, Tensor]]:
     """-log2 p(x_n | x_<n) / D on the same dequantized sequences for every model:
     {model: {'seen' | 'unseen': [sequences, seq_len]}}."""
     g = torch.Generator().manual_seed(seed)
@@ -98,13 +138,16 @@ def bits_per_dim_by_position(models: dict[str, Bruno], splits: DigitSplits, n_se
     with torch.no_grad():
         for label, model in models.items():
             device = next(model.parameters()).device
-            out[label] = {split: torch.cat([model.bits_per_dim(s.to(device)).cpu() for s in seqs.split(50)])
-                          for split, seqs in evals.items()}
+            out[label] = {
+                split: torch.cat([model.bits_per_dim(s.to(device)).cpu() for s in seqs.split(50)])
+                for split, seqs in evals.items()
+            }
     return out
 
 
-def few_shot_accuracy(model: Bruno, x: Tensor, y: Tensor, ways: int, shots: int, episodes: int,
-                      seed: int) -> dict[str, float]:
+def few_shot_accuracy(
+    model: Bruno, x: Tensor, y: Tensor, ways: int, shots: int, episodes: int, seed: int
+) -> dict[str, float]:
     """5-way accuracy of BRUNO (argmax_c log p(query | support of class c)) and of pixel nearest
     neighbour on the same episodes; support and query are dequantized with one U(0, 1) draw each.
 
@@ -116,15 +159,28 @@ def few_shot_accuracy(model: Bruno, x: Tensor, y: Tensor, ways: int, shots: int,
     support_dq, query_dq = dequantize(support, g), dequantize(query, g)
     device = next(model.parameters()).device
     with torch.no_grad():
-        pred = torch.cat([model.classify(s.to(device), q.to(device)).argmax(-1).cpu()
-                          for s, q in zip(support_dq.split(50), query_dq.split(50))])
-    return {"bruno": float((pred == target).double().mean()),
-            "nn": float((nearest_neighbour_predict(support, query) == target).double().mean())}
+        pred = torch.cat(
+            [
+                model.classify(s.to(device), q.to(device)).argmax(-1).cpu()
+                for s, q in zip(support_dq.split(50), query_dq.split(50))
+            ]
+        )
+    return {
+        "bruno": float((pred == target).double().mean()),
+        "nn": float((nearest_neighbour_predict(support, query) == target).double().mean()),
+    }
 
 
-def conditional_sample_check(model: Bruno, x: Tensor, y: Tensor, splits: DigitSplits, context_size: int,
-                             samples_per_set: int, sets_per_class: int, generator: torch.Generator,
-                             ) -> tuple[float, list]:
+def conditional_sample_check(
+    model: Bruno,
+    x: Tensor,
+    y: Tensor,
+    splits: DigitSplits,
+    context_size: int,
+    samples_per_set: int,
+    sets_per_class: int,
+    generator: torch.Generator,
+) -> tuple[float, list]:
     """Fraction of samples conditioned on a same-class set that a 5-NN pixel classifier (all ten
     digits, the conditioning images left out) puts in the set's class, and rows for a sample grid."""
     sets: list[tuple[int, Tensor]] = []

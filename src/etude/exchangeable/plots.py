@@ -52,10 +52,10 @@ def plot_sample_grid(rows: list[tuple[str, Tensor, Tensor]], path: str | Path, l
     for r, (_, context, samples) in enumerate(rows):
         top = r * (h + 1)
         for j, img in enumerate(context):
-            canvas[top: top + h, j * (w + 1): j * (w + 1) + w] = img[0].clamp(0, levels)
+            canvas[top : top + h, j * (w + 1) : j * (w + 1) + w] = img[0].clamp(0, levels)
         for j, img in enumerate(samples):
             left = k * (w + 1) + gap + j * (w + 1)
-            canvas[top: top + h, left: left + w] = img[0].clamp(0, levels)
+            canvas[top : top + h, left : left + w] = img[0].clamp(0, levels)
     fig, ax = plt.subplots(figsize=(0.45 * canvas.shape[1] / (w + 1) + 1.2, 0.45 * len(rows) + 0.6))
     cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
     ax.imshow(canvas.numpy(), cmap=cmap, vmin=0, vmax=levels, interpolation="nearest")

@@ -34,8 +34,12 @@ def student_t_log_prob(x: Tensor, df: Tensor | float, mean: Tensor, var: Tensor)
     """
     df = torch.as_tensor(df, dtype=x.dtype, device=x.device)
     scale2 = (df - 2) * var
-    return (torch.lgamma((df + 1) / 2) - torch.lgamma(df / 2) - 0.5 * torch.log(math.pi * scale2)
-            - (df + 1) / 2 * torch.log1p((x - mean) ** 2 / scale2))
+    return (
+        torch.lgamma((df + 1) / 2)
+        - torch.lgamma(df / 2)
+        - 0.5 * torch.log(math.pi * scale2)
+        - (df + 1) / 2 * torch.log1p((x - mean) ** 2 / scale2)
+    )
 
 
 def gaussian_log_prob(x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
@@ -85,8 +89,9 @@ class ExchangeableProcess(nn.Module):
         if not (var_t > 0).all():
             raise BadInputError(f"var must be > 0, got min {var_t.min().item():g}")
         if not ((corr_t > 0) & (corr_t < 1)).all():
-            raise BadInputError(f"corr = rho / var must be in (0, 1), got range [{corr_t.min().item():g}, "
-                                f"{corr_t.max().item():g}]")
+            raise BadInputError(
+                f"corr = rho / var must be in (0, 1), got range [{corr_t.min().item():g}, {corr_t.max().item():g}]"
+            )
         self.register_buffer("mu", mu_t)
         sd = var_t.sqrt()
         self.a = nn.Parameter(sd + torch.log(-torch.expm1(-sd)))  # softplus^-1(sqrt(v)): v = softplus(a)^2
@@ -107,8 +112,9 @@ class ExchangeableProcess(nn.Module):
     def _predictive(self, x: Tensor, mean: Tensor, k: Tensor, beta: Tensor, n: Tensor | int) -> Tensor:
         raise NotImplementedError
 
-    def _draw(self, shape: tuple[int, ...], mean: Tensor, k: Tensor, beta: Tensor, n: int,
-              generator: torch.Generator | None) -> Tensor:
+    def _draw(
+        self, shape: tuple[int, ...], mean: Tensor, k: Tensor, beta: Tensor, n: int, generator: torch.Generator | None
+    ) -> Tensor:
         raise NotImplementedError
 
     # --- streaming API ----------------------------------------------------------------------------
@@ -195,8 +201,15 @@ class ExchangeableProcess(nn.Module):
 class StudentTProcess(ExchangeableProcess):
     """Exchangeable Student-t process per dimension (BRUNO's TP); nu = exp(c) + 2 is learnt."""
 
-    def __init__(self, dim: int, nu: float | Tensor = 1000.0, mu: float | Tensor = 0.0, var: float | Tensor = 1.0,
-                 corr: float | Tensor = 0.1, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        dim: int,
+        nu: float | Tensor = 1000.0,
+        mu: float | Tensor = 0.0,
+        var: float | Tensor = 1.0,
+        corr: float | Tensor = 0.1,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__(dim, mu, var, corr, dtype)
         nu_t = _per_dim("nu", nu, dim, torch.float64)
         if not (nu_t > 2).all() or not torch.isfinite(nu_t).all():
@@ -229,8 +242,14 @@ class StudentTProcess(ExchangeableProcess):
 class GaussianProcess(ExchangeableProcess):
     """Exchangeable Gaussian process per dimension (BRUNO's GP): predictive N(mu_n, k_n)."""
 
-    def __init__(self, dim: int, mu: float | Tensor = 0.0, var: float | Tensor = 1.0, corr: float | Tensor = 0.1,
-                 dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        dim: int,
+        mu: float | Tensor = 0.0,
+        var: float | Tensor = 1.0,
+        corr: float | Tensor = 0.1,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__(dim, mu, var, corr, dtype)
 
     def _predictive(self, x: Tensor, mean: Tensor, k: Tensor, beta: Tensor, n: Tensor | int) -> Tensor:

@@ -13,9 +13,10 @@ leaves its initial 0.1: ``process_lr_mult`` gives the process parameters their o
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -47,15 +48,35 @@ class TrainLog:
     best_val: float = float("inf")
 
     def state(self) -> dict:
-        return {"loss": list(self.loss), "val_steps": list(self.val_steps), "val_loss": list(self.val_loss),
-                "best_step": self.best_step, "best_val": self.best_val}
+        return {
+            "loss": list(self.loss),
+            "val_steps": list(self.val_steps),
+            "val_loss": list(self.val_loss),
+            "best_step": self.best_step,
+            "best_val": self.best_val,
+        }
 
 
-def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor], steps: int, *,
-                lr: float = 1e-3, weight_decay: float = 0.0, warmup: int = 100, process_scale: float = 0.1,
-                process_lr_mult: float = 1.0, val: Tensor | None = None, eval_every: int = 50, seed: int = 0,
-                checkpoint: str | Path | None = None, checkpoint_every: int = 100, resume: bool = False,
-                show_progress: bool = False, desc: str = "bruno", fabric: "Fabric | None" = None) -> TrainLog:
+def train_bruno(
+    model: Bruno,
+    sample_batch: Callable[[torch.Generator], Tensor],
+    steps: int,
+    *,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    warmup: int = 100,
+    process_scale: float = 0.1,
+    process_lr_mult: float = 1.0,
+    val: Tensor | None = None,
+    eval_every: int = 50,
+    seed: int = 0,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
+    show_progress: bool = False,
+    desc: str = "bruno",
+    fabric: Fabric | None = None,
+) -> TrainLog:
     """Train ``model`` in place with AdamW on batches ``sample_batch(generator)`` [B, n, *shape] of
     integer grey levels (dequantized here with the same CPU generator, then moved to the model's device).
 
@@ -82,10 +103,17 @@ def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor],
     if flow_params:
         groups.append({"params": flow_params, "weight_decay": weight_decay})
     opt = torch.optim.AdamW(groups, lr=lr)
-    config: dict[str, Any] = {"steps": steps, "lr": lr, "weight_decay": weight_decay, "warmup": warmup,
-                              "process_scale": process_scale, "process_lr_mult": float(process_lr_mult),
-                              "eval_every": eval_every, "seed": seed,
-                              "params": sum(p.numel() for p in model.parameters())}
+    config: dict[str, Any] = {
+        "steps": steps,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "warmup": warmup,
+        "process_scale": process_scale,
+        "process_lr_mult": float(process_lr_mult),
+        "eval_every": eval_every,
+        "seed": seed,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
     if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
         model, opt = fabric.setup(model, opt)  # the param groups (and their learning rates) are kept
         precision = str(fabric.strategy.precision.precision)
@@ -96,8 +124,12 @@ def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor],
     generator = torch.Generator().manual_seed(seed)
     log, best_state, start = TrainLog(), None, 0
     if checkpoint is not None and resume:
-        state = load_on_rank_zero(checkpoint, fabric, expect={"kind": "bruno.train", "config": config},
-                                  like={"model": net.state_dict(), "generator": generator.get_state(), "step": int})
+        state = load_on_rank_zero(
+            checkpoint,
+            fabric,
+            expect={"kind": "bruno.train", "config": config},
+            like={"model": net.state_dict(), "generator": generator.get_state(), "step": int},
+        )
         if state is not None:
             net.load_state_dict(state["model"])  # load_state_dict copies onto the model's device
             opt.load_state_dict(state["optimizer"])
@@ -121,8 +153,9 @@ def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor],
     if val is not None and start == 0:
         evaluate(0)
     ranks = world_size(fabric)
-    bar = progress(range(start, steps), total=steps - start, desc=desc,
-                   disable=not show_progress or not is_rank_zero(fabric))
+    bar = progress(
+        range(start, steps), total=steps - start, desc=desc, disable=not show_progress or not is_rank_zero(fabric)
+    )
     for step in bar:
         x = dequantize(sample_batch(generator), generator)  # the global batch and its noise, the same on every rank
         opt.zero_grad(set_to_none=True)
@@ -147,10 +180,19 @@ def train_bruno(model: Bruno, sample_batch: Callable[[torch.Generator], Tensor],
         if val is not None and (done % eval_every == 0 or done == steps):
             evaluate(done)
         if checkpoint is not None and (done % checkpoint_every == 0 or done == steps) and is_rank_zero(fabric):
-            save_checkpoint(checkpoint, {"kind": "bruno.train", "config": config, "step": done,
-                                         "model": net.state_dict(), "optimizer": opt.state_dict(),
-                                         "generator": generator.get_state(), "log": log.state(),
-                                         "best": best_state})
+            save_checkpoint(
+                checkpoint,
+                {
+                    "kind": "bruno.train",
+                    "config": config,
+                    "step": done,
+                    "model": net.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "generator": generator.get_state(),
+                    "log": log.state(),
+                    "best": best_state,
+                },
+            )
     if best_state is not None:
         net.load_state_dict(best_state)
     return log

@@ -23,7 +23,19 @@ from etude.flows.preprocess import LogitTransform, dequantize
 from etude.flows.realnvp import DenseRealNVP, RealNVP
 
 __all__ = [
-    "Bijection", "ConvNet", "DenseRealNVP", "Flatten", "FlowSequence", "LogitTransform", "MLPNet",
-    "MaskedAffineCoupling", "RealNVP", "Squeeze", "alternating_mask", "channel_mask",
-    "check_shape", "checkerboard_mask", "dequantize",
+    "Bijection",
+    "ConvNet",
+    "DenseRealNVP",
+    "Flatten",
+    "FlowSequence",
+    "LogitTransform",
+    "MLPNet",
+    "MaskedAffineCoupling",
+    "RealNVP",
+    "Squeeze",
+    "alternating_mask",
+    "channel_mask",
+    "check_shape",
+    "checkerboard_mask",
+    "dequantize",
 ]

@@ -104,7 +104,9 @@ class MaskedAffineCoupling(Bijection):
         except RuntimeError:
             fits = False
         if not fits:
-            raise BadInputError(f"mask of shape {list(mask.shape)} does not broadcast to the example shape {list(shape)}")
+            raise BadInputError(
+                f"mask of shape {list(mask.shape)} does not broadcast to the example shape {list(shape)}"
+            )
         self.register_buffer("mask", mask.clone())
         self.net = net
         self.scale = nn.Parameter(torch.ones(shape))  # one learnt bound per coordinate

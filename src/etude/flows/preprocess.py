@@ -23,8 +23,10 @@ __all__ = ["LogitTransform", "dequantize"]
 def dequantize(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """x + u with u ~ U(0, 1) elementwise; x holds integer grey levels (any shape, float)."""
     if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise BadInputError(f"x must be a floating-point tensor of integer grey levels, got {type(x).__name__}"
-                            + (f" of dtype {x.dtype}" if isinstance(x, Tensor) else ""))
+        raise BadInputError(
+            f"x must be a floating-point tensor of integer grey levels, got {type(x).__name__}"
+            + (f" of dtype {x.dtype}" if isinstance(x, Tensor) else "")
+        )
     u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     return x + u
 

@@ -41,20 +41,36 @@ class RealNVP(Bijection):
     :param final_couplings: checkerboard couplings at the last scale (paper: 4).
     """
 
-    def __init__(self, shape: tuple[int, int, int] = (1, 8, 8), hidden: int = 32, blocks: int = 1,
-                 scales: int = 2, couplings: int = 3, final_couplings: int = 4):
+    def __init__(
+        self,
+        shape: tuple[int, int, int] = (1, 8, 8),
+        hidden: int = 32,
+        blocks: int = 1,
+        scales: int = 2,
+        couplings: int = 3,
+        final_couplings: int = 4,
+    ):
         super().__init__()
-        if not (isinstance(shape, (tuple, list)) and len(shape) == 3
-                and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
+        if not (
+            isinstance(shape, (tuple, list))
+            and len(shape) == 3
+            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
+        ):
             raise BadInputError(f"shape must be (channels, height, width) of positive ints, got {shape!r}")
-        for name, value in (("hidden", hidden), ("scales", scales), ("couplings", couplings),
-                            ("final_couplings", final_couplings)):
+        for name, value in (
+            ("hidden", hidden),
+            ("scales", scales),
+            ("couplings", couplings),
+            ("final_couplings", final_couplings),
+        ):
             check_int(name, value, 1)
         check_int("blocks", blocks, 0)
         c, h, w = shape
         if h % 2 ** (scales - 1) or w % 2 ** (scales - 1):
-            raise BadInputError(f"height and width must be divisible by 2^(scales-1) = {2 ** (scales - 1)}, "
-                                f"got {h}x{w} with scales={scales}")
+            raise BadInputError(
+                f"height and width must be divisible by 2^(scales-1) = {2 ** (scales - 1)}, "
+                f"got {h}x{w} with scales={scales}"
+            )
         self.shape = tuple(shape)
         self.stages = nn.ModuleList()
         self.out_shapes: list[tuple[int, int, int]] = []  # shape of each factored-out part
@@ -65,8 +81,10 @@ class RealNVP(Bijection):
             ]
             layers.append(Squeeze())
             c, h, w = 4 * c, h // 2, w // 2
-            layers += [MaskedAffineCoupling(channel_mask(c, k % 2), ConvNet(c, hidden, blocks), (c, h, w))
-                       for k in range(couplings)]
+            layers += [
+                MaskedAffineCoupling(channel_mask(c, k % 2), ConvNet(c, hidden, blocks), (c, h, w))
+                for k in range(couplings)
+            ]
             self.stages.append(FlowSequence(layers))
             self.out_shapes.append((c // 2, h, w))  # factor out: the first half of the channels leaves
             c = c // 2
@@ -85,7 +103,7 @@ class RealNVP(Bijection):
             x, ld = stage(x)
             log_det = log_det + ld
             parts.append(x[:, : out_shape[0]].flatten(1))  # factor-out (Sec. 3.6)
-            x = x[:, out_shape[0]:]
+            x = x[:, out_shape[0] :]
         x, ld = self.final(x)
         parts.append(x.flatten(1))
         return torch.cat(parts, dim=1), log_det + ld
@@ -109,8 +127,11 @@ class DenseRealNVP(Bijection):
 
     def __init__(self, shape: tuple[int, ...] = (1, 8, 8), hidden: int = 256, layers: int = 6, depth: int = 2):
         super().__init__()
-        if not (isinstance(shape, (tuple, list)) and shape
-                and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
+        if not (
+            isinstance(shape, (tuple, list))
+            and shape
+            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
+        ):
             raise BadInputError(f"shape must be a tuple of positive ints, got {shape!r}")
         check_int("hidden", hidden, 1)
         check_int("layers", layers, 1)

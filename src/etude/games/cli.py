@@ -11,8 +11,9 @@ def _tournament(args: argparse.Namespace) -> int:
 
     make = {"ipd": ipd, "matching-pennies": matching_pennies}[args.game]
     game = make(args.gamma) if args.gamma is not None else make()
-    table = tournament(game, args.learners, seeds=args.seeds, steps=args.steps, lr=args.lr,
-                       opponent_lr=args.opponent_lr)
+    table = tournament(
+        game, args.learners, seeds=args.seeds, steps=args.steps, lr=args.lr, opponent_lr=args.opponent_lr
+    )
     print(table.table())
     return 0
 
@@ -25,11 +26,22 @@ def _coin(args: argparse.Namespace) -> int:
         raise BadInputError(f"--batch must be a positive number of games per update and seed, got {args.batch}")
     rows = ["| learners | own-colour share | reward per step | coins per step |", "|---|---|---|---|"]
     for learner in args.learners:
-        h = train_coin(learner, learner, steps=args.steps, seeds=args.seeds, episodes=args.batch,
-                       horizon=args.horizon, grid=args.grid, lr=args.lr, opponent_lr=args.opponent_lr,
-                       hidden=args.hidden)
+        h = train_coin(
+            learner,
+            learner,
+            steps=args.steps,
+            seeds=args.seeds,
+            episodes=args.batch,
+            horizon=args.horizon,
+            grid=args.grid,
+            lr=args.lr,
+            opponent_lr=args.opponent_lr,
+            hidden=args.hidden,
+        )
         f = {k: float(v.mean()) for k, v in h.final.items()}
-        rows.append(f"| {learner} vs {learner} | {f['own_share']:.3f} | {f['reward']:.3f} | {f['picks_per_step']:.3f} |")
+        rows.append(
+            f"| {learner} vs {learner} | {f['own_share']:.3f} | {f['reward']:.3f} | {f['picks_per_step']:.3f} |"
+        )
     print("\n".join(rows))
     return 0
 
@@ -41,8 +53,9 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     tour = verbs.add_parser("tournament", help="every learner against every learner")
     tour.add_argument("--game", choices=["ipd", "matching-pennies"], default="ipd")
     tour.add_argument("--gamma", type=float, default=None)
-    tour.add_argument("--learners", nargs="+", default=["naive", "lookahead", "lola"],
-                      help="any of naive, lookahead, lola, nl-q")
+    tour.add_argument(
+        "--learners", nargs="+", default=["naive", "lookahead", "lola"], help="any of naive, lookahead, lola, nl-q"
+    )
     tour.add_argument("--seeds", type=int, default=50)
     tour.add_argument("--steps", type=int, default=200)
     tour.add_argument("--lr", type=float, default=1.0)

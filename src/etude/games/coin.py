@@ -106,14 +106,16 @@ class CoinGame:
         base = self._games * (8 * n)
         own_colour = s.colour == 0  # the coin is agent 0's colour
         # agent 0's view: itself, the other, the coin in channel 2 (own colour) or 3
-        idx = torch.cat([
-            base + s.agents[:, 0],
-            base + n + s.agents[:, 1],
-            base + (3 - own_colour.long()) * n + s.coin,
-            base + 4 * n + s.agents[:, 1],
-            base + 5 * n + s.agents[:, 0],
-            base + 4 * n + (2 + own_colour.long()) * n + s.coin,
-        ])
+        idx = torch.cat(
+            [
+                base + s.agents[:, 0],
+                base + n + s.agents[:, 1],
+                base + (3 - own_colour.long()) * n + s.coin,
+                base + 4 * n + s.agents[:, 1],
+                base + 5 * n + s.agents[:, 0],
+                base + 4 * n + (2 + own_colour.long()) * n + s.coin,
+            ]
+        )
         obs.view(-1)[idx] = 1.0
         return obs.view(b, 2, 4, self.grid, self.grid)
 
@@ -130,7 +132,9 @@ class CoinGame:
             raise BadInputError(f"actions must be a tensor of shape ({self.batch}, 2), got {shape}")
         actions = actions.long()
         if (actions & -4).any():  # a bit above the two lowest: outside 0..3
-            raise BadInputError(f"actions must lie in 0..3 (right, left, down, up), got {actions.min()}..{actions.max()}")
+            raise BadInputError(
+                f"actions must lie in 0..3 (right, left, down, up), got {actions.min()}..{actions.max()}"
+            )
         agents = self._move[s.agents, actions]  # [batch, 2]
         on = agents == s.coin[:, None]  # [batch, 2]: agent i stands on the coin
         picked = on.float()

@@ -55,7 +55,9 @@ def play_coin(
     seeds = theta1.shape[0]
     env = CoinGame(seeds * episodes, grid)
     if env.obs_dim != policy.obs_dim:
-        raise BadInputError(f"policy expects observations of {policy.obs_dim}, the {grid}x{grid} game gives {env.obs_dim}")
+        raise BadInputError(
+            f"policy expects observations of {policy.obs_dim}, the {grid}x{grid} game gives {env.obs_dim}"
+        )
     obs = env.reset(generator)
     memory = torch.zeros(seeds * episodes, 2, MEMORY)
     inputs, actions, rewards, picks = [], [], [], []
@@ -160,9 +162,19 @@ def train_coin(
     seed_list = as_seed_list(seeds)
     env_check = CoinGame(1, grid)  # validates grid
     policy = MLPPolicy(env_check.obs_dim, hidden, memory)
-    config = {"learners": [learner1, learner2], "steps": steps, "seeds": seed_list, "episodes": episodes,
-              "horizon": horizon, "grid": grid, "gamma": float(gamma), "lr": float(lr),
-              "opponent_lr": float(opponent_lr), "hidden": hidden, "memory": memory}
+    config = {
+        "learners": [learner1, learner2],
+        "steps": steps,
+        "seeds": seed_list,
+        "episodes": episodes,
+        "horizon": horizon,
+        "grid": grid,
+        "gamma": float(gamma),
+        "lr": float(lr),
+        "opponent_lr": float(opponent_lr),
+        "hidden": hidden,
+        "memory": memory,
+    }
     theta = policy.init(seed_list)
     params = [theta[:, 0].clone().requires_grad_(True), theta[:, 1].clone().requires_grad_(True)]
     optimizers = [torch.optim.Adam([p], lr=lr) for p in params]
@@ -183,8 +195,9 @@ def train_coin(
         sampler.set_state(state["sampler"])
 
     learners = (learner1, learner2)
-    for t in progress(range(start, steps), total=steps - start, desc=f"coin {learner1} vs {learner2}",
-                      disable=not show_progress):
+    for t in progress(
+        range(start, steps), total=steps - start, desc=f"coin {learner1} vs {learner2}", disable=not show_progress
+    ):
         t1, t2 = params[0].detach(), params[1].detach()
         rollouts = play_coin(policy, t1, t2, episodes, horizon, grid, sampler)
         for k, v in coin_outcomes(rollouts).items():
@@ -197,12 +210,18 @@ def train_coin(
             opt.step()
         done = t + 1
         if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
-            save_checkpoint(checkpoint, {
-                "kind": "games.coin", "config": config, "step": done,
-                "theta": [p.detach().clone() for p in params],
-                "optimizers": [opt.state_dict() for opt in optimizers],
-                "curves": {k: v[:, :done].clone() for k, v in curves.items()},
-                "sampler": sampler.get_state()})
+            save_checkpoint(
+                checkpoint,
+                {
+                    "kind": "games.coin",
+                    "config": config,
+                    "step": done,
+                    "theta": [p.detach().clone() for p in params],
+                    "optimizers": [opt.state_dict() for opt in optimizers],
+                    "curves": {k: v[:, :done].clone() for k, v in curves.items()},
+                    "sampler": sampler.get_state(),
+                },
+            )
     final_theta = torch.stack([p.detach() for p in params], dim=1)
     evaluation = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n + 1)
     final = coin_outcomes(play_coin(policy, final_theta[:, 0], final_theta[:, 1], episodes, horizon, grid, evaluation))

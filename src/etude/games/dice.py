@@ -21,8 +21,15 @@ from etude.errors import BadInputError
 from etude.games.matrix import MatrixGame, check_theta, transition_matrix
 
 __all__ = [
-    "Rollouts", "sample_rollouts", "rollout_log_probs", "magic_box", "DiceValues", "truncated_values",
-    "discounted_rewards", "leave_one_out_baseline", "dice_objective",
+    "Rollouts",
+    "sample_rollouts",
+    "rollout_log_probs",
+    "magic_box",
+    "DiceValues",
+    "truncated_values",
+    "discounted_rewards",
+    "leave_one_out_baseline",
+    "dice_objective",
 ]
 
 
@@ -73,7 +80,9 @@ def sample_rollouts(
     rows = torch.arange(seeds).unsqueeze(1)
     for t in range(1, horizon):
         row_cdf = cdf[rows, joint[:, :, t - 1]]  # [seeds, batch, 4]
-        joint[:, :, t] = torch.searchsorted(row_cdf.contiguous(), uniform[:, :, t : t + 1].contiguous()).squeeze(-1).clamp(max=3)
+        joint[:, :, t] = (
+            torch.searchsorted(row_cdf.contiguous(), uniform[:, :, t : t + 1].contiguous()).squeeze(-1).clamp(max=3)
+        )
     actions1, actions2 = joint // 2, joint % 2
     rewards = game.rewards().T.to(torch.float64)[joint]  # [seeds, batch, horizon, 2]
     return Rollouts(actions1, actions2, rewards)

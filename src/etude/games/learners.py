@@ -19,7 +19,16 @@ import torch
 from etude.errors import BadInputError
 from etude.games.matrix import MatrixGame, unnormalized_values
 
-__all__ = ["LEARNERS", "ValueFn", "exact_value_fn", "swap_view", "learner_gradient", "naive_gradient", "lola_gradient", "lookahead_gradient"]
+__all__ = [
+    "LEARNERS",
+    "ValueFn",
+    "exact_value_fn",
+    "swap_view",
+    "learner_gradient",
+    "naive_gradient",
+    "lola_gradient",
+    "lookahead_gradient",
+]
 
 ValueFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 

@@ -97,8 +97,7 @@ def check_theta(theta: torch.Tensor, name: str) -> torch.Tensor:
         raise BadInputError(f"{name} must be a torch.Tensor of 5 logits, got {type(theta).__name__}")
     if theta.ndim not in (1, 2) or theta.shape[-1] != 5:
         raise BadInputError(
-            f"{name} must have shape [5] or [seeds, 5] (logits of start, CC, CD, DC, DD), "
-            f"got {tuple(theta.shape)}"
+            f"{name} must have shape [5] or [seeds, 5] (logits of start, CC, CD, DC, DD), got {tuple(theta.shape)}"
         )
     if not theta.is_floating_point():
         raise BadInputError(f"{name} must be a floating-point tensor, got {theta.dtype}")
@@ -150,9 +149,7 @@ def unnormalized_values(game: MatrixGame, theta1: torch.Tensor, theta2: torch.Te
     return values if batched else values.squeeze(0)
 
 
-def exact_values(
-    game: MatrixGame, theta1: torch.Tensor, theta2: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def exact_values(game: MatrixGame, theta1: torch.Tensor, theta2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Discounted average reward per step, (1 - gamma) p0^T (I - gamma P)^-1 r_i, for both agents.
 
     :param theta1: [5] or [seeds, 5] logits of agent 1 (start, CC, CD, DC, DD).

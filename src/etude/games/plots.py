@@ -29,7 +29,9 @@ def plot_policies(history: History, path: str | Path, title: str = "") -> Path:
         ax.set_xlabel("step")
         ax.set_ylim(-0.02, 1.02)
     axes[0].legend(fontsize=8)
-    fig.suptitle(title or f"{history.game}: {history.learners[0]} vs {history.learners[1]} ({len(history.seeds)} seeds)")
+    fig.suptitle(
+        title or f"{history.game}: {history.learners[0]} vs {history.learners[1]} ({len(history.seeds)} seeds)"
+    )
     return save_figure(fig, path, dpi=90)
 
 
@@ -53,8 +55,11 @@ def plot_rewards(histories: dict[str, History], path: str | Path, title: str = "
 def plot_coin_curves(histories: dict, path: str | Path, title: str = "") -> Path:
     """Coin game over training: own-colour share of picks, picks per step and reward per step (mean ± sd over seeds)."""
     plt = pyplot()
-    keys = (("own_share", "own-colour share of picks"), ("picks_per_step", "coins picked per step"),
-            ("reward", "reward per step (both agents)"))
+    keys = (
+        ("own_share", "own-colour share of picks"),
+        ("picks_per_step", "coins picked per step"),
+        ("reward", "reward per step (both agents)"),
+    )
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
     for ax, (key, label) in zip(axes, keys):
         for name, history in histories.items():

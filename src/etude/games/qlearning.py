@@ -35,8 +35,15 @@ def q_policy_logits(q: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.log(p) - torch.log1p(-p)
 
 
-def q_update(q: torch.Tensor, state: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
-             next_state: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
+def q_update(
+    q: torch.Tensor,
+    state: torch.Tensor,
+    action: torch.Tensor,
+    reward: torch.Tensor,
+    next_state: torch.Tensor,
+    alpha: float,
+    gamma: float,
+) -> torch.Tensor:
     """One Q-learning step for every seed: Q [seeds, 5, 2]; state, action, next_state [seeds]; reward [seeds]."""
     rows = torch.arange(q.shape[0])
     target = reward + gamma * q[rows, next_state].max(dim=-1).values
@@ -75,8 +82,15 @@ def train_against_q(
     seed_list = as_seed_list(seeds)
     n = len(seed_list)
     theta = initial_theta(seed_list)  # [seeds, 2, 5]: the gradient learners' logits
-    q = [torch.stack([torch.randn(5, 2, generator=torch.Generator().manual_seed(int(s) * 2 + a), dtype=torch.float64)
-                      for s in seed_list]) for a in range(2)]
+    q = [
+        torch.stack(
+            [
+                torch.randn(5, 2, generator=torch.Generator().manual_seed(int(s) * 2 + a), dtype=torch.float64)
+                for s in seed_list
+            ]
+        )
+        for a in range(2)
+    ]
     sampler = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n + 2)
     values = exact_value_fn(game)
     rewards_of = game.rewards().T.to(torch.float64)  # [4 joint, 2]
@@ -104,8 +118,9 @@ def train_against_q(
                     continue
                 state = torch.zeros(n, dtype=torch.long) if t == 0 else 1 + 2 * own[:, t - 1] + other[:, t - 1]
                 next_state = 1 + 2 * own[:, t] + other[:, t]
-                q[agent] = q_update(q[agent], state, own[:, t], rewards_of[joint, agent], next_state, alpha_k,
-                                    game.gamma)
+                q[agent] = q_update(
+                    q[agent], state, own[:, t], rewards_of[joint, agent], next_state, alpha_k, game.gamma
+                )
             updates += 1
         for a, value in enumerate(new):
             if value is not None:
@@ -115,7 +130,16 @@ def train_against_q(
         flat = history.reshape(-1, 2, 5)
         v1, v2 = exact_values(game, flat[:, 0], flat[:, 1])
     rewards = torch.stack([v1, v2], dim=-1).reshape(n, rounds + 1, 2)
-    config = {"learners": list(names), "rounds": rounds, "seeds": seed_list, "horizon": horizon, "alpha": alpha,
-              "decay": decay, "eps": eps, "lr": float(lr), "opponent_lr": float(opponent_lr),
-              "gamma": game.gamma}
+    config = {
+        "learners": list(names),
+        "rounds": rounds,
+        "seeds": seed_list,
+        "horizon": horizon,
+        "alpha": alpha,
+        "decay": decay,
+        "eps": eps,
+        "lr": float(lr),
+        "opponent_lr": float(opponent_lr),
+        "gamma": game.gamma,
+    }
     return History(game.name, names, seed_list, rewards, history, config)

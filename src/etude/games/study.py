@@ -113,47 +113,90 @@ class LolaStudy(Study):
     threads = 1
     citation = "Foerster, Chen, Al-Shedivat, Whiteson, Abbeel, Mordatch. AAMAS 2018. arXiv:1709.04326"
     presets = {
-        "smoke": LolaPreset(seeds=16, steps=40, tournament_seeds=4, pg_seeds=2, pg_steps=5, pg_batch=16, pg_horizon=20,
-                            tournament_q_rounds=2, om_episodes=(1, 4, 16), coin_seeds=2, coin_steps=2,
-                            coin_episodes=4, coin_horizon=10, coin_hidden=8),
+        "smoke": LolaPreset(
+            seeds=16,
+            steps=40,
+            tournament_seeds=4,
+            pg_seeds=2,
+            pg_steps=5,
+            pg_batch=16,
+            pg_horizon=20,
+            tournament_q_rounds=2,
+            om_episodes=(1, 4, 16),
+            coin_seeds=2,
+            coin_steps=2,
+            coin_episodes=4,
+            coin_horizon=10,
+            coin_hidden=8,
+        ),
         "quick": LolaPreset(),
         "long": LolaPreset(coin_seeds=10, coin_steps=1000, coin_episodes=64),
-        "full": LolaPreset(seeds=1000, tournament_seeds=200, pg_seeds=50, pg_batch=128, pg_horizon=150,
-                           coin_seeds=20, coin_steps=4000, coin_episodes=256, coin_horizon=150),
+        "full": LolaPreset(
+            seeds=1000,
+            tournament_seeds=200,
+            pg_seeds=50,
+            pg_batch=128,
+            pg_horizon=150,
+            coin_seeds=20,
+            coin_steps=4000,
+            coin_episodes=256,
+            coin_horizon=150,
+        ),
     }
 
     def claims(self) -> list[Claim]:
         return [
-            Claim("nl_defect", "Naive learners in the IPD end in mutual defection.",
-                  "NL-Ex -1.98 (sd 0.14) per step, 20.8% TFT (Table 1)",
-                  "mean final reward per step <= -1.9 (needs >= 50 seeds and >= 100 steps)"),
-            Claim("lola_cooperate", "LOLA pairs learn to cooperate in the IPD.",
-                  "LOLA-Ex -1.06 (sd 0.19) per step, 81.0% TFT (Table 1)",
-                  "mean final reward >= -1.2 and >= 70% of runs with both rewards > -1.2 "
-                  "(needs >= 50 seeds and >= 100 steps)"),
-            Claim("mp_nash", "In matching pennies LOLA converges to the Nash equilibrium; naive learners do not.",
-                  "converged to Nash: LOLA-Ex 98.8%, NL-Ex 0% (Table 1)",
-                  "a run converged when all 10 probabilities are within 0.1 of 1/2 at the end; "
-                  "LOLA >= 80% and NL <= 10% (needs >= 50 seeds and >= 100 steps)"),
-            Claim("pg_like_exact", "LOLA with policy gradients (DiCE) moves the same way as exact LOLA.",
-                  "IPD reward per step: LOLA-PG -1.17, NL-PG -1.98 (Table 1)",
-                  "LOLA-PG mean final reward >= NL-PG + 0.3, and the median cosine between the DiCE and "
-                  "exact LOLA updates at initialization >= 0.5 (needs >= 16 seeds and >= 100 steps)"),
-            Claim("lola_om", "LOLA with opponent modelling (LOLA-OM) still learns to cooperate in the IPD.",
-                  "LOLA-OM cooperates, close to LOLA-PG (Sec. 4.3, Eq. 4.8; official LOLA-DiCE runs with an "
-                  "opponent model end at -1.09 per step against -1.11 without, mean of 5 runs each in "
-                  "alshedivat/lola notebooks/dice/results/ipd_bs64_2inner_om/run-*/rets.npy and "
-                  "ipd_bs64_2inner/run-*/rets.npy)",
-                  "LOLA-OM mean final reward >= NL-OM + 0.3 and >= LOLA-PG - 0.2 per step "
-                  "(needs >= 16 seeds and >= 100 steps)"),
-            Claim("coin_own", "In the coin game LOLA-PG picks a larger share of its own-colour coins than NL-PG.",
-                  "LOLA-PG about 80% own coins, NL-PG picks indiscriminately, about 50% (Sec. 5.3)",
-                  "lower end of the 95% interval (over seeds) of LOLA-PG minus NL-PG own-colour share > 0 "
-                  "(needs >= 8 seeds and >= 1000 updates)"),
-            Claim("coin_reward", "In the coin game LOLA-PG agents earn more than NL-PG agents.",
-                  "LOLA-PG agents collect more points than NL-PG agents (Sec. 5.3)",
-                  "lower end of the 95% interval (over seeds) of LOLA-PG minus NL-PG reward per step > 0 "
-                  "(needs >= 8 seeds and >= 1000 updates)"),
+            Claim(
+                "nl_defect",
+                "Naive learners in the IPD end in mutual defection.",
+                "NL-Ex -1.98 (sd 0.14) per step, 20.8% TFT (Table 1)",
+                "mean final reward per step <= -1.9 (needs >= 50 seeds and >= 100 steps)",
+            ),
+            Claim(
+                "lola_cooperate",
+                "LOLA pairs learn to cooperate in the IPD.",
+                "LOLA-Ex -1.06 (sd 0.19) per step, 81.0% TFT (Table 1)",
+                "mean final reward >= -1.2 and >= 70% of runs with both rewards > -1.2 "
+                "(needs >= 50 seeds and >= 100 steps)",
+            ),
+            Claim(
+                "mp_nash",
+                "In matching pennies LOLA converges to the Nash equilibrium; naive learners do not.",
+                "converged to Nash: LOLA-Ex 98.8%, NL-Ex 0% (Table 1)",
+                "a run converged when all 10 probabilities are within 0.1 of 1/2 at the end; "
+                "LOLA >= 80% and NL <= 10% (needs >= 50 seeds and >= 100 steps)",
+            ),
+            Claim(
+                "pg_like_exact",
+                "LOLA with policy gradients (DiCE) moves the same way as exact LOLA.",
+                "IPD reward per step: LOLA-PG -1.17, NL-PG -1.98 (Table 1)",
+                "LOLA-PG mean final reward >= NL-PG + 0.3, and the median cosine between the DiCE and "
+                "exact LOLA updates at initialization >= 0.5 (needs >= 16 seeds and >= 100 steps)",
+            ),
+            Claim(
+                "lola_om",
+                "LOLA with opponent modelling (LOLA-OM) still learns to cooperate in the IPD.",
+                "LOLA-OM cooperates, close to LOLA-PG (Sec. 4.3, Eq. 4.8; official LOLA-DiCE runs with an "
+                "opponent model end at -1.09 per step against -1.11 without, mean of 5 runs each in "
+                "alshedivat/lola notebooks/dice/results/ipd_bs64_2inner_om/run-*/rets.npy and "
+                "ipd_bs64_2inner/run-*/rets.npy)",
+                "LOLA-OM mean final reward >= NL-OM + 0.3 and >= LOLA-PG - 0.2 per step "
+                "(needs >= 16 seeds and >= 100 steps)",
+            ),
+            Claim(
+                "coin_own",
+                "In the coin game LOLA-PG picks a larger share of its own-colour coins than NL-PG.",
+                "LOLA-PG about 80% own coins, NL-PG picks indiscriminately, about 50% (Sec. 5.3)",
+                "lower end of the 95% interval (over seeds) of LOLA-PG minus NL-PG own-colour share > 0 "
+                "(needs >= 8 seeds and >= 1000 updates)",
+            ),
+            Claim(
+                "coin_reward",
+                "In the coin game LOLA-PG agents earn more than NL-PG agents.",
+                "LOLA-PG agents collect more points than NL-PG agents (Sec. 5.3)",
+                "lower end of the 95% interval (over seeds) of LOLA-PG minus NL-PG reward per step > 0 "
+                "(needs >= 8 seeds and >= 1000 updates)",
+            ),
         ]
 
     def run(self, preset: LolaPreset, seed: int, out_dir: Path, resume: bool = False) -> Result:
@@ -162,8 +205,14 @@ class LolaStudy(Study):
         seeds = [seed * 100_000 + i for i in range(preset.seeds)]
         enough = preset.seeds >= 50 and preset.steps >= 100
         ckpt = out_dir / "checkpoints"
-        common: dict[str, Any] = dict(steps=preset.steps, seeds=seeds, lr=preset.lr, opponent_lr=preset.opponent_lr,
-                      resume=resume, show_progress=True)
+        common: dict[str, Any] = dict(
+            steps=preset.steps,
+            seeds=seeds,
+            lr=preset.lr,
+            opponent_lr=preset.opponent_lr,
+            resume=resume,
+            show_progress=True,
+        )
         game, pennies = ipd(), matching_pennies()
         runs = {
             "NL-Ex": train(game, "naive", "naive", checkpoint=ckpt / "ipd_nl.pt", **common),
@@ -181,7 +230,9 @@ class LolaStudy(Study):
         claims["nl_defect"].decide(
             f"{nl_mean:.3f} ± {nl_half:.3f} (sd {nl_sd:.2f}) per step over {len(seeds)} runs; "
             f"{100 * nl_tft:.1f}% TFT-like (this project's rule, see lola_cooperate)",
-            nl_mean <= -1.9, conclusive=enough)
+            nl_mean <= -1.9,
+            conclusive=enough,
+        )
         lola = runs["LOLA-Ex"]
         lola_r = lola.final_rewards()
         lola_mean, lola_half = mean_interval(lola_r.mean(-1))
@@ -193,22 +244,43 @@ class LolaStudy(Study):
             f"{lola_mean:.3f} ± {lola_half:.3f} (sd {lola_sd:.2f}); {100 * coop:.1f}% of runs cooperate; "
             f"{100 * lola_tft:.1f}% TFT-like (this project's rule); median final P(C | state) of cooperating "
             f"runs: " + ", ".join(f"{k} {v:.2f}" for k, v in median_policy.items()),
-            lola_mean >= -1.2 and coop >= 0.7, conclusive=enough,
+            lola_mean >= -1.2 and coop >= 0.7,
+            conclusive=enough,
             note="TFT-like is this project's own rule (both agents P(C|CC) > .5, P(C|CD) < .5, P(C|DD) < .5); "
-                 "the paper does not state its rule, and no threshold rule of this kind reproduces its 20.8% TFT "
-                 "for naive learners, so the median final policy per state is reported instead.")
+            "the paper does not state its rule, and no threshold rule of this kind reproduces its 20.8% TFT "
+            "for naive learners, so the median final policy per state is reported instead.",
+        )
         nash_lola, nash_nl = float(_at_nash(mp_lola).double().mean()), float(_at_nash(mp_nl).double().mean())
-        claims["mp_nash"].decide(f"converged: LOLA {100 * nash_lola:.1f}%, NL {100 * nash_nl:.1f}%",
-                                 nash_lola >= 0.8 and nash_nl <= 0.1, conclusive=enough)
-        metrics.update(nl_mean=nl_mean, lola_mean=lola_mean, lola_cooperating=coop, lola_tft=lola_tft,
-                       nl_tft=nl_tft, mp_nash_lola=nash_lola, mp_nash_nl=nash_nl,
-                       la_mean=float(runs["LA-Ex"].final_rewards().mean()), lola_median_policy=median_policy,
-                       nl_median_policy=_median_policy(nl, torch.ones(len(seeds), dtype=torch.bool)))
+        claims["mp_nash"].decide(
+            f"converged: LOLA {100 * nash_lola:.1f}%, NL {100 * nash_nl:.1f}%",
+            nash_lola >= 0.8 and nash_nl <= 0.1,
+            conclusive=enough,
+        )
+        metrics.update(
+            nl_mean=nl_mean,
+            lola_mean=lola_mean,
+            lola_cooperating=coop,
+            lola_tft=lola_tft,
+            nl_tft=nl_tft,
+            mp_nash_lola=nash_lola,
+            mp_nash_nl=nash_nl,
+            la_mean=float(runs["LA-Ex"].final_rewards().mean()),
+            lola_median_policy=median_policy,
+            nl_median_policy=_median_policy(nl, torch.ones(len(seeds), dtype=torch.bool)),
+        )
 
         pg_seeds = [seed * 100_000 + i for i in range(preset.pg_seeds)]
-        pg_common: dict[str, Any] = dict(steps=preset.pg_steps, seeds=pg_seeds, lr=preset.lr, opponent_lr=preset.opponent_lr,
-                         estimator="dice", batch_size=preset.pg_batch, horizon=preset.pg_horizon,
-                         resume=resume, show_progress=True)
+        pg_common: dict[str, Any] = dict(
+            steps=preset.pg_steps,
+            seeds=pg_seeds,
+            lr=preset.lr,
+            opponent_lr=preset.opponent_lr,
+            estimator="dice",
+            batch_size=preset.pg_batch,
+            horizon=preset.pg_horizon,
+            resume=resume,
+            show_progress=True,
+        )
         runs["NL-PG"] = train(game, "naive", "naive", checkpoint=ckpt / "ipd_nl_pg.pt", **pg_common)
         runs["LOLA-PG"] = train(game, "lola", "lola", checkpoint=ckpt / "ipd_lola_pg.pt", **pg_common)
         cosine = self._pg_cosine(game, pg_seeds, preset, seed)
@@ -221,12 +293,15 @@ class LolaStudy(Study):
             pg_lola >= pg_nl + 0.3 and cosine >= 0.5,
             conclusive=preset.pg_seeds >= 16 and preset.pg_steps >= 100,
             note=f"DiCE with a leave-one-out baseline, {preset.pg_batch} episodes of {preset.pg_horizon} steps "
-                 f"per update; the same delta = eta = {preset.lr:g} as the exact runs.")
+            f"per update; the same delta = eta = {preset.lr:g} as the exact runs.",
+        )
         metrics.update(pg_lola_mean=pg_lola, pg_nl_mean=pg_nl, pg_cosine_median=cosine, pg_lola_cooperating=pg_coop)
 
         om_runs = {
             "NL-OM": train(game, "naive", "naive", checkpoint=ckpt / "ipd_nl_om.pt", opponent_model=True, **pg_common),
-            "LOLA-OM": train(game, "lola", "lola", checkpoint=ckpt / "ipd_lola_om.pt", opponent_model=True, **pg_common),
+            "LOLA-OM": train(
+                game, "lola", "lola", checkpoint=ckpt / "ipd_lola_om.pt", opponent_model=True, **pg_common
+            ),
         }
         runs.update(om_runs)
         om_lola = float(om_runs["LOLA-OM"].final_rewards().mean())
@@ -238,37 +313,58 @@ class LolaStudy(Study):
             _om_cooperates(om_lola, om_nl, pg_lola),
             conclusive=preset.pg_seeds >= 16 and preset.pg_steps >= 100,
             note="Each agent refits the other's 5 logits by maximum likelihood on the other's actions in the "
-                 "update's own DiCE rollouts; with DiCE the naive gradient does not involve the opponent's "
-                 "parameters, so NL-OM moves exactly as NL-PG.")
-        errors = estimate_error(game, initial_theta(pg_seeds), list(preset.om_episodes), preset.pg_horizon,
-                                torch.Generator().manual_seed(seed + 7))
+            "update's own DiCE rollouts; with DiCE the naive gradient does not involve the opponent's "
+            "parameters, so NL-OM moves exactly as NL-PG.",
+        )
+        errors = estimate_error(
+            game,
+            initial_theta(pg_seeds),
+            list(preset.om_episodes),
+            preset.pg_horizon,
+            torch.Generator().manual_seed(seed + 7),
+        )
         median_error = errors.median(dim=1).values
-        metrics.update(om_lola_mean=om_lola, om_nl_mean=om_nl, om_lola_cooperating=om_coop,
-                       om_estimate_error={int(n): float(e) for n, e in zip(preset.om_episodes, median_error)})
+        metrics.update(
+            om_lola_mean=om_lola,
+            om_nl_mean=om_nl,
+            om_lola_cooperating=om_coop,
+            om_estimate_error={int(n): float(e) for n, e in zip(preset.om_episodes, median_error)},
+        )
 
         coin = self._coin(preset, seed, ckpt, resume)
         conclusive_coin = preset.coin_seeds >= 8 and preset.coin_steps >= 1000
-        for cid, key, label in (("coin_own", "own_share", "own-colour share"),
-                                ("coin_reward", "reward", "reward per step")):
+        for cid, key, label in (
+            ("coin_own", "own_share", "own-colour share"),
+            ("coin_reward", "reward", "reward per step"),
+        ):
             lola_v, nl_v = coin["LOLA-PG"].final[key], coin["NL-PG"].final[key]
             holds, diff, half = _larger_with_confidence(lola_v, nl_v)
             claims[cid].decide(
                 f"{label}: LOLA-PG {float(lola_v.mean()):.3f}, NL-PG {float(nl_v.mean()):.3f}; "
                 f"difference {diff:+.3f} ± {half:.3f} (95%, {preset.coin_seeds} seeds each)",
-                holds, conclusive=conclusive_coin,
+                holds,
+                conclusive=conclusive_coin,
                 note=f"{preset.coin_steps} updates of {preset.coin_episodes} games x {preset.coin_horizon} steps "
-                     f"per seed; MLP policy ({preset.coin_hidden} hidden) on the egocentric grid and the last "
-                     f"pick-up event; Adam {preset.coin_lr:g}, eta {preset.coin_opponent_lr:g}; measured on "
-                     "fresh games with the final policies.")
+                f"per seed; MLP policy ({preset.coin_hidden} hidden) on the egocentric grid and the last "
+                f"pick-up event; Adam {preset.coin_lr:g}, eta {preset.coin_opponent_lr:g}; measured on "
+                "fresh games with the final policies.",
+            )
         metrics["coin"] = {name: {k: float(v.mean()) for k, v in h.final.items()} for name, h in coin.items()}
 
-        table = tournament(game, ("naive", "lookahead", "lola", "nl-q"),
-                           seeds=[seed * 100_000 + i for i in range(preset.tournament_seeds)],
-                           steps=preset.steps, lr=preset.lr, opponent_lr=preset.opponent_lr,
-                           q_rounds=preset.tournament_q_rounds)
-        metrics["tournament"] = ("Final reward per step of agent 1 (row) against agent 2 (column), IPD, "
-                                 f"mean ± 95% interval over {preset.tournament_seeds} runs; pairs with NL-Q play "
-                                 f"{preset.tournament_q_rounds} rounds of 200-step episodes:\n\n" + table.table())
+        table = tournament(
+            game,
+            ("naive", "lookahead", "lola", "nl-q"),
+            seeds=[seed * 100_000 + i for i in range(preset.tournament_seeds)],
+            steps=preset.steps,
+            lr=preset.lr,
+            opponent_lr=preset.opponent_lr,
+            q_rounds=preset.tournament_q_rounds,
+        )
+        metrics["tournament"] = (
+            "Final reward per step of agent 1 (row) against agent 2 (column), IPD, "
+            f"mean ± 95% interval over {preset.tournament_seeds} runs; pairs with NL-Q play "
+            f"{preset.tournament_q_rounds} rounds of 200-step episodes:\n\n" + table.table()
+        )
         self._log_curves({**runs, "MP-NL-Ex": mp_nl, "MP-LOLA-Ex": mp_lola}, out_dir / "logs")
         artifacts = [
             plot_rewards(runs, out_dir / "ipd_rewards.png", "IPD: reward per step over training (mean ± sd)"),
@@ -277,22 +373,37 @@ class LolaStudy(Study):
             plot_policies(mp_lola, out_dir / "mp_policy_lola.png", "matching pennies: LOLA vs LOLA"),
             plot_policies(mp_nl, out_dir / "mp_policy_nl.png", "matching pennies: naive vs naive"),
             plot_policies(om_runs["LOLA-OM"], out_dir / "ipd_policy_lola_om.png", "IPD: LOLA-OM vs LOLA-OM"),
-            plot_estimate_error(list(preset.om_episodes), errors, out_dir / "om_estimate_error.png",
-                                f"IPD opponent model, episodes of {preset.pg_horizon} steps"),
+            plot_estimate_error(
+                list(preset.om_episodes),
+                errors,
+                out_dir / "om_estimate_error.png",
+                f"IPD opponent model, episodes of {preset.pg_horizon} steps",
+            ),
             plot_coin_curves(coin, out_dir / "coin_game.png", "coin game: NL-PG vs LOLA-PG (mean ± sd over seeds)"),
         ]
-        return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics,
-                      artifacts=[p.name for p in artifacts])
+        return Result(
+            self.name, "", seed, claims=list(claims.values()), metrics=metrics, artifacts=[p.name for p in artifacts]
+        )
 
     @staticmethod
     def _coin(preset: LolaPreset, seed: int, ckpt: Path, resume: bool) -> dict:
         """NL-PG and LOLA-PG pairs in the coin game on the same seeds."""
         seeds = [seed * 100_000 + i for i in range(preset.coin_seeds)]
-        common: dict[str, Any] = dict(steps=preset.coin_steps, seeds=seeds, episodes=preset.coin_episodes,
-                      horizon=preset.coin_horizon, lr=preset.coin_lr, opponent_lr=preset.coin_opponent_lr,
-                      hidden=preset.coin_hidden, resume=resume, show_progress=True)
-        return {"NL-PG": train_coin("naive", "naive", checkpoint=ckpt / "coin_nl.pt", **common),
-                "LOLA-PG": train_coin("lola", "lola", checkpoint=ckpt / "coin_lola.pt", **common)}
+        common: dict[str, Any] = dict(
+            steps=preset.coin_steps,
+            seeds=seeds,
+            episodes=preset.coin_episodes,
+            horizon=preset.coin_horizon,
+            lr=preset.coin_lr,
+            opponent_lr=preset.coin_opponent_lr,
+            hidden=preset.coin_hidden,
+            resume=resume,
+            show_progress=True,
+        )
+        return {
+            "NL-PG": train_coin("naive", "naive", checkpoint=ckpt / "coin_nl.pt", **common),
+            "LOLA-PG": train_coin("lola", "lola", checkpoint=ckpt / "coin_lola.pt", **common),
+        }
 
     @staticmethod
     def _log_curves(runs: dict[str, History], log_dir: Path) -> None:

@@ -58,7 +58,9 @@ MAX_RUN_CELLS = 10_000_000
 
 def initial_theta(seeds: Sequence[int], std: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """theta [seeds, 2, 5] ~ N(0, std^2); seed s always draws the same logits, whatever the batch."""
-    draws = [torch.randn(2, 5, generator=torch.Generator().manual_seed(int(s) % 2**64), dtype=torch.float64) for s in seeds]
+    draws = [
+        torch.randn(2, 5, generator=torch.Generator().manual_seed(int(s) % 2**64), dtype=torch.float64) for s in seeds
+    ]
     return (std * torch.stack(draws)).to(dtype)
 
 
@@ -118,19 +120,30 @@ def train(
     if estimator not in ESTIMATORS:
         raise BadInputError(f"unknown estimator {estimator!r}; expected one of {list(ESTIMATORS)}")
     if estimator == "dice" and "lookahead" in (learner1, learner2):
-        raise BadInputError("learner 'lookahead' needs values at the opponent's updated parameters; use estimator='exact'")
+        raise BadInputError(
+            "learner 'lookahead' needs values at the opponent's updated parameters; use estimator='exact'"
+        )
     check_int("steps", steps, 0)
     for name, value in (("lr", lr), ("opponent_lr", opponent_lr), ("init_std", init_std)):
         check_number(name, value, 0, low_open=True)
     seed_list = as_seed_list(seeds)
     if len(seed_list) * (steps + 1) > MAX_RUN_CELLS:
-        raise BadInputError(f"seeds x (steps + 1) must be at most {MAX_RUN_CELLS:,} (the parameter history is kept "
-                            f"in memory), got {len(seed_list):,} seeds and {steps:,} steps")
+        raise BadInputError(
+            f"seeds x (steps + 1) must be at most {MAX_RUN_CELLS:,} (the parameter history is kept "
+            f"in memory), got {len(seed_list):,} seeds and {steps:,} steps"
+        )
     config = {
         "game": [game.payoff1.tolist(), game.payoff2.tolist(), game.gamma],
-        "learners": [learner1, learner2], "steps": steps, "seeds": seed_list, "lr": float(lr),
-        "opponent_lr": float(opponent_lr), "estimator": estimator, "batch_size": batch_size,
-        "horizon": horizon, "init_std": float(init_std), "opponent_model": bool(opponent_model),
+        "learners": [learner1, learner2],
+        "steps": steps,
+        "seeds": seed_list,
+        "lr": float(lr),
+        "opponent_lr": float(opponent_lr),
+        "estimator": estimator,
+        "batch_size": batch_size,
+        "horizon": horizon,
+        "init_std": float(init_std),
+        "opponent_model": bool(opponent_model),
     }
     n = len(seed_list)
     thetas = torch.zeros(n, steps + 1, 2, 5, dtype=torch.float64)
@@ -141,17 +154,23 @@ def train(
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, expect={"kind": "games.train", "config": config})
         start = int(state["step"]) if isinstance(state.get("step"), int) and 0 <= state["step"] <= steps else -1
-        if start < 0 or not isinstance(state.get("theta"), torch.Tensor) or state["theta"].shape != thetas[:, : start + 1].shape:
-            raise CheckpointError(f"checkpoint {checkpoint} does not fit this run: step or theta shape differs; "
-                                  "delete it or run without --resume")
+        if (
+            start < 0
+            or not isinstance(state.get("theta"), torch.Tensor)
+            or state["theta"].shape != thetas[:, : start + 1].shape
+        ):
+            raise CheckpointError(
+                f"checkpoint {checkpoint} does not fit this run: step or theta shape differs; "
+                "delete it or run without --resume"
+            )
         thetas[:, : start + 1] = state["theta"]
         sampler.set_state(state["sampler"])
         if estimates is not None:  # opponent_model
             estimates[:, :start] = state["estimates"]
 
-
-    steps_iter = progress(range(start, steps), total=steps - start, desc=f"{learner1} vs {learner2}",
-                          disable=not show_progress)
+    steps_iter = progress(
+        range(start, steps), total=steps - start, desc=f"{learner1} vs {learner2}", disable=not show_progress
+    )
     for t in steps_iter:
         theta1, theta2 = thetas[:, t, 0], thetas[:, t, 1]
         rollouts = None
@@ -171,8 +190,13 @@ def train(
         thetas[:, t + 1, 1] = theta2 + lr * g2
         done = t + 1
         if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
-            state = {"kind": "games.train", "config": config, "step": done,
-                     "theta": thetas[:, : done + 1].clone(), "sampler": sampler.get_state()}
+            state = {
+                "kind": "games.train",
+                "config": config,
+                "step": done,
+                "theta": thetas[:, : done + 1].clone(),
+                "sampler": sampler.get_state(),
+            }
             if estimates is not None:  # opponent_model
                 state["estimates"] = estimates[:, :done].clone()
             save_checkpoint(checkpoint, state)

@@ -60,8 +60,9 @@ class SetModel(nn.Module):
         self.n_distributions = 0
 
     # -- what subclasses provide -------------------------------------------------------------
-    def _condition(self, x, context, context_mask, index, noise: dict[str, torch.Tensor] | None,
-                   sample: bool) -> dict[str, Any]:
+    def _condition(
+        self, x, context, context_mask, index, noise: dict[str, torch.Tensor] | None, sample: bool
+    ) -> dict[str, Any]:
         """Whatever conditions q and p on the set (a summary, a c sampled with ``noise['c']``); may add 'kl_global' [B]."""
         raise NotImplementedError
 
@@ -83,7 +84,11 @@ class SetModel(nn.Module):
 
     def _global_weight(self, x_mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
         """w_b, the weight of the per-set KL in each set's mean ELBO: 1 / |X_b| (Neural Statistician)."""
-        return 1.0 / (x_mask.sum(1).to(x.dtype) if x_mask is not None else torch.full(x.shape[:1], float(x.shape[1]), dtype=x.dtype))
+        return 1.0 / (
+            x_mask.sum(1).to(x.dtype)
+            if x_mask is not None
+            else torch.full(x.shape[:1], float(x.shape[1]), dtype=x.dtype)
+        )
 
     # -- the shared interface ----------------------------------------------------------------
     def _out_dim(self) -> int:
@@ -106,12 +111,21 @@ class SetModel(nn.Module):
         context_mask = check_mask("context_mask", context_mask, context) if context is not None else None
         if need_index and self.needs_index:
             if index is None:
-                raise BadInputError(f"{type(self).__name__} needs index [B]: which training distribution's decoder explains each set")
+                raise BadInputError(
+                    f"{type(self).__name__} needs index [B]: which training distribution's decoder explains each set"
+                )
             index = check_index(index, x.shape[0], self.n_distributions)
         return x, context, x_mask, context_mask, index
 
-    def noise(self, sets: int, elements: int, generator: torch.Generator | None = None, *,
-              dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    def noise(
+        self,
+        sets: int,
+        elements: int,
+        generator: torch.Generator | None = None,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> dict[str, torch.Tensor]:
         """eps ~ N(0, I) for every reparameterized latent of ``sets`` sets of ``elements`` elements, by name.
 
         Drawn from ``generator`` (or torch's global one) in a fixed order, set latents (c [B, C]) before
@@ -119,30 +133,54 @@ class SetModel(nn.Module):
         global batch and give each data-parallel rank its slice along B, like the data.
         """
         where = generator.device if generator is not None else device
-        return {name: torch.randn(shape, generator=generator, dtype=dtype, device=where).to(device)
-                for name, shape in self._noise_shapes(sets, elements).items()}
+        return {
+            name: torch.randn(shape, generator=generator, dtype=dtype, device=where).to(device)
+            for name, shape in self._noise_shapes(sets, elements).items()
+        }
 
     def _check_noise(self, noise: dict[str, torch.Tensor], x: torch.Tensor) -> dict[str, torch.Tensor]:
         shapes = self._noise_shapes(x.shape[0], x.shape[1])
-        fits = isinstance(noise, dict) and set(noise) == set(shapes) and all(
-            isinstance(noise[k], torch.Tensor) and tuple(noise[k].shape) == shape for k, shape in shapes.items())
+        fits = (
+            isinstance(noise, dict)
+            and set(noise) == set(shapes)
+            and all(
+                isinstance(noise[k], torch.Tensor) and tuple(noise[k].shape) == shape for k, shape in shapes.items()
+            )
+        )
         if not fits:
-            got = ({k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in noise.items()}
-                   if isinstance(noise, dict) else type(noise).__name__)
-            raise BadInputError(f"noise must map {sorted(shapes)} to tensors of shapes {shapes} (see "
-                                f"{type(self).__name__}.noise), got {got}")
+            got = (
+                {k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in noise.items()}
+                if isinstance(noise, dict)
+                else type(noise).__name__
+            )
+            raise BadInputError(
+                f"noise must map {sorted(shapes)} to tensors of shapes {shapes} (see "
+                f"{type(self).__name__}.noise), got {got}"
+            )
         return noise
 
-    def elbo(self, x, context=None, index=None, *, x_mask=None, context_mask=None,
-             generator: torch.Generator | None = None, noise: dict[str, torch.Tensor] | None = None) -> ElboTerms:
+    def elbo(
+        self,
+        x,
+        context=None,
+        index=None,
+        *,
+        x_mask=None,
+        context_mask=None,
+        generator: torch.Generator | None = None,
+        noise: dict[str, torch.Tensor] | None = None,
+    ) -> ElboTerms:
         """Per-distribution ELBO terms [B] with one reparameterized sample of every latent.
 
         The sample's noise is ``noise`` (as `noise` draws it for these B sets of N elements) or, when
         None, drawn from ``generator`` in the same order.
         """
         x, context, x_mask, context_mask, index = self._check(x, context, x_mask, context_mask, index, True)
-        noise = (self.noise(x.shape[0], x.shape[1], generator, dtype=x.dtype, device=x.device) if noise is None
-                 else self._check_noise(noise, x))
+        noise = (
+            self.noise(x.shape[0], x.shape[1], generator, dtype=x.dtype, device=x.device)
+            if noise is None
+            else self._check_noise(noise, x)
+        )
         cond = self._condition(x, context, context_mask, index, noise, sample=True)
         mu, logvar = self._posterior(x, cond)
         z = reparameterize(mu, logvar, eps=noise["z"])
@@ -172,8 +210,16 @@ class SetModel(nn.Module):
             self.train(was_training)
 
     @torch.no_grad()
-    def log_likelihood(self, x, context=None, index=None, *, n_samples: int = 64, context_mask=None,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+    def log_likelihood(
+        self,
+        x,
+        context=None,
+        index=None,
+        *,
+        n_samples: int = 64,
+        context_mask=None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Importance-sampled log p(x | D) [B, N] with K = n_samples draws of z ~ q (Burda et al. 2016).
 
         Set latents (c) are fixed at their posterior means, so for the Neural Statistician this

@@ -18,8 +18,17 @@ from etude.errors import BadInputError
 from etude.validation import check_int
 
 __all__ = [
-    "SPLIT_STYLES", "TRANSFORMS", "Batch", "MogFamily", "MogRecipe", "load_digit_images",
-    "sample_batch", "sample_mog_family", "split_values", "transform_images", "transformation_family",
+    "SPLIT_STYLES",
+    "TRANSFORMS",
+    "Batch",
+    "MogFamily",
+    "MogRecipe",
+    "load_digit_images",
+    "sample_batch",
+    "sample_mog_family",
+    "split_values",
+    "transform_images",
+    "transformation_family",
 ]
 
 SPLIT_STYLES = ("interleaved", "sparse", "contiguous")
@@ -53,7 +62,9 @@ class MogFamily:
     weights: torch.Tensor
 
 
-def sample_mog_family(n_datasets: int, recipe: MogRecipe = MogRecipe(), generator: torch.Generator | None = None) -> MogFamily:
+def sample_mog_family(
+    n_datasets: int, recipe: MogRecipe = MogRecipe(), generator: torch.Generator | None = None
+) -> MogFamily:
     """M datasets drawn from `recipe`, each a mixture of two Gaussians; labels give the true clustering."""
     check_int("n_datasets", n_datasets, 1)
     if recipe.n_points < 2 or recipe.min_separation >= 2 * math.sqrt(2) * recipe.mean_range:
@@ -101,7 +112,9 @@ def transform_images(images: torch.Tensor, kind: str, value: float) -> torch.Ten
         theta = torch.tensor([[1.0 / value, 0.0, 0.0], [0.0, 1.0 / value, 0.0]])
     n, h, w = images.shape
     grid = torch.nn.functional.affine_grid(theta.expand(n, 2, 3).to(images.dtype), [n, 1, h, w], align_corners=False)
-    out = torch.nn.functional.grid_sample(images[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = torch.nn.functional.grid_sample(
+        images[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     return out[:, 0]
 
 
@@ -140,8 +153,14 @@ class Batch:
     context_mask: torch.Tensor
 
 
-def sample_batch(data: torch.Tensor, n_sets: int, n_x: int, n_context: int, generator: torch.Generator,
-                 min_context: int | None = None) -> Batch:
+def sample_batch(
+    data: torch.Tensor,
+    n_sets: int,
+    n_x: int,
+    n_context: int,
+    generator: torch.Generator,
+    min_context: int | None = None,
+) -> Batch:
     """B distributions of `data` [M, P, D] (with replacement), each with n_x points and a disjoint context.
 
     Context sizes are uniform in [min_context, n_context] (all n_context when None); the padded

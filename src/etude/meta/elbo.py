@@ -56,8 +56,9 @@ def gaussian_kl(
     return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) * torch.exp(-logvar_p) - 1).sum(-1)
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
-                   eps: torch.Tensor | None = None) -> torch.Tensor:
+def reparameterize(
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None, eps: torch.Tensor | None = None
+) -> torch.Tensor:
     """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) given, or drawn from `generator` (or torch's global one)."""
     if eps is None:
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
@@ -90,6 +91,8 @@ def importance_log_likelihood(log_joint: torch.Tensor, log_q: torch.Tensor) -> t
     for every K when q is the true posterior.
     """
     if log_joint.shape != log_q.shape:
-        raise BadInputError(f"log_joint and log_q must have one shape, got {tuple(log_joint.shape)} and {tuple(log_q.shape)}")
+        raise BadInputError(
+            f"log_joint and log_q must have one shape, got {tuple(log_joint.shape)} and {tuple(log_q.shape)}"
+        )
     k = log_joint.shape[0]
     return torch.logsumexp(log_joint - log_q, dim=0) - math.log(k)

@@ -49,8 +49,9 @@ def build_models(x_dim: int, z: int, hidden: int, n_train: int, likelihood: str,
     return made
 
 
-def mog_clustering(p, run_seed: int, ckpt: Path, resume: bool,
-                   fabric: "Fabric | None" = None) -> tuple[dict[str, list[float]], dict]:
+def mog_clustering(
+    p, run_seed: int, ckpt: Path, resume: bool, fabric: Fabric | None = None
+) -> tuple[dict[str, list[float]], dict]:
     """Clustering error of 2-means on each method's codes of every held-out MoG dataset.
 
     With a ``fabric`` every rank trains (`etude.meta.training.fit`); only rank 0 measures, the
@@ -61,17 +62,37 @@ def mog_clustering(p, run_seed: int, ckpt: Path, resume: bool,
     g = torch.Generator().manual_seed(run_seed)
     recipe = MogRecipe(n_points=p.mog_points)
     train, test = sample_mog_family(p.mog_train, recipe, g), sample_mog_family(p.mog_test, recipe, g)
-    errors: dict[str, list[float]] = {KMEANS: [
-        clustering_error(kmeans_labels(test.x[t], 2, run_seed, p.kmeans_restarts), test.labels[t])
-        for t in range(p.mog_test)]}
-    example = {"points": test.x[0].numpy(), "truth": test.labels[0].numpy(),
-               "k-means (raw)": kmeans_labels(test.x[0], 2, run_seed, p.kmeans_restarts)}
+    errors: dict[str, list[float]] = {
+        KMEANS: [
+            clustering_error(kmeans_labels(test.x[t], 2, run_seed, p.kmeans_restarts), test.labels[t])
+            for t in range(p.mog_test)
+        ]
+    }
+    example = {
+        "points": test.x[0].numpy(),
+        "truth": test.labels[0].numpy(),
+        "k-means (raw)": kmeans_labels(test.x[0], 2, run_seed, p.kmeans_restarts),
+    }
     n = min(p.mog_context, p.mog_points // 2)
-    for name, (model, mode) in build_models(2, p.mog_z, p.mog_hidden, p.mog_train, "gaussian", p.mog_points,
-                                            run_seed).items():
-        fit(model, train.x, p.mog_steps, n_sets=p.batch, n_x=n, n_context=n, context=mode, lr=p.lr, seed=run_seed,
-            checkpoint=ckpt / f"mog_{name}_{run_seed}.pt", resume=resume, show_progress=True, desc=f"MoG {name}",
-            fabric=fabric)
+    for name, (model, mode) in build_models(
+        2, p.mog_z, p.mog_hidden, p.mog_train, "gaussian", p.mog_points, run_seed
+    ).items():
+        fit(
+            model,
+            train.x,
+            p.mog_steps,
+            n_sets=p.batch,
+            n_x=n,
+            n_context=n,
+            context=mode,
+            lr=p.lr,
+            seed=run_seed,
+            checkpoint=ckpt / f"mog_{name}_{run_seed}.pt",
+            resume=resume,
+            show_progress=True,
+            desc=f"MoG {name}",
+            fabric=fabric,
+        )
         if not is_rank_zero(fabric):
             continue
         model.cpu()
@@ -82,8 +103,9 @@ def mog_clustering(p, run_seed: int, ckpt: Path, resume: bool,
     return errors, example
 
 
-def transformation_probe(p, kind: str, values: tuple, style: str, run_seed: int, ckpt: Path, resume: bool,
-                         fabric: "Fabric | None" = None) -> tuple[dict[str, float], dict[str, float]]:
+def transformation_probe(
+    p, kind: str, values: tuple, style: str, run_seed: int, ckpt: Path, resume: bool, fabric: Fabric | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
     """Train on the seen transformations of 1,200 digits; on 597 held-out digits measure
     (a) linear-probe accuracy on codes under the unseen transformations and (b) code stability
     (`code_stability`) under the seen ones, the transformations the family was amortized over.
@@ -112,9 +134,22 @@ def transformation_probe(p, kind: str, values: tuple, style: str, run_seed: int,
     acc, stability = {RAW: accuracy(probe)}, {RAW: code_stability(held_seen)}
     models = build_models(64, p.digit_z, p.digit_hidden, len(seen), "bernoulli", data.shape[1], run_seed)
     for name, (model, mode) in models.items():
-        fit(model, data, p.digit_steps, n_sets=p.batch, n_x=20, n_context=p.digit_context, context=mode, lr=p.lr,
-            seed=run_seed, checkpoint=ckpt / f"{kind}_{name}_{run_seed}.pt", resume=resume, show_progress=True,
-            desc=f"{kind} {name}", fabric=fabric)
+        fit(
+            model,
+            data,
+            p.digit_steps,
+            n_sets=p.batch,
+            n_x=20,
+            n_context=p.digit_context,
+            context=mode,
+            lr=p.lr,
+            seed=run_seed,
+            checkpoint=ckpt / f"{kind}_{name}_{run_seed}.pt",
+            resume=resume,
+            show_progress=True,
+            desc=f"{kind} {name}",
+            fabric=fabric,
+        )
         if not is_rank_zero(fabric):
             continue
         model.cpu()

@@ -66,10 +66,14 @@ def check_index(index: object, batch: int, n_distributions: int) -> torch.Tensor
     """`index` as a long tensor [B] of training-distribution ids in [0, n_distributions)."""
     if not isinstance(index, torch.Tensor) or index.shape != (batch,) or index.dtype not in (torch.int64, torch.int32):
         got = f"{tuple(index.shape)} {index.dtype}" if isinstance(index, torch.Tensor) else type(index).__name__
-        raise BadInputError(f"index must be an integer tensor of shape ({batch},) naming each distribution's decoder, got {got}")
+        raise BadInputError(
+            f"index must be an integer tensor of shape ({batch},) naming each distribution's decoder, got {got}"
+        )
     if batch and (int(index.min()) < 0 or int(index.max()) >= n_distributions):
-        raise BadInputError(f"index values must lie in [0, {n_distributions}), got {index.tolist()}; "
-                            "a new distribution has no decoder: use encode() for it")
+        raise BadInputError(
+            f"index values must lie in [0, {n_distributions}), got {index.tolist()}; "
+            "a new distribution has no decoder: use encode() for it"
+        )
     return index.long()
 
 
@@ -89,7 +93,7 @@ class PerDistributionLinear(nn.Module):
 
     def __init__(self, n: int, in_dim: int, out_dim: int) -> None:
         super().__init__()
-        bound = in_dim ** -0.5
+        bound = in_dim**-0.5
         self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound))
 

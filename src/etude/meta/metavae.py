@@ -31,8 +31,15 @@ class MetaVAE(SetModel):
     :param likelihood: 'gaussian' (learned diagonal variance) or 'bernoulli'.
     """
 
-    def __init__(self, x_dim: int, z_dim: int, n_distributions: int, hidden: int = 400,
-                 summary_dim: int | None = None, likelihood: str = "gaussian") -> None:
+    def __init__(
+        self,
+        x_dim: int,
+        z_dim: int,
+        n_distributions: int,
+        hidden: int = 400,
+        summary_dim: int | None = None,
+        likelihood: str = "gaussian",
+    ) -> None:
         super().__init__(x_dim, z_dim, likelihood)
         self.n_distributions = check_positive_int("n_distributions", n_distributions)
         hidden = check_positive_int("hidden", hidden)

@@ -11,9 +11,15 @@ from etude.runtime import pyplot, save_figure
 __all__ = ["plot_clusters", "plot_method_bars"]
 
 
-def plot_method_bars(values: dict[str, list[float]], path: str | Path, title: str, ylabel: str,
-                     paper: dict[str, float] | None = None, floor: list[float] | None = None,
-                     floor_label: str = "") -> Path:
+def plot_method_bars(
+    values: dict[str, list[float]],
+    path: str | Path,
+    title: str,
+    ylabel: str,
+    paper: dict[str, float] | None = None,
+    floor: list[float] | None = None,
+    floor_label: str = "",
+) -> Path:
     """One bar per method (mean over seeds), a dot per seed, the paper's figure as a red mark, a dashed floor."""
     plt = pyplot()
     names = list(values)
@@ -23,8 +29,15 @@ def plot_method_bars(values: dict[str, list[float]], path: str | Path, title: st
         ax.bar(i, v.mean(), color="tab:blue" if name == "MetaVAE" else "tab:gray", alpha=0.7)
         ax.scatter(np.full(len(v), i) + np.linspace(-0.15, 0.15, len(v)), v, color="black", s=12, zorder=3)
         if paper and name in paper:
-            ax.scatter([i], [paper[name]], marker="_", s=600, color="tab:red", zorder=4,
-                       label="paper" if i == min(j for j, n in enumerate(names) if n in paper) else None)
+            ax.scatter(
+                [i],
+                [paper[name]],
+                marker="_",
+                s=600,
+                color="tab:red",
+                zorder=4,
+                label="paper" if i == min(j for j, n in enumerate(names) if n in paper) else None,
+            )
     if floor is not None:
         ax.axhline(float(np.mean(floor)), color="tab:green", linestyle="--", label=floor_label)
     ax.set_xticks(range(len(names)), names)

@@ -29,8 +29,9 @@ class NeuralStatistician(SetModel):
     needs_index = False
     x_is_context = True
 
-    def __init__(self, x_dim: int, z_dim: int, c_dim: int = 16, hidden: int = 400,
-                 likelihood: str = "gaussian") -> None:
+    def __init__(
+        self, x_dim: int, z_dim: int, c_dim: int = 16, hidden: int = 400, likelihood: str = "gaussian"
+    ) -> None:
         super().__init__(x_dim, z_dim, likelihood)
         self.c_dim = check_positive_int("c_dim", c_dim)
         hidden = check_positive_int("hidden", hidden)

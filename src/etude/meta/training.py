@@ -19,8 +19,16 @@ import torch
 from etude.errors import BadInputError
 from etude.meta.base import SetModel
 from etude.meta.datasets import Batch, sample_batch
-from etude.runtime import (Objective, is_rank_zero, load_on_rank_zero, progress, save_checkpoint, shard, sum_over_ranks,
-                           world_size)
+from etude.runtime import (
+    Objective,
+    is_rank_zero,
+    load_on_rank_zero,
+    progress,
+    save_checkpoint,
+    shard,
+    sum_over_ranks,
+    world_size,
+)
 from etude.validation import check_int
 
 if TYPE_CHECKING:
@@ -49,7 +57,7 @@ def fit(
     resume: bool = False,
     show_progress: bool = False,
     desc: str = "",
-    fabric: "Fabric | None" = None,
+    fabric: Fabric | None = None,
 ) -> list[float]:
     """Train `model` in place on `data` [M, P, D] for `steps` Adam steps; returns the loss per step.
 
@@ -64,16 +72,30 @@ def fit(
         and a checkpoint resumes at any world size. The model ends on ``fabric.device``.
     """
     if not isinstance(data, torch.Tensor) or data.dim() != 3 or data.shape[-1] != model.x_dim:
-        raise BadInputError(f"data must be a tensor [distributions, points, {model.x_dim}], got {getattr(data, 'shape', type(data).__name__)}")
+        raise BadInputError(
+            f"data must be a tensor [distributions, points, {model.x_dim}], got {getattr(data, 'shape', type(data).__name__)}"
+        )
     if model.needs_index and data.shape[0] != model.n_distributions:
-        raise BadInputError(f"data holds {data.shape[0]} distributions but the model has {model.n_distributions} decoders")
+        raise BadInputError(
+            f"data holds {data.shape[0]} distributions but the model has {model.n_distributions} decoders"
+        )
     check_int("steps", steps, 0)
     if context not in CONTEXT_MODES:
         raise BadInputError(f"context must be one of {CONTEXT_MODES}, got {context!r}")
     if not lr > 0:
         raise BadInputError(f"lr must be positive, got {lr!r}")
-    config = {"model": type(model).__name__, "data": list(data.shape), "steps": steps, "n_sets": n_sets, "n_x": n_x,
-              "n_context": n_context, "min_context": min_context, "context": context, "lr": float(lr), "seed": seed}
+    config = {
+        "model": type(model).__name__,
+        "data": list(data.shape),
+        "steps": steps,
+        "n_sets": n_sets,
+        "n_x": n_x,
+        "n_context": n_context,
+        "min_context": min_context,
+        "context": context,
+        "lr": float(lr),
+        "seed": seed,
+    }
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     objective: torch.nn.Module = Objective(model, model.loss)  # DDP and autocast act on its forward
@@ -82,8 +104,12 @@ def fit(
     losses: list[float] = []
     start = 0
     if checkpoint is not None and resume:
-        state = load_on_rank_zero(checkpoint, fabric, expect={"kind": "meta.fit", "config": config},
-                                  like={"model": model.state_dict(), "generator": generator.get_state(), "step": int})
+        state = load_on_rank_zero(
+            checkpoint,
+            fabric,
+            expect={"kind": "meta.fit", "config": config},
+            like={"model": model.state_dict(), "generator": generator.get_state(), "step": int},
+        )
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -91,16 +117,27 @@ def fit(
             losses, start = list(state["losses"]), int(state["step"])
     ranks = world_size(fabric)
     model.train()
-    bar = progress(range(start, steps), total=steps - start, desc=desc or type(model).__name__,
-                   disable=not show_progress or not is_rank_zero(fabric))
+    bar = progress(
+        range(start, steps),
+        total=steps - start,
+        desc=desc or type(model).__name__,
+        disable=not show_progress or not is_rank_zero(fabric),
+    )
     for step in bar:
-        batch = sample_batch(data, n_sets, n_x, n_context if context == "disjoint" else 1, generator,
-                             min_context if context == "disjoint" else None)
+        batch = sample_batch(
+            data,
+            n_sets,
+            n_x,
+            n_context if context == "disjoint" else 1,
+            generator,
+            min_context if context == "disjoint" else None,
+        )
         # the global batch's eps, drawn after the batch as the ELBO drew it before: one process is unchanged
         noise = model.noise(n_sets, n_x, generator, dtype=batch.x.dtype, device=batch.x.device)
         if fabric is not None:  # this rank's B / W sets of the global batch, and their noise
-            batch = Batch(*(shard(t, fabric).to(fabric.device) for t in (batch.index, batch.x, batch.context,
-                                                                         batch.context_mask)))
+            batch = Batch(
+                *(shard(t, fabric).to(fabric.device) for t in (batch.index, batch.x, batch.context, batch.context_mask))
+            )
             noise = {k: shard(v, fabric).to(fabric.device) for k, v in noise.items()}
         ctx = batch.context if context == "disjoint" else None
         mask = batch.context_mask if context == "disjoint" else None
@@ -115,8 +152,17 @@ def fit(
         losses.append(loss.item())
         done = step + 1
         if checkpoint is not None and is_rank_zero(fabric) and (done % checkpoint_every == 0 or done == steps):
-            save_checkpoint(checkpoint, {"kind": "meta.fit", "config": config, "step": done, "losses": losses,
-                                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "generator": generator.get_state()})
+            save_checkpoint(
+                checkpoint,
+                {
+                    "kind": "meta.fit",
+                    "config": config,
+                    "step": done,
+                    "losses": losses,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(),
+                },
+            )
     model.eval()
     return losses

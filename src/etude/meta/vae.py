@@ -23,8 +23,15 @@ class VAE(SetModel):
     :param shared_encoder: one q(z | x) for all distributions (True) or one per distribution.
     """
 
-    def __init__(self, x_dim: int, z_dim: int, n_distributions: int, hidden: int = 400,
-                 likelihood: str = "gaussian", shared_encoder: bool = True) -> None:
+    def __init__(
+        self,
+        x_dim: int,
+        z_dim: int,
+        n_distributions: int,
+        hidden: int = 400,
+        likelihood: str = "gaussian",
+        shared_encoder: bool = True,
+    ) -> None:
         super().__init__(x_dim, z_dim, likelihood)
         self.n_distributions = check_positive_int("n_distributions", n_distributions)
         hidden = check_positive_int("hidden", hidden)
@@ -41,8 +48,9 @@ class VAE(SetModel):
         return {"index": index}
 
     def _check(self, x, context, x_mask, context_mask, index, need_index):
-        return super()._check(x, context, x_mask, context_mask, index, need_index or (
-            not self.shared_encoder and index is not None))
+        return super()._check(
+            x, context, x_mask, context_mask, index, need_index or (not self.shared_encoder and index is not None)
+        )
 
     def _posterior(self, x, cond):
         out = self.encoder(x) if self.shared_encoder else self.encoder(x, cond["index"])

@@ -27,8 +27,15 @@ class VariationalHomoencoder(NeuralStatistician):
 
     x_is_context = False
 
-    def __init__(self, x_dim: int, z_dim: int, c_dim: int = 16, hidden: int = 400,
-                 likelihood: str = "gaussian", dataset_size: int = 1000) -> None:
+    def __init__(
+        self,
+        x_dim: int,
+        z_dim: int,
+        c_dim: int = 16,
+        hidden: int = 400,
+        likelihood: str = "gaussian",
+        dataset_size: int = 1000,
+    ) -> None:
         super().__init__(x_dim, z_dim, c_dim, hidden, likelihood)
         check_int("dataset_size", dataset_size, 1)
         self.dataset_size = dataset_size

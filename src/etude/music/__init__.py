@@ -19,6 +19,7 @@ A user's folder of MIDI files: ``tokenize_midi_dir`` (read once into memory-mapp
 ``$ETUDE_CACHE``) and ``StreamCrops`` (training crops sliced out of them on demand).
 """
 
+from etude.music.cache import cache_dir
 from etude.music.corpus import (
     COLLECTIONS,
     CacheRebuiltWarning,
@@ -32,7 +33,6 @@ from etude.music.corpus import (
     source_files,
     split_of,
 )
-from etude.music.cache import cache_dir
 from etude.music.events import PerformanceEncoding, bin_to_velocity, velocity_to_bin
 from etude.music.melody import MelodyEncoding, skyline
 from etude.music.metrics import (
@@ -52,27 +52,80 @@ from etude.music.styles import Style, augment, render, sample_style
 from etude.music.tokens import SkippedFilesWarning, TokenCache, midi_files, tokenize_midi_dir
 
 __all__ = [
-    "COLLECTIONS", "CacheRebuiltWarning", "Corpus", "FEATURES", "MelodyEncoding", "Note", "Performance",
-    "PerformanceEncoding", "Piece", "Score", "Style", "augment", "bin_to_velocity", "cache_dir",
-    "empty_beat_rate", "gaussian_overlap", "load_corpus", "load_scores", "oa_similarity", "parse_score",
-    "pitch_class_entropy", "play", "plot_piano_roll", "polyphony", "read_midi", "render", "sample_style",
-    "sanity_metrics", "skyline", "source_files", "split_of", "velocity_to_bin", "window_features",
+    "COLLECTIONS",
+    "CacheRebuiltWarning",
+    "Corpus",
+    "FEATURES",
+    "MelodyEncoding",
+    "Note",
+    "Performance",
+    "PerformanceEncoding",
+    "Piece",
+    "Score",
+    "Style",
+    "augment",
+    "bin_to_velocity",
+    "cache_dir",
+    "empty_beat_rate",
+    "gaussian_overlap",
+    "load_corpus",
+    "load_scores",
+    "oa_similarity",
+    "parse_score",
+    "pitch_class_entropy",
+    "play",
+    "plot_piano_roll",
+    "polyphony",
+    "read_midi",
+    "render",
+    "sample_style",
+    "sanity_metrics",
+    "skyline",
+    "source_files",
+    "split_of",
+    "velocity_to_bin",
+    "window_features",
     "write_midi",
     # a user's MIDI folder as cached token streams, and crops streamed from them
-    "SkippedFilesWarning", "StreamCrops", "TokenCache", "midi_files", "tokenize_midi_dir",
+    "SkippedFilesWarning",
+    "StreamCrops",
+    "TokenCache",
+    "midi_files",
+    "tokenize_midi_dir",
     # models (Choi et al. 2020; Huang et al. 2018)
-    "COMBINES", "CONDITIONINGS", "Crops", "MusicTransformer", "PerformanceEncoder", "RelativeAttention",
-    "TransformerAutoencoder", "TransformerConfig", "crop", "filter_logits", "fit", "generate_tokens", "interpolate_style",
-    "load_model", "make_crops", "nll", "relative_logits_loop", "save_model", "sinusoids", "skew_bidirectional",
+    "COMBINES",
+    "CONDITIONINGS",
+    "Crops",
+    "MusicTransformer",
+    "PerformanceEncoder",
+    "RelativeAttention",
+    "TransformerAutoencoder",
+    "TransformerConfig",
+    "crop",
+    "filter_logits",
+    "fit",
+    "generate_tokens",
+    "interpolate_style",
+    "load_model",
+    "make_crops",
+    "nll",
+    "relative_logits_loop",
+    "save_model",
+    "sinusoids",
+    "skew_bidirectional",
     "skew_causal",
 ]
 
 # the models import torch (about 1-2 s), so they load on first use
 _LAZY = {
-    **dict.fromkeys(["RelativeAttention", "relative_logits_loop", "sinusoids", "skew_bidirectional", "skew_causal"],
-                    "etude.music.attention"),
+    **dict.fromkeys(
+        ["RelativeAttention", "relative_logits_loop", "sinusoids", "skew_bidirectional", "skew_causal"],
+        "etude.music.attention",
+    ),
     **dict.fromkeys(["MusicTransformer", "TransformerConfig"], "etude.music.transformer"),
-    **dict.fromkeys(["COMBINES", "CONDITIONINGS", "PerformanceEncoder", "TransformerAutoencoder"], "etude.music.autoencoder"),
+    **dict.fromkeys(
+        ["COMBINES", "CONDITIONINGS", "PerformanceEncoder", "TransformerAutoencoder"], "etude.music.autoencoder"
+    ),
     **dict.fromkeys(["filter_logits", "interpolate_style"], "etude.music.generate"),
     "generate_tokens": "etude.music.generate",
     **dict.fromkeys(["Crops", "crop", "fit", "load_model", "make_crops", "nll", "save_model"], "etude.music.training"),

@@ -52,7 +52,7 @@ def skew_bidirectional(qe: Tensor) -> Tensor:
         raise BadInputError(f"skew_bidirectional expects [..., L, 2L-1], got {tuple(qe.shape)}")
     if length == 1:
         return qe
-    flat = qe.reshape(*lead, length * width)[..., length - 1: length - 1 + length * (width - 1)]
+    flat = qe.reshape(*lead, length * width)[..., length - 1 : length - 1 + length * (width - 1)]
     return flat.reshape(*lead, length, width - 1)[..., :length]
 
 
@@ -94,8 +94,16 @@ class RelativeAttention(nn.Module):
     :param memory_dim: width of the memory in 'cross' mode (default ``dim``).
     """
 
-    def __init__(self, dim: int, heads: int, max_len: int, mode: str = "causal", relative: bool = True,
-                 memory_dim: int | None = None, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        max_len: int,
+        mode: str = "causal",
+        relative: bool = True,
+        memory_dim: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         if mode not in ("causal", "bidirectional", "cross"):
             raise BadInputError(f"mode must be 'causal', 'bidirectional' or 'cross', got {mode!r}")
@@ -109,7 +117,7 @@ class RelativeAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         if self.relative:
             size = max_len if mode == "causal" else 2 * max_len - 1
-            self.table = nn.Parameter(torch.randn(heads, size, self.head_dim) * self.head_dim ** -0.5)
+            self.table = nn.Parameter(torch.randn(heads, size, self.head_dim) * self.head_dim**-0.5)
 
     def _split(self, x: Tensor) -> Tensor:  # [B, L, D] -> [B, H, L, Dh]
         return x.view(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)
@@ -121,13 +129,14 @@ class RelativeAttention(nn.Module):
             raise BadInputError(f"sequence length {length} exceeds max_len {self.max_len}")
         m = self.max_len - 1
         if self.mode == "causal":
-            e = self.table[:, m - length + 1:]  # distances -(L-1)..0: [H, L, Dh]
+            e = self.table[:, m - length + 1 :]  # distances -(L-1)..0: [H, L, Dh]
             return skew_causal(torch.einsum("bhld,hmd->bhlm", q, e))
-        e = self.table[:, m - length + 1: m + length]  # distances -(L-1)..L-1: [H, 2L-1, Dh]
+        e = self.table[:, m - length + 1 : m + length]  # distances -(L-1)..L-1: [H, 2L-1, Dh]
         return skew_bidirectional(torch.einsum("bhld,hmd->bhlm", q, e))
 
-    def forward(self, x: Tensor, memory: Tensor | None = None, key_padding: Tensor | None = None,
-                cache: dict | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, memory: Tensor | None = None, key_padding: Tensor | None = None, cache: dict | None = None
+    ) -> Tensor:
         """Attend; shapes ``x [B, L, D]``, ``memory [B, M, Dm]``, ``key_padding`` bool ``[B, L or M]`` (True = pad).
 
         ``cache`` (a dict, updated in place) makes causal self-attention incremental: ``x`` holds
@@ -160,12 +169,12 @@ class RelativeAttention(nn.Module):
                 if lk > self.max_len:
                     raise BadInputError(f"sequence length {lk} exceeds max_len {self.max_len}")
                 m = self.max_len - 1
-                e = self.table[:, m - lk + 1:]  # distances -(lk-1)..0
+                e = self.table[:, m - lk + 1 :]  # distances -(lk-1)..0
                 rel = torch.einsum("bhld,hmd->bhlm", q, e)  # [B, H, lq, lk], column c = distance c-(lk-1)
                 if lq == 1:  # the query sits at position lk-1: column j is exactly distance j-(lk-1)
                     logits = logits + rel
                 else:  # queries at lk-lq..lk-1: skew as if the rows above were there (rows are independent)
-                    logits = logits + skew_causal(nn.functional.pad(rel, (0, 0, lk - lq, 0)))[..., lk - lq:, :]
+                    logits = logits + skew_causal(nn.functional.pad(rel, (0, 0, lk - lq, 0)))[..., lk - lq :, :]
         if self.mode == "causal":
             future = torch.ones(lq, lk, dtype=torch.bool, device=x.device).triu(start + 1)
             logits = logits.masked_fill(future, float("-inf"))

@@ -66,8 +66,15 @@ class TransformerAutoencoder(nn.Module):
     :param encoder_layers: layers of each encoder.
     """
 
-    def __init__(self, cfg: TransformerConfig = TransformerConfig(), conditioning: str = "performance",
-                 combine: str = "sum", pool: bool = True, melody_vocab: int = 93, encoder_layers: int | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TransformerConfig = TransformerConfig(),
+        conditioning: str = "performance",
+        combine: str = "sum",
+        pool: bool = True,
+        melody_vocab: int = 93,
+        encoder_layers: int | None = None,
+    ) -> None:
         super().__init__()
         if conditioning not in CONDITIONINGS:
             raise BadInputError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}")
@@ -83,8 +90,11 @@ class TransformerAutoencoder(nn.Module):
             self.performance_encoder = PerformanceEncoder(cfg, cfg.vocab_size, layers)
         if self.uses_melody:
             self.melody_encoder = PerformanceEncoder(cfg, melody_vocab, layers)
-        memory_dim = None if conditioning == "none" else (
-            2 * cfg.dim if conditioning == "melody+performance" and combine == "tile" else cfg.dim)
+        memory_dim = (
+            None
+            if conditioning == "none"
+            else (2 * cfg.dim if conditioning == "melody+performance" and combine == "tile" else cfg.dim)
+        )
         self.decoder = MusicTransformer(cfg, memory_dim)
 
     def style(self, performance: Tensor, padding: Tensor | None = None) -> Tensor:
@@ -95,9 +105,14 @@ class TransformerAutoencoder(nn.Module):
         keep = torch.ones_like(h[..., 0]) if padding is None else (~padding).to(h)
         return (h * keep[..., None]).sum(1) / keep.sum(1, keepdim=True).clamp_min(1.0)
 
-    def memory(self, performance: Tensor | None = None, melody: Tensor | None = None,
-               performance_padding: Tensor | None = None, melody_padding: Tensor | None = None,
-               style: Tensor | None = None) -> tuple[Tensor | None, Tensor | None]:
+    def memory(
+        self,
+        performance: Tensor | None = None,
+        melody: Tensor | None = None,
+        performance_padding: Tensor | None = None,
+        melody_padding: Tensor | None = None,
+        style: Tensor | None = None,
+    ) -> tuple[Tensor | None, Tensor | None]:
         """The decoder memory and its padding mask for the model's conditioning.
 
         :param performance: ``[B, T]`` conditioning performance tokens (or pass ``style [B, D]``).
@@ -128,13 +143,22 @@ class TransformerAutoencoder(nn.Module):
         if self.combine == "sum":
             return m + style[:, None, :], melody_padding
         if self.combine == "concat":  # melody, a zero separator, the style (magenta score2perf)
-            pad = None if melody_padding is None else torch.cat(
-                [melody_padding, melody_padding.new_zeros(melody_padding.shape[0], 2)], dim=1)
+            pad = (
+                None
+                if melody_padding is None
+                else torch.cat([melody_padding, melody_padding.new_zeros(melody_padding.shape[0], 2)], dim=1)
+            )
             return torch.cat([m, torch.zeros_like(m[:, :1]), style[:, None, :]], dim=1), pad
         return torch.cat([m, style[:, None, :].expand_as(m)], dim=-1), melody_padding  # tile
 
-    def forward(self, tokens: Tensor, performance: Tensor | None = None, melody: Tensor | None = None,
-                performance_padding: Tensor | None = None, melody_padding: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        tokens: Tensor,
+        performance: Tensor | None = None,
+        melody: Tensor | None = None,
+        performance_padding: Tensor | None = None,
+        melody_padding: Tensor | None = None,
+    ) -> Tensor:
         """Next-token logits ``[B, L, V]`` of the target ``tokens`` given the conditioning."""
         memory, padding = self.memory(performance, melody, performance_padding, melody_padding)
         return self.decoder(tokens, memory, padding)

@@ -1,14 +1,14 @@
 """`etude music ...` verbs: encode, decode, corpus, similarity, plot, train, generate.
 
-    etude music encode piece.mid [--keys 88] [-o ids.txt]   # token ids, space-separated
-    etude music decode ids.txt -o piece.mid                 # any ids -> a playable MIDI file
-    etude music corpus --stats [--collection bach --limit 20 --seed 0]
-    etude music similarity a.mid b.mid [--features]         # OA similarity in [0, 1]
-    etude music plot piece.mid -o roll.png [--melody]       # piano roll (melody outlined)
-    etude music train --out ckpt/ [--conditioning performance --combine sum --steps 200 --pieces 40]
-    etude music train --out ckpt/ --midi-dir maestro/ [--held-out 0.1 --max-tokens 256 --per-piece 64]
-    etude music generate --checkpoint ckpt/model.pt [--style A.mid] [--melody B.mid]
-                         [--interpolate A.mid B.mid --alpha 0.5] -o out.mid
+etude music encode piece.mid [--keys 88] [-o ids.txt]   # token ids, space-separated
+etude music decode ids.txt -o piece.mid                 # any ids -> a playable MIDI file
+etude music corpus --stats [--collection bach --limit 20 --seed 0]
+etude music similarity a.mid b.mid [--features]         # OA similarity in [0, 1]
+etude music plot piece.mid -o roll.png [--melody]       # piano roll (melody outlined)
+etude music train --out ckpt/ [--conditioning performance --combine sum --steps 200 --pieces 40]
+etude music train --out ckpt/ --midi-dir maestro/ [--held-out 0.1 --max-tokens 256 --per-piece 64]
+etude music generate --checkpoint ckpt/model.pt [--style A.mid] [--melody B.mid]
+                     [--interpolate A.mid B.mid --alpha 0.5] -o out.mid
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ def _read_ids(source: str) -> np.ndarray:
     for i, word in enumerate(words):
         if not re.fullmatch(r"[+-]?\d+", word):
             raise BadInputError(f"ids: item {i} is {word[:20]!r}, expected an integer id")
-        if len(word.lstrip("+-")) > 19 or not -2**63 <= int(word) < 2**63:
-            raise BadInputError(f"ids: item {i} is {word[:20]}{'...' if len(word) > 20 else ''}, "
-                                "beyond int64 (ids are small integers)")
+        if len(word.lstrip("+-")) > 19 or not -(2**63) <= int(word) < 2**63:
+            raise BadInputError(
+                f"ids: item {i} is {word[:20]}{'...' if len(word) > 20 else ''}, beyond int64 (ids are small integers)"
+            )
     return np.array([int(w) for w in words], dtype=np.int64)
 
 
@@ -155,13 +156,29 @@ def _train(args: argparse.Namespace) -> int:
     ensure_dir(args.out)
     seed_everything(args.seed)
     train, held, extra = _midi_dir_crops(args) if args.midi_dir is not None else _corpus_crops(args)
-    cfg = TransformerConfig(vocab_size=PerformanceEncoding().vocab_size, dim=args.dim, heads=args.heads,
-                            layers=args.layers, ff=4 * args.dim, max_len=args.max_tokens, dropout=args.dropout,
-                            relative=not args.absolute, absolute=args.absolute)
+    cfg = TransformerConfig(
+        vocab_size=PerformanceEncoding().vocab_size,
+        dim=args.dim,
+        heads=args.heads,
+        layers=args.layers,
+        ff=4 * args.dim,
+        max_len=args.max_tokens,
+        dropout=args.dropout,
+        relative=not args.absolute,
+        absolute=args.absolute,
+    )
     model = TransformerAutoencoder(cfg, args.conditioning, args.combine, pool=not args.unpooled)
     out = Path(args.out)
-    fit(model, train, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        checkpoint=out / "training.pt", resume=args.resume)
+    fit(
+        model,
+        train,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        checkpoint=out / "training.pt",
+        resume=args.resume,
+    )
     save_model(out / "model.pt", model, **extra)
     message = f"wrote {out / 'model.pt'}"
     if held is not None:
@@ -181,8 +198,11 @@ def _corpus_crops(args: argparse.Namespace):
         raise BadInputError(f"--pieces {args.pieces} gives no training piece; use more pieces")
     crops = {"seconds": args.seconds, "max_tokens": args.max_tokens}
     held_crops = make_crops(held, per_piece=4, seed=args.seed + 1, **crops) if held else None
-    return (make_crops(train, per_piece=args.per_piece, seed=args.seed, augment=True, **crops), held_crops,
-            {"seconds": args.seconds})
+    return (
+        make_crops(train, per_piece=args.per_piece, seed=args.seed, augment=True, **crops),
+        held_crops,
+        {"seconds": args.seconds},
+    )
 
 
 HELD_CROPS = 512
@@ -212,17 +232,26 @@ def _midi_dir_crops(args: argparse.Namespace):
         print(f"etude: warning: {warning.message}", file=sys.stderr)
     train, held = tokens.split(args.held_out)
     if train.size == 0:
-        raise BadInputError(f"all {len(tokens)} readable files of {args.midi_dir} fell in the held-out split; "
-                            "add files or lower --held-out")
+        raise BadInputError(
+            f"all {len(tokens)} readable files of {args.midi_dir} fell in the held-out split; "
+            "add files or lower --held-out"
+        )
     stats = tokens.stats()
-    print(f"{'tokenized' if tokens.built else 'read from the cache'}: {len(tokens)} files, {stats['hours']} h, "
-          f"{stats['tokens']:,} tokens ({tokens.entry}); split by file: {train.size} train, {held.size} held-out")
+    print(
+        f"{'tokenized' if tokens.built else 'read from the cache'}: {len(tokens)} files, {stats['hours']} h, "
+        f"{stats['tokens']:,} tokens ({tokens.entry}); split by file: {train.size} train, {held.size} held-out"
+    )
     crops = {"max_tokens": args.max_tokens}
-    held_crops = (StreamCrops(tokens, held, count=min(4 * held.size, HELD_CROPS), seed=args.seed + 1, **crops)
-                  if held.size else None)
-    return (StreamCrops(tokens, train, count=args.per_piece * train.size, seed=args.seed, transpose=3, **crops),
-            held_crops,
-            {"midi_files": len(tokens)})
+    held_crops = (
+        StreamCrops(tokens, held, count=min(4 * held.size, HELD_CROPS), seed=args.seed + 1, **crops)
+        if held.size
+        else None
+    )
+    return (
+        StreamCrops(tokens, train, count=args.per_piece * train.size, seed=args.seed, transpose=3, **crops),
+        held_crops,
+        {"midi_files": len(tokens)},
+    )
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -250,8 +279,18 @@ def _generate(args: argparse.Namespace) -> int:
     performance = ids(args.style) if args.style else None
     melody = ids(args.melody, MelodyEncoding(), limit) if args.melody else None
     length = args.length or limit
-    tokens = generate(model, args.batch, max_length=length, performance=performance, melody=melody, style=style,
-                      temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    tokens = generate(
+        model,
+        args.batch,
+        max_length=length,
+        performance=performance,
+        melody=melody,
+        style=style,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
     out = Path(args.output)
     for i in range(args.batch):
         path = out if args.batch == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
@@ -267,8 +306,13 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     verbs = music.add_subparsers(dest="verb", required=True, parser_class=parser_class)
 
     def keys(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--keys", type=int, choices=[128, 88], default=128,
-                            help="128 MIDI pitches (388 events) or 88 piano keys (308 events)")
+        parser.add_argument(
+            "--keys",
+            type=int,
+            choices=[128, 88],
+            default=128,
+            help="128 MIDI pitches (388 events) or 88 piano keys (308 events)",
+        )
 
     enc = verbs.add_parser("encode", help="a MIDI file as performance token ids")
     enc.add_argument("file", help="a .mid file")
@@ -309,15 +353,26 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     plot.add_argument("--melody", action="store_true", help="outline the highest-pitch skyline")
     plot.set_defaults(func=_plot)
 
-    conditionings = ("none", "performance", "melody", "melody+performance")  # autoencoder.CONDITIONINGS (no torch import here)
+    conditionings = (
+        "none",
+        "performance",
+        "melody",
+        "melody+performance",
+    )  # autoencoder.CONDITIONINGS (no torch import here)
     tr = verbs.add_parser("train", help="train a Transformer autoencoder on Bach chorales or a MIDI folder")
     tr.add_argument("--out", required=True, help="folder for training.pt (resumable) and model.pt")
     tr.add_argument("--conditioning", choices=conditionings, default="performance")
-    tr.add_argument("--combine", choices=("sum", "concat", "tile"), default="sum", help="melody+performance combination")
+    tr.add_argument(
+        "--combine", choices=("sum", "concat", "tile"), default="sum", help="melody+performance combination"
+    )
     tr.add_argument("--unpooled", action="store_true", help="no mean pooling (the copying baseline)")
     tr.add_argument("--absolute", action="store_true", help="absolute positions instead of relative attention")
-    tr.add_argument("--midi-dir", metavar="DIR", help="train on the .mid/.midi files under DIR (tokenized once, "
-                    "cached in $ETUDE_CACHE, split by file) instead of the Bach chorales")
+    tr.add_argument(
+        "--midi-dir",
+        metavar="DIR",
+        help="train on the .mid/.midi files under DIR (tokenized once, "
+        "cached in $ETUDE_CACHE, split by file) instead of the Bach chorales",
+    )
     tr.add_argument("--held-out", type=float, default=0.1, help="fraction of --midi-dir files held out (default 0.1)")
     tr.add_argument("--pieces", type=int, default=40, help="first N chorales (0: all 408)")
     tr.add_argument("--seconds", type=float, default=2.5, help="window length of each chorale crop")

@@ -21,8 +21,6 @@ also independent of the subset.
 
 from __future__ import annotations
 
-from etude.runtime.optional import require
-
 import hashlib
 import os
 import warnings
@@ -36,10 +34,22 @@ from etude.errors import BadInputError, EtudeWarning
 from etude.music.cache import CacheMismatch, cache_dir, check_entry, load_arrays, save_arrays
 from etude.music.performance import Performance
 from etude.music.styles import Style, render, sample_style
+from etude.runtime.optional import require
 from etude.validation import check_int
 
-__all__ = ["COLLECTIONS", "CacheRebuiltWarning", "Corpus", "Piece", "Score", "load_corpus",
-           "load_scores", "parse_score", "play", "source_files", "split_of"]
+__all__ = [
+    "COLLECTIONS",
+    "CacheRebuiltWarning",
+    "Corpus",
+    "Piece",
+    "Score",
+    "load_corpus",
+    "load_scores",
+    "parse_score",
+    "play",
+    "source_files",
+    "split_of",
+]
 
 CACHE_VERSION = 1
 COLLECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -93,8 +103,7 @@ def source_files(collection: str = "bach", limit: int | None = None) -> list[Pat
     corpus = require("music21.corpus", "music")
 
     composers, suffixes = COLLECTIONS[collection]
-    files = sorted({Path(p) for c in composers for p in corpus.getComposer(c) if Path(p).suffix in suffixes},
-                   key=_name)
+    files = sorted({Path(p) for c in composers for p in corpus.getComposer(c) if Path(p).suffix in suffixes}, key=_name)
     return files[:limit] if limit is not None else files
 
 
@@ -135,8 +144,16 @@ def parse_score(path: str | os.PathLike[str]) -> Score:
     means = [pitch[voice == k].mean() if (voice == k).any() else -1.0 for k in range(len(parts))]
     melody = named[0] if named else int(np.argmax(means))
     length = max(float(score.highestTime), float((onset + duration).max()))
-    return Score(_name(file), length, len(parts), melody, voice.astype(np.int64), pitch.astype(np.int64),
-                 onset.astype(np.float64), duration.astype(np.float64))
+    return Score(
+        _name(file),
+        length,
+        len(parts),
+        melody,
+        voice.astype(np.int64),
+        pitch.astype(np.int64),
+        onset.astype(np.float64),
+        duration.astype(np.float64),
+    )
 
 
 def _content_hash(collection: str, files: list[Path]) -> str:
@@ -152,7 +169,8 @@ def _content_hash(collection: str, files: list[Path]) -> str:
 def _pack(scores: list[Score]) -> dict[str, np.ndarray]:
     counts = [s.pitch.size for s in scores]
     return {
-        "names": np.array([s.name for s in scores]), "lengths": np.array([s.length for s in scores]),
+        "names": np.array([s.name for s in scores]),
+        "lengths": np.array([s.length for s in scores]),
         "melody_voice": np.array([s.melody_voice for s in scores], dtype=np.int64),
         "voices": np.array([s.voices for s in scores], dtype=np.int64),
         "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
@@ -165,14 +183,25 @@ def _unpack(arrays: dict[str, np.ndarray]) -> list[Score]:
     sizes = {arrays[k].size for k in ("voice", "pitch", "onset", "duration")}
     if offsets.size != n + 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 1) or sizes != {int(offsets[-1])}:
         raise CacheMismatch("inconsistent array sizes")
-    return [Score(str(arrays["names"][i]), float(arrays["lengths"][i]), int(arrays["voices"][i]),
-                  int(arrays["melody_voice"][i]),
-                  *(arrays[k][offsets[i]:offsets[i + 1]] for k in ("voice", "pitch", "onset", "duration")))
-            for i in range(n)]
+    return [
+        Score(
+            str(arrays["names"][i]),
+            float(arrays["lengths"][i]),
+            int(arrays["voices"][i]),
+            int(arrays["melody_voice"][i]),
+            *(arrays[k][offsets[i] : offsets[i + 1]] for k in ("voice", "pitch", "onset", "duration")),
+        )
+        for i in range(n)
+    ]
 
 
-def load_scores(collection: str = "bach", *, limit: int | None = None, cache: str | os.PathLike[str] | None = None,
-                show_progress: bool | None = None) -> tuple[list[Score], Path]:
+def load_scores(
+    collection: str = "bach",
+    *,
+    limit: int | None = None,
+    cache: str | os.PathLike[str] | None = None,
+    show_progress: bool | None = None,
+) -> tuple[list[Score], Path]:
     """The collection's parsed scores, from the cache or parsed (then cached).
 
     :param collection: a key of ``COLLECTIONS``.
@@ -191,8 +220,11 @@ def load_scores(collection: str = "bach", *, limit: int | None = None, cache: st
         try:
             return _unpack(load_arrays(path, key, _ARRAYS)), path
         except Exception as error:  # any unreadable, truncated or mismatched file is rebuilt
-            warnings.warn(f"corpus cache {path} is unusable ({type(error).__name__}: {error}); rebuilding it",
-                          CacheRebuiltWarning, stacklevel=2)
+            warnings.warn(
+                f"corpus cache {path} is unusable ({type(error).__name__}: {error}); rebuilding it",
+                CacheRebuiltWarning,
+                stacklevel=2,
+            )
     disable = None if show_progress is None else not show_progress
     scores = []
     for file in progress(files, desc=f"parsing {collection}", disable=disable):
@@ -220,8 +252,9 @@ def play(score: Score, seed: int = 0, split: str = "train") -> Piece:
     style = sample_style(rng, score.voices, score.melody_voice)
     performance, played = render(score.voice, score.pitch, score.onset, score.duration, score.length, style, rng)
     mine = played[score.voice == score.melody_voice]
-    melody = Performance.from_arrays(score.pitch[score.voice == score.melody_voice], mine[:, 2].astype(np.int64),
-                                     mine[:, 0], mine[:, 1])
+    melody = Performance.from_arrays(
+        score.pitch[score.voice == score.melody_voice], mine[:, 2].astype(np.int64), mine[:, 0], mine[:, 1]
+    )
     return Piece(score.name, split, style, performance, melody)
 
 
@@ -251,25 +284,42 @@ class Corpus:
         ids = [encoding.encode(p.performance) for p in self.pieces]
         tokens = np.array([i.size for i in ids])
         every = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
-        bounds = [encoding.note_on_offset, encoding.note_off_offset, encoding.shift_offset,
-                  encoding.velocity_offset, encoding.BOS]
+        bounds = [
+            encoding.note_on_offset,
+            encoding.note_off_offset,
+            encoding.shift_offset,
+            encoding.velocity_offset,
+            encoding.BOS,
+        ]
         kinds = np.histogram(every, bins=bounds)[0] / max(every.size, 1)
         return {
-            "collection": self.collection, "seed": self.seed, "pieces": len(self),
+            "collection": self.collection,
+            "seed": self.seed,
+            "pieces": len(self),
             **{split: len(self.split(split)) for split in SPLITS},
             "notes": int(sum(len(p.performance) for p in self.pieces)),
             "hours": round(sum(p.performance.duration for p in self.pieces) / 3600, 3),
-            "tokens": int(tokens.sum()), "median_tokens": float(np.median(tokens)) if tokens.size else 0.0,
+            "tokens": int(tokens.sum()),
+            "median_tokens": float(np.median(tokens)) if tokens.size else 0.0,
             "min_tokens": int(tokens.min()) if tokens.size else 0,
             "max_tokens": int(tokens.max()) if tokens.size else 0,
-            "token_shares": {k: round(float(f), 3) for k, f in zip(("note_on", "note_off", "shift", "velocity"), kinds)},
-            "encoding": repr(encoding), "cache": str(self.cache_file),
+            "token_shares": {
+                k: round(float(f), 3) for k, f in zip(("note_on", "note_off", "shift", "velocity"), kinds)
+            },
+            "encoding": repr(encoding),
+            "cache": str(self.cache_file),
         }
 
 
-def load_corpus(collection: str = "bach", *, limit: int | None = None, seed: int = 0,
-                cache: str | os.PathLike[str] | None = None, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                show_progress: bool | None = None) -> Corpus:
+def load_corpus(
+    collection: str = "bach",
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    cache: str | os.PathLike[str] | None = None,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    show_progress: bool | None = None,
+) -> Corpus:
     """A collection of the music21 corpus as performances with recorded styles.
 
     :param collection: a key of ``COLLECTIONS`` (default 'bach').

@@ -12,8 +12,20 @@ import numpy as np
 
 from etude.meta.evaluation import paired_difference
 
-__all__ = ["IN_RANGE", "MARGIN", "MIN_PAIRS", "SMALL", "better_rule", "ci_text", "direction_rule", "interval_rule",
-           "nll_gain", "paired_interval", "range_rule", "style_nll_rule"]
+__all__ = [
+    "IN_RANGE",
+    "MARGIN",
+    "MIN_PAIRS",
+    "SMALL",
+    "better_rule",
+    "ci_text",
+    "direction_rule",
+    "interval_rule",
+    "nll_gain",
+    "paired_interval",
+    "range_rule",
+    "style_nll_rule",
+]
 
 SMALL = 0.05
 """A NLL difference (nats/token) under which one seed cannot decide a claim."""
@@ -35,8 +47,12 @@ def paired_interval(diff: object) -> dict:
     d = np.asarray(diff, dtype=np.float64).reshape(-1)
     d = d[np.isfinite(d)]
     if d.size < 2:
-        return {"mean": float(d.mean()) if d.size else float("nan"), "low": float("nan"), "high": float("nan"),
-                "n": int(d.size)}
+        return {
+            "mean": float(d.mean()) if d.size else float("nan"),
+            "low": float("nan"),
+            "high": float("nan"),
+            "n": int(d.size),
+        }
     mean, low, high = paired_difference(d, np.zeros_like(d), z=float(t.ppf(0.975, d.size - 1)))
     return {"mean": mean, "low": low, "high": high, "n": int(d.size)}
 

@@ -126,9 +126,12 @@ class PerformanceEncoding:
         t = int(as_ids([token], self.vocab_size, "token")[0])
         if t < self.RESERVED or t == self.BOS:
             return {self.PAD: "PAD", self.EOS: "EOS", self.BOS: "BOS"}[t]
-        for name, offset, base in (("velocity", self.velocity_offset, 1), ("shift", self.shift_offset, 1),
-                                   ("note_off", self.note_off_offset, self.min_pitch),
-                                   ("note_on", self.note_on_offset, self.min_pitch)):
+        for name, offset, base in (
+            ("velocity", self.velocity_offset, 1),
+            ("shift", self.shift_offset, 1),
+            ("note_off", self.note_off_offset, self.min_pitch),
+            ("note_on", self.note_on_offset, self.min_pitch),
+        ):
             if t >= offset:
                 return f"{name} {t - offset + base}"
         raise AssertionError(t)
@@ -147,7 +150,8 @@ class PerformanceEncoding:
             if low < self.min_pitch or high > self.max_pitch:
                 raise BadInputError(
                     f"performance pitches {low}..{high} do not fit {self!r} ({self.min_pitch}..{self.max_pitch});"
-                    " transpose it or use PerformanceEncoding(keys=128)")
+                    " transpose it or use PerformanceEncoding(keys=128)"
+                )
         start, end = to_steps(performance.start), to_steps(performance.end)
         return performance.pitch, performance.velocity, start, np.maximum(end, start + 1)
 
@@ -158,8 +162,9 @@ class PerformanceEncoding:
         one step become one note (the later end, the louder velocity), as in ``decode``.
         """
         pitch, velocity, start, end = self._steps(performance)
-        return Performance.from_arrays(pitch, bin_to_velocity(velocity_to_bin(velocity)),
-                                       start / STEPS_PER_SECOND, end / STEPS_PER_SECOND)
+        return Performance.from_arrays(
+            pitch, bin_to_velocity(velocity_to_bin(velocity)), start / STEPS_PER_SECOND, end / STEPS_PER_SECOND
+        )
 
     def encode(self, performance: Performance, *, bos: bool = False, eos: bool = False) -> np.ndarray:
         """Token ids of a performance, shape ``[tokens]`` (int64), with optional BOS/EOS."""

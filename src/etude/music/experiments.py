@@ -30,16 +30,27 @@ from etude.music.styles import Style, render
 from etude.music.training import Crops, crop
 from etude.runtime.figures import pyplot, save_figure
 
-__all__ = ["STYLES", "equal_span", "interpolation", "oa_experiment", "style_direction", "style_transfer",
-           "training_pitch_range"]
+__all__ = [
+    "STYLES",
+    "equal_span",
+    "interpolation",
+    "oa_experiment",
+    "style_direction",
+    "style_transfer",
+    "training_pitch_range",
+]
 
 STYLES = {"loud_fast": (110.0, 95.0), "soft_slow": (56.0, 50.0)}
 """The two contrasting styles of the style-direction claim: label -> (tempo in qpm, velocity level)."""
 
 
 def _sampling(preset: Any) -> dict[str, Any]:
-    return {"max_length": preset.max_tokens, "temperature": preset.temperature, "top_p": preset.top_p,
-            "show_progress": False}
+    return {
+        "max_length": preset.max_tokens,
+        "temperature": preset.temperature,
+        "top_p": preset.top_p,
+        "show_progress": False,
+    }
 
 
 def _ids(performance: Performance, limit: int, device: str | torch.device) -> Tensor:
@@ -69,11 +80,14 @@ def training_pitch_range(data: Crops) -> tuple[int, int]:
 def _played(score: Any, label: str, seed: int, i: int) -> tuple[Performance, np.ndarray]:
     tempo, level = STYLES[label]
     style = Style(tempo, level, (0.0,) * score.voices, 0.0, 0.85, 0.01, 2.0)
-    return render(score.voice, score.pitch, score.onset, score.duration, score.length, style,
-                  np.random.default_rng([seed, i]))
+    return render(
+        score.voice, score.pitch, score.onset, score.duration, score.length, style, np.random.default_rng([seed, i])
+    )
 
 
-def equal_span(performances: dict[str, Performance], seconds: float, budget: int) -> tuple[dict[str, Performance], float]:
+def equal_span(
+    performances: dict[str, Performance], seconds: float, budget: int
+) -> tuple[dict[str, Performance], float]:
     """Crop every performance to the same ``[0, span)``, ``span = seconds * 0.8^k`` with the least ``k``
     for which every crop encodes to at most ``budget`` ids (the conditioning spans are equally long in seconds).
     """
@@ -86,8 +100,14 @@ def equal_span(performances: dict[str, Performance], seconds: float, budget: int
         span *= 0.8
 
 
-def oa_experiment(models: dict[str, TransformerAutoencoder], held: list, preset: Any, seed: int, out_dir: Path,
-                  device: str | torch.device) -> dict[str, Any]:
+def oa_experiment(
+    models: dict[str, TransformerAutoencoder],
+    held: list,
+    preset: Any,
+    seed: int,
+    out_dir: Path,
+    device: str | torch.device,
+) -> dict[str, Any]:
     """Generate from 'performance' (conditioned on a held-out crop X) and 'unconditional'; OA of each with X.
 
     :returns: ``oa`` (per crop, per model, plus the ceiling: X re-played in its style with fresh noise),
@@ -103,12 +123,28 @@ def oa_experiment(models: dict[str, TransformerAutoencoder], held: list, preset:
         score, piece = held[i % len(held)]
         start = float(rng.uniform(0.0, max(piece.performance.duration - preset.seconds, 0.0)))
         x = crop(piece.performance, start, preset.seconds)
-        again, _ = render(score.voice, score.pitch, score.onset, score.duration, score.length, piece.style,
-                          np.random.default_rng([seed, 99, i]))
+        again, _ = render(
+            score.voice,
+            score.pitch,
+            score.onset,
+            score.duration,
+            score.length,
+            piece.style,
+            np.random.default_rng([seed, 99, i]),
+        )
         ids = _ids(x, preset.max_tokens - 1, device)
-        outs = {name: _decode(generate(models[name], 1, performance=ids if name == "performance" else None,
-                                       seed=seed * 100 + i, **_sampling(preset)))
-                for name in ("performance", "unconditional")}
+        outs = {
+            name: _decode(
+                generate(
+                    models[name],
+                    1,
+                    performance=ids if name == "performance" else None,
+                    seed=seed * 100 + i,
+                    **_sampling(preset),
+                )
+            )
+            for name in ("performance", "unconditional")
+        }
         for name, perf in outs.items():
             oa[name].append(oa_similarity(perf, x, **window) if len(perf) else 0.0)
             generated[name].append(perf)
@@ -120,23 +156,30 @@ def oa_experiment(models: dict[str, TransformerAutoencoder], held: list, preset:
     return {"oa": oa, "generated": generated, "artifacts": artifacts, "window": window}
 
 
-def style_direction(model: TransformerAutoencoder, held: list, preset: Any, seed: int, out_dir: Path,
-                    device: str | torch.device) -> dict[str, Any]:
+def style_direction(
+    model: TransformerAutoencoder, held: list, preset: Any, seed: int, out_dir: Path, device: str | torch.device
+) -> dict[str, Any]:
     """Per held-out score: generations conditioned on it played loud/fast and soft/slow over equal spans.
 
     :returns: ``velocity`` and ``density`` (notes/s) per style label, one value per pair (NaN for
         an empty generation), ``span_seconds`` per pair, ``generated`` performances, ``artifacts``.
     """
     budget = preset.max_tokens - 1
-    out: dict[str, Any] = {"velocity": {k: [] for k in STYLES}, "density": {k: [] for k in STYLES},
-                           "span_seconds": [], "generated": [], "artifacts": []}
+    out: dict[str, Any] = {
+        "velocity": {k: [] for k in STYLES},
+        "density": {k: [] for k in STYLES},
+        "span_seconds": [],
+        "generated": [],
+        "artifacts": [],
+    }
     for i in range(preset.samples):
         score, _ = held[i % len(held)]
         spans, span = equal_span({label: _played(score, label, seed, i)[0] for label in STYLES}, preset.seconds, budget)
         out["span_seconds"].append(span)
         for label, x in spans.items():
-            gen = _decode(generate(model, 1, performance=_ids(x, budget, device), seed=seed * 100 + i,
-                                   **_sampling(preset)))
+            gen = _decode(
+                generate(model, 1, performance=_ids(x, budget, device), seed=seed * 100 + i, **_sampling(preset))
+            )
             out["velocity"][label].append(mean_velocity(gen))
             out["density"][label].append(note_density(gen))
             out["generated"].append(gen)
@@ -147,9 +190,16 @@ def style_direction(model: TransformerAutoencoder, held: list, preset: Any, seed
     return out
 
 
-def style_transfer(model: TransformerAutoencoder, held: list, preset: Any, seed: int, out_dir: Path,
-                   device: str | torch.device, pairs: int = 3) -> dict[str, Any]:
-    """"Melody of A in the style of B" for held-out pieces A = held[2k], B = held[2k + 1], k < ``pairs``.
+def style_transfer(
+    model: TransformerAutoencoder,
+    held: list,
+    preset: Any,
+    seed: int,
+    out_dir: Path,
+    device: str | torch.device,
+    pairs: int = 3,
+) -> dict[str, Any]:
+    """ "Melody of A in the style of B" for held-out pieces A = held[2k], B = held[2k + 1], k < ``pairs``.
 
     Writes per pair ``transfer_k_style.mid`` (B's performance crop, the conditioning),
     ``transfer_k_melody.mid`` (A's melody crop) and ``transfer_k_generated.mid``.
@@ -164,23 +214,41 @@ def style_transfer(model: TransformerAutoencoder, held: list, preset: Any, seed:
         start_b = float(rng.uniform(0.0, max(b.performance.duration - preset.seconds, 0.0)))
         melody = crop(a.melody, start_a, preset.seconds)
         style = crop(b.performance, start_b, preset.seconds)
-        gen = _decode(generate(model, 1, performance=_ids(style, preset.max_tokens - 1, device),
-                               melody=_melody_ids(melody, preset.max_tokens, device), seed=seed * 100 + k,
-                               **_sampling(preset)))
+        gen = _decode(
+            generate(
+                model,
+                1,
+                performance=_ids(style, preset.max_tokens - 1, device),
+                melody=_melody_ids(melody, preset.max_tokens, device),
+                seed=seed * 100 + k,
+                **_sampling(preset),
+            )
+        )
         for name, perf in (("style", style), ("melody", melody), ("generated", gen)):
             perf.to_midi(folder / f"transfer_{k}_{name}.mid")
             artifacts.append(f"transfer/transfer_{k}_{name}.mid")
         own = crop(a.performance, start_a, preset.seconds)
-        rows.append({"melody_of": score_a.name, "style_of": score_b.name,
-                     "velocity": {"A": mean_velocity(own), "B": mean_velocity(style), "generated": mean_velocity(gen)},
-                     "notes_per_second": {"A": note_density(own), "B": note_density(style),
-                                          "generated": note_density(gen)}})
+        rows.append(
+            {
+                "melody_of": score_a.name,
+                "style_of": score_b.name,
+                "velocity": {"A": mean_velocity(own), "B": mean_velocity(style), "generated": mean_velocity(gen)},
+                "notes_per_second": {"A": note_density(own), "B": note_density(style), "generated": note_density(gen)},
+            }
+        )
     return {"pairs": rows, "artifacts": artifacts}
 
 
-def interpolation(model: TransformerAutoencoder, held: list, preset: Any, seed: int, out_dir: Path,
-                  device: str | torch.device, alphas: tuple[float, ...] = (0.0, 0.5, 1.0),
-                  pairs: int = 4) -> dict[str, Any]:
+def interpolation(
+    model: TransformerAutoencoder,
+    held: list,
+    preset: Any,
+    seed: int,
+    out_dir: Path,
+    device: str | torch.device,
+    alphas: tuple[float, ...] = (0.0, 0.5, 1.0),
+    pairs: int = 4,
+) -> dict[str, Any]:
     """Generate from ``s = (1 - alpha) s_A + alpha s_B`` (A: a held-out score played loud/fast, B: the same
     score soft/slow, equal spans) with the melody of another held-out piece; one sampling seed per pair
     for every alpha. Needs a model with a melody encoder when ``model.uses_melody``.
@@ -195,16 +263,28 @@ def interpolation(model: TransformerAutoencoder, held: list, preset: Any, seed: 
     for k in range(pairs):
         score, _ = held[k % len(held)]
         _, piece = held[(k + 1) % len(held)]
-        spans, _ = equal_span({label: _played(score, label, seed, 50 + k)[0] for label in STYLES}, preset.seconds,
-                              budget)
+        spans, _ = equal_span(
+            {label: _played(score, label, seed, 50 + k)[0] for label in STYLES}, preset.seconds, budget
+        )
         a, b = (_ids(spans[label], budget, device) for label in STYLES)
         start = float(rng.uniform(0.0, max(piece.performance.duration - preset.seconds, 0.0)))
-        melody = _melody_ids(crop(piece.melody, start, preset.seconds), preset.max_tokens, device) \
-            if model.uses_melody else None
+        melody = (
+            _melody_ids(crop(piece.melody, start, preset.seconds), preset.max_tokens, device)
+            if model.uses_melody
+            else None
+        )
         velocity, density = [], []
         for alpha in alphas:
-            gen = _decode(generate(model, 1, style=interpolate_style(model, a, b, alpha), melody=melody,
-                                   seed=seed * 100 + 60 + k, **_sampling(preset)))
+            gen = _decode(
+                generate(
+                    model,
+                    1,
+                    style=interpolate_style(model, a, b, alpha),
+                    melody=melody,
+                    seed=seed * 100 + 60 + k,
+                    **_sampling(preset),
+                )
+            )
             velocity.append(mean_velocity(gen))
             density.append(note_density(gen))
             if k == 0:

@@ -51,11 +51,23 @@ def interpolate_style(model: TransformerAutoencoder, a: Tensor, b: Tensor, alpha
 
 
 @torch.no_grad()
-def generate(model: MusicTransformer | TransformerAutoencoder, batch: int = 1, *, max_length: int = 256,
-             performance: Tensor | None = None, melody: Tensor | None = None, style: Tensor | None = None,
-             primer: Tensor | None = None, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-             seed: int = 0, eos: int | None = PerformanceEncoding.EOS, use_cache: bool = True,
-             show_progress: bool | None = None) -> Tensor:
+def generate(
+    model: MusicTransformer | TransformerAutoencoder,
+    batch: int = 1,
+    *,
+    max_length: int = 256,
+    performance: Tensor | None = None,
+    melody: Tensor | None = None,
+    style: Tensor | None = None,
+    primer: Tensor | None = None,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    eos: int | None = PerformanceEncoding.EOS,
+    use_cache: bool = True,
+    show_progress: bool | None = None,
+) -> Tensor:
     """Sample ``batch`` sequences; returns ids ``[B, <= max_length]`` (the primer first, PAD after EOS).
 
     :param model: a ``MusicTransformer`` (unconditional) or a ``TransformerAutoencoder``
@@ -85,8 +97,13 @@ def generate(model: MusicTransformer | TransformerAutoencoder, batch: int = 1, *
     memory = padding = None
     if isinstance(model, TransformerAutoencoder):
         pad = PerformanceEncoding.PAD  # 0 in both encodings; a padded row's PAD steps are masked out
-        memory, padding = model.memory(performance, melody, None if performance is None else performance == pad,
-                                       None if melody is None else melody == pad, style=style)
+        memory, padding = model.memory(
+            performance,
+            melody,
+            None if performance is None else performance == pad,
+            None if melody is None else melody == pad,
+            style=style,
+        )
         if memory is not None:
             if memory.shape[0] not in (1, batch):
                 raise BadInputError(f"conditioning batch must be 1 or {batch}, got {memory.shape[0]}")
@@ -98,8 +115,11 @@ def generate(model: MusicTransformer | TransformerAutoencoder, batch: int = 1, *
     cache: dict | None = {} if use_cache else None
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     step_input = tokens
-    bar = progress(total=max_length - tokens.shape[1], desc="generating",
-                   disable=None if show_progress is None else not show_progress)
+    bar = progress(
+        total=max_length - tokens.shape[1],
+        desc="generating",
+        disable=None if show_progress is None else not show_progress,
+    )
     try:
         while tokens.shape[1] < max_length and not done.all():
             logits = decoder(step_input if use_cache else tokens, memory, padding, cache)[:, -1]

@@ -78,15 +78,18 @@ class MelodyEncoding:
         if not (isinstance(min_pitch, int) and isinstance(max_pitch, int) and 0 <= min_pitch <= max_pitch <= 127):
             raise BadInputError(
                 f"min_pitch and max_pitch must be ints with 0 <= min_pitch <= max_pitch <= 127, "
-                f"got {min_pitch!r} and {max_pitch!r}")
+                f"got {min_pitch!r} and {max_pitch!r}"
+            )
         self.frames_per_second = float(frames_per_second)
         self.min_pitch, self.max_pitch = min_pitch, max_pitch
         self.BOS = self.RESERVED + max_pitch - min_pitch + 1
         self.vocab_size = self.BOS + 1
 
     def __repr__(self) -> str:
-        return (f"MelodyEncoding(frames_per_second={self.frames_per_second:g}, "
-                f"min_pitch={self.min_pitch}, max_pitch={self.max_pitch})")
+        return (
+            f"MelodyEncoding(frames_per_second={self.frames_per_second:g}, "
+            f"min_pitch={self.min_pitch}, max_pitch={self.max_pitch})"
+        )
 
     def encode(self, melody: Performance, *, bos: bool = False, eos: bool = False) -> np.ndarray:
         """Frame tokens of ``melody``, shape ``[frames + 1]`` (int64).
@@ -105,7 +108,8 @@ class MelodyEncoding:
             if line.pitch.min() < self.min_pitch or line.pitch.max() > self.max_pitch:
                 raise BadInputError(
                     f"melody pitches {int(line.pitch.min())}..{int(line.pitch.max())} do not fit {self!r}; "
-                    "transpose the melody or widen min_pitch/max_pitch")
+                    "transpose the melody or widen min_pitch/max_pitch"
+                )
             ids[end] = self.NOTE_OFF  # rests after notes; overwritten where the next note starts
             ids[start] = line.pitch - self.min_pitch + self.RESERVED
         parts = ([[self.BOS]] if bos else []) + [ids] + ([[self.EOS]] if eos else [])

@@ -25,11 +25,30 @@ import numpy as np
 from etude.errors import BadInputError
 from etude.music.performance import Performance
 
-__all__ = ["FEATURES", "empty_beat_rate", "gaussian_overlap", "mean_velocity", "note_density", "oa_similarity",
-           "pitch_class_entropy", "pitch_range_fraction", "polyphony", "sanity_metrics", "window_features"]
+__all__ = [
+    "FEATURES",
+    "empty_beat_rate",
+    "gaussian_overlap",
+    "mean_velocity",
+    "note_density",
+    "oa_similarity",
+    "pitch_class_entropy",
+    "pitch_range_fraction",
+    "polyphony",
+    "sanity_metrics",
+    "window_features",
+]
 
-FEATURES = ("note_density", "pitch_range", "pitch_mean", "pitch_variance", "velocity_mean",
-            "velocity_variance", "duration_mean", "duration_variance")
+FEATURES = (
+    "note_density",
+    "pitch_range",
+    "pitch_mean",
+    "pitch_variance",
+    "velocity_mean",
+    "velocity_variance",
+    "duration_mean",
+    "duration_variance",
+)
 
 
 def _phi(x: float) -> float:
@@ -93,8 +112,7 @@ def window_features(performance: Performance, window: float = 2.0, hop: float = 
     for i, j in zip(lo.tolist(), hi.tolist()):
         if j > i:
             p, v, d = pitch[i:j], velocity[i:j], duration[i:j]
-            rows.append((
-                (j - i) / window, p.max() - p.min(), p.mean(), p.var(), v.mean(), v.var(), d.mean(), d.var()))
+            rows.append(((j - i) / window, p.max() - p.min(), p.mean(), p.var(), v.mean(), v.var(), d.mean(), d.var()))
     return np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURES))
 
 
@@ -104,13 +122,16 @@ def _gaussian(values: np.ndarray) -> tuple[float, float]:
 
 
 @overload
-def oa_similarity(a: Performance, b: Performance, window: float = ..., hop: float = ...,
-                  per_feature: Literal[False] = ...) -> float: ...
+def oa_similarity(
+    a: Performance, b: Performance, window: float = ..., hop: float = ..., per_feature: Literal[False] = ...
+) -> float: ...
 @overload
-def oa_similarity(a: Performance, b: Performance, window: float = ..., hop: float = ..., *,
-                  per_feature: Literal[True]) -> dict[str, float]: ...
-def oa_similarity(a: Performance, b: Performance, window: float = 2.0, hop: float = 1.0,
-                  per_feature: bool = False) -> float | dict[str, float]:
+def oa_similarity(
+    a: Performance, b: Performance, window: float = ..., hop: float = ..., *, per_feature: Literal[True]
+) -> dict[str, float]: ...
+def oa_similarity(
+    a: Performance, b: Performance, window: float = 2.0, hop: float = 1.0, per_feature: bool = False
+) -> float | dict[str, float]:
     """Mean overlapping area of the per-feature Gaussians of two performances, in [0, 1].
 
     :param a: a performance (e.g. generated); ``b``: the other (e.g. the conditioning one).
@@ -180,12 +201,16 @@ def empty_beat_rate(performance: Performance, beat: float = 0.5) -> float:
     n = max(int(math.ceil(performance.duration / beat - 1e-9)), 1)
     busy = np.zeros(n, dtype=bool)  # beat k, [k beat, (k + 1) beat), is busy when a note overlaps it
     for s, e in zip(performance.start.tolist(), performance.end.tolist()):
-        busy[int(s // beat): int(math.ceil(e / beat - 1e-9))] = True
+        busy[int(s // beat) : int(math.ceil(e / beat - 1e-9))] = True
     return float(1.0 - busy.mean())
 
 
 def sanity_metrics(performance: Performance, beat: float = 0.5) -> dict[str, float]:
     """Notes, duration, pitch-class entropy, polyphony and empty-beat rate in one dict."""
-    return {"notes": float(len(performance)), "seconds": performance.duration,
-            "pitch_class_entropy": pitch_class_entropy(performance), "polyphony": polyphony(performance),
-            "empty_beat_rate": empty_beat_rate(performance, beat)}
+    return {
+        "notes": float(len(performance)),
+        "seconds": performance.duration,
+        "pitch_class_entropy": pitch_class_entropy(performance),
+        "polyphony": polyphony(performance),
+        "empty_beat_rate": empty_beat_rate(performance, beat),
+    }

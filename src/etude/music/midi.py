@@ -40,12 +40,8 @@ symusic writes note-offs before note-ons at one tick, so re-struck keys survive 
 
 from __future__ import annotations
 
-from etude.runtime.files import write_atomic
-from etude.runtime.optional import require
-
 import functools
 import os
-import secrets
 import struct
 from pathlib import Path
 
@@ -53,6 +49,8 @@ import numpy as np
 
 from etude.errors import BadInputError
 from etude.music.performance import Performance
+from etude.runtime.files import write_atomic
+from etude.runtime.optional import require
 
 __all__ = ["read_midi", "write_midi"]
 
@@ -75,8 +73,10 @@ def _check_header(data: bytes, path: Path) -> None:
     if len(data) < 14 or data[:4] != b"MThd":
         raise _fail(path, "no MThd header")
     if data[12] & 0x80:
-        raise BadInputError(f"{path} uses SMPTE time division (frames per second), which etude does not read; "
-                            "save it with ticks per beat")
+        raise BadInputError(
+            f"{path} uses SMPTE time division (frames per second), which etude does not read; "
+            "save it with ticks per beat"
+        )
     if data[12] == data[13] == 0:
         raise _fail(path, "0 ticks per beat")
 
@@ -86,6 +86,7 @@ def _closing_tail(rounds: int, deep: tuple[int, ...] = (), deep_rounds: int = 0)
     """What replaces a track's end-of-track: an empty text event, ``_FAR`` ticks, then ``rounds``
     note-offs of every key of every channel but drums (``deep_rounds`` of the pitches ``deep``),
     then end-of-track."""
+
     def block(pitches) -> bytes:
         return b"\x00".join(bytes([0x80 | c, k, 0]) for c in range(16) if c != _DRUMS for k in pitches)
 
@@ -99,8 +100,8 @@ def _closing_note_offs(data: bytes, tail: bytes) -> bytes:
     at = 8 + struct.unpack(">I", data[4:8])[0]
     out = [data[:at]]
     while at + 8 <= len(data):
-        kind, size = data[at:at + 4], struct.unpack(">I", data[at + 4:at + 8])[0]
-        chunk = data[at + 8:at + 8 + size]
+        kind, size = data[at : at + 4], struct.unpack(">I", data[at + 4 : at + 8])[0]
+        chunk = data[at + 8 : at + 8 + size]
         if kind == b"MTrk" and len(chunk) == size and chunk.endswith(b"\xff\x2f\x00"):
             chunk = chunk[:-3] + tail
         out.append(kind + struct.pack(">I", len(chunk)) + chunk)
@@ -208,8 +209,11 @@ def _sustain(pitch, start, end, pedal_times, pedal_down, last):
     keep = np.ones(pitch.size, dtype=bool)
     n = pitch.size
     # (time, kind, order): pedal on 0, pedal off 1, note-on 2, note-off 3, as note_seq sorts them
-    events = sorted([(s, 2, i) for i, s in enumerate(start.tolist())] + [(e, 3, i) for i, e in enumerate(end.tolist())]
-                    + [(t, 0 if d else 1, n + j) for j, (t, d) in enumerate(zip(pedal_times.tolist(), pedal_down.tolist()))])
+    events = sorted(
+        [(s, 2, i) for i, s in enumerate(start.tolist())]
+        + [(e, 3, i) for i, e in enumerate(end.tolist())]
+        + [(t, 0 if d else 1, n + j) for j, (t, d) in enumerate(zip(pedal_times.tolist(), pedal_down.tolist()))]
+    )
     down = False
     active: list[int] = []
     for time, kind, i in events:
@@ -266,8 +270,9 @@ def read_midi(path: str | os.PathLike[str]) -> Performance:
     """
     file = Path(path)
     if not file.is_file():
-        raise BadInputError(f"MIDI file {file} does not exist" if not file.exists()
-                            else f"MIDI path {file} is not a file")
+        raise BadInputError(
+            f"MIDI file {file} does not exist" if not file.exists() else f"MIDI path {file} is not a file"
+        )
     try:
         data = file.read_bytes()
     except OSError as error:
@@ -282,8 +287,14 @@ def read_midi(path: str | os.PathLike[str]) -> Performance:
             notes = track.notes.numpy()
             if not track.is_drum and notes["time"].size:
                 start = notes["time"].astype(np.int64)
-                columns.append((notes["pitch"].astype(np.int64) + 128 * index, notes["velocity"].astype(np.int64),
-                                start, start + notes["duration"]))
+                columns.append(
+                    (
+                        notes["pitch"].astype(np.int64) + 128 * index,
+                        notes["velocity"].astype(np.int64),
+                        start,
+                        start + notes["duration"],
+                    )
+                )
         if not columns:
             return Performance()
         key, velocity, start, end = (np.concatenate(c) for c in zip(*columns))
@@ -300,8 +311,9 @@ def read_midi(path: str | os.PathLike[str]) -> Performance:
         controls = track.controls.numpy()
         cc = controls["number"] == _SUSTAIN
         if cc.any():
-            pedals.append((index, _seconds(controls["time"][cc].astype(np.int64), tempo_map),
-                           controls["value"][cc] >= 64))
+            pedals.append(
+                (index, _seconds(controls["time"][cc].astype(np.int64), tempo_map), controls["value"][cc] >= 64)
+            )
     if any(down.any() for _, _, down in pedals):
         last = max([float(end.max()) if end.size else 0.0] + [float(t.max()) for _, t, _ in pedals])
         keep = np.ones(key.size, dtype=bool)
@@ -330,8 +342,9 @@ def write_midi(performance: Performance, path: str | os.PathLike[str]) -> None:
     score = symusic.Score(TICKS_PER_BEAT)
     score.tempos.append(symusic.Tempo(0, mspq=TEMPO))
     track = symusic.Track(name="", program=0, is_drum=False)
-    for s, d, p, v in zip(start.tolist(), (end - start).tolist(), performance.pitch.tolist(),
-                          performance.velocity.tolist()):
+    for s, d, p, v in zip(
+        start.tolist(), (end - start).tolist(), performance.pitch.tolist(), performance.velocity.tolist()
+    ):
         track.notes.append(symusic.Note(s, d, p, v))
     score.tracks.append(track)
     write_atomic(path, score.dumps_midi(), what="MIDI file")

@@ -105,8 +105,7 @@ class Performance:
         rows = [tuple(note) for note in notes]
         if any(len(row) != 4 for row in rows):
             bad = next(i for i, row in enumerate(rows) if len(row) != 4)
-            raise BadInputError(
-                f"Performance note {bad}: expected (pitch, velocity, start, end), got {rows[bad]!r}")
+            raise BadInputError(f"Performance note {bad}: expected (pitch, velocity, start, end), got {rows[bad]!r}")
         columns = list(zip(*rows)) if rows else [(), (), (), ()]
         self._set(*columns)
 
@@ -118,7 +117,8 @@ class Performance:
         if not p.shape == v.shape == s.shape == e.shape:
             raise BadInputError(
                 "Performance arrays must have one length, got pitch, velocity, start, end of lengths "
-                f"{p.size}, {v.size}, {s.size}, {e.size}")
+                f"{p.size}, {v.size}, {s.size}, {e.size}"
+            )
         _check(p, v, s, e)
         for name, array in zip(self.__slots__, _one_note_per_key(p, v, s, e)):
             array.flags.writeable = False
@@ -147,8 +147,10 @@ class Performance:
     @property
     def notes(self) -> list[Note]:
         """The notes as ``Note`` tuples of Python numbers, in ``(start, pitch)`` order."""
-        return [Note(*row) for row in zip(self.pitch.tolist(), self.velocity.tolist(),
-                                          self.start.tolist(), self.end.tolist())]
+        return [
+            Note(*row)
+            for row in zip(self.pitch.tolist(), self.velocity.tolist(), self.start.tolist(), self.end.tolist())
+        ]
 
     @property
     def duration(self) -> float:
@@ -162,7 +164,8 @@ class Performance:
         if len(self) and (pitch.min() < 0 or pitch.max() > 127):
             raise BadInputError(
                 f"transpose by {semitones} moves pitches {int(self.pitch.min())}..{int(self.pitch.max())} "
-                "outside [0, 127]; pick a smaller shift")
+                "outside [0, 127]; pick a smaller shift"
+            )
         return Performance.from_arrays(pitch, self.velocity, self.start, self.end)
 
     def stretch(self, factor: float) -> Performance:

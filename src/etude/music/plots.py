@@ -10,8 +10,14 @@ from etude.music.performance import Performance
 __all__ = ["plot_piano_roll"]
 
 
-def plot_piano_roll(performance: Performance, path: str | os.PathLike[str] | None = None, *,
-                    title: str = "", melody: Performance | None = None, ax=None):
+def plot_piano_roll(
+    performance: Performance,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    title: str = "",
+    melody: Performance | None = None,
+    ax=None,
+):
     """Draw ``performance`` as horizontal bars (one per note), shaded by velocity.
 
     :param performance: the notes to draw.
@@ -35,11 +41,14 @@ def plot_piano_roll(performance: Performance, path: str | os.PathLike[str] | Non
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(10, 4))
 
     def bars(perf: Performance):
-        return [[(s, p - 0.4), (e, p - 0.4), (e, p + 0.4), (s, p + 0.4)]
-                for p, s, e in zip(perf.pitch.tolist(), perf.start.tolist(), perf.end.tolist())]
+        return [
+            [(s, p - 0.4), (e, p - 0.4), (e, p + 0.4), (s, p + 0.4)]
+            for p, s, e in zip(perf.pitch.tolist(), perf.start.tolist(), perf.end.tolist())
+        ]
 
-    notes = PolyCollection(bars(performance), array=performance.velocity.astype(float), cmap="viridis",
-                           clim=(1, 127), edgecolors="none")
+    notes = PolyCollection(
+        bars(performance), array=performance.velocity.astype(float), cmap="viridis", clim=(1, 127), edgecolors="none"
+    )
     ax.add_collection(notes)
     fig.colorbar(notes, ax=ax, label="velocity")
     if melody is not None and len(melody):

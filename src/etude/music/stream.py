@@ -60,17 +60,33 @@ class StreamCrops:
     :param transpose: largest transposition in semitones (0: none).
     """
 
-    def __init__(self, tokens: TokenCache, files: Sequence[int] | np.ndarray, *, max_tokens: int, count: int,
-                 seed: int, transpose: int = 0) -> None:
+    def __init__(
+        self,
+        tokens: TokenCache,
+        files: Sequence[int] | np.ndarray,
+        *,
+        max_tokens: int,
+        count: int,
+        seed: int,
+        transpose: int = 0,
+    ) -> None:
         files = np.asarray(files, dtype=np.int64).reshape(-1)
         if files.size == 0:
             raise BadInputError("StreamCrops needs at least one file")
         if files.min() < 0 or files.max() >= len(tokens):
             raise BadInputError(f"files must be indices in [0, {len(tokens)}), got {files.min()}..{files.max()}")
-        for name, value, low, high in (("max_tokens", max_tokens, 2, None), ("count", count, 1, None),
-                                       ("seed", seed, 0, None), ("transpose", transpose, 0, 12)):
-            if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low
-                    or (high is not None and value > high)):
+        for name, value, low, high in (
+            ("max_tokens", max_tokens, 2, None),
+            ("count", count, 1, None),
+            ("seed", seed, 0, None),
+            ("transpose", transpose, 0, 12),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or value < low
+                or (high is not None and value > high)
+            ):
                 raise BadInputError(f"{name} must be an int >= {low}{f' and <= {high}' if high else ''}, got {value!r}")
         self.tokens, self.max_tokens, self.length = tokens, int(max_tokens), int(max_tokens) - 1
         self.device = torch.device("cpu")
@@ -128,7 +144,7 @@ class StreamCrops:
     def window(self, i: int) -> tuple[int, int, int]:
         """Crop ``i``'s (file, first, end) positions in the file's performance ids (end exclusive)."""
         f, s = int(self.file[i]), int(self.start[i])
-        begin, end = (int(x) for x in self.tokens.performance_offsets[f:f + 2])
+        begin, end = (int(x) for x in self.tokens.performance_offsets[f : f + 2])
         return f, s - begin, min(s + self.length, end) - begin
 
     def _transpose(self, ids: np.ndarray, line: np.ndarray, shift: int) -> None:
@@ -160,16 +176,16 @@ class StreamCrops:
         for row, i in enumerate(rows):
             f, s, e = self.window(i)
             p0, m0, m1 = int(t.performance_offsets[f]), int(t.melody_offsets[f]), int(t.melody_offsets[f + 1])
-            ids = t.performance[p0 + s:p0 + e].astype(np.int64)
+            ids = t.performance[p0 + s : p0 + e].astype(np.int64)
             frames = m1 - m0
             g0 = min(self._frame(int(t.step[p0 + s])), frames)
             g1 = frames if p0 + e == t.performance_offsets[f + 1] else min(self._frame(int(t.step[p0 + e])), frames)
-            line = t.melody[m0 + g0:m0 + max(g1, g0)][:self.max_tokens].astype(np.int64)
+            line = t.melody[m0 + g0 : m0 + max(g1, g0)][: self.max_tokens].astype(np.int64)
             if self.shift[i]:
                 self._transpose(ids, line, int(self.shift[i]))
-            performance[row, :ids.size] = ids
+            performance[row, : ids.size] = ids
             if line.size:
-                melody[row, :line.size] = line
+                melody[row, : line.size] = line
             else:
                 melody[row, 0] = MelodyEncoding.NO_EVENT
         return Crops(torch.from_numpy(performance).to(self.device), torch.from_numpy(melody).to(self.device))

@@ -132,59 +132,127 @@ class TransformerAeStudy(Study):
     threads = 1  # measured: 2 threads were 10x slower per step than 1 on the shared 2-core machine
     trains_with_fabric = True
     presets = {
-        "smoke": TransformerAePreset(pieces=6, seconds=1.5, max_tokens=32, per_piece=2, eval_per_piece=2, dim=16,
-                                     heads=2, layers=1, ff=32, steps=4, batch_size=4, samples=1, augment=False,
-                                     transfer_pairs=1, interpolation_pairs=1),
+        "smoke": TransformerAePreset(
+            pieces=6,
+            seconds=1.5,
+            max_tokens=32,
+            per_piece=2,
+            eval_per_piece=2,
+            dim=16,
+            heads=2,
+            layers=1,
+            ff=32,
+            steps=4,
+            batch_size=4,
+            samples=1,
+            augment=False,
+            transfer_pairs=1,
+            interpolation_pairs=1,
+        ),
         "quick": TransformerAePreset(),
         # sized by timing steps on the shared 2-core machine (1 thread): about 1 s per step of 8 x 255 tokens;
         # 8 models at seed 0, the two of style_lowers_nll again at seed 1
-        "long": TransformerAePreset(pieces=80, seconds=8.0, max_tokens=256, per_piece=8, eval_per_piece=4, dim=128,
-                                    heads=4, layers=3, encoder_layers=2, ff=384, steps=250, batch_size=8, lr=2e-3,
-                                    seeds=2, seed_models=("unconditional", "performance"), samples=16,
-                                    decide_copying=True),
-        "full": TransformerAePreset(pieces=0, seconds=40.0, max_tokens=1024, per_piece=16, eval_per_piece=8,
-                                    dim=384, heads=8, layers=6, encoder_layers=6, ff=1024, dropout=0.1,
-                                    steps=20_000, batch_size=16, lr=5e-4, seeds=2, samples=16, device="auto",
-                                    precision="bf16-mixed", decide_copying=True),
+        "long": TransformerAePreset(
+            pieces=80,
+            seconds=8.0,
+            max_tokens=256,
+            per_piece=8,
+            eval_per_piece=4,
+            dim=128,
+            heads=4,
+            layers=3,
+            encoder_layers=2,
+            ff=384,
+            steps=250,
+            batch_size=8,
+            lr=2e-3,
+            seeds=2,
+            seed_models=("unconditional", "performance"),
+            samples=16,
+            decide_copying=True,
+        ),
+        "full": TransformerAePreset(
+            pieces=0,
+            seconds=40.0,
+            max_tokens=1024,
+            per_piece=16,
+            eval_per_piece=8,
+            dim=384,
+            heads=8,
+            layers=6,
+            encoder_layers=6,
+            ff=1024,
+            dropout=0.1,
+            steps=20_000,
+            batch_size=16,
+            lr=5e-4,
+            seeds=2,
+            samples=16,
+            device="auto",
+            precision="bf16-mixed",
+            decide_copying=True,
+        ),
     }
 
     def claims(self) -> list[Claim]:
         ci = "the 95% t interval of the paired difference"
         return [
-            Claim("style_lowers_nll", "Conditioning on the pooled performance style lowers held-out NLL.",
-                  "performance-conditioned NLL below unconditional (Choi et al. Table 1)",
-                  f"per held-out crop, NLL(unconditional) - NLL(performance), averaged over >= 2 seeds: holds when "
-                  f"{ci} lies above {MARGIN} nats/token and every seed's gap is > 0, fails when it lies below "
-                  f"{MARGIN}; 1 seed or fewer than {MIN_PAIRS} crops is inconclusive"),
-            Claim("melody_plus_performance", "Melody + performance conditioning beats melody-only (sum, concat, tile compared).",
-                  "melody & performance NLL below melody-only for every combination (Choi et al. Table 2)",
-                  f"for each of sum/concat/tile, {ci} NLL(melody) - NLL(combination) over held-out crops lies above 0 "
-                  f"(holds if all do, fails if one lies below 0); a mean gap < {SMALL} with 1 seed is inconclusive"),
-            Claim("unpooled_copies", "Without mean pooling the autoencoder copies its input.",
-                  "motivates pooling (Choi et al. Sec. 3.2)",
-                  "unpooled NLL <= 0.5 x pooled 'performance' NLL; decided only by presets big enough to learn copying "
-                  "(long, full)"),
-            Claim("relative_beats_absolute", "Relative attention beats absolute positions at equal steps.",
-                  "relative attention lowers validation NLL against absolute positions (Huang et al. 2018, Music Transformer, arXiv:1809.04281, Sec. 5)",
-                  f"{ci} NLL(absolute) - NLL(unconditional, relative) over held-out crops: holds above 0, fails below; "
-                  f"a mean gap < {SMALL} with 1 seed is inconclusive"),
-            Claim("oa_conditioned", "Generations conditioned on a performance are more similar (OA) to it than unconditioned ones.",
-                  "conditioned models score higher OA similarity than unconditioned (Choi et al. Table 3)",
-                  f"{ci} OA(performance | X, X) - OA(unconditional, X) over >= {MIN_PAIRS} held-out crops X: holds "
-                  "above 0, fails below; the ceiling is X re-played in its style with fresh timing/velocity noise"),
-            Claim("style_direction", "A loud/fast conditioning style gives louder, denser generations than a soft/slow one.",
-                  "style controls generation (Choi et al. Sec. 5.3)",
-                  f"over >= {MIN_PAIRS} held-out scores, each played loud/fast and soft/slow over one span in seconds: "
-                  f"holds when {ci} of the generations' mean velocity and of their notes/s both lie above 0, fails "
-                  "when either lies below 0"),
-            Claim("pitch_in_range", "Generated notes stay inside the training corpus's pitch range.",
-                  "a model of the corpus plays its register (Choi et al. Sec. 5: samples resemble the data)",
-                  f"at least {IN_RANGE:.0%} of the 'performance' model's generated notes lie within the lowest..highest "
-                  "pitch of the (augmented) training crops; fewer than 50 notes is inconclusive"),
+            Claim(
+                "style_lowers_nll",
+                "Conditioning on the pooled performance style lowers held-out NLL.",
+                "performance-conditioned NLL below unconditional (Choi et al. Table 1)",
+                f"per held-out crop, NLL(unconditional) - NLL(performance), averaged over >= 2 seeds: holds when "
+                f"{ci} lies above {MARGIN} nats/token and every seed's gap is > 0, fails when it lies below "
+                f"{MARGIN}; 1 seed or fewer than {MIN_PAIRS} crops is inconclusive",
+            ),
+            Claim(
+                "melody_plus_performance",
+                "Melody + performance conditioning beats melody-only (sum, concat, tile compared).",
+                "melody & performance NLL below melody-only for every combination (Choi et al. Table 2)",
+                f"for each of sum/concat/tile, {ci} NLL(melody) - NLL(combination) over held-out crops lies above 0 "
+                f"(holds if all do, fails if one lies below 0); a mean gap < {SMALL} with 1 seed is inconclusive",
+            ),
+            Claim(
+                "unpooled_copies",
+                "Without mean pooling the autoencoder copies its input.",
+                "motivates pooling (Choi et al. Sec. 3.2)",
+                "unpooled NLL <= 0.5 x pooled 'performance' NLL; decided only by presets big enough to learn copying "
+                "(long, full)",
+            ),
+            Claim(
+                "relative_beats_absolute",
+                "Relative attention beats absolute positions at equal steps.",
+                "relative attention lowers validation NLL against absolute positions (Huang et al. 2018, Music Transformer, arXiv:1809.04281, Sec. 5)",
+                f"{ci} NLL(absolute) - NLL(unconditional, relative) over held-out crops: holds above 0, fails below; "
+                f"a mean gap < {SMALL} with 1 seed is inconclusive",
+            ),
+            Claim(
+                "oa_conditioned",
+                "Generations conditioned on a performance are more similar (OA) to it than unconditioned ones.",
+                "conditioned models score higher OA similarity than unconditioned (Choi et al. Table 3)",
+                f"{ci} OA(performance | X, X) - OA(unconditional, X) over >= {MIN_PAIRS} held-out crops X: holds "
+                "above 0, fails below; the ceiling is X re-played in its style with fresh timing/velocity noise",
+            ),
+            Claim(
+                "style_direction",
+                "A loud/fast conditioning style gives louder, denser generations than a soft/slow one.",
+                "style controls generation (Choi et al. Sec. 5.3)",
+                f"over >= {MIN_PAIRS} held-out scores, each played loud/fast and soft/slow over one span in seconds: "
+                f"holds when {ci} of the generations' mean velocity and of their notes/s both lie above 0, fails "
+                "when either lies below 0",
+            ),
+            Claim(
+                "pitch_in_range",
+                "Generated notes stay inside the training corpus's pitch range.",
+                "a model of the corpus plays its register (Choi et al. Sec. 5: samples resemble the data)",
+                f"at least {IN_RANGE:.0%} of the 'performance' model's generated notes lie within the lowest..highest "
+                "pitch of the (augmented) training crops; fewer than 50 notes is inconclusive",
+            ),
         ]
 
-    def run(self, preset: TransformerAePreset, seed: int, out_dir: Path, resume: bool = False,
-            fabric: "Fabric | None" = None) -> Result:
+    def run(
+        self, preset: TransformerAePreset, seed: int, out_dir: Path, resume: bool = False, fabric: Fabric | None = None
+    ) -> Result:
         """Train every model (on ``fabric``'s devices and ranks when given), then decide the claims on rank 0."""
         out_dir = Path(out_dir)
         started = time.perf_counter()
@@ -194,18 +262,22 @@ class TransformerAeStudy(Study):
         per_crop, curves, models = _train_models(preset, seed, out_dir, resume, fabric, device, train_data, eval_data)
         counts = (eval_data.performance != PerformanceEncoding.PAD).sum(1).numpy()
         mean = {n: float(np.mean([np.sum(v * counts) / counts.sum() for v in s])) for n, s in per_crop.items()}
-        metrics: dict = {"nll_nats_per_token": mean,
-                         "nll_per_seed": {n: [float(np.sum(v * counts) / counts.sum()) for v in s]
-                                          for n, s in per_crop.items()},
-                         "train_crops": len(train_data), "eval_crops": len(eval_data), "train_pieces": n_train,
-                         "held_out_pieces": len(held),
-                         "final_train_loss": {n: float(np.mean(c[-10:])) for n, c in curves.items() if c}}
+        metrics: dict = {
+            "nll_nats_per_token": mean,
+            "nll_per_seed": {n: [float(np.sum(v * counts) / counts.sum()) for v in s] for n, s in per_crop.items()},
+            "train_crops": len(train_data),
+            "eval_crops": len(eval_data),
+            "train_pieces": n_train,
+            "held_out_pieces": len(held),
+            "final_train_loss": {n: float(np.mean(c[-10:])) for n, c in curves.items() if c},
+        }
         if not is_rank_zero(fabric):  # the other ranks trained along; rank 0 samples, decides and writes
             return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics)
         enough = preset.steps >= 100
         metrics["nll_claims"] = self._nll_claims(claims, per_crop, preset, enough)
-        artifacts = self._generation_claims(claims, metrics, models, held, preset, seed, out_dir, device, enough,
-                                            training_pitch_range(train_data))
+        artifacts = self._generation_claims(
+            claims, metrics, models, held, preset, seed, out_dir, device, enough, training_pitch_range(train_data)
+        )
         artifacts.append(_plot_curves(curves, out_dir / "training_loss.png"))
         metrics["run_seconds_before_report"] = round(time.perf_counter() - started, 1)
         for name in [a for a in artifacts if a.endswith(".mid")]:
@@ -213,8 +285,9 @@ class TransformerAeStudy(Study):
         return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics, artifacts=artifacts)
 
     @staticmethod
-    def _nll_claims(claims: dict[str, Claim], per_crop: dict[str, list[np.ndarray]], preset: TransformerAePreset,
-                    enough: bool) -> dict:
+    def _nll_claims(
+        claims: dict[str, Claim], per_crop: dict[str, list[np.ndarray]], preset: TransformerAePreset, enough: bool
+    ) -> dict:
         out: dict[str, Any] = {}
         gain = nll_gain(per_crop["unconditional"], per_crop["performance"])
         holds, conclusive = style_nll_rule(gain, enough)
@@ -222,42 +295,56 @@ class TransformerAeStudy(Study):
         claims["style_lowers_nll"].decide(
             f"NLL gap unconditional - performance {ci_text(gain)} nats/token over {gain['n']} crops, "
             f"{len(gain['seed_gaps'])} seed(s) (per seed {', '.join(f'{g:+.3f}' for g in gain['seed_gaps'])})",
-            holds, conclusive=conclusive)
+            holds,
+            conclusive=conclusive,
+        )
         combos = {c: nll_gain(per_crop["melody"], per_crop[f"melody+perf {c}"]) for c in ("sum", "concat", "tile")}
         rules = {c: better_rule(g, enough) for c, g in combos.items()}
         out["melody_plus_performance"] = combos
         claims["melody_plus_performance"].decide(
-            "NLL gap melody-only - combination: " + "; ".join(f"{c} {ci_text(g)}" for c, g in combos.items()) + " nats/token",
+            "NLL gap melody-only - combination: "
+            + "; ".join(f"{c} {ci_text(g)}" for c, g in combos.items())
+            + " nats/token",
             all(h for h, _ in rules.values()),
             conclusive=all(c for _, c in rules.values()) or any(c and not h for h, c in rules.values()),
-            note="best combination: " + max(combos, key=lambda c: combos[c]["mean"]))
+            note="best combination: " + max(combos, key=lambda c: combos[c]["mean"]),
+        )
         pooled, unpooled = (float(np.mean(per_crop[n][0])) for n in ("performance", "unpooled"))
         ratio = unpooled / pooled
         out["unpooled_ratio"] = ratio
         claims["unpooled_copies"].decide(
             f"unpooled {unpooled:.3f} vs pooled {pooled:.3f} nats/token (mean over crops, seed 0; ratio {ratio:.2f})",
-            ratio <= 0.5, conclusive=enough and preset.decide_copying)
+            ratio <= 0.5,
+            conclusive=enough and preset.decide_copying,
+        )
         gain = nll_gain(per_crop["absolute"], per_crop["unconditional"])
         holds, conclusive = better_rule(gain, enough)
         out["relative_beats_absolute"] = gain
-        claims["relative_beats_absolute"].decide(f"NLL gap absolute - relative {ci_text(gain)} nats/token over "
-                                                 f"{gain['n']} crops", holds, conclusive=conclusive)
+        claims["relative_beats_absolute"].decide(
+            f"NLL gap absolute - relative {ci_text(gain)} nats/token over {gain['n']} crops",
+            holds,
+            conclusive=conclusive,
+        )
         return out
 
     @staticmethod
-    def _generation_claims(claims, metrics, models, held, preset, seed, out_dir, device, enough,
-                           pitch_range: tuple[int, int]) -> list[str]:
+    def _generation_claims(
+        claims, metrics, models, held, preset, seed, out_dir, device, enough, pitch_range: tuple[int, int]
+    ) -> list[str]:
         oa = oa_experiment(models, held, preset, seed, out_dir, device)
-        artifacts = oa["artifacts"] + plot_first({k: v[0] for k, v in oa["generated"].items()}, out_dir,
-                                                 f"held-out {held[0][0].name}")
+        artifacts = oa["artifacts"] + plot_first(
+            {k: v[0] for k, v in oa["generated"].items()}, out_dir, f"held-out {held[0][0].name}"
+        )
         diff = paired_interval(np.subtract(oa["oa"]["performance"], oa["oa"]["unconditional"]))
         holds, conclusive = interval_rule(diff, min_n=MIN_PAIRS)
         metrics["oa"] = {**{k: float(np.mean(v)) for k, v in oa["oa"].items()}, "difference": diff}
         claims["oa_conditioned"].decide(
             f"OA conditioned {metrics['oa']['performance']:.3f} vs unconditioned {metrics['oa']['unconditional']:.3f}, "
             f"paired difference {ci_text(diff)}; ceiling {metrics['oa']['ceiling']:.3f} (over {diff['n']} held-out crops)",
-            holds, conclusive=enough and conclusive,
-            note=f"OA over {oa['window']['window']:g} s windows (hop {oa['window']['hop']:g} s) of {preset.seconds:g} s crops")
+            holds,
+            conclusive=enough and conclusive,
+            note=f"OA over {oa['window']['window']:g} s windows (hop {oa['window']['hop']:g} s) of {preset.seconds:g} s crops",
+        )
 
         sd = style_direction(models["performance"], held, preset, seed, out_dir, device)
         artifacts += sd["artifacts"]
@@ -267,12 +354,16 @@ class TransformerAeStudy(Study):
         metrics["style_direction"] = {
             "velocity": {k: float(np.nanmean(v)) for k, v in sd["velocity"].items()},
             "notes_per_second": {k: float(np.nanmean(v)) for k, v in sd["density"].items()},
-            "velocity_difference": dv, "notes_per_second_difference": dd,
-            "span_seconds": {"min": float(np.min(sd["span_seconds"])), "max": float(np.max(sd["span_seconds"]))}}
+            "velocity_difference": dv,
+            "notes_per_second_difference": dd,
+            "span_seconds": {"min": float(np.min(sd["span_seconds"])), "max": float(np.max(sd["span_seconds"]))},
+        }
         claims["style_direction"].decide(
             f"loud/fast - soft/slow: velocity {ci_text(dv)}, notes/s {ci_text(dd)} over {dv['n']} held-out scores "
             f"(spans {np.min(sd['span_seconds']):.1f}-{np.max(sd['span_seconds']):.1f} s, equal per pair)",
-            holds, conclusive=enough and conclusive)
+            holds,
+            conclusive=enough and conclusive,
+        )
 
         low, high = pitch_range
         generated = oa["generated"]["performance"] + sd["generated"]
@@ -280,22 +371,33 @@ class TransformerAeStudy(Study):
         notes = sum(len(p) for p in generated)
         holds, conclusive = range_rule(fraction, notes)
         metrics["pitch_in_range"] = {
-            "training_range": [low, high], "fraction": fraction, "notes": notes,
-            "unconditional_fraction": pitch_range_fraction(oa["generated"]["unconditional"], low, high)}
+            "training_range": [low, high],
+            "fraction": fraction,
+            "notes": notes,
+            "unconditional_fraction": pitch_range_fraction(oa["generated"]["unconditional"], low, high),
+        }
         claims["pitch_in_range"].decide(
             f"{fraction:.1%} of {notes} generated notes in the training range {low}..{high} "
             f"(unconditional: {metrics['pitch_in_range']['unconditional_fraction']:.1%})",
-            holds, conclusive=enough and conclusive)
+            holds,
+            conclusive=enough and conclusive,
+        )
 
         best = min(("sum", "concat", "tile"), key=lambda c: metrics["nll_nats_per_token"][f"melody+perf {c}"])
-        transfer = style_transfer(models[f"melody+perf {best}"], held, preset, seed, out_dir, device,
-                                  pairs=preset.transfer_pairs)
-        inter = interpolation(models[f"melody+perf {best}"], held, preset, seed, out_dir, device,
-                              pairs=preset.interpolation_pairs)
+        transfer = style_transfer(
+            models[f"melody+perf {best}"], held, preset, seed, out_dir, device, pairs=preset.transfer_pairs
+        )
+        inter = interpolation(
+            models[f"melody+perf {best}"], held, preset, seed, out_dir, device, pairs=preset.interpolation_pairs
+        )
         metrics["style_transfer"] = {"model": f"melody+perf {best}", "pairs": transfer["pairs"]}
-        metrics["interpolation"] = {"model": f"melody+perf {best}", "alpha": inter["alpha"],
-                                    "velocity": inter["velocity"], "notes_per_second": inter["notes_per_second"],
-                                    "per_pair": inter["per_pair"]}
+        metrics["interpolation"] = {
+            "model": f"melody+perf {best}",
+            "alpha": inter["alpha"],
+            "velocity": inter["velocity"],
+            "notes_per_second": inter["notes_per_second"],
+            "per_pair": inter["per_pair"],
+        }
         return artifacts + transfer["artifacts"] + inter["artifacts"]
 
 
@@ -306,12 +408,25 @@ def _data(preset: TransformerAePreset, seed: int) -> tuple[list, Crops, Crops, i
     train = [p for p in pieces if p.split == "train"]
     held = [(s, p) for s, p in zip(scores, pieces) if p.split != "train"]
     if not train or not held:
-        raise BadInputError(f"{preset.pieces} pieces give {len(train)} training and {len(held)} held-out pieces; "
-                            "raise the preset's 'pieces'")
-    train_data = make_crops(train, seconds=preset.seconds, max_tokens=preset.max_tokens, per_piece=preset.per_piece,
-                            seed=seed, augment=preset.augment)
-    eval_data = make_crops([p for _, p in held], seconds=preset.seconds, max_tokens=preset.max_tokens,
-                           per_piece=preset.eval_per_piece, seed=seed + 1)
+        raise BadInputError(
+            f"{preset.pieces} pieces give {len(train)} training and {len(held)} held-out pieces; "
+            "raise the preset's 'pieces'"
+        )
+    train_data = make_crops(
+        train,
+        seconds=preset.seconds,
+        max_tokens=preset.max_tokens,
+        per_piece=preset.per_piece,
+        seed=seed,
+        augment=preset.augment,
+    )
+    eval_data = make_crops(
+        [p for _, p in held],
+        seconds=preset.seconds,
+        max_tokens=preset.max_tokens,
+        per_piece=preset.eval_per_piece,
+        seed=seed + 1,
+    )
     return held, train_data, eval_data, len(train)
 
 
@@ -320,8 +435,15 @@ def _train_models(preset, seed, out_dir, resume, fabric, device, train_data, eva
     unknown = set(preset.seed_models) - set(MODELS)
     if unknown:
         raise BadInputError(f"seed_models must name models of {sorted(MODELS)}, got {sorted(unknown)}")
-    cfg = TransformerConfig(vocab_size=PerformanceEncoding().vocab_size, dim=preset.dim, heads=preset.heads,
-                            layers=preset.layers, ff=preset.ff, max_len=preset.max_tokens, dropout=preset.dropout)
+    cfg = TransformerConfig(
+        vocab_size=PerformanceEncoding().vocab_size,
+        dim=preset.dim,
+        heads=preset.heads,
+        layers=preset.layers,
+        ff=preset.ff,
+        max_len=preset.max_tokens,
+        dropout=preset.dropout,
+    )
     per_crop: dict[str, list[np.ndarray]] = {name: [] for name in MODELS}
     curves: dict[str, list[float]] = {}
     models: dict[str, TransformerAutoencoder] = {}
@@ -333,9 +455,18 @@ def _train_models(preset, seed, out_dir, resume, fabric, device, train_data, eva
             mcfg = TransformerConfig(**{**asdict(cfg), "relative": relative, "absolute": absolute})
             model = TransformerAutoencoder(mcfg, cond, combine, pool, encoder_layers=preset.encoder_layers).to(device)
             tag = name.replace("+", "_").replace(" ", "_")
-            losses = fit(model, _to(train_data, device), steps=preset.steps, batch_size=preset.batch_size,
-                         lr=preset.lr, seed=seed * 1000 + s, checkpoint=out_dir / "checkpoints" / f"{tag}_s{s}.pt",
-                         resume=resume, desc=f"{name} seed {s}", fabric=fabric)
+            losses = fit(
+                model,
+                _to(train_data, device),
+                steps=preset.steps,
+                batch_size=preset.batch_size,
+                lr=preset.lr,
+                seed=seed * 1000 + s,
+                checkpoint=out_dir / "checkpoints" / f"{tag}_s{s}.pt",
+                resume=resume,
+                desc=f"{name} seed {s}",
+                fabric=fabric,
+            )
             per_crop[name].append(nll_per_crop(model, _to(eval_data, device)))
             if s == 0:
                 curves[name], models[name] = losses, model

@@ -77,14 +77,25 @@ def sample_style(rng: np.random.Generator, voices: int, melody_voice: int = 0) -
     balance = rng.normal(0.0, 5.0, size=voices)
     balance[melody_voice] = rng.uniform(0.0, 20.0)
     return Style(
-        tempo=tempo, level=level, balance=tuple(float(b) for b in balance),
-        crescendo=float(rng.uniform(-25.0, 25.0)), articulation=float(rng.uniform(0.55, 1.0)),
-        jitter=float(rng.uniform(0.0, 0.025)), velocity_jitter=float(rng.uniform(0.0, 6.0)),
+        tempo=tempo,
+        level=level,
+        balance=tuple(float(b) for b in balance),
+        crescendo=float(rng.uniform(-25.0, 25.0)),
+        articulation=float(rng.uniform(0.55, 1.0)),
+        jitter=float(rng.uniform(0.0, 0.025)),
+        velocity_jitter=float(rng.uniform(0.0, 6.0)),
     )
 
 
-def render(voice: np.ndarray, pitch: np.ndarray, onset: np.ndarray, duration: np.ndarray,
-           length: float, style: Style, rng: np.random.Generator) -> tuple[Performance, np.ndarray]:
+def render(
+    voice: np.ndarray,
+    pitch: np.ndarray,
+    onset: np.ndarray,
+    duration: np.ndarray,
+    length: float,
+    style: Style,
+    rng: np.random.Generator,
+) -> tuple[Performance, np.ndarray]:
     """Play a score in ``style`` (equations in the module docstring).
 
     :param voice: part index per note, shape ``[notes]``.
@@ -109,16 +120,24 @@ def render(voice: np.ndarray, pitch: np.ndarray, onset: np.ndarray, duration: np
     error = np.clip(rng.normal(0.0, 1.0, n), -2.0, 2.0)[strike.reshape(-1)] * style.jitter
     start = np.maximum(onset * seconds_per_quarter + error, 0.0)
     end = start + np.maximum(style.articulation * duration * seconds_per_quarter, MIN_NOTE_SECONDS)
-    velocity = (style.level + np.asarray(style.balance)[voice] + style.crescendo * (onset / length - 0.5)
-                + rng.normal(0.0, style.velocity_jitter, n))
+    velocity = (
+        style.level
+        + np.asarray(style.balance)[voice]
+        + style.crescendo * (onset / length - 0.5)
+        + rng.normal(0.0, style.velocity_jitter, n)
+    )
     velocity = np.clip(np.round(velocity), 1, 127).astype(np.int64)
     performance = Performance.from_arrays(pitch, velocity, start, end)
     return performance, np.stack([start, end, velocity], axis=1)
 
 
-def augment(*performances: Performance, rng: np.random.Generator, transpose: tuple[int, int] = (-3, 3),
-            stretch: tuple[float, float] = (0.95, 1.05), pitch_range: tuple[int, int] = (0, 127)
-            ) -> list[Performance]:
+def augment(
+    *performances: Performance,
+    rng: np.random.Generator,
+    transpose: tuple[int, int] = (-3, 3),
+    stretch: tuple[float, float] = (0.95, 1.05),
+    pitch_range: tuple[int, int] = (0, 127),
+) -> list[Performance]:
     """Transpose and time-stretch performances by one random shift and factor.
 
     The shift is uniform over the integers in ``transpose`` that keep every note of every
@@ -141,7 +160,8 @@ def augment(*performances: Performance, rng: np.random.Generator, transpose: tup
         if low > high:
             raise BadInputError(
                 f"no shift in {transpose} keeps pitches {int(pitches.min())}..{int(pitches.max())} "
-                f"inside pitch_range {pitch_range}")
+                f"inside pitch_range {pitch_range}"
+            )
     shift = int(rng.integers(low, high + 1))
     factor = float(rng.uniform(*stretch))
     return [p.transpose(shift).stretch(factor) for p in performances]

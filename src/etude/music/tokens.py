@@ -115,9 +115,14 @@ class TokenCache:
         """Files read and skipped, tokens, melody frames and hours (from the last step of each file)."""
         ends = self.performance_offsets[1:]
         last = self.step[ends[ends > self.performance_offsets[:-1]] - 1].astype(np.int64)
-        return {"files": len(self), "skipped": len(self.skipped), "tokens": int(self.performance.size),
-                "melody_frames": int(self.melody.size),
-                "hours": round(float(last.sum()) / STEPS_PER_SECOND / 3600, 3), "cache": str(self.entry)}
+        return {
+            "files": len(self),
+            "skipped": len(self.skipped),
+            "tokens": int(self.performance.size),
+            "melody_frames": int(self.melody.size),
+            "hours": round(float(last.sum()) / STEPS_PER_SECOND / 3600, 3),
+            "cache": str(self.entry),
+        }
 
 
 def midi_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -140,8 +145,10 @@ def midi_files(folder: str | os.PathLike[str]) -> list[Path]:
 def _content_hash(root: Path, files: Sequence[Path], keys: int, melody: MelodyEncoding) -> str:
     symusic = require("symusic", "music")
 
-    digest = hashlib.sha256(f"etude-midi-tokens-v{CACHE_VERSION}|symusic {symusic.__version__}|"
-                            f"{PerformanceEncoding(keys)!r}|{melody!r}".encode())
+    digest = hashlib.sha256(
+        f"etude-midi-tokens-v{CACHE_VERSION}|symusic {symusic.__version__}|"
+        f"{PerformanceEncoding(keys)!r}|{melody!r}".encode()
+    )
     for file in files:
         try:
             data = file.read_bytes()
@@ -155,13 +162,17 @@ def _content_hash(root: Path, files: Sequence[Path], keys: int, melody: MelodyEn
 def melody_of(performance: Performance, encoding: MelodyEncoding) -> Performance:
     """The melody of a MIDI performance: the ``skyline`` of its notes inside the encoding's pitch range."""
     keep = (performance.pitch >= encoding.min_pitch) & (performance.pitch <= encoding.max_pitch)
-    return skyline(Performance.from_arrays(performance.pitch[keep], performance.velocity[keep],
-                                           performance.start[keep], performance.end[keep]),
-                   encoding.frames_per_second)
+    return skyline(
+        Performance.from_arrays(
+            performance.pitch[keep], performance.velocity[keep], performance.start[keep], performance.end[keep]
+        ),
+        encoding.frames_per_second,
+    )
 
 
-def _encode_file(file: Path, encoding: PerformanceEncoding,
-                 melody: MelodyEncoding) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _encode_file(
+    file: Path, encoding: PerformanceEncoding, melody: MelodyEncoding
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(performance ids, steps, melody ids) of one file; raises for a file that cannot be used."""
     performance = read_midi(file)
     if len(performance) == 0:
@@ -175,7 +186,7 @@ def _encode_file(file: Path, encoding: PerformanceEncoding,
 
 def _reason(error: BaseException, file: Path) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
-    return text[len(str(file)):].lstrip(" :") if text.startswith(str(file)) else text
+    return text[len(str(file)) :].lstrip(" :") if text.startswith(str(file)) else text
 
 
 class _StreamWriter:
@@ -192,8 +203,9 @@ class _StreamWriter:
 
     def _header(self, n: int) -> bytes:
         buffer = io.BytesIO()
-        np.lib.format.write_array_header_1_0(buffer, {"descr": np.lib.format.dtype_to_descr(self.dtype),
-                                                      "fortran_order": False, "shape": (n,)})
+        np.lib.format.write_array_header_1_0(
+            buffer, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (n,)}
+        )
         return buffer.getvalue()
 
     def append(self, values: np.ndarray) -> None:
@@ -215,7 +227,7 @@ class _StreamWriter:
 def _stream_sha256(array: np.ndarray) -> str:
     digest = hashlib.sha256()
     for i in range(0, array.size, _CHUNK):
-        digest.update(np.ascontiguousarray(array[i:i + _CHUNK]).tobytes())
+        digest.update(np.ascontiguousarray(array[i : i + _CHUNK]).tobytes())
     return digest.hexdigest()
 
 
@@ -228,17 +240,43 @@ def _open(entry: Path, key: str, source: Path, built: bool, keys: int) -> TokenC
             raise CacheMismatch(f"stream {name}.npy does not match its index")
     p, m = index["performance_offsets"], index["melody_offsets"]
     n = index["names"].size
-    if (p.size != n + 1 or m.size != n + 1 or p[0] != 0 or m[0] != 0 or np.any(np.diff(p) < 1)
-            or np.any(np.diff(m) < 0) or p[-1] != streams["performance"].size or p[-1] != streams["step"].size
-            or m[-1] != streams["melody"].size):
+    if (
+        p.size != n + 1
+        or m.size != n + 1
+        or p[0] != 0
+        or m[0] != 0
+        or np.any(np.diff(p) < 1)
+        or np.any(np.diff(m) < 0)
+        or p[-1] != streams["performance"].size
+        or p[-1] != streams["step"].size
+        or m[-1] != streams["melody"].size
+    ):
         raise CacheMismatch("inconsistent offsets")
     skipped = tuple(zip(index["skipped_names"].tolist(), index["skipped_reasons"].tolist()))
-    return TokenCache(entry, source, tuple(index["names"].tolist()), streams["performance"], streams["step"],
-                      streams["melody"], p, m, skipped, keys, built)
+    return TokenCache(
+        entry,
+        source,
+        tuple(index["names"].tolist()),
+        streams["performance"],
+        streams["step"],
+        streams["melody"],
+        p,
+        m,
+        skipped,
+        keys,
+        built,
+    )
 
 
-def _build(entry: Path, key: str, root: Path, files: Sequence[Path], keys: int, melody: MelodyEncoding,
-           show_progress: bool | None) -> None:
+def _build(
+    entry: Path,
+    key: str,
+    root: Path,
+    files: Sequence[Path],
+    keys: int,
+    melody: MelodyEncoding,
+    show_progress: bool | None,
+) -> None:
     from etude.runtime import progress
 
     encoding = PerformanceEncoding(keys)
@@ -248,9 +286,11 @@ def _build(entry: Path, key: str, root: Path, files: Sequence[Path], keys: int, 
     for name in _STREAMS:
         check_entry(paths[name])
     disable = None if show_progress is None else not show_progress
-    with open_atomic(paths["performance"], what="token cache") as hp, \
-            open_atomic(paths["step"], what="token cache") as hs, \
-            open_atomic(paths["melody"], what="token cache") as hm:
+    with (
+        open_atomic(paths["performance"], what="token cache") as hp,
+        open_atomic(paths["step"], what="token cache") as hs,
+        open_atomic(paths["melody"], what="token cache") as hm,
+    ):
         writers = [_StreamWriter(h, dtype) for h, dtype in zip((hp, hs, hm), _STREAMS.values())]
         for file in progress(files, desc=f"tokenizing {root.name or root}", disable=disable):
             relative = file.relative_to(root).as_posix()
@@ -268,18 +308,31 @@ def _build(entry: Path, key: str, root: Path, files: Sequence[Path], keys: int, 
             m_offsets.append(m_offsets[-1] + frames.size)
         if not names:
             first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
-            raise BadInputError(f"no readable MIDI file in {root}: {len(files)} .mid/.midi files, "
-                                f"none could be read{first}")
+            raise BadInputError(
+                f"no readable MIDI file in {root}: {len(files)} .mid/.midi files, none could be read{first}"
+            )
         digests = [writer.close() for writer in writers]
-    save_arrays(entry / "index.npz", key, {
-        "names": np.array(names), "performance_offsets": np.array(p_offsets, dtype=np.int64),
-        "melody_offsets": np.array(m_offsets, dtype=np.int64),
-        "skipped_names": np.array([s for s, _ in skipped], dtype=str),
-        "skipped_reasons": np.array([r for _, r in skipped], dtype=str), "stream_sha256": np.array(digests)})
+    save_arrays(
+        entry / "index.npz",
+        key,
+        {
+            "names": np.array(names),
+            "performance_offsets": np.array(p_offsets, dtype=np.int64),
+            "melody_offsets": np.array(m_offsets, dtype=np.int64),
+            "skipped_names": np.array([s for s, _ in skipped], dtype=str),
+            "skipped_reasons": np.array([r for _, r in skipped], dtype=str),
+            "stream_sha256": np.array(digests),
+        },
+    )
 
 
-def tokenize_midi_dir(folder: str | os.PathLike[str], *, keys: int = 128, cache: str | os.PathLike[str] | None = None,
-                      show_progress: bool | None = None) -> TokenCache:
+def tokenize_midi_dir(
+    folder: str | os.PathLike[str],
+    *,
+    keys: int = 128,
+    cache: str | os.PathLike[str] | None = None,
+    show_progress: bool | None = None,
+) -> TokenCache:
     """The token streams of every MIDI file under ``folder``, from the cache or tokenized (then cached).
 
     :param keys: 128 or 88 (``PerformanceEncoding``); with 88 a file with notes outside 21-108 is left out.
@@ -302,13 +355,19 @@ def tokenize_midi_dir(folder: str | os.PathLike[str], *, keys: int = 128, cache:
         try:
             tokens = _open(entry, key, root, False, keys)
         except Exception as error:  # noqa: BLE001 -- any unreadable, truncated or mismatched entry is rebuilt
-            warnings.warn(f"token cache {entry} is unusable ({type(error).__name__}: {error}); rebuilding it",
-                          CacheRebuiltWarning, stacklevel=2)
+            warnings.warn(
+                f"token cache {entry} is unusable ({type(error).__name__}: {error}); rebuilding it",
+                CacheRebuiltWarning,
+                stacklevel=2,
+            )
     if tokens is None:
         _build(entry, key, root, files, keys, melody, show_progress)
         tokens = _open(entry, key, root, True, keys)
     if tokens.skipped:
         name, reason = tokens.skipped[0]
-        warnings.warn(f"skipped {len(tokens.skipped)} of {len(files)} files that could not be read "
-                      f"(first: {name}: {reason})", SkippedFilesWarning, stacklevel=2)
+        warnings.warn(
+            f"skipped {len(tokens.skipped)} of {len(files)} files that could not be read (first: {name}: {reason})",
+            SkippedFilesWarning,
+            stacklevel=2,
+        )
     return tokens

@@ -24,8 +24,17 @@ from etude.music.events import PerformanceEncoding
 from etude.music.melody import MelodyEncoding
 from etude.music.performance import Performance
 from etude.music.styles import augment as augment_performances
-from etude.runtime import (is_rank_zero, load_checkpoint, load_on_rank_zero, progress, rank, save_checkpoint, shard,
-                           sum_over_ranks, world_size)
+from etude.runtime import (
+    is_rank_zero,
+    load_checkpoint,
+    load_on_rank_zero,
+    progress,
+    rank,
+    save_checkpoint,
+    shard,
+    sum_over_ranks,
+    world_size,
+)
 
 __all__ = ["Crops", "crop", "fit", "load_model", "make_crops", "nll", "nll_per_crop", "save_model"]
 
@@ -42,8 +51,9 @@ def crop(performance: Performance, start: float, seconds: float) -> Performance:
     keep = (performance.start >= start) & (performance.start < start + seconds)
     end = np.minimum(performance.end[keep], start + seconds) - start
     begin = performance.start[keep] - start
-    return Performance.from_arrays(performance.pitch[keep], performance.velocity[keep], begin,
-                                   np.maximum(end, begin + 0.01))
+    return Performance.from_arrays(
+        performance.pitch[keep], performance.velocity[keep], begin, np.maximum(end, begin + 0.01)
+    )
 
 
 @dataclass
@@ -56,10 +66,10 @@ class Crops:
     def __len__(self) -> int:
         return self.performance.shape[0]
 
-    def select(self, index: Tensor) -> "Crops":
+    def select(self, index: Tensor) -> Crops:
         return Crops(self.performance[index], self.melody[index])
 
-    def to(self, device: torch.device | str) -> "Crops":
+    def to(self, device: torch.device | str) -> Crops:
         """These crops on ``device`` (the same object when they are there already)."""
         if self.performance.device == torch.device(device):
             return self
@@ -73,8 +83,9 @@ def _pad(rows: list[np.ndarray], length: int) -> Tensor:
     return out
 
 
-def make_crops(pieces: list, *, seconds: float, max_tokens: int, per_piece: int, seed: int,
-               augment: bool = False) -> Crops:
+def make_crops(
+    pieces: list, *, seconds: float, max_tokens: int, per_piece: int, seed: int, augment: bool = False
+) -> Crops:
     """``per_piece`` random windows of ``seconds`` from each piece (``piece.performance`` and ``piece.melody``).
 
     Performance ids are cut to ``max_tokens - 1`` (room for the decoder's BOS), melody frames to
@@ -103,14 +114,18 @@ def _batch_loss(model: TransformerAutoencoder, batch: Crops, reduction: str = "m
     target = batch.performance
     bos = torch.full_like(target[:, :1], model.cfg.vocab_size - 1)
     inputs = torch.cat([bos, target[:, :-1]], dim=1)
-    logits = model(inputs, performance=target if model.uses_performance else None,
-                   melody=batch.melody if model.uses_melody else None,
-                   performance_padding=target == PAD, melody_padding=batch.melody == PAD)
+    logits = model(
+        inputs,
+        performance=target if model.uses_performance else None,
+        melody=batch.melody if model.uses_melody else None,
+        performance_padding=target == PAD,
+        melody_padding=batch.melody == PAD,
+    )
     return nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction=reduction)
 
 
 @torch.no_grad()
-def _token_nll(model: TransformerAutoencoder, data: "Crops | StreamCrops", batch_size: int) -> tuple[Tensor, Tensor]:
+def _token_nll(model: TransformerAutoencoder, data: Crops | StreamCrops, batch_size: int) -> tuple[Tensor, Tensor]:
     """Summed NLL (nats) and non-PAD target count per crop: ``([N], [N])``."""
     was = model.training
     model.eval()
@@ -126,21 +141,33 @@ def _token_nll(model: TransformerAutoencoder, data: "Crops | StreamCrops", batch
     return torch.cat(sums), torch.cat(counts)
 
 
-def nll(model: TransformerAutoencoder, data: "Crops | StreamCrops", batch_size: int = 32) -> float:
+def nll(model: TransformerAutoencoder, data: Crops | StreamCrops, batch_size: int = 32) -> float:
     """Mean negative log-likelihood of the non-PAD target tokens, in nats per token."""
     sums, counts = _token_nll(model, data, batch_size)
     return float(sums.sum()) / max(int(counts.sum()), 1)
 
 
-def nll_per_crop(model: TransformerAutoencoder, data: "Crops | StreamCrops", batch_size: int = 32) -> np.ndarray:
+def nll_per_crop(model: TransformerAutoencoder, data: Crops | StreamCrops, batch_size: int = 32) -> np.ndarray:
     """Each crop's mean NLL over its non-PAD target tokens, nats per token: ``[N]`` (NaN for an empty crop)."""
     sums, counts = _token_nll(model, data, batch_size)
     return np.where(counts.numpy() > 0, sums.numpy() / np.maximum(counts.numpy(), 1), np.nan)
 
 
-def fit(model: TransformerAutoencoder, data: "Crops | StreamCrops", *, steps: int, batch_size: int, lr: float,
-        seed: int, checkpoint: str | Path | None = None, resume: bool = False, every: int = 100,
-        show_progress: bool | None = None, desc: str = "training", fabric: "Fabric | None" = None) -> list[float]:
+def fit(
+    model: TransformerAutoencoder,
+    data: Crops | StreamCrops,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    every: int = 100,
+    show_progress: bool | None = None,
+    desc: str = "training",
+    fabric: Fabric | None = None,
+) -> list[float]:
     """Adam with linear warm-up (10% of steps) and cosine decay; returns the loss per step.
 
     ``data`` is ``Crops`` or any source with ``len``, ``select(index) -> Crops`` and ``to(device)``
@@ -159,8 +186,10 @@ def fit(model: TransformerAutoencoder, data: "Crops | StreamCrops", *, steps: in
     net = model  # the plain module: its state dict is the checkpoint's, whatever the world size
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
     warm = max(1, steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (s + 1) / warm if s < warm else
-                                                 0.5 * (1 + math.cos(math.pi * (s - warm) / max(steps - warm, 1))))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(steps - warm, 1))),
+    )
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     expect = {"kind": "tae", "layout": LAYOUT, "steps": steps, "seed": seed, "desc": desc}
@@ -169,8 +198,12 @@ def fit(model: TransformerAutoencoder, data: "Crops | StreamCrops", *, steps: in
         model, optimizer = fabric.setup(model, optimizer)
         data = data.to(fabric.device)
     if resume and path is not None:
-        state = load_on_rank_zero(path, fabric, expect=expect, like={"model": net.state_dict(), "generator": generator.get_state(),
-                                                                   "torch_rng": torch.get_rng_state()})
+        state = load_on_rank_zero(
+            path,
+            fabric,
+            expect=expect,
+            like={"model": net.state_dict(), "generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
+        )
         if state is not None:
             net.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -181,15 +214,25 @@ def fit(model: TransformerAutoencoder, data: "Crops | StreamCrops", *, steps: in
 
     def save() -> None:
         if path is not None and is_rank_zero(fabric):
-            save_checkpoint(path, {**expect, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                                   "schedule": schedule.state_dict(), "generator": generator.get_state(),
-                                   "torch_rng": torch.get_rng_state(), "losses": losses})
+            save_checkpoint(
+                path,
+                {
+                    **expect,
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "losses": losses,
+                },
+            )
 
     ranks = world_size(fabric)
     quiet = not is_rank_zero(fabric) or (show_progress is not None and not show_progress)
     model.train()
-    for step in progress(range(len(losses), steps), total=steps - len(losses), desc=desc,
-                         disable=True if quiet else None):
+    for step in progress(
+        range(len(losses), steps), total=steps - len(losses), desc=desc, disable=True if quiet else None
+    ):
         index = torch.randint(len(data), (batch_size,), generator=generator)  # the global batch, same on every rank
         if ranks > 1:  # each rank its own dropout masks, fixed by (seed, step, rank) so that resume repeats them
             torch.manual_seed(zlib.crc32(f"{seed}/{step}/{rank(fabric)}".encode()))
@@ -203,8 +246,9 @@ def fit(model: TransformerAutoencoder, data: "Crops | StreamCrops", *, steps: in
             # ranks' gradients, so each rank's loss is scaled by W to make that average the global one
             batch = data.select(index)
             tokens = int((batch.performance != PAD).sum())
-            total = _batch_loss(model, batch.select(shard(torch.arange(batch_size, device=index.device), fabric)),
-                                reduction="sum")
+            total = _batch_loss(
+                model, batch.select(shard(torch.arange(batch_size, device=index.device), fabric)), reduction="sum"
+            )
             optimizer.zero_grad(set_to_none=True)
             fabric.backward(total * (ranks / max(tokens, 1)))
             fabric.clip_gradients(model, optimizer, max_norm=1.0, error_if_nonfinite=False)  # on the averaged gradient
@@ -220,10 +264,20 @@ def fit(model: TransformerAutoencoder, data: "Crops | StreamCrops", *, steps: in
 
 def save_model(path: str | Path, model: TransformerAutoencoder, **extra) -> None:
     """Write a trained model (sizes, conditioning and weights) atomically to ``path``."""
-    save_checkpoint(path, {"kind": "tae-model", "layout": LAYOUT, "config": model.cfg.as_dict(),
-                           "conditioning": model.conditioning,
-                           "combine": model.combine, "pool": model.pool,
-                           "encoder_layers": _encoder_layers(model), "model": model.state_dict(), **extra})
+    save_checkpoint(
+        path,
+        {
+            "kind": "tae-model",
+            "layout": LAYOUT,
+            "config": model.cfg.as_dict(),
+            "conditioning": model.conditioning,
+            "combine": model.combine,
+            "pool": model.pool,
+            "encoder_layers": _encoder_layers(model),
+            "model": model.state_dict(),
+            **extra,
+        },
+    )
 
 
 def _encoder_layers(model: TransformerAutoencoder) -> int:
@@ -244,11 +298,18 @@ def load_model(path: str | Path) -> TransformerAutoencoder:
     state = load_checkpoint(path, expect={"kind": "tae-model"})
     layout = state.get("layout", 1)
     if layout != LAYOUT:
-        raise CheckpointError(f"checkpoint {path} holds a model of layout {layout}, this etude reads layout {LAYOUT} "
-                              "(encoders with positions, concat = melody, separator, style); retrain it")
+        raise CheckpointError(
+            f"checkpoint {path} holds a model of layout {layout}, this etude reads layout {LAYOUT} "
+            "(encoders with positions, concat = melody, separator, style); retrain it"
+        )
     try:
-        model = TransformerAutoencoder(TransformerConfig(**state["config"]), state["conditioning"], state["combine"],
-                                       state["pool"], encoder_layers=state["encoder_layers"])
+        model = TransformerAutoencoder(
+            TransformerConfig(**state["config"]),
+            state["conditioning"],
+            state["combine"],
+            state["pool"],
+            encoder_layers=state["encoder_layers"],
+        )
         model.load_state_dict(state["model"])
     except (KeyError, TypeError, ValueError, RuntimeError, BadInputError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -49,10 +49,14 @@ def check_tokens(tokens: object, vocab_size: int, max_len: int, what: str = "tok
     """Validate a ``[B, L]`` int64 tensor of ids in ``[0, vocab_size)`` with ``1 <= L <= max_len``."""
     if not isinstance(tokens, Tensor) or tokens.dim() != 2 or tokens.dtype != torch.long:
         shape = tuple(tokens.shape) if isinstance(tokens, Tensor) else type(tokens).__name__
-        raise BadInputError(f"{what} must be an int64 tensor [batch, length], got {shape}"
-                            + (f" {tokens.dtype}" if isinstance(tokens, Tensor) else ""))
+        raise BadInputError(
+            f"{what} must be an int64 tensor [batch, length], got {shape}"
+            + (f" {tokens.dtype}" if isinstance(tokens, Tensor) else "")
+        )
     if tokens.shape[0] < 1 or not 1 <= tokens.shape[1] <= max_len:
-        raise BadInputError(f"{what} must have batch >= 1 and 1 <= length <= max_len={max_len}, got {tuple(tokens.shape)}")
+        raise BadInputError(
+            f"{what} must have batch >= 1 and 1 <= length <= max_len={max_len}, got {tuple(tokens.shape)}"
+        )
     if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab_size):
         raise BadInputError(f"{what} must be ids in [0, {vocab_size}), got {int(tokens.min())}..{int(tokens.max())}")
     return tokens
@@ -65,7 +69,7 @@ def embed_tokens(embedding: nn.Embedding, tokens: Tensor, cfg: TransformerConfig
     positions come from the relative term; with ``absolute`` they are added here, so no stack is
     a bag of tokens. ``tokens [B, L] -> [B, L, D]``.
     """
-    x = embedding(tokens) * cfg.dim ** 0.5
+    x = embedding(tokens) * cfg.dim**0.5
     if cfg.absolute:
         x = x + sinusoids(tokens.shape[1], cfg.dim, offset).to(x)
     return x
@@ -82,7 +86,9 @@ class EncoderLayer(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(cfg.dim), nn.LayerNorm(cfg.dim)
-        self.attn = RelativeAttention(cfg.dim, cfg.heads, cfg.max_len, "bidirectional", cfg.relative, dropout=cfg.dropout)
+        self.attn = RelativeAttention(
+            cfg.dim, cfg.heads, cfg.max_len, "bidirectional", cfg.relative, dropout=cfg.dropout
+        )
         self.ff = _FeedForward(cfg.dim, cfg.ff, cfg.dropout)
         self.drop = nn.Dropout(cfg.dropout)
 
@@ -101,17 +107,25 @@ class DecoderLayer(nn.Module):
         self.cross = None
         if memory_dim is not None:
             self.norm2 = nn.LayerNorm(cfg.dim)
-            self.cross = RelativeAttention(cfg.dim, cfg.heads, cfg.max_len, "cross", memory_dim=memory_dim,
-                                           dropout=cfg.dropout)
+            self.cross = RelativeAttention(
+                cfg.dim, cfg.heads, cfg.max_len, "cross", memory_dim=memory_dim, dropout=cfg.dropout
+            )
         self.ff = _FeedForward(cfg.dim, cfg.ff, cfg.dropout)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, memory: Tensor | None = None, memory_padding: Tensor | None = None,
-                cache: dict | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, memory: Tensor | None = None, memory_padding: Tensor | None = None, cache: dict | None = None
+    ) -> Tensor:
         x = x + self.drop(self.attn(self.norm1(x), cache=None if cache is None else cache.setdefault("self", {})))
         if self.cross is not None:
-            x = x + self.drop(self.cross(self.norm2(x), memory, key_padding=memory_padding,
-                                         cache=None if cache is None else cache.setdefault("cross", {})))
+            x = x + self.drop(
+                self.cross(
+                    self.norm2(x),
+                    memory,
+                    key_padding=memory_padding,
+                    cache=None if cache is None else cache.setdefault("cross", {}),
+                )
+            )
         return x + self.ff(self.norm3(x))
 
 
@@ -131,8 +145,13 @@ class MusicTransformer(nn.Module):
         self.head = nn.Linear(cfg.dim, cfg.vocab_size)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, tokens: Tensor, memory: Tensor | None = None, memory_padding: Tensor | None = None,
-                cache: dict | None = None) -> Tensor:
+    def forward(
+        self,
+        tokens: Tensor,
+        memory: Tensor | None = None,
+        memory_padding: Tensor | None = None,
+        cache: dict | None = None,
+    ) -> Tensor:
         """Next-token logits ``[B, L, V]`` for ``tokens [B, L]``.
 
         With ``cache`` (a dict filled in place), ``tokens`` continue the cached prefix, whose

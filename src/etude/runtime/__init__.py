@@ -21,8 +21,8 @@ from etude.runtime.distributed import (
     wait_for_ranks,
     world_size,
 )
-from etude.runtime.global_batch import Objective, batch_mean, batch_rows, batch_sum, from_rank_zero, global_batch
 from etude.runtime.figures import pyplot, save_figure
+from etude.runtime.global_batch import Objective, batch_mean, batch_rows, batch_sum, from_rank_zero, global_batch
 from etude.runtime.optional import require
 from etude.runtime.progress import progress, progress_allowed
 from etude.runtime.seeding import MAX_SEED, seed_everything, set_threads

@@ -113,7 +113,9 @@ def _difference(stored: Any, expected: Any, where: str) -> tuple[str, Any, Any] 
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], *, expect: Mapping[str, Any] | None = None,
+    path: str | os.PathLike[str],
+    *,
+    expect: Mapping[str, Any] | None = None,
     like: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Load a checkpoint written by ``save_checkpoint``, onto the CPU, after checking its hash.
@@ -139,23 +141,17 @@ def load_checkpoint(
     head, _, payload = data.partition(b"\n")
     if not head.startswith(HEADER) or len(head) != len(HEADER) + 64:
         raise CheckpointError(f"checkpoint {file} is corrupt or not written by etude (no content hash); {_FIX}")
-    if hashlib.sha256(payload).hexdigest().encode("ascii") != head[len(HEADER):]:
+    if hashlib.sha256(payload).hexdigest().encode("ascii") != head[len(HEADER) :]:
         raise CheckpointError(f"checkpoint {file} is corrupt: its content hash does not match; {_FIX}")
     try:
         state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for damaged files
-        raise CheckpointError(
-            f"checkpoint {file} is corrupt or unreadable ({_reason(error)}); {_FIX}"
-        ) from error
+        raise CheckpointError(f"checkpoint {file} is corrupt or unreadable ({_reason(error)}); {_FIX}") from error
     if not isinstance(state, dict):
-        raise CheckpointError(
-            f"checkpoint {file} is corrupt: it holds a {type(state).__name__}, not a dict; {_FIX}"
-        )
+        raise CheckpointError(f"checkpoint {file} is corrupt: it holds a {type(state).__name__}, not a dict; {_FIX}")
     for key, value in (expect or {}).items():
         if key not in state:
-            raise CheckpointError(
-                f"checkpoint {file} is from another run: it has no key {key!r}; {_FIX}"
-            )
+            raise CheckpointError(f"checkpoint {file} is from another run: it has no key {key!r}; {_FIX}")
         found = _difference(state[key], value, key)
         if found is not None:
             where, stored, wanted = found
@@ -202,8 +198,11 @@ def _mismatch(stored: Any, template: Any, where: str) -> str | None:
             return f"{where} is a {type(stored).__name__}, expected a dict"
         missing, extra = set(template) - set(stored), set(stored) - set(template)
         if missing or extra:
-            return (f"{where} lacks {_short(sorted(missing, key=str))}" if missing
-                    else f"{where} has unexpected {_short(sorted(extra, key=str))}")
+            return (
+                f"{where} lacks {_short(sorted(missing, key=str))}"
+                if missing
+                else f"{where} has unexpected {_short(sorted(extra, key=str))}"
+            )
         for key in template:
             found = _mismatch(stored[key], template[key], f"{where}.{key}")
             if found is not None:
@@ -213,8 +212,10 @@ def _mismatch(stored: Any, template: Any, where: str) -> str | None:
         if not isinstance(stored, torch.Tensor):
             return f"{where} is a {type(stored).__name__}, expected a tensor"
         if tuple(stored.shape) != tuple(template.shape) or stored.dtype != template.dtype:
-            return (f"{where} has shape {tuple(stored.shape)} and dtype {stored.dtype}, "
-                    f"expected {tuple(template.shape)} and {template.dtype}")
+            return (
+                f"{where} has shape {tuple(stored.shape)} and dtype {stored.dtype}, "
+                f"expected {tuple(template.shape)} and {template.dtype}"
+            )
         return None
     if isinstance(template, type):
         ok = isinstance(stored, template) and not (isinstance(stored, bool) and template is not bool)
@@ -231,9 +232,7 @@ def latest_checkpoint(directory: str | os.PathLike[str], pattern: str = "*.pt") 
     folder = Path(directory)
     if not folder.is_dir():
         return None
-    files = [
-        p for p in folder.glob(pattern) if p.is_file() and not p.name.endswith(_TMP_SUFFIX)
-    ]
+    files = [p for p in folder.glob(pattern) if p.is_file() and not p.name.endswith(_TMP_SUFFIX)]
     if not files:
         return None
     return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name))

@@ -38,7 +38,17 @@ from etude.errors import BadInputError, CheckpointError
 if TYPE_CHECKING:  # importing Lightning costs about 2 s: only when a run asks for it
     from lightning_fabric import Fabric
 
-__all__ = ["Distributed", "fabric_run_settings", "is_rank_zero", "load_on_rank_zero", "rank", "shard", "sum_over_ranks", "wait_for_ranks", "world_size"]
+__all__ = [
+    "Distributed",
+    "fabric_run_settings",
+    "is_rank_zero",
+    "load_on_rank_zero",
+    "rank",
+    "shard",
+    "sum_over_ranks",
+    "wait_for_ranks",
+    "world_size",
+]
 
 
 @dataclass(frozen=True)
@@ -61,8 +71,10 @@ class Distributed:
 
         check_fabric_args(self.accelerator, self.devices, self.strategy, self.precision, self.num_nodes)
         if self.devices * self.num_nodes > 1 and self.strategy == "auto":
-            raise BadInputError(f"devices={self.devices} x num_nodes={self.num_nodes} needs a strategy such as "
-                                "'ddp', got strategy='auto'")
+            raise BadInputError(
+                f"devices={self.devices} x num_nodes={self.num_nodes} needs a strategy such as "
+                "'ddp', got strategy='auto'"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,8 +93,13 @@ class Distributed:
         return fabric
 
 
-_FABRIC_RUN_ENV = {"accelerator": "LT_ACCELERATOR", "strategy": "LT_STRATEGY", "devices": "LT_DEVICES",
-                   "num_nodes": "LT_NUM_NODES", "precision": "LT_PRECISION"}
+_FABRIC_RUN_ENV = {
+    "accelerator": "LT_ACCELERATOR",
+    "strategy": "LT_STRATEGY",
+    "devices": "LT_DEVICES",
+    "num_nodes": "LT_NUM_NODES",
+    "precision": "LT_PRECISION",
+}
 
 
 def fabric_run_settings() -> dict[str, Any]:
@@ -95,8 +112,10 @@ def fabric_run_settings() -> dict[str, Any]:
             try:
                 found[key] = int(found[key])
             except ValueError:
-                raise BadInputError(f"fabric run passed {_FABRIC_RUN_ENV[key]}={found[key]!r}; "
-                                    f"etude expects a count of {key.replace('_', ' ')}") from None
+                raise BadInputError(
+                    f"fabric run passed {_FABRIC_RUN_ENV[key]}={found[key]!r}; "
+                    f"etude expects a count of {key.replace('_', ' ')}"
+                ) from None
     return found
 
 
@@ -136,10 +155,12 @@ def shard(global_index: Tensor, fabric: Fabric | None = None, *, uneven: bool = 
     if uneven:
         return global_index.tensor_split(size)[r]
     if global_index.shape[0] % size:
-        raise BadInputError(f"the global batch size {global_index.shape[0]} must be divisible by the world size "
-                            f"{size}; choose a batch_size that is a multiple of devices x num_nodes")
+        raise BadInputError(
+            f"the global batch size {global_index.shape[0]} must be divisible by the world size "
+            f"{size}; choose a batch_size that is a multiple of devices x num_nodes"
+        )
     per = global_index.shape[0] // size
-    return global_index[r * per: (r + 1) * per]
+    return global_index[r * per : (r + 1) * per]
 
 
 def wait_for_ranks(fabric: Fabric | None, timeout: float = 600.0) -> None:
@@ -155,9 +176,13 @@ def wait_for_ranks(fabric: Fabric | None, timeout: float = 600.0) -> None:
             sys.exit(f"etude: error: rank process {child.pid} exited with status {code}")
 
 
-def load_on_rank_zero(path: str | os.PathLike[str], fabric: Fabric | None = None, *,
-                      expect: Mapping[str, Any] | None = None,
-                      like: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+def load_on_rank_zero(
+    path: str | os.PathLike[str],
+    fabric: Fabric | None = None,
+    *,
+    expect: Mapping[str, Any] | None = None,
+    like: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
     """The checkpoint at ``path`` (``load_checkpoint``) read by rank 0 and broadcast to every rank; None if missing.
 
     The other ranks need no shared file system, and every rank resumes from the same state.
@@ -186,4 +211,3 @@ def sum_over_ranks(value: Tensor, fabric: Fabric | None) -> Tensor:
         return value
     # Fabric hints all_reduce with the union of every collection type; a tensor in gives a tensor out
     return fabric.all_reduce(value.detach().clone(), reduce_op="sum")  # type: ignore[return-value]
-

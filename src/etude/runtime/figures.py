@@ -25,7 +25,9 @@ def pyplot() -> Any:
     return plt
 
 
-def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 90, tight: bool = True, **savefig_kwargs: Any) -> Path:
+def save_figure(
+    fig: Any, path: str | os.PathLike[str], *, dpi: int = 90, tight: bool = True, **savefig_kwargs: Any
+) -> Path:
     """Write ``fig`` to ``path`` and close it; returns the path.
 
     Renders in memory, then writes atomically (creating missing parent folders); applies ``fig.tight_layout()`` when ``tight`` is true, then

@@ -21,9 +21,7 @@ def tensorboard_available() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 
 
-def make_loggers(
-    log_dir: str | os.PathLike[str], name: str = "train", tensorboard: bool | None = None
-) -> list[Logger]:
+def make_loggers(log_dir: str | os.PathLike[str], name: str = "train", tensorboard: bool | None = None) -> list[Logger]:
     """A ``CSVLogger`` and, when wanted and installed, a ``TensorBoardLogger`` sharing one version.
 
     CSV rows are flushed every 100 steps and at ``teardown(fabric)`` (``logger.finalize``).
@@ -51,9 +49,5 @@ def make_loggers(
                 "pip install 'etude[tensorboard]' or pass tensorboard=False"
             )
         return loggers
-    loggers.append(
-        TensorBoardLogger(
-            root_dir=root, name=name, version=csv_logger.version, default_hp_metric=False
-        )
-    )
+    loggers.append(TensorBoardLogger(root_dir=root, name=name, version=csv_logger.version, default_hp_metric=False))
     return loggers

@@ -17,4 +17,6 @@ def require(module: str, extra: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name is None or module.split(".")[0] != exc.name.split(".")[0]:
             raise  # something the package itself imports is broken: show that
-        raise MissingDependencyError(f"{module} is needed here and is not installed: pip install 'etude[{extra}]'") from exc
+        raise MissingDependencyError(
+            f"{module} is needed here and is not installed: pip install 'etude[{extra}]'"
+        ) from exc

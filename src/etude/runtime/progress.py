@@ -51,6 +51,4 @@ def progress(
     if disable is not None and not isinstance(disable, bool):
         raise BadInputError(f"disable must be True, False or None, got {disable!r}")
     hidden: bool | None = True if disable or not progress_allowed() else disable
-    return tqdm(
-        iterable, total=total, desc=desc, disable=hidden, file=sys.stderr, dynamic_ncols=True
-    )
+    return tqdm(iterable, total=total, desc=desc, disable=hidden, file=sys.stderr, dynamic_ncols=True)

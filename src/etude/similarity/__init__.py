@@ -16,7 +16,20 @@ from etude.similarity.cka import MinibatchCKA, linear_cka
 from etude.similarity.pairwise import METRICS, pairwise
 
 __all__ = [
-    "METRICS", "PWCCA_VARIANTS", "ActivationCapture", "CCAResult", "ConstantInputWarning", "MinibatchCKA", "SmallSampleWarning",
-    "capture_activations", "cca", "flatten_conv", "linear_cka", "mean_cca", "pairwise", "pool_conv", "pwcca",
+    "METRICS",
+    "PWCCA_VARIANTS",
+    "ActivationCapture",
+    "CCAResult",
+    "ConstantInputWarning",
+    "MinibatchCKA",
+    "SmallSampleWarning",
+    "capture_activations",
+    "cca",
+    "flatten_conv",
+    "linear_cka",
+    "mean_cca",
+    "pairwise",
+    "pool_conv",
+    "pwcca",
     "svcca",
 ]

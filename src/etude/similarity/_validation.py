@@ -19,11 +19,27 @@ import torch
 
 from etude.errors import BadInputError, EtudeWarning
 
-__all__ = ["ConstantInputWarning", "SmallSampleWarning", "as_matrix", "as_pair", "as_scaled_matrix", "as_scaled_pair",
-           "check_real", "resolve_dtype", "warn_constant", "warn_small_sample"]
+__all__ = [
+    "ConstantInputWarning",
+    "SmallSampleWarning",
+    "as_matrix",
+    "as_pair",
+    "as_scaled_matrix",
+    "as_scaled_pair",
+    "check_real",
+    "resolve_dtype",
+    "warn_constant",
+    "warn_small_sample",
+]
 
-_DTYPES = {"float64": torch.float64, "float32": torch.float32, torch.float64: torch.float64,
-           torch.float32: torch.float32, np.float64: torch.float64, np.float32: torch.float32}
+_DTYPES = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    torch.float64: torch.float64,
+    torch.float32: torch.float32,
+    np.float64: torch.float64,
+    np.float32: torch.float32,
+}
 
 
 class SmallSampleWarning(EtudeWarning):
@@ -42,14 +58,23 @@ def resolve_dtype(dtype: Any) -> torch.dtype:
         raise BadInputError(f"dtype must be 'float64' or 'float32', got {dtype!r}") from None
 
 
-def as_matrix(value: Any, name: str, dtype: Any = torch.float64, device: torch.device | None = None,
-              min_rows: int = 2) -> torch.Tensor:
+def as_matrix(
+    value: Any, name: str, dtype: Any = torch.float64, device: torch.device | None = None, min_rows: int = 2
+) -> torch.Tensor:
     """`value` as a finite 2-D tensor (n, p) of `dtype`; anything else raises BadInputError naming `name`."""
     return as_scaled_matrix(value, name, dtype, device, min_rows, scale=False)[0]
 
 
-def as_scaled_matrix(value: Any, name: str, dtype: Any = torch.float64, device: torch.device | None = None,
-                     min_rows: int = 2, *, scale: bool = True, exponent: int | None = None) -> tuple[torch.Tensor, int]:
+def as_scaled_matrix(
+    value: Any,
+    name: str,
+    dtype: Any = torch.float64,
+    device: torch.device | None = None,
+    min_rows: int = 2,
+    *,
+    scale: bool = True,
+    exponent: int | None = None,
+) -> tuple[torch.Tensor, int]:
     """(value / 2**e, e): `value` checked as in `as_matrix`, divided by 2**e, the power of two at or above its largest |entry|.
 
     Dividing by a power of two is exact, so the scaled data hold the same digits; the covariances
@@ -64,20 +89,23 @@ def as_scaled_matrix(value: Any, name: str, dtype: Any = torch.float64, device: 
             raise BadInputError(f"{name} must hold real numbers, got a NumPy array of dtype {value.dtype}")
         tensor = torch.from_numpy(np.ascontiguousarray(value))
     else:
-        raise BadInputError(f"{name} must be a NumPy array or a torch tensor shaped (datapoints, neurons), "
-                            f"got {type(value).__name__}")
+        raise BadInputError(
+            f"{name} must be a NumPy array or a torch tensor shaped (datapoints, neurons), got {type(value).__name__}"
+        )
     if tensor.is_complex():
         raise BadInputError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
     if tensor.ndim != 2:
         hint = " (flatten conv activations with flatten_conv or pool_conv)" if tensor.ndim == 4 else ""
         raise BadInputError(f"{name} must be 2-D (datapoints n, neurons p), got shape {tuple(tensor.shape)}{hint}")
     if tensor.shape[0] < min_rows or tensor.shape[1] < 1:
-        raise BadInputError(f"{name} needs at least {min_rows} datapoints and 1 neuron, "
-                            f"got shape {tuple(tensor.shape)}")
+        raise BadInputError(
+            f"{name} needs at least {min_rows} datapoints and 1 neuron, got shape {tuple(tensor.shape)}"
+        )
     if device is not None and tensor.device != device:
         if isinstance(value, torch.Tensor):
-            raise BadInputError(f"{name} is on {tensor.device} but the other input is on {device}; "
-                                "move both to one device")
+            raise BadInputError(
+                f"{name} is on {tensor.device} but the other input is on {device}; move both to one device"
+            )
         tensor = tensor.to(device)
     if not tensor.is_floating_point() or tensor.dtype not in (torch.float32, torch.float64):
         tensor = tensor.to(torch.float64)
@@ -90,32 +118,50 @@ def as_scaled_matrix(value: Any, name: str, dtype: Any = torch.float64, device: 
         tensor = torch.ldexp(tensor, torch.tensor(-exponent, device=tensor.device))
     tensor = tensor.to(dtype)
     if not bool(torch.isfinite(tensor).all()):
-        raise BadInputError(f"{name} has values beyond the range of {dtype} (shape {tuple(tensor.shape)}); "
-                            "use dtype='float64'")
+        raise BadInputError(
+            f"{name} has values beyond the range of {dtype} (shape {tuple(tensor.shape)}); use dtype='float64'"
+        )
     return tensor, exponent
 
 
-def as_pair(x: Any, y: Any, dtype: Any = torch.float64, min_rows: int = 2, *, scale: bool = False,
-            names: tuple[str, str] = ("x", "y")) -> tuple[torch.Tensor, torch.Tensor]:
+def as_pair(
+    x: Any,
+    y: Any,
+    dtype: Any = torch.float64,
+    min_rows: int = 2,
+    *,
+    scale: bool = False,
+    names: tuple[str, str] = ("x", "y"),
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Both inputs checked, on one device, with the same number of datapoints (scaled as in `as_scaled_matrix`)."""
     return as_scaled_pair(x, y, dtype, min_rows, scale=scale, names=names)[:2]
 
 
-def as_scaled_pair(x: Any, y: Any, dtype: Any = torch.float64, min_rows: int = 2, *, scale: bool = True,
-                   names: tuple[str, str] = ("x", "y")) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+def as_scaled_pair(
+    x: Any,
+    y: Any,
+    dtype: Any = torch.float64,
+    min_rows: int = 2,
+    *,
+    scale: bool = True,
+    names: tuple[str, str] = ("x", "y"),
+) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     """(x / 2**ex, y / 2**ey, ex, ey): both inputs checked and scaled by powers of two, see `as_scaled_matrix`."""
     device = x.device if isinstance(x, torch.Tensor) else (y.device if isinstance(y, torch.Tensor) else None)
     tx, sx = as_scaled_matrix(x, names[0], dtype, device, min_rows, scale=scale)
     ty, sy = as_scaled_matrix(y, names[1], dtype, device, min_rows, scale=scale)
     if tx.shape[0] != ty.shape[0]:
-        raise BadInputError(f"{names[0]} and {names[1]} must have the same number of datapoints (rows, the same "
-                            f"inputs in the same order): {names[0]} has shape {tuple(tx.shape)}, {names[1]} has "
-                            f"shape {tuple(ty.shape)}")
+        raise BadInputError(
+            f"{names[0]} and {names[1]} must have the same number of datapoints (rows, the same "
+            f"inputs in the same order): {names[0]} has shape {tuple(tx.shape)}, {names[1]} has "
+            f"shape {tuple(ty.shape)}"
+        )
     return tx, ty, sx, sy
 
 
-def check_real(value: Any, name: str, low: float = -math.inf, high: float = math.inf, *,
-               low_open: bool = False) -> float:
+def check_real(
+    value: Any, name: str, low: float = -math.inf, high: float = math.inf, *, low_open: bool = False
+) -> float:
     """`value` (a Python or NumPy real, not a bool) as a float in [low, high] (or (low, high]); else BadInputError."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
     number = float(value) if ok else math.nan
@@ -131,8 +177,12 @@ class ConstantInputWarning(EtudeWarning):
 
 def warn_constant(name: str) -> None:
     """Warn with ConstantInputWarning (pointing at the user's call) that `name` has no variance."""
-    warnings.warn(f"{name} has no variance (every neuron is constant on these datapoints): the similarity is "
-                  f"undefined and reported as 0", ConstantInputWarning, stacklevel=_caller_stacklevel())
+    warnings.warn(
+        f"{name} has no variance (every neuron is constant on these datapoints): the similarity is "
+        f"undefined and reported as 0",
+        ConstantInputWarning,
+        stacklevel=_caller_stacklevel(),
+    )
 
 
 def _caller_stacklevel() -> int:
@@ -148,6 +198,10 @@ def _caller_stacklevel() -> int:
 def warn_small_sample(name: str, n: int, p: int) -> None:
     """Warn with SmallSampleWarning (pointing at the user's call) when n < 5 p."""
     if n < 5 * p:
-        warnings.warn(f"{name} has n={n} datapoints for p={p} neurons (n < 5p): canonical correlations are "
-                      f"biased towards 1 (independent data give mean rho^2 ~ p/n); use more datapoints, SVCCA "
-                      f"with fewer directions, or CKA", SmallSampleWarning, stacklevel=_caller_stacklevel())
+        warnings.warn(
+            f"{name} has n={n} datapoints for p={p} neurons (n < 5p): canonical correlations are "
+            f"biased towards 1 (independent data give mean rho^2 ~ p/n); use more datapoints, SVCCA "
+            f"with fewer directions, or CKA",
+            SmallSampleWarning,
+            stacklevel=_caller_stacklevel(),
+        )

@@ -62,8 +62,9 @@ def _resolve(model: nn.Module, layers: Sequence[str] | Mapping[str, nn.Module]) 
         resolved = dict(layers)
         bad = [k for k, v in resolved.items() if not isinstance(v, nn.Module)]
         if bad:
-            raise BadInputError(f"layers must map names to nn.Module objects; {bad[0]!r} maps to "
-                                f"{type(resolved[bad[0]]).__name__}")
+            raise BadInputError(
+                f"layers must map names to nn.Module objects; {bad[0]!r} maps to {type(resolved[bad[0]]).__name__}"
+            )
         return resolved
     if isinstance(layers, str) or not isinstance(layers, Sequence) or not layers:
         raise BadInputError(f"layers must be a non-empty list of module names (model.named_modules()), got {layers!r}")
@@ -71,8 +72,9 @@ def _resolve(model: nn.Module, layers: Sequence[str] | Mapping[str, nn.Module]) 
     missing = [name for name in layers if name not in modules]
     if missing:
         known = [k for k in modules if k][:20]
-        raise BadInputError(f"model has no module {missing[0]!r}; expected names from model.named_modules(), "
-                            f"such as {known}")
+        raise BadInputError(
+            f"model has no module {missing[0]!r}; expected names from model.named_modules(), such as {known}"
+        )
     return {name: modules[name] for name in layers}
 
 
@@ -90,8 +92,9 @@ class ActivationCapture:
     :param device: where to keep the recorded activations (default: the CPU).
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[str] | Mapping[str, nn.Module],
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, model: nn.Module, layers: Sequence[str] | Mapping[str, nn.Module], device: str | torch.device = "cpu"
+    ) -> None:
         self.layers = _resolve(model, layers)
         self.device = torch.device(device)
         self._batches: dict[str, list[torch.Tensor]] = {name: [] for name in self.layers}
@@ -100,12 +103,15 @@ class ActivationCapture:
     def _hook(self, name: str):
         def record(module: nn.Module, inputs: Any, output: Any) -> None:
             if not isinstance(output, torch.Tensor):
-                raise BadInputError(f"layer {name!r} returned a {type(output).__name__}, not a tensor; "
-                                    f"capture a submodule whose output is a tensor")
+                raise BadInputError(
+                    f"layer {name!r} returned a {type(output).__name__}, not a tensor; "
+                    f"capture a submodule whose output is a tensor"
+                )
             self._batches[name].append(output.detach().to(self.device))
+
         return record
 
-    def __enter__(self) -> "ActivationCapture":
+    def __enter__(self) -> ActivationCapture:
         self._handles = [module.register_forward_hook(self._hook(name)) for name, module in self.layers.items()]
         return self
 
@@ -128,8 +134,9 @@ class ActivationCapture:
             batches.clear()
 
 
-def capture_activations(model: nn.Module, inputs: Any, layers: Sequence[str] | Mapping[str, nn.Module],
-                        batch_size: int | None = None) -> dict[str, torch.Tensor]:
+def capture_activations(
+    model: nn.Module, inputs: Any, layers: Sequence[str] | Mapping[str, nn.Module], batch_size: int | None = None
+) -> dict[str, torch.Tensor]:
     """Outputs of the named layers for `inputs` (N, ...), in eval mode and without gradients.
 
     The model's training flag is restored afterwards. Outputs are on the CPU, (N, ...) per layer;

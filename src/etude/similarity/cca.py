@@ -50,8 +50,10 @@ def threshold_mean(rho: torch.Tensor, threshold: float | None) -> float:
     if threshold is None:
         return float(rho.mean())
     share = torch.cumsum(rho, 0) / rho.sum()
-    k = min(int(torch.searchsorted(share, torch.tensor([threshold], dtype=share.dtype, device=share.device))) + 1,
-            rho.numel())
+    k = min(
+        int(torch.searchsorted(share, torch.tensor([threshold], dtype=share.dtype, device=share.device))) + 1,
+        rho.numel(),
+    )
     return float(rho[:k].mean())
 
 
@@ -163,8 +165,9 @@ def cca(x: Any, y: Any, epsilon: float = 0.0, *, method: str = "cov", dtype: Any
     return CCAResult(_numpy(rho), _numpy(a.kept), _numpy(b.kept), _numpy(a.full_rows(wa)), _numpy(b.full_rows(wb)))
 
 
-def mean_cca(x: Any, y: Any, epsilon: float = 0.0, threshold: float | None = None, *, method: str = "cov",
-             dtype: Any = "float64") -> float:
+def mean_cca(
+    x: Any, y: Any, epsilon: float = 0.0, threshold: float | None = None, *, method: str = "cov", dtype: Any = "float64"
+) -> float:
     """The mean canonical correlation of x (n, p) and y (n, q): (1/r) sum_i rho_i.
 
     :param threshold: None averages all r correlations; t in (0, 1] averages the first k, the fewest
@@ -187,8 +190,9 @@ def check_keep(keep: Any) -> float | int:
         return int(keep)
     if isinstance(keep, numbers.Real) and not isinstance(keep, (bool, numbers.Integral)) and 0 < float(keep) <= 1:
         return float(keep)
-    raise BadInputError(f"keep must be a fraction in (0, 1] of the singular-value sum or a direction "
-                        f"count >= 1, got {keep!r}")
+    raise BadInputError(
+        f"keep must be a fraction in (0, 1] of the singular-value sum or a direction count >= 1, got {keep!r}"
+    )
 
 
 def svd_directions(a: Whitened, keep: float | int) -> int:

@@ -38,9 +38,19 @@ def _hsic(cross: float, sum_k: float, sum_l: float, sum_kl: float, n: int, debia
     return cross - n / (n - 2) * sum_kl + sum_k * sum_l / ((n - 1) * (n - 2))
 
 
-def cka_from_moments(cross: float, self_x: float, self_y: float, sum_k: float, sum_l: float, sum_kl: float,
-                     sum_kk: float, sum_ll: float, n: int, debiased: bool,
-                     names: tuple[str, str] = ("x", "y")) -> float:
+def cka_from_moments(
+    cross: float,
+    self_x: float,
+    self_y: float,
+    sum_k: float,
+    sum_l: float,
+    sum_kl: float,
+    sum_kk: float,
+    sum_ll: float,
+    n: int,
+    debiased: bool,
+    names: tuple[str, str] = ("x", "y"),
+) -> float:
     """CKA from the centred quantities <K,L>, ||K||^2, ||L||^2 and the row-norm moments; 0 for a constant side."""
     num = _hsic(cross, sum_k, sum_l, sum_kl, n, debiased)
     dx = _hsic(self_x, sum_k, sum_k, sum_kk, n, debiased)
@@ -50,7 +60,7 @@ def cka_from_moments(cross: float, self_x: float, self_y: float, sum_k: float, s
             if not d > 0:
                 warn_constant(name)
         return 0.0
-    return num / (dx ** 0.5 * dy ** 0.5)
+    return num / (dx**0.5 * dy**0.5)
 
 
 def gram_inner(xc: torch.Tensor, yc: torch.Tensor) -> float:
@@ -83,8 +93,18 @@ def linear_cka(x: Any, y: Any, debiased: bool = False, *, dtype: Any = "float64"
     check_debiased(debiased, n)
     xc, yc = tx - tx.mean(0), ty - ty.mean(0)
     k, l = xc.square().sum(1), yc.square().sum(1)
-    return cka_from_moments(gram_inner(xc, yc), gram_inner(xc, xc), gram_inner(yc, yc), float(k.sum()),
-                            float(l.sum()), float(k @ l), float(k @ k), float(l @ l), n, debiased)
+    return cka_from_moments(
+        gram_inner(xc, yc),
+        gram_inner(xc, xc),
+        gram_inner(yc, yc),
+        float(k.sum()),
+        float(l.sum()),
+        float(k @ l),
+        float(k @ k),
+        float(l @ l),
+        n,
+        debiased,
+    )
 
 
 class MinibatchCKA:
@@ -114,15 +134,17 @@ class MinibatchCKA:
         self._shift: tuple[torch.Tensor, torch.Tensor] | None = None
         self._stats: dict[str, torch.Tensor] = {}
 
-    def update(self, x: Any, y: Any) -> "MinibatchCKA":
+    def update(self, x: Any, y: Any) -> MinibatchCKA:
         """Add a batch: x (b, p) and y (b, q) for the same b datapoints (b >= 1)."""
         device = self._shift[0].device if self._shift is not None else None
         if device is not None:  # later batches: the first batch's powers of two (exact; no overflow)
             tx, _ = as_scaled_matrix(x, "x", self.dtype, device, min_rows=1, exponent=self._exponents[0])
             ty, _ = as_scaled_matrix(y, "y", self.dtype, device, min_rows=1, exponent=self._exponents[1])
             if tx.shape[0] != ty.shape[0]:
-                raise BadInputError(f"x and y must have the same number of datapoints: x has shape "
-                                    f"{tuple(tx.shape)}, y has shape {tuple(ty.shape)}")
+                raise BadInputError(
+                    f"x and y must have the same number of datapoints: x has shape "
+                    f"{tuple(tx.shape)}, y has shape {tuple(ty.shape)}"
+                )
         else:
             tx, ty, ex, ey = as_scaled_pair(x, y, self.dtype, min_rows=1)
             self._exponents = (ex, ey)
@@ -131,14 +153,26 @@ class MinibatchCKA:
         else:
             for t, c, name in ((tx, self._shift[0], "x"), (ty, self._shift[1], "y")):
                 if t.shape[1] != c.shape[0]:
-                    raise BadInputError(f"{name} must keep its {c.shape[0]} neurons in every batch, got shape "
-                                        f"{tuple(t.shape)}")
+                    raise BadInputError(
+                        f"{name} must keep its {c.shape[0]} neurons in every batch, got shape {tuple(t.shape)}"
+                    )
         x0, y0 = tx - self._shift[0], ty - self._shift[1]
         k, l = x0.square().sum(1), y0.square().sum(1)
         batch = {
-            "s_x": x0.sum(0), "s_y": y0.sum(0), "xx": x0.T @ x0, "yy": y0.T @ y0, "xy": x0.T @ y0,
-            "k": k.sum(), "l": l.sum(), "kk": k @ k, "ll": l @ l, "kl": k @ l,
-            "lx": l @ x0, "ky": k @ y0, "kx": k @ x0, "ly": l @ y0,
+            "s_x": x0.sum(0),
+            "s_y": y0.sum(0),
+            "xx": x0.T @ x0,
+            "yy": y0.T @ y0,
+            "xy": x0.T @ y0,
+            "k": k.sum(),
+            "l": l.sum(),
+            "kk": k @ k,
+            "ll": l @ l,
+            "kl": k @ l,
+            "lx": l @ x0,
+            "ky": k @ y0,
+            "kx": k @ x0,
+            "ly": l @ y0,
         }
         for key, value in batch.items():
             self._stats[key] = self._stats[key] + value if key in self._stats else value
@@ -149,8 +183,10 @@ class MinibatchCKA:
         """CKA of every datapoint seen so far."""
         n = self.n
         if n < (4 if self.debiased else 2):
-            raise BadInputError(f"{'debiased ' if self.debiased else ''}MinibatchCKA needs at least "
-                                f"{4 if self.debiased else 2} datapoints before value(), got {n}")
+            raise BadInputError(
+                f"{'debiased ' if self.debiased else ''}MinibatchCKA needs at least "
+                f"{4 if self.debiased else 2} datapoints before value(), got {n}"
+            )
         s = self._stats
         mu, nu = s["s_x"] / n, s["s_y"] / n  # means of the shifted data
         mu2, nu2 = float(mu @ mu), float(nu @ nu)
@@ -159,10 +195,27 @@ class MinibatchCKA:
         self_y = float((s["yy"] - n * torch.outer(nu, nu)).square().sum())
         sum_k, sum_l = float(s["k"]) - n * mu2, float(s["l"]) - n * nu2
         # sum_i k_c,i l_c,i with k_c,i = ||x_i - mu||^2 expanded into the accumulated moments
-        sum_kl = (float(s["kl"]) - 2 * float(s["ky"] @ nu) - 2 * float(s["lx"] @ mu) + 4 * float(mu @ s["xy"] @ nu)
-                  + nu2 * float(s["k"]) + mu2 * float(s["l"]) - 3 * n * mu2 * nu2)
-        sum_kk = (float(s["kk"]) - 4 * float(s["kx"] @ mu) + 4 * float(mu @ s["xx"] @ mu)
-                  + 2 * mu2 * float(s["k"]) - 3 * n * mu2 * mu2)
-        sum_ll = (float(s["ll"]) - 4 * float(s["ly"] @ nu) + 4 * float(nu @ s["yy"] @ nu)
-                  + 2 * nu2 * float(s["l"]) - 3 * n * nu2 * nu2)
+        sum_kl = (
+            float(s["kl"])
+            - 2 * float(s["ky"] @ nu)
+            - 2 * float(s["lx"] @ mu)
+            + 4 * float(mu @ s["xy"] @ nu)
+            + nu2 * float(s["k"])
+            + mu2 * float(s["l"])
+            - 3 * n * mu2 * nu2
+        )
+        sum_kk = (
+            float(s["kk"])
+            - 4 * float(s["kx"] @ mu)
+            + 4 * float(mu @ s["xx"] @ mu)
+            + 2 * mu2 * float(s["k"])
+            - 3 * n * mu2 * mu2
+        )
+        sum_ll = (
+            float(s["ll"])
+            - 4 * float(s["ly"] @ nu)
+            + 4 * float(nu @ s["yy"] @ nu)
+            + 2 * nu2 * float(s["l"])
+            - 3 * n * nu2 * nu2
+        )
         return cka_from_moments(cross, self_x, self_y, sum_k, sum_l, sum_kl, sum_kk, sum_ll, n, self.debiased)

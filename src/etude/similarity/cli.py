@@ -31,7 +31,16 @@ def _load(path: str, label: str):
 
 
 def _similarity(args: argparse.Namespace) -> int:
-    from etude.similarity import ConstantInputWarning, SmallSampleWarning, flatten_conv, linear_cka, mean_cca, pool_conv, pwcca, svcca
+    from etude.similarity import (
+        ConstantInputWarning,
+        SmallSampleWarning,
+        flatten_conv,
+        linear_cka,
+        mean_cca,
+        pool_conv,
+        pwcca,
+        svcca,
+    )
 
     arrays = []
     for path, label in ((args.a, "A"), (args.b, "B")):
@@ -63,11 +72,26 @@ def _similarity(args: argparse.Namespace) -> int:
     if not math.isfinite(value):
         raise BadInputError(f"the {args.method} similarity of A and B is not a finite number ({value})")
     if args.json:
-        settings = {"pwcca": {"epsilon": args.epsilon, "variant": args.variant}, "svcca": {"keep": args.keep},
-                    "cca": {"epsilon": args.epsilon, "threshold": args.threshold},
-                    "cka": {"debiased": args.debiased}}[args.method]
-        print(json.dumps({"method": args.method, "similarity": value, "a": args.a, "b": args.b,
-                          "a_shape": list(a.shape), "b_shape": list(b.shape), **settings}, allow_nan=False))
+        settings = {
+            "pwcca": {"epsilon": args.epsilon, "variant": args.variant},
+            "svcca": {"keep": args.keep},
+            "cca": {"epsilon": args.epsilon, "threshold": args.threshold},
+            "cka": {"debiased": args.debiased},
+        }[args.method]
+        print(
+            json.dumps(
+                {
+                    "method": args.method,
+                    "similarity": value,
+                    "a": args.a,
+                    "b": args.b,
+                    "a_shape": list(a.shape),
+                    "b_shape": list(b.shape),
+                    **settings,
+                },
+                allow_nan=False,
+            )
+        )
     else:
         print(f"{value:.6f}")
     return 0
@@ -82,11 +106,19 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     cmd.add_argument("--json", action="store_true", help="print a JSON object instead of the bare number")
     cmd.add_argument("--epsilon", type=float, default=0.0, help="relative ridge for cca and pwcca (default 0)")
     cmd.add_argument("--variant", choices=("reference", "paper"), default="reference", help="pwcca weighting")
-    cmd.add_argument("--keep", type=float, default=0.99,
-                     help="svcca: share of the singular-value sum to keep (default 0.99; 1 keeps all), or a whole "
-                          "number > 1 of directions")
+    cmd.add_argument(
+        "--keep",
+        type=float,
+        default=0.99,
+        help="svcca: share of the singular-value sum to keep (default 0.99; 1 keeps all), or a whole "
+        "number > 1 of directions",
+    )
     cmd.add_argument("--threshold", type=float, default=None, help="cca: average up to this share of the sum")
     cmd.add_argument("--debiased", action="store_true", help="cka: unbiased HSIC estimator")
-    cmd.add_argument("--conv", choices=("flatten", "pool"), default=None,
-                     help="4-D (N, C, H, W) inputs: positions as datapoints, or mean over space")
+    cmd.add_argument(
+        "--conv",
+        choices=("flatten", "pool"),
+        default=None,
+        help="4-D (N, C, H, W) inputs: positions as datapoints, or mean over space",
+    )
     cmd.set_defaults(func=_similarity)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,8 +28,19 @@ from etude.similarity.activations import capture_activations, flatten_conv
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
-__all__ = ["ARCHITECTURES", "Digits", "TrainedNet", "accuracy", "hidden_layers", "load_digits_split", "make_cnn",
-           "make_mlp", "make_net", "representations", "train_mlp"]
+__all__ = [
+    "ARCHITECTURES",
+    "Digits",
+    "TrainedNet",
+    "accuracy",
+    "hidden_layers",
+    "load_digits_split",
+    "make_cnn",
+    "make_mlp",
+    "make_net",
+    "representations",
+    "train_mlp",
+]
 
 ARCHITECTURES = ("mlp", "cnn")
 """mlp: dense layers of the given widths; cnn: 3x3 conv layers of the given channels on the 8x8 image."""
@@ -111,7 +123,7 @@ def make_cnn(channels: Sequence[int], seed: int, inputs: int = 64, classes: int 
     read-out of the flattened last layer; initialized from `seed`. Hidden layer i is ``relu{i}``."""
     if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
         raise BadInputError(f"channels must be a non-empty list of positive ints, got {channels!r}")
-    side = int(round(inputs ** 0.5))
+    side = int(round(inputs**0.5))
     if side * side != inputs:
         raise BadInputError(f"a CNN needs square images: inputs must be a square number, got {inputs}")
     layers: list[tuple[str, nn.Module]] = [("image", nn.Unflatten(1, (1, side, side)))]
@@ -187,10 +199,24 @@ class TrainedNet:
         return representations(model, probe)
 
 
-def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: int, epochs: int, lr: float = 1e-3,
-              batch_size: int = 128, x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
-              snapshots: Sequence[int] = (), checkpoint: str | Path | None = None, resume: bool = False,
-              desc: str = "train", arch: str = "mlp", fabric: "Fabric | None" = None) -> TrainedNet:
+def train_mlp(
+    widths: Sequence[int],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    seed: int,
+    epochs: int,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    x_test: torch.Tensor | None = None,
+    y_test: torch.Tensor | None = None,
+    snapshots: Sequence[int] = (),
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    desc: str = "train",
+    arch: str = "mlp",
+    fabric: Fabric | None = None,
+) -> TrainedNet:
     """Train `make_mlp(widths, seed)` with Adam and cross-entropy for `epochs` passes over (x, y).
 
     Minibatch order comes from a generator seeded with `seed`, so a run is a function of its
@@ -208,8 +234,15 @@ def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: 
     :param arch: 'mlp' (widths = hidden units) or 'cnn' (widths = conv channels), see `make_net`.
     """
     keep = sorted(e for e in set(snapshots) if 0 < e < epochs)
-    config: dict[str, Any] = {"widths": list(widths), "seed": seed, "epochs": epochs, "lr": lr,
-                              "batch_size": batch_size, "snapshots": keep, "data": _fingerprint(x, y)}
+    config: dict[str, Any] = {
+        "widths": list(widths),
+        "seed": seed,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "snapshots": keep,
+        "data": _fingerprint(x, y),
+    }
     if arch != "mlp":
         config["arch"] = arch  # MLP checkpoints keep their former configuration
     precision = "32-true" if fabric is None else str(fabric.strategy.precision.precision)
@@ -224,18 +257,42 @@ def train_mlp(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, *, seed: 
         model.load_state_dict(state["model"])
         kept = {int(e): s for e, s in state["snapshots"].items()}
     else:
-        _fit(model, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, snapshots=keep,
-             kept=kept, desc=desc, fabric=fabric)
+        _fit(
+            model,
+            x,
+            y,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            snapshots=keep,
+            kept=kept,
+            desc=desc,
+            fabric=fabric,
+        )
         if checkpoint is not None and is_rank_zero(fabric):
-            save_checkpoint(checkpoint, {"config": config, "model": model.state_dict(),
-                                         "snapshots": {str(e): s for e, s in kept.items()}})
+            save_checkpoint(
+                checkpoint,
+                {"config": config, "model": model.state_dict(), "snapshots": {str(e): s for e, s in kept.items()}},
+            )
     test_acc = accuracy(model, x_test, y_test) if x_test is not None and y_test is not None else float("nan")
     return TrainedNet(model, list(widths), accuracy(model, x, y), test_acc, kept, arch, int(x.shape[1]))
 
 
-def _fit(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float, batch_size: int,
-         seed: int, snapshots: Sequence[int], kept: dict[int, dict[str, torch.Tensor]], desc: str,
-         fabric: "Fabric | None") -> None:
+def _fit(
+    model: nn.Sequential,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    snapshots: Sequence[int],
+    kept: dict[int, dict[str, torch.Tensor]],
+    desc: str,
+    fabric: Fabric | None,
+) -> None:
     """Adam on the mean cross-entropy of each minibatch of a seeded permutation; ``model`` ends on the CPU.
 
     Under DDP rank r back-propagates (sum of its shard's losses) x W / B, so DDP's mean over the

@@ -10,45 +10,95 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from etude.similarity.digits import Digits, TrainedNet, train_mlp
 from etude.similarity.pairwise import pairwise
-from etude.similarity.summary import (adjusted_rand, between_groups, cluster_by_distance, kmeans_1d, spearman,
-                                      symmetric_distance, within_group)
+from etude.similarity.summary import (
+    adjusted_rand,
+    between_groups,
+    cluster_by_distance,
+    kmeans_1d,
+    spearman,
+    symmetric_distance,
+    within_group,
+)
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
     from etude.similarity.study import PwccaPreset
 
-__all__ = ["METRICS", "bottom_up_convergence", "cnn_by_layer", "convergence_to_final", "generalizing_vs_memorizing",
-           "learning_rate_clusters", "lr_clustering", "peer_similarity", "similarity_by_layer", "train_networks",
-           "train_nets", "width_sweep"]
+__all__ = [
+    "METRICS",
+    "bottom_up_convergence",
+    "cnn_by_layer",
+    "convergence_to_final",
+    "generalizing_vs_memorizing",
+    "learning_rate_clusters",
+    "lr_clustering",
+    "peer_similarity",
+    "similarity_by_layer",
+    "train_networks",
+    "train_nets",
+    "width_sweep",
+]
 
 METRICS = {"pwcca": "PWCCA", "svcca": "SVCCA", "cka": "CKA"}
 """pairwise() metric -> label."""
 
 
-def train_nets(widths: Sequence[int], data: Digits, labels: torch.Tensor, seeds: Sequence[int], epochs: int, *,
-               lr: float, batch_size: int, ckpt: Path, tag: str, resume: bool, arch: str = "mlp",
-               snapshots: Sequence[int] = (), fabric: Fabric | None = None) -> list[TrainedNet]:
+def train_nets(
+    widths: Sequence[int],
+    data: Digits,
+    labels: torch.Tensor,
+    seeds: Sequence[int],
+    epochs: int,
+    *,
+    lr: float,
+    batch_size: int,
+    ckpt: Path,
+    tag: str,
+    resume: bool,
+    arch: str = "mlp",
+    snapshots: Sequence[int] = (),
+    fabric: Fabric | None = None,
+) -> list[TrainedNet]:
     """One network per seed on (data.x_train, labels), test accuracy on the true test labels (through
     ``fabric``'s devices and ranks when given, see `train_mlp`)."""
-    return [train_mlp(list(widths), data.x_train, labels, seed=s, epochs=epochs, lr=lr, batch_size=batch_size,
-                      x_test=data.x_test, y_test=data.y_test, snapshots=snapshots, arch=arch,
-                      checkpoint=ckpt / f"{tag}_{i}.pt", resume=resume, desc=f"{tag} {i + 1}/{len(seeds)}",
-                      fabric=fabric)
-            for i, s in enumerate(seeds)]
+    return [
+        train_mlp(
+            list(widths),
+            data.x_train,
+            labels,
+            seed=s,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            x_test=data.x_test,
+            y_test=data.y_test,
+            snapshots=snapshots,
+            arch=arch,
+            checkpoint=ckpt / f"{tag}_{i}.pt",
+            resume=resume,
+            desc=f"{tag} {i + 1}/{len(seeds)}",
+            fabric=fabric,
+        )
+        for i, s in enumerate(seeds)
+    ]
 
 
-def similarity_by_layer(reps: Sequence[Sequence[torch.Tensor]], within: Mapping[str, Sequence[int]],
-                        between: Mapping[str, tuple[Sequence[int], Sequence[int]]] | None = None,
-                        metrics: Mapping[str, str] = METRICS) -> tuple[dict, dict]:
+def similarity_by_layer(
+    reps: Sequence[Sequence[torch.Tensor]],
+    within: Mapping[str, Sequence[int]],
+    between: Mapping[str, tuple[Sequence[int], Sequence[int]]] | None = None,
+    metrics: Mapping[str, str] = METRICS,
+) -> tuple[dict, dict]:
     """Mean and sd of pairwise similarity per metric, group and layer, and the (K, K) matrices.
 
     :param reps: per network, its hidden representations (one (n, p) tensor per layer).
@@ -71,8 +121,9 @@ def similarity_by_layer(reps: Sequence[Sequence[torch.Tensor]], within: Mapping[
     return stats, matrices
 
 
-def convergence_to_final(nets: Sequence[TrainedNet], probe: torch.Tensor, epochs: Sequence[int],
-                         metrics: Mapping[str, str] = METRICS) -> dict[str, list[list[float]]]:
+def convergence_to_final(
+    nets: Sequence[TrainedNet], probe: torch.Tensor, epochs: Sequence[int], metrics: Mapping[str, str] = METRICS
+) -> dict[str, list[list[float]]]:
     """Similarity of each hidden layer after each snapshot epoch to its final self (both PWCCA
     directions averaged), mean over the networks: {label: [layer][epoch]}."""
     finals = [net.representations(probe) for net in nets]
@@ -115,10 +166,16 @@ def lr_clustering(nets_by_lr: Mapping[float, Sequence[TrainedNet]], probe: torch
     found = cluster_by_distance(distance, k)
     accuracy = [n.test_accuracy for n in nets]
     baseline = kmeans_1d(accuracy, k, seed)
-    return {"learning_rates": list(nets_by_lr), "truth": truth, "clusters": found.tolist(),
-            "ari_pwcca": adjusted_rand(found, truth), "accuracy_clusters": baseline.tolist(),
-            "ari_accuracy": adjusted_rand(baseline, truth), "test_accuracy": accuracy,
-            "distance": distance.tolist()}
+    return {
+        "learning_rates": list(nets_by_lr),
+        "truth": truth,
+        "clusters": found.tolist(),
+        "ari_pwcca": adjusted_rand(found, truth),
+        "accuracy_clusters": baseline.tolist(),
+        "ari_accuracy": adjusted_rand(baseline, truth),
+        "test_accuracy": accuracy,
+        "distance": distance.tolist(),
+    }
 
 
 # -- the study's experiments, in the order `PwccaStudy.run` calls them ------------------------------
@@ -126,64 +183,119 @@ def lr_clustering(nets_by_lr: Mapping[float, Sequence[TrainedNet]], probe: torch
 # its wall time in `timings` and returns plain data; `PwccaStudy` decides the claims from it.
 
 
-def train_networks(p: PwccaPreset, data: Digits, seed: int, ckpt: Path, resume: bool,
-                   fabric: Fabric | None = None) -> dict[str, Any]:
+def train_networks(
+    p: PwccaPreset, data: Digits, seed: int, ckpt: Path, resume: bool, fabric: Fabric | None = None
+) -> dict[str, Any]:
     """Every network of the study, each seeded on its own (through ``fabric``'s devices and ranks when given):
     the true- and shuffled-label MLP groups ('gen', 'mem'), the CNNs ('cnn'), the width sweep
     ('width': {(width, 'trained' | 'untrained'): nets}) and the learning-rate groups ('lr': {lr: nets})."""
-    common: dict[str, Any] = {"lr": p.lr, "batch_size": p.batch_size, "ckpt": ckpt, "resume": resume,
-                              "fabric": fabric}
+    common: dict[str, Any] = {"lr": p.lr, "batch_size": p.batch_size, "ckpt": ckpt, "resume": resume, "fabric": fabric}
     base, g = seed * 10_000, p.nets_per_group
     mlp = [p.width] * p.depth
-    gen = train_nets(mlp, data, data.y_train, [base + i for i in range(g)], p.epochs_true, tag="true",
-                     snapshots=p.snapshots, **common)
-    mem = train_nets(mlp, data, data.shuffled_labels(seed + 7919), [base + 100 + i for i in range(g)],
-                     p.epochs_shuffled, tag="shuffled", **common)
-    cnn = train_nets(list(p.cnn_channels), data, data.y_train, [base + 200 + i for i in range(g)], p.epochs_true,
-                     tag="cnn", arch="cnn", **common)
-    width = {(width, kind): train_nets([width] * p.depth, data, data.y_train,
-                                       [base + 1000 + 100 * wi + s for s in range(p.width_seeds)], epochs,
-                                       tag=f"width{width}_{kind}", **common)
-             for wi, width in enumerate(p.widths)
-             for kind, epochs in (("trained", p.epochs_true), ("untrained", 0))}
-    by_lr = {lr: (gen[: p.lr_seeds] if lr == p.lr and p.lr_seeds <= g else
-                  train_nets(mlp, data, data.y_train, [base + 300 + 10 * j + i for i in range(p.lr_seeds)],
-                             p.epochs_true, tag=f"lr{lr:g}", **{**common, "lr": lr}))
-             for j, lr in enumerate(p.learning_rates)}
+    gen = train_nets(
+        mlp,
+        data,
+        data.y_train,
+        [base + i for i in range(g)],
+        p.epochs_true,
+        tag="true",
+        snapshots=p.snapshots,
+        **common,
+    )
+    mem = train_nets(
+        mlp,
+        data,
+        data.shuffled_labels(seed + 7919),
+        [base + 100 + i for i in range(g)],
+        p.epochs_shuffled,
+        tag="shuffled",
+        **common,
+    )
+    cnn = train_nets(
+        list(p.cnn_channels),
+        data,
+        data.y_train,
+        [base + 200 + i for i in range(g)],
+        p.epochs_true,
+        tag="cnn",
+        arch="cnn",
+        **common,
+    )
+    width = {
+        (width, kind): train_nets(
+            [width] * p.depth,
+            data,
+            data.y_train,
+            [base + 1000 + 100 * wi + s for s in range(p.width_seeds)],
+            epochs,
+            tag=f"width{width}_{kind}",
+            **common,
+        )
+        for wi, width in enumerate(p.widths)
+        for kind, epochs in (("trained", p.epochs_true), ("untrained", 0))
+    }
+    by_lr = {
+        lr: (
+            gen[: p.lr_seeds]
+            if lr == p.lr and p.lr_seeds <= g
+            else train_nets(
+                mlp,
+                data,
+                data.y_train,
+                [base + 300 + 10 * j + i for i in range(p.lr_seeds)],
+                p.epochs_true,
+                tag=f"lr{lr:g}",
+                **{**common, "lr": lr},
+            )
+        )
+        for j, lr in enumerate(p.learning_rates)
+    }
     return {"gen": gen, "mem": mem, "cnn": cnn, "width": width, "lr": by_lr}
 
 
-def generalizing_vs_memorizing(p: PwccaPreset, gen: Sequence[TrainedNet], mem: Sequence[TrainedNet],
-                               probe: torch.Tensor, timings: dict[str, float]) -> dict[str, Any]:
+def generalizing_vs_memorizing(
+    p: PwccaPreset, gen: Sequence[TrainedNet], mem: Sequence[TrainedNet], probe: torch.Tensor, timings: dict[str, float]
+) -> dict[str, Any]:
     """Sec. 3.1: the MLPs on true labels (gen) and on one shuffled labelling (mem), compared layer by
     layer on ``probe``: by_layer ({label: {group: [(mean, sd)]}}), matrices, and accuracies."""
     g = p.nets_per_group
     start = time.perf_counter()
     gen_idx, mem_idx = range(g), range(g, 2 * g)
-    by_layer, matrices = similarity_by_layer([n.representations(probe) for n in [*gen, *mem]],
-                                             {"gen-gen": gen_idx, "mem-mem": mem_idx},
-                                             {"gen-mem": (gen_idx, mem_idx)})
+    by_layer, matrices = similarity_by_layer(
+        [n.representations(probe) for n in [*gen, *mem]],
+        {"gen-gen": gen_idx, "mem-mem": mem_idx},
+        {"gen-mem": (gen_idx, mem_idx)},
+    )
     timings["group_similarity_s"] = time.perf_counter() - start
     gen_test = float(np.mean([n.test_accuracy for n in gen]))
     mem_train = float(np.mean([n.train_accuracy for n in mem]))
-    return {"gen": gen, "mem": mem, "by_layer": by_layer, "matrices": matrices, "gen_test": gen_test,
-            "mem_train": mem_train}
+    return {
+        "gen": gen,
+        "mem": mem,
+        "by_layer": by_layer,
+        "matrices": matrices,
+        "gen_test": gen_test,
+        "mem_train": mem_train,
+    }
 
 
-def cnn_by_layer(p: PwccaPreset, cnn: Sequence[TrainedNet], probe: torch.Tensor,
-                 timings: dict[str, float]) -> dict[str, Any]:
+def cnn_by_layer(
+    p: PwccaPreset, cnn: Sequence[TrainedNet], probe: torch.Tensor, timings: dict[str, float]
+) -> dict[str, Any]:
     """Sec. 3.1 on CNNs: the CNNs on true labels, gen-gen similarity by layer on the first
     ``cnn_probe`` probe images (each position a datapoint): stats and mean test accuracy."""
     start = time.perf_counter()
-    cnn_stats, _ = similarity_by_layer([n.representations(probe[: p.cnn_probe]) for n in cnn],
-                                       {"gen-gen": range(len(cnn))})
+    cnn_stats, _ = similarity_by_layer(
+        [n.representations(probe[: p.cnn_probe]) for n in cnn], {"gen-gen": range(len(cnn))}
+    )
     cnn_test = float(np.mean([n.test_accuracy for n in cnn]))
     timings["cnn_similarity_s"] = time.perf_counter() - start
     return {"stats": cnn_stats, "test": cnn_test}
 
 
-def bottom_up_convergence(p: PwccaPreset, gen: Sequence[TrainedNet], probe: torch.Tensor,
-                          timings: dict[str, float]) -> dict[str, Any]:
+def bottom_up_convergence(
+    p: PwccaPreset, gen: Sequence[TrainedNet], probe: torch.Tensor, timings: dict[str, float]
+) -> dict[str, Any]:
     """Raghu et al. Sec. 4.1: each layer of the generalizing nets after each snapshot epoch (those
     before the last) against its final self: epochs and {label: [layer][epoch]}."""
     start = time.perf_counter()
@@ -193,38 +305,50 @@ def bottom_up_convergence(p: PwccaPreset, gen: Sequence[TrainedNet], probe: torc
     return {"epochs": epochs, "by_layer": convergence}
 
 
-def width_sweep(p: PwccaPreset, nets: Mapping[tuple[int, str], Sequence[TrainedNet]], probe: torch.Tensor,
-                timings: dict[str, float]) -> dict[str, Any]:
+def width_sweep(
+    p: PwccaPreset, nets: Mapping[tuple[int, str], Sequence[TrainedNet]], probe: torch.Tensor, timings: dict[str, float]
+) -> dict[str, Any]:
     """Sec. 3.2: trained and untrained nets per width: similarity across seeds, test accuracy, peer similarity per net."""
     start = time.perf_counter()
-    stats: dict[str, list[tuple[float, float]]] = {f"{k} {m}": [] for k in ("trained", "untrained")
-                                                   for m in ("PWCCA", "CKA")}
+    stats: dict[str, list[tuple[float, float]]] = {
+        f"{k} {m}": [] for k in ("trained", "untrained") for m in ("PWCCA", "CKA")
+    }
     test: list[float] = []
     peers: list[float] = []
     accuracies: list[float] = []
     for width in p.widths:
         for kind in ("trained", "untrained"):
             group = nets[width, kind]
-            layer_stats, mats = similarity_by_layer([n.representations(probe) for n in group],
-                                                    {"all": range(len(group))}, metrics={"pwcca": "PWCCA", "cka": "CKA"})
+            layer_stats, mats = similarity_by_layer(
+                [n.representations(probe) for n in group],
+                {"all": range(len(group))},
+                metrics={"pwcca": "PWCCA", "cka": "CKA"},
+            )
             for label, st in layer_stats.items():
                 means = [m for m, _ in st["all"]]
                 sds = [s for _, s in st["all"]]
-                stats[f"{kind} {label}"].append((float(np.mean(means)),
-                                                 float(math.sqrt(np.mean(np.square(sds)) + np.var(means)))))
+                stats[f"{kind} {label}"].append(
+                    (float(np.mean(means)), float(math.sqrt(np.mean(np.square(sds)) + np.var(means))))
+                )
             if kind == "trained":
                 test.append(float(np.mean([n.test_accuracy for n in group])))
                 peers += peer_similarity(mats["PWCCA"], [range(len(group))])
                 accuracies += [n.test_accuracy for n in group]
     trained = [m for m, _ in stats["trained PWCCA"]]
     timings["width_similarity_s"] = time.perf_counter() - start
-    return {"stats": stats, "test": test, "rank": spearman(list(p.widths), trained),
-            "peers": peers, "accuracies": accuracies,
-            "tracks": spearman(peers, accuracies) if len(peers) >= 2 else float("nan")}
+    return {
+        "stats": stats,
+        "test": test,
+        "rank": spearman(list(p.widths), trained),
+        "peers": peers,
+        "accuracies": accuracies,
+        "tracks": spearman(peers, accuracies) if len(peers) >= 2 else float("nan"),
+    }
 
 
-def learning_rate_clusters(by_lr: Mapping[float, Sequence[TrainedNet]], probe: torch.Tensor, seed: int,
-                           timings: dict[str, float]) -> dict[str, Any]:
+def learning_rate_clusters(
+    by_lr: Mapping[float, Sequence[TrainedNet]], probe: torch.Tensor, seed: int, timings: dict[str, float]
+) -> dict[str, Any]:
     """Sec. 3.3: the MLPs per learning rate clustered by PWCCA distance (`lr_clustering`): the nets by
     learning rate and the clustering."""
     start = time.perf_counter()

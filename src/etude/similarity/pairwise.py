@@ -8,15 +8,24 @@ from j) share that SVD. For CKA each representation is centred once and its ||K|
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from etude.errors import BadInputError
 from etude.similarity._validation import as_scaled_matrix, warn_constant, warn_small_sample
-from etude.similarity.cca import (check_epsilon, check_keep, check_variant, correlations, pwcca_pair, svd_directions,
-                                  threshold_mean, check_threshold)
+from etude.similarity.cca import (
+    check_epsilon,
+    check_keep,
+    check_threshold,
+    check_variant,
+    correlations,
+    pwcca_pair,
+    svd_directions,
+    threshold_mean,
+)
 from etude.similarity.cka import check_debiased, cka_from_moments, gram_inner
 from etude.similarity.whitening import whiten
 
@@ -25,9 +34,17 @@ __all__ = ["METRICS", "pairwise"]
 METRICS = ("cca", "svcca", "pwcca", "cka")
 
 
-def pairwise(reps: Sequence[Any], metric: str = "pwcca", *, epsilon: float = 0.0, threshold: float | None = None,
-             keep: float | int = 0.99, variant: str = "reference", debiased: bool = False,
-             dtype: Any = "float64") -> np.ndarray:
+def pairwise(
+    reps: Sequence[Any],
+    metric: str = "pwcca",
+    *,
+    epsilon: float = 0.0,
+    threshold: float | None = None,
+    keep: float | int = 0.99,
+    variant: str = "reference",
+    debiased: bool = False,
+    dtype: Any = "float64",
+) -> np.ndarray:
     """S[i, j] = metric(reps[i], reps[j]) for K representations of the same n datapoints.
 
     :param reps: K >= 1 arrays or tensors (n, p_k); widths may differ.
@@ -49,8 +66,10 @@ def pairwise(reps: Sequence[Any], metric: str = "pwcca", *, epsilon: float = 0.0
     n = mats[0].shape[0]
     for i, m in enumerate(mats):
         if m.shape[0] != n:
-            raise BadInputError(f"every representation needs the same datapoints: reps[0] has shape "
-                                f"{tuple(mats[0].shape)}, reps[{i}] has shape {tuple(m.shape)}")
+            raise BadInputError(
+                f"every representation needs the same datapoints: reps[0] has shape "
+                f"{tuple(mats[0].shape)}, reps[{i}] has shape {tuple(m.shape)}"
+            )
     k = len(mats)
     out = np.zeros((k, k))
     if metric == "cka":
@@ -63,8 +82,18 @@ def pairwise(reps: Sequence[Any], metric: str = "pwcca", *, epsilon: float = 0.0
                 cross = selfs[i] if i == j else gram_inner(centred[i], centred[j])
                 ki, kj = rows[i], rows[j]
                 out[i, j] = out[j, i] = cka_from_moments(
-                    cross, selfs[i], selfs[j], float(ki.sum()), float(kj.sum()), float(ki @ kj), float(ki @ ki),
-                    float(kj @ kj), n, debiased, names=(f"reps[{i}]", f"reps[{j}]"))
+                    cross,
+                    selfs[i],
+                    selfs[j],
+                    float(ki.sum()),
+                    float(kj.sum()),
+                    float(ki @ kj),
+                    float(ki @ ki),
+                    float(kj @ kj),
+                    n,
+                    debiased,
+                    names=(f"reps[{i}]", f"reps[{j}]"),
+                )
         return out
     if metric == "svcca":
         keep = check_keep(keep)
@@ -75,8 +104,11 @@ def pairwise(reps: Sequence[Any], metric: str = "pwcca", *, epsilon: float = 0.0
     factors = [whiten(m, epsilon if metric != "svcca" else 0.0, eigenbasis=metric != "cca") for m in mats]
     dims = [svd_directions(f, keep) if metric == "svcca" else None for f in factors]
     for i, (m, dim) in enumerate(zip(mats, dims)):
-        warn_small_sample(f"reps[{i}]" + (" (after SVD reduction)" if dim is not None else ""), n,
-                          dim if dim is not None else m.shape[1])
+        warn_small_sample(
+            f"reps[{i}]" + (" (after SVD reduction)" if dim is not None else ""),
+            n,
+            dim if dim is not None else m.shape[1],
+        )
     for i, f in enumerate(factors):
         if f.rank == 0:
             warn_constant(f"reps[{i}]")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -12,8 +12,9 @@ from etude.runtime import pyplot, save_figure
 __all__ = ["plot_by_layer", "plot_convergence", "plot_matrix", "plot_width"]
 
 
-def plot_by_layer(stats: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], path: str | Path,
-                  title: str = "") -> Path:
+def plot_by_layer(
+    stats: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], path: str | Path, title: str = ""
+) -> Path:
     """Similarity by hidden layer, one panel per metric and one line (mean ± sd over pairs) per group.
 
     :param stats: metric -> group -> [(mean, sd) per layer].
@@ -35,8 +36,13 @@ def plot_by_layer(stats: Mapping[str, Mapping[str, Sequence[tuple[float, float]]
     return save_figure(fig, path, dpi=90)
 
 
-def plot_width(widths: Sequence[int], curves: Mapping[str, Sequence[tuple[float, float]]], path: str | Path,
-               title: str = "", ylabel: str = "PWCCA similarity") -> Path:
+def plot_width(
+    widths: Sequence[int],
+    curves: Mapping[str, Sequence[tuple[float, float]]],
+    path: str | Path,
+    title: str = "",
+    ylabel: str = "PWCCA similarity",
+) -> Path:
     """Similarity against network width (log scale), one line (mean ± sd) per curve label."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -53,8 +59,9 @@ def plot_width(widths: Sequence[int], curves: Mapping[str, Sequence[tuple[float,
     return save_figure(fig, path, dpi=90)
 
 
-def plot_convergence(epochs: Sequence[int], stats: Mapping[str, Sequence[Sequence[float]]], path: str | Path,
-                     title: str = "") -> Path:
+def plot_convergence(
+    epochs: Sequence[int], stats: Mapping[str, Sequence[Sequence[float]]], path: str | Path, title: str = ""
+) -> Path:
     """Similarity of each layer to its final representation over training, one panel per metric.
 
     :param stats: metric -> [per layer: [similarity per epoch]].

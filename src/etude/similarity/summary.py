@@ -7,14 +7,21 @@ groups by the adjusted Rand index (Hubert and Arabie 1985).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from etude.errors import BadInputError
 
-__all__ = ["adjusted_rand", "between_groups", "cluster_by_distance", "kmeans_1d", "spearman", "symmetric_distance",
-           "within_group"]
+__all__ = [
+    "adjusted_rand",
+    "between_groups",
+    "cluster_by_distance",
+    "kmeans_1d",
+    "spearman",
+    "symmetric_distance",
+    "within_group",
+]
 
 
 def within_group(matrix: np.ndarray, members: Sequence[int]) -> tuple[float, float]:

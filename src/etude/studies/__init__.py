@@ -16,7 +16,20 @@ from etude.studies.report import collect_results, write_report
 from etude.studies.runner import load_result, run_studies
 
 __all__ = [
-    "PRESETS", "SCHEMA_VERSION", "STUDIES", "VERDICTS", "Claim", "Result", "Study",
-    "apply_overrides", "midi_preview_names", "collect_results", "get_study", "load_result", "run_studies",
-    "study_names", "versions", "write_report",
+    "PRESETS",
+    "SCHEMA_VERSION",
+    "STUDIES",
+    "VERDICTS",
+    "Claim",
+    "Result",
+    "Study",
+    "apply_overrides",
+    "midi_preview_names",
+    "collect_results",
+    "get_study",
+    "load_result",
+    "run_studies",
+    "study_names",
+    "versions",
+    "write_report",
 ]

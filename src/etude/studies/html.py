@@ -98,8 +98,10 @@ def _artifact_html(run_dir: Path, study: str, name: str) -> str:
     if size > EMBED_LIMIT_BYTES:
         return f'<p><a href="{href}">{_e(name)}</a> ({size / 2**20:.0f} MiB, not embedded)</p>'
     if mime.startswith("image/"):
-        return (f'<figure><img class="plot" alt="{_e(name)}" src="{_data_uri(mime, path.read_bytes())}">'
-                f"<figcaption>{_e(name)}</figcaption></figure>")
+        return (
+            f'<figure><img class="plot" alt="{_e(name)}" src="{_data_uri(mime, path.read_bytes())}">'
+            f"<figcaption>{_e(name)}</figcaption></figure>"
+        )
     if suffix in (".mid", ".midi"):
         tags = []
         wav_name, png_name = midi_preview_names(name)
@@ -108,22 +110,29 @@ def _artifact_html(run_dir: Path, study: str, name: str) -> str:
             if found is None or found.stat().st_size > EMBED_LIMIT_BYTES:
                 continue
             uri = _data_uri(kind, found.read_bytes())
-            tags.append(f'<audio controls preload="auto" src="{uri}"></audio>' if kind.startswith("audio/")
-                        else f'<img class="plot" alt="{_e(name)} piano roll" src="{uri}">')
+            tags.append(
+                f'<audio controls preload="auto" src="{uri}"></audio>'
+                if kind.startswith("audio/")
+                else f'<img class="plot" alt="{_e(name)} piano roll" src="{uri}">'
+            )
         link = f'<a download="{_e(path.name)}" href="{_data_uri("audio/midi", path.read_bytes())}">{_e(name)}</a>'
         if not tags:
             return f"<p>{link} (MIDI; the study wrote no preview of it)</p>"
         return f"<figure>{''.join(tags)}<figcaption>{link}</figcaption></figure>"
     if mime.startswith("audio/") or suffix == ".wav":
-        return (f'<figure><audio controls preload="auto" src="{_data_uri("audio/wav" if suffix == ".wav" else mime, path.read_bytes())}">'
-                f"</audio><figcaption>{_e(name)}</figcaption></figure>")
+        return (
+            f'<figure><audio controls preload="auto" src="{_data_uri("audio/wav" if suffix == ".wav" else mime, path.read_bytes())}">'
+            f"</audio><figcaption>{_e(name)}</figcaption></figure>"
+        )
     return f'<p><a href="{href}">{_e(name)}</a></p>'
 
 
 def _summary_table(entries: list[tuple[str, Result | None, str]]) -> str:
     head = "".join(f"<th>{v}</th>" for v in VERDICTS)
-    rows = "".join(f"<tr><td>{_e(study)}</td>" + "".join(f"<td>{_e(summary_cell(counts[v]))}</td>" for v in VERDICTS)
-                   + "</tr>" for study, counts in verdict_summary(entries).items())
+    rows = "".join(
+        f"<tr><td>{_e(study)}</td>" + "".join(f"<td>{_e(summary_cell(counts[v]))}</td>" for v in VERDICTS) + "</tr>"
+        for study, counts in verdict_summary(entries).items()
+    )
     return f'<table id="summary"><thead><tr><th>study</th>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
@@ -132,8 +141,10 @@ def _claims_table(entries: list[tuple[str, Result | None, str]]) -> str:
     for name, result, note in entries:
         if result is None or not result.claims:
             verdict = "not-run"
-            rows.append(f'<tr data-verdict="{verdict}" data-study="{_e(name)}"><td>{_e(name)}</td><td colspan="4">'
-                        f'{_e(note or "no claims")}</td><td><span class="verdict v-{verdict}">{verdict}</span></td></tr>')
+            rows.append(
+                f'<tr data-verdict="{verdict}" data-study="{_e(name)}"><td>{_e(name)}</td><td colspan="4">'
+                f'{_e(note or "no claims")}</td><td><span class="verdict v-{verdict}">{verdict}</span></td></tr>'
+            )
             continue
         for claim in result.claims:
             verdict = claim.verdict if result.status == "ok" else "not-run"
@@ -142,12 +153,15 @@ def _claims_table(entries: list[tuple[str, Result | None, str]]) -> str:
                 f'<tr data-verdict="{verdict}" data-study="{_e(name)}"><td>{_e(name)}</td>'
                 f"<td><b>{_e(claim.id)}</b>: {_e(claim.statement)}</td><td>{_e(claim.paper)}</td>"
                 f"<td>{_e(claim.measured)}</td><td>{_e(claim.criterion)}</td>"
-                f'<td><span class="verdict v-{verdict}">{_e(shown)}</span></td></tr>')
+                f'<td><span class="verdict v-{verdict}">{_e(shown)}</span></td></tr>'
+            )
     options = "".join(f'<option value="{v}">{v}</option>' for v in VERDICTS)
-    return (f'<label>Show verdict: <select id="verdict-filter" onchange="filterVerdict(this.value)">'
-            f'<option value="all">all</option>{options}</select></label>'
-            '<table id="claims"><thead><tr><th>study</th><th>claim</th><th>paper</th><th>ours</th>'
-            f'<th>criterion</th><th>verdict</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+    return (
+        f'<label>Show verdict: <select id="verdict-filter" onchange="filterVerdict(this.value)">'
+        f'<option value="all">all</option>{options}</select></label>'
+        '<table id="claims"><thead><tr><th>study</th><th>claim</th><th>paper</th><th>ours</th>'
+        f"<th>criterion</th><th>verdict</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _study_section(run_dir: Path, name: str, result: Result | None, note: str) -> str:
@@ -156,8 +170,10 @@ def _study_section(run_dir: Path, name: str, result: Result | None, note: str) -
         parts.append(f'<div class="note">{_e(note)}</div>')
     if result is not None:
         wall = "unknown" if result.wall_time_s is None else f"{result.wall_time_s:.1f} s"
-        parts.append(f"<p>Preset <code>{_e(result.preset)}</code>, seed {_e('?' if result.seed is None else result.seed)}, "
-                     f"wall time {wall}, status {_e(result.status)}.</p>")
+        parts.append(
+            f"<p>Preset <code>{_e(result.preset)}</code>, seed {_e('?' if result.seed is None else result.seed)}, "
+            f"wall time {wall}, status {_e(result.status)}.</p>"
+        )
         if result.status == "crashed" and result.error:
             parts.append(f"<details><summary>error</summary><pre>{_e(result.error)}</pre></details>")
         for claim in result.claims:
@@ -190,17 +206,26 @@ def write_html(run_dir: str | Path) -> Path:
             info = read_json(run_dir, info_path)
             versions = info.get("versions") if isinstance(info.get("versions"), dict) else {}
             total = sum(r.wall_time_s or 0.0 for _, r, _ in entries if r is not None)
-            header = (f"<p>Preset <code>{_e(info.get('preset'))}</code>, seed {_e(info.get('seed'))}, "
-                      f"started {_e(info.get('started'))}, total wall time {total:.1f} s. "
-                      f"etude {_e(versions.get('etude'))}, torch {_e(versions.get('torch'))}, "
-                      f"Python {_e(versions.get('python'))}.</p>")
+            header = (
+                f"<p>Preset <code>{_e(info.get('preset'))}</code>, seed {_e(info.get('seed'))}, "
+                f"started {_e(info.get('started'))}, total wall time {total:.1f} s. "
+                f"etude {_e(versions.get('etude'))}, torch {_e(versions.get('torch'))}, "
+                f"Python {_e(versions.get('python'))}.</p>"
+            )
         except (OSError, ValueError, RecursionError, AttributeError):
             header = '<div class="note">run.json is unreadable.</div>'
-    body = [f"<h1>etude reproduction report</h1>{header}", "<h2>Summary</h2>", _summary_table(entries),
-            "<h2>Claims</h2>", _claims_table(entries)]
+    body = [
+        f"<h1>etude reproduction report</h1>{header}",
+        "<h2>Summary</h2>",
+        _summary_table(entries),
+        "<h2>Claims</h2>",
+        _claims_table(entries),
+    ]
     if not entries:
         body.append('<div class="note">No study folders found in this run.</div>')
     body += [_study_section(run_dir, name, result, note) for name, result, note in entries]
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>etude report</title>'
-            f"<style>{_CSS}</style><script>{_JS}</script></head><body>{''.join(body)}</body></html>")
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>etude report</title>'
+        f"<style>{_CSS}</style><script>{_JS}</script></head><body>{''.join(body)}</body></html>"
+    )
     return write_atomic(run_dir / "report.html", page, what="report")

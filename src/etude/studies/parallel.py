@@ -112,8 +112,11 @@ def run_parallel(tasks: list, jobs: int) -> list[Result]:
                     raise _USER_ERRORS[kind](text)
                 if message is None:  # the worker died without a word (killed, out of memory, segfault)
                     slot.process.join()
-                    result = crashed_result(load_study(task.spec), task,
-                                            f"worker process for {task.label} died with exit code {slot.process.exitcode}")
+                    result = crashed_result(
+                        load_study(task.spec),
+                        task,
+                        f"worker process for {task.label} died with exit code {slot.process.exitcode}",
+                    )
                     result.wall_time_s = time.perf_counter() - started
                     result.write(task.study_dir)
                     slot.conn.close()

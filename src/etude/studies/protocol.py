@@ -91,8 +91,13 @@ def versions() -> dict[str, str]:
 
     from etude import __version__
 
-    return {"etude": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "platform": platform.platform()}
+    return {
+        "etude": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+    }
 
 
 @dataclass
@@ -184,20 +189,43 @@ class Result:
 
 
 _FIELD_TYPES: dict[str, Any] = {
-    "study": str, "preset": str, "seed": int, "metrics": dict, "status": str, "error": str,
-    "wall_time_s": (int, float), "settings": dict, "versions": dict, "schema_version": int,
+    "study": str,
+    "preset": str,
+    "seed": int,
+    "metrics": dict,
+    "status": str,
+    "error": str,
+    "wall_time_s": (int, float),
+    "settings": dict,
+    "versions": dict,
+    "schema_version": int,
 }
-_EXPECTED = {"study": "a string", "preset": "a string", "seed": "an integer", "metrics": "a JSON object",
-             "status": "'ok' or 'crashed'", "error": "a string", "wall_time_s": "a finite number",
-             "settings": "a JSON object", "versions": "a JSON object", "schema_version": "an integer"}
+_EXPECTED = {
+    "study": "a string",
+    "preset": "a string",
+    "seed": "an integer",
+    "metrics": "a JSON object",
+    "status": "'ok' or 'crashed'",
+    "error": "a string",
+    "wall_time_s": "a finite number",
+    "settings": "a JSON object",
+    "versions": "a JSON object",
+    "schema_version": "an integer",
+}
 
 
 def _kind(value: Any) -> str:
     """How a note names a JSON value's type: 'null', 'a string', 'a list', ..."""
     if value is None:
         return "null"
-    names = {bool: "a boolean", str: "a string", list: "a list", dict: "an object", int: "an integer",
-             float: "a number"}
+    names = {
+        bool: "a boolean",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+        int: "an integer",
+        float: "a number",
+    }
     return names.get(type(value), f"a {type(value).__name__}")
 
 
@@ -275,8 +303,10 @@ def _check_bounds(key: str, value: Any, limits: dict[str, tuple[int, int]]) -> N
         raise BadInputError(f"preset field {key!r} may hold at most {high} items, got {len(value)}")
     for item in ints:
         if not low <= item <= high:
-            raise BadInputError(f"preset field {key!r} must be in [{low:,}, {high:,}] ({OVERRIDE_GROWTH}x the "
-                                f"largest preset's), got {item:,}")
+            raise BadInputError(
+                f"preset field {key!r} must be in [{low:,}, {high:,}] ({OVERRIDE_GROWTH}x the "
+                f"largest preset's), got {item:,}"
+            )
 
 
 def apply_overrides(preset: Any, overrides: dict[str, str], limits: dict[str, tuple[int, int]] | None = None) -> Any:
@@ -306,9 +336,7 @@ def apply_overrides(preset: Any, overrides: dict[str, str], limits: dict[str, tu
             else:
                 value = json.loads(text)
         except (ValueError, TypeError, RecursionError) as exc:
-            raise BadInputError(
-                f"preset field {key!r} expects a {type(current).__name__}, got {text[:60]!r}"
-            ) from exc
+            raise BadInputError(f"preset field {key!r} expects a {type(current).__name__}, got {text[:60]!r}") from exc
         _check_bounds(key, value, limits or {})
         changes[key] = value
     return dataclasses.replace(preset, **changes)

@@ -103,8 +103,9 @@ def collect_results(run_dir: Path) -> list[tuple[str, Result | None, str]]:
         if notes:
             notes = ["result.json has wrong-typed fields: " + "; ".join(notes)]
         if data.get("schema_version") != SCHEMA_VERSION:
-            notes.insert(0, f"result.json has schema version {data.get('schema_version')!r}, "
-                            f"this etude writes {SCHEMA_VERSION}")
+            notes.insert(
+                0, f"result.json has schema version {data.get('schema_version')!r}, this etude writes {SCHEMA_VERSION}"
+            )
         if result.status == "crashed":
             notes.append("the study crashed: " + result.error_line())
         entries.append((name, result, "; ".join(notes)))
@@ -124,8 +125,11 @@ def _study_folders(run_dir: Path) -> list[tuple[Path, str]]:
     for folder in sorted(p for p in run_dir.iterdir() if p.is_dir()):
         seeds = []
         if inside(run_dir, folder) is not None and not (folder / "result.json").exists():
-            seeds = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith("seed-")
-                     and p.name.removeprefix("seed-").isdigit()]
+            seeds = [
+                p
+                for p in folder.iterdir()
+                if p.is_dir() and p.name.startswith("seed-") and p.name.removeprefix("seed-").isdigit()
+            ]
         if seeds:
             found += [(p, f"{folder.name}/{p.name}") for p in sorted(seeds, key=_seed_number)]
         else:
@@ -137,8 +141,9 @@ def verdict_summary(entries: list[tuple[str, Result | None, str]]) -> dict[str, 
     """study -> verdict -> the seed of each claim with that verdict (a crashed study's claims are not-run)."""
     summary: dict[str, dict[str, list]] = {}
     for name, result, _ in entries:
-        counts = summary.setdefault(result.study if result is not None and result.study != "?" else name,
-                                    {v: [] for v in VERDICTS})
+        counts = summary.setdefault(
+            result.study if result is not None and result.study != "?" else name, {v: [] for v in VERDICTS}
+        )
         if result is None:
             continue
         for claim in result.claims:
@@ -178,9 +183,12 @@ def write_report(run_dir: str | Path) -> Path:
         try:
             info = read_json(run_dir, run_json)
             versions = info.get("versions") if isinstance(info.get("versions"), dict) else {}
-            lines += [f"Preset `{_md(info.get('preset'))}`, seed {_md(info.get('seed'))}, started "
-                      f"{_md(info.get('started'))}; etude {_md(versions.get('etude'))}, "
-                      f"torch {_md(versions.get('torch'))}.", ""]
+            lines += [
+                f"Preset `{_md(info.get('preset'))}`, seed {_md(info.get('seed'))}, started "
+                f"{_md(info.get('started'))}; etude {_md(versions.get('etude'))}, "
+                f"torch {_md(versions.get('torch'))}.",
+                "",
+            ]
         except (OSError, ValueError, RecursionError, AttributeError):
             lines += ["run.json is unreadable.", ""]
     if not entries:
@@ -188,15 +196,23 @@ def write_report(run_dir: str | Path) -> Path:
     lines += ["## Summary", "", "| study | " + " | ".join(VERDICTS) + " |", "|---" * (len(VERDICTS) + 1) + "|"]
     for study, counts in verdict_summary(entries).items():
         lines.append(f"| {_cell(study)} | " + " | ".join(summary_cell(counts[v]) for v in VERDICTS) + " |")
-    lines += ["", "## Claims", "", "| study | claim | paper | ours | criterion | verdict |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Claims",
+        "",
+        "| study | claim | paper | ours | criterion | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, result, note in entries:
         if result is None or not result.claims:
             lines.append(f"| {_cell(name)} | — | — | — | — | {_cell(note or 'no claims')} |")
             continue
         for claim in result.claims:
             verdict = claim.verdict if result.status == "ok" else "not-run (crashed)"
-            lines.append(f"| {_cell(name)} | **{_cell(claim.id)}**: {_cell(claim.statement)} | {_cell(claim.paper)} | "
-                         f"{_cell(claim.measured)} | {_cell(claim.criterion)} | {verdict} |")
+            lines.append(
+                f"| {_cell(name)} | **{_cell(claim.id)}**: {_cell(claim.statement)} | {_cell(claim.paper)} | "
+                f"{_cell(claim.measured)} | {_cell(claim.criterion)} | {verdict} |"
+            )
     lines.append("")
     for name, result, note in entries:
         lines += [f"## {_md(name)}", ""]
@@ -204,8 +220,11 @@ def write_report(run_dir: str | Path) -> Path:
             lines += [f"> Note: {_cell(note)}", ""]
         if result is None:
             continue
-        lines += [f"Preset `{_md(result.preset)}`, seed {_md('?' if result.seed is None else result.seed)}, "
-                  f"wall time {_seconds(result.wall_time_s)}.", ""]
+        lines += [
+            f"Preset `{_md(result.preset)}`, seed {_md('?' if result.seed is None else result.seed)}, "
+            f"wall time {_seconds(result.wall_time_s)}.",
+            "",
+        ]
         for claim in result.claims:
             if claim.note:
                 lines.append(f"- **{_cell(claim.id)}**: {_cell(claim.note)}")

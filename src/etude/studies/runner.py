@@ -97,8 +97,11 @@ def run_task(task: Task, default_threads: int | None = None) -> Result:
     except (KeyboardInterrupt, BadInputError, CheckpointError):
         raise  # the user's to fix (bad override, corrupt checkpoint on --resume): exit 2 at the CLI
     except Exception as exc:  # a crashing study is reported; the others still run
-        result = crashed_result(study, task, "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                                + "\n" + traceback.format_exc(limit=-3))
+        result = crashed_result(
+            study,
+            task,
+            "".join(traceback.format_exception_only(type(exc), exc)).strip() + "\n" + traceback.format_exc(limit=-3),
+        )
     finally:
         torch.set_num_threads(threads)
     result.preset, result.seed = task.preset, task.seed
@@ -147,10 +150,15 @@ def _distributed_for(study: Study, settings: object, given: Mapping[str, Any]) -
     if not study.trains_with_fabric:
         if given:
             fabric_studies = [n for n in study_names() if get_study(n).trains_with_fabric]
-            raise BadInputError(f"study {study.name!r} does not train through Fabric yet; --devices, --strategy "
-                                f"and --precision apply to {', '.join(fabric_studies)}")
+            raise BadInputError(
+                f"study {study.name!r} does not train through Fabric yet; --devices, --strategy "
+                f"and --precision apply to {', '.join(fabric_studies)}"
+            )
         return None
-    defaults = {"accelerator": getattr(settings, "device", "auto"), "precision": getattr(settings, "precision", "32-true")}
+    defaults = {
+        "accelerator": getattr(settings, "device", "auto"),
+        "precision": getattr(settings, "precision", "32-true"),
+    }
     if not given and defaults == {"accelerator": "cpu", "precision": "32-true"}:
         return None  # plain PyTorch on the CPU
     return Distributed(**{**defaults, **given})
@@ -163,9 +171,12 @@ def finished_result(task: Task, study: Study | None = None) -> Result | None:
     study = study or load_study(task.spec)
     wanted = _wanted(task, study.preset(task.preset, dict(task.overrides)))
     previous = load_result(Path(task.study_dir))
-    if (previous is not None and previous.status == "ok"
-            and (previous.preset, previous.seed) == (task.preset, task.seed)
-            and previous.settings == json.loads(json.dumps(wanted))):
+    if (
+        previous is not None
+        and previous.status == "ok"
+        and (previous.preset, previous.seed) == (task.preset, task.seed)
+        and previous.settings == json.loads(json.dumps(wanted))
+    ):
         return previous
     return None
 
@@ -229,17 +240,23 @@ def run_studies(
         study.preset(preset, overrides)
     given = dict(distributed or {})
     if given and jobs > 1:
-        raise BadInputError(f"--devices, --strategy and --precision run one process per device; they cannot be "
-                            f"combined with --jobs {jobs} (use --jobs 1)")
+        raise BadInputError(
+            f"--devices, --strategy and --precision run one process per device; they cannot be "
+            f"combined with --jobs {jobs} (use --jobs 1)"
+        )
     if given:
         Distributed(**given)  # a bad value fails here, with its own message, before anything runs
     if not given and world_size() > 1:
-        raise BadInputError(f"launched as {world_size()} processes (WORLD_SIZE); pass --strategy ddp and --devices "
-                            "<processes per node> so that they train together")
+        raise BadInputError(
+            f"launched as {world_size()} processes (WORLD_SIZE); pass --strategy ddp and --devices "
+            "<processes per node> so that they train together"
+        )
     fabric_of = {name: _distributed_for(s, s.preset(preset, overrides), given) for name, s in zip(selected, studies)}
     if given and len(set(fabric_of.values())) > 1:
-        raise BadInputError("these studies' presets ask for different Fabric settings "
-                            f"({sorted(str(d) for d in set(fabric_of.values()))}); run them one at a time")
+        raise BadInputError(
+            "these studies' presets ask for different Fabric settings "
+            f"({sorted(str(d) for d in set(fabric_of.values()))}); run them one at a time"
+        )
     if not str(out).strip():  # Path("") is ".": it would quietly run in the current folder
         raise BadInputError("--out must name a folder, got an empty string")
     out = Path(out)
@@ -247,16 +264,34 @@ def run_studies(
     if writes:
         out = ensure_dir(out, what="--out")
     run_info: dict[str, Any] = {
-        "preset": preset, "seed": seeds[0], "seeds": seeds, "jobs": jobs, "studies": selected,
-        "overrides": overrides or {}, "versions": versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "preset": preset,
+        "seed": seeds[0],
+        "seeds": seeds,
+        "jobs": jobs,
+        "studies": selected,
+        "overrides": overrides or {},
+        "versions": versions(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if given:
         run_info["distributed"] = given
     if writes:
         write_atomic(out / "run.json", json.dumps(run_info, indent=2), what="--out")
     frozen = tuple(sorted((overrides or {}).items()))
-    tasks = [Task(name, registry.STUDIES[name], preset, s, str(study_dir_for(out, name, s, several)), resume, frozen,
-                  fabric_of[name]) for name in selected for s in seeds]
+    tasks = [
+        Task(
+            name,
+            registry.STUDIES[name],
+            preset,
+            s,
+            str(study_dir_for(out, name, s, several)),
+            resume,
+            frozen,
+            fabric_of[name],
+        )
+        for name in selected
+        for s in seeds
+    ]
     if jobs == 1:
         try:
             return [run_task(task) for task in tasks]

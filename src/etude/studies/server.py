@@ -108,8 +108,9 @@ def make_server(run_dir: str | Path, port: int = 8000) -> http.server.ThreadingH
         raise BadInputError(f"cannot serve on port {port}: {exc.strerror or exc}") from exc
 
 
-def serve(run_dir: str | Path, port: int = 8000, block: bool = True,
-          server: http.server.ThreadingHTTPServer | None = None) -> http.server.ThreadingHTTPServer:
+def serve(
+    run_dir: str | Path, port: int = 8000, block: bool = True, server: http.server.ThreadingHTTPServer | None = None
+) -> http.server.ThreadingHTTPServer:
     """Serve the run folder on http://127.0.0.1:port/report.html; with block=False run in a thread."""
     server = server or make_server(run_dir, port)
     if block:

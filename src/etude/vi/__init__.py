@@ -66,18 +66,58 @@ def make_model(name: str, **kwargs: Any) -> Model:
     return MODELS[name](**kwargs)
 
 
-_LAZY = {name: "etude.vi.pyro_guides" for name in
-         ("QMCNormal", "QMCAutoDiagonalNormal", "QMCAutoMultivariateNormal", "pyro_available")}
+_LAZY = {
+    name: "etude.vi.pyro_guides"
+    for name in ("QMCNormal", "QMCAutoDiagonalNormal", "QMCAutoMultivariateNormal", "pyro_available")
+}
 
 __all__ = [
-    "ENTROPY", "FAMILIES", "MC", "MODELS", "OPTIMIZERS", "QMC", "RQMC", "SAMPLERS",
-    "BaseSampler", "BayesianLinearRegression", "BayesianLogisticRegression", "BayesianNeuralNetwork",
-    "FitHistory", "FullRankGaussian", "GaussianFamily", "HierarchicalLinearRegression", "LogJoint",
-    "MeanFieldGaussian", "Model", "PoissonGLM", "QMCAutoDiagonalNormal", "QMCAutoMultivariateNormal",
-    "QMCBalanceWarning", "QMCNormal", "SampleSizeSchedule", "base_normals", "elbo", "evaluate_elbo",
-    "first_reach", "fit", "gap_summary", "gradient_replicates", "is_power_of_two", "iwae", "linear_scramble",
-    "load_breast_cancer", "load_diabetes", "loglog_slope", "make_family", "make_model", "make_sampler",
-    "pyro_available", "sobol_points", "trace_variance", "variance_ratio", "window_mean",
+    "ENTROPY",
+    "FAMILIES",
+    "MC",
+    "MODELS",
+    "OPTIMIZERS",
+    "QMC",
+    "RQMC",
+    "SAMPLERS",
+    "BaseSampler",
+    "BayesianLinearRegression",
+    "BayesianLogisticRegression",
+    "BayesianNeuralNetwork",
+    "FitHistory",
+    "FullRankGaussian",
+    "GaussianFamily",
+    "HierarchicalLinearRegression",
+    "LogJoint",
+    "MeanFieldGaussian",
+    "Model",
+    "PoissonGLM",
+    "QMCAutoDiagonalNormal",
+    "QMCAutoMultivariateNormal",
+    "QMCBalanceWarning",
+    "QMCNormal",
+    "SampleSizeSchedule",
+    "base_normals",
+    "elbo",
+    "evaluate_elbo",
+    "first_reach",
+    "fit",
+    "gap_summary",
+    "gradient_replicates",
+    "is_power_of_two",
+    "iwae",
+    "linear_scramble",
+    "load_breast_cancer",
+    "load_diabetes",
+    "loglog_slope",
+    "make_family",
+    "make_model",
+    "make_sampler",
+    "pyro_available",
+    "sobol_points",
+    "trace_variance",
+    "variance_ratio",
+    "window_mean",
 ]
 
 

@@ -74,8 +74,14 @@ def window_mean(steps: Sequence[int], values: torch.Tensor, start: float, stop: 
     return values[mask].mean(0)
 
 
-def gap_summary(steps: Sequence[int], mc: torch.Tensor, rqmc: torch.Tensor, reference_elbo: float,
-                deltas: Sequence[float], never: int) -> dict:
+def gap_summary(
+    steps: Sequence[int],
+    mc: torch.Tensor,
+    rqmc: torch.Tensor,
+    reference_elbo: float,
+    deltas: Sequence[float],
+    never: int,
+) -> dict:
     """Convergence of MC and RQMC runs measured as the gap to a reference optimum.
 
     gap_t = ELBO(lambda*) - ELBO(q_t) per run (traces [evals, S]; a non-finite ELBO counts as an
@@ -94,16 +100,23 @@ def gap_summary(steps: Sequence[int], mc: torch.Tensor, rqmc: torch.Tensor, refe
         hits = {d: float(first_reach(steps, -gaps, -d, never).double().median()) for d in deltas}
         finite = trace[-1][torch.isfinite(trace[-1])]
         late = window_mean(steps, gaps, 0.60, 0.75)
-        out[kind] = {"plateau_gap": float(plateau.median()), "plateau_gap_per_seed": plateau.tolist(),
-                     "iterations_to_gap": hits, "best_final_elbo": float(finite.max()) if len(finite) else -math.inf,
-                     "converged": bool(float((late - plateau).median()) <= max(0.05 * float(plateau.median()), 0.01))}
+        out[kind] = {
+            "plateau_gap": float(plateau.median()),
+            "plateau_gap_per_seed": plateau.tolist(),
+            "iterations_to_gap": hits,
+            "best_final_elbo": float(finite.max()) if len(finite) else -math.inf,
+            "converged": bool(float((late - plateau).median()) <= max(0.05 * float(plateau.median()), 0.01)),
+        }
     reached = [d for d in deltas if out["rqmc"]["iterations_to_gap"][d] < never]
     delta = min(reached) if reached else None
     floor = 1e-3
     out["plateau_ratio"] = max(out["mc"]["plateau_gap"], floor) / max(out["rqmc"]["plateau_gap"], floor)
     out["delta"] = delta
-    out["speedup"] = (out["mc"]["iterations_to_gap"][delta] / max(out["rqmc"]["iterations_to_gap"][delta], 1.0)
-                      if delta is not None else float("nan"))
+    out["speedup"] = (
+        out["mc"]["iterations_to_gap"][delta] / max(out["rqmc"]["iterations_to_gap"][delta], 1.0)
+        if delta is not None
+        else float("nan")
+    )
     out["credible"] = max(out["mc"]["best_final_elbo"], out["rqmc"]["best_final_elbo"]) <= reference_elbo + 0.05
     out["counts"] = bool(out["plateau_ratio"] >= 2.0 and delta is not None and out["speedup"] >= 1.25)
     out["eligible"] = bool(out["credible"] and out["mc"]["converged"])

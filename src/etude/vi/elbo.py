@@ -27,8 +27,7 @@ from etude.validation import check_int, check_number
 from etude.vi.families import GaussianFamily
 from etude.vi.qmc import BaseSampler, is_power_of_two
 
-__all__ = ["LogJoint", "ENTROPY", "elbo", "iwae", "base_normals", "gradient_replicates",
-           "SampleSizeSchedule"]
+__all__ = ["LogJoint", "ENTROPY", "elbo", "iwae", "base_normals", "gradient_replicates", "SampleSizeSchedule"]
 
 LogJoint = Callable[[torch.Tensor], torch.Tensor]
 """log p(x, z): z [..., d] -> [...], differentiable in z."""
@@ -37,7 +36,9 @@ ENTROPY = ("analytic", "sampled")
 
 def _finite(name: str, value: torch.Tensor) -> torch.Tensor:
     if not isinstance(value, torch.Tensor) or not bool(torch.isfinite(value).all()):
-        raise BadInputError(f"{name} must be a finite tensor, got {'NaN or infinite values' if isinstance(value, torch.Tensor) else type(value).__name__}")
+        raise BadInputError(
+            f"{name} must be a finite tensor, got {'NaN or infinite values' if isinstance(value, torch.Tensor) else type(value).__name__}"
+        )
     return value
 
 
@@ -68,8 +69,14 @@ def base_normals(sampler: BaseSampler | Sequence[BaseSampler], n: int, family: G
     return torch.stack(draws)
 
 
-def elbo(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Sequence[BaseSampler],
-         n: int, entropy: str = "analytic", eps: torch.Tensor | None = None) -> torch.Tensor:
+def elbo(
+    log_joint: LogJoint,
+    family: GaussianFamily,
+    sampler: BaseSampler | Sequence[BaseSampler],
+    n: int,
+    entropy: str = "analytic",
+    eps: torch.Tensor | None = None,
+) -> torch.Tensor:
     """L_hat = 1/N sum_n log p(x, T(eps_n)) + H[q] (Sec. 3), shape = the family's batch shape.
 
     :param log_joint: log p(x, z), z [..., d] -> [...].
@@ -89,8 +96,13 @@ def elbo(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Seq
     return (log_joint(z) - family.log_prob(z)).mean(-1)
 
 
-def iwae(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Sequence[BaseSampler],
-         k: int, eps: torch.Tensor | None = None) -> torch.Tensor:
+def iwae(
+    log_joint: LogJoint,
+    family: GaussianFamily,
+    sampler: BaseSampler | Sequence[BaseSampler],
+    k: int,
+    eps: torch.Tensor | None = None,
+) -> torch.Tensor:
     """L_K_hat = log 1/K sum_k exp(log p(x, z_k) - log q(z_k)), z_k = T(eps_k), one K-point set."""
     eps = base_normals(sampler, k, family) if eps is None else _finite("eps", eps)
     z = family.rsample(eps)
@@ -98,8 +110,15 @@ def iwae(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Seq
     return torch.logsumexp(log_w, -1) - math.log(log_w.shape[-1])
 
 
-def gradient_replicates(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler, n: int,
-                        replicates: int, max_points: int = 4096, objective: str = "elbo") -> torch.Tensor:
+def gradient_replicates(
+    log_joint: LogJoint,
+    family: GaussianFamily,
+    sampler: BaseSampler,
+    n: int,
+    replicates: int,
+    max_points: int = 4096,
+    objective: str = "elbo",
+) -> torch.Tensor:
     """Independent gradient estimates g_r = grad_lambda L_hat_r [replicates, P] at the family's lambda.
 
     Each replicate draws its own point set (a fresh randomization for RQMC). Replicates are

@@ -20,8 +20,17 @@ from etude.vi.models import BayesianLinearRegression, Model
 from etude.vi.qmc import RQMC, make_sampler
 from etude.vi.train import evaluate_elbo, fit
 
-__all__ = ["derive_seed", "mean_field", "variance_by_size", "compare_training", "evaluation_points", "reference_optimum",
-           "largest_curvature", "schedule_target", "schedule_experiment"]
+__all__ = [
+    "derive_seed",
+    "mean_field",
+    "variance_by_size",
+    "compare_training",
+    "evaluation_points",
+    "reference_optimum",
+    "largest_curvature",
+    "schedule_target",
+    "schedule_experiment",
+]
 
 
 def derive_seed(seed: int, *keys: object) -> int:
@@ -40,8 +49,16 @@ def mean_field(loc: torch.Tensor, log_scale: torch.Tensor) -> MeanFieldGaussian:
     return family
 
 
-def variance_by_size(model: Model, loc: torch.Tensor, log_scale: torch.Tensor, sizes: Sequence[int],
-                     replicates: int, seed: int, objective: str = "elbo", max_points: int = 4096) -> dict:
+def variance_by_size(
+    model: Model,
+    loc: torch.Tensor,
+    log_scale: torch.Tensor,
+    sizes: Sequence[int],
+    replicates: int,
+    seed: int,
+    objective: str = "elbo",
+    max_points: int = 4096,
+) -> dict:
     """tr Var of MC and RQMC gradient estimators at q = N(loc, exp(log_scale)^2) for each N.
 
     :returns: {'sizes', 'mc', 'rqmc' (trace variances), 'ratio' (MC / RQMC), 'log_se' (of the ratio)}.
@@ -49,9 +66,18 @@ def variance_by_size(model: Model, loc: torch.Tensor, log_scale: torch.Tensor, s
     family = mean_field(loc, log_scale)
     out: dict = {"sizes": list(sizes), "mc": [], "rqmc": [], "ratio": [], "log_se": []}
     for n in sizes:
-        grads = {kind: gradient_replicates(model, family, make_sampler(kind, model.dim, derive_seed(seed, kind, n)),
-                                           n, replicates, max_points=max_points, objective=objective)
-                 for kind in ("mc", "rqmc")}
+        grads = {
+            kind: gradient_replicates(
+                model,
+                family,
+                make_sampler(kind, model.dim, derive_seed(seed, kind, n)),
+                n,
+                replicates,
+                max_points=max_points,
+                objective=objective,
+            )
+            for kind in ("mc", "rqmc")
+        }
         ratio, log_se = variance_ratio(grads["mc"], grads["rqmc"])
         out["mc"].append(float(grads["mc"].var(0).sum()))
         out["rqmc"].append(float(grads["rqmc"].var(0).sum()))
@@ -65,8 +91,16 @@ def evaluation_points(model: Model, seed: int, points: int, dtype: torch.dtype =
     return RQMC(model.dim, seed=derive_seed(seed, "eval")).normal(points, dtype)
 
 
-def reference_optimum(model: Model, eval_eps: torch.Tensor, steps: int, lr: float, init_scale: float, seed: int,
-                      n: int = 256, desc: str = "") -> dict:
+def reference_optimum(
+    model: Model,
+    eval_eps: torch.Tensor,
+    steps: int,
+    lr: float,
+    init_scale: float,
+    seed: int,
+    n: int = 256,
+    desc: str = "",
+) -> dict:
     """The mean-field optimum lambda* = (mu*, omega*) that convergence is measured against, and its ELBO on eval_eps.
 
     Exact for a conjugate model (``mean_field_optimum``); otherwise a long RQMC run at N = ``n``:
@@ -84,8 +118,12 @@ def reference_optimum(model: Model, eval_eps: torch.Tensor, steps: int, lr: floa
         for rate, count in ((lr, steps), (lr / 10, max(1, steps // 2))):
             fit(model, family, sampler, count, n, optimizer="adam", lr=rate, desc=desc)
     elbo = float(evaluate_elbo(model, family, eval_eps).reshape(-1)[0])
-    return {"loc": family.loc.detach().clone(), "log_scale": family.log_scale.detach().clone(), "elbo": elbo,
-            "exact": exact}
+    return {
+        "loc": family.loc.detach().clone(),
+        "log_scale": family.log_scale.detach().clone(),
+        "elbo": elbo,
+        "exact": exact,
+    }
 
 
 def largest_curvature(model: Model, loc: torch.Tensor, iterations: int = 30, seed: int = 0) -> float:
@@ -105,9 +143,20 @@ def largest_curvature(model: Model, loc: torch.Tensor, iterations: int = 30, see
     return value
 
 
-def compare_training(model: Model, seeds: Sequence[int], steps: int, n: int, lr: float, init_scale: float,
-                     eval_points: int, eval_every: int, dtype: torch.dtype = torch.float64,
-                     desc: str = "", optimizer: str = "adam", eval_eps: torch.Tensor | None = None) -> dict:
+def compare_training(
+    model: Model,
+    seeds: Sequence[int],
+    steps: int,
+    n: int,
+    lr: float,
+    init_scale: float,
+    eval_points: int,
+    eval_every: int,
+    dtype: torch.dtype = torch.float64,
+    desc: str = "",
+    optimizer: str = "adam",
+    eval_eps: torch.Tensor | None = None,
+) -> dict:
     """Adam (or constant-step SGD) on the ELBO with MC and with RQMC base points, same N, same
     initializations per seed.
 
@@ -124,15 +173,27 @@ def compare_training(model: Model, seeds: Sequence[int], steps: int, n: int, lr:
     for kind in ("mc", "rqmc"):
         family = mean_field(locs.to(dtype), torch.full_like(locs, init_scale).log().to(dtype))
         samplers = [make_sampler(kind, model.dim, derive_seed(s, "train", kind)) for s in seeds]
-        history = fit(model, family, samplers, steps, n, optimizer=optimizer, lr=lr, eval_eps=eval_eps,
-                      eval_every=eval_every, desc=f"{desc} {kind}" if desc else "")
+        history = fit(
+            model,
+            family,
+            samplers,
+            steps,
+            n,
+            optimizer=optimizer,
+            lr=lr,
+            eval_eps=eval_eps,
+            eval_every=eval_every,
+            desc=f"{desc} {kind}" if desc else "",
+        )
         out["steps"] = history.eval_steps
         out[kind] = history.eval_elbo
         out[f"final_{kind}"] = (family.loc.detach().clone(), family.log_scale.detach().clone())
     return out
 
 
-def schedule_target(data_seed: int = 0, rows: int = 100, features: int = 10, noise_scale: float = 3.0) -> BayesianLinearRegression:
+def schedule_target(
+    data_seed: int = 0, rows: int = 100, features: int = 10, noise_scale: float = 3.0
+) -> BayesianLinearRegression:
     """A well-conditioned conjugate linear regression (x ~ N(0, I), y = x w + 0.5 + noise).
 
     With 100 rows and noise scale 3 the posterior precision has eigenvalues of about 8 to 18.
@@ -144,8 +205,14 @@ def schedule_target(data_seed: int = 0, rows: int = 100, features: int = 10, noi
     return BayesianLinearRegression(x, y, noise_scale=noise_scale)
 
 
-def schedule_experiment(model: BayesianLinearRegression, schedule: SampleSizeSchedule, seeds: Sequence[int],
-                        lr: float, init_scale: float, desc: str = "") -> dict:
+def schedule_experiment(
+    model: BayesianLinearRegression,
+    schedule: SampleSizeSchedule,
+    seeds: Sequence[int],
+    lr: float,
+    init_scale: float,
+    desc: str = "",
+) -> dict:
     """Constant-step SGD on the ELBO while N follows ``schedule``, MC against RQMC (Sec. 4).
 
     The error is ||lambda_t - lambda*||^2 with lambda = (mu, omega) and lambda* the exact
@@ -160,9 +227,17 @@ def schedule_experiment(model: BayesianLinearRegression, schedule: SampleSizeSch
     for kind in ("mc", "rqmc"):
         family = MeanFieldGaussian(model.dim, scale=init_scale).replicate(len(seeds))
         samplers = [make_sampler(kind, model.dim, derive_seed(s, "schedule", kind)) for s in seeds]
-        history = fit(model, family, samplers, steps, schedule, optimizer="sgd", lr=lr,
-                      track=lambda f: ((f.flat_parameters() - optimum) ** 2).sum(-1),
-                      desc=f"{desc} {kind}" if desc else "")
+        history = fit(
+            model,
+            family,
+            samplers,
+            steps,
+            schedule,
+            optimizer="sgd",
+            lr=lr,
+            track=lambda f: ((f.flat_parameters() - optimum) ** 2).sum(-1),
+            desc=f"{desc} {kind}" if desc else "",
+        )
         errors = history.tracked  # [steps + 1, S]; row t is after t steps
         assert errors is not None  # fit was given track=
         out["sizes"] = history.sizes
@@ -170,6 +245,6 @@ def schedule_experiment(model: BayesianLinearRegression, schedule: SampleSizeSch
         stage_errors = []
         for size in stages:  # the steps run at this N, second half: errors after those steps
             rows = [t + 1 for t, s in enumerate(history.sizes) if s == size]
-            stage_errors.append(float(errors[rows[len(rows) // 2:]].mean()))
+            stage_errors.append(float(errors[rows[len(rows) // 2 :]].mean()))
         out[f"stage_{kind}"] = stage_errors
     return out

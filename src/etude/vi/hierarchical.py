@@ -43,10 +43,11 @@ class HierarchicalLinearRegression(Model):
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
         j = self.groups
         mu_a, mu_b, log_sa, log_sb, log_sy = z[..., 0], z[..., 1], z[..., 2], z[..., 3], z[..., 4]
-        a, b = z[..., 5: 5 + j], z[..., 5 + j:]
+        a, b = z[..., 5 : 5 + j], z[..., 5 + j :]
         hyper = normal_log_prob(z[..., :5], 0.0, 1.0).sum(-1)  # mu_a, mu_b, log s_a, log s_b, log s_y
-        groups = (normal_log_prob_log_scale(a, mu_a.unsqueeze(-1), log_sa.unsqueeze(-1)).sum(-1)
-                  + normal_log_prob_log_scale(b, mu_b.unsqueeze(-1), log_sb.unsqueeze(-1)).sum(-1))
+        groups = normal_log_prob_log_scale(a, mu_a.unsqueeze(-1), log_sa.unsqueeze(-1)).sum(
+            -1
+        ) + normal_log_prob_log_scale(b, mu_b.unsqueeze(-1), log_sb.unsqueeze(-1)).sum(-1)
         mean = a[..., self.group] + b[..., self.group] * self.x.to(z.dtype)  # [..., n]
         lik = normal_log_prob_log_scale(self.y.to(z.dtype), mean, log_sy.unsqueeze(-1)).sum(-1)
         return hyper + groups + lik
@@ -83,10 +84,13 @@ class PoissonGLM(Model):
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
         a = self.levels_a
         mu, log_sa, log_sb = z[..., 0], z[..., 1], z[..., 2]
-        alpha, beta = z[..., 3: 3 + a], z[..., 3 + a:]
-        prior = (normal_log_prob(mu, 0.0, 2.0) + normal_log_prob(z[..., 1:3], 0.0, 1.0).sum(-1)
-                 + normal_log_prob_log_scale(alpha, 0.0, log_sa.unsqueeze(-1)).sum(-1)
-                 + normal_log_prob_log_scale(beta, 0.0, log_sb.unsqueeze(-1)).sum(-1))
+        alpha, beta = z[..., 3 : 3 + a], z[..., 3 + a :]
+        prior = (
+            normal_log_prob(mu, 0.0, 2.0)
+            + normal_log_prob(z[..., 1:3], 0.0, 1.0).sum(-1)
+            + normal_log_prob_log_scale(alpha, 0.0, log_sa.unsqueeze(-1)).sum(-1)
+            + normal_log_prob_log_scale(beta, 0.0, log_sb.unsqueeze(-1)).sum(-1)
+        )
         eta = self.log_exposure.to(z.dtype) + mu.unsqueeze(-1) + alpha[..., self.cell_a] + beta[..., self.cell_b]
         y = self.y.to(z.dtype)
         lik = (y * eta - eta.exp()).sum(-1) - self._log_factorial  # log Poisson(y; e^eta)

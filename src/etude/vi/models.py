@@ -23,8 +23,16 @@ from etude.errors import BadInputError, MissingDependencyError
 from etude.validation import check_int, check_number
 from etude.vi.densities import normal_log_prob
 
-__all__ = ["Model", "BayesianLinearRegression", "BayesianLogisticRegression", "BayesianNeuralNetwork",
-           "load_diabetes", "load_breast_cancer", "standardize"]
+__all__ = [
+    "Model",
+    "BayesianLinearRegression",
+    "BayesianLogisticRegression",
+    "BayesianNeuralNetwork",
+    "load_diabetes",
+    "load_breast_cancer",
+    "standardize",
+]
+
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
     """Columns (or a vector) to mean 0 and standard deviation 1."""
@@ -73,7 +81,9 @@ def _check_xy(x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(x, torch.Tensor) or x.dim() != 2:
         raise BadInputError(f"x must be a tensor [n, p], got {getattr(x, 'shape', type(x).__name__)}")
     if not isinstance(y, torch.Tensor) or y.shape != x.shape[:1]:
-        raise BadInputError(f"y must be a tensor [n] with n = {x.shape[0]}, got {getattr(y, 'shape', type(y).__name__)}")
+        raise BadInputError(
+            f"y must be a tensor [n] with n = {x.shape[0]}, got {getattr(y, 'shape', type(y).__name__)}"
+        )
     for name, t in (("x", x), ("y", y)):
         if not bool(torch.isfinite(t).all()):
             raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(t.shape)})")
@@ -111,8 +121,13 @@ class BayesianLinearRegression(Model):
 
     name = "linear"
 
-    def __init__(self, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
-                 noise_scale: float = 0.7, prior_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        x: torch.Tensor | None = None,
+        y: torch.Tensor | None = None,
+        noise_scale: float = 0.7,
+        prior_scale: float = 1.0,
+    ) -> None:
         if x is None and y is None:
             x, y = load_diabetes()
         self.x, self.y = _check_xy(x, y)
@@ -123,8 +138,9 @@ class BayesianLinearRegression(Model):
 
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
         mean = z @ self.design.T.to(z.dtype)  # [..., n]
-        return (normal_log_prob(self.y.to(z.dtype), mean, self.noise_scale).sum(-1)
-                + normal_log_prob(z, 0.0, self.prior_scale).sum(-1))
+        return normal_log_prob(self.y.to(z.dtype), mean, self.noise_scale).sum(-1) + normal_log_prob(
+            z, 0.0, self.prior_scale
+        ).sum(-1)
 
     def posterior(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact posterior (mean [d], precision [d, d]): Lambda = A^T A / s_y^2 + I / s_0^2."""
@@ -174,8 +190,14 @@ class BayesianNeuralNetwork(Model):
 
     name = "bnn"
 
-    def __init__(self, x: torch.Tensor | None = None, y: torch.Tensor | None = None, hidden: int = 50,
-                 noise_scale: float = 0.7, prior_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        x: torch.Tensor | None = None,
+        y: torch.Tensor | None = None,
+        hidden: int = 50,
+        noise_scale: float = 0.7,
+        prior_scale: float = 1.0,
+    ) -> None:
         if x is None and y is None:
             x, y = load_diabetes()
         self.x, self.y = _check_xy(x, y)
@@ -192,19 +214,20 @@ class BayesianNeuralNetwork(Model):
         batch = z.shape[:-1]
         flat = z.reshape(-1, self.dim)  # [B, d]
         w1 = flat[:, : p * h].reshape(-1, p, h).permute(1, 0, 2).reshape(p, -1)  # [p, B*H]
-        b1, w2, b2 = flat[:, p * h: p * h + h], flat[:, p * h + h: p * h + 2 * h], flat[:, -1]
+        b1, w2, b2 = flat[:, p * h : p * h + h], flat[:, p * h + h : p * h + 2 * h], flat[:, -1]
         hidden = torch.tanh((self.x.to(z.dtype) @ w1).reshape(-1, flat.shape[0], h) + b1)  # [n, B, H]
         out = torch.einsum("nbh,bh->bn", hidden, w2) + b2.unsqueeze(-1)  # [B, n]
         return out.reshape(*batch, -1)
 
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
-        return (normal_log_prob(self.y.to(z.dtype), self.predict(z), self.noise_scale).sum(-1)
-                + normal_log_prob(z, 0.0, self.prior_scale).sum(-1))
+        return normal_log_prob(self.y.to(z.dtype), self.predict(z), self.noise_scale).sum(-1) + normal_log_prob(
+            z, 0.0, self.prior_scale
+        ).sum(-1)
 
     def initial_loc(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """W1 ~ N(0, 1/p), W2 ~ N(0, 1/H), biases 0 (breaks the symmetry of the hidden units)."""
         p, h = self.x.shape[1], self.hidden
         loc = torch.zeros(self.dim, dtype=torch.float64)
         loc[: p * h] = torch.randn(p * h, generator=generator, dtype=torch.float64) / math.sqrt(p)
-        loc[p * h + h: p * h + 2 * h] = torch.randn(h, generator=generator, dtype=torch.float64) / math.sqrt(h)
+        loc[p * h + h : p * h + 2 * h] = torch.randn(h, generator=generator, dtype=torch.float64) / math.sqrt(h)
         return loc

@@ -14,8 +14,12 @@ __all__ = ["plot_variance_ratios", "plot_elbo_traces", "plot_schedule"]
 _COLOURS = {"mc": "tab:blue", "rqmc": "tab:orange"}
 
 
-def plot_variance_ratios(ratios: dict[str, dict[str, list[float]]], sizes: Sequence[int], path: str | Path,
-                         reference: dict[str, list[float]] | None = None) -> Path:
+def plot_variance_ratios(
+    ratios: dict[str, dict[str, list[float]]],
+    sizes: Sequence[int],
+    path: str | Path,
+    reference: dict[str, list[float]] | None = None,
+) -> Path:
     """MC/RQMC gradient-variance ratio against N (log-log), one line per model and phase.
 
     :param ratios: model -> phase ('init', 'trained') -> ratio per N.
@@ -40,8 +44,9 @@ def plot_variance_ratios(ratios: dict[str, dict[str, list[float]]], sizes: Seque
     return save_figure(fig, path, dpi=90)
 
 
-def plot_elbo_traces(traces: dict[str, dict[str, torch.Tensor]], steps: Sequence[int], path: str | Path,
-                     n: int) -> Path:
+def plot_elbo_traces(
+    traces: dict[str, dict[str, torch.Tensor]], steps: Sequence[int], path: str | Path, n: int
+) -> Path:
     """Gap to the best ELBO (log scale) against iteration, mean and range over seeds, per model.
 
     :param traces: model -> sampler ('mc', 'rqmc') -> evaluation ELBO [evals, seeds].
@@ -62,8 +67,13 @@ def plot_elbo_traces(traces: dict[str, dict[str, torch.Tensor]], steps: Sequence
     return save_figure(fig, path, dpi=90)
 
 
-def plot_schedule(errors: dict[str, torch.Tensor], sizes: list[int], stage_sizes: Sequence[int],
-                  stage_errors: dict[str, list[float]], path: str | Path) -> Path:
+def plot_schedule(
+    errors: dict[str, torch.Tensor],
+    sizes: list[int],
+    stage_sizes: Sequence[int],
+    stage_errors: dict[str, list[float]],
+    path: str | Path,
+) -> Path:
     """Left: squared distance to the optimum over iterations with N_t; right: stage error vs N (log-log).
 
     :param errors: sampler -> [steps + 1, seeds] squared distances; ``sizes``: N per step.

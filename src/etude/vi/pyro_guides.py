@@ -31,8 +31,14 @@ import torch
 from etude.errors import EtudeWarning, MissingDependencyError, warn_at_caller
 from etude.vi.qmc import MC, QMC, RQMC, SOBOL_BITS, BaseSampler, linear_scramble, make_sampler, sobol_levels, sobol_net
 
-__all__ = ["ParticleWarning", "QMCNormal", "QMCAutoDiagonalNormal", "QMCAutoMultivariateNormal", "pyro_available",
-           "traced_uniform"]
+__all__ = [
+    "ParticleWarning",
+    "QMCNormal",
+    "QMCAutoDiagonalNormal",
+    "QMCAutoMultivariateNormal",
+    "pyro_available",
+    "traced_uniform",
+]
 
 
 class ParticleWarning(EtudeWarning):
@@ -78,6 +84,7 @@ def _unvectorized_elbo() -> Any:
         frame = frame.f_back
     return None
 
+
 try:  # pyro is an optional extra
     import pyro.distributions as dist
     from pyro.distributions import constraints
@@ -105,8 +112,13 @@ if _HAVE_PYRO:
         support = constraints.real_vector
         has_rsample = True
 
-        def __init__(self, sampler: BaseSampler, dtype: torch.dtype = torch.float32,
-                     batch_shape: torch.Size = torch.Size(), validate_args: bool | None = None) -> None:
+        def __init__(
+            self,
+            sampler: BaseSampler,
+            dtype: torch.dtype = torch.float32,
+            batch_shape: torch.Size = torch.Size(),
+            validate_args: bool | None = None,
+        ) -> None:
             self.sampler, self.dtype = sampler, dtype
             super().__init__(torch.Size(batch_shape), torch.Size([sampler.dim]), validate_args=validate_args)
 
@@ -153,10 +165,13 @@ if _HAVE_PYRO:
                 self._particles_checked = True
                 elbo = _unvectorized_elbo()
                 if elbo is not None:
-                    warn_at_caller(f"{type(elbo).__name__}(num_particles={elbo.num_particles}) without "
-                                   f"vectorize_particles=True draws the particles one by one, so each "
-                                   f"{self._qmc_kind.upper()} point set has one point and the estimate is plain "
-                                   f"MC; pass vectorize_particles=True", ParticleWarning)
+                    warn_at_caller(
+                        f"{type(elbo).__name__}(num_particles={elbo.num_particles}) without "
+                        f"vectorize_particles=True draws the particles one by one, so each "
+                        f"{self._qmc_kind.upper()} point set has one point and the estimate is plain "
+                        f"MC; pass vectorize_particles=True",
+                        ParticleWarning,
+                    )
             if self._qmc_sampler is None:
                 self._qmc_sampler = make_sampler(self._qmc_kind, self.latent_dim, self._qmc_seed)
             base = QMCNormal(self._qmc_sampler, self.loc.dtype)

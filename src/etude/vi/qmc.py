@@ -35,9 +35,23 @@ from torch.quasirandom import SobolEngine
 from etude.errors import BadInputError, EtudeWarning, warn_at_caller
 from etude.validation import check_int
 
-__all__ = ["EPS", "MAX_DIM", "SAMPLERS", "BaseSampler", "MC", "QMC", "RQMC", "QMCBalanceWarning",
-           "linear_scramble", "make_sampler", "is_power_of_two", "sobol_points", "SOBOL_BITS", "sobol_levels",
-           "sobol_net"]
+__all__ = [
+    "EPS",
+    "MAX_DIM",
+    "SAMPLERS",
+    "BaseSampler",
+    "MC",
+    "QMC",
+    "RQMC",
+    "QMCBalanceWarning",
+    "linear_scramble",
+    "make_sampler",
+    "is_power_of_two",
+    "sobol_points",
+    "SOBOL_BITS",
+    "sobol_levels",
+    "sobol_net",
+]
 
 EPS = 1e-10
 """Default clamp of uniforms to (EPS, 1 - EPS) before the inverse normal CDF: Phi^{-1}(EPS) ~ -6.36."""
@@ -129,7 +143,8 @@ def _warn_balance(n: int, kind: str) -> None:
         warn_at_caller(
             f"{kind} with n={n} points: Sobol point sets are balanced only for n a power of two "
             f"(nearest: {2 ** max(0, round(math.log2(n)))}); the variance reduction shrinks",
-            QMCBalanceWarning)
+            QMCBalanceWarning,
+        )
 
 
 class QMC(BaseSampler):
@@ -172,7 +187,10 @@ def linear_scramble(directions: torch.Tensor, generator: torch.Generator, column
     """
     dim = directions.shape[0]
     # row r of L as a 30-bit word: random bits for digits s < r, the diagonal bit for digit r
-    rows = torch.randint(0, 2**SOBOL_BITS, (dim, 1, SOBOL_BITS), generator=generator, dtype=torch.int32) & _ABOVE | _DIAGONAL
+    rows = (
+        torch.randint(0, 2**SOBOL_BITS, (dim, 1, SOBOL_BITS), generator=generator, dtype=torch.int32) & _ABOVE
+        | _DIAGONAL
+    )
     mixed = _parity(rows & directions[:, :columns, None].int())  # [dim, k, r]: digit r of L c_k
     return (mixed << _PLACE).sum(-1, dtype=torch.int32)
 
@@ -222,8 +240,7 @@ class RQMC(BaseSampler):
 
     kind = "rqmc"
 
-    def __init__(self, dim: int, seed: int | None = None, randomization: str = "scramble",
-                 eps: float = EPS) -> None:
+    def __init__(self, dim: int, seed: int | None = None, randomization: str = "scramble", eps: float = EPS) -> None:
         super().__init__(dim, eps)
         if randomization not in RANDOMIZATIONS:
             raise BadInputError(f"randomization must be one of {RANDOMIZATIONS}, got {randomization!r}")

@@ -54,8 +54,9 @@ class Adam(SGD):
     theta <- theta - lr (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps).
     """
 
-    def __init__(self, params: Sequence[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
+    def __init__(
+        self, params: Sequence[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+    ) -> None:
         super().__init__(params, lr)
         self.betas, self.eps, self.t = betas, eps, 0
         self.m = [torch.zeros_like(p) for p in self.params]
@@ -90,22 +91,33 @@ class FitHistory:
     tracked: torch.Tensor | None = None
 
 
-def evaluate_elbo(log_joint: LogJoint, family: GaussianFamily, eps: torch.Tensor, max_points: int = 8192) -> torch.Tensor:
+def evaluate_elbo(
+    log_joint: LogJoint, family: GaussianFamily, eps: torch.Tensor, max_points: int = 8192
+) -> torch.Tensor:
     """The ELBO estimate on fixed base normals eps [M, d] (common random numbers), batch shape, no grad."""
     copies = max(1, family.batch_shape.numel())
     chunk = max(1, max_points // copies)
     with torch.no_grad():
         total: torch.Tensor | float = 0.0
         for start in range(0, eps.shape[0], chunk):
-            part = eps[start: start + chunk].to(family.loc.dtype)
+            part = eps[start : start + chunk].to(family.loc.dtype)
             total = total + log_joint(family.rsample(part)).sum(-1)
         return total / eps.shape[0] + family.entropy()
 
 
-def fit(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Sequence[BaseSampler],
-        steps: int, n: int | SampleSizeSchedule, optimizer: str = "adam", lr: float = 0.01,
-        eval_eps: torch.Tensor | None = None, eval_every: int = 0,
-        track: Callable[[GaussianFamily], torch.Tensor] | None = None, desc: str = "") -> FitHistory:
+def fit(
+    log_joint: LogJoint,
+    family: GaussianFamily,
+    sampler: BaseSampler | Sequence[BaseSampler],
+    steps: int,
+    n: int | SampleSizeSchedule,
+    optimizer: str = "adam",
+    lr: float = 0.01,
+    eval_eps: torch.Tensor | None = None,
+    eval_every: int = 0,
+    track: Callable[[GaussianFamily], torch.Tensor] | None = None,
+    desc: str = "",
+) -> FitHistory:
     """Maximize the ELBO of ``family`` in place and return its history.
 
     :param sampler: one sampler, or one per seed for a family with batch shape [S].
@@ -143,6 +155,9 @@ def fit(log_joint: LogJoint, family: GaussianFamily, sampler: BaseSampler | Sequ
             tracked.append(track(family))
         maybe_eval(t + 1)
     return FitHistory(
-        train_elbo=torch.stack(train), sizes=sizes, eval_steps=eval_steps,
+        train_elbo=torch.stack(train),
+        sizes=sizes,
+        eval_steps=eval_steps,
         eval_elbo=torch.stack(evals) if evals else None,
-        tracked=torch.stack([torch.as_tensor(v).reshape(-1) for v in tracked]) if track else None)
+        tracked=torch.stack([torch.as_tensor(v).reshape(-1) for v in tracked]) if track else None,
+    )
