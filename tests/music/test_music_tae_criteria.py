@@ -7,9 +7,24 @@ import pytest
 import torch
 from scipy import stats
 
-from etude.music import Performance, PerformanceEncoding, TransformerAutoencoder, TransformerConfig
-from etude.music.criteria import (IN_RANGE, MARGIN, MIN_PAIRS, better_rule, direction_rule, interval_rule, nll_gain,
-                                  paired_interval, range_rule, style_nll_rule)
+from etude.music import (
+    Performance,
+    PerformanceEncoding,
+    TransformerAutoencoder,
+    TransformerConfig,
+)
+from etude.music.criteria import (
+    IN_RANGE,
+    MARGIN,
+    MIN_PAIRS,
+    better_rule,
+    direction_rule,
+    interval_rule,
+    nll_gain,
+    paired_interval,
+    range_rule,
+    style_nll_rule,
+)
 from etude.music.experiments import equal_span, training_pitch_range
 from etude.music.generate import generate
 from etude.music.metrics import mean_velocity, note_density, pitch_range_fraction

@@ -214,8 +214,8 @@ class TransformerAeStudy(Study):
 
     @staticmethod
     def _nll_claims(claims: dict[str, Claim], per_crop: dict[str, list[np.ndarray]], preset: TransformerAePreset,
-                    enough: bool) -> dict:
-        out = {}
+                    enough: bool) -> dict[str, object]:
+        out: dict[str, object] = {}
         gain = nll_gain(per_crop["unconditional"], per_crop["performance"])
         holds, conclusive = style_nll_rule(gain, enough)
         out["style_lowers_nll"] = gain
