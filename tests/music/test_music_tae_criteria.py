@@ -1,4 +1,4 @@
-"""The transformer_ae claims' decision rules: intervals against scipy, and noise, constants and untrained models fail them."""
+"""The transformer_ae claims' decision rules: t intervals against scipy; noise, constants, untrained models fail."""
 
 from __future__ import annotations
 

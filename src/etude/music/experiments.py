@@ -79,7 +79,8 @@ def _played(score: Any, label: str, seed: int, i: int) -> tuple[Performance, np.
                   np.random.default_rng([seed, i]))
 
 
-def equal_span(performances: dict[str, Performance], seconds: float, budget: int) -> tuple[dict[str, Performance], float]:
+def equal_span(performances: dict[str, Performance], seconds: float,
+               budget: int) -> tuple[dict[str, Performance], float]:
     """Crop every performance to the same ``[0, span)``, ``span = seconds * 0.8^k`` with the least ``k``
     for which every crop encodes to at most ``budget`` ids (the conditioning spans are equally long in seconds).
     """

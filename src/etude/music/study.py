@@ -178,8 +178,10 @@ class TransformerAeStudy(Study):
                   f"holds when {ci} of the generations' mean velocity and of their notes/s both lie above 0, fails "
                   "when either lies below 0"),
             Claim("pitch_in_range", "Generated notes stay inside the training corpus's pitch range.",
-                  "a model of the corpus plays its register (Choi et al. Sec. 5: samples resemble the data)",
-                  f"at least {IN_RANGE:.0%} of the 'performance' model's generated notes lie within the lowest..highest "
+                  "not a figure of the paper: the project's own check that samples stay in the training data's "
+                  "register",
+                  f"at least {IN_RANGE:.0%} of the 'performance' model's generated notes lie within the "
+                  "lowest..highest "
                   "pitch of the (augmented) training crops; fewer than 50 notes is inconclusive"),
         ]
 
@@ -227,7 +229,8 @@ class TransformerAeStudy(Study):
         rules = {c: better_rule(g, enough) for c, g in combos.items()}
         out["melody_plus_performance"] = combos
         claims["melody_plus_performance"].decide(
-            "NLL gap melody-only - combination: " + "; ".join(f"{c} {ci_text(g)}" for c, g in combos.items()) + " nats/token",
+            "NLL gap melody-only - combination: "
+            + "; ".join(f"{c} {ci_text(g)}" for c, g in combos.items()) + " nats/token",
             all(h for h, _ in rules.values()),
             conclusive=all(c for _, c in rules.values()) or any(c and not h for h, c in rules.values()),
             note="best combination: " + max(combos, key=lambda c: combos[c]["mean"]))
@@ -255,9 +258,11 @@ class TransformerAeStudy(Study):
         metrics["oa"] = {**{k: float(np.mean(v)) for k, v in oa["oa"].items()}, "difference": diff}
         claims["oa_conditioned"].decide(
             f"OA conditioned {metrics['oa']['performance']:.3f} vs unconditioned {metrics['oa']['unconditional']:.3f}, "
-            f"paired difference {ci_text(diff)}; ceiling {metrics['oa']['ceiling']:.3f} (over {diff['n']} held-out crops)",
+            f"paired difference {ci_text(diff)}; ceiling {metrics['oa']['ceiling']:.3f} "
+            f"(over {diff['n']} held-out crops)",
             holds, conclusive=enough and conclusive,
-            note=f"OA over {oa['window']['window']:g} s windows (hop {oa['window']['hop']:g} s) of {preset.seconds:g} s crops")
+            note=f"OA over {oa['window']['window']:g} s windows (hop {oa['window']['hop']:g} s) "
+                 f"of {preset.seconds:g} s crops")
 
         sd = style_direction(models["performance"], held, preset, seed, out_dir, device)
         artifacts += sd["artifacts"]
