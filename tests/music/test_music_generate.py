@@ -109,7 +109,7 @@ def test_interpolation_endpoints_reproduce_conditioned_generation_exactly(condit
     a, b = torch.randint(2, 390, (1, 9)), torch.randint(2, 390, (1, 13))
     b[0, -4:] = PAD  # a padded row: its PAD steps are masked out of the pooled style, as in generate
     melody = torch.randint(1, 93, (1, 7)) if model.uses_melody else None
-    kw = dict(max_length=24, melody=melody, eos=None, seed=5)
+    kw = {"max_length": 24, "melody": melody, "eos": None, "seed": 5}
     for alpha, source in ((0.0, a), (1.0, b)):
         direct = generate(model, 1, performance=source, **kw)
         assert torch.equal(generate(model, 1, style=interpolate_style(model, a, b, alpha), **kw), direct)

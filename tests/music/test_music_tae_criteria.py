@@ -1,4 +1,4 @@
-"""The transformer_ae claims' decision rules: intervals against scipy, and noise, constants and untrained models fail them."""
+"""The transformer_ae claims' decision rules: t intervals against scipy; noise, constants, untrained models fail."""
 
 from __future__ import annotations
 
@@ -7,9 +7,24 @@ import pytest
 import torch
 from scipy import stats
 
-from etude.music import Performance, PerformanceEncoding, TransformerAutoencoder, TransformerConfig
-from etude.music.criteria import (IN_RANGE, MARGIN, MIN_PAIRS, better_rule, direction_rule, interval_rule, nll_gain,
-                                  paired_interval, range_rule, style_nll_rule)
+from etude.music import (
+    Performance,
+    PerformanceEncoding,
+    TransformerAutoencoder,
+    TransformerConfig,
+)
+from etude.music.criteria import (
+    IN_RANGE,
+    MARGIN,
+    MIN_PAIRS,
+    better_rule,
+    direction_rule,
+    interval_rule,
+    nll_gain,
+    paired_interval,
+    range_rule,
+    style_nll_rule,
+)
 from etude.music.experiments import equal_span, training_pitch_range
 from etude.music.generate import generate
 from etude.music.metrics import mean_velocity, note_density, pitch_range_fraction

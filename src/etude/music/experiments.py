@@ -35,6 +35,7 @@ __all__ = [
     "equal_span",
     "interpolation",
     "oa_experiment",
+    "plot_first",
     "style_direction",
     "style_transfer",
     "training_pitch_range",
@@ -61,6 +62,12 @@ def _melody_ids(melody: Performance, limit: int, device: str | torch.device) -> 
     menc = MelodyEncoding()
     ids = menc.encode(melody) if len(melody) else np.array([menc.NO_EVENT])
     return torch.from_numpy(ids[:limit])[None].to(device)
+
+
+def _oa(a: Performance, b: Performance, window: dict[str, float]) -> float:
+    value = oa_similarity(a, b, window=window["window"], hop=window["hop"])
+    assert isinstance(value, float)  # per_feature=False gives the mean OA
+    return value
 
 
 def _decode(ids: Tensor) -> Performance:
@@ -146,11 +153,11 @@ def oa_experiment(
             for name in ("performance", "unconditional")
         }
         for name, perf in outs.items():
-            oa[name].append(oa_similarity(perf, x, **window) if len(perf) else 0.0)
+            oa[name].append(_oa(perf, x, window) if len(perf) else 0.0)
             generated[name].append(perf)
             perf.to_midi(samples / f"{name}_{i}.mid")
             artifacts.append(f"samples/{name}_{i}.mid")
-        oa["ceiling"].append(oa_similarity(crop(again, start, preset.seconds), x, **window))
+        oa["ceiling"].append(_oa(crop(again, start, preset.seconds), x, window))
         x.to_midi(samples / f"conditioning_{i}.mid")
         artifacts.append(f"samples/conditioning_{i}.mid")
     return {"oa": oa, "generated": generated, "artifacts": artifacts, "window": window}

@@ -11,7 +11,7 @@ import time
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -244,8 +244,9 @@ class TransformerAeStudy(Study):
             Claim(
                 "pitch_in_range",
                 "Generated notes stay inside the training corpus's pitch range.",
-                "a model of the corpus plays its register (Choi et al. Sec. 5: samples resemble the data)",
-                f"at least {IN_RANGE:.0%} of the 'performance' model's generated notes lie within the lowest..highest "
+                "not a figure of the paper: the project's own check that samples stay in the training data's register",
+                f"at least {IN_RANGE:.0%} of the 'performance' model's generated notes lie within the "
+                "lowest..highest "
                 "pitch of the (augmented) training crops; fewer than 50 notes is inconclusive",
             ),
         ]
@@ -287,8 +288,8 @@ class TransformerAeStudy(Study):
     @staticmethod
     def _nll_claims(
         claims: dict[str, Claim], per_crop: dict[str, list[np.ndarray]], preset: TransformerAePreset, enough: bool
-    ) -> dict:
-        out: dict[str, Any] = {}
+    ) -> dict[str, object]:
+        out: dict[str, object] = {}
         gain = nll_gain(per_crop["unconditional"], per_crop["performance"])
         holds, conclusive = style_nll_rule(gain, enough)
         out["style_lowers_nll"] = gain
@@ -340,10 +341,12 @@ class TransformerAeStudy(Study):
         metrics["oa"] = {**{k: float(np.mean(v)) for k, v in oa["oa"].items()}, "difference": diff}
         claims["oa_conditioned"].decide(
             f"OA conditioned {metrics['oa']['performance']:.3f} vs unconditioned {metrics['oa']['unconditional']:.3f}, "
-            f"paired difference {ci_text(diff)}; ceiling {metrics['oa']['ceiling']:.3f} (over {diff['n']} held-out crops)",
+            f"paired difference {ci_text(diff)}; ceiling {metrics['oa']['ceiling']:.3f} "
+            f"(over {diff['n']} held-out crops)",
             holds,
             conclusive=enough and conclusive,
-            note=f"OA over {oa['window']['window']:g} s windows (hop {oa['window']['hop']:g} s) of {preset.seconds:g} s crops",
+            note=f"OA over {oa['window']['window']:g} s windows (hop {oa['window']['hop']:g} s) "
+            f"of {preset.seconds:g} s crops",
         )
 
         sd = style_direction(models["performance"], held, preset, seed, out_dir, device)
@@ -473,7 +476,7 @@ def _train_models(preset, seed, out_dir, resume, fabric, device, train_data, eva
     return per_crop, curves, models
 
 
-def _to(data, device: str | torch.device):
+def _to(data, device: str):
     return type(data)(data.performance.to(device), data.melody.to(device))
 
 
