@@ -68,3 +68,10 @@ def test_stability_criterion_fails_when_metavae_codes_move_like_the_others():
     assert claim.verdict == "fails"
     study._decide_stability(claim, {**same, "MetaVAE": [0.3, 0.3, 0.3]}, p)
     assert claim.verdict == "holds"
+
+
+def test_paired_difference_lives_in_one_shared_module():
+    import etude.meta
+    import etude.statistics
+
+    assert etude.meta.paired_difference is etude.statistics.paired_difference

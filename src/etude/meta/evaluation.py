@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from etude.errors import BadInputError
+from etude.statistics import paired_difference  # re-exported: etude.meta.paired_difference
 
 __all__ = ["clustering_error", "code_stability", "kmeans_labels", "linear_probe_accuracy", "paired_difference"]
 
@@ -78,18 +79,3 @@ def code_stability(codes: object) -> float:
     w = within.sum() / (q * v * (v - 1))
     b = between.sum() / (v * q * (q - 1))
     return float(w / b) if b > 0 else float("nan")
-
-
-def paired_difference(a: object, b: object, z: float = 1.96) -> tuple[float, float, float]:
-    """Mean of a_i - b_i over paired values and its normal-approximation interval mean -+ z SE.
-
-    Returns (mean, low, high); SE = sd(a - b) / sqrt(n) (needs n >= 2).
-    """
-    aa, bb = _array("a", a, 1).astype(np.float64), _array("b", b, 1).astype(np.float64)
-    if aa.shape != bb.shape:
-        raise BadInputError(f"a and b must be paired (one length), got {aa.shape} and {bb.shape}")
-    d = aa - bb
-    if d.shape[0] < 2:
-        raise BadInputError(f"paired_difference needs at least 2 pairs, got {d.shape[0]}")
-    mean, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.shape[0]))
-    return mean, mean - z * se, mean + z * se

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from etude.meta.datasets import MogRecipe
-from etude.meta.evaluation import paired_difference
 from etude.meta.experiments import KMEANS, METHODS, RAW, mog_clustering, transformation_probe
 from etude.meta.plots import plot_clusters, plot_method_bars
 from etude.runtime import is_rank_zero
+from etude.statistics import paired_difference
 from etude.studies.protocol import Claim, Result, Study
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from etude.meta.evaluation import paired_difference
+from etude.statistics import paired_difference
 
 __all__ = [
     "IN_RANGE",
