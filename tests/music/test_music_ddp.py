@@ -9,12 +9,11 @@ uninterrupted result.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import audited_two_ranks, load_helper, run_two_ranks, skip_on_windows
+from ddp_support import assert_equal_states, audited_two_ranks, load_helper, run_helper, skip_on_windows
 
 from etude.music import TransformerAutoencoder, TransformerConfig, make_crops
 from etude.runtime import load_checkpoint, save_checkpoint
@@ -40,9 +39,7 @@ def ddp_run(bach, tmp_path_factory):
                                         "melody": crops.melody})
     oracle, losses = helper.train(work)
     assert helper.train(work, checkpoint=work / "c.pt", stop=helper.STOP)[1] is None  # 1 process, interrupted
-    done = run_two_ranks([sys.executable, str(HELPER), str(work)], cwd=work)
-    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
-    assert "distributed_backend=gloo" in done.stdout
+    run_helper(HELPER, work)
     return helper, work, model.state_dict(), oracle.state_dict(), losses
 
 
@@ -64,8 +61,7 @@ def _assert_close(found: dict, expected: dict) -> None:
 def test_two_ranks_end_with_the_single_process_parameters(ddp_run):
     _, work, initial, oracle, losses = ddp_run
     ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2}) for r in (0, 1)]
-    for name in oracle:
-        assert torch.equal(ranks[0]["params"][name], ranks[1]["params"][name]), name
+    assert_equal_states(ranks[1]["params"], ranks[0]["params"])
     _assert_close(ranks[0]["params"], oracle)
     assert max((oracle[n] - initial[n]).abs().max().item() for n in oracle) > 1e-3, "training barely moved"
     assert ranks[0]["losses"] == pytest.approx(losses, abs=1e-5) and ranks[1]["losses"] == ranks[0]["losses"]
