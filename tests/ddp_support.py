@@ -157,3 +157,27 @@ def assert_equal_states(found: dict, expected: dict) -> None:
     """``found`` holds each tensor of ``expected`` exactly (e.g. the two ranks' parameters: DDP keeps them in step)."""
     for name, value in expected.items():
         assert torch.equal(found[name], value), name
+
+
+def reproduce_on_two_ranks_and_one(args: list[str], work: Path, files: set[str], *, one_first: bool = False,
+                                   ddp: tuple[str, ...] = ("--strategy", "ddp", "--devices", "2", "--accelerator", "cpu")
+                                   ) -> tuple[dict, dict]:
+    """``etude <args>`` (``reproduce STUDY ...``) on 2 ranks (``args`` + ``ddp``) and in one process (first when
+    ``one_first``); their result.json, once the 2-rank run passed with rank 0 alone reporting and writing
+    (at least ``files``), both finished ok, and the 2-rank run trained through a CPU 32-true Fabric."""
+    from etude.cli import main
+
+    study, out, single = args[1], work / "ddp", work / "one"
+    if one_first:
+        assert main([*args, "--out", str(single)]) == 0
+    done, written = audited_two_ranks([*args, *ddp], work, out)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.count(f"{study} [") == 1  # only rank 0 reports
+    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
+    assert files <= written[0]  # the audit sees writes
+    if not one_first:
+        assert main([*args, "--out", str(single)]) == 0
+    two, one = (json.loads((d / study / "result.json").read_text()) for d in (out, single))
+    assert two["status"] == one["status"] == "ok", two["error"]
+    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    return two, one

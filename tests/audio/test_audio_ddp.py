@@ -11,12 +11,11 @@ and one written at world size 1 resumes at world size 2, both to the uninterrupt
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import (assert_equal_states, audited_two_ranks, load_helper, max_difference, run_helper,
+from ddp_support import (assert_equal_states, load_helper, max_difference, reproduce_on_two_ranks_and_one, run_helper,
                           skip_on_windows)
 
 from etude.runtime import load_checkpoint
@@ -92,24 +91,14 @@ def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
 
 def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
     from etude.audio import fluidsynth_available
-    from etude.cli import main
 
     if not fluidsynth_available():
         pytest.skip("needs fluidsynth and a GM soundfont (the study renders Bach)")
     args = ["reproduce", "amae", "--preset", "smoke", "--set", "steps=2", "--set", "top_steps=2",
             "--set", "prior_steps=2"]
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0  # first: it renders the pieces into the cache
-    out = tmp_path / "ddp"
-    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2", "--accelerator", "cpu"],
-                                      tmp_path, out)
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.count("amae [") == 1  # only rank 0 reports
-    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
-    assert {"result.json", "hierarchy.pt", "level0.pt", "vq_ema_restart.pt"} <= written[0]  # the audit sees writes
-
-    two, one = (json.loads((d / "amae" / "result.json").read_text()) for d in (out, tmp_path / "one"))
-    assert two["status"] == one["status"] == "ok", two["error"]
-    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    files = {"result.json", "hierarchy.pt", "level0.pt", "vq_ema_restart.pt"}
+    # one process first: it renders the pieces into the cache
+    two, one = reproduce_on_two_ranks_and_one(args, tmp_path, files, one_first=True)
     for key in ("wavenet", "vq", "vq_ema_restart", "level0", "level1"):
         assert two["metrics"][key]["nll_bits"] == pytest.approx(one["metrics"][key]["nll_bits"], abs=1e-5), key
     assert two["metrics"]["prior_bits_per_code"] == pytest.approx(one["metrics"]["prior_bits_per_code"], abs=1e-5)

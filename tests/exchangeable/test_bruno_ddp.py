@@ -12,12 +12,11 @@ itself runs on 2 ranks from the CLI.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import (assert_equal_states, audited_two_ranks, load_helper, max_difference, run_helper,
+from ddp_support import (assert_equal_states, load_helper, max_difference, reproduce_on_two_ranks_and_one, run_helper,
                           skip_on_windows)
 
 from etude.exchangeable import load_digit_splits, sample_sequences
@@ -109,21 +108,8 @@ def test_bf16_mixed_trains_on_the_cpu(ddp_run):
 
 
 def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
-    from etude.cli import main
-
-    args = ["reproduce", "bruno", "--preset", "smoke"]
-    out = tmp_path / "ddp"
-    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2", "--accelerator", "cpu"],
-                                      tmp_path, out)
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.count("bruno [") == 1  # only rank 0 reports
-    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
-    assert {"run.json", "result.json", "bits_per_dim.png", "tp.pt", "gp.pt", "tp_no_flow.pt"} <= written[0]
-
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    two, one = (json.loads((d / "bruno" / "result.json").read_text()) for d in (out, tmp_path / "one"))
-    assert two["status"] == one["status"] == "ok", two["error"]
-    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    files = {"run.json", "result.json", "bits_per_dim.png", "tp.pt", "gp.pt", "tp_no_flow.pt"}
+    two, one = reproduce_on_two_ranks_and_one(["reproduce", "bruno", "--preset", "smoke"], tmp_path, files)
     assert two["metrics"]["best_step"] == one["metrics"]["best_step"]
     for label, values in one["metrics"]["best_val_nats_per_dim"].items():
         assert two["metrics"]["best_val_nats_per_dim"][label] == pytest.approx(values, abs=1e-5), label

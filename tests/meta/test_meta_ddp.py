@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import (assert_equal_states, audited_two_ranks, load_helper, max_difference, run_helper,
+from ddp_support import (assert_equal_states, load_helper, max_difference, reproduce_on_two_ranks_and_one, run_helper,
                           skip_on_windows)
 
 from etude.meta import sample_mog_family
@@ -69,21 +69,9 @@ def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
 
 
 def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
-    from etude.cli import main
-
     args = ["reproduce", "metavae", "--preset", "smoke", "--set", "mog_steps=4", "--set", "digit_steps=4"]
-    out = tmp_path / "ddp"
-    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2", "--accelerator", "cpu"],
-                                      tmp_path, out)
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.count("metavae [") == 1  # only rank 0 reports
-    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
-    assert {"result.json", "mog_clustering.png", "mog_MetaVAE_0.pt"} <= written[0]  # the audit sees writes
-
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    two, one = (json.loads((d / "metavae" / "result.json").read_text()) for d in (out, tmp_path / "one"))
-    assert two["status"] == one["status"] == "ok", two["error"]
-    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    two, one = reproduce_on_two_ranks_and_one(args, tmp_path, {"result.json", "mog_clustering.png",
+                                                               "mog_MetaVAE_0.pt"})
     assert "fabric" not in one["settings"]
     for key in ("mog_error", "rotation_probe", "code_stability"):
         for method, values in one["metrics"][key].items():

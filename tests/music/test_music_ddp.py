@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import assert_equal_states, audited_two_ranks, load_helper, run_helper, skip_on_windows
+from ddp_support import assert_equal_states, load_helper, reproduce_on_two_ranks_and_one, run_helper, skip_on_windows
 
 from etude.music import TransformerAutoencoder, TransformerConfig, make_crops
 from etude.runtime import load_checkpoint, save_checkpoint
@@ -95,28 +95,16 @@ def test_with_dropout_each_rank_draws_its_own_masks_and_resume_repeats_them(ddp_
 
 
 def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path, monkeypatch):
-    import json
-
-    from etude.cli import main
     from etude.music import load_corpus
 
     cache = tmp_path / "cache"
     load_corpus("bach", limit=6, cache=cache, show_progress=False)  # the smoke preset's pieces, parsed once
+    monkeypatch.setenv("ETUDE_CACHE", str(cache))  # for both runs
     args = ["reproduce", "transformer_ae", "--preset", "smoke", "--set", "steps=2"]
-    out = tmp_path / "ddp"
-    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2"], tmp_path, out,
-                                      extra_env={"ETUDE_CACHE": str(cache)})
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.count("transformer_ae [") == 1  # only rank 0 reports
-    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
-    assert {"run.json", "result.json", "training_loss.png", "performance_s0.pt"} <= written[0]  # the audit sees writes
-
-    monkeypatch.setenv("ETUDE_CACHE", str(cache))
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    two, one = (json.loads((d / "transformer_ae" / "result.json").read_text()) for d in (out, tmp_path / "one"))
-    assert two["status"] == one["status"] == "ok", two["error"]
+    two, one = reproduce_on_two_ranks_and_one(args, tmp_path, {"run.json", "result.json", "training_loss.png",
+                                                               "performance_s0.pt"},
+                                              ddp=("--strategy", "ddp", "--devices", "2"))
     assert two["metrics"]["nll_nats_per_token"] == pytest.approx(one["metrics"]["nll_nats_per_token"], abs=1e-5)
-    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
 
 
 def test_bf16_mixed_trains_on_the_cpu(bach):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-import pytest
 import torch
 from ddp_support import load_helper, run_helper, skip_on_windows
 from torch import nn

@@ -9,12 +9,11 @@ size 1 resumes at world size 2. The study itself runs on 2 ranks from the CLI to
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import (assert_equal_states, audited_two_ranks, load_helper, max_difference, run_helper,
+from ddp_support import (assert_equal_states, load_helper, max_difference, reproduce_on_two_ranks_and_one, run_helper,
                           skip_on_windows)
 
 from etude.runtime import load_checkpoint, save_checkpoint
@@ -97,21 +96,8 @@ def test_bf16_mixed_trains_on_the_cpu():
 
 
 def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
-    from etude.cli import main
-
-    args = ["reproduce", "pwcca", "--preset", "smoke"]
-    out = tmp_path / "ddp"
-    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2", "--accelerator", "cpu"],
-                                      tmp_path, out)
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.count("pwcca [") == 1  # only rank 0 reports
-    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
-    assert {"run.json", "result.json", "similarity_by_layer.png", "true_0.pt", "width8_untrained_1.pt"} <= written[0]
-
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    two, one = (json.loads((d / "pwcca" / "result.json").read_text()) for d in (out, tmp_path / "one"))
-    assert two["status"] == one["status"] == "ok", two["error"]
-    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    files = {"run.json", "result.json", "similarity_by_layer.png", "true_0.pt", "width8_untrained_1.pt"}
+    two, one = reproduce_on_two_ranks_and_one(["reproduce", "pwcca", "--preset", "smoke"], tmp_path, files)
     for key in ("gen_test_accuracy", "mem_train_accuracy", "cnn_test_accuracy", "width_test_accuracy"):
         assert two["metrics"][key] == pytest.approx(one["metrics"][key], abs=1e-9), key
     for label, groups in one["metrics"]["by_layer"].items():
