@@ -7,7 +7,9 @@ package). ``audited_two_ranks(args, work)`` runs the `etude` CLI on 2 ranks thro
 returns the names of the files each rank wrote; ``run_helper`` runs a helper script so and checks that it
 trained on gloo. In a helper script, ``on_two_ranks(main)`` is the whole launch (2 CPU ranks, one thread,
 teardown, rank 0 waiting for rank 1), ``save_rank`` saves a rank's results, and ``dying`` / ``dying_attribute``
-stand in for a run killed after N steps (they raise ``Stop``). Import as ``from ddp_support import ...``:
+stand in for a run killed after N steps (they raise ``Stop``). In the tests, ``max_difference`` and
+``assert_equal_states`` compare parameters, and ``reproduce_on_two_ranks_and_one`` runs a study from the CLI
+on 2 ranks and in one process and returns both results. Import as ``from ddp_support import ...``:
 pytest puts ``tests/`` on ``sys.path`` for its conftest, and ``run_two_ranks`` hands that ``sys.path`` to
 the helper scripts as ``PYTHONPATH``.
 """
