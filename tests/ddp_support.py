@@ -4,8 +4,14 @@
 Fabric's ``ddp`` launcher) in its own POSIX session with a free ``MASTER_PORT``, and kills the whole
 session on timeout. ``load_helper(path)`` imports a helper script by path (the tests folder is not a
 package). ``audited_two_ranks(args, work)`` runs the `etude` CLI on 2 ranks through ``audited_cli.py`` and
-returns the names of the files each rank wrote. Import as ``from ddp_support import ...``: pytest puts
-``tests/`` on ``sys.path`` for its conftest.
+returns the names of the files each rank wrote; ``run_helper`` runs a helper script so and checks that it
+trained on gloo. In a helper script, ``on_two_ranks(main)`` is the whole launch (2 CPU ranks, one thread,
+teardown, rank 0 waiting for rank 1), ``save_rank`` saves a rank's results, and ``dying`` / ``dying_attribute``
+stand in for a run killed after N steps (they raise ``Stop``). In the tests, ``max_difference`` and
+``assert_equal_states`` compare parameters, and ``reproduce_on_two_ranks_and_one`` runs a study from the CLI
+on 2 ranks and in one process and returns both results. Import as ``from ddp_support import ...``:
+pytest puts ``tests/`` on ``sys.path`` for its conftest, and ``run_two_ranks`` hands that ``sys.path`` to
+the helper scripts as ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+import torch
 
 TIMEOUT_S = 180
 SKIP_REASON = "uses POSIX sessions and the gloo backend"
@@ -73,3 +83,103 @@ def audited_two_ranks(args: list[str], work: Path, out: Path, extra_env: dict[st
     written = {r: {Path(p).name for _, p in json.loads((logs / f"rank{r}.json").read_text())}
                for r in (0, 1) if (logs / f"rank{r}.json").exists()}
     return done, written
+
+
+def run_helper(helper: Path, work: Path, *args: str, timeout: float = TIMEOUT_S) -> str:
+    """Run the helper script ``helper work *args`` on 2 ranks; its output, failing unless it passed on gloo."""
+    done = run_two_ranks([sys.executable, str(helper), str(work), *args], cwd=work, timeout=timeout)
+    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
+    assert "distributed_backend=gloo" in done.stdout
+    return done.stdout
+
+
+def on_two_ranks(main: Callable[[Any, Path], None]) -> None:
+    """A helper script's entry: ``main(fabric, work)`` on each of 2 CPU DDP ranks (gloo), ``work`` from argv.
+
+    One torch thread; Fabric's ``ddp`` launcher re-runs the script for rank 1; after ``main`` a barrier,
+    then teardown (also on error), and rank 0 waits for rank 1 (exiting non-zero if it failed).
+    """
+    from etude.runtime import Distributed, set_threads, teardown, wait_for_ranks
+
+    work = Path(sys.argv[1])
+    set_threads(1)
+    fabric = Distributed(accelerator="cpu", devices=2, strategy="ddp").launch()
+    try:
+        main(fabric, work)
+        fabric.barrier()
+    finally:
+        teardown(fabric)
+    wait_for_ranks(fabric)
+
+
+def save_rank(fabric: Any, work: Path, stem: str, state: dict) -> None:
+    """Save this rank's ``state`` to ``work/<stem>_rank<r>.pt``."""
+    from etude.runtime import save_checkpoint
+
+    save_checkpoint(work / f"{stem}_rank{fabric.global_rank}.pt", state)
+
+
+class Stop(Exception):
+    """Raised by a ``dying`` function in place of a killed run."""
+
+
+def dying(function: Callable, stop: int | None) -> Callable:
+    """``function``, but raising ``Stop`` from its call ``stop + 1`` on (``function`` itself when ``stop`` is None)."""
+    if stop is None:
+        return function
+    calls = 0
+
+    def wrapper(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls > stop:
+            raise Stop
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+@contextmanager
+def dying_attribute(owner: object, name: str, stop: int | None) -> Iterator[None]:
+    """While inside, ``owner.<name>`` is ``dying(owner.<name>, stop)``; restored on the way out."""
+    real = getattr(owner, name)
+    setattr(owner, name, dying(real, stop))
+    try:
+        yield
+    finally:
+        setattr(owner, name, real)
+
+
+def max_difference(found: dict, expected: dict) -> float:
+    """The largest absolute difference (in float64) of ``found`` from ``expected``, over ``expected``'s keys."""
+    return max((found[k].double() - v.double()).abs().max().item() for k, v in expected.items())
+
+
+def assert_equal_states(found: dict, expected: dict) -> None:
+    """``found`` holds each tensor of ``expected`` exactly (e.g. the two ranks' parameters: DDP keeps them in step)."""
+    for name, value in expected.items():
+        assert torch.equal(found[name], value), name
+
+
+def reproduce_on_two_ranks_and_one(args: list[str], work: Path, files: set[str], *, one_first: bool = False,
+                                   ddp: tuple[str, ...] = ("--strategy", "ddp", "--devices", "2", "--accelerator", "cpu")
+                                   ) -> tuple[dict, dict]:
+    """``etude <args>`` (``reproduce STUDY ...``) on 2 ranks (``args`` + ``ddp``) and in one process (first when
+    ``one_first``); their result.json, once the 2-rank run passed with rank 0 alone reporting and writing
+    (at least ``files``), both finished ok, and the 2-rank run trained through a CPU 32-true Fabric."""
+    from etude.cli import main
+
+    study, out, single = args[1], work / "ddp", work / "one"
+    if one_first:
+        assert main([*args, "--out", str(single)]) == 0
+    done, written = audited_two_ranks([*args, *ddp], work, out)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.count(f"{study} [") == 1  # only rank 0 reports
+    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
+    assert files <= written[0]  # the audit sees writes
+    if not one_first:
+        assert main([*args, "--out", str(single)]) == 0
+    two, one = (json.loads((d / study / "result.json").read_text()) for d in (out, single))
+    assert two["status"] == one["status"] == "ok", two["error"]
+    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    return two, one

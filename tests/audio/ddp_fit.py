@@ -12,10 +12,10 @@ Each rank builds the same models (``build``) on the same symbol sequences (``pie
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
+from ddp_support import Stop, dying_attribute, on_two_ranks, save_rank
 
 STEPS, STOP, EVERY = 6, 4, 2
 BATCH, LENGTH, LR, SEED = 4, 32, 3e-3, 5
@@ -25,10 +25,6 @@ LEVELS = {
     "vq_ema_restart": {"bottleneck": "vq", "code_dim": 4, "ema": 0.9, "kmeans_init": True, "restart_threshold": 2.0},
 }
 """Level settings beside the common tiny ones: hop 4, 8 codes over a 64-symbol alphabet."""
-
-
-class Stop(Exception):
-    """Raised by ``dying`` crops in place of a killed run."""
 
 
 def pieces() -> list[torch.Tensor]:
@@ -52,27 +48,16 @@ def train(name: str = "amae", fabric=None, *, checkpoint=None, resume=False, sto
     from etude.audio import training
 
     level = build(name)
-    real, calls = training.random_crops, [0]
-
-    def dying(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] > stop:
-            raise Stop
-        return real(*args, **kwargs)
-
-    if stop is not None:
-        training.random_crops = dying
     # k-means seeds and restart rows come from torch's global generator: rank 0's equals the one process's,
     # the other ranks' differ, so they must take rank 0's decisions
     torch.manual_seed(2 + 1000 * (0 if fabric is None else fabric.global_rank))
     try:
-        curve = training.train_model(level, lambda x: level.losses(x)[0], pieces(), steps=STEPS, batch=BATCH,
-                                     length=LENGTH, lr=LR, seed=SEED, checkpoint=checkpoint, resume=resume,
-                                     tag=name, checkpoint_every=EVERY, fabric=fabric)
+        with dying_attribute(training, "random_crops", stop):
+            curve = training.train_model(level, lambda x: level.losses(x)[0], pieces(), steps=STEPS, batch=BATCH,
+                                         length=LENGTH, lr=LR, seed=SEED, checkpoint=checkpoint, resume=resume,
+                                         tag=name, checkpoint_every=EVERY, fabric=fabric)
     except Stop:
         return level, None
-    finally:
-        training.random_crops = real
     return level, curve
 
 
@@ -90,30 +75,19 @@ def hierarchy(fabric=None):
     return model, curves
 
 
-def main(work: Path) -> None:
-    from etude.runtime import Distributed, save_checkpoint, set_threads, teardown, wait_for_ranks
-
-    set_threads(1)
-    fabric = Distributed(accelerator="cpu", devices=2, strategy="ddp").launch()
-    try:
-        r = fabric.global_rank
-        results = {}
-        for name in LEVELS:
-            level, curve = train(name, fabric)
-            results[name] = {"state": level.state_dict(), "curve": curve}
-        model, curves = hierarchy(fabric)
-        results["hierarchy"] = {"state": model.state_dict(), "curve": curves}
-        save_checkpoint(work / f"a_rank{r}.pt", {**results, "world_size": fabric.world_size})
-        train(fabric=fabric, checkpoint=work / "b.pt", stop=STOP)
-        fabric.barrier()
-        level, curve = train(fabric=fabric, checkpoint=work / "c.pt", resume=True)
-        save_checkpoint(work / f"c_rank{r}.pt", {"state": level.state_dict(), "curve": curve})
-        fabric.barrier()
-    finally:
-        teardown(fabric)
-    wait_for_ranks(fabric)
+def main(fabric, work: Path) -> None:
+    results = {}
+    for name in LEVELS:
+        level, curve = train(name, fabric)
+        results[name] = {"state": level.state_dict(), "curve": curve}
+    model, curves = hierarchy(fabric)
+    results["hierarchy"] = {"state": model.state_dict(), "curve": curves}
+    save_rank(fabric, work, "a", {**results, "world_size": fabric.world_size})
+    train(fabric=fabric, checkpoint=work / "b.pt", stop=STOP)
+    fabric.barrier()
+    level, curve = train(fabric=fabric, checkpoint=work / "c.pt", resume=True)
+    save_rank(fabric, work, "c", {"state": level.state_dict(), "curve": curve})
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    main(Path(sys.argv[1]))
+    on_two_ranks(main)

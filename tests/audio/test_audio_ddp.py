@@ -11,13 +11,12 @@ and one written at world size 1 resumes at world size 2, both to the uninterrupt
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import audited_two_ranks, load_helper, run_two_ranks, skip_on_windows
+from ddp_support import (assert_equal_states, load_helper, max_difference, reproduce_on_two_ranks_and_one, run_helper,
+                          skip_on_windows)
 
 from etude.runtime import load_checkpoint
 
@@ -47,15 +46,9 @@ def ddp_run(tmp_path_factory):
         VectorQuantizer.restart_dead = real
     oracle["hierarchy"] = helper.hierarchy()
     assert helper.train(checkpoint=work / "c.pt", stop=helper.STOP)[1] is None  # 1 process, interrupted
-    done = run_two_ranks([sys.executable, str(HELPER), str(work)], cwd=work)
-    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
-    assert "distributed_backend=gloo" in done.stdout
+    run_helper(HELPER, work)
     initial = {name: helper.build(name).state_dict() for name in helper.LEVELS}
     return helper, work, initial, {k: (m.state_dict(), c) for k, (m, c) in oracle.items()}, sum(moved)
-
-
-def _max_difference(found: dict, expected: dict) -> float:
-    return max((found[n].double() - expected[n].double()).abs().max().item() for n in expected)
 
 
 @pytest.mark.parametrize("name", ["amae", "vq", "vq_ema_restart", "hierarchy"])
@@ -63,11 +56,10 @@ def test_two_ranks_end_with_the_single_process_parameters_and_buffers(ddp_run, n
     _, work, initial, oracle, _ = ddp_run
     ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2})[name] for r in (0, 1)]
     state, curve = oracle[name]
-    for n in state:
-        assert torch.equal(ranks[0]["state"][n], ranks[1]["state"][n]), n  # the ranks stay in step
-    assert _max_difference(ranks[0]["state"], state) < ATOL
+    assert_equal_states(ranks[1]["state"], ranks[0]["state"])  # the ranks stay in step
+    assert max_difference(ranks[0]["state"], state) < ATOL
     if name in initial:
-        assert _max_difference(state, initial[name]) > 1e-3, "training barely moved"
+        assert max_difference(state, initial[name]) > 1e-3, "training barely moved"
     expected = curve if name != "hierarchy" else [v for c in curve.values() for v in c]
     found = ranks[0]["curve"] if name != "hierarchy" else [v for c in ranks[0]["curve"].values() for v in c]
     assert found == pytest.approx(expected, abs=1e-5)
@@ -85,7 +77,7 @@ def test_checkpoint_of_two_ranks_resumes_in_one_process(ddp_run):
     helper, work, _, oracle, _ = ddp_run
     assert load_checkpoint(work / "b.pt")["step"] == helper.STOP  # rank 0 wrote it, interrupted after STOP steps
     level, curve = helper.train(checkpoint=work / "b.pt", resume=True)
-    assert _max_difference(level.state_dict(), oracle["amae"][0]) < ATOL
+    assert max_difference(level.state_dict(), oracle["amae"][0]) < ATOL
     assert curve == pytest.approx(oracle["amae"][1], abs=1e-5)
 
 
@@ -93,30 +85,20 @@ def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
     _, work, _, oracle, _ = ddp_run
     for r in (0, 1):
         state = load_checkpoint(work / f"c_rank{r}.pt")
-        assert _max_difference(state["state"], oracle["amae"][0]) < ATOL
+        assert max_difference(state["state"], oracle["amae"][0]) < ATOL
         assert state["curve"] == pytest.approx(oracle["amae"][1], abs=1e-5)
 
 
 def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
     from etude.audio import fluidsynth_available
-    from etude.cli import main
 
     if not fluidsynth_available():
         pytest.skip("needs fluidsynth and a GM soundfont (the study renders Bach)")
     args = ["reproduce", "amae", "--preset", "smoke", "--set", "steps=2", "--set", "top_steps=2",
             "--set", "prior_steps=2"]
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0  # first: it renders the pieces into the cache
-    out = tmp_path / "ddp"
-    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2", "--accelerator", "cpu"],
-                                      tmp_path, out)
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.count("amae [") == 1  # only rank 0 reports
-    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
-    assert {"result.json", "hierarchy.pt", "level0.pt", "vq_ema_restart.pt"} <= written[0]  # the audit sees writes
-
-    two, one = (json.loads((d / "amae" / "result.json").read_text()) for d in (out, tmp_path / "one"))
-    assert two["status"] == one["status"] == "ok", two["error"]
-    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    files = {"result.json", "hierarchy.pt", "level0.pt", "vq_ema_restart.pt"}
+    # one process first: it renders the pieces into the cache
+    two, one = reproduce_on_two_ranks_and_one(args, tmp_path, files, one_first=True)
     for key in ("wavenet", "vq", "vq_ema_restart", "level0", "level1"):
         assert two["metrics"][key]["nll_bits"] == pytest.approx(one["metrics"][key]["nll_bits"], abs=1e-5), key
     assert two["metrics"]["prior_bits_per_code"] == pytest.approx(one["metrics"]["prior_bits_per_code"], abs=1e-5)

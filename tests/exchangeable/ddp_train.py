@@ -18,18 +18,14 @@ its own size, takes full steps on that noise (up to 0.06 apart in c after 6 step
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
+from ddp_support import Stop, dying, on_two_ranks, save_rank
 
 MODELS = {"tp": ("realnvp", "tp"), "gp": ("realnvp", "gp"), "tp_no_flow": ("none", "tp")}
 STEPS, STOP, EVERY, EVAL_EVERY, WARMUP = 6, 4, 2, 3, 2
 BATCH, LENGTH, LR, PROCESS_LR_MULT, SEED = 4, 5, 3e-3, 30.0, 7
-
-
-class Stop(Exception):
-    """Raised by a dying batch sampler in place of a killed run."""
 
 
 def build(work: Path, name: str, dtype: torch.dtype = torch.float64):
@@ -50,18 +46,13 @@ def train(work: Path, name: str = "tp", fabric=None, *, checkpoint=None, resume=
     from etude.runtime import load_checkpoint
 
     setup = load_checkpoint(work / "setup.pt")
-    calls = 0
 
     def batches(generator: torch.Generator) -> torch.Tensor:
-        nonlocal calls
-        calls += 1
-        if stop is not None and calls > stop:
-            raise Stop
         return sample_sequences(setup["x"].to(dtype), setup["y"], BATCH, LENGTH, generator)[0]
 
     model = build(work, name, dtype)
     try:
-        log = train_bruno(model, batches, STEPS, lr=LR, weight_decay=0.01, warmup=WARMUP, process_scale=0.1,
+        log = train_bruno(model, dying(batches, stop), STEPS, lr=LR, weight_decay=0.01, warmup=WARMUP, process_scale=0.1,
                           process_lr_mult=PROCESS_LR_MULT, val=setup["val"].to(dtype), eval_every=EVAL_EVERY, seed=SEED,
                           checkpoint=checkpoint, checkpoint_every=EVERY, resume=resume, fabric=fabric)
     except Stop:
@@ -69,27 +60,16 @@ def train(work: Path, name: str = "tp", fabric=None, *, checkpoint=None, resume=
     return model, log
 
 
-def main(work: Path) -> None:
-    from etude.runtime import Distributed, save_checkpoint, set_threads, teardown, wait_for_ranks
-
-    set_threads(1)
-    fabric = Distributed(accelerator="cpu", devices=2, strategy="ddp").launch()
-    try:
-        r = fabric.global_rank
-        for name in MODELS:
-            model, log = train(work, name, fabric)
-            save_checkpoint(work / f"a_{name}_rank{r}.pt", {"params": model.state_dict(), "log": log.state(),
-                                                            "world_size": fabric.world_size})
-        train(work, "tp", fabric, checkpoint=work / "b.pt", stop=STOP)
-        fabric.barrier()
-        model, log = train(work, "tp", fabric, checkpoint=work / "c.pt", resume=True)
-        save_checkpoint(work / f"c_rank{r}.pt", {"params": model.state_dict(), "log": log.state()})
-        fabric.barrier()
-    finally:
-        teardown(fabric)
-    wait_for_ranks(fabric)
+def main(fabric, work: Path) -> None:
+    for name in MODELS:
+        model, log = train(work, name, fabric)
+        save_rank(fabric, work, f"a_{name}", {"params": model.state_dict(), "log": log.state(),
+                                              "world_size": fabric.world_size})
+    train(work, "tp", fabric, checkpoint=work / "b.pt", stop=STOP)
+    fabric.barrier()
+    model, log = train(work, "tp", fabric, checkpoint=work / "c.pt", resume=True)
+    save_rank(fabric, work, "c", {"params": model.state_dict(), "log": log.state()})
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    main(Path(sys.argv[1]))
+    on_two_ranks(main)

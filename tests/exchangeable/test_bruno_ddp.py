@@ -12,13 +12,12 @@ itself runs on 2 ranks from the CLI.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import audited_two_ranks, load_helper, run_two_ranks, skip_on_windows
+from ddp_support import (assert_equal_states, load_helper, max_difference, reproduce_on_two_ranks_and_one, run_helper,
+                          skip_on_windows)
 
 from etude.exchangeable import load_digit_splits, sample_sequences
 from etude.flows import dequantize
@@ -26,7 +25,6 @@ from etude.runtime import load_checkpoint, save_checkpoint
 
 HELPER = Path(__file__).with_name("ddp_train.py")
 ATOL = 1e-6
-STUDY = "bruno"
 pytestmark = skip_on_windows
 
 
@@ -49,14 +47,8 @@ def ddp_run(tmp_path_factory):
     save_checkpoint(work / "setup.pt", {"x": splits.train_x, "y": splits.train_y, "val": val, "models": models})
     oracle = {name: helper.train(work, name) for name in helper.MODELS}
     assert helper.train(work, checkpoint=work / "c.pt", stop=helper.STOP)[1] is None  # 1 process, interrupted
-    done = run_two_ranks([sys.executable, str(HELPER), str(work)], cwd=work)
-    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
-    assert "distributed_backend=gloo" in done.stdout
+    run_helper(HELPER, work)
     return helper, work, models, {name: (m.state_dict(), log.state()) for name, (m, log) in oracle.items()}
-
-
-def max_difference(found: dict, expected: dict) -> float:
-    return max((found[k] - v).abs().max().item() for k, v in expected.items())
 
 
 def _assert_same_log(found: dict, expected: dict) -> None:
@@ -70,8 +62,7 @@ def test_two_ranks_end_with_the_single_process_parameters(ddp_run, name):
     helper, work, initial, oracle = ddp_run
     ranks = [load_checkpoint(work / f"a_{name}_rank{r}.pt", expect={"world_size": 2}) for r in (0, 1)]
     params, log = oracle[name]
-    for key in params:
-        assert torch.equal(ranks[0]["params"][key], ranks[1]["params"][key]), key
+    assert_equal_states(ranks[1]["params"], ranks[0]["params"])
     assert max_difference(ranks[0]["params"], params) <= ATOL
     _assert_same_log(ranks[0]["log"], log)
     assert ranks[1]["log"] == ranks[0]["log"]
@@ -117,38 +108,11 @@ def test_bf16_mixed_trains_on_the_cpu(ddp_run):
 
 
 def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
-    from etude.cli import main
-
-    args = ["reproduce", "bruno", "--preset", "smoke"]
-    out = tmp_path / "ddp"
-    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2", "--accelerator", "cpu"],
-                                      tmp_path, out)
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.count("bruno [") == 1  # only rank 0 reports
-    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
-    assert {"run.json", "result.json", "bits_per_dim.png", "tp.pt", "gp.pt", "tp_no_flow.pt"} <= written[0]
-
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    two, one = (json.loads((d / "bruno" / "result.json").read_text()) for d in (out, tmp_path / "one"))
-    assert two["status"] == one["status"] == "ok", two["error"]
-    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    files = {"run.json", "result.json", "bits_per_dim.png", "tp.pt", "gp.pt", "tp_no_flow.pt"}
+    two, one = reproduce_on_two_ranks_and_one(["reproduce", "bruno", "--preset", "smoke"], tmp_path, files)
     assert two["metrics"]["best_step"] == one["metrics"]["best_step"]
     for label, values in one["metrics"]["best_val_nats_per_dim"].items():
         assert two["metrics"]["best_val_nats_per_dim"][label] == pytest.approx(values, abs=1e-5), label
     for label, splits in one["metrics"]["bits_per_dim"].items():
         for split, values in splits.items():
             assert two["metrics"]["bits_per_dim"][label][split] == pytest.approx(values, abs=2e-4), (label, split)
-
-
-def test_the_full_preset_trains_through_fabric_and_the_cpu_presets_do_not():
-    from etude.runtime import Distributed
-    from etude.studies import get_study
-    from etude.studies.runner import _distributed_for
-
-    study = get_study(STUDY)
-    assert study.trains_with_fabric
-    assert _distributed_for(study, study.preset("full"), {}) == Distributed(accelerator="auto", precision="32-true")
-    for name in ("smoke", "quick", "long"):
-        assert _distributed_for(study, study.preset(name), {}) is None  # plain PyTorch on the CPU
-    assert _distributed_for(study, study.preset("smoke"), {"precision": "bf16-mixed"}) == Distributed(
-        accelerator="cpu", precision="bf16-mixed")

@@ -10,19 +10,14 @@ Each rank, from the initial weights in ``WORK_DIR/setup.pt`` (written by the tes
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import torch
+from ddp_support import Stop, dying_attribute, on_two_ranks, save_rank
 
 STEPS, STOP, EVERY = 6, 4, 2
 SETS, LR, SEED = 4, 3e-3, 5
 MODELS = {"MetaVAE": "disjoint", "NS": "self", "VHE": "disjoint", "VAE": "none"}
 """Each model with its context mode: NS and VHE also draw the set latent c's noise."""
-
-
-class Stop(Exception):
-    """Raised by ``dying`` batches in place of a killed run."""
 
 
 def build(work: Path, name: str):
@@ -41,47 +36,25 @@ def train(work: Path, name: str = "MetaVAE", fabric=None, *, checkpoint=None, re
     from etude.meta import training
 
     model, data = build(work, name)
-    real, calls = training.sample_batch, [0]
-
-    def dying(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] > stop:
-            raise Stop
-        return real(*args, **kwargs)
-
-    if stop is not None:
-        training.sample_batch = dying
     try:
-        losses = training.fit(model, data, STEPS, n_sets=SETS, n_x=5, n_context=5, min_context=2,
-                              context=MODELS[name], lr=LR, seed=SEED, checkpoint=checkpoint, resume=resume,
-                              checkpoint_every=EVERY, fabric=fabric)
+        with dying_attribute(training, "sample_batch", stop):
+            losses = training.fit(model, data, STEPS, n_sets=SETS, n_x=5, n_context=5, min_context=2,
+                                  context=MODELS[name], lr=LR, seed=SEED, checkpoint=checkpoint, resume=resume,
+                                  checkpoint_every=EVERY, fabric=fabric)
     except Stop:
         return model, None
-    finally:
-        training.sample_batch = real
     return model.cpu(), losses
 
 
-def main(work: Path) -> None:
-    from etude.runtime import Distributed, save_checkpoint, set_threads, teardown, wait_for_ranks
-
-    set_threads(1)
-    fabric = Distributed(accelerator="cpu", devices=2, strategy="ddp").launch()
-    try:
-        r = fabric.global_rank
-        runs = {name: train(work, name, fabric) for name in MODELS}
-        results = {name: {"params": m.state_dict(), "losses": losses} for name, (m, losses) in runs.items()}
-        save_checkpoint(work / f"a_rank{r}.pt", {**results, "world_size": fabric.world_size})
-        train(work, fabric=fabric, checkpoint=work / "b.pt", stop=STOP)
-        fabric.barrier()
-        model, losses = train(work, fabric=fabric, checkpoint=work / "c.pt", resume=True)
-        save_checkpoint(work / f"c_rank{r}.pt", {"params": model.state_dict(), "losses": losses})
-        fabric.barrier()
-    finally:
-        teardown(fabric)
-    wait_for_ranks(fabric)
+def main(fabric, work: Path) -> None:
+    runs = {name: train(work, name, fabric) for name in MODELS}
+    results = {name: {"params": m.state_dict(), "losses": losses} for name, (m, losses) in runs.items()}
+    save_rank(fabric, work, "a", {**results, "world_size": fabric.world_size})
+    train(work, fabric=fabric, checkpoint=work / "b.pt", stop=STOP)
+    fabric.barrier()
+    model, losses = train(work, fabric=fabric, checkpoint=work / "c.pt", resume=True)
+    save_rank(fabric, work, "c", {"params": model.state_dict(), "losses": losses})
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    main(Path(sys.argv[1]))
+    on_two_ranks(main)

@@ -10,12 +10,12 @@ and one written at world size 1 resumes at world size 2, both to the uninterrupt
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import audited_two_ranks, load_helper, run_two_ranks, skip_on_windows
+from ddp_support import (assert_equal_states, load_helper, max_difference, reproduce_on_two_ranks_and_one, run_helper,
+                          skip_on_windows)
 
 from etude.meta import sample_mog_family
 from etude.meta.experiments import build_models
@@ -37,14 +37,8 @@ def ddp_run(tmp_path_factory):
     save_checkpoint(work / "setup.pt", {"data": data, "models": models})
     oracle = {name: helper.train(work, name) for name in helper.MODELS}
     assert helper.train(work, checkpoint=work / "c.pt", stop=helper.STOP)[1] is None  # 1 process, interrupted
-    done = run_two_ranks([sys.executable, str(HELPER), str(work)], cwd=work)
-    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
-    assert "distributed_backend=gloo" in done.stdout
+    run_helper(HELPER, work)
     return helper, work, models, {name: (m.state_dict(), losses) for name, (m, losses) in oracle.items()}
-
-
-def _max_difference(found: dict, expected: dict) -> float:
-    return max((found[n] - expected[n]).abs().max().item() for n in expected)
 
 
 @pytest.mark.parametrize("name", ["MetaVAE", "NS", "VHE", "VAE"])
@@ -52,10 +46,9 @@ def test_two_ranks_end_with_the_single_process_parameters(ddp_run, name):
     _, work, initial, oracle = ddp_run
     ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2})[name] for r in (0, 1)]
     params, losses = oracle[name]
-    for n in params:
-        assert torch.equal(ranks[0]["params"][n], ranks[1]["params"][n]), n  # DDP keeps the ranks in step
-    assert _max_difference(ranks[0]["params"], params) < ATOL
-    assert _max_difference(params, initial[name]) > 1e-3, "training barely moved"
+    assert_equal_states(ranks[1]["params"], ranks[0]["params"])  # DDP keeps them in step
+    assert max_difference(ranks[0]["params"], params) < ATOL
+    assert max_difference(params, initial[name]) > 1e-3, "training barely moved"
     assert ranks[0]["losses"] == pytest.approx(losses, abs=1e-5) and ranks[1]["losses"] == ranks[0]["losses"]
 
 
@@ -63,7 +56,7 @@ def test_checkpoint_of_two_ranks_resumes_in_one_process(ddp_run):
     helper, work, _, oracle = ddp_run
     assert load_checkpoint(work / "b.pt")["step"] == helper.STOP  # rank 0 wrote it, interrupted after STOP steps
     model, resumed = helper.train(work, checkpoint=work / "b.pt", resume=True)
-    assert _max_difference(model.state_dict(), oracle["MetaVAE"][0]) < ATOL
+    assert max_difference(model.state_dict(), oracle["MetaVAE"][0]) < ATOL
     assert resumed == pytest.approx(oracle["MetaVAE"][1], abs=1e-5)
 
 
@@ -71,26 +64,14 @@ def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
     _, work, _, oracle = ddp_run
     for r in (0, 1):
         state = load_checkpoint(work / f"c_rank{r}.pt")
-        assert _max_difference(state["params"], oracle["MetaVAE"][0]) < ATOL
+        assert max_difference(state["params"], oracle["MetaVAE"][0]) < ATOL
         assert state["losses"] == pytest.approx(oracle["MetaVAE"][1], abs=1e-5)
 
 
 def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
-    from etude.cli import main
-
     args = ["reproduce", "metavae", "--preset", "smoke", "--set", "mog_steps=4", "--set", "digit_steps=4"]
-    out = tmp_path / "ddp"
-    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2", "--accelerator", "cpu"],
-                                      tmp_path, out)
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.count("metavae [") == 1  # only rank 0 reports
-    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
-    assert {"result.json", "mog_clustering.png", "mog_MetaVAE_0.pt"} <= written[0]  # the audit sees writes
-
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    two, one = (json.loads((d / "metavae" / "result.json").read_text()) for d in (out, tmp_path / "one"))
-    assert two["status"] == one["status"] == "ok", two["error"]
-    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    two, one = reproduce_on_two_ranks_and_one(args, tmp_path, {"result.json", "mog_clustering.png",
+                                                               "mog_MetaVAE_0.pt"})
     assert "fabric" not in one["settings"]
     for key in ("mog_error", "rotation_probe", "code_stability"):
         for method, values in one["metrics"][key].items():

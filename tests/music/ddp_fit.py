@@ -13,32 +13,13 @@ Each rank then, from the same initial weights:
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
+from ddp_support import Stop, dying, on_two_ranks, save_rank
 
 STEPS, STOP, EVERY = 6, 4, 2
 BATCH, LR, SEED = 4, 3e-3, 5
-
-
-class Stop(Exception):
-    """Raised by ``dying`` data in place of a killed run."""
-
-
-def dying(crops, stop: int):
-    """Crops whose ``select`` raises ``Stop`` after ``stop`` calls (one call per training step)."""
-
-    class Dying(type(crops)):
-        calls = 0
-
-        def select(self, index):
-            Dying.calls += 1
-            if Dying.calls > stop:
-                raise Stop
-            return super().select(index)
-
-    return Dying(crops.performance, crops.melody)
 
 
 def build(work: Path, dropout: float = 0.0):
@@ -59,41 +40,29 @@ def train(work: Path, fabric=None, *, checkpoint=None, resume=False, stop=None, 
     from etude.music.training import fit
 
     model, data = build(work, dropout)
+    data.select = dying(data.select, stop)  # one call per training step
     try:
-        losses = fit(model, data if stop is None else dying(data, stop), steps=STEPS, batch_size=BATCH, lr=LR,
+        losses = fit(model, data, steps=STEPS, batch_size=BATCH, lr=LR,
                      seed=SEED, checkpoint=checkpoint, resume=resume, every=EVERY, show_progress=False, fabric=fabric)
     except Stop:
         return model, None
     return model, losses
 
 
-def main(work: Path) -> None:
-    from etude.runtime import Distributed, save_checkpoint, set_threads, teardown, wait_for_ranks
-
-    set_threads(1)
-    fabric = Distributed(accelerator="cpu", devices=2, strategy="ddp").launch()
-    try:
-        r = fabric.global_rank
-        model, losses = train(work, fabric)
-        save_checkpoint(work / f"a_rank{r}.pt", {"params": model.state_dict(), "losses": losses,
-                                                 "world_size": fabric.world_size})
-        train(work, fabric, checkpoint=work / "b.pt", stop=STOP)
-        fabric.barrier()
-        model, losses = train(work, fabric, checkpoint=work / "c.pt", resume=True)
-        save_checkpoint(work / f"c_rank{r}.pt", {"params": model.state_dict(), "losses": losses})
-        whole, _ = train(work, fabric, dropout=0.1)
-        draw = torch.rand(4)  # the global generator, which drew this rank's dropout masks
-        train(work, fabric, checkpoint=work / "d.pt", stop=STOP, dropout=0.1)
-        fabric.barrier()
-        resumed, _ = train(work, fabric, checkpoint=work / "d.pt", resume=True, dropout=0.1)
-        save_checkpoint(work / f"d_rank{r}.pt", {"whole": whole.state_dict(), "resumed": resumed.state_dict(),
-                                                 "draw": draw})
-        fabric.barrier()
-    finally:
-        teardown(fabric)
-    wait_for_ranks(fabric)
+def main(fabric, work: Path) -> None:
+    model, losses = train(work, fabric)
+    save_rank(fabric, work, "a", {"params": model.state_dict(), "losses": losses, "world_size": fabric.world_size})
+    train(work, fabric, checkpoint=work / "b.pt", stop=STOP)
+    fabric.barrier()
+    model, losses = train(work, fabric, checkpoint=work / "c.pt", resume=True)
+    save_rank(fabric, work, "c", {"params": model.state_dict(), "losses": losses})
+    whole, _ = train(work, fabric, dropout=0.1)
+    draw = torch.rand(4)  # the global generator, which drew this rank's dropout masks
+    train(work, fabric, checkpoint=work / "d.pt", stop=STOP, dropout=0.1)
+    fabric.barrier()
+    resumed, _ = train(work, fabric, checkpoint=work / "d.pt", resume=True, dropout=0.1)
+    save_rank(fabric, work, "d", {"whole": whole.state_dict(), "resumed": resumed.state_dict(), "draw": draw})
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    main(Path(sys.argv[1]))
+    on_two_ranks(main)

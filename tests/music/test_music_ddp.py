@@ -9,12 +9,11 @@ uninterrupted result.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import audited_two_ranks, load_helper, run_two_ranks, skip_on_windows
+from ddp_support import assert_equal_states, load_helper, reproduce_on_two_ranks_and_one, run_helper, skip_on_windows
 
 from etude.music import TransformerAutoencoder, TransformerConfig, make_crops
 from etude.runtime import load_checkpoint, save_checkpoint
@@ -40,9 +39,7 @@ def ddp_run(bach, tmp_path_factory):
                                         "melody": crops.melody})
     oracle, losses = helper.train(work)
     assert helper.train(work, checkpoint=work / "c.pt", stop=helper.STOP)[1] is None  # 1 process, interrupted
-    done = run_two_ranks([sys.executable, str(HELPER), str(work)], cwd=work)
-    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
-    assert "distributed_backend=gloo" in done.stdout
+    run_helper(HELPER, work)
     return helper, work, model.state_dict(), oracle.state_dict(), losses
 
 
@@ -64,8 +61,7 @@ def _assert_close(found: dict, expected: dict) -> None:
 def test_two_ranks_end_with_the_single_process_parameters(ddp_run):
     _, work, initial, oracle, losses = ddp_run
     ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2}) for r in (0, 1)]
-    for name in oracle:
-        assert torch.equal(ranks[0]["params"][name], ranks[1]["params"][name]), name
+    assert_equal_states(ranks[1]["params"], ranks[0]["params"])
     _assert_close(ranks[0]["params"], oracle)
     assert max((oracle[n] - initial[n]).abs().max().item() for n in oracle) > 1e-3, "training barely moved"
     assert ranks[0]["losses"] == pytest.approx(losses, abs=1e-5) and ranks[1]["losses"] == ranks[0]["losses"]
@@ -99,28 +95,16 @@ def test_with_dropout_each_rank_draws_its_own_masks_and_resume_repeats_them(ddp_
 
 
 def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path, monkeypatch):
-    import json
-
-    from etude.cli import main
     from etude.music import load_corpus
 
     cache = tmp_path / "cache"
     load_corpus("bach", limit=6, cache=cache, show_progress=False)  # the smoke preset's pieces, parsed once
+    monkeypatch.setenv("ETUDE_CACHE", str(cache))  # for both runs
     args = ["reproduce", "transformer_ae", "--preset", "smoke", "--set", "steps=2"]
-    out = tmp_path / "ddp"
-    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2"], tmp_path, out,
-                                      extra_env={"ETUDE_CACHE": str(cache)})
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.count("transformer_ae [") == 1  # only rank 0 reports
-    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
-    assert {"run.json", "result.json", "training_loss.png", "performance_s0.pt"} <= written[0]  # the audit sees writes
-
-    monkeypatch.setenv("ETUDE_CACHE", str(cache))
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    two, one = (json.loads((d / "transformer_ae" / "result.json").read_text()) for d in (out, tmp_path / "one"))
-    assert two["status"] == one["status"] == "ok", two["error"]
+    two, one = reproduce_on_two_ranks_and_one(args, tmp_path, {"run.json", "result.json", "training_loss.png",
+                                                               "performance_s0.pt"},
+                                              ddp=("--strategy", "ddp", "--devices", "2"))
     assert two["metrics"]["nll_nats_per_token"] == pytest.approx(one["metrics"]["nll_nats_per_token"], abs=1e-5)
-    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
 
 
 def test_bf16_mixed_trains_on_the_cpu(bach):

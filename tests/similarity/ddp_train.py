@@ -12,10 +12,9 @@ each architecture in ``ARCHS`` (an MLP and a CNN, both seeded by ``SEED``):
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import torch
+from ddp_support import on_two_ranks, save_rank
 
 ARCHS = {"mlp": [8, 8], "cnn": [3, 3]}
 EPOCHS, BATCH, LR, SEED, SNAPSHOTS = 3, 64, 1e-2, 11, (1, 2)
@@ -31,26 +30,15 @@ def train(work: Path, arch: str, fabric=None, *, checkpoint=None, resume=False):
                      snapshots=SNAPSHOTS, checkpoint=checkpoint, resume=resume, arch=arch, fabric=fabric)
 
 
-def main(work: Path) -> None:
-    from etude.runtime import Distributed, save_checkpoint, set_threads, teardown, wait_for_ranks
-
-    set_threads(1)
-    fabric = Distributed(accelerator="cpu", devices=2, strategy="ddp").launch()
-    try:
-        r = fabric.global_rank
-        for arch in ARCHS:
-            net = train(work, arch, fabric)
-            state = {"params": net.model.state_dict(), "snapshots": net.snapshots, "world_size": fabric.world_size}
-            save_checkpoint(work / f"a_{arch}_rank{r}.pt", state)
-            train(work, arch, fabric, checkpoint=work / f"b_{arch}.pt")
-            net = train(work, arch, fabric, checkpoint=work / f"c_{arch}.pt", resume=True)
-            save_checkpoint(work / f"c_{arch}_rank{r}.pt", {"params": net.model.state_dict()})
-        fabric.barrier()
-    finally:
-        teardown(fabric)
-    wait_for_ranks(fabric)
+def main(fabric, work: Path) -> None:
+    for arch in ARCHS:
+        net = train(work, arch, fabric)
+        state = {"params": net.model.state_dict(), "snapshots": net.snapshots, "world_size": fabric.world_size}
+        save_rank(fabric, work, f"a_{arch}", state)
+        train(work, arch, fabric, checkpoint=work / f"b_{arch}.pt")
+        net = train(work, arch, fabric, checkpoint=work / f"c_{arch}.pt", resume=True)
+        save_rank(fabric, work, f"c_{arch}", {"params": net.model.state_dict()})
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    main(Path(sys.argv[1]))
+    on_two_ranks(main)

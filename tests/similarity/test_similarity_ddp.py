@@ -9,20 +9,18 @@ size 1 resumes at world size 2. The study itself runs on 2 ranks from the CLI to
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import audited_two_ranks, load_helper, run_two_ranks, skip_on_windows
+from ddp_support import (assert_equal_states, load_helper, max_difference, reproduce_on_two_ranks_and_one, run_helper,
+                          skip_on_windows)
 
 from etude.runtime import load_checkpoint, save_checkpoint
 from etude.similarity.digits import load_digits_split, make_net
 
 HELPER = Path(__file__).with_name("ddp_train.py")
 ATOL = 1e-6
-STUDY = "pwcca"
 N_TRAIN = 201  # minibatches of 64, 64, 64 and 9: the last splits 5 + 4 over the two ranks
 MARK = 0.5
 pytestmark = skip_on_windows
@@ -42,14 +40,8 @@ def ddp_run(tmp_path_factory):
         state = load_checkpoint(work / f"c_{arch}.pt")
         state["model"] = {k: v + MARK for k, v in state["model"].items()}
         save_checkpoint(work / f"c_{arch}.pt", state)
-    done = run_two_ranks([sys.executable, str(HELPER), str(work)], cwd=work)
-    assert done.returncode == 0, f"DDP run exited with {done.returncode}:\n{done.stdout}"
-    assert "distributed_backend=gloo" in done.stdout
+    run_helper(HELPER, work)
     return helper, work, oracle
-
-
-def max_difference(found: dict, expected: dict) -> float:
-    return max((found[k] - v).abs().max().item() for k, v in expected.items())
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
@@ -57,8 +49,7 @@ def test_two_ranks_end_with_the_single_process_weights(ddp_run, arch):
     helper, work, oracle = ddp_run
     ranks = [load_checkpoint(work / f"a_{arch}_rank{r}.pt", expect={"world_size": 2}) for r in (0, 1)]
     expected = oracle[arch].model.state_dict()
-    for name in expected:
-        assert torch.equal(ranks[0]["params"][name], ranks[1]["params"][name]), name
+    assert_equal_states(ranks[1]["params"], ranks[0]["params"])
     assert max_difference(ranks[0]["params"], expected) <= ATOL
     for epoch in helper.SNAPSHOTS:
         assert max_difference(ranks[0]["snapshots"][epoch], oracle[arch].snapshots[epoch]) <= ATOL
@@ -72,8 +63,7 @@ def test_checkpoint_of_two_ranks_resumes_in_one_process(ddp_run, arch):
     stored = load_checkpoint(work / f"b_{arch}.pt")  # written by rank 0 alone
     assert max_difference(stored["model"], oracle[arch].model.state_dict()) <= ATOL
     resumed = helper.train(work, arch, checkpoint=work / f"b_{arch}.pt", resume=True)
-    for name, value in stored["model"].items():
-        assert torch.equal(resumed.model.state_dict()[name], value), name  # loaded, not trained again
+    assert_equal_states(resumed.model.state_dict(), stored["model"])  # loaded, not trained again
     assert resumed.snapshots.keys() == oracle[arch].snapshots.keys()
 
 
@@ -106,38 +96,11 @@ def test_bf16_mixed_trains_on_the_cpu():
 
 
 def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
-    from etude.cli import main
-
-    args = ["reproduce", "pwcca", "--preset", "smoke"]
-    out = tmp_path / "ddp"
-    done, written = audited_two_ranks([*args, "--strategy", "ddp", "--devices", "2", "--accelerator", "cpu"],
-                                      tmp_path, out)
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.count("pwcca [") == 1  # only rank 0 reports
-    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
-    assert {"run.json", "result.json", "similarity_by_layer.png", "true_0.pt", "width8_untrained_1.pt"} <= written[0]
-
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    two, one = (json.loads((d / "pwcca" / "result.json").read_text()) for d in (out, tmp_path / "one"))
-    assert two["status"] == one["status"] == "ok", two["error"]
-    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    files = {"run.json", "result.json", "similarity_by_layer.png", "true_0.pt", "width8_untrained_1.pt"}
+    two, one = reproduce_on_two_ranks_and_one(["reproduce", "pwcca", "--preset", "smoke"], tmp_path, files)
     for key in ("gen_test_accuracy", "mem_train_accuracy", "cnn_test_accuracy", "width_test_accuracy"):
         assert two["metrics"][key] == pytest.approx(one["metrics"][key], abs=1e-9), key
     for label, groups in one["metrics"]["by_layer"].items():
         for group, values in groups.items():
             assert two["metrics"]["by_layer"][label][group] == pytest.approx(values, abs=1e-4), (label, group)
     assert [c["verdict"] for c in two["claims"]] == [c["verdict"] for c in one["claims"]]
-
-
-def test_the_full_preset_trains_through_fabric_and_the_cpu_presets_do_not():
-    from etude.runtime import Distributed
-    from etude.studies import get_study
-    from etude.studies.runner import _distributed_for
-
-    study = get_study(STUDY)
-    assert study.trains_with_fabric
-    assert _distributed_for(study, study.preset("full"), {}) == Distributed(accelerator="auto", precision="32-true")
-    for name in ("smoke", "quick", "long"):
-        assert _distributed_for(study, study.preset(name), {}) is None  # plain PyTorch on the CPU
-    assert _distributed_for(study, study.preset("smoke"), {"precision": "bf16-mixed"}) == Distributed(
-        accelerator="cpu", precision="bf16-mixed")

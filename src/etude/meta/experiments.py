@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from etude.meta.base import SetModel
 from etude.meta.datasets import MogRecipe, load_digit_images, sample_mog_family, split_values, transformation_family
 from etude.meta.evaluation import clustering_error, code_stability, kmeans_labels, linear_probe_accuracy
 from etude.meta.metavae import MetaVAE
@@ -49,6 +50,44 @@ def build_models(x_dim: int, z: int, hidden: int, n_train: int, likelihood: str,
     return made
 
 
+def _fit(
+    model: SetModel,
+    mode: str,
+    data: torch.Tensor,
+    steps: int,
+    n_x: int,
+    n_context: int,
+    p,
+    run_seed: int,
+    checkpoint: Path,
+    resume: bool,
+    desc: str,
+    fabric: Fabric | None,
+) -> bool:
+    """``fit`` one model at the preset's batch and lr on every rank; True on rank 0 (the one that measures),
+    with the model back on the CPU."""
+    fit(
+        model,
+        data,
+        steps,
+        n_sets=p.batch,
+        n_x=n_x,
+        n_context=n_context,
+        context=mode,
+        lr=p.lr,
+        seed=run_seed,
+        checkpoint=checkpoint,
+        resume=resume,
+        show_progress=True,
+        desc=desc,
+        fabric=fabric,
+    )
+    if not is_rank_zero(fabric):
+        return False
+    model.cpu()
+    return True
+
+
 def mog_clustering(
     p, run_seed: int, ckpt: Path, resume: bool, fabric: Fabric | None = None
 ) -> tuple[dict[str, list[float]], dict]:
@@ -77,25 +116,9 @@ def mog_clustering(
     for name, (model, mode) in build_models(
         2, p.mog_z, p.mog_hidden, p.mog_train, "gaussian", p.mog_points, run_seed
     ).items():
-        fit(
-            model,
-            train.x,
-            p.mog_steps,
-            n_sets=p.batch,
-            n_x=n,
-            n_context=n,
-            context=mode,
-            lr=p.lr,
-            seed=run_seed,
-            checkpoint=ckpt / f"mog_{name}_{run_seed}.pt",
-            resume=resume,
-            show_progress=True,
-            desc=f"MoG {name}",
-            fabric=fabric,
-        )
-        if not is_rank_zero(fabric):
+        checkpoint = ckpt / f"mog_{name}_{run_seed}.pt"
+        if not _fit(model, mode, train.x, p.mog_steps, n, n, p, run_seed, checkpoint, resume, f"MoG {name}", fabric):
             continue
-        model.cpu()
         codes = model.encode(test.x, test.x)  # every held-out dataset is its own context; no gradient step
         labels = [kmeans_labels(codes[t], 2, run_seed, p.kmeans_restarts) for t in range(p.mog_test)]
         errors[name] = [clustering_error(labels[t], test.labels[t]) for t in range(p.mog_test)]
@@ -134,25 +157,10 @@ def transformation_probe(
     acc, stability = {RAW: accuracy(probe)}, {RAW: code_stability(held_seen)}
     models = build_models(64, p.digit_z, p.digit_hidden, len(seen), "bernoulli", data.shape[1], run_seed)
     for name, (model, mode) in models.items():
-        fit(
-            model,
-            data,
-            p.digit_steps,
-            n_sets=p.batch,
-            n_x=20,
-            n_context=p.digit_context,
-            context=mode,
-            lr=p.lr,
-            seed=run_seed,
-            checkpoint=ckpt / f"{kind}_{name}_{run_seed}.pt",
-            resume=resume,
-            show_progress=True,
-            desc=f"{kind} {name}",
-            fabric=fabric,
-        )
-        if not is_rank_zero(fabric):
+        checkpoint = ckpt / f"{kind}_{name}_{run_seed}.pt"
+        steps, n_context = p.digit_steps, p.digit_context
+        if not _fit(model, mode, data, steps, 20, n_context, p, run_seed, checkpoint, resume, f"{kind} {name}", fabric):
             continue
-        model.cpu()
         acc[name] = accuracy(model.encode(probe, ctx))
         stability[name] = code_stability(model.encode(held_seen, ctx_seen))
     return acc, stability

@@ -100,6 +100,26 @@ class QmcviPreset:
             raise BadInputError(f"preset sizes must be at least two ints >= 2, got {list(self.sizes)}")
 
 
+def _training(
+    model: Any, seeds: list[int], preset: QmcviPreset, dtype: torch.dtype, desc: str, lr: float | None = None, **options
+) -> Callable[[], dict]:
+    """``compare_training`` of ``model`` at the preset's steps, N, init scale and evaluation (``lr`` or the preset's)."""
+    return functools.partial(
+        compare_training,
+        model,
+        seeds,
+        preset.train_steps,
+        preset.train_n,
+        preset.lr if lr is None else lr,
+        preset.init_scale,
+        preset.eval_points,
+        preset.eval_every,
+        dtype,
+        desc=desc,
+        **options,
+    )
+
+
 def _variances(
     model: Any,
     name: str,
@@ -260,19 +280,7 @@ class QmcviStudy(Study):
                     f"train_{name}",
                     expect,
                     resume,
-                    functools.partial(
-                        compare_training,
-                        model,
-                        seeds,
-                        preset.train_steps,
-                        preset.train_n,
-                        preset.lr,
-                        preset.init_scale,
-                        preset.eval_points,
-                        preset.eval_every,
-                        dtype,
-                        desc=f"adam {name}",
-                    ),
+                    _training(model, seeds, preset, dtype, f"adam {name}"),
                 )
             reps = preset.bnn_replicates if name == "bnn" else preset.replicates
             chunk = 256 if name == "bnn" else 4096  # base points per batch: the BNN's activations are large
@@ -375,19 +383,7 @@ class QmcviStudy(Study):
             f"train_{name}",
             expect,
             resume,
-            lambda: compare_training(
-                model,
-                seeds,
-                preset.train_steps,
-                preset.train_n,
-                preset.lr,
-                preset.init_scale,
-                preset.eval_points,
-                preset.eval_every,
-                dtype,
-                desc=f"adam {name}",
-                eval_eps=eval_eps,
-            ),
+            _training(model, seeds, preset, dtype, f"adam {name}", eval_eps=eval_eps),
         )
         init_loc = model.initial_loc(torch.Generator().manual_seed(derive_seed(seeds[0], "init"))).to(dtype)
         curvature = max(abs(largest_curvature(model, init_loc)), abs(largest_curvature(model, reference["loc"])))
@@ -397,20 +393,7 @@ class QmcviStudy(Study):
             f"sgd_{name}",
             expect,
             resume,
-            lambda: compare_training(
-                model,
-                seeds,
-                preset.train_steps,
-                preset.train_n,
-                sgd_lr,
-                preset.init_scale,
-                preset.eval_points,
-                preset.eval_every,
-                dtype,
-                desc=f"sgd {name}",
-                optimizer="sgd",
-                eval_eps=eval_eps,
-            ),
+            _training(model, seeds, preset, dtype, f"sgd {name}", lr=sgd_lr, optimizer="sgd", eval_eps=eval_eps),
         )
         return {"reference": reference, "adam": adam, "sgd": sgd, "sgd_lr": sgd_lr, "curvature": curvature}
 
