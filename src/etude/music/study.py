@@ -150,8 +150,8 @@ class TransformerAeStudy(Study):
             interpolation_pairs=1,
         ),
         "quick": TransformerAePreset(),
-        # sized by timing steps on the shared 2-core machine (1 thread): about 1 s per step of 8 x 255 tokens;
-        # 8 models at seed 0, the two of style_lowers_nll again at seed 1
+        # sized by timing (1 thread): a step of 8 x 255 tokens takes 0.2-0.3 s with one other job on the 2 cores
+        # (about 1 s at load average 6); 8 models at seed 0, the two of style_lowers_nll again at seed 1
         "long": TransformerAePreset(
             pieces=80,
             seconds=8.0,
@@ -163,7 +163,7 @@ class TransformerAeStudy(Study):
             layers=3,
             encoder_layers=2,
             ff=384,
-            steps=250,
+            steps=500,
             batch_size=8,
             lr=2e-3,
             seeds=2,
