@@ -13,9 +13,8 @@ from torch import nn
 
 from etude.errors import BadInputError
 from etude.meta.elbo import masked_mean
-from etude.validation import check_int
 
-__all__ = ["PerDistributionMLP", "SetSummary", "check_index", "check_positive_int", "check_set", "mlp"]
+__all__ = ["PerDistributionMLP", "SetSummary", "check_index", "check_set", "mlp"]
 
 
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.ELU) -> nn.Sequential:
@@ -26,11 +25,6 @@ def mlp(sizes: list[int], activation: type[nn.Module] = nn.ELU) -> nn.Sequential
         if i < len(sizes) - 2:
             layers.append(activation())
     return nn.Sequential(*layers)
-
-
-def check_positive_int(name: str, value: object) -> int:
-    """``value`` when it is an int >= 1; otherwise BadInputError naming ``name`` (``check_int(name, value, 1)``)."""
-    return check_int(name, value, 1)
 
 
 def check_set(name: str, x: object, dim: int, batch: int | None = None) -> torch.Tensor:

@@ -15,7 +15,8 @@ import torch
 
 from etude.errors import BadInputError
 from etude.meta.base import SetModel
-from etude.meta.layers import PerDistributionMLP, SetSummary, check_positive_int, mlp
+from etude.meta.layers import PerDistributionMLP, SetSummary, mlp
+from etude.validation import check_int
 
 __all__ = ["MetaVAE"]
 
@@ -41,9 +42,9 @@ class MetaVAE(SetModel):
         likelihood: str = "gaussian",
     ) -> None:
         super().__init__(x_dim, z_dim, likelihood)
-        self.n_distributions = check_positive_int("n_distributions", n_distributions)
-        hidden = check_positive_int("hidden", hidden)
-        summary_dim = check_positive_int("summary_dim", summary_dim if summary_dim is not None else hidden)
+        self.n_distributions = check_int("n_distributions", n_distributions, 1)
+        hidden = check_int("hidden", hidden, 1)
+        summary_dim = check_int("summary_dim", summary_dim if summary_dim is not None else hidden, 1)
         self.summary = SetSummary(x_dim, hidden, summary_dim)
         self.encoder = mlp([x_dim + summary_dim, hidden, hidden, 2 * z_dim])  # q(z | [x, s(D)])
         self.decoders = PerDistributionMLP(n_distributions, [z_dim, hidden, hidden, self._out_dim()])  # p_i(x | z)

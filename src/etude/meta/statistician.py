@@ -14,7 +14,8 @@ from torch import nn
 
 from etude.meta.base import SetModel
 from etude.meta.elbo import gaussian_kl, reparameterize
-from etude.meta.layers import SetSummary, check_positive_int, mlp
+from etude.meta.layers import SetSummary, mlp
+from etude.validation import check_int
 
 __all__ = ["NeuralStatistician"]
 
@@ -33,8 +34,8 @@ class NeuralStatistician(SetModel):
         self, x_dim: int, z_dim: int, c_dim: int = 16, hidden: int = 400, likelihood: str = "gaussian"
     ) -> None:
         super().__init__(x_dim, z_dim, likelihood)
-        self.c_dim = check_positive_int("c_dim", c_dim)
-        hidden = check_positive_int("hidden", hidden)
+        self.c_dim = check_int("c_dim", c_dim, 1)
+        hidden = check_int("hidden", hidden, 1)
         self.summary = SetSummary(x_dim, hidden, hidden)
         self.c_head = nn.Linear(hidden, 2 * c_dim)  # q(c | D)
         self.encoder = mlp([x_dim + c_dim, hidden, hidden, 2 * z_dim])  # q(z | x, c)

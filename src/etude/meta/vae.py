@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from etude.errors import BadInputError
 from etude.meta.base import SetModel
-from etude.meta.layers import PerDistributionMLP, check_positive_int, mlp
+from etude.meta.layers import PerDistributionMLP, mlp
+from etude.validation import check_int
 
 __all__ = ["VAE"]
 
@@ -33,8 +34,8 @@ class VAE(SetModel):
         shared_encoder: bool = True,
     ) -> None:
         super().__init__(x_dim, z_dim, likelihood)
-        self.n_distributions = check_positive_int("n_distributions", n_distributions)
-        hidden = check_positive_int("hidden", hidden)
+        self.n_distributions = check_int("n_distributions", n_distributions, 1)
+        hidden = check_int("hidden", hidden, 1)
         if not isinstance(shared_encoder, bool):
             raise BadInputError(f"shared_encoder must be True or False, got {shared_encoder!r}")
         self.shared_encoder = shared_encoder
