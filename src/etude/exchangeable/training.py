@@ -166,7 +166,7 @@ def train_bruno(
             # mean over the global batch's B x n positions of -log p / D: this shard's sum over that count;
             # DDP averages the ranks' gradients, so each rank's part is scaled by W
             count = x.shape[0] * x.shape[1] * net.dim
-            part = x[shard(torch.arange(x.shape[0]), fabric)].to(device)
+            part = shard(x, fabric).to(device)
             total = -model(part).sum()  # log p(x_i | x_<i) through the wrapper: DDP's gradient sync, autocast
             fabric.backward(total * (ranks / count))
             loss = sum_over_ranks(total, fabric) / count

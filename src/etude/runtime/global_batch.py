@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from torch import Tensor, nn
 
+from etude.runtime.distributed import sum_over_ranks
+
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
@@ -64,14 +66,13 @@ def batch_mean(x: Tensor, dim: int | tuple[int, ...]) -> Tensor:
         return x.mean(dim)
     local = x.sum(dim)
     count = x.numel() // max(local.numel(), 1)
-    total = cast(Tensor, fabric.all_reduce(local.detach().clone(), reduce_op="sum"))
+    total = sum_over_ranks(local, fabric)
     return (total + fabric.world_size * (local - local.detach())) / (count * fabric.world_size)
 
 
 def batch_sum(x: Tensor) -> Tensor:
     """A statistic summed over this rank's shard (counts, sums; no gradient) summed over every rank."""
-    fabric = _FABRIC.get()
-    return x if fabric is None else cast(Tensor, fabric.all_reduce(x.detach().clone(), reduce_op="sum"))
+    return sum_over_ranks(x, _FABRIC.get())
 
 
 def batch_rows(x: Tensor) -> Tensor:
