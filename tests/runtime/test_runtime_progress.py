@@ -61,3 +61,17 @@ def test_rank_zero_env_keeps_bar(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_arguments_raise(kwargs: dict, match: str) -> None:
     with pytest.raises(BadInputError, match=match):
         progress(range(2), **kwargs)
+
+
+@pytest.mark.parametrize(("group_rank", "hidden"), [(1, True), (0, False)])
+def test_a_process_group_rank_decides_without_the_environment(
+    monkeypatch: pytest.MonkeyPatch, group_rank: int, hidden: bool
+) -> None:
+    """Under `fabric run` on a later node RANK may be unset: the initialized process group's rank still hides it."""
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_rank", lambda group=None: group_rank)
+    bar = progress(range(2), desc="steps", disable=False)
+    assert bar.disable is hidden
+    bar.close()

@@ -1,8 +1,8 @@
 """tqdm progress bars that stay quiet where they would only add noise.
 
 A bar is hidden when ``ETUDE_PROGRESS`` is ``0`` (or ``false``/``no``/``off``), when this
-process is not rank 0 (``RANK`` or ``LOCAL_RANK`` set to something other than ``0``), or
-when the caller passes ``disable=True``.
+process is not rank 0 (its initialized process group, or ``RANK`` or ``LOCAL_RANK`` set to
+something other than ``0``), or when the caller passes ``disable=True``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+import torch.distributed as dist
 from tqdm import tqdm
 
 from etude.errors import BadInputError
@@ -26,6 +27,8 @@ def progress_allowed() -> bool:
     """False when ``ETUDE_PROGRESS`` turns bars off or this process is not global rank 0."""
     if os.environ.get("ETUDE_PROGRESS", "1").strip().lower() in _OFF:
         return False
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return False  # a rank Fabric or torchrun started, whatever the environment says (e.g. `fabric run` nodes)
     return all(os.environ.get(var, "0").strip() in ("", "0") for var in ("RANK", "LOCAL_RANK"))
 
 
