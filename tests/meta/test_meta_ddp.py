@@ -108,3 +108,22 @@ def test_bf16_mixed_rounds_the_loss_but_follows_the_float32_run():
                               fabric=Distributed(accelerator="cpu", precision=precision).make_fabric())
     assert runs["bf16-mixed"] != runs["32-true"]
     assert runs["bf16-mixed"] == pytest.approx(runs["32-true"], rel=0.05)
+
+
+def test_a_bf16_checkpoint_resumes_only_at_bf16(tmp_path):
+    """The precision is part of the checkpoint's configuration, as for pwcca and BRUNO; 32-bit ones keep theirs."""
+    from etude.errors import CheckpointError
+    from etude.meta import MetaVAE, fit
+    from etude.runtime import Distributed
+
+    data = sample_mog_family(6, generator=torch.Generator().manual_seed(0)).x
+    kw = dict(n_sets=4, n_x=10, n_context=10, lr=3e-3, seed=1)
+    for precision in ("bf16-mixed", "32-true"):
+        torch.manual_seed(0)
+        fabric = Distributed(accelerator="cpu", precision=precision).make_fabric()
+        fit(MetaVAE(2, 2, 6, hidden=16), data, 2, checkpoint=tmp_path / f"{precision}.pt", fabric=fabric, **kw)
+    assert load_checkpoint(tmp_path / "bf16-mixed.pt")["config"]["precision"] == "bf16-mixed"
+    assert "precision" not in load_checkpoint(tmp_path / "32-true.pt")["config"]
+    with pytest.raises(CheckpointError):
+        fit(MetaVAE(2, 2, 6, hidden=16), data, 2, checkpoint=tmp_path / "bf16-mixed.pt", resume=True, **kw)
+    assert len(fit(MetaVAE(2, 2, 6, hidden=16), data, 2, checkpoint=tmp_path / "32-true.pt", resume=True, **kw)) == 2

@@ -23,7 +23,16 @@ from torch import Tensor
 
 from etude.exchangeable.bruno import Bruno
 from etude.flows import dequantize
-from etude.runtime import is_rank_zero, load_on_rank_zero, progress, save_checkpoint, shard, sum_over_ranks, world_size
+from etude.runtime import (
+    is_rank_zero,
+    load_on_rank_zero,
+    precision_of,
+    progress,
+    save_checkpoint,
+    shard,
+    sum_over_ranks,
+    world_size,
+)
 from etude.validation import check_int, check_number
 
 if TYPE_CHECKING:
@@ -116,7 +125,7 @@ def train_bruno(
     }
     if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
         model, opt = fabric.setup(model, opt)  # the param groups (and their learning rates) are kept
-        precision = str(fabric.strategy.precision.precision)
+        precision = precision_of(fabric)
         if precision != "32-true":
             config["precision"] = precision  # 32-bit checkpoints keep their former configuration
     device = next(net.parameters()).device

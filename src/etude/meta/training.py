@@ -23,6 +23,7 @@ from etude.runtime import (
     Objective,
     is_rank_zero,
     load_on_rank_zero,
+    precision_of,
     progress,
     save_checkpoint,
     shard,
@@ -96,6 +97,9 @@ def fit(
         "lr": float(lr),
         "seed": seed,
     }
+    precision = precision_of(fabric)
+    if precision != "32-true":
+        config["precision"] = precision  # a bf16 run resumes only at bf16; 32-bit checkpoints keep their config
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     objective: torch.nn.Module = Objective(model, model.loss)  # DDP and autocast act on its forward

@@ -43,6 +43,7 @@ __all__ = [
     "fabric_run_settings",
     "is_rank_zero",
     "load_on_rank_zero",
+    "precision_of",
     "rank",
     "shard",
     "sum_over_ranks",
@@ -140,6 +141,11 @@ def world_size(fabric: Fabric | None = None) -> int:
 def is_rank_zero(fabric: Fabric | None = None) -> bool:
     """True in the one process that writes results, checkpoints, figures and logs."""
     return rank(fabric) == 0
+
+
+def precision_of(fabric: Fabric | None) -> str:
+    """The Fabric precision a run trains at: ``fabric``'s, or '32-true' without one."""
+    return "32-true" if fabric is None else str(fabric.strategy.precision.precision)
 
 
 def shard(global_index: Tensor, fabric: Fabric | None = None, *, uneven: bool = False) -> Tensor:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from etude.errors import BadInputError, MissingDependencyError
-from etude.runtime import is_rank_zero, load_on_rank_zero, progress, save_checkpoint, shard, world_size
+from etude.runtime import is_rank_zero, load_on_rank_zero, precision_of, progress, save_checkpoint, shard, world_size
 from etude.similarity.activations import capture_activations, flatten_conv
 
 if TYPE_CHECKING:
@@ -245,7 +245,7 @@ def train_mlp(
     }
     if arch != "mlp":
         config["arch"] = arch  # MLP checkpoints keep their former configuration
-    precision = "32-true" if fabric is None else str(fabric.strategy.precision.precision)
+    precision = precision_of(fabric)
     if precision != "32-true":
         config["precision"] = precision  # a bf16 network is another network; 32-bit checkpoints keep their config
     model = make_net(arch, list(widths), seed, inputs=x.shape[1])
