@@ -262,10 +262,10 @@ class TransformerAeStudy(Study):
         held, train_data, eval_data, n_train = _data(preset, seed)
         per_crop, curves, models = _train_models(preset, seed, out_dir, resume, fabric, device, train_data, eval_data)
         counts = (eval_data.performance != PerformanceEncoding.PAD).sum(1).numpy()
-        mean = {n: float(np.mean([np.sum(v * counts) / counts.sum() for v in s])) for n, s in per_crop.items()}
+        per_seed = {n: [float(np.sum(v * counts) / counts.sum()) for v in s] for n, s in per_crop.items()}
         metrics: dict = {
-            "nll_nats_per_token": mean,
-            "nll_per_seed": {n: [float(np.sum(v * counts) / counts.sum()) for v in s] for n, s in per_crop.items()},
+            "nll_nats_per_token": {n: float(np.mean(v)) for n, v in per_seed.items()},
+            "nll_per_seed": per_seed,
             "train_crops": len(train_data),
             "eval_crops": len(eval_data),
             "train_pieces": n_train,
