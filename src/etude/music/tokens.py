@@ -281,7 +281,6 @@ def _build(
 
     encoding = PerformanceEncoding(keys)
     names, skipped, p_offsets, m_offsets = [], [], [0], [0]
-    digests = []
     paths = {name: entry / f"{name}.npy" for name in _STREAMS}
     for name in _STREAMS:
         check_entry(paths[name])
