@@ -220,11 +220,10 @@ def _midi_dir_crops(args: argparse.Namespace):
 
     from etude.music.stream import StreamCrops
     from etude.music.tokens import tokenize_midi_dir
+    from etude.validation import check_int, check_number
 
-    if not 0 <= args.held_out < 1:
-        raise BadInputError(f"--held-out must be a fraction in [0, 1), got {args.held_out}")
-    if args.per_piece < 1:
-        raise BadInputError(f"--per-piece must be >= 1, got {args.per_piece}")
+    check_number("--held-out", args.held_out, 0, 1, high_open=True)  # before tokenizing the folder
+    check_int("--per-piece", args.per_piece, 1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tokens = tokenize_midi_dir(args.midi_dir, cache=args.cache)

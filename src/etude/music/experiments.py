@@ -84,12 +84,20 @@ def training_pitch_range(data: Crops) -> tuple[int, int]:
     return int(on.min()), int(on.max())
 
 
-def _played(score: Any, label: str, seed: int, i: int) -> tuple[Performance, np.ndarray]:
+def _render(score: Any, style: Style, rng: np.random.Generator) -> Performance:
+    return render(score.voice, score.pitch, score.onset, score.duration, score.length, style, rng)[0]
+
+
+def _played(score: Any, label: str, seed: int, i: int) -> Performance:
     tempo, level = STYLES[label]
-    style = Style(tempo, level, (0.0,) * score.voices, 0.0, 0.85, 0.01, 2.0)
-    return render(
-        score.voice, score.pitch, score.onset, score.duration, score.length, style, np.random.default_rng([seed, i])
+    return _render(
+        score, Style(tempo, level, (0.0,) * score.voices, 0.0, 0.85, 0.01, 2.0), np.random.default_rng([seed, i])
     )
+
+
+def _start(rng: np.random.Generator, performance: Performance, seconds: float) -> float:
+    """A uniform start for a ``seconds`` crop of ``performance`` (0 when it is shorter)."""
+    return float(rng.uniform(0.0, max(performance.duration - seconds, 0.0)))
 
 
 def equal_span(
@@ -128,17 +136,9 @@ def oa_experiment(
     artifacts: list[str] = []
     for i in range(preset.samples):
         score, piece = held[i % len(held)]
-        start = float(rng.uniform(0.0, max(piece.performance.duration - preset.seconds, 0.0)))
+        start = _start(rng, piece.performance, preset.seconds)
         x = crop(piece.performance, start, preset.seconds)
-        again, _ = render(
-            score.voice,
-            score.pitch,
-            score.onset,
-            score.duration,
-            score.length,
-            piece.style,
-            np.random.default_rng([seed, 99, i]),
-        )
+        again = _render(score, piece.style, np.random.default_rng([seed, 99, i]))
         ids = _ids(x, preset.max_tokens - 1, device)
         outs = {
             name: _decode(
@@ -181,7 +181,7 @@ def style_direction(
     }
     for i in range(preset.samples):
         score, _ = held[i % len(held)]
-        spans, span = equal_span({label: _played(score, label, seed, i)[0] for label in STYLES}, preset.seconds, budget)
+        spans, span = equal_span({label: _played(score, label, seed, i) for label in STYLES}, preset.seconds, budget)
         out["span_seconds"].append(span)
         for label, x in spans.items():
             gen = _decode(
@@ -217,8 +217,8 @@ def style_transfer(
     folder = out_dir / "transfer"
     for k in range(min(pairs, len(held) // 2)):
         (score_a, a), (score_b, b) = held[2 * k], held[2 * k + 1]
-        start_a = float(rng.uniform(0.0, max(a.performance.duration - preset.seconds, 0.0)))
-        start_b = float(rng.uniform(0.0, max(b.performance.duration - preset.seconds, 0.0)))
+        start_a = _start(rng, a.performance, preset.seconds)
+        start_b = _start(rng, b.performance, preset.seconds)
         melody = crop(a.melody, start_a, preset.seconds)
         style = crop(b.performance, start_b, preset.seconds)
         gen = _decode(
@@ -270,11 +270,9 @@ def interpolation(
     for k in range(pairs):
         score, _ = held[k % len(held)]
         _, piece = held[(k + 1) % len(held)]
-        spans, _ = equal_span(
-            {label: _played(score, label, seed, 50 + k)[0] for label in STYLES}, preset.seconds, budget
-        )
+        spans, _ = equal_span({label: _played(score, label, seed, 50 + k) for label in STYLES}, preset.seconds, budget)
         a, b = (_ids(spans[label], budget, device) for label in STYLES)
-        start = float(rng.uniform(0.0, max(piece.performance.duration - preset.seconds, 0.0)))
+        start = _start(rng, piece.performance, preset.seconds)
         melody = (
             _melody_ids(crop(piece.melody, start, preset.seconds), preset.max_tokens, device)
             if model.uses_melody

@@ -20,6 +20,7 @@ from etude.music.events import STEPS_PER_SECOND
 from etude.music.melody import MelodyEncoding
 from etude.music.tokens import TokenCache
 from etude.music.training import Crops
+from etude.validation import check_int
 
 __all__ = ["StreamCrops"]
 
@@ -75,25 +76,16 @@ class StreamCrops:
             raise BadInputError("StreamCrops needs at least one file")
         if files.min() < 0 or files.max() >= len(tokens):
             raise BadInputError(f"files must be indices in [0, {len(tokens)}), got {files.min()}..{files.max()}")
-        for name, value, low, high in (
-            ("max_tokens", max_tokens, 2, None),
-            ("count", count, 1, None),
-            ("seed", seed, 0, None),
-            ("transpose", transpose, 0, 12),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, np.integer))
-                or value < low
-                or (high is not None and value > high)
-            ):
-                raise BadInputError(f"{name} must be an int >= {low}{f' and <= {high}' if high else ''}, got {value!r}")
-        self.tokens, self.max_tokens, self.length = tokens, int(max_tokens), int(max_tokens) - 1
+        max_tokens = check_int("max_tokens", max_tokens, 2)
+        count = check_int("count", count, 1)
+        seed = check_int("seed", seed, 0)
+        transpose = check_int("transpose", transpose, 0, 12)
+        self.tokens, self.max_tokens, self.length = tokens, max_tokens, max_tokens - 1
         self.device = torch.device("cpu")
         self.melody_encoding = MelodyEncoding()  # the cache's (etude.music.tokens): 10 fps, pitches 21-108
-        rng = np.random.default_rng(int(seed))
-        self.file, self.start = self._draw(files, int(count), rng)
-        self.shift = rng.integers(-transpose, transpose + 1, size=int(count)).astype(np.int8)
+        rng = np.random.default_rng(seed)
+        self.file, self.start = self._draw(files, count, rng)
+        self.shift = rng.integers(-transpose, transpose + 1, size=count).astype(np.int8)
 
     def __len__(self) -> int:
         return self.start.size

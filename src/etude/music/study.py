@@ -262,10 +262,10 @@ class TransformerAeStudy(Study):
         held, train_data, eval_data, n_train = _data(preset, seed)
         per_crop, curves, models = _train_models(preset, seed, out_dir, resume, fabric, device, train_data, eval_data)
         counts = (eval_data.performance != PerformanceEncoding.PAD).sum(1).numpy()
-        mean = {n: float(np.mean([np.sum(v * counts) / counts.sum() for v in s])) for n, s in per_crop.items()}
+        per_seed = {n: [float(np.sum(v * counts) / counts.sum()) for v in s] for n, s in per_crop.items()}
         metrics: dict = {
-            "nll_nats_per_token": mean,
-            "nll_per_seed": {n: [float(np.sum(v * counts) / counts.sum()) for v in s] for n, s in per_crop.items()},
+            "nll_nats_per_token": {n: float(np.mean(v)) for n, v in per_seed.items()},
+            "nll_per_seed": per_seed,
             "train_crops": len(train_data),
             "eval_crops": len(eval_data),
             "train_pieces": n_train,
@@ -447,6 +447,7 @@ def _train_models(preset, seed, out_dir, resume, fabric, device, train_data, eva
         max_len=preset.max_tokens,
         dropout=preset.dropout,
     )
+    train_data, eval_data = train_data.to(device), eval_data.to(device)  # once, for every model and seed
     per_crop: dict[str, list[np.ndarray]] = {name: [] for name in MODELS}
     curves: dict[str, list[float]] = {}
     models: dict[str, TransformerAutoencoder] = {}
@@ -460,7 +461,7 @@ def _train_models(preset, seed, out_dir, resume, fabric, device, train_data, eva
             tag = name.replace("+", "_").replace(" ", "_")
             losses = fit(
                 model,
-                _to(train_data, device),
+                train_data,
                 steps=preset.steps,
                 batch_size=preset.batch_size,
                 lr=preset.lr,
@@ -470,14 +471,10 @@ def _train_models(preset, seed, out_dir, resume, fabric, device, train_data, eva
                 desc=f"{name} seed {s}",
                 fabric=fabric,
             )
-            per_crop[name].append(nll_per_crop(model, _to(eval_data, device)))
+            per_crop[name].append(nll_per_crop(model, eval_data))
             if s == 0:
                 curves[name], models[name] = losses, model
     return per_crop, curves, models
-
-
-def _to(data, device: str):
-    return type(data)(data.performance.to(device), data.melody.to(device))
 
 
 def _plot_curves(curves: dict[str, list[float]], path: Path) -> str:

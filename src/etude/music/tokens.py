@@ -55,6 +55,7 @@ from etude.music.midi import read_midi
 from etude.music.performance import Performance
 from etude.runtime.files import open_atomic
 from etude.runtime.optional import require
+from etude.validation import check_number
 
 __all__ = ["MIDI_SUFFIXES", "SkippedFilesWarning", "TokenCache", "melody_of", "midi_files", "tokenize_midi_dir"]
 
@@ -106,8 +107,7 @@ class TokenCache:
         """(train, held-out) file indices: a file is held out when a hash of its relative path says so
         (``etude.music.corpus.split_of`` with fractions ``(1 - held_out, held_out, 0)``), so the split of
         a file does not depend on the other files."""
-        if isinstance(held_out, bool) or not isinstance(held_out, (int, float)) or not 0 <= held_out < 1:
-            raise BadInputError(f"held_out must be a fraction in [0, 1), got {held_out!r}")
+        held_out = check_number("held_out", held_out, 0, 1, high_open=True)
         held = np.array([split_of(name, (1 - held_out, held_out, 0.0)) != "train" for name in self.names], dtype=bool)
         return np.flatnonzero(~held), np.flatnonzero(held)
 
@@ -281,7 +281,6 @@ def _build(
 
     encoding = PerformanceEncoding(keys)
     names, skipped, p_offsets, m_offsets = [], [], [0], [0]
-    digests = []
     paths = {name: entry / f"{name}.npy" for name in _STREAMS}
     for name in _STREAMS:
         check_entry(paths[name])
