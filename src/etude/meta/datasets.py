@@ -98,7 +98,13 @@ def load_digit_images() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def transform_images(images: torch.Tensor, kind: str, value: float) -> torch.Tensor:
-    """Rotate by `value` degrees or scale by factor `value` about the centre (bilinear): [N, H, W] -> [N, H, W]."""
+    """Rotate by `value` degrees, or scale by factor `value`, about the centre (bilinear, zeros outside): [N, H, W].
+
+    Scale follows the official dataset code (``scale_transform`` in ``src/datasets/mnist.py`` of
+    github.com/mhw32/meta-inference-public: a centred crop of side ``value * W`` resized back to W):
+    output pixel p shows input point c + value (p - c), c the centre, so a factor above 1 shows the
+    digit *smaller* (ink mass about 1 / value^2 of the original) and a factor below 1 enlarges it.
+    """
     if kind not in TRANSFORMS:
         raise BadInputError(f"kind must be one of {TRANSFORMS}, got {kind!r}")
     if not isinstance(images, torch.Tensor) or images.dim() != 3:
@@ -109,7 +115,7 @@ def transform_images(images: torch.Tensor, kind: str, value: float) -> torch.Ten
         a = math.radians(value)
         theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]])
     else:
-        theta = torch.tensor([[1.0 / value, 0.0, 0.0], [0.0, 1.0 / value, 0.0]])
+        theta = torch.tensor([[float(value), 0.0, 0.0], [0.0, float(value), 0.0]])  # output p reads input s p
     n, h, w = images.shape
     grid = torch.nn.functional.affine_grid(theta.expand(n, 2, 3).to(images.dtype), [n, 1, h, w], align_corners=False)
     out = torch.nn.functional.grid_sample(
@@ -121,8 +127,10 @@ def transform_images(images: torch.Tensor, kind: str, value: float) -> torch.Ten
 def split_values(values: list[float], style: str) -> tuple[list[float], list[float]]:
     """(seen, unseen) transformation values in the paper's split styles.
 
-    interleaved: every other value is seen; sparse: every fourth value is seen (few, spread out);
-    contiguous: the lower half is seen, the upper half unseen (extrapolation).
+    As the official ``src/datasets/mnist.py`` (github.com/mhw32/meta-inference-public) splits its
+    rotations and scales: interleaved ('standard'): values 0, 2, 4, ... are seen; sparse: values
+    1, 5, 9, ... are seen (few, spread out); contiguous ('disjoint'): the first len // 2 + 1 values are
+    seen, the rest unseen (extrapolation).
     """
     if style not in SPLIT_STYLES:
         raise BadInputError(f"style must be one of {SPLIT_STYLES}, got {style!r}")
@@ -132,9 +140,9 @@ def split_values(values: list[float], style: str) -> tuple[list[float], list[flo
     if style == "interleaved":
         seen = [i for i in idx if i % 2 == 0]
     elif style == "sparse":
-        seen = [i for i in idx if i % 4 == 0]
+        seen = [i for i in idx if i % 4 == 1]
     else:
-        seen = list(range(len(values) // 2))
+        seen = list(range(len(values) // 2 + 1))
     return [values[i] for i in seen], [values[i] for i in idx if i not in seen]
 
 
