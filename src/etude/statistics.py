@@ -1,4 +1,4 @@
-"""Small statistics shared by the studies' criteria: the mean of paired differences and its interval."""
+"""Small statistics shared by the studies' criteria: means, paired differences and their intervals."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from etude.errors import BadInputError
 
-__all__ = ["paired_difference"]
+__all__ = ["mean_interval", "mean_se", "paired_difference"]
 
 
 def _vector(name: str, value: object) -> np.ndarray:
@@ -30,3 +30,27 @@ def paired_difference(a: object, b: object, z: float = 1.96) -> tuple[float, flo
         raise BadInputError(f"paired_difference needs at least 2 pairs, got {d.shape[0]}")
     mean, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.shape[0]))
     return mean, mean - z * se, mean + z * se
+
+
+def mean_se(values: object) -> tuple[float, float]:
+    """Mean and standard error sd / sqrt(n) (sd with n - 1) of a 1-D sample; the SE is NaN for one value."""
+    v = _vector("values", values)
+    se = float(v.std(ddof=1) / np.sqrt(v.shape[0])) if v.shape[0] > 1 else float("nan")
+    return float(v.mean()), se
+
+
+def mean_interval(values: object, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of a 1-D sample and its Student-t interval mean -+ t_{(1+level)/2, n-1} SE: (mean, low, high).
+
+    The bounds are NaN for a single value; a constant sample has a zero-width interval.
+    """
+    from scipy.stats import t
+
+    if not 0 < level < 1:
+        raise BadInputError(f"level must be in (0, 1), got {level!r}")
+    mean, se = mean_se(values)
+    if not np.isfinite(se):
+        return mean, float("nan"), float("nan")
+    n = _vector("values", values).shape[0]
+    half = float(t.ppf((1 + level) / 2, n - 1)) * se
+    return mean, mean - half, mean + half

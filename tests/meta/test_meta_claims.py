@@ -1,4 +1,4 @@
-"""Code stability, the paired interval, and the metavae criteria on figures that must not pass."""
+"""Code stability, the paired interval, and the metavae criteria (etude.meta.criteria) on figures that must not pass."""
 
 import itertools
 
@@ -8,7 +8,7 @@ import torch
 
 from etude.errors import BadInputError
 from etude.meta import code_stability, paired_difference
-from etude.meta.study import MetaVaeStudy
+from etude.meta.criteria import beats_rivals_rule, mog_rule, scale_rule, stability_rule
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -38,36 +38,73 @@ def test_paired_difference_is_the_mean_and_normal_interval():
         paired_difference(a, b[:3])
 
 
-def _mog(meta_shift, seeds=3, n=50, seed=0):
+def _noise(seed, n=3, lo=0.1, hi=0.9):
+    return list(np.random.default_rng(seed).uniform(lo, hi, n))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mog_rule_fails_or_abstains_unless_metavae_errs_less(seed):
     rng = np.random.default_rng(seed)
-    runs = []
-    for _ in range(seeds):
-        vae = rng.uniform(0.05, 0.3, n)
-        runs.append({"k-means (raw points)": list(rng.uniform(0, 0.02, n)), "VAE": list(vae),
-                     "MetaVAE": list(np.clip(vae + meta_shift + rng.normal(0, 0.05, n), 0, 1)),
-                     "NS": list(vae), "VHE": list(vae)})
-    return runs
-
-
-def test_mog_criterion_fails_or_abstains_unless_metavae_is_better():
-    study, p = MetaVaeStudy(), MetaVaeStudy.presets["quick"]
-    verdict = {}
+    vae = rng.uniform(0.05, 0.3, 150)
+    verdicts = {}
     for name, shift in (("worse", 0.05), ("same", 0.0), ("better", -0.05)):
-        claim = {c.id: c for c in study.claims()}["mog_clustering"]
-        study._decide_mog(claim, _mog(shift), p)
-        verdict[name] = claim.verdict
-    assert verdict == {"worse": "fails", "same": "inconclusive", "better": "holds"}
+        meta = np.clip(vae + shift + rng.normal(0, 0.05, 150), 0, 1)
+        holds, conclusive, d = mog_rule(vae, meta, 3, 50, 1500)
+        verdicts[name] = "inconclusive" if not conclusive else ("holds" if holds else "fails")
+        assert d["pairs"] == 150 and d["low"] <= d["mean"] <= d["high"]
+    assert verdicts == {"worse": "fails", "same": "inconclusive", "better": "holds"}
+    # a constant (the same errors for both) cannot hold; too few seeds or steps cannot decide
+    assert mog_rule(vae, vae, 3, 50, 1500)[:2] == (False, False)
+    assert mog_rule(vae, vae - 0.05, 2, 50, 1500)[1] is False and mog_rule(vae, vae - 0.05, 3, 50, 100)[1] is False
 
 
-def test_stability_criterion_fails_when_metavae_codes_move_like_the_others():
-    study, p = MetaVaeStudy(), MetaVaeStudy.presets["quick"]
-    claim = {c.id: c for c in study.claims()}["codes_stay_put"]
+def test_probe_rule_needs_a_win_in_every_seed_over_both_baselines():
+    acc = {"MetaVAE": [0.8, 0.8, 0.8], "NS": [0.5, 0.6, 0.5], "VHE": [0.6, 0.5, 0.6], "VAE": [0.9] * 3}
+    assert beats_rivals_rule(acc, 500) == (True, True)  # VAE is no rival of the paper's
+    assert beats_rivals_rule({**acc, "MetaVAE": [0.9, 0.9, 0.55]}, 500) == (False, True)  # one seed lost
+    assert beats_rivals_rule({**acc, "MetaVAE": acc["VHE"]}, 500)[0] is False  # a tie is no win
+    assert beats_rivals_rule(acc, 100) == (True, False) and beats_rivals_rule({k: v[:2] for k, v in acc.items()}, 500)[1] is False
+    # noise: every method's accuracy drawn from one distribution does not hold (over many draws, rarely)
+    wins = sum(beats_rivals_rule({m: _noise(100 * t + i) for i, m in enumerate(("MetaVAE", "NS", "VHE"))}, 500)[0]
+               for t in range(200))
+    assert wins / 200 < 0.15  # chance of leading two rivals in all 3 seeds: about 1/27 per draw
+
+
+def test_scale_rule_needs_the_margin():
+    acc = {"MetaVAE": [0.9] * 3, "NS": [0.35] * 3, "VHE": [0.45] * 3}
+    assert scale_rule(acc, 2000) == (True, True)
+    assert scale_rule({**acc, "MetaVAE": [0.6] * 3}, 2000)[0] is False  # ahead, but by less than SCALE_MARGIN
+    assert scale_rule({k: [0.5] * 3 for k in acc}, 2000)[0] is False  # a constant
+
+
+def test_stability_rule_fails_when_metavae_codes_move_like_the_baselines():
     same = {"raw pixels": [0.8] * 3, "MetaVAE": [0.5, 0.6, 0.5], "NS": [0.5, 0.5, 0.6], "VHE": [0.7] * 3,
-            "VAE": [0.7] * 3}
-    study._decide_stability(claim, same, p)
-    assert claim.verdict == "fails"
-    study._decide_stability(claim, {**same, "MetaVAE": [0.3, 0.3, 0.3]}, p)
-    assert claim.verdict == "holds"
+            "VAE": [0.3] * 3}
+    assert stability_rule(same, 500)[0] is False
+    assert stability_rule({**same, "MetaVAE": [0.4] * 3}, 500) == (True, True)  # VAE is reported, not a rival
+    assert stability_rule({**same, "MetaVAE": [float("nan")] * 3}, 500)[0] is False
+    wins = sum(stability_rule({m: _noise(100 * t + i) for i, m in enumerate(("MetaVAE", "NS", "VHE"))}, 500)[0]
+               for t in range(200))
+    assert wins / 200 < 0.15
+
+
+def test_code_stability_of_an_untrained_metavae_is_no_better_than_an_untrained_ns():
+    """Untrained models' codes: the stability criterion has nothing to find (no training, no invariance)."""
+    from etude.meta import MetaVAE, NeuralStatistician, load_digit_images, transformation_family
+
+    images, _ = load_digit_images()
+    fam = transformation_family(images[:60], "rotate", [-40.0, 0.0, 40.0])
+    ratios = {}
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models = {"MetaVAE": MetaVAE(64, 8, 3, 32, likelihood="bernoulli"),
+                  "NS": NeuralStatistician(64, 8, 16, 32, "bernoulli"),
+                  "VHE": NeuralStatistician(64, 8, 16, 32, "bernoulli")}
+        with torch.no_grad():
+            for name, model in models.items():
+                ratios.setdefault(name, []).append(code_stability(model.encode(fam, fam[:, :10])))
+    assert all(0.3 < r < 3 for v in ratios.values() for r in v)  # codes move about as far as images differ
+    assert stability_rule(ratios, 0)[1] is False  # untrained: no steps, never conclusive
 
 
 def test_paired_difference_lives_in_one_shared_module():

@@ -1,9 +1,12 @@
 """The metavae study's experiments as functions that return plain data (lists, floats, arrays).
 
-Wu, Choi, Goodman, Ermon, AAAI 2020 (arXiv:1902.01950): Sec. 5.1 (cluster new mixture-of-Gaussians
-datasets from latent codes), Sec. 5.3 (linear probes on codes of unseen rotations and scales) and
-the analysis of code stability within an amortized family. Every model of `etude.meta` is trained
-on the same data, steps and optimizer; every random draw is seeded from ``run_seed``.
+Wu, Choi, Goodman, Ermon, AAAI 2020 (arXiv:1902.01950): the transformation-invariance experiment
+(linear probes on codes of unseen rotations and scales; official repository
+github.com/mhw32/meta-inference-public, ``images/invariance.png``), code stability within an
+amortized family (its ``scripts/analysis/distance.py``), and clustering new mixture-of-Gaussians
+datasets from latent codes (arXiv:1902.01950 v1; not in the AAAI version). Every model of
+`etude.meta` is trained on the same data, steps and optimizer; every random draw is seeded from
+``run_seed``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,16 @@ from etude.runtime import is_rank_zero
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
-__all__ = ["METHODS", "build_models", "mog_clustering", "transformation_probe"]
+__all__ = [
+    "KMEANS",
+    "METHODS",
+    "RAW",
+    "all_seeds",
+    "build_models",
+    "mog_clustering",
+    "per_method",
+    "transformation_probe",
+]
 
 METHODS = ("MetaVAE", "VAE", "NS", "VHE")
 KMEANS = "k-means (raw points)"
@@ -164,3 +176,31 @@ def transformation_probe(
         acc[name] = accuracy(model.encode(probe, ctx))
         stability[name] = code_stability(model.encode(held_seen, ctx_seen))
     return acc, stability
+
+
+def per_method(rows: list[dict]) -> dict[str, list[float]]:
+    """[{method: value} per seed] -> {method: [value per seed]}."""
+    return {k: [r[k] for r in rows] for k in rows[0]}
+
+
+def all_seeds(p, seed: int, ckpt: Path, resume: bool, fabric: Fabric | None = None) -> dict:
+    """Every experiment on each of the preset's seeds (seed * 1000 + k): MoG clustering, the rotation probe and
+    code stability, and the scale probe when the preset has scales.
+
+    :returns: {'mog': [{method: errors per dataset} per seed], 'rotation' | 'stability' | 'scale':
+        {method: [value per seed]} ('scale' only with scales), 'example': one held-out MoG dataset}.
+    """
+    mog, rot, stab, scale, example = [], [], [], [], None
+    for s in [seed * 1000 + k for k in range(p.seeds)]:
+        errors, ex = mog_clustering(p, s, ckpt, resume, fabric)
+        mog.append(errors)
+        example = example or ex
+        acc, stability = transformation_probe(p, "rotate", p.rotations, p.rotation_style, s, ckpt, resume, fabric)
+        rot.append(acc)
+        stab.append(stability)
+        if p.scales:
+            scale.append(transformation_probe(p, "scale", p.scales, "contiguous", s, ckpt, resume, fabric)[0])
+    out = {"mog": mog, "rotation": per_method(rot), "stability": per_method(stab), "example": example}
+    if scale:
+        out["scale"] = per_method(scale)
+    return out

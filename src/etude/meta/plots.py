@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from etude.meta.experiments import KMEANS, METHODS, RAW
 from etude.runtime import pyplot, save_figure
 
-__all__ = ["plot_clusters", "plot_method_bars"]
+__all__ = ["plot_clusters", "plot_method_bars", "plot_study"]
 
 
 def plot_method_bars(
@@ -58,3 +59,59 @@ def plot_clusters(points: np.ndarray, assignments: dict[str, np.ndarray], path: 
         ax.set_yticks([])
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path, dpi=100)
+
+
+def plot_study(metrics: dict, example: dict, out_dir: Path) -> list[Path]:
+    """The metavae study's figures from its metrics (learned methods as bars; k-means or raw pixels as the floor)."""
+
+    def learned(values: dict) -> dict:
+        return {k: v for k, v in values.items() if k in METHODS}
+
+    mog, rot, st = metrics["mog_error"], metrics["rotation_probe"], metrics["code_stability"]
+    paths = [
+        plot_method_bars(
+            learned(mog),
+            out_dir / "mog_clustering.png",
+            "Clustering error on held-out MoG datasets",
+            "error",
+            floor=mog[KMEANS],
+            floor_label="k-means on raw points",
+        ),
+        plot_method_bars(
+            learned(rot),
+            out_dir / "rotation_probe.png",
+            "Linear probe on unseen rotations",
+            "accuracy",
+            paper={"MetaVAE": 0.89, "VHE": 0.83, "NS": 0.75},
+            floor=rot[RAW],
+            floor_label=RAW,
+        ),
+        plot_method_bars(
+            learned(st),
+            out_dir / "code_stability.png",
+            "Code distance across seen rotations / between images",
+            "ratio (lower: codes stay put)",
+            floor=st[RAW],
+            floor_label=RAW,
+        ),
+        plot_clusters(
+            example.pop("points"),
+            example,
+            out_dir / "mog_example.png",
+            "One held-out MoG dataset: true components and 2-means on each method's codes",
+        ),
+    ]
+    if "scale_probe" in metrics:
+        sc = metrics["scale_probe"]
+        paths.append(
+            plot_method_bars(
+                learned(sc),
+                out_dir / "scale_probe.png",
+                "Linear probe on unseen large scales",
+                "accuracy",
+                paper={"MetaVAE": 0.9, "VHE": 0.45, "NS": 0.32},
+                floor=sc[RAW],
+                floor_label=RAW,
+            )
+        )
+    return paths
