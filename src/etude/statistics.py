@@ -7,7 +7,7 @@ import torch
 
 from etude.errors import BadInputError
 
-__all__ = ["mean_interval", "mean_se", "paired_difference"]
+__all__ = ["independent_difference", "mean_interval", "mean_se", "paired_difference"]
 
 
 def _vector(name: str, value: object) -> np.ndarray:
@@ -54,3 +54,13 @@ def mean_interval(values: object, level: float = 0.95) -> tuple[float, float, fl
     n = _vector("values", values).shape[0]
     half = float(t.ppf((1 + level) / 2, n - 1)) * se
     return mean, mean - half, mean + half
+
+
+def independent_difference(a: object, b: object, z: float = 1.96) -> tuple[float, float, float]:
+    """Difference of the means of two independent samples, mean(a) - mean(b), and its interval -+ z SE with
+    SE = sqrt(se_a^2 + se_b^2) (Welch's standard error; z = 1.96: the normal 95% interval). Needs n >= 2 each."""
+    (ma, sa), (mb, sb) = mean_se(a), mean_se(b)
+    if not (np.isfinite(sa) and np.isfinite(sb)):
+        raise BadInputError("independent_difference needs at least 2 values in each sample")
+    d, se = ma - mb, float(np.hypot(sa, sb))
+    return d, d - z * se, d + z * se

@@ -8,7 +8,7 @@ import pytest
 
 from etude.cli import main
 
-CLAIMS = ["bpd_falls", "few_shot", "tp_beats_gp", "samples_match_set"]
+CLAIMS = ["bpd_falls", "few_shot", "few_shot_gp", "tp_beats_gp", "samples_match_set"]
 
 
 def _reproduce(out, *extra):
@@ -32,8 +32,8 @@ def test_reproduce_bruno_smoke(tmp_path):
         assert name in result["artifacts"]
         assert (tmp_path / "bruno" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bpd = result["metrics"]["bits_per_dim"]
-    assert set(bpd) == {"TP", "GP", "TP no flow"} and len(bpd["TP"]["unseen"]) == 20
-    for name in ("tp.pt", "gp.pt", "tp_no_flow.pt"):
+    assert set(bpd) == {"TP", "GP", "TP no flow", "TP dense", "GP dense"} and len(bpd["TP"]["unseen"]) == 20
+    for name in ("tp.pt", "gp.pt", "tp_no_flow.pt", "tp_dense.pt", "gp_dense.pt"):
         assert (tmp_path / "bruno" / "checkpoints" / name).is_file()
     (tmp_path / "bruno" / "result.json").unlink()  # resume from the finished checkpoints, evaluate again
     again, _ = _reproduce(tmp_path, "--resume")

@@ -11,7 +11,6 @@ query under every candidate class).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,12 +22,14 @@ from etude.exchangeable.data import (
     DIGIT_LEVELS,
     DigitSplits,
     knn_predict,
+    load_digit_splits,
     nearest_neighbour_predict,
     sample_episodes,
     sample_sequences,
 )
 from etude.exchangeable.training import TrainLog, train_bruno
 from etude.flows import dequantize
+from etude.runtime import is_rank_zero
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -36,25 +37,22 @@ if TYPE_CHECKING:
 __all__ = [
     "MODEL_SPECS",
     "QUANTILES",
+    "all_seeds",
     "bits_per_dim_by_position",
     "conditional_sample_check",
     "correlation_quantiles",
     "few_shot_accuracy",
-    "mean_se",
+    "one_seed",
+    "pool_seeds",
     "train_models",
 ]
 
-MODEL_SPECS = ("TP", "GP", "TP no flow")
-"""The three models of the study: Real NVP + Student-t, Real NVP + Gaussian, Student-t on logit pixels."""
+MODEL_SPECS = ("TP", "GP", "TP no flow", "TP dense", "GP dense")
+"""The models of the study: the preset's flow + Student-t and + Gaussian process, Student-t on logit pixels,
+and the dense-only flow + Student-t and + Gaussian process (the paper's protocol for TP against GP on unseen
+classes: the official ``config_rnn/en2_noconv_mnist_even_{tp,gp}.py``)."""
 QUANTILES = (0.1, 0.5, 0.9)
 """Quantiles of the learnt correlation rho/v over latent dimensions that the study reports."""
-
-
-def mean_se(values: Tensor) -> tuple[float, float]:
-    """Mean and standard error sd / sqrt(n) of a 1-d sample (nan SE for a single value)."""
-    values = values.double()
-    se = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else float("nan")
-    return float(values.mean()), se
 
 
 def train_models(
@@ -66,7 +64,7 @@ def train_models(
     resume: bool = False,
     fabric: Fabric | None = None,
 ) -> tuple[dict[str, Bruno], dict[str, TrainLog]]:
-    """Train the three models of ``MODEL_SPECS`` on the training classes; early stopping on a fixed,
+    """Train the models of ``MODEL_SPECS`` on the training classes; early stopping on a fixed,
     dequantized validation batch of held-out images of those classes (through ``fabric``'s devices
     and ranks when given, see `train_bruno`)."""
     g_val = torch.Generator().manual_seed(seed + 1)
@@ -81,6 +79,8 @@ def train_models(
         "TP": (preset.flow, "tp", preset.steps),
         "GP": (preset.flow, "gp", preset.steps),
         "TP no flow": ("none", "tp", preset.baseline_steps),
+        "TP dense": ("dense", "tp", preset.steps),
+        "GP dense": ("dense", "gp", preset.steps),
     }
     models: dict[str, Bruno] = {}
     logs: dict[str, TrainLog] = {}
@@ -146,29 +146,30 @@ def bits_per_dim_by_position(
 
 
 def few_shot_accuracy(
-    model: Bruno, x: Tensor, y: Tensor, ways: int, shots: int, episodes: int, seed: int
-) -> dict[str, float]:
-    """5-way accuracy of BRUNO (argmax_c log p(query | support of class c)) and of pixel nearest
-    neighbour on the same episodes; support and query are dequantized with one U(0, 1) draw each.
+    models: dict[str, Bruno], x: Tensor, y: Tensor, ways: int, shots: int, episodes: int, seed: int
+) -> dict[str, Tensor]:
+    """Per-episode accuracy of each model (argmax_c log p(query | support of class c)) and of pixel nearest
+    neighbour, on the same episodes; support and query are dequantized with one U(0, 1) draw each.
 
-    :returns: {'bruno', 'nn'} accuracies over ``episodes * ways`` queries.
+    :returns: {model label | 'pixel NN': accuracy of each episode [episodes], a mean over its ``ways`` queries}.
     """
     g = torch.Generator().manual_seed(seed)
     support, query = sample_episodes(x, y, ways, shots, episodes, g)
     target = torch.arange(ways).expand(episodes, ways)
     support_dq, query_dq = dequantize(support, g), dequantize(query, g)
-    device = next(model.parameters()).device
+    out = {}
     with torch.no_grad():
-        pred = torch.cat(
-            [
-                model.classify(s.to(device), q.to(device)).argmax(-1).cpu()
-                for s, q in zip(support_dq.split(50), query_dq.split(50))
-            ]
-        )
-    return {
-        "bruno": float((pred == target).double().mean()),
-        "nn": float((nearest_neighbour_predict(support, query) == target).double().mean()),
-    }
+        for label, model in models.items():
+            device = next(model.parameters()).device
+            pred = torch.cat(
+                [
+                    model.classify(s.to(device), q.to(device)).argmax(-1).cpu()
+                    for s, q in zip(support_dq.split(50), query_dq.split(50))
+                ]
+            )
+            out[label] = (pred == target).double().mean(1)
+    out["pixel NN"] = (nearest_neighbour_predict(support, query) == target).double().mean(1)
+    return out
 
 
 def conditional_sample_check(
@@ -180,12 +181,16 @@ def conditional_sample_check(
     samples_per_set: int,
     sets_per_class: int,
     generator: torch.Generator,
-) -> tuple[float, list]:
-    """Fraction of samples conditioned on a same-class set that a 5-NN pixel classifier (all ten
-    digits, the conditioning images left out) puts in the set's class, and rows for a sample grid."""
+) -> tuple[list[float], list]:
+    """For each conditioning set (``sets_per_class`` same-class sets of ``context_size`` images per class), the
+    fraction of its samples that a 5-NN pixel classifier (all ten digits, the conditioning images left out) puts
+    in the set's class; and rows for a sample grid.
+
+    :returns: ([fraction per set], rows).
+    """
     sets: list[tuple[int, Tensor]] = []
     rows: list[tuple[str, Tensor, Tensor]] = []
-    hits, total = 0, 0
+    fractions: list[float] = []
     for c in y.unique().tolist():
         idx = torch.nonzero(y == c).squeeze(1)
         for _ in range(sets_per_class):
@@ -203,8 +208,67 @@ def conditional_sample_check(
         samples = model.sample(x[idx].to(device) + 0.5, samples_per_set, generator).cpu()
         samples = samples.clamp(0, DIGIT_LEVELS - 1e-3)
         pred = knn_predict(all_x[keep], all_y[keep], samples - 0.5, k=5)
-        hits += int((pred == c).sum())
-        total += len(pred)
+        fractions.append(float((pred == c).double().mean()))
         if len(rows) < 10 and not any(r[0] == f"class {c}" for r in rows):
             rows.append((f"class {c}", x[idx][:5], samples[:8]))
-    return hits / total, rows
+    return fractions, rows
+
+
+def one_seed(
+    p, seed: int, device: torch.device, checkpoints: Path, resume: bool, fabric: Fabric | None = None
+) -> dict | None:
+    """Every experiment on one seed's split and models (None on ranks other than 0, which only train):
+    {'seed', 'models', 'logs', 'bpd', 'shots': {1 | 5: per-episode accuracies}, 'samples': {split: (fractions
+    per set, grid rows)}}."""
+    splits = load_digit_splits(seed)
+    models, logs = train_models(p, splits, seed, device, checkpoints, resume, fabric)
+    if not is_rank_zero(fabric):
+        return None
+    bpd = bits_per_dim_by_position(models, splits, p.eval_sequences, p.seq_len, seed + 2)
+    classifiers = {k: models[k] for k in ("TP", "GP")}
+    shots = {
+        k: few_shot_accuracy(classifiers, splits.unseen_x, splits.unseen_y, 5, k, p.episodes, seed + 3 + k)
+        for k in (1, 5)
+    }
+    g_sample = torch.Generator().manual_seed(seed + 4)
+    samples = {
+        split: conditional_sample_check(
+            models["TP"], x, y, splits, p.context_size, p.samples_per_set, p.sets_per_class, g_sample
+        )
+        for split, (x, y) in {
+            "unseen": (splits.unseen_x, splits.unseen_y),
+            "seen": (splits.test_x, splits.test_y),
+        }.items()
+    }
+    return {"seed": seed, "models": models, "logs": logs, "bpd": bpd, "shots": shots, "samples": samples}
+
+
+def all_seeds(
+    p, seed: int, device: torch.device, out_dir: Path, resume: bool, fabric: Fabric | None = None
+) -> list[dict]:
+    """`one_seed` on each of the preset's seeds (seed + 7919 k; checkpoints of seed k > 0 in checkpoints_seed<k>);
+    empty on ranks other than 0."""
+    found = [
+        one_seed(p, s, device, out_dir / ("checkpoints" if k == 0 else f"checkpoints_seed{k}"), resume, fabric)
+        for k, s in enumerate(seed + 7919 * k for k in range(p.seeds))
+    ]
+    return [r for r in found if r is not None]
+
+
+def pool_seeds(runs: list[dict]) -> dict:
+    """The seeds' figures pooled: bits/dim sequences, few-shot episodes and conditioning sets concatenated;
+    per-seed lists of correlation quantiles, kept steps and validation losses."""
+    labels = list(runs[0]["models"])
+    nu = torch.cat([r["models"]["TP dense"].process.nu.detach().cpu() for r in runs])
+    return {
+        "seeds": [r["seed"] for r in runs],
+        "parameters": {k: sum(q.numel() for q in m.parameters()) for k, m in runs[0]["models"].items()},
+        "best_step": {k: [r["logs"][k].best_step for r in runs] for k in labels},
+        "best_val": {k: [r["logs"][k].best_val for r in runs] for k in labels},
+        "corr": {k: [correlation_quantiles(r["models"][k]) for r in runs] for k in labels},
+        "bpd": {k: {s: torch.cat([r["bpd"][k][s] for r in runs]) for s in ("seen", "unseen")} for k in labels},
+        "shots": {n: {m: torch.cat([r["shots"][n][m] for r in runs]) for m in runs[0]["shots"][n]} for n in (1, 5)},
+        "samples": {s: [f for r in runs for f in r["samples"][s][0]] for s in ("unseen", "seen")},
+        "nu_median": float(nu.median()),
+        "nu_min": float(nu.min()),
+    }

@@ -7,9 +7,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from etude.exchangeable.data import DIGIT_LEVELS
 from etude.runtime import pyplot, save_figure
 
-__all__ = ["plot_bits_per_dim", "plot_sample_grid", "plot_training"]
+__all__ = ["plot_bits_per_dim", "plot_sample_grid", "plot_study", "plot_training"]
 
 
 def plot_bits_per_dim(curves: dict[str, Tensor], path: str | Path, title: str = "") -> Path:
@@ -64,3 +65,20 @@ def plot_sample_grid(rows: list[tuple[str, Tensor, Tensor]], path: str | Path, l
     ax.set_yticklabels([label for label, _, _ in rows], fontsize=7)
     ax.set_title("left: the conditioning set; right: samples from p(x | set)", fontsize=8)
     return save_figure(fig, path, dpi=100, tight=False, bbox_inches="tight")
+
+
+def plot_study(first: dict, bpd: dict[str, dict[str, Tensor]], out_dir: Path) -> list[Path]:
+    """The bruno study's figures: sample grids of the first seed, bits/dim by position (pooled), training curves."""
+    paths = [
+        plot_sample_grid(first["samples"][split][1], out_dir / f"samples_{split}.png", DIGIT_LEVELS)
+        for split in ("unseen", "seen")
+    ]
+    curves = {f"{label} {split}": b.mean(0) for label, d in bpd.items() for split, b in d.items()}
+    paths.append(
+        plot_bits_per_dim(
+            curves, out_dir / "bits_per_dim.png", "digits: bits/dim of image n+1 given n images of its class"
+        )
+    )
+    logs = {k: (log.loss, log.val_steps, log.val_loss) for k, log in first["logs"].items()}
+    paths.append(plot_training(logs, out_dir / "training.png"))
+    return paths
