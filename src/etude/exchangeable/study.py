@@ -143,7 +143,8 @@ class BrunoStudy(Study):
                 "bpd_falls",
                 "Predictive bits/dim falls as the number of conditioning images grows, on seen and on unseen classes.",
                 "paper Sec. 5 (MNIST, odd digits unseen): the negative log-likelihood of image n+1 falls with the "
-                "number n of conditioning images, on seen and unseen digits",
+                "number n of conditioning images, on seen and unseen digits (official config_rnn/"
+                "test_probs_evolution.py computes it per position)",
                 "TP model's mean bits/dim strictly decreasing over n = 0, 1, 4, 19 on both seen and unseen "
                 f"classes, and bpd(0) - bpd(19) > 2 standard errors (paired over sequences) on each ({size})",
             ),
@@ -218,7 +219,7 @@ def _ci(values: object) -> str:
 
 def _judge(claims: dict[str, Claim], pooled: dict, p: BrunoPreset, device: object) -> dict:
     """Decide every claim with `etude.exchangeable.criteria` on the pooled figures; returns the metrics."""
-    bpd, corr, shots, fractions = pooled["bpd"], pooled["corr"], pooled["shots"], pooled["samples"]
+    bpd = pooled["bpd"]
     enough = p.steps >= criteria.MIN_STEPS and p.eval_sequences >= criteria.MIN_SEQUENCES
     metrics: dict = {
         "device": str(device),
@@ -226,12 +227,21 @@ def _judge(claims: dict[str, Claim], pooled: dict, p: BrunoPreset, device: objec
         "parameters": pooled["parameters"],
         "best_step": pooled["best_step"],
         "best_val_nats_per_dim": pooled["best_val"],
-        "corr_quantiles": {"quantiles": list(QUANTILES), **corr},
+        "corr_quantiles": {"quantiles": list(QUANTILES), **pooled["corr"]},
         "bits_per_dim": {
             label: {split: [round(float(v), 4) for v in b.mean(0)] for split, b in d.items()}
             for label, d in bpd.items()
         },
     }
+    _judge_bpd(claims["bpd_falls"], pooled, p, metrics, enough)
+    _judge_tp_gp(claims["tp_beats_gp"], pooled, p, metrics, enough)
+    _judge_few_shot(claims, pooled, p, metrics)
+    _judge_samples(claims["samples_match_set"], pooled, p, metrics)
+    return metrics
+
+
+def _judge_bpd(claim: Claim, pooled: dict, p: BrunoPreset, metrics: dict, enough: bool) -> None:
+    bpd, corr = pooled["bpd"], pooled["corr"]
     parts = []
     for split in ("seen", "unseen"):
         b = bpd["TP"][split]
@@ -243,7 +253,7 @@ def _judge(claims: dict[str, Claim], pooled: dict, p: BrunoPreset, device: objec
         )
     holds, conclusive = criteria.bpd_rule(bpd["TP"]["seen"], bpd["TP"]["unseen"], enough)
     q = "/".join(f"{100 * v:.0f}%" for v in QUANTILES)
-    claims["bpd_falls"].decide(
+    claim.decide(
         "; ".join(parts) + f" at n = 0, 1, 4, 19 ({len(pooled['seeds'])} seed(s) pooled)",
         holds,
         conclusive=conclusive,
@@ -254,11 +264,14 @@ def _judge(claims: dict[str, Claim], pooled: dict, p: BrunoPreset, device: objec
         + " (init 0.1).",
     )
 
+
+def _judge_tp_gp(claim: Claim, pooled: dict, p: BrunoPreset, metrics: dict, enough: bool) -> None:
+    bpd = pooled["bpd"]
     tp_u = {k: bpd[k]["unseen"].mean(1) for k in ("TP", "GP", "TP dense", "GP dense")}
     diff, diff_se = mean_se(tp_u["GP dense"] - tp_u["TP dense"])
     conv, conv_se = mean_se(tp_u["GP"] - tp_u["TP"])
     holds, conclusive = criteria.tp_beats_gp_rule(tp_u["GP dense"] - tp_u["TP dense"], enough)
-    claims["tp_beats_gp"].decide(
+    claim.decide(
         f"dense flow, unseen: TP {float(tp_u['TP dense'].mean()):.3f} vs GP {float(tp_u['GP dense'].mean()):.3f} "
         f"bits/dim (GP - TP = {diff:.3f} ± {diff_se:.3f} SE); {p.flow} flow beside it: TP "
         f"{float(tp_u['TP'].mean()):.3f} vs GP {float(tp_u['GP'].mean()):.3f} (GP - TP = {conv:.3f} ± {conv_se:.3f})",
@@ -272,6 +285,9 @@ def _judge(claims: dict[str, Claim], pooled: dict, p: BrunoPreset, device: objec
         nu_median_dense_tp=pooled["nu_median"],
     )
 
+
+def _judge_few_shot(claims: dict[str, Claim], pooled: dict, p: BrunoPreset, metrics: dict) -> None:
+    shots = pooled["shots"]
     enough_shots = p.steps >= criteria.MIN_STEPS and p.episodes >= criteria.MIN_EPISODES
     acc = {f"{k}shot": {m: _ci(v) for m, v in shots[k].items()} for k in (1, 5)}
     metrics["few_shot_unseen_5way"] = {f"{k}shot": {m: float(v.mean()) for m, v in shots[k].items()} for k in (1, 5)}
@@ -295,12 +311,14 @@ def _judge(claims: dict[str, Claim], pooled: dict, p: BrunoPreset, device: objec
     )
     metrics["few_shot_gp_minus_tp"] = {f"{k}shot": list(g) for k, g in gaps.items()}
 
+
+def _judge_samples(claim: Claim, pooled: dict, p: BrunoPreset, metrics: dict) -> None:
+    fractions = pooled["samples"]
     holds, conclusive = criteria.samples_rule(fractions["unseen"], p.steps >= criteria.MIN_STEPS)
-    claims["samples_match_set"].decide(
+    claim.decide(
         f"unseen-class sets: {_ci(fractions['unseen'])} of samples in the set's class (mean [95% interval] over "
         f"{len(fractions['unseen'])} sets); seen-class sets: {_ci(fractions['seen'])}",
         holds,
         conclusive=conclusive,
     )
     metrics["samples_classified_as_set"] = {k: [float(v) for v in f] for k, f in fractions.items()}
-    return metrics

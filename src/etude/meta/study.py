@@ -196,13 +196,18 @@ def _versus(values: dict[str, list[float]], floor: str, lower_is_better: bool) -
 
 def _judge(claims: dict[str, Claim], found: dict, p: MetaVaePreset) -> dict:
     """Decide every claim with `etude.meta.criteria` on what `all_seeds` measured; returns the metrics."""
-    mog = found["mog"]
+    metrics = _judge_mog(claims["mog_clustering"], found["mog"], p)
+    metrics.update(_judge_digits(claims, found, p))
+    return metrics
+
+
+def _judge_mog(claim: Claim, mog: list[dict], p: MetaVaePreset) -> dict:
     per_seed = {k: [float(np.mean(run[k])) for run in mog] for k in mog[0]}
     vae = np.concatenate([run["VAE"] for run in mog])
     holds, conclusive, d = criteria.mog_rule(
         vae, np.concatenate([run["MetaVAE"] for run in mog]), p.seeds, p.mog_test, p.mog_steps
     )
-    claims["mog_clustering"].decide(
+    claim.decide(
         f"VAE - MetaVAE clustering error, paired over {d['pairs']} held-out datasets ({p.seeds} seeds x "
         f"{p.mog_test}): {100 * d['mean']:+.1f} points (95% interval {100 * d['low']:+.1f} to {100 * d['high']:+.1f}); "
         "mean error " + _line(per_seed, True),
@@ -213,6 +218,10 @@ def _judge(claims: dict[str, Claim], found: dict, p: MetaVaePreset) -> dict:
         f"{p.mog_steps} Adam steps per model. k-means on the raw 2-D points is the floor: "
         + _versus(per_seed, KMEANS, lower_is_better=True),
     )
+    return {"mog_error": per_seed, "mog_vae_minus_metavae": d}
+
+
+def _judge_digits(claims: dict[str, Claim], found: dict, p: MetaVaePreset) -> dict:
     r, st = found["rotation"], found["stability"]
     holds, conclusive = criteria.beats_rivals_rule(r, p.digit_steps)
     claims["rotation_probe"].decide(
@@ -232,12 +241,7 @@ def _judge(claims: dict[str, Claim], found: dict, p: MetaVaePreset) -> dict:
         f"held-out images ({p.digit_context}), or none (VAE, reported beside the paper's baselines). "
         + _versus(st, RAW, lower_is_better=True),
     )
-    metrics = {
-        "mog_error": per_seed,
-        "mog_vae_minus_metavae": d,
-        "rotation_probe": r,
-        "code_stability": st,
-    }
+    metrics = {"rotation_probe": r, "code_stability": st}
     if "scale" in found:
         sc = metrics["scale_probe"] = found["scale"]
         holds, conclusive = criteria.scale_rule(sc, p.digit_steps)
