@@ -1,9 +1,11 @@
 """Families of distributions for meta-amortized inference, synthesized or built from bundled data.
 
-Wu et al., AAAI 2020 (arXiv:1902.01950), Sec. 5.1 (mixtures of Gaussians; the talk's recipe is
-not published, ours is `MogRecipe`) and Sec. 5.3 (transformed images; one distribution per
-transformation value, with interleaved, sparse and contiguous splits of the values into seen and
-unseen). Images: scikit-learn's bundled `load_digits` (1,797 8x8 digits), no download.
+Wu et al., AAAI 2020 (arXiv:1902.01950): mixtures of Gaussians (arXiv v1's clustering experiment;
+its recipe is not published, ours is `MogRecipe`) and the transformation-invariance experiment
+(one distribution per rotation or scale, with the official interleaved, sparse and contiguous
+splits of the values into seen and unseen: ``src/datasets/mnist.py`` of
+github.com/mhw32/meta-inference-public). Images: scikit-learn's bundled `load_digits` (1,797 8x8
+digits), no download.
 Shapes: M distributions, P points each, D = 2 (MoG) or 64 (digits).
 """
 

@@ -1,9 +1,10 @@
 """Measuring representations: clustering error with a k-means floor, linear-probe accuracy, code
 stability across a family's transformations, and a paired comparison with an interval.
 
-Wu et al., AAAI 2020 (arXiv:1902.01950), Sec. 5.1 (cluster the points of a new MoG dataset from
-their latent codes), Sec. 5.3 (a linear classifier on the codes of unseen transformations) and
-the analysis of how little codes move across the transformations a family was amortized over.
+Wu et al., AAAI 2020 (arXiv:1902.01950): a linear classifier on the codes of unseen
+transformations (the transformation-invariance experiment), how little codes move across the
+transformations a family was amortized over (the official ``scripts/analysis/distance.py``), and
+clustering the points of a new MoG dataset from their latent codes (arXiv v1).
 """
 
 from __future__ import annotations
