@@ -13,9 +13,9 @@ JOBS ?= auto
 .PHONY: install system-deps lint format test reproduce core-check clean
 
 # Debian packages some features need (headless browser for the report test, fluidsynth and a
-# General MIDI piano soundfont to render audio). Installed when we
+# General MIDI piano soundfont to render audio, the real Fashion-MNIST for etude.data). Installed when we
 # are root with apt-get; otherwise the tests that need them are skipped with a message.
-SYSTEM_PACKAGES ?= chromium chromium-driver fluidsynth timgm6mb-soundfont
+SYSTEM_PACKAGES ?= chromium chromium-driver fluidsynth timgm6mb-soundfont dataset-fashion-mnist
 
 install: $(VENV)/.installed
 

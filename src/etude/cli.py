@@ -22,6 +22,7 @@ DOMAIN_CLIS = [
     "etude.similarity.cli",
     "etude.music.cli",
     "etude.audio.cli",
+    "etude.data.cli",
 ]
 """Modules whose `add_commands(subparsers, parser_class)` adds a domain's verbs; one line each."""
 

@@ -15,6 +15,7 @@ __all__ = [
     "CheckpointError",
     "EtudeError",
     "EtudeWarning",
+    "MissingDataError",
     "MissingDependencyError",
     "caller_stacklevel",
     "warn_at_caller",
@@ -34,6 +35,10 @@ class BadInputError(EtudeError, ValueError):
 
 class MissingDependencyError(EtudeError, RuntimeError):
     """An optional program or package is needed and absent; the message says how to install it."""
+
+
+class MissingDataError(EtudeError, FileNotFoundError):
+    """A dataset is not where etude looks for it; the message names the places and the command that gets it."""
 
 
 class CheckpointError(EtudeError, RuntimeError):
