@@ -34,6 +34,7 @@ _ALLOWED = {
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),  # how pickle protocol 2 writes bytes from Python 3
 }
 
 

@@ -100,11 +100,15 @@ class DatasetSpec:
         raise MissingDataError(self.missing_message(data_dir))
 
     def missing_message(self, data_dir: str | os.PathLike[str] | None = None) -> str:
-        """One line: where etude looked, what is wrong in the first folder that exists, how to get it."""
+        """One line: what is wrong in the likeliest folder that exists, how to get the dataset, where etude looked.
+
+        A folder named for the dataset is likelier than ``data_dir`` itself, which may hold other datasets.
+        """
         looked = self.candidates(data_dir)
+        likeliest = looked[1:] + looked[:1] if data_dir else looked
         wrong = next(
-            (f"; {folder}: {self.problem(folder)}" for folder in looked if folder.is_dir() and self.problem(folder)),
+            (f": {folder}: {self.problem(folder)}" for folder in likeliest if folder.is_dir() and self.problem(folder)),
             "",
         )
         places = ", ".join(str(p) for p in looked)
-        return f"{self.title} not found (looked in {places}){wrong}; get it: {self.how}"
+        return f"{self.title} not found{wrong}; get it: {self.how} (looked in {places})"
