@@ -75,5 +75,8 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path) -> None:
 def test_missing_batches_are_named(tmp_path) -> None:
     write_cifar(tmp_path / "cifar-10-batches-py")
     (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
-    with pytest.raises(MissingDataError, match=r"CIFAR-10 not found: \S+/cifar-10-batches-py: no test_batch; get it: etude data get cifar10"):
+    with pytest.raises(
+        MissingDataError,
+        match=r"CIFAR-10 not found: \S+/cifar-10-batches-py: no test_batch; get it: etude data get cifar10",
+    ):
         load_cifar10("test", tmp_path)

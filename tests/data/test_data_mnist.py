@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_files import write_mnist
 
 import etude.data.download as download
 from etude.data import load_fashion_mnist, load_mnist
@@ -15,20 +16,6 @@ from etude.data.mnist import FASHION_MNIST, MNIST
 from etude.errors import BadInputError, MissingDataError
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-
-
-def write_mnist(folder: Path, gz: bool = True, n: tuple[int, int] = (6, 4), seed: int = 0) -> dict[str, np.ndarray]:
-    """The four IDX files of a tiny MNIST-like set (n[0] training, n[1] test images of 28x28)."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    for prefix, count in (("train", n[0]), ("t10k", n[1])):
-        arrays[f"{prefix}-images"] = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
-        arrays[f"{prefix}-labels"] = (np.arange(count) % 10).astype(np.uint8)
-        suffix = ".gz" if gz else ""
-        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", arrays[f"{prefix}-images"])
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", arrays[f"{prefix}-labels"])
-    return arrays
 
 
 def test_loads_a_gzipped_folder_under_data_dir(tmp_path) -> None:

@@ -34,8 +34,8 @@ def read_wav(path: str | os.PathLike[str], rate: int | None = SAMPLE_RATE) -> np
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", wavfile.WavFileWarning)  # unknown chunks: the samples are still read
             source_rate, data = wavfile.read(path)
-    except (OSError, ValueError, EOFError, TypeError, IndexError) as exc:
-        raise BadInputError(f"{path}: unreadable WAV ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - scipy's parser fails on broken files in many ways (even UnboundLocalError)
+        raise BadInputError(f"{path}: unreadable WAV ({type(exc).__name__}: {exc})") from exc
     if source_rate <= 0 or data.size == 0:
         raise BadInputError(f"{path}: unreadable WAV (rate {source_rate} Hz, {data.size} samples)")
     if data.dtype == np.uint8:

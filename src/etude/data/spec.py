@@ -91,6 +91,8 @@ class DatasetSpec:
         if folder is not None:
             return folder
         if download:
+            if not self.downloadable:
+                raise MissingDataError(f"etude cannot download {self.title}; get it: {self.how}")
             from etude.data.download import fetch
 
             fetch(self, download_root(data_dir))

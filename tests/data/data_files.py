@@ -1,0 +1,72 @@
+"""Helper of the etude.data tests: tiny datasets written in their real on-disk formats
+(``from data_files import ...``; pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import csv
+import wave
+from pathlib import Path
+
+import mido
+import numpy as np
+
+from etude.data.idx import write_idx
+
+
+def write_mnist(folder: Path, gz: bool = True, n: tuple[int, int] = (6, 4), seed: int = 0) -> dict[str, np.ndarray]:
+    """The four IDX files of a tiny MNIST-like set (n[0] training, n[1] test images of 28x28)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for prefix, count in (("train", n[0]), ("t10k", n[1])):
+        arrays[f"{prefix}-images"] = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+        arrays[f"{prefix}-labels"] = (np.arange(count) % 10).astype(np.uint8)
+        suffix = ".gz" if gz else ""
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", arrays[f"{prefix}-images"])
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", arrays[f"{prefix}-labels"])
+    return arrays
+
+
+COLUMNS = ["canonical_composer", "canonical_title", "split", "year", "midi_filename", "audio_filename", "duration"]
+
+
+def write_midi(path: Path, pitch: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    midi = mido.MidiFile(ticks_per_beat=384)
+    track = mido.MidiTrack()
+    track.append(mido.Message("note_on", note=pitch, velocity=64, time=0))
+    track.append(mido.Message("note_off", note=pitch, velocity=0, time=384))
+    midi.tracks.append(track)
+    midi.save(path)
+
+
+def write_maestro(folder: Path, rows: list[tuple[str, str]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "maestro-v3.0.0.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for k, (split, name) in enumerate(rows):
+            writer.writerow(["Bach", f"Piece {k}", split, 2018, name, name.replace(".midi", ".wav"), 1.5])
+
+
+ROWS = [
+    ("train", "2018/a.midi"),
+    ("test", "2018/b.midi"),
+    ("train", "2017/c.midi"),
+    ("validation", "2017/d.midi"),
+]
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int, width: int = 2) -> None:
+    """Integer PCM with the stdlib: ``samples`` in [-1, 1], (n,) or (n, channels)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    channels = 1 if samples.ndim == 1 else samples.shape[1]
+    if width == 1:
+        data = np.clip(np.round(samples * 127 + 128), 0, 255).astype(np.uint8)
+    else:
+        data = np.round(samples * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(channels)
+        f.setsampwidth(width)
+        f.setframerate(rate)
+        f.writeframes(data.tobytes())
