@@ -30,7 +30,10 @@ def test_the_listing_names_every_dataset_and_how_to_get_the_missing(tmp_path, ca
     assert f"present  {tmp_path / 'mnist'}  10 images 28x28" in mnist
     assert "get it: etude data get cifar10 --download" in out
     assert "get it: fetch https://storage.googleapis.com/magentadata/datasets/maestro/v3.0.0/" in out
-    assert f"looked in: {tmp_path}, {tmp_path / 'cifar-10-batches-py'}" in out
+    assert (
+        f"looked in: {tmp_path / 'cifar-10-batches-py'}, {tmp_path / 'cifar10' / 'cifar-10-batches-py'}, {tmp_path}, "
+        in out
+    )
     code, out2, _ = run(capsys, "data", "list", "--data-dir", str(tmp_path))
     assert code == 0 and out2 == out
 

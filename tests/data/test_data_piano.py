@@ -65,3 +65,10 @@ def test_a_folder_without_wavs(tmp_path) -> None:
     (tmp_path / "piano" / "notes.txt").write_text("no audio")
     with pytest.raises(MissingDataError, match=r"piano recordings not found: \S+/piano: no \.wav files"):
         load_piano(tmp_path)
+
+
+def test_the_piano_sub_folder_comes_before_data_dir_itself(tmp_path) -> None:
+    write_wav(tmp_path / "piano" / "a.wav", sine(220.0, 16_000, 0.25), 16_000)
+    write_wav(tmp_path / "other" / "speech.wav", sine(220.0, 16_000, 0.5), 16_000)
+    assert [len(t) for t in load_piano(tmp_path)] == [4_000]
+    assert [len(t) for t in load_piano(tmp_path / "other")] == [8_000]  # DIR may be the recordings' folder

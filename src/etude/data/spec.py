@@ -1,7 +1,7 @@
 """What etude knows of one dataset: its folder names, where it is looked for, how to get it.
 
-A dataset is looked for, in order, in ``data_dir`` itself and its sub-folders named for the dataset,
-then under ``$ETUDE_DATA`` and etude's own download folder (``$XDG_CACHE_HOME/etude/data``, by
+A dataset is looked for, in order, in the sub-folders of ``data_dir`` named for the dataset and in
+``data_dir`` itself, then under ``$ETUDE_DATA`` and etude's own download folder (``$XDG_CACHE_HOME/etude/data``, by
 default ``~/.cache/etude/data``), then in the system folders a Debian package installs it to.
 """
 
@@ -67,10 +67,10 @@ class DatasetSpec:
     def candidates(self, data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
         """Every folder that may hold the dataset, in search order."""
         found: list[Path] = []
-        if data_dir:
-            found.append(Path(data_dir))
-        for root in search_roots(data_dir):
+        for k, root in enumerate(search_roots(data_dir)):
             found.extend(root / sub for sub in self.subdirs)
+            if k == 0 and data_dir:  # after its sub-folders: DIR may be the dataset's folder itself
+                found.append(root)
         found.extend(Path(d) for d in self.system_dirs)
         unique: list[Path] = []
         for path in found:
@@ -107,7 +107,7 @@ class DatasetSpec:
         A folder named for the dataset is likelier than ``data_dir`` itself, which may hold other datasets.
         """
         looked = self.candidates(data_dir)
-        likeliest = looked[1:] + looked[:1] if data_dir else looked
+        likeliest = [p for p in looked if not data_dir or p != Path(data_dir)] + ([Path(data_dir)] if data_dir else [])
         wrong = next(
             (f": {folder}: {self.problem(folder)}" for folder in likeliest if folder.is_dir() and self.problem(folder)),
             "",
