@@ -41,7 +41,7 @@ def _read_png(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.array(image.convert("L"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise BadInputError(f"{path}: unreadable PNG ({exc})") from exc
 
 
