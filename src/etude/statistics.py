@@ -1,13 +1,16 @@
-"""Small statistics shared by the studies' criteria: the mean of paired differences and its interval."""
+"""Small statistics shared by the studies' criteria: means and differences with their normal 95% intervals,
+and a permutation p-value."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from etude.errors import BadInputError
 
-__all__ = ["paired_difference"]
+__all__ = ["difference_interval", "mean_interval", "paired_difference", "permutation_pvalue"]
 
 
 def _vector(name: str, value: object) -> np.ndarray:
@@ -30,3 +33,39 @@ def paired_difference(a: object, b: object, z: float = 1.96) -> tuple[float, flo
         raise BadInputError(f"paired_difference needs at least 2 pairs, got {d.shape[0]}")
     mean, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.shape[0]))
     return mean, mean - z * se, mean + z * se
+
+
+def mean_interval(values: object, z: float = 1.96) -> tuple[float, float]:
+    """Mean of ``values`` (1-D) and the half-width of its normal interval, z sd / sqrt(n) (NaN for n = 1)."""
+    v = _vector("values", values)
+    half = z * float(v.std(ddof=1)) / np.sqrt(v.shape[0]) if v.shape[0] > 1 else float("nan")
+    return float(v.mean()), half
+
+
+def difference_interval(a: object, b: object, z: float = 1.96) -> tuple[float, float]:
+    """mean(a) - mean(b) over two independent samples and the half-width of its normal (Welch) interval,
+    z sqrt(s_a^2 / n_a + s_b^2 / n_b) (NaN when either sample has fewer than 2 values)."""
+    aa, bb = _vector("a", a), _vector("b", b)
+    diff = float(aa.mean() - bb.mean())
+    if aa.shape[0] < 2 or bb.shape[0] < 2:
+        return diff, float("nan")
+    return diff, z * float(np.sqrt(aa.var(ddof=1) / aa.shape[0] + bb.var(ddof=1) / bb.shape[0]))
+
+
+def permutation_pvalue(
+    statistic: Callable[[np.ndarray], float], labels: Sequence[int], permutations: int = 999, seed: int = 0
+) -> tuple[float, float]:
+    """Observed statistic(labels) and its one-sided permutation p-value.
+
+    p = (1 + #{pi : statistic(pi(labels)) >= observed}) / (1 + permutations), the labels shuffled
+    uniformly ``permutations`` times with a seeded generator (exact-size, never zero).
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 1 or lab.shape[0] < 2 or permutations < 1:
+        raise BadInputError(
+            f"permutation_pvalue needs >= 2 labels and >= 1 permutation, got {lab.shape}, {permutations}"
+        )
+    observed = float(statistic(lab))
+    rng = np.random.default_rng(seed)
+    above = sum(float(statistic(rng.permutation(lab))) >= observed - 1e-12 for _ in range(permutations))
+    return observed, (1 + above) / (1 + permutations)

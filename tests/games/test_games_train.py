@@ -7,7 +7,8 @@ import etude.games.training as train_module
 from etude.errors import BadInputError, CheckpointError
 from etude.games import History, ipd, matching_pennies, train
 from etude.games.plots import plot_policies, plot_rewards
-from etude.games.tournament import mean_interval, tournament
+from etude.games.tournament import tournament
+from etude.statistics import mean_interval
 
 
 @pytest.mark.parametrize("estimator", ["exact", "dice"])
