@@ -50,7 +50,7 @@ def test_coin_criterion_fails_on_untrained_policies_noise_and_constants():
     }
     for key in ("own_share", "reward"):
         c = summarize_coin(coin, key)
-        assert not criteria.coin_larger(key, *c.values(), 8, 1000)["holds"], c
+        assert not criteria.coin_larger(key, **c, seeds=8, steps=1000)["holds"], c
     noise = torch.Generator().manual_seed(0)
     passed = []
     for _ in range(400):  # a 95% interval passes pure noise in about 2.5% of draws

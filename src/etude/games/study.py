@@ -207,7 +207,9 @@ class LolaStudy(Study):
             ("coin_reward", "reward", "reward per step"),
         ):
             c = summarize_coin(coin, key)
-            claims[cid].decide(**criteria.coin_larger(label, *c.values(), p.coin_seeds, p.coin_steps, coin_note))
+            claims[cid].decide(
+                **criteria.coin_larger(label, **c, seeds=p.coin_seeds, steps=p.coin_steps, note=coin_note)
+            )
         metrics = {k: v for k, v in ex.items() if not k.endswith(("_half", "_sd"))}
         metrics.update({k: v for k, v in {**pg, **om}.items() if k not in ("runs", "errors")})
         metrics["coin"] = {name: {k: float(v.mean()) for k, v in h.final.items()} for name, h in coin.items()}
