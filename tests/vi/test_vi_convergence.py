@@ -95,7 +95,8 @@ def test_smallest_curvature_and_the_sgd_run_length():
     assert low == pytest.approx(float(eig[0]), rel=1e-3)
     eta = 0.5 / top
     assert sgd_steps(800, eta, low, 6.0, 20000) == max(800, min(20000, math.ceil(6.0 / (eta * low))))
-    assert sgd_steps(800, eta, -1.0, 6.0, 20000) == 20000  # indefinite Hessian: the cap
+    assert sgd_steps(800, eta, -1.0, 6.0, 20000) == 800  # indefinite Hessian: no time constant
+    assert sgd_steps(800, eta, 1e-9, 6.0, 20000) == 20000  # the cap
     assert sgd_steps(800, eta, low, 0.0, 20000) == 800  # off
 
 

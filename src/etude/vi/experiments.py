@@ -177,13 +177,11 @@ def smallest_curvature(model: Model, loc: torch.Tensor, top: float, iterations: 
 
 
 def sgd_steps(base: int, eta: float, lambda_min: float, relaxation: float, cap: int) -> int:
-    """Iterations of constant-step SGD: relaxation / (eta lambda_min) time constants of the slowest direction,
-    at least ``base`` and at most ``cap`` (``cap`` when lambda_min <= 0: no direction bounds the time;
-    ``base`` when relaxation is 0)."""
-    if relaxation <= 0:
+    """Iterations of constant-step SGD: ``relaxation`` time constants 1 / (eta lambda_min) of the slowest
+    direction, at least ``base`` and at most ``cap``; ``base`` when relaxation is 0 or lambda_min <= 0 (an
+    indefinite Hessian at the reference, as a non-convex model may have, bounds no time)."""
+    if relaxation <= 0 or not lambda_min > 0:
         return base
-    if not lambda_min > 0:
-        return max(base, cap)
     return max(base, min(cap, math.ceil(relaxation / (eta * lambda_min))))
 
 

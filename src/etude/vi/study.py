@@ -51,7 +51,7 @@ class QmcviPreset:
     """SGD runs for sgd_relaxation / (eta lambda_min) iterations (lambda_min at the reference mean), between
     train_steps and sgd_max_steps: that many time constants of the slowest direction (0: train_steps)."""
     sgd_max_steps: int = 0
-    """Cap on the SGD run length (also the length where lambda_min <= 0, as for the hierarchical model)."""
+    """Cap on the SGD run length (where lambda_min <= 0 the run keeps train_steps)."""
     reference_steps: int = 1500
     """RQMC Adam iterations at N = 256 (then half as many at lr / 10) for the reference optimum of
     non-conjugate models (claim 3); the linear model's optimum is exact."""
