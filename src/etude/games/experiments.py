@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
@@ -24,11 +24,9 @@ from etude.games.training import History, initial_theta, train
 from etude.runtime import make_loggers
 from etude.statistics import difference_interval, mean_interval
 
-if TYPE_CHECKING:
-    from etude.games.study import LolaPreset
-
 __all__ = [
     "Runs",
+    "Sizes",
     "at_nash",
     "coin_runs",
     "cooperating",
@@ -47,6 +45,64 @@ __all__ = [
 
 COOPERATING = -1.2
 """Final reward per step above which both agents of a run count as cooperating."""
+
+
+class Sizes(Protocol):
+    """The sizes the experiments read (`etude.games.study.LolaPreset` has them)."""
+
+    @property
+    def seeds(self) -> int: ...
+
+    @property
+    def steps(self) -> int: ...
+
+    @property
+    def lr(self) -> float: ...
+
+    @property
+    def opponent_lr(self) -> float: ...
+
+    @property
+    def tournament_seeds(self) -> int: ...
+
+    @property
+    def tournament_q_rounds(self) -> int: ...
+
+    @property
+    def pg_seeds(self) -> int: ...
+
+    @property
+    def pg_steps(self) -> int: ...
+
+    @property
+    def pg_batch(self) -> int: ...
+
+    @property
+    def pg_horizon(self) -> int: ...
+
+    @property
+    def om_episodes(self) -> tuple[int, ...]: ...
+
+    @property
+    def coin_seeds(self) -> int: ...
+
+    @property
+    def coin_steps(self) -> int: ...
+
+    @property
+    def coin_episodes(self) -> int: ...
+
+    @property
+    def coin_horizon(self) -> int: ...
+
+    @property
+    def coin_lr(self) -> float: ...
+
+    @property
+    def coin_opponent_lr(self) -> float: ...
+
+    @property
+    def coin_hidden(self) -> int: ...
 
 
 @dataclass
@@ -88,7 +144,7 @@ def at_nash(history: History, tolerance: float = 0.1) -> torch.Tensor:
     return ((p - 0.5).abs() < tolerance).flatten(1).all(dim=-1)
 
 
-def exact_runs(p: LolaPreset, where: Runs) -> dict[str, History]:
+def exact_runs(p: Sizes, where: Runs) -> dict[str, History]:
     """Table 1's exact learners: NL-Ex, LA-Ex and LOLA-Ex in the IPD; naive and LOLA in matching pennies."""
     common: dict[str, Any] = dict(
         steps=p.steps, seeds=where.seeds(p.seeds), lr=p.lr, opponent_lr=p.opponent_lr, resume=where.resume,
@@ -128,14 +184,14 @@ def summarize_exact(runs: dict[str, History]) -> dict[str, Any]:
     }
 
 
-def _pg_common(p: LolaPreset, where: Runs) -> dict[str, Any]:
+def _pg_common(p: Sizes, where: Runs) -> dict[str, Any]:
     return dict(
         steps=p.pg_steps, seeds=where.seeds(p.pg_seeds), lr=p.lr, opponent_lr=p.opponent_lr, estimator="dice",
         batch_size=p.pg_batch, horizon=p.pg_horizon, resume=where.resume, show_progress=True,
     )  # fmt: skip
 
 
-def pg_cosine(game: MatrixGame, seeds: list[int], p: LolaPreset, seed: int) -> float:
+def pg_cosine(game: MatrixGame, seeds: list[int], p: Sizes, seed: int) -> float:
     """Median over seeds of the cosine between DiCE and exact LOLA updates at initialization."""
     theta = initial_theta(seeds)
     t1, t2 = theta[:, 0], theta[:, 1]
@@ -146,7 +202,7 @@ def pg_cosine(game: MatrixGame, seeds: list[int], p: LolaPreset, seed: int) -> f
     return float(torch.nn.functional.cosine_similarity(g_dice, g_exact, dim=-1).median())
 
 
-def pg_runs(p: LolaPreset, where: Runs) -> dict[str, Any]:
+def pg_runs(p: Sizes, where: Runs) -> dict[str, Any]:
     """Table 1's policy-gradient learners (DiCE): NL-PG and LOLA-PG in the IPD, and the cosine at initialization."""
     game, common = ipd(), _pg_common(p, where)
     runs = {
@@ -162,7 +218,7 @@ def pg_runs(p: LolaPreset, where: Runs) -> dict[str, Any]:
     }
 
 
-def om_runs(p: LolaPreset, where: Runs) -> dict[str, Any]:
+def om_runs(p: Sizes, where: Runs) -> dict[str, Any]:
     """Sec. 4.3: NL-OM and LOLA-OM in the IPD (DiCE, opponent modelling), and the opponent model's error."""
     game, common, ckpt = ipd(), _pg_common(p, where), where.ckpt
     runs = {
@@ -186,7 +242,7 @@ def om_runs(p: LolaPreset, where: Runs) -> dict[str, Any]:
     }
 
 
-def coin_runs(p: LolaPreset, where: Runs) -> dict:
+def coin_runs(p: Sizes, where: Runs) -> dict:
     """Sec. 5.3: NL-PG and LOLA-PG pairs in the coin game on the same seeds."""
     common: dict[str, Any] = dict(
         steps=p.coin_steps, seeds=where.seeds(p.coin_seeds), episodes=p.coin_episodes, horizon=p.coin_horizon,
@@ -205,7 +261,7 @@ def summarize_coin(coin: dict, key: str) -> dict[str, float]:
     return {"lola": float(lola.mean()), "naive": float(nl.mean()), "diff": diff, "half": half}
 
 
-def play_tournament(p: LolaPreset, where: Runs) -> str:
+def play_tournament(p: Sizes, where: Runs) -> str:
     """Round robin of naive, lookahead, LOLA and NL-Q in the IPD: a markdown table with its caption."""
     table = tournament(
         ipd(),
@@ -234,7 +290,7 @@ def log_curves(runs: dict[str, History], log_dir: Path) -> None:
         logger.finalize("success")
 
 
-def plots(p: LolaPreset, runs: dict[str, History], errors: torch.Tensor, coin: dict, out_dir: Path) -> list[Path]:
+def plots(p: Sizes, runs: dict[str, History], errors: torch.Tensor, coin: dict, out_dir: Path) -> list[Path]:
     """The study's figures: IPD rewards and policies, matching pennies, LOLA-OM, the opponent model, the coin game."""
     ipd_runs = {k: v for k, v in runs.items() if not k.startswith("MP-")}
     return [
