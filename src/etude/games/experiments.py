@@ -1,7 +1,7 @@
 """The lola study's experiments as functions that return plain data (Foerster et al., AAMAS 2018).
 
-Table 1 (exact and policy-gradient learners in the IPD and matching pennies), Sec. 4.3 (opponent
-modelling), Sec. 5.3 (the coin game) and the round-robin tournament, each trained through
+Table 1 (exact and policy-gradient learners in the IPD and matching pennies), opponent
+modelling, the coin game and the round-robin tournament, each trained through
 `etude.games.training.train` / `etude.games.coin_training.train_coin` with checkpoints under ``ckpt``.
 """
 
@@ -219,7 +219,7 @@ def pg_runs(p: Sizes, where: Runs) -> dict[str, Any]:
 
 
 def om_runs(p: Sizes, where: Runs) -> dict[str, Any]:
-    """Sec. 4.3: NL-OM and LOLA-OM in the IPD (DiCE, opponent modelling), and the opponent model's error."""
+    """Opponent modelling: NL-OM and LOLA-OM in the IPD (DiCE, opponent modelling), and the opponent model's error."""
     game, common, ckpt = ipd(), _pg_common(p, where), where.ckpt
     runs = {
         "NL-OM": train(game, "naive", "naive", checkpoint=ckpt / "ipd_nl_om.pt", opponent_model=True, **common),
@@ -243,7 +243,7 @@ def om_runs(p: Sizes, where: Runs) -> dict[str, Any]:
 
 
 def coin_runs(p: Sizes, where: Runs) -> dict:
-    """Sec. 5.3: NL-PG and LOLA-PG pairs in the coin game on the same seeds."""
+    """The coin game: NL-PG and LOLA-PG pairs in the coin game on the same seeds."""
     common: dict[str, Any] = dict(
         steps=p.coin_steps, seeds=where.seeds(p.coin_seeds), episodes=p.coin_episodes, horizon=p.coin_horizon,
         lr=p.coin_lr, opponent_lr=p.coin_opponent_lr, hidden=p.coin_hidden, resume=where.resume, show_progress=True,

@@ -1,7 +1,7 @@
 """Study `lola`: Foerster et al., "Learning with Opponent-Learning Awareness", AAMAS 2018.
 
 Wiring only: presets, runs of `etude.games.training` (matrix games, opponent modelling) and
-`etude.games.coin_training` (coin game), and the claims of Table 1, Sec. 4.3 and Sec. 5.3.
+`etude.games.coin_training` (coin game), and the claims of Table 1, opponent modelling and the coin game.
 """
 
 from __future__ import annotations
@@ -112,43 +112,41 @@ class LolaStudy(Study):
         return [
             Claim(
                 "nl_defect",
-                "Paper: two naive learners in the IPD (exact values) end in mutual defection, about -2 per step.",
-                "Foerster et al. 2018 Sec. 5.1 and Table 1 (IPD, exact gradients): NL-Ex -1.98 (sd 0.14) per step, "
-                "20.8% TFT",
+                "Foerster et al. 2018 Table 1: two naive learners in the IPD (exact values) end in mutual defection, about -2 per step.",
+                "Foerster et al. 2018 Table 1 (IPD, exact gradients): NL-Ex -1.98 (sd 0.14) per step, 20.8% TFT",
                 "mean final reward per step over runs <= -1.9 (needs >= 50 runs of >= 100 updates)",
             ),
             Claim(
                 "lola_cooperate",
-                "Paper: two LOLA learners in the IPD (exact values) learn tit-for-tat and cooperate, about -1 per step.",
-                "Foerster et al. 2018 Sec. 5.1 and Table 1 (IPD, exact gradients): LOLA-Ex -1.06 (sd 0.19) per step, "
-                "81.0% TFT",
+                "Foerster et al. 2018 Table 1: two LOLA learners in the IPD (exact values) learn tit-for-tat and cooperate, about -1 per step.",
+                "Foerster et al. 2018 Table 1 (IPD, exact gradients): LOLA-Ex -1.06 (sd 0.19) per step, 81.0% TFT",
                 "mean final reward per step >= -1.2 and >= 70% of runs with both agents' rewards > -1.2; the final "
                 "policy per state is reported, since the paper does not state its TFT rule "
                 "(needs >= 50 runs of >= 100 updates)",
             ),
             Claim(
                 "mp_nash",
-                "Paper: in repeated matching pennies LOLA learners converge to the Nash equilibrium (1/2 in every "
+                "Foerster et al. 2018 Table 1: in repeated matching pennies LOLA learners converge to the Nash equilibrium (1/2 in every "
                 "state); naive learners do not.",
-                "Foerster et al. 2018 Sec. 5.1 and Table 1 (matching pennies, exact gradients): % converged to Nash "
+                "Foerster et al. 2018 Table 1 (matching pennies, exact gradients): % converged to Nash "
                 "LOLA-Ex 98.8, NL-Ex 0.0",
                 "a run is at Nash when all 10 final probabilities are within 0.1 of 1/2; LOLA >= 80% of runs and "
                 "naive <= 10% (needs >= 50 runs of >= 100 updates)",
             ),
             Claim(
                 "pg_like_exact",
-                "Paper: with policy-gradient estimates of the LOLA update (LOLA-PG) the pairs still cooperate in "
+                "Foerster et al. 2018 Table 1: with policy-gradient estimates of the LOLA update (LOLA-PG) the pairs still cooperate in "
                 "the IPD, where naive policy-gradient learners (NL-PG) defect.",
-                "Foerster et al. 2018 Sec. 4.2 (LOLA-PG) and Table 1 (IPD): LOLA-PG -1.17, NL-PG -1.98 per step",
+                "Foerster et al. 2018, learning via policy gradient (LOLA-PG), and Table 1 (IPD): LOLA-PG -1.17, NL-PG -1.98 per step",
                 "LOLA-PG mean final reward >= NL-PG + 0.3 per step, and the median cosine between the sampled (DiCE) "
                 "and exact LOLA updates at initialization >= 0.5 (the estimator points the exact way; etude's "
                 "addition) (needs >= 16 runs of >= 100 updates)",
             ),
             Claim(
                 "lola_om",
-                "Paper: LOLA with opponent modelling (LOLA-OM: each agent infers the other's parameters from its "
+                "Foerster et al. 2018, LOLA with opponent modeling: LOLA with opponent modelling (LOLA-OM: each agent infers the other's parameters from its "
                 "actions) still learns to cooperate in the IPD.",
-                "Foerster et al. 2018 Sec. 4.3, Eq. 4.8 (opponent modelling); the official LOLA-DiCE runs with an "
+                "Foerster et al. 2018, LOLA with opponent modeling (maximum-likelihood estimate of the other's parameters); the official LOLA-DiCE runs with an "
                 "opponent model end at -1.09 per step against -1.11 without (mean of 5 runs each, alshedivat/lola "
                 "notebooks/dice/results/ipd_bs64_2inner_om/run-*/rets.npy and ipd_bs64_2inner/run-*/rets.npy)",
                 "LOLA-OM mean final reward >= NL-OM + 0.3 and >= LOLA-PG - 0.2 per step "
@@ -156,16 +154,16 @@ class LolaStudy(Study):
             ),
             Claim(
                 "coin_own",
-                "Paper: in the coin game LOLA-PG agents pick a larger share of coins of their own colour than NL-PG "
+                "Foerster et al. 2018, coin game: in the coin game LOLA-PG agents pick a larger share of coins of their own colour than NL-PG "
                 "agents, which pick indiscriminately.",
-                "Foerster et al. 2018 Sec. 5.3 (coin game): LOLA-PG about 80% own coins, NL-PG about 50%",
+                "Foerster et al. 2018, coin game results: LOLA-PG about 80% own coins, NL-PG about 50%",
                 "lower end of the 95% interval (over seeds) of LOLA-PG minus NL-PG own-colour share > 0 "
                 "(needs >= 8 seeds and >= 1000 updates)",
             ),
             Claim(
                 "coin_reward",
-                "Paper: in the coin game LOLA-PG agents earn more points than NL-PG agents.",
-                "Foerster et al. 2018 Sec. 5.3 (coin game): LOLA-PG agents collect more points than NL-PG agents",
+                "Foerster et al. 2018, coin game: in the coin game LOLA-PG agents earn more points than NL-PG agents.",
+                "Foerster et al. 2018, coin game results: LOLA-PG agents collect more points than NL-PG agents",
                 "lower end of the 95% interval (over seeds) of LOLA-PG minus NL-PG reward per step > 0 "
                 "(needs >= 8 seeds and >= 1000 updates)",
             ),

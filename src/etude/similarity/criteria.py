@@ -131,7 +131,7 @@ def late_layer(depth: int) -> int:
 def lr_clusters(
     by_layer: Sequence[Mapping[str, float]], layer: int, ari_accuracy: float, rates: int, seeds: int
 ) -> dict:
-    """Sec. 3.3, Fig. 5: at the preregistered ``layer`` (1-based), clustering the networks by PWCCA distance
+    """Sec. 3.3: at the preregistered ``layer`` (1-based), clustering the networks by PWCCA distance
     recovers their learning rates: adjusted Rand index >= 0.5, permutation p < 0.05 and above the ARI of
     clustering their test accuracies. by_layer = [{'ari': ..., 'p': ...} per hidden layer]."""
     pick = by_layer[layer - 1]

@@ -134,7 +134,7 @@ class PwccaStudy(Study):
         return [
             Claim(
                 "gen_more_similar",
-                "Paper: networks that generalize converge to more similar representations than networks that "
+                "Morcos et al. 2018 Sec. 3.1, Fig. 3: networks that generalize converge to more similar representations than networks that "
                 "memorize (randomized labels), the gap growing in later layers; here: in every hidden layer, on "
                 "training data, under PWCCA, SVCCA and CKA.",
                 "Morcos et al. 2018 Sec. 3.1, Fig. 3 (CIFAR-10 CNNs, PWCCA distance per layer: generalizing "
@@ -145,7 +145,7 @@ class PwccaStudy(Study):
             ),
             Claim(
                 "wider_more_similar",
-                "Paper: wider networks converge to more similar solutions; compared on a fixed number of the top "
+                "Morcos et al. 2018 Sec. 3.2, Fig. 4, footnote 8: wider networks converge to more similar solutions; compared on a fixed number of the top "
                 "layer's units, so that the compared size does not grow with width.",
                 "Morcos et al. 2018 Sec. 3.2, Fig. 4 (PWCCA distance across seeds falls with width), footnote 8 and "
                 "Fig. A7 (a fixed random subset of the top layer's filters; untrained networks as the control)",
@@ -156,7 +156,7 @@ class PwccaStudy(Study):
             ),
             Claim(
                 "bottom_up",
-                "Paper: networks converge bottom up: during training, lower layers reach their final "
+                "Raghu et al. 2017 Sec. 4.1, Fig. 4: networks converge bottom up: during training, lower layers reach their final "
                 "representation before higher layers.",
                 "Raghu et al. 2017 Sec. 4.1, Fig. 4 ('networks converge bottom up'); Morcos et al. 2018 Sec. 4 "
                 "finds the same for RNNs",
@@ -166,9 +166,9 @@ class PwccaStudy(Study):
             ),
             Claim(
                 "lr_clusters",
-                "Paper: networks with identical topology trained with different learning rates converge to "
+                "Morcos et al. 2018 Sec. 3.3: networks with identical topology trained with different learning rates converge to "
                 "distinct clusters of representations.",
-                "Morcos et al. 2018 Sec. 3.3, Fig. 5 (200 CIFAR-10 CNNs, PWCCA distances of one late layer, layer "
+                "Morcos et al. 2018 Sec. 3.3 (200 CIFAR-10 CNNs, PWCCA distances of one late layer, layer "
                 "8 of 11, group by learning rate)",
                 "at the preregistered late hidden layer round(8 depth / 11) (layer 2 of 3): clustering the PWCCA "
                 "distances (average linkage, this project's choice) into as many clusters as learning rates gives "
@@ -178,7 +178,7 @@ class PwccaStudy(Study):
             ),
             Claim(
                 "similarity_tracks_accuracy",
-                "Paper: across widths, a network's similarity to its peers tracks its test accuracy.",
+                "Morcos et al. 2018 Sec. 3.2, Fig. 4: across widths, a network's similarity to its peers tracks its test accuracy.",
                 "Morcos et al. 2018 Sec. 3.2, Fig. 4 (PWCCA distance and test accuracy strongly correlated across "
                 "widths)",
                 "Spearman rank correlation over the trained width-sweep nets of (mean PWCCA similarity to the "
