@@ -157,23 +157,15 @@ def largest_curvature(model: Model, loc: torch.Tensor, iterations: int = 30, see
     return value
 
 
-def smallest_curvature(model: Model, loc: torch.Tensor, top: float, iterations: int = 200, seed: int = 0) -> float:
-    """lambda_min of -Hessian of log p(z) at z = loc: ``top`` (lambda_max) minus the largest eigenvalue of
-    top I - H by power iteration (negative where the Hessian is indefinite, e.g. the hierarchical model at 0).
+def smallest_curvature(model: Model, loc: torch.Tensor) -> float:
+    """lambda_min of -Hessian of log p(z) at z = loc, from the full Hessian (d Hessian-vector products) and
+    its eigenvalues: negative where the Hessian is indefinite (e.g. the hierarchical model at 0).
 
     Sets the run length of constant-step SGD: the slowest direction relaxes as exp(-eta lambda_min t).
     """
-    z = loc.detach().clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(model(z), z, create_graph=True)
-    v = torch.randn(loc.shape, generator=torch.Generator().manual_seed(seed), dtype=loc.dtype)
-    v = v / v.norm()
-    value = 0.0
-    for _ in range(iterations):
-        (hv,) = torch.autograd.grad(grad, z, grad_outputs=-v, retain_graph=True)
-        shifted = top * v - hv
-        value = float(v @ shifted)
-        v = shifted / shifted.norm().clamp_min(1e-300)
-    return top - value
+    z = loc.detach().clone()
+    hessian = torch.autograd.functional.hessian(lambda x: -model(x), z)
+    return float(torch.linalg.eigvalsh((hessian + hessian.T) / 2)[0])
 
 
 def sgd_steps(base: int, eta: float, lambda_min: float, relaxation: float, cap: int) -> int:
@@ -320,6 +312,8 @@ class Sizes(Protocol):
     @property
     def sgd_max_steps(self) -> int: ...
     @property
+    def sgd_relaxed_models(self) -> tuple[str, ...]: ...
+    @property
     def reference_steps(self) -> int: ...
     @property
     def convergence_models(self) -> tuple[str, ...]: ...
@@ -401,8 +395,9 @@ def _convergence(
     init_loc = model.initial_loc(torch.Generator().manual_seed(derive_seed(seeds[0], "init"))).to(dtype)
     curvature = max(abs(largest_curvature(model, init_loc)), abs(largest_curvature(model, reference["loc"])))
     sgd_lr = p.sgd_fraction / max(curvature, 2.0)
-    lambda_min = smallest_curvature(model, reference["loc"].to(dtype), curvature) if p.sgd_relaxation > 0 else 0.0
-    steps = sgd_steps(p.train_steps, sgd_lr, lambda_min, p.sgd_relaxation, p.sgd_max_steps)
+    relax = p.sgd_relaxation if name in p.sgd_relaxed_models else 0.0
+    lambda_min = smallest_curvature(model, reference["loc"].to(dtype)) if relax > 0 else 0.0
+    steps = sgd_steps(p.train_steps, sgd_lr, lambda_min, relax, p.sgd_max_steps)
     every = p.eval_every * max(1, steps // p.train_steps)
     sgd = stage(
         f"sgd_{name}" if steps == p.train_steps else f"sgd_{name}_{steps}",

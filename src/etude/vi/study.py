@@ -52,6 +52,8 @@ class QmcviPreset:
     train_steps and sgd_max_steps: that many time constants of the slowest direction (0: train_steps)."""
     sgd_max_steps: int = 0
     """Cap on the SGD run length (where lambda_min <= 0 the run keeps train_steps)."""
+    sgd_relaxed_models: tuple[str, ...] = ("linear", "logistic", "hierarchical", "poisson")
+    """Models whose SGD run length follows sgd_relaxation (the BNN's costs too much at these lengths)."""
     reference_steps: int = 1500
     """RQMC Adam iterations at N = 256 (then half as many at lr / 10) for the reference optimum of
     non-conjugate models (claim 3); the linear model's optimum is exact."""
