@@ -28,6 +28,7 @@ __all__ = [
     "Runs",
     "Sizes",
     "at_nash",
+    "coin_note",
     "coin_runs",
     "cooperating",
     "exact_runs",
@@ -35,6 +36,7 @@ __all__ = [
     "median_policy",
     "om_runs",
     "pg_cosine",
+    "pg_note",
     "pg_runs",
     "play_tournament",
     "plots",
@@ -308,3 +310,20 @@ def plots(p: Sizes, runs: dict[str, History], errors: torch.Tensor, coin: dict, 
         ),
         plot_coin_curves(coin, out_dir / "coin_game.png", "coin game: NL-PG vs LOLA-PG (mean ± sd over seeds)"),
     ]
+
+
+def pg_note(p: Sizes) -> str:
+    """How the policy-gradient runs were made, for the claims' notes."""
+    return (
+        f"DiCE with a leave-one-out baseline, {p.pg_batch} episodes of {p.pg_horizon} steps per update; "
+        f"the same delta = eta = {p.lr:g} as the exact runs."
+    )
+
+
+def coin_note(p: Sizes) -> str:
+    """How the coin-game runs were made, for the claims' notes."""
+    return (
+        f"{p.coin_steps} updates of {p.coin_episodes} games x {p.coin_horizon} steps per seed; MLP policy "
+        f"({p.coin_hidden} hidden) on the egocentric grid and the last pick-up event; Adam {p.coin_lr:g}, "
+        f"eta {p.coin_opponent_lr:g}; measured on fresh games with the final policies."
+    )

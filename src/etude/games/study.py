@@ -12,10 +12,12 @@ from pathlib import Path
 from etude.games import criteria
 from etude.games.experiments import (
     Runs,
+    coin_note,
     coin_runs,
     exact_runs,
     log_curves,
     om_runs,
+    pg_note,
     pg_runs,
     play_tournament,
     plots,
@@ -186,27 +188,21 @@ class LolaStudy(Study):
         claims["mp_nash"].decide(**criteria.mp_nash(ex["mp_nash_lola"], ex["mp_nash_nl"], *steps))
         pg, om = pg_runs(p, where), om_runs(p, where)
         pg_steps = (p.pg_seeds, p.pg_steps)
-        pg_note = f"DiCE with a leave-one-out baseline, {p.pg_batch} episodes of {p.pg_horizon} steps per update; "
         claims["pg_like_exact"].decide(**criteria.pg_cooperate(
             pg["pg_lola_mean"], pg["pg_nl_mean"], pg["pg_lola_cooperating"], pg["pg_cosine_median"], *pg_steps,
-            note=pg_note + f"the same delta = eta = {p.lr:g} as the exact runs.",
+            note=pg_note(p),
         ))  # fmt: skip
         claims["lola_om"].decide(**criteria.lola_om(
             om["om_lola_mean"], om["om_nl_mean"], pg["pg_lola_mean"], om["om_lola_cooperating"], *pg_steps
         ))  # fmt: skip
         coin = coin_runs(p, where)
-        coin_note = (
-            f"{p.coin_steps} updates of {p.coin_episodes} games x {p.coin_horizon} steps per seed; MLP policy "
-            f"({p.coin_hidden} hidden) on the egocentric grid and the last pick-up event; Adam {p.coin_lr:g}, "
-            f"eta {p.coin_opponent_lr:g}; measured on fresh games with the final policies."
-        )
         for cid, key, label in (
             ("coin_own", "own_share", "own-colour share"),
             ("coin_reward", "reward", "reward per step"),
         ):
             c = summarize_coin(coin, key)
             claims[cid].decide(
-                **criteria.coin_larger(label, **c, seeds=p.coin_seeds, steps=p.coin_steps, note=coin_note)
+                **criteria.coin_larger(label, **c, seeds=p.coin_seeds, steps=p.coin_steps, note=coin_note(p))
             )
         metrics = {k: v for k, v in ex.items() if not k.endswith(("_half", "_sd"))}
         metrics.update({k: v for k, v in {**pg, **om}.items() if k not in ("runs", "errors")})
