@@ -43,6 +43,14 @@ def test_reproduce_smoke_then_resume_gives_the_same_result(tmp_path, capsys):
         assert name in result["artifacts"] and (out / "amae" / name).is_file()
     audio, rate = read_wav(out / "amae" / "sample.wav")
     assert rate == 16000 and len(audio) == 800
+    metrics = result["metrics"]  # the ceiling measured by the run, and the top level's code-free baseline
+    assert set(metrics["prediction_error_db"]) == {"level0", "wavenet", "vq", "vq_ema_restart"}
+    assert all(abs(db) < 1.0 for db in metrics["prediction_error_db"].values())  # 6 steps: about the signal's power
+    assert metrics["calibration"]["sweep"] and "level1_baseline" in metrics and metrics["top_code_gain"]["n"] == 4
+    assert "| level0 |" in metrics["ceiling"] and "not yet tonal" in metrics["ceiling"]
+    notes = {c["id"]: c["note"] for c in result["claims"]}
+    assert all("teacher-forced" in notes[c] for c in ("reconstruction", "reconstruction_top", "samples"))
+    assert "without codes" in notes["reconstruction_top"]
     (out / "amae" / "result.json").unlink()  # resume from the final checkpoints: no training, same figures
     assert main(["reproduce", "amae", "--preset", "smoke", "--out", str(out), "--resume"]) == 0
     again = json.loads((out / "amae" / "result.json").read_text())

@@ -56,7 +56,7 @@ def lpc(audio: np.ndarray, order: int) -> np.ndarray:
     if not 1 <= order < len(x):
         raise BadInputError(f"order must be in [1, {len(x)}), got {order}")
     w = x * np.hanning(len(x))
-    r = np.correlate(w, w, "full")[len(w) - 1 : len(w) + order]
+    r = np.array([np.dot(w[: len(w) - k], w[k:]) for k in range(order + 1)])  # lags 0..order
     r[0] = r[0] * (1 + 1e-9) + 1e-12  # white-noise correction: a positive definite system for any input
     return np.asarray(solve_toeplitz(r[:order], r[1 : order + 1]))
 

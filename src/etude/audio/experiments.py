@@ -296,7 +296,10 @@ def judge(claims: dict[str, Claim], p: AmaePreset, metrics: dict[str, Any], hear
     audible = p.steps >= p.min_audio_steps
     uncond = metrics["wavenet"]["nll_bits"]
     held_codes = p.valid_crops * p.length // main
-    compared: dict[str, str] = {"amae": "level0", **{m: m for m in ("vq", "vq_ema_restart", "amae_nodiv") if m in metrics}}
+    compared: dict[str, str] = {
+        "amae": "level0",
+        **{m: m for m in ("vq", "vq_ema_restart", "amae_nodiv") if m in metrics},
+    }
     use = {m: metrics[key]["usage"] for m, key in compared.items()}
     ent = {m: metrics[key]["entropy_bits"] for m, key in compared.items()}
     _decide(
