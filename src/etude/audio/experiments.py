@@ -33,6 +33,7 @@ from etude.audio.training import (
     train_model,
 )
 from etude.audio.wavenet import receptive_field
+from etude.errors import BadInputError
 from etude.runtime import resolve_device
 
 if TYPE_CHECKING:
@@ -258,7 +259,10 @@ def measure(
     metrics["prior_bits_per_code"] = evaluate_prior(hier.prior, fixed_crops(codes_valid, p.prior_length, p.valid_crops))
     audio = {"level0": hier.autoencoders[0], **levels}
     metrics["prediction_error_db"] = {key: _prediction_error(level, data.crops) for key, level in audio.items()}
-    metrics["calibration"] = calibrate(data.reference)
+    try:
+        metrics["calibration"] = calibrate(data.reference)
+    except BadInputError as exc:  # a silent or very short held-out clip: nothing to calibrate on
+        metrics["calibration"] = {"needed_db": None, "sweep": [], "why": str(exc)}
     return metrics
 
 

@@ -3,7 +3,8 @@
 Used as decoder and prior of the autoregressive discrete autoencoders of Dieleman, van den Oord,
 Simonyan, "The challenge of realistic music generation", NeurIPS 2018 (arXiv:1806.10474), Sec. 3.
 Fast generation follows Paine et al. 2016 (arXiv:1611.09482): a queue per layer holding the last
-`dilation` inputs, so one step costs O(layers) instead of O(receptive field).
+`dilation` inputs, so one step costs O(layers) instead of O(receptive field). `generate` runs every
+step in one compiled call when numba is installed (`etude.audio.compiled`), else a torch loop.
 
 Convention: ``logits[:, :, t]`` is p(x_{t+1} | x_{<=t}, codes); the training target is ``x[:, 1:]``.
 Code j covers samples [j hop, (j+1) hop); the output at t (which predicts x_{t+1}) sees the code of
