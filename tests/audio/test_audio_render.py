@@ -1,4 +1,5 @@
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ def test_render_is_cached_by_content(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("fluidsynth ran although the render is cached")
 
-    monkeypatch.setattr(render_module, "_fluidsynth", refuse)
+    monkeypatch.setattr(subprocess, "run", refuse)  # fluidsynth runs through subprocess.run
     assert np.array_equal(render_performance(CHORD), audio)
     other = CHORD.transpose(2)
     with pytest.raises(AssertionError, match="cached"):

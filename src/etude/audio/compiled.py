@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "run_steps", "notice_once", "inverse_cdf_py"]
+__all__ = ["available", "run_steps", "notice_once", "inverse_cdf_py", "tanh", "NOTICE_SHOWN"]
 
 numba: Any
 try:  # optional extra `fast`
@@ -33,7 +33,8 @@ try:  # optional extra `fast`
 except ImportError:  # pragma: no cover - exercised only without the extra
     numba = None
 
-_NOTICED = False
+NOTICE_SHOWN = False
+"""Whether `notice_once` has printed its line in this process."""
 
 
 def available() -> bool:
@@ -43,9 +44,9 @@ def available() -> bool:
 
 def notice_once() -> None:
     """Print, once per process, that generation falls back to the slower torch loop."""
-    global _NOTICED
-    if not _NOTICED:
-        _NOTICED = True
+    global NOTICE_SHOWN
+    if not NOTICE_SHOWN:
+        NOTICE_SHOWN = True
         print(
             "note: numba is not installed, so WaveNet generation uses the slower torch loop "
             "(pip install 'etude[fast]' for the compiled one)",
@@ -207,6 +208,13 @@ def _kernel() -> Any:
         _inverse_cdf = numba.njit(cache=True, nogil=True)(inverse_cdf_py)
         _compiled = numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")(_steps_py)
     return _compiled
+
+
+def tanh(values: np.ndarray) -> np.ndarray:
+    """The loop's rational tanh applied to every value (float32), compiled when numba is installed."""
+    if numba is not None:
+        _kernel()
+    return np.array([_tanh(np.float32(v)) for v in np.asarray(values, dtype=np.float32).reshape(-1)], dtype=np.float32)
 
 
 def run_steps(weights: dict[str, np.ndarray], state: dict[str, Any], start: int, stop: int, **kw: Any) -> None:
