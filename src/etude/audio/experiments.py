@@ -297,7 +297,6 @@ def judge(claims: dict[str, Claim], p: AmaePreset, metrics: dict[str, Any], hear
     """Apply `etude.audio.criteria` to the measured figures and record every verdict."""
     k, main = p.codes, p.hops[0]
     enough = p.steps >= p.min_steps and (p.ablation_steps or p.steps) >= p.min_steps and p.prior_steps >= p.min_steps
-    audible = p.steps >= p.min_audio_steps
     uncond = metrics["wavenet"]["nll_bits"]
     held_codes = p.valid_crops * p.length // main
     compared: dict[str, str] = {
@@ -329,6 +328,20 @@ def judge(claims: dict[str, Claim], p: AmaePreset, metrics: dict[str, Any], hear
         f"bits/code, hops {list(p.hops)}: total {total:.3f} vs unconditional {uncond:.3f} bits/sample",
         criteria.total_nll_rule(total, uncond, enough),
     )
+    _judge_audio(claims, p, metrics, heard)
+    metrics["listening"] = heard
+    metrics["ceiling"] = ceiling_table(metrics, heard)
+    metrics.update(
+        gains=gains,
+        receptive_field=receptive_field([2**i for i in range(p.layers)] * p.stacks),
+        total_hop=p.total_hop_of(),
+        temperature=p.temperature,
+    )
+
+
+def _judge_audio(claims: dict[str, Claim], p: AmaePreset, metrics: dict[str, Any], heard: dict) -> None:
+    """The three audio claims: each clip's judgement, with the prediction-error gap in the note."""
+    audible = p.steps >= p.min_audio_steps
     young = "" if audible else f"{p.steps} level-0 steps < min_audio_steps {p.min_audio_steps}"
     gap = criteria.prediction_gap_text(metrics["prediction_error_db"]["level0"], metrics["calibration"]["needed_db"])
     note = "; ".join(filter(None, [young, gap]))
@@ -360,14 +373,6 @@ def judge(claims: dict[str, Claim], p: AmaePreset, metrics: dict[str, Any], hear
         + ("; unconditional WaveNet: " + figures_text(baseline, "spectrum_db") if baseline is not None else ""),
         criteria.audio_rule(sample["passes"], audible),
         note=note,
-    )
-    metrics["listening"] = heard
-    metrics["ceiling"] = ceiling_table(metrics, heard)
-    metrics.update(
-        gains=gains,
-        receptive_field=receptive_field([2**i for i in range(p.layers)] * p.stacks),
-        total_hop=p.total_hop_of(),
-        temperature=p.temperature,
     )
 
 

@@ -410,8 +410,16 @@ class WaveNet(nn.Module):
         if not use_compiled:
             self._steps(x[:, 0], length - 1 if length > 1 else 1, cond, feed, keep=False)
             return x
+        self._generate_compiled(x, cond, noise, temperature)
+        return x
+
+    def _generate_compiled(
+        self, x: torch.Tensor, cond: torch.Tensor | None, noise: _Uniforms, temperature: float
+    ) -> None:
+        """Fill x[:, 1:] (CPU, int64; x[:, 0] set) by the compiled loop, one call per chunk of pre-drawn uniforms."""
         if self.training:
             raise BadInputError("cached generation needs eval mode: call model.eval() first")
+        length = x.shape[1]
         xs = x.numpy()  # shares memory with x (CPU, int64)
         weights, state = self.compiled_weights(), self._compiled_state(xs, cond)
         for start in range(0, length, noise.chunk):  # x_{t+1} takes noise row t + 1: rows [start, start + chunk)
@@ -430,7 +438,6 @@ class WaveNet(nn.Module):
                     temperature=temperature,
                     sample=True,
                 )
-        return x
 
 
 class _Uniforms:
