@@ -15,7 +15,7 @@ JOBS ?= auto
 # Debian packages some features need (headless browser for the report test, fluidsynth and a
 # General MIDI piano soundfont to render audio). Installed when we
 # are root with apt-get; otherwise the tests that need them are skipped with a message.
-SYSTEM_PACKAGES ?= chromium chromium-driver fluidsynth timgm6mb-soundfont
+SYSTEM_PACKAGES ?= chromium chromium-driver fluidsynth timgm6mb-soundfont fluid-soundfont-gm
 
 install: $(VENV)/.installed
 
