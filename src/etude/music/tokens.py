@@ -3,7 +3,7 @@
 Data for the Transformer autoencoder (Choi et al., ICML 2020, arXiv:1912.05537, Sec. 4: MAESTRO
 performances as 10 ms event tokens, with the melody conditioning of Sec. 3.3) from any folder:
 ``tokenize_midi_dir`` reads every ``.mid``/``.midi`` file under it (recursively; hidden files and
-folders, names starting with '.', are not read) with ``etude.music.midi.read_midi``, encodes the
+folders, names starting with '.', are not read) with ``etude.music.read_midi``, encodes the
 performance with ``PerformanceEncoding`` and its melody, the highest-pitch ``skyline`` of the notes
 inside the melody encoding's pitch range (21-108), with ``MelodyEncoding``. A file that cannot
 be read, has no notes or does not fit the encoding is left out; all such files together raise one
@@ -23,7 +23,7 @@ The streams are written as they are produced (``etude.runtime.files.open_atomic`
 fsync, rename), so tokenizing holds one file's tokens at a time, and opened with
 ``np.load(mmap_mode='r')``, so training pages in only the windows it reads.
 
-Content hash: SHA-256 over the cache format, symusic's version, both encodings and, for every
+Content hash: SHA-256 over the cache format, the MIDI reader's version, both encodings and, for every
 file in path order, its relative path, its size and the SHA-256 of its bytes. Hashing the bytes
 (not the modification time) costs one read of the folder per run (MIDI is small: MAESTRO's
 200 hours are about 100 MB) but makes the cache follow the content: a file edited within one
@@ -51,8 +51,8 @@ from etude.music.cache import CacheMismatch, cache_dir, check_entry, load_arrays
 from etude.music.corpus import CacheRebuiltWarning, split_of
 from etude.music.events import STEPS_PER_SECOND, PerformanceEncoding
 from etude.music.melody import MelodyEncoding, skyline
-from etude.music.midi import read_midi
-from etude.music.performance import Performance
+from etude.music.midi import READER_VERSION
+from etude.music.performance import Performance, read_midi
 from etude.runtime.files import open_atomic
 from etude.runtime.optional import require
 from etude.validation import check_number
@@ -143,10 +143,8 @@ def midi_files(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 def _content_hash(root: Path, files: Sequence[Path], keys: int, melody: MelodyEncoding) -> str:
-    symusic = require("symusic", "music")
-
     digest = hashlib.sha256(
-        f"etude-midi-tokens-v{CACHE_VERSION}|symusic {symusic.__version__}|"
+        f"etude-midi-tokens-v{CACHE_VERSION}|reader {READER_VERSION}|"
         f"{PerformanceEncoding(keys)!r}|{melody!r}".encode()
     )
     for file in files:
