@@ -95,7 +95,7 @@ def test_random_files_with_programs_pedals_and_bursts_equal_pretty_midi_and_note
 
 def test_the_compiled_loops_equal_their_python_source(tmp_path):
     """numba's machine code and the plain Python it compiles agree (types, overflow, bounds)."""
-    scan, sustain = midi_rules.compiled()
+    scan, sustain = midi_rules.compiled()[:2]
     for seed in range(3):
         data = np.frombuffer(_random_file(tmp_path / f"r{seed}.mid", seed).read_bytes(), dtype=np.uint8)
         at, begins, ends = 14, [], []
@@ -255,3 +255,18 @@ def test_hostile_files_are_read_in_bounded_time_and_memory(tmp_path):
     sizes, grown_mb, seconds = done.stdout.split("]")[0] + "]", *map(float, done.stdout.split("]")[1].split())
     assert sizes == "[0, 0]"
     assert grown_mb < 64 and seconds < 10, done.stdout
+
+
+def test_the_compiled_piano_rule_equals_performances(tmp_path):
+    """The reader's one-pass ``one_note_per_key`` equals ``Performance``'s NumPy rule bit for bit,
+    on notes with unisons, re-strikes and equal starts."""
+    from etude.music.performance import _one_note_per_key
+
+    one_note_per_key = midi_rules.compiled()[3]
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 5, 60, 400):
+        pitch, velocity = rng.integers(58, 64, n), rng.integers(1, 128, n)
+        start = rng.integers(0, 40, n) / 8
+        end = start + rng.integers(1, 20, n) / 8
+        for a, b in zip(one_note_per_key(pitch, velocity, start, end), _one_note_per_key(pitch, velocity, start, end)):
+            assert a.dtype == b.dtype and np.array_equal(a, b)

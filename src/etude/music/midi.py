@@ -62,7 +62,6 @@ MAX_SECONDS = 24 * 3600.0
 """Files with an event later than this (a day) are refused: such lengths come from broken files."""
 READER_VERSION = 2
 """Bumped when the notes read from a file may change (token caches key on it)."""
-_DEFAULT_TEMPO = 500_000  # 120 bpm until the first tempo event
 
 
 def _fail(path: Path, error: BaseException | str) -> BadInputError:
@@ -103,31 +102,11 @@ def _tracks(data: bytes, path: Path) -> tuple[int, np.ndarray, np.ndarray]:
     return division, np.array(begins, dtype=np.int64), np.array(ends, dtype=np.int64)
 
 
-def _tempo_map(tempos: np.ndarray, ticks_per_beat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tick, seconds at that tick, seconds per tick) of each tempo segment; 120 bpm before the first.
-
-    ``tempos``: int64 [n, 2] of (tick, microseconds per beat), in file order.
-    """
-    order = np.argsort(tempos[:, 0], kind="stable")
-    at, mspq = tempos[order, 0], tempos[order, 1].astype(np.float64)
-    if at.size == 0 or at[0] > 0:
-        at, mspq = np.r_[0, at], np.r_[_DEFAULT_TEMPO, mspq]
-    scale = mspq / 1e6 / ticks_per_beat
-    return at, np.r_[0.0, np.cumsum(np.diff(at) * scale[:-1])], scale
-
-
-def _seconds(ticks: np.ndarray, tempo_map: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """Ticks to seconds through the tempo map (the last tempo event of a tick wins)."""
-    at, begin, scale = tempo_map
-    k = np.searchsorted(at, ticks, side="right") - 1
-    return begin[k] + (ticks - at[k]) * scale[k]
-
-
 def read_notes(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The notes of a MIDI file as (pitch, velocity, start s, end s) arrays (rules: module docstring).
 
-    Every non-drum note with the sustain pedal applied, ``end > start``, in no particular order;
-    same-key overlaps are left for ``Performance`` to resolve.
+    Every non-drum note with the sustain pedal applied, as ``Performance`` holds them: one
+    sounding note per key, sorted by (start, pitch), ``end > start``.
 
     :raises BadInputError: when ``path`` is missing, not a file, too large, uses SMPTE time, or
         is not a readable MIDI file (the message says what is wrong).
@@ -147,14 +126,13 @@ def read_notes(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np
     except OSError as error:
         raise _fail(file, error) from error
     ticks_per_beat, begins, ends = _tracks(data, file)
-    scan, sustain = compiled()
+    scan, sustain, to_seconds, one_note_per_key = compiled()
     error, track, notes, pedals, instruments, tempos, last_tick = scan(
         np.frombuffer(data, dtype=np.uint8), begins, ends
     )
     if error:
         raise _fail(file, f"track {track + 1}: {ERRORS[error]}")
-    tempo_map = _tempo_map(tempos, ticks_per_beat)
-    seconds = float(_seconds(np.array([last_tick]), tempo_map)[0])
+    seconds = to_seconds(np.array([last_tick]), tempos, ticks_per_beat)[0]
     if seconds > MAX_SECONDS:
         raise _fail(file, f"an event at {seconds / 3600:.0f} h, later than the {MAX_SECONDS / 3600:.0f} h allowed")
     end = notes[:, 4]
@@ -163,10 +141,9 @@ def read_notes(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np
         last = max(int(end.max(initial=0)), int(pedals[attached, 1].max(initial=0)))
         keep, end = sustain(notes, pedals, instruments, last)
         notes, end = notes[keep], end[keep]
-    start = _seconds(notes[:, 3], tempo_map)
-    stop = _seconds(end, tempo_map)
+    start, stop = to_seconds(notes[:, 3], tempos, ticks_per_beat), to_seconds(end, tempos, ticks_per_beat)
     good = stop > start
-    return notes[good, 1], notes[good, 2], start[good], stop[good]
+    return one_note_per_key(notes[good, 1], notes[good, 2], start[good], stop[good])
 
 
 def write_notes(

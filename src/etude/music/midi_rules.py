@@ -22,7 +22,7 @@ import numpy as np
 
 from etude.runtime.optional import require
 
-__all__ = ["ERRORS", "apply_sustain", "compiled", "scan_tracks"]
+__all__ = ["ERRORS", "apply_sustain", "compiled", "one_note_per_key", "scan_tracks", "to_seconds"]
 
 MAX_TICK = (1 << 31) - 1
 """Ticks past this are refused (pretty_midi would need an array of that many times)."""
@@ -340,8 +340,66 @@ def apply_sustain(notes, pedals, instruments, last):
     return keep, end
 
 
+def to_seconds(ticks, tempos, ticks_per_beat):
+    """Ticks to seconds through the tempo map ``tempos`` ((tick, microseconds per beat) rows in
+    file order; 120 bpm before the first, the last of one tick winning)."""
+    order = np.argsort(tempos[:, 0], kind="mergesort")
+    k = order.size
+    at = np.zeros(k + 1, np.int64)
+    scale = np.full(k + 1, 0.5 / ticks_per_beat)
+    for j in range(k):
+        at[j + 1] = tempos[order[j], 0]
+        scale[j + 1] = tempos[order[j], 1] / 1e6 / ticks_per_beat
+    begin = np.zeros(k + 1)
+    for j in range(1, k + 1):
+        begin[j] = begin[j - 1] + (at[j] - at[j - 1]) * scale[j - 1]
+    segment = np.searchsorted(at, ticks, side="right") - 1
+    out = np.empty(ticks.size)
+    for i in range(ticks.size):
+        j = segment[i]
+        out[i] = begin[j] + (ticks[i] - at[j]) * scale[j]
+    return out
+
+
+def one_note_per_key(pitch, velocity, start, end):
+    """``etude.music.performance._one_note_per_key`` in one pass: notes of one key struck
+    together become one (the longest end, the loudest velocity), a re-struck key ends its note at
+    the new onset; returns the notes sorted by (start, pitch)."""
+    n = pitch.size
+    by_start = np.argsort(start, kind="mergesort")
+    first = np.zeros(129, np.int64)
+    for i in range(n):
+        first[pitch[i] + 1] += 1
+    for key in range(128):
+        first[key + 1] += first[key]
+    by_key = np.empty(n, np.int64)
+    for i in by_start:  # a stable counting sort by pitch: by pitch, then start
+        by_key[first[pitch[i]]] = i
+        first[pitch[i]] += 1
+    p = np.empty(n, np.int64)
+    v = np.empty(n, np.int64)
+    s = np.empty(n)
+    e = np.empty(n)
+    m = 0
+    for i in by_key:
+        if m > 0 and p[m - 1] == pitch[i] and s[m - 1] == start[i]:
+            v[m - 1] = max(v[m - 1], velocity[i])
+            e[m - 1] = max(e[m - 1], end[i])
+        else:
+            p[m], v[m], s[m], e[m] = pitch[i], velocity[i], start[i], end[i]
+            m += 1
+    for j in range(m - 1):
+        if p[j] == p[j + 1] and s[j + 1] < e[j]:
+            e[j] = s[j + 1]
+    order = np.argsort(s[:m], kind="mergesort")  # ties stay in pitch order
+    return p[order], v[order], s[order], e[order]
+
+
 @functools.cache
 def compiled():
-    """(scan_tracks, apply_sustain) compiled by numba (cached on disk beside this file)."""
+    """(scan_tracks, apply_sustain, to_seconds, one_note_per_key) compiled by numba (cached on
+    disk beside this file)."""
     numba = require("numba", "music")
-    return tuple(numba.njit(cache=True, nogil=True)(f) for f in (scan_tracks, apply_sustain))
+    return tuple(
+        numba.njit(cache=True, nogil=True)(f) for f in (scan_tracks, apply_sustain, to_seconds, one_note_per_key)
+    )

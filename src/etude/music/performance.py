@@ -138,7 +138,11 @@ class Performance:
 
         :raises BadInputError: when ``path`` is missing, too large or not a readable MIDI file.
         """
-        return cls.from_arrays(*read_notes(path))
+        performance = cls.__new__(cls)
+        for name, array in zip(cls.__slots__, read_notes(path)):  # valid and resolved already (tested)
+            array.flags.writeable = False
+            setattr(performance, name, array)
+        return performance
 
     def to_midi(self, path: str | os.PathLike[str]) -> None:
         """Write this performance as a one-track piano MIDI file (1 ms ticks), atomically."""
