@@ -85,7 +85,9 @@ def _tracks(data: bytes, path: Path) -> tuple[int, np.ndarray, np.ndarray]:
         )
     if division == 0:
         raise _fail(path, "0 ticks per beat")
-    begins, ends, at = [], [], 8 + length
+    begins: list[int] = []
+    ends: list[int] = []
+    at = 8 + length
     while len(begins) < count:
         if at + 8 > len(data):
             found = f"{len(begins)} tracks" if at < len(data) or begins else "none"
@@ -94,7 +96,9 @@ def _tracks(data: bytes, path: Path) -> tuple[int, np.ndarray, np.ndarray]:
         if not (kind.isascii() and kind.isalpha()):
             raise _fail(path, f"bytes at offset {at} are not a chunk (track {len(begins) + 1} of {count} expected)")
         if at + 8 + size > len(data):
-            raise _fail(path, f"the {kind.decode()} chunk at offset {at} runs {at + 8 + size - len(data)} bytes past the end")
+            raise _fail(
+                path, f"the {kind.decode()} chunk at offset {at} runs {at + 8 + size - len(data)} bytes past the end"
+            )
         if kind == b"MTrk":
             begins.append(at + 8)
             ends.append(at + 8 + size)
@@ -117,14 +121,15 @@ def read_notes(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np
             f"MIDI file {file} does not exist" if not file.exists() else f"MIDI path {file} is not a file"
         )
     try:
-        size = file.stat().st_size
-        if size > MAX_MIDI_BYTES:
-            raise BadInputError(
-                f"{file} is {size / 2**20:.1f} MiB, more than the {MAX_MIDI_BYTES >> 20} MiB a MIDI file may have"
-            )
-        data = file.read_bytes()
-    except OSError as error:
-        raise _fail(file, error) from error
+        with open(file, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_MIDI_BYTES:
+                raise BadInputError(
+                    f"{file} is {size / 2**20:.1f} MiB, more than the {MAX_MIDI_BYTES >> 20} MiB a MIDI file may have"
+                )
+            data = handle.read()
+    except OSError as exc:
+        raise _fail(file, exc) from exc
     ticks_per_beat, begins, ends = _tracks(data, file)
     scan, sustain, to_seconds, one_note_per_key = compiled()
     error, track, notes, pedals, instruments, tempos, last_tick = scan(
@@ -161,7 +166,9 @@ def write_notes(
     score = symusic.Score(TICKS_PER_BEAT)
     score.tempos.append(symusic.Tempo(0, mspq=TEMPO))
     track = symusic.Track(name="", program=0, is_drum=False)
-    for s, d, p, v in zip(begin.tolist(), (stop - begin).tolist(), np.asarray(pitch).tolist(), np.asarray(velocity).tolist()):
+    for s, d, p, v in zip(
+        begin.tolist(), (stop - begin).tolist(), np.asarray(pitch).tolist(), np.asarray(velocity).tolist()
+    ):
         track.notes.append(symusic.Note(s, d, p, v))
     score.tracks.append(track)
     write_atomic(path, score.dumps_midi(), what="MIDI file")

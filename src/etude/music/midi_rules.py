@@ -87,7 +87,7 @@ def scan_tracks(data, begins, ends):
             while True:  # variable-length delta time
                 if at >= end:
                     return 1, t, notes[:0], pedals[:0], instruments[:0], tempos[:0], last_tick
-                byte = np.int64(data[at])
+                byte = int(data[at])
                 at += 1
                 delta = (delta << 7) | (byte & 0x7F)
                 if delta > MAX_TICK:
@@ -100,7 +100,7 @@ def scan_tracks(data, begins, ends):
             last_tick = max(last_tick, tick)
             if at >= end:
                 return 1, t, notes[:0], pedals[:0], instruments[:0], tempos[:0], last_tick
-            byte = np.int64(data[at])
+            byte = int(data[at])
             at += 1
             first = -1
             if byte < 0x80:
@@ -115,13 +115,13 @@ def scan_tracks(data, begins, ends):
                 if byte == 0xFF:
                     if at >= end:
                         return 1, t, notes[:0], pedals[:0], instruments[:0], tempos[:0], last_tick
-                    kind = np.int64(data[at])
+                    kind = int(data[at])
                     at += 1
                 length = 0
                 while True:
                     if at >= end:
                         return 1, t, notes[:0], pedals[:0], instruments[:0], tempos[:0], last_tick
-                    b = np.int64(data[at])
+                    b = int(data[at])
                     at += 1
                     length = (length << 7) | (b & 0x7F)
                     if length > end - at:
@@ -131,7 +131,7 @@ def scan_tracks(data, begins, ends):
                 if kind == 0x51:  # set tempo: 3 bytes, microseconds per beat
                     if length < 3:
                         return 6, t, notes[:0], pedals[:0], instruments[:0], tempos[:0], last_tick
-                    value = (np.int64(data[at]) << 16) | (np.int64(data[at + 1]) << 8) | np.int64(data[at + 2])
+                    value = (int(data[at]) << 16) | (int(data[at + 1]) << 8) | int(data[at + 2])
                     if value == 0:
                         return 6, t, notes[:0], pedals[:0], instruments[:0], tempos[:0], last_tick
                     tempos[n_tempos, 0] = tick
@@ -163,7 +163,7 @@ def scan_tracks(data, begins, ends):
             if first < 0:
                 if at >= end:
                     return 1, t, notes[:0], pedals[:0], instruments[:0], tempos[:0], last_tick
-                first = np.int64(data[at])
+                first = int(data[at])
                 at += 1
             if first > 127:
                 return 2, t, notes[:0], pedals[:0], instruments[:0], tempos[:0], last_tick
@@ -171,7 +171,7 @@ def scan_tracks(data, begins, ends):
             if count == 2:
                 if at >= end:
                     return 1, t, notes[:0], pedals[:0], instruments[:0], tempos[:0], last_tick
-                second = np.int64(data[at])
+                second = int(data[at])
                 at += 1
                 if second > 127:
                     return 2, t, notes[:0], pedals[:0], instruments[:0], tempos[:0], last_tick

@@ -54,7 +54,6 @@ from etude.music.melody import MelodyEncoding, skyline
 from etude.music.midi import READER_VERSION
 from etude.music.performance import Performance, read_midi
 from etude.runtime.files import open_atomic
-from etude.runtime.optional import require
 from etude.validation import check_number
 
 __all__ = ["MIDI_SUFFIXES", "SkippedFilesWarning", "TokenCache", "melody_of", "midi_files", "tokenize_midi_dir"]
@@ -144,8 +143,7 @@ def midi_files(folder: str | os.PathLike[str]) -> list[Path]:
 
 def _content_hash(root: Path, files: Sequence[Path], keys: int, melody: MelodyEncoding) -> str:
     digest = hashlib.sha256(
-        f"etude-midi-tokens-v{CACHE_VERSION}|reader {READER_VERSION}|"
-        f"{PerformanceEncoding(keys)!r}|{melody!r}".encode()
+        f"etude-midi-tokens-v{CACHE_VERSION}|reader {READER_VERSION}|{PerformanceEncoding(keys)!r}|{melody!r}".encode()
     )
     for file in files:
         try:
