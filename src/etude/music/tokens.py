@@ -38,6 +38,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,9 +58,23 @@ from etude.music.performance import Performance, read_midi
 from etude.runtime.files import open_atomic
 from etude.validation import check_number
 
-__all__ = ["MIDI_SUFFIXES", "SkippedFilesWarning", "TokenCache", "melody_of", "midi_files", "tokenize_midi_dir"]
+__all__ = [
+    "MAX_IDS",
+    "MAX_IDS_TEXT_BYTES",
+    "MIDI_SUFFIXES",
+    "SkippedFilesWarning",
+    "TokenCache",
+    "melody_of",
+    "midi_files",
+    "read_ids",
+    "tokenize_midi_dir",
+]
 
 CACHE_VERSION = 1
+MAX_IDS = 1 << 22
+"""An ids file may hold at most this many ids (4,194,304: hours of dense piano at 10 ms steps)."""
+MAX_IDS_TEXT_BYTES = 64 << 20
+"""A text ids file (or stdin) may have at most this many bytes; larger ones are refused unread."""
 MIDI_SUFFIXES = (".mid", ".midi")
 """File suffixes read from a folder (any case)."""
 _STREAMS = {"performance": np.uint16, "step": np.int32, "melody": np.uint8}
@@ -122,6 +138,60 @@ class TokenCache:
             "hours": round(float(last.sum()) / STEPS_PER_SECOND / 3600, 3),
             "cache": str(self.entry),
         }
+
+
+def _ids_from_npy(path: Path) -> np.ndarray:
+    """A .npy file of integer ids, its header checked against ``MAX_IDS`` before the data is read."""
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)  # reads the header; the data stays on disk
+    except Exception as error:
+        raise BadInputError(f"ids file {path} is not a readable .npy array ({type(error).__name__})") from error
+    if not isinstance(mapped, np.ndarray):
+        raise BadInputError(f"ids file {path} is not a .npy array (an .npz archive?)")
+    if mapped.size > MAX_IDS:
+        raise BadInputError(f"ids file {path} holds {mapped.size:,} ids, more than the {MAX_IDS:,} etude reads")
+    return np.array(mapped)
+
+
+def read_ids(source: str) -> np.ndarray:
+    """Ids from a .npy file, a text file of integers (spaces, commas, newlines) or '-' (stdin).
+
+    Refused up front in one line (``BadInputError``): more than ``MAX_IDS`` ids in a .npy header,
+    text over ``MAX_IDS_TEXT_BYTES`` (before it is read), more than ``MAX_IDS`` words of text.
+    """
+    if source == "-":
+        text = sys.stdin.read(MAX_IDS_TEXT_BYTES + 1)
+        if len(text) > MAX_IDS_TEXT_BYTES:
+            raise BadInputError(f"ids on stdin exceed {MAX_IDS_TEXT_BYTES >> 20} MiB of text, more than etude reads")
+    else:
+        path = Path(source)
+        if path.is_dir():
+            raise BadInputError(f"ids path {path} is a directory, expected a file of ids")
+        if not path.is_file():
+            raise BadInputError(f"ids file {path} does not exist")
+        if path.suffix == ".npy":
+            return _ids_from_npy(path)
+        size = path.stat().st_size
+        if size > MAX_IDS_TEXT_BYTES:
+            raise BadInputError(
+                f"ids file {path} is {size / 2**20:.1f} MiB of text, more than the "
+                f"{MAX_IDS_TEXT_BYTES >> 20} MiB etude reads (a .npy array holds ids more compactly)"
+            )
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError as error:
+            raise BadInputError(f"ids file {path} is not text of integers (or a .npy array)") from error
+    words = [w for w in re.split(r"[\s,]+", text.strip().strip("[]")) if w]
+    if len(words) > MAX_IDS:
+        raise BadInputError(f"ids: {len(words):,} items, more than the {MAX_IDS:,} etude reads")
+    for i, word in enumerate(words):
+        if not re.fullmatch(r"[+-]?\d+", word):
+            raise BadInputError(f"ids: item {i} is {word[:20]!r}, expected an integer id")
+        if len(word.lstrip("+-")) > 19 or not -(2**63) <= int(word) < 2**63:
+            raise BadInputError(
+                f"ids: item {i} is {word[:20]}{'...' if len(word) > 20 else ''}, beyond int64 (ids are small integers)"
+            )
+    return np.array([int(w) for w in words], dtype=np.int64)
 
 
 def midi_files(folder: str | os.PathLike[str]) -> list[Path]:
