@@ -29,7 +29,8 @@ Reading, rule by rule:
 
 Refused in one line (``BadInputError``, exit 2 at the command line): a file over
 ``MAX_MIDI_BYTES`` (checked before reading it), no ``MThd`` header, the tracks the header
-announces missing or cut short, bytes after the header that are no chunk, an event cut by its
+announces missing or cut short, bytes after the header that are no chunk (zero padding at the
+end is allowed), an event cut by its
 track's end, a data byte above 127, running status with no status before it, an undefined
 status byte, a tempo of 0, a tick past ``2**31 - 1`` or an event later than ``MAX_SECONDS``.
 Work and memory are linear in the file's size: the reader holds a few int64 arrays of one row
@@ -103,6 +104,12 @@ def _tracks(data: bytes, path: Path) -> tuple[int, np.ndarray, np.ndarray]:
             begins.append(at + 8)
             ends.append(at + 8 + size)
         at += 8 + size  # chunks of other types are skipped, as the standard asks
+    while at < len(data) and data[at:].strip(b"\0"):  # after the tracks: more chunks or zero padding only
+        kind = data[at : at + 4]
+        size = struct.unpack(">I", data[at + 4 : at + 8])[0] if at + 8 <= len(data) else len(data)
+        if not (kind.isascii() and kind.isalpha()) or at + 8 + size > len(data):
+            raise _fail(path, f"{len(data) - at} bytes after the last of the {count} tracks are not a chunk")
+        at += 8 + size
     return division, np.array(begins, dtype=np.int64), np.array(ends, dtype=np.int64)
 
 
