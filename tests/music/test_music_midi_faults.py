@@ -237,7 +237,7 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path):
         handle.write(_header(1))
         handle.truncate(MAX_MIDI_BYTES + 1)  # sparse: nothing written, nothing read
     start = time.perf_counter()
-    with pytest.raises(BadInputError, match=r"huge.mid is 16.0 MiB, more than the 16 MiB a MIDI file may have$"):
+    with pytest.raises(BadInputError, match=r"huge.mid is 8.0 MiB, more than the 8 MiB a MIDI file may have$"):
         read_notes(path)
     assert time.perf_counter() - start < 0.1
 

@@ -33,8 +33,9 @@ announces missing or cut short, bytes after the header that are no chunk (zero p
 end is allowed), an event cut by its
 track's end, a data byte above 127, running status with no status before it, an undefined
 status byte, a tempo of 0, a tick past ``2**31 - 1`` or an event later than ``MAX_SECONDS``.
-Work and memory are linear in the file's size: the reader holds a few int64 arrays of one row
-per 3 bytes of track data (under 200 MB at the size limit).
+Work and memory are linear in the file's size: the reader holds int64 arrays of one row per
+3 bytes of track data, at worst about 34 bytes of memory per byte of file (269 MB measured for an
+8 MiB file of 2.8M note-ons of one key closed by one note-off, read in 2.8 s on a loaded CPU).
 
 Writing: one piano track (program 0), 480 ticks per beat at 125 bpm, so 1 tick = 1 ms;
 symusic writes note-offs before note-ons at one tick, so re-struck keys survive a round trip.
@@ -57,8 +58,8 @@ __all__ = ["MAX_MIDI_BYTES", "MAX_SECONDS", "READER_VERSION", "read_notes", "wri
 
 TICKS_PER_BEAT = 480
 TEMPO = 480_000  # microseconds per beat: 480 ticks per 0.48 s, 1 ms per tick
-MAX_MIDI_BYTES = 16 << 20
-"""Larger files are refused before they are read (the largest piano MIDI files are a few MB)."""
+MAX_MIDI_BYTES = 8 << 20
+"""Larger files are refused before they are read (piano performances take well under 1 MB)."""
 MAX_SECONDS = 24 * 3600.0
 """Files with an event later than this (a day) are refused: such lengths come from broken files."""
 READER_VERSION = 2
