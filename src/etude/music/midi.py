@@ -154,7 +154,8 @@ def read_notes(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np
         last = max(int(end.max(initial=0)), int(pedals[attached, 1].max(initial=0)))
         keep, end = sustain(notes, pedals, instruments, last)
         notes, end = notes[keep], end[keep]
-    start, stop = to_seconds(notes[:, 3], tempos, ticks_per_beat), to_seconds(end, tempos, ticks_per_beat)
+    start = to_seconds(np.ascontiguousarray(notes[:, 3]), tempos, ticks_per_beat)  # one compiled layout
+    stop = to_seconds(np.ascontiguousarray(end), tempos, ticks_per_beat)
     good = stop > start
     return one_note_per_key(notes[good, 1], notes[good, 2], start[good], stop[good])
 

@@ -73,11 +73,18 @@ def scan_tracks(data, begins, ends):
     program = np.empty(16, np.int64)
     n_notes = n_pedals = n_tempos = n_instruments = n_lists = 0
     last_tick = 0
+    open_last[:] = -1
+    instrument_of[:] = -1
+    straggler[:] = -1
+    program[:] = 0
+    dirty = False
     for t in range(begins.size):
-        open_last[:] = -1
-        instrument_of[:] = -1
-        straggler[:] = -1
-        program[:] = 0
+        if dirty:  # a fresh state per track; tracks of meta events only (65,535 empty ones) skip the reset
+            open_last[:] = -1
+            instrument_of[:] = -1
+            straggler[:] = -1
+            program[:] = 0
+            dirty = False
         n_on = 0
         at, end = begins[t], ends[t]
         tick = 0
@@ -160,6 +167,7 @@ def scan_tracks(data, begins, ends):
             kind = byte >> 4
             channel = byte & 0x0F
             count = _LENGTHS[kind - 8]
+            dirty = True
             if first < 0:
                 if at >= end:
                     return 1, t, notes[:0], pedals[:0], instruments[:0], tempos[:0], last_tick
