@@ -15,7 +15,7 @@ JOBS ?= auto
 # Debian packages some features need (headless browser for the report test, fluidsynth and a
 # General MIDI piano soundfont to render audio, the real Fashion-MNIST for etude.data). Installed when we
 # are root with apt-get; otherwise the tests that need them are skipped with a message.
-SYSTEM_PACKAGES ?= chromium chromium-driver fluidsynth timgm6mb-soundfont dataset-fashion-mnist
+SYSTEM_PACKAGES ?= chromium chromium-driver fluidsynth timgm6mb-soundfont fluid-soundfont-gm dataset-fashion-mnist
 
 install: $(VENV)/.installed
 

@@ -1,13 +1,24 @@
-"""Small statistics shared by the studies' criteria: means, paired differences and their intervals."""
+"""Small statistics shared by the studies' criteria: means, paired and independent differences with their
+intervals, and a permutation p-value."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from etude.errors import BadInputError
 
-__all__ = ["independent_difference", "mean_interval", "mean_se", "paired_difference"]
+__all__ = [
+    "difference_interval",
+    "independent_difference",
+    "mean_half_width",
+    "mean_interval",
+    "mean_se",
+    "paired_difference",
+    "permutation_pvalue",
+]
 
 
 def _vector(name: str, value: object) -> np.ndarray:
@@ -56,11 +67,44 @@ def mean_interval(values: object, level: float = 0.95) -> tuple[float, float, fl
     return mean, mean - half, mean + half
 
 
+def mean_half_width(values: object, z: float = 1.96) -> tuple[float, float]:
+    """Mean of ``values`` (1-D) and the half-width of its normal interval, z sd / sqrt(n) (NaN for n = 1)."""
+    mean, se = mean_se(values)
+    return mean, z * se
+
+
+def difference_interval(a: object, b: object, z: float = 1.96) -> tuple[float, float]:
+    """mean(a) - mean(b) over two independent samples and the half-width of its normal (Welch) interval,
+    z sqrt(s_a^2 / n_a + s_b^2 / n_b) (NaN when either sample has fewer than 2 values)."""
+    aa, bb = _vector("a", a), _vector("b", b)
+    diff = float(aa.mean() - bb.mean())
+    if aa.shape[0] < 2 or bb.shape[0] < 2:
+        return diff, float("nan")
+    return diff, z * float(np.sqrt(aa.var(ddof=1) / aa.shape[0] + bb.var(ddof=1) / bb.shape[0]))
+
+
 def independent_difference(a: object, b: object, z: float = 1.96) -> tuple[float, float, float]:
-    """Difference of the means of two independent samples, mean(a) - mean(b), and its interval -+ z SE with
-    SE = sqrt(se_a^2 + se_b^2) (Welch's standard error; z = 1.96: the normal 95% interval). Needs n >= 2 each."""
-    (ma, sa), (mb, sb) = mean_se(a), mean_se(b)
-    if not (np.isfinite(sa) and np.isfinite(sb)):
+    """`difference_interval` as (mean(a) - mean(b), low, high); needs at least 2 values in each sample."""
+    d, half = difference_interval(a, b, z)
+    if not np.isfinite(half):
         raise BadInputError("independent_difference needs at least 2 values in each sample")
-    d, se = ma - mb, float(np.hypot(sa, sb))
-    return d, d - z * se, d + z * se
+    return d, d - half, d + half
+
+
+def permutation_pvalue(
+    statistic: Callable[[np.ndarray], float], labels: Sequence[int], permutations: int = 999, seed: int = 0
+) -> tuple[float, float]:
+    """Observed statistic(labels) and its one-sided permutation p-value.
+
+    p = (1 + #{pi : statistic(pi(labels)) >= observed}) / (1 + permutations), the labels shuffled
+    uniformly ``permutations`` times with a seeded generator (exact-size, never zero).
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 1 or lab.shape[0] < 2 or permutations < 1:
+        raise BadInputError(
+            f"permutation_pvalue needs >= 2 labels and >= 1 permutation, got {lab.shape}, {permutations}"
+        )
+    observed = float(statistic(lab))
+    rng = np.random.default_rng(seed)
+    above = sum(float(statistic(rng.permutation(lab))) >= observed - 1e-12 for _ in range(permutations))
+    return observed, (1 + above) / (1 + permutations)

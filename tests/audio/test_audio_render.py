@@ -1,4 +1,6 @@
 import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,7 +54,7 @@ def test_render_is_cached_by_content(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("fluidsynth ran although the render is cached")
 
-    monkeypatch.setattr(render_module, "_fluidsynth", refuse)
+    monkeypatch.setattr(subprocess, "run", refuse)  # fluidsynth runs through subprocess.run
     assert np.array_equal(render_performance(CHORD), audio)
     other = CHORD.transpose(2)
     with pytest.raises(AssertionError, match="cached"):
@@ -71,3 +73,35 @@ def test_midi_preview_is_a_wav(tmp_path):
     audio, rate = read_wav(tmp_path / "b.wav")
     assert rate == 16000 and np.allclose(audio, render_midi(tmp_path / "a.mid"), atol=1e-4)
 
+
+
+def test_soundfont_order_and_choice(monkeypatch, tmp_path):
+    """$ETUDE_SOUNDFONT first, then the sampled grand piano (FluidR3_GM) before TimGM6mb."""
+    grand, small = tmp_path / "FluidR3_GM.sf2", tmp_path / "TimGM6mb.sf2"
+    small.write_bytes(b"small")
+    monkeypatch.delenv("ETUDE_SOUNDFONT", raising=False)
+    assert [Path(p).name for p in render_module.SOUNDFONTS[:2]] == ["FluidR3_GM.sf2", "TimGM6mb.sf2"]
+    monkeypatch.setattr(render_module, "SOUNDFONTS", (str(grand), str(small)))
+    assert render_module.find_soundfont() == small  # the grand piano is not installed
+    grand.write_bytes(b"grand")
+    assert render_module.find_soundfont() == grand
+    monkeypatch.setenv("ETUDE_SOUNDFONT", str(small))
+    assert render_module.find_soundfont() == small
+
+
+@NEEDS_FLUIDSYNTH
+def test_render_cache_keys_on_the_soundfont(tmp_path, monkeypatch):
+    fonts = [Path(p) for p in render_module.SOUNDFONTS if Path(p).is_file()]
+    if len(fonts) < 2:
+        pytest.skip("needs two installed soundfonts (fluid-soundfont-gm and timgm6mb-soundfont)")
+    renders = []
+    for font in fonts[:2]:
+        monkeypatch.setenv("ETUDE_SOUNDFONT", str(font))
+        renders.append(render_performance(CHORD))
+    assert len(list((tmp_path / "cache" / "audio").glob("render-*.npz"))) == 2
+    assert len(renders[0]) != len(renders[1]) or not np.allclose(renders[0], renders[1])
+    # the same name with other bytes is another soundfont
+    copy = tmp_path / fonts[1].name
+    copy.write_bytes(fonts[0].read_bytes())
+    monkeypatch.setenv("ETUDE_SOUNDFONT", str(copy))
+    assert np.array_equal(render_performance(CHORD), renders[0])

@@ -43,6 +43,14 @@ def test_reproduce_smoke_then_resume_gives_the_same_result(tmp_path, capsys):
         assert name in result["artifacts"] and (out / "amae" / name).is_file()
     audio, rate = read_wav(out / "amae" / "sample.wav")
     assert rate == 16000 and len(audio) == 800
+    metrics = result["metrics"]  # the ceiling measured by the run, and the top level's code-free baseline
+    assert set(metrics["prediction_error_db"]) == {"level0", "wavenet", "vq", "vq_ema_restart"}
+    assert all(abs(db) < 1.0 for db in metrics["prediction_error_db"].values())  # 6 steps: about the signal's power
+    assert metrics["calibration"]["sweep"] and "level1_baseline" in metrics and metrics["top_code_gain"]["n"] == 4
+    assert "| level0 |" in metrics["ceiling"] and "not yet tonal" in metrics["ceiling"]
+    notes = {c["id"]: c["note"] for c in result["claims"]}
+    assert all("teacher-forced" in notes[c] for c in ("reconstruction", "reconstruction_top", "samples"))
+    assert "without codes" in notes["reconstruction_top"]
     (out / "amae" / "result.json").unlink()  # resume from the final checkpoints: no training, same figures
     assert main(["reproduce", "amae", "--preset", "smoke", "--out", str(out), "--resume"]) == 0
     again = json.loads((out / "amae" / "result.json").read_text())
@@ -89,6 +97,38 @@ def test_render_and_train_verbs(tmp_path):
     assert len(read_wav(tmp_path / "g.wav")[0]) == 160
 
 
+def huge_wav(path):
+    """A 2 GiB 16-bit mono WAV at 16 kHz (about 18.6 hours), sparse on disk: a header and a hole of zeros."""
+    import struct
+
+    size = 2**31 - 64
+    header = (b"RIFF" + struct.pack("<I", 36 + size) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16)
+              + b"data" + struct.pack("<I", size))
+    with open(path, "wb") as handle:
+        handle.write(header)
+        handle.truncate(len(header) + size)
+    return path
+
+
+def test_read_wav_reads_only_what_it_needs(tmp_path, monkeypatch):
+    import wave
+
+    import pytest
+
+    from etude.audio import read_wav
+    from etude.errors import BadInputError
+
+    path = huge_wav(tmp_path / "huge.wav")
+    asked = []
+    original = wave.Wave_read.readframes
+    monkeypatch.setattr(wave.Wave_read, "readframes", lambda self, n: asked.append(n) or original(self, n))
+    audio, rate = read_wav(path, max_seconds=0.05)
+    assert rate == 16000 and len(audio) == 800 and asked == [800]
+    with pytest.raises(BadInputError, match="at most 600 s"):
+        read_wav(path, limit_seconds=600)
+    assert asked == [800]  # refused before reading a sample
+
+
 def test_train_flags_reconstruct_verb_and_bad_inputs_exit_2(tmp_path, capsys):
     import numpy as np
     import torch
@@ -109,6 +149,10 @@ def test_train_flags_reconstruct_verb_and_bad_inputs_exit_2(tmp_path, capsys):
     assert main(["audio", "reconstruct", "--checkpoint", str(out), str(tmp_path / "in.wav"), "--level", "1",
                  "-o", str(tmp_path / "rec.wav")]) == 0
     assert "log-mel distance" in capsys.readouterr().out and len(read_wav(tmp_path / "rec.wav")[0]) == 1600
+    huge = huge_wav(tmp_path / "huge.wav")  # 2 GiB: --seconds 0.05 reads 800 samples, no --seconds is refused
+    assert main(["audio", "reconstruct", "--checkpoint", str(out), str(huge), "--seconds", "0.05",
+                 "-o", str(tmp_path / "rec2.wav")]) == 0
+    assert len(read_wav(tmp_path / "rec2.wav")[0]) == 800
     write_wav(tmp_path / "8k.wav", tone, 8000)
     (tmp_path / "junk.wav").write_bytes(b"not a wav at all")
     (tmp_path / "junk.mid").write_bytes(b"not a midi file")
@@ -116,6 +160,8 @@ def test_train_flags_reconstruct_verb_and_bad_inputs_exit_2(tmp_path, capsys):
     state["config"]["levels"] = state["config"]["levels"][:1]  # another level layout than the weights
     save_checkpoint(tmp_path / "other.pt", state)
     bad = [["audio", "reconstruct", "--checkpoint", str(out), str(tmp_path / "8k.wav"), "-o", str(tmp_path / "x.wav")],
+           ["audio", "reconstruct", "--checkpoint", str(out), str(huge), "-o", str(tmp_path / "x.wav")],
+           ["audio", "reconstruct", "--checkpoint", str(out), str(huge), "--seconds", "1e9", "-o", str(tmp_path / "x.wav")],
            ["audio", "reconstruct", "--checkpoint", str(out), str(tmp_path / "junk.wav"), "-o", str(tmp_path / "x.wav")],
            ["audio", "reconstruct", "--checkpoint", str(out), str(tmp_path / "in.wav"), "--level", "2", "-o", str(tmp_path / "x.wav")],
            ["audio", "render", str(tmp_path / "junk.mid"), "-o", str(tmp_path / "x.wav")],

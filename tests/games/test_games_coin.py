@@ -175,9 +175,14 @@ def test_random_play_is_fair_to_both_agents():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [(dict(batch=0), "batch must be an int >= 1"), (dict(batch=-3), "batch"), (dict(batch=2.5), "batch"),
-     (dict(batch=4, grid=1), "grid must be an int >= 2"), (dict(batch=4, grid="3"), "grid"),
-     (dict(batch=True), "batch")],
+    [
+        (dict(batch=0), "batch must be an int >= 1"),
+        (dict(batch=-3), "batch"),
+        (dict(batch=2.5), "batch"),
+        (dict(batch=4, grid=1), "grid must be an int >= 2"),
+        (dict(batch=4, grid="3"), "grid"),
+        (dict(batch=True), "batch"),
+    ],
 )
 def test_bad_sizes(kwargs, match):
     with pytest.raises(BadInputError, match=match):

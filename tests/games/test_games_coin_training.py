@@ -45,8 +45,14 @@ def enumerated_values(policy: MLPPolicy, grid: int = 2, gamma: float = 0.96):
     """Exact two-step (V1, V2) [seeds]: every reset state, joint action, respawned coin and second action."""
     cells = grid * grid
     joint = torch.tensor(list(itertools.product(range(4), range(4))))
-    starts = [(a, b, c, col) for a in range(cells) for b in range(cells) for c in range(cells) for col in range(2)
-              if a != b and c not in (a, b)]
+    starts = [
+        (a, b, c, col)
+        for a in range(cells)
+        for b in range(cells)
+        for c in range(cells)
+        for col in range(2)
+        if a != b and c not in (a, b)
+    ]
     n0 = len(starts)
     game = CoinGame(n0 * 16, grid)
     st = torch.tensor(starts).repeat_interleave(16, dim=0)
@@ -139,8 +145,9 @@ def test_outcomes_count_own_colour_picks():
     picks[0, 0, 1, 1, 1] = 1  # blue takes blue
     picks[0, 0, 2, 0, 1] = 1  # red takes blue
     rewards = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, -2.0], [0.0, 0.0]]).view(1, 1, 4, 2)
-    rollouts = coin_training.CoinRollouts(torch.zeros(1, 1, 4, 2, 40), torch.zeros(1, 1, 4, 2, dtype=torch.long),
-                                          rewards, picks)
+    rollouts = coin_training.CoinRollouts(
+        torch.zeros(1, 1, 4, 2, 40), torch.zeros(1, 1, 4, 2, dtype=torch.long), rewards, picks
+    )
     out = coin_outcomes(rollouts)
     assert out["own_share"].tolist() == pytest.approx([2 / 3])
     assert out["reward"].tolist() == pytest.approx([1.0 / 8])
@@ -191,9 +198,15 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(tmp_path, monkeypatc
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [(dict(learner1="lookahead"), "unknown coin-game learner"), (dict(grid=1), "grid"),
-     (dict(episodes=0), "episodes"), (dict(horizon=-1), "horizon"), (dict(lr=0.0), "lr"),
-     (dict(gamma=1.0), "gamma"), (dict(seeds=0), "seeds")],
+    [
+        (dict(learner1="lookahead"), "unknown coin-game learner"),
+        (dict(grid=1), "grid"),
+        (dict(episodes=0), "episodes"),
+        (dict(horizon=-1), "horizon"),
+        (dict(lr=0.0), "lr"),
+        (dict(gamma=1.0), "gamma"),
+        (dict(seeds=0), "seeds"),
+    ],
 )
 def test_bad_training_arguments(kwargs, match):
     args = dict(learner1="naive", learner2="naive", steps=1, seeds=1, episodes=2, horizon=2, hidden=2)
@@ -204,11 +217,13 @@ def test_bad_training_arguments(kwargs, match):
 
 @pytest.mark.parametrize(
     "args, words",
-    [(["games", "coin", "--grid", "1"], ["grid must be an int >= 2", "1"]),
-     (["games", "coin", "--batch", "0"], ["--batch", "positive", "0"]),
-     (["games", "coin", "--batch", "-4"], ["--batch", "-4"]),
-     (["games", "tournament", "--game", "chess"], ["--game", "'chess'"]),
-     (["games", "coin", "--learners", "sos"], ["--learners", "'sos'"])],
+    [
+        (["games", "coin", "--grid", "1"], ["grid must be an int >= 2", "1"]),
+        (["games", "coin", "--batch", "0"], ["--batch", "positive", "0"]),
+        (["games", "coin", "--batch", "-4"], ["--batch", "-4"]),
+        (["games", "tournament", "--game", "chess"], ["--game", "'chess'"]),
+        (["games", "coin", "--learners", "sos"], ["--learners", "'sos'"]),
+    ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(capsys, args, words):
     from etude.cli import main
@@ -226,6 +241,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(capsys, args, words):
 def test_cli_coin_prints_a_row_per_learner(capsys):
     from etude.cli import main
 
-    assert main(["games", "coin", "--steps", "1", "--seeds", "2", "--batch", "4", "--horizon", "5", "--hidden", "4"]) == 0
+    assert (
+        main(["games", "coin", "--steps", "1", "--seeds", "2", "--batch", "4", "--horizon", "5", "--hidden", "4"]) == 0
+    )
     out = capsys.readouterr().out.splitlines()
     assert out[2].startswith("| naive vs naive | ") and out[3].startswith("| lola vs lola | ") and len(out) == 4

@@ -76,8 +76,7 @@ def test_lola_om_with_many_observations_follows_lola():
 def test_resume_with_opponent_model(tmp_path, monkeypatch):
     import etude.games.training as train_module
 
-    kw = dict(steps=6, seeds=[0, 1], estimator="dice", batch_size=8, horizon=8, checkpoint_every=3,
-              opponent_model=True)
+    kw = dict(steps=6, seeds=[0, 1], estimator="dice", batch_size=8, horizon=8, checkpoint_every=3, opponent_model=True)
     reference = train(ipd(), "lola", "lola", **kw)
     real, calls = train_module.learner_gradient, {"n": 0}
 

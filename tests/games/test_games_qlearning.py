@@ -45,9 +45,15 @@ def test_tournament_accepts_nl_q():
     assert all(torch.isfinite(r).all() for r in result.rewards.values())
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(learner1="sos"), "unknown learner"),
-                                           (dict(learner1="naive", learner2="lola"), "at least one 'nl-q'"),
-                                           (dict(eps=0.7), "eps"), (dict(rounds=-1), "rounds")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(learner1="sos"), "unknown learner"),
+        (dict(learner1="naive", learner2="lola"), "at least one 'nl-q'"),
+        (dict(eps=0.7), "eps"),
+        (dict(rounds=-1), "rounds"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     args = dict(learner1="nl-q", learner2="naive", rounds=1, seeds=1, horizon=2)
     args.update(kwargs)

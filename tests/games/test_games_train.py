@@ -7,7 +7,8 @@ import etude.games.training as train_module
 from etude.errors import BadInputError, CheckpointError
 from etude.games import History, ipd, matching_pennies, train
 from etude.games.plots import plot_policies, plot_rewards
-from etude.games.tournament import mean_interval, tournament
+from etude.games.tournament import tournament
+from etude.statistics import mean_half_width
 
 
 @pytest.mark.parametrize("estimator", ["exact", "dice"])
@@ -113,7 +114,7 @@ def test_tournament_table_and_interval():
     assert set(result.rewards) == {("naive", "naive"), ("naive", "lola"), ("lola", "naive"), ("lola", "lola")}
     table = result.table()
     assert table.count("\n") == 3 and "± " in table
-    mean, half = mean_interval(torch.tensor([1.0, 2.0, 3.0]))
+    mean, half = mean_half_width(torch.tensor([1.0, 2.0, 3.0]))
     assert mean == pytest.approx(2.0) and half == pytest.approx(1.96 * 1.0 / 3**0.5)
 
 

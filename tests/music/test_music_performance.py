@@ -154,3 +154,28 @@ def test_missing_midi_file_and_folder(tmp_path):
         read_midi(tmp_path / "nope.mid")
     with pytest.raises(BadInputError, match="is not a file"):
         read_midi(tmp_path)
+
+
+def test_midi_reading_imports_no_performance_so_no_circle_remains():
+    """performance.py imports midi.py at its top; midi.py and its loops import neither
+    performance.py nor anything that does, not even inside a function (issue 23)."""
+    import ast
+    from pathlib import Path
+
+    import etude.music.midi as midi_module
+    import etude.music.performance as performance_module
+
+    def imported(module) -> set[str]:
+        names = set()
+        for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        return names
+
+    from etude.music import midi_rules
+
+    assert "etude.music.midi" in imported(performance_module)
+    for module in (midi_module, midi_rules):
+        assert not {name for name in imported(module) if name.startswith("etude.music")} - {"etude.music.midi_rules"}

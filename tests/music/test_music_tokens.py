@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import time
+
 import numpy as np
 import pytest
 
@@ -129,3 +132,45 @@ def test_folders_without_a_readable_file_are_bad_input(tmp_path):
         tokenize_midi_dir(bad, cache=tmp_path / "cache")
     assert [f for f in (tmp_path / "cache").rglob("*") if f.is_file()] == []  # nothing half-written is left
     assert midi_files(bad) == [bad / "a.mid"]
+
+
+def test_ids_files_over_the_limits_are_refused_before_they_are_read(tmp_path, monkeypatch):
+    from etude.music.tokens import MAX_IDS, MAX_IDS_TEXT_BYTES, read_ids
+
+    npy = tmp_path / "many.npy"  # 10**8 int64 ids: a header, then 800 MB that are never written (sparse)
+    with open(npy, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": "<i8", "fortran_order": False, "shape": (10**8,)})
+        handle.truncate(handle.tell() + 8 * 10**8)
+    text = tmp_path / "many.txt"  # 10**8 one-digit ids as text: 200 MB, sparse
+    with open(text, "wb") as handle:
+        handle.truncate(2 * 10**8)
+    start = time.perf_counter()
+    with pytest.raises(BadInputError, match=r"many.npy holds 100,000,000 ids, more than the 4,194,304 etude reads$"):
+        read_ids(str(npy))
+    with pytest.raises(BadInputError, match=r"many.txt is 190.7 MiB of text, more than the 64 MiB etude reads"):
+        read_ids(str(text))
+    assert time.perf_counter() - start < 1.0
+    monkeypatch.setattr("sys.stdin", io.StringIO("1 " * (MAX_IDS_TEXT_BYTES // 2 + 1)))
+    with pytest.raises(BadInputError, match=r"ids on stdin exceed 64 MiB of text"):
+        read_ids("-")
+    words = tmp_path / "words.txt"  # within the bytes, over the count
+    words.write_text("1 " * (MAX_IDS + 1))
+    with pytest.raises(BadInputError, match=r"ids: 4,194,305 items, more than the 4,194,304 etude reads$"):
+        read_ids(str(words))
+    # at the limits: read
+    np.save(tmp_path / "ok.npy", np.arange(5))
+    assert read_ids(str(tmp_path / "ok.npy")).tolist() == [0, 1, 2, 3, 4]
+    (tmp_path / "ok.txt").write_text("[3, 4,\n5]")
+    assert read_ids(str(tmp_path / "ok.txt")).tolist() == [3, 4, 5]
+    with pytest.raises(BadInputError, match=r"ids: item 1 is 'x', expected an integer id"):
+        (tmp_path / "bad.txt").write_text("3 x")
+        read_ids(str(tmp_path / "bad.txt"))
+
+
+def test_decoding_a_million_open_notes_of_one_key_is_linear():
+    enc = PerformanceEncoding()
+    n = 200_000
+    ids = np.r_[np.full(n, enc.note_on_offset + 60), enc.shift_offset, np.full(n, enc.note_off_offset + 60)]
+    start = time.perf_counter()
+    assert len(enc.decode(ids)) == 1  # n notes of one key struck together: one note
+    assert time.perf_counter() - start < 10  # a list's pop(0) took minutes here

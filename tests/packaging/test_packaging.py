@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 OPTIONAL = ("music21", "mido", "pyro", "tensorboard", "selenium", "hypothesis", "pretty_midi",
-            "symusic", "note_seq", "librosa")
+            "symusic", "note_seq", "librosa", "numba")
 """Modules only an extra installs: the core must import and run without any of them."""
 
 _BLOCKER = """
@@ -122,8 +122,8 @@ def test_music_without_its_extra_says_what_to_install(tmp_path) -> None:
     midi.write_bytes(b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60MTrk\x00\x00\x00\x04\x00\xff\x2f\x00")
     script = _BLOCKER.split("import torch")[0] + (
         "from etude.errors import MissingDependencyError\n"
-        "from etude.music.midi import read_midi\n"
+        "from etude.music import read_midi\n"
         "try:\n    read_midi(sys.argv[2])\nexcept MissingDependencyError as exc:\n    print(exc)\n")
-    done = subprocess.run([sys.executable, "-c", script, "symusic", str(midi)],
+    done = subprocess.run([sys.executable, "-c", script, "symusic,numba", str(midi)],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert "pip install 'etude[music]'" in done.stdout, done.stderr[-1500:]

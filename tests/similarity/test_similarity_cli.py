@@ -13,8 +13,7 @@ from similarity_reference import make_layers
 from etude.cli import main
 from etude.similarity import linear_cka, mean_cca, pwcca, svcca
 
-PWCCA_CLAIMS = ["gen_more_similar", "wider_more_similar", "lower_layers_more_similar",
-                "lower_layers_more_similar_cnn", "bottom_up", "lr_clusters", "similarity_tracks_accuracy"]
+PWCCA_CLAIMS = ["gen_more_similar", "wider_more_similar", "bottom_up", "lr_clusters", "similarity_tracks_accuracy"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -146,6 +145,9 @@ def test_reproduce_smoke(smoke):
             values = metrics["by_layer"][label][group]
             assert len(values) == 3 and all(-0.1 <= v <= 1.0 + 1e-9 for v in values), (label, group, values)
     assert len(metrics["width_similarity"]["trained PWCCA"]) == 2
+    assert len(metrics["width_similarity"]["untrained PWCCA top-layer 4 units"]) == 2
+    assert [len(u) for u in metrics["width_subset_units"].values()] == [4, 4]
+    assert len(metrics["lr_clusters"]["by_layer"]) == 3 and metrics["lr_layer"] == 2
     assert len(result["artifacts"]) == 6
     assert len(metrics["cnn_by_layer"]["PWCCA"]) == 2 and len(metrics["lr_clusters"]["truth"]) == 4
     for name in result["artifacts"]:

@@ -11,6 +11,9 @@ from etude.runtime.files import check_output_file, ensure_dir
 
 MAX_SECONDS = 3600.0
 """Longest audio `etude audio generate` writes (an hour at 16 kHz is 115 MB of PCM)."""
+MAX_RECONSTRUCT_SECONDS = 600.0
+"""Longest input `etude audio reconstruct` reads (10 minutes at 16 kHz: about 40 MB of float32 samples and
+77 MB of classes; longer inputs are refused before any sample is read: pass --seconds)."""
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -108,9 +111,11 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from etude.audio.mulaw import mulaw_decode, mulaw_encode
     from etude.audio.render import SAMPLE_RATE, read_wav, write_wav
 
+    if args.seconds is not None and not 0 < args.seconds <= MAX_RECONSTRUCT_SECONDS:
+        raise BadInputError(f"--seconds must be a number in (0, {MAX_RECONSTRUCT_SECONDS:g}], got {args.seconds}")
     path = Path(args.checkpoint)
     model = load_hierarchy(path / "hierarchy.pt" if path.is_dir() else path)
-    audio, rate = read_wav(args.input)
+    audio, rate = read_wav(args.input, max_seconds=args.seconds, limit_seconds=MAX_RECONSTRUCT_SECONDS)
     if rate != SAMPLE_RATE:
         raise BadInputError(
             f"{args.input} is sampled at {rate} Hz; the model was trained at {SAMPLE_RATE} Hz: "
@@ -118,8 +123,6 @@ def _reconstruct(args: argparse.Namespace) -> int:
         )
     if not 0 <= args.level < len(model.levels):
         raise BadInputError(f"--level must be in [0, {len(model.levels)}) for this {len(model.levels)}-level model")
-    if args.seconds is not None:
-        audio = audio[: int(args.seconds * SAMPLE_RATE)]
     audio = audio[: len(audio) // model.total_hop * model.total_hop]
     if not len(audio):
         raise BadInputError(f"{args.input} is shorter than one top-level code ({model.total_hop} samples)")
@@ -185,7 +188,12 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     rec.add_argument("input", help="16-bit PCM WAV at the model's sample rate")
     rec.add_argument("-o", "--output", required=True)
     rec.add_argument("--level", type=int, default=0, help="decode from the codes of this level (0: the bottom)")
-    rec.add_argument("--seconds", type=float, default=None, help="use only the first seconds of the input")
+    rec.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help=f"read only the first seconds of the input (longer than {MAX_RECONSTRUCT_SECONDS:g} s is refused)",
+    )
     rec.add_argument("--seed", type=int, default=0)
     rec.add_argument("--temperature", type=float, default=1.0)
     rec.set_defaults(func=_reconstruct)

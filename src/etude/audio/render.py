@@ -2,9 +2,10 @@
 
 Data for Dieleman, van den Oord, Simonyan (NeurIPS 2018, arXiv:1806.10474): the paper trains on
 solo piano recordings; here the music21 Bach chorales are played in sampled styles
-(`etude.music.load_corpus`) and rendered with a General MIDI piano soundfont (Debian `fluidsynth`,
-`timgm6mb-soundfont`). Rendered audio is cached under ``$ETUDE_CACHE/audio`` with a content hash
-(MIDI bytes, sample rate, gain, soundfont) in the name; a corrupt entry is rebuilt.
+(`etude.music.load_corpus`) and rendered with a General MIDI piano soundfont (Debian `fluidsynth` and
+`fluid-soundfont-gm`, falling back to `timgm6mb-soundfont`; ``$ETUDE_SOUNDFONT`` chooses). Rendered
+audio is cached under ``$ETUDE_CACHE/audio`` with a content hash (MIDI bytes, sample rate, gain, the
+soundfont's bytes) in the name; a corrupt entry is rebuilt.
 """
 
 from __future__ import annotations
@@ -41,12 +42,13 @@ __all__ = [
 
 SAMPLE_RATE = 16_000
 SOUNDFONTS = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
     "/usr/share/sounds/sf2/TimGM6mb.sf2",
     "/usr/share/sounds/sf2/default-GM.sf2",
-    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
 )
-"""Soundfonts tried in order after ``$ETUDE_SOUNDFONT``."""
-_INSTALL = "install it with `apt-get install fluidsynth timgm6mb-soundfont` (Debian/Ubuntu)"
+"""Soundfonts tried in order after ``$ETUDE_SOUNDFONT``: FluidR3_GM's sampled grand piano (Debian
+`fluid-soundfont-gm`, 141 MB) first, then TimGM6mb (6 MB, a thinner piano)."""
+_INSTALL = "install it with `apt-get install fluidsynth fluid-soundfont-gm` (Debian/Ubuntu; or timgm6mb-soundfont)"
 
 
 def find_soundfont() -> Path:
@@ -54,9 +56,24 @@ def find_soundfont() -> Path:
     for candidate in (os.environ.get("ETUDE_SOUNDFONT"), *SOUNDFONTS):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    raise MissingDependencyError(
-        f"no General MIDI soundfont found (timgm6mb-soundfont); {_INSTALL}, or set ETUDE_SOUNDFONT to an .sf2 file"
-    )
+    raise MissingDependencyError(f"no General MIDI soundfont found; {_INSTALL}, or set ETUDE_SOUNDFONT to an .sf2 file")
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _soundfont_digest(path: Path) -> str:
+    """SHA-256 of a soundfont's bytes (memoized per path, size and mtime): render caches key on it, so
+    another soundfont, or a changed one under the same name, renders anew."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
 
 
 def fluidsynth_available() -> bool:
@@ -68,17 +85,31 @@ def fluidsynth_available() -> bool:
     return shutil.which("fluidsynth") is not None
 
 
-def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
-    """A 16-bit PCM WAV as float32 mono in [-1, 1] (channels averaged) and its sample rate."""
+def read_wav(
+    path: str | os.PathLike[str], *, max_seconds: float | None = None, limit_seconds: float | None = None
+) -> tuple[np.ndarray, int]:
+    """A 16-bit PCM WAV as float32 mono in [-1, 1] (channels averaged) and its sample rate.
+
+    :param max_seconds: read only the first this many seconds (the rest of the file is never read).
+    :param limit_seconds: refuse, before reading any sample, audio longer than this (after `max_seconds`).
+    """
     try:
         with wave.open(str(path), "rb") as handle:
             channels, width, rate = handle.getnchannels(), handle.getsampwidth(), handle.getframerate()
-            frames = handle.readframes(handle.getnframes())
+            frames = handle.getnframes()
+            if max_seconds is not None:
+                frames = min(frames, int(max_seconds * rate))
+            if width == 2 and limit_seconds is not None and frames > limit_seconds * rate:
+                raise BadInputError(
+                    f"WAV file {path} holds {frames / rate:.1f} s; at most {limit_seconds:g} s are read "
+                    "(pass --seconds to use its beginning)"
+                )
+            data = handle.readframes(frames) if width == 2 else b""
     except (OSError, wave.Error, EOFError) as exc:
         raise BadInputError(f"cannot read WAV file {path}: {exc}") from exc
     if width != 2:
         raise BadInputError(f"WAV file {path} has {8 * width}-bit samples; expected 16-bit PCM")
-    audio = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    audio = np.frombuffer(data, dtype="<i2")[: len(data) // (2 * channels) * channels].astype(np.float32) / 32768.0
     return audio.reshape(-1, channels).mean(axis=1), rate
 
 
@@ -158,8 +189,7 @@ def render_midi(
                 str(sample_rate).encode(),
                 repr(gain).encode(),
                 repr(trim_db).encode(),
-                soundfont.name.encode(),
-                str(soundfont.stat().st_size).encode(),
+                _soundfont_digest(soundfont).encode(),
             ]
         )
     ).hexdigest()

@@ -10,32 +10,18 @@ is measured on held-out pieces.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from etude.audio.hierarchy import AutoEncoder, Hierarchy, HierarchyConfig, LevelConfig, save_hierarchy
+from etude.audio import experiments
+from etude.audio.hierarchy import save_hierarchy
 from etude.audio.listening import listen
 from etude.audio.plots import plot_curves
-from etude.audio.render import SAMPLE_RATE, piano_dataset
-from etude.audio.training import (
-    encode_pieces,
-    evaluate_level,
-    evaluate_prior,
-    fit_hierarchy,
-    fixed_crops,
-    to_classes,
-    train_model,
-)
-from etude.audio.wavenet import receptive_field
-from etude.runtime import is_rank_zero, resolve_device
+from etude.audio.render import SAMPLE_RATE
+from etude.runtime import is_rank_zero
 from etude.studies.protocol import Claim, Result, Study
 
 if TYPE_CHECKING:
@@ -114,6 +100,9 @@ class AmaePreset:
     """Fewer steps than this make the likelihood and code-use claims inconclusive."""
     min_audio_steps: int = 500
     """Fewer level-0 steps than this make the audio-quality claims inconclusive (the decoder is too young)."""
+    min_top_steps: int = 2000
+    """A top-level reconstruction that misses while its codes carry information is inconclusive (the level is
+    too young) under this many top-level steps, and fails at or above it."""
     checkpoint_every: int = 100
     """Steps between checkpoints."""
     device: str = "cpu"
@@ -167,7 +156,7 @@ class AmaeStudy(Study):
             pieces=16,
             steps=800,
             ablation_steps=150,
-            top_steps=300,
+            top_steps=3000,
             prior_steps=300,
             batch=8,
             length=1024,
@@ -268,118 +257,22 @@ class AmaeStudy(Study):
         self, preset: AmaePreset, seed: int, out_dir: Path, resume: bool = False, fabric: Fabric | None = None
     ) -> Result:
         """Train every model (on ``fabric``'s devices and ranks when given); rank 0 alone measures, listens and writes."""
-        out_dir = Path(out_dir)
-        ckpt = out_dir / "checkpoints"
-        claims = {c.id: c for c in self.claims()}
-        p = preset
-        device = resolve_device(p.device) if fabric is None else fabric.device
-        data = piano_dataset(p.pieces, seed=seed, max_seconds=p.max_seconds or None)
-        train, valid = to_classes(data["train"]), to_classes(data["valid"])
-        crops = fixed_crops(valid, p.length, p.valid_crops)
-        base = LevelConfig(
-            hop=p.hops[0],
-            codes=p.codes,
-            residual=p.residual,
-            skip=2 * p.residual,
-            layers=p.layers,
-            stacks=p.stacks,
-            encoder_channels=p.encoder_channels,
-            diversity=p.diversity,
-            scalar_input=p.scalar_input,
-        )
-        stack = [base] + [
-            LevelConfig(
-                classes=p.codes,
-                hop=h,
-                codes=p.codes,
-                residual=p.top_residual,
-                skip=2 * p.top_residual,
-                layers=p.top_layers,
-                encoder_channels=p.encoder_channels,
-                diversity=p.diversity,
-            )
-            for h in p.hops[1:]
-        ]
-        models = {
-            "wavenet": (dataclasses.replace(base, bottleneck="none"), p.steps),
-            "vq": (dataclasses.replace(base, bottleneck="vq"), p.ablation_steps or p.steps),
-            "vq_ema_restart": (
-                dataclasses.replace(
-                    base, bottleneck="vq", ema=p.ema, kmeans_init=True, restart_threshold=p.restart_threshold
-                ),
-                p.ablation_steps or p.steps,
-            ),
-        }
-        if p.ablate_diversity:
-            models["amae_nodiv"] = (dataclasses.replace(base, diversity=0.0), p.ablation_steps or p.steps)
-        # the stack first: on a short budget its level-0 checkpoint is the figure that matters most
-        torch.manual_seed(seed * 1000 + 500)
-        hier = Hierarchy(
-            HierarchyConfig(tuple(stack), prior_residual=p.prior_residual, prior_layers=p.prior_layers)
-        ).to(device)
-        curves = {
-            f"stack {k}": v
-            for k, v in fit_hierarchy(
-                hier,
-                train,
-                steps=[p.steps] + [p.top_steps] * (len(stack) - 1),
-                prior_steps=p.prior_steps,
-                batch=p.batch,
-                length=[p.length] + [p.top_length] * (len(stack) - 1),
-                prior_length=p.prior_length,
-                lr=p.lr,
-                seed=seed * 1000 + 500,
-                checkpoint_dir=ckpt,
-                resume=resume,
-                tag=_tag("stack", stack[0], p),
-                checkpoint_every=p.checkpoint_every,
-                final_lr=p.final_lr,
-                fabric=fabric,
-            ).items()
-        }
-        levels: dict[str, AutoEncoder] = {}
-        metrics: dict[str, Any] = {}  # per-model metric dicts and scalar figures
-        for i, (key, (config, steps)) in enumerate(models.items()):
-            torch.manual_seed(seed * 1000 + i)
-            level = AutoEncoder(config).to(device)
-            level.decoder.fit_first(train)
-            curves[key] = train_model(
-                level,
-                level.loss,
-                train,
-                steps=steps,
-                batch=p.batch,
-                length=p.length,
-                lr=p.lr,
-                seed=seed * 1000 + i,
-                checkpoint=ckpt / f"{key}.pt",
-                resume=resume,
-                tag=_tag(key, config, p),
-                checkpoint_every=p.checkpoint_every,
-                desc=f"amae {key}",
-                final_lr=p.final_lr,
-                fabric=fabric,
-            )
-            levels[key] = level
-            if is_rank_zero(fabric):
-                metrics[key] = evaluate_level(level, crops)
+        out_dir, p = Path(out_dir), preset
+        ckpt, claims = out_dir / "checkpoints", {c.id: c for c in self.claims()}
+        data = experiments.load_data(p, seed, fabric)
+        stack, comparisons = experiments.configs(p)
+        hier, curves = experiments.train_stack(p, seed, stack, data, ckpt, resume, fabric)
+        levels, more = experiments.train_comparisons(p, seed, comparisons, data, ckpt, resume, fabric)
+        baseline, top = experiments.train_top_baseline(p, seed, hier, data, ckpt, resume, fabric)
+        curves.update({**more, **top})
         if not is_rank_zero(fabric):  # the other ranks trained along; rank 0 measures, decides and writes
             return Result(self.name, "", seed, claims=list(claims.values()))
         out_dir.mkdir(parents=True, exist_ok=True)
-        codes_valid, level_crops = valid, crops
-        for i, level in enumerate(hier.autoencoders):
-            metrics[f"level{i}"] = evaluate_level(level, level_crops)
-            codes_valid = encode_pieces(level, codes_valid)
-            if i + 1 < len(hier.levels):
-                level_crops = fixed_crops(codes_valid, p.top_length, p.valid_crops)
-        metrics["prior_bits_per_code"] = evaluate_prior(
-            hier.prior, fixed_crops(codes_valid, p.prior_length, p.valid_crops)
-        )
-        reference = np.concatenate(data["valid"])[: max(p.total_hop_of(), int(p.reconstruct_seconds * SAMPLE_RATE))]
+        metrics = experiments.measure(p, hier, levels, baseline, data)
         heard, artifacts = listen(
             hier,
             levels["wavenet"].decoder,
-            reference,
+            data.reference,
             out_dir,
             samples=max(1, int(p.generate_seconds * SAMPLE_RATE)),
             temperature=p.temperature,
@@ -387,93 +280,7 @@ class AmaeStudy(Study):
         )
         artifacts.append(plot_curves(curves, out_dir / "training_curves.png").name)
         save_hierarchy(out_dir / "hierarchy.pt", hier)
-        return self._decide(p, seed, out_dir, claims, metrics, heard, artifacts + ["hierarchy.pt"])
-
-    def _decide(
-        self, p: AmaePreset, seed: int, out_dir: Path, claims: dict, metrics: dict, heard: dict, artifacts: list[str]
-    ) -> Result:
-        k, main = p.codes, p.hops[0]
-        enough = (
-            p.steps >= p.min_steps and (p.ablation_steps or p.steps) >= p.min_steps and p.prior_steps >= p.min_steps
-        )
-        audible = p.steps >= p.min_audio_steps
-        uncond = metrics["wavenet"]["nll_bits"]
-        held_codes = p.valid_crops * p.length // main
-        compared = {"amae": "level0", **{m: m for m in ("vq", "vq_ema_restart", "amae_nodiv") if m in metrics}}
-        use = {m: metrics[key]["usage"] for m, key in compared.items()}
-        ent = {m: metrics[key]["entropy_bits"] for m, key in compared.items()}
-        claims["codebook_usage"].decide(
-            "; ".join(f"{m} {use[m]}/{k} codes ({ent[m]:.2f} bits)" for m in use),
-            use["vq"] <= 0.10 * k and use["amae"] >= 0.25 * k and use["vq_ema_restart"] >= 0.25 * k,
-            conclusive=enough and held_codes >= 2 * k,
-            note=f"{held_codes} held-out codes at hop {main}",
-        )
-        gains = {m: uncond - metrics[key]["nll_bits"] for m, key in compared.items()}
-        bound = math.log2(k) / main
-        leaks = [m for m in gains if gains[m] > bound]
-        claims["information_bound"].decide(
-            f"unconditional {uncond:.3f} bits/sample; gains (bound {bound:.3f}): "
-            + ", ".join(f"{m} {gains[m]:+.3f}" for m in gains),
-            gains["amae"] > 0 and not leaks,
-            conclusive=enough,
-            note=("LEAK: gain above the bound for " + ", ".join(leaks)) if leaks else "",
-        )
-        nlls = [metrics[f"level{i}"]["nll_bits"] for i in range(len(p.hops))]
-        total = metrics["prior_bits_per_code"]
-        for nll, hop in reversed(list(zip(nlls, p.hops))):
-            total = nll + total / hop
-        metrics["total_nll_bits"] = total
-        claims["total_nll"].decide(
-            f"levels {', '.join(f'{n:.3f}' for n in nlls)} bits/symbol, prior {metrics['prior_bits_per_code']:.3f} "
-            f"bits/code, hops {list(p.hops)}: total {total:.3f} vs unconditional {uncond:.3f} bits/sample",
-            total >= uncond,
-            conclusive=enough,
-        )
-        recon = heard["reconstruction"]
-        for claim, item in (("reconstruction", recon[0]), ("reconstruction_top", recon[-1])):
-            claims[claim].decide(
-                _figures(item, "mel_db"),
-                item["passes"],
-                conclusive=audible,
-                note="" if audible else f"{p.steps} level-0 steps < min_audio_steps {p.min_audio_steps}",
-            )
-        sample = heard["sample"]
-        claims["samples"].decide(
-            _figures(sample, "spectrum_db")
-            + (
-                "; unconditional WaveNet: " + _figures(heard["wavenet_sample"], "spectrum_db")
-                if "wavenet_sample" in heard
-                else ""
-            ),
-            sample["passes"],
-            conclusive=audible,
-            note="" if audible else f"{p.steps} level-0 steps < min_audio_steps {p.min_audio_steps}",
-        )
-        metrics["listening"] = heard
-        metrics.update(
-            gains=gains,
-            receptive_field=receptive_field([2**i for i in range(p.layers)] * p.stacks),
-            total_hop=p.total_hop_of(),
-            temperature=p.temperature,
-        )
+        experiments.judge(claims, p, metrics, heard)
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        artifacts.append("hierarchy.pt")
         return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics, artifacts=artifacts)
-
-
-def _figures(item: dict, distance: str) -> str:
-    """'ours / noise / mu-law ceiling' for the judged metrics of one clip."""
-    if not item.get("candidate"):
-        return "not finite"
-    c, n, top = item["candidate"], item["noise"], item["ceiling"]
-    return (
-        f"flatness {c['flatness']:.3g} (mu-law ceiling {top['flatness']:.3g}, noise {n['flatness']:.3g}); "
-        f"{distance.replace('_db', '')} distance {c[distance]:.1f} dB (ceiling {top[distance]:.1f}, noise {n[distance]:.1f}); "
-        f"chroma {c['chroma']:.2f} (ceiling {top['chroma']:.2f}, noise {n['chroma']:.2f}); local flatness "
-        f"{c['local_flatness']:.3f} (ceiling {top['local_flatness']:.3f}, noise {n['local_flatness']:.3f}); RMS x{c['rms_ratio']:.2f}"
-    )
-
-
-def _tag(key: str, config: LevelConfig, preset: AmaePreset) -> str:
-    """Checkpoint tag: the model's name and a hash of its config and the preset."""
-    text = json.dumps([key, dataclasses.asdict(config), dataclasses.asdict(preset)], sort_keys=True, default=str)
-    return f"{key}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"

@@ -3,7 +3,8 @@
 Used as decoder and prior of the autoregressive discrete autoencoders of Dieleman, van den Oord,
 Simonyan, "The challenge of realistic music generation", NeurIPS 2018 (arXiv:1806.10474), Sec. 3.
 Fast generation follows Paine et al. 2016 (arXiv:1611.09482): a queue per layer holding the last
-`dilation` inputs, so one step costs O(layers) instead of O(receptive field).
+`dilation` inputs, so one step costs O(layers) instead of O(receptive field). `generate` runs every
+step in one compiled call when numba is installed (`etude.audio.compiled`), else a torch loop.
 
 Convention: ``logits[:, :, t]`` is p(x_{t+1} | x_{<=t}, codes); the training target is ``x[:, 1:]``.
 Code j covers samples [j hop, (j+1) hop); the output at t (which predicts x_{t+1}) sees the code of
@@ -12,12 +13,14 @@ the block holding x_{t+1}.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from etude.audio import compiled
 from etude.errors import BadInputError
 from etude.validation import check_int
 
@@ -277,6 +280,64 @@ class WaveNet(nn.Module):
             current = feed(t, logits)
         return out
 
+    # ----- the compiled loop (etude.audio.compiled): one call for every step -----
+    def compiles(self) -> bool:
+        """True when generation can run the compiled loop: numba installed, float32 weights on the CPU."""
+        weight = self.embed.weight
+        return compiled.available() and weight.dtype == torch.float32 and weight.device.type == "cpu"
+
+    @torch.no_grad()
+    def compiled_weights(self) -> dict[str, np.ndarray]:
+        """Float32 numpy weights laid out [in, out] for `etude.audio.compiled` (computed once per call).
+
+        w_in [L, 2R, 2R]: rows 0..R-1 take h_{t-d}, rows R..2R-1 take h_t; b_skip is the sum of every
+        layer's skip bias; offsets place each layer's queue of d_l slots in one flat ring buffer.
+        """
+
+        def arr(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().to(torch.float32).cpu().numpy())
+
+        convs, res, skips = _convs(self.dilated), _convs(self.res), _convs(self.skips)
+        w_in = torch.stack([torch.cat([c.weight[:, :, 0].t(), c.weight[:, :, 1].t()], 0) for c in convs])
+        dilations = np.asarray(self.dilations, dtype=np.int64)
+        return {
+            "table": arr(self.input_table()),
+            "w_in": arr(w_in),
+            "b_in": arr(torch.stack([cast(torch.Tensor, c.bias) for c in convs])),
+            "w_res": arr(torch.stack([c.weight[:, :, 0].t() for c in res])),
+            "b_res": arr(torch.stack([cast(torch.Tensor, c.bias) for c in res])),
+            "w_skip": arr(torch.stack([c.weight[:, :, 0].t() for c in skips])),
+            "b_skip": arr(torch.stack([cast(torch.Tensor, c.bias) for c in skips]).sum(0)),
+            "w1": arr(self.out1.weight[:, :, 0].t()),
+            "b1": arr(cast(torch.Tensor, self.out1.bias)),
+            "w2": arr(self.out2.weight[:, :, 0].t()),
+            "b2": arr(cast(torch.Tensor, self.out2.bias)),
+            "dilations": dilations,
+            "offsets": np.concatenate([[0], np.cumsum(dilations)[:-1]]).astype(np.int64),
+        }
+
+    @torch.no_grad()
+    def _compiled_state(self, x: np.ndarray, cond: torch.Tensor | None) -> dict[str, Any]:
+        """Ring buffer (zeros: the causal padding), conditioning [B, Tc, L, 2R] projected at the code rate, x."""
+        batch, layers, r = x.shape[0], len(self.dilations), self.residual
+        if cond is not None and self.cond is not None:
+            proj = self.cond(cond.to(self.embed.weight)).view(batch, layers, 2 * r, -1).permute(0, 3, 1, 2)
+            blocks = np.ascontiguousarray(proj.to(torch.float32).cpu().numpy())
+        else:
+            blocks = np.zeros((batch, 0, layers, 2 * r), dtype=np.float32)
+        ring = np.zeros((batch, sum(self.dilations), r), dtype=np.float32)
+        return {"ring": ring, "cond": blocks, "hop": self.hop, "x": x}
+
+    def compiled_logits(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits [B, classes, T] through the compiled loop; equals `forward` (eval mode)."""
+        self._check(x, cond)
+        if not self.compiles():
+            raise BadInputError("the compiled loop needs numba and float32 weights on the CPU")
+        xs = np.ascontiguousarray(x.detach().cpu().numpy().astype(np.int64))
+        out = np.zeros((x.shape[0], x.shape[1], self.classes), dtype=np.float32)
+        compiled.run_steps(self.compiled_weights(), self._compiled_state(xs, cond), 0, x.shape[1], logits_out=out)
+        return torch.from_numpy(out).transpose(1, 2)
+
     def cached_logits(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits computed step by step through the queues; equals `forward` (eval mode)."""
         self._check(x, cond)
@@ -294,11 +355,17 @@ class WaveNet(nn.Module):
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         naive: bool = False,
+        backend: str = "auto",
     ) -> torch.Tensor:
         """Ancestral sampling of [B, length] classes; x_0 is `first`, or drawn from p(x_0) (`first_logits`).
 
         :param naive: recompute the full forward over the last receptive field each step (slow; for benchmarks).
+        :param backend: 'compiled' (one numba call per 1024 steps, `etude.audio.compiled`), 'torch' (the
+            cached torch loop) or 'auto' (compiled when `compiles()`, else torch with a one-line notice).
+            Both draw the same noise, so they give the same samples.
         """
+        if backend not in ("auto", "compiled", "torch"):
+            raise BadInputError(f"backend must be 'auto', 'compiled' or 'torch', got {backend!r}")
         check_int("length", length, 1)
         if not temperature > 0:
             raise BadInputError(f"temperature must be > 0, got {temperature!r}")
@@ -306,11 +373,17 @@ class WaveNet(nn.Module):
         if cond is not None:
             self._check(x, cond)
 
-        noise = _Gumbel(batch, self.classes, generator, self.embed.weight.dtype, self.embed.weight.device)
+        noise = _Uniforms(batch, generator)
 
         def draw(logits: torch.Tensor, t: int) -> torch.Tensor:
-            """x ~ softmax(logits / T) as argmax(logits / T + Gumbel noise), the noise drawn ahead in chunks."""
-            return torch.argmax((logits if temperature == 1.0 else logits / temperature) + noise(t), dim=-1)
+            """x ~ softmax(logits / T) by the inverse CDF at the uniform u_t (drawn ahead in chunks), in float64:
+            the number of classes whose cumulative mass c_i = sum_{j<=i} exp(l_j / T - max l / T) is < u_t c_K."""
+            z = logits.detach().double().cpu()
+            z = z if temperature == 1.0 else z / temperature
+            cum = torch.exp(z - z.max(-1, keepdim=True).values).cumsum(-1)
+            target = noise(t) * cum[:, -1]
+            index = (cum < target[:, None]).sum(-1).clamp(max=self.classes - 1)
+            return index.to(logits.device)
 
         x[:, 0] = draw(self.first_logits.expand(batch, -1), 0) if first is None else first
 
@@ -329,37 +402,57 @@ class WaveNet(nn.Module):
                 x[:, t + 1] = draw(logits, t + 1)
             return x[:, min(t + 1, length - 1)]
 
-        self._steps(x[:, 0], length - 1 if length > 1 else 1, cond, feed, keep=False)
+        use_compiled = backend == "compiled" or (backend == "auto" and self.compiles())
+        if backend == "compiled" and not self.compiles():
+            raise BadInputError("backend 'compiled' needs numba and float32 weights on the CPU")
+        if backend == "auto" and not use_compiled and not compiled.available():
+            compiled.notice_once()
+        if not use_compiled:
+            self._steps(x[:, 0], length - 1 if length > 1 else 1, cond, feed, keep=False)
+            return x
+        self._generate_compiled(x, cond, noise, temperature)
         return x
 
-
-class _Gumbel:
-    """Standard Gumbel noise [B, classes] for step t, drawn from `generator` in chunks of 1024 steps (on the
-    CPU when the generator is a CPU one, so samples do not depend on the device)."""
-
-    def __init__(
-        self,
-        batch: int,
-        classes: int,
-        generator: torch.Generator | None,
-        dtype: torch.dtype,
-        device: torch.device,
-        chunk: int = 1024,
+    def _generate_compiled(
+        self, x: torch.Tensor, cond: torch.Tensor | None, noise: _Uniforms, temperature: float
     ) -> None:
-        self.shape, self.generator, self.dtype, self.device, self.chunk = (
-            (batch, classes),
-            generator,
-            dtype,
-            device,
-            chunk,
-        )
+        """Fill x[:, 1:] (CPU, int64; x[:, 0] set) by the compiled loop, one call per chunk of pre-drawn uniforms."""
+        if self.training:
+            raise BadInputError("cached generation needs eval mode: call model.eval() first")
+        length = x.shape[1]
+        xs = x.numpy()  # shares memory with x (CPU, int64)
+        weights, state = self.compiled_weights(), self._compiled_state(xs, cond)
+        for start in range(0, length, noise.chunk):  # x_{t+1} takes noise row t + 1: rows [start, start + chunk)
+            noise(start)
+            assert noise.values is not None
+            rows = np.ascontiguousarray(noise.values.numpy())
+            first_step, stop = max(start - 1, 0), min(start + noise.chunk - 1, length - 1)
+            if first_step < stop:
+                compiled.run_steps(
+                    weights,
+                    state,
+                    first_step,
+                    stop,
+                    noise=rows,
+                    noise_start=start,
+                    temperature=temperature,
+                    sample=True,
+                )
+
+
+class _Uniforms:
+    """Uniforms u_t in [0, 1) [B] for step t, drawn in float64 on the CPU from `generator` in chunks of 1024
+    steps (so samples do not depend on the device)."""
+
+    def __init__(self, batch: int, generator: torch.Generator | None, chunk: int = 1024) -> None:
+        self.batch, self.generator, self.chunk = batch, generator, chunk
         self.start: int | None = None
         self.values: torch.Tensor | None = None
 
     def __call__(self, t: int) -> torch.Tensor:
         if self.start is None or self.values is None or not self.start <= t < self.start + self.chunk:
             self.start = t - t % self.chunk
-            on = self.generator.device if self.generator is not None else self.device
-            u = torch.rand(self.chunk, *self.shape, generator=self.generator, dtype=torch.float64, device=on)
-            self.values = (-torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))).to(self.dtype).to(self.device)
+            on = self.generator.device if self.generator is not None else torch.device("cpu")
+            u = torch.rand(self.chunk, self.batch, generator=self.generator, dtype=torch.float64, device=on)
+            self.values = u.cpu()
         return self.values[t - self.start]

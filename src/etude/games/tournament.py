@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,24 +10,9 @@ import torch
 from etude.games.matrix import MatrixGame
 from etude.games.qlearning import Q_LEARNER, train_against_q
 from etude.games.training import train
+from etude.statistics import mean_half_width
 
-__all__ = ["Tournament", "tournament", "mean_interval", "difference_interval"]
-
-
-def mean_interval(values: torch.Tensor) -> tuple[float, float]:
-    """Mean and the half-width of its normal 95% interval, 1.96 sd / sqrt(n), over dim 0."""
-    n = values.shape[0]
-    mean = float(values.mean())
-    half = 1.96 * float(values.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
-    return mean, half
-
-
-def difference_interval(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
-    """mean(a) - mean(b) and the half-width of its normal (Welch) 95% interval, 1.96 sqrt(s_a^2/n_a + s_b^2/n_b)."""
-    if a.shape[0] < 2 or b.shape[0] < 2:
-        return float(a.mean() - b.mean()), float("nan")
-    var = a.double().var(unbiased=True) / a.shape[0] + b.double().var(unbiased=True) / b.shape[0]
-    return float(a.double().mean() - b.double().mean()), 1.96 * float(var.sqrt())
+__all__ = ["Tournament", "tournament"]
 
 
 @dataclass
@@ -46,7 +30,7 @@ class Tournament:
         for row in self.learners:
             cells = []
             for col in self.learners:
-                mean, half = mean_interval(self.rewards[(row, col)][:, 0])
+                mean, half = mean_half_width(self.rewards[(row, col)][:, 0])
                 cells.append(f"{mean:.3f} ± {half:.3f}")
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         return "\n".join(lines)

@@ -9,7 +9,7 @@ played in sampled styles, and the OA similarity metric::
     ids = PerformanceEncoding().encode(piece.performance)   # 388 events + PAD/EOS/BOS
     oa_similarity(piece.performance, PerformanceEncoding().decode(ids))  # ~1.0
 
-music21 loads only when the corpus is used, symusic only when a MIDI file is read or written.
+music21 loads only when the corpus is used, numba when a MIDI file is first read, symusic when one is written.
 
 The models: ``RelativeAttention`` (skew trick), ``MusicTransformer``, ``TransformerAutoencoder``
 (sum/concat/tile), ``generate_tokens`` (``etude.music.generate.generate``: KV cache;
@@ -45,8 +45,7 @@ from etude.music.metrics import (
     sanity_metrics,
     window_features,
 )
-from etude.music.midi import read_midi, write_midi
-from etude.music.performance import Note, Performance
+from etude.music.performance import Note, Performance, read_midi, write_midi
 from etude.music.plots import plot_piano_roll
 from etude.music.styles import Style, augment, render, sample_style
 from etude.music.tokens import SkippedFilesWarning, TokenCache, midi_files, tokenize_midi_dir

@@ -1,38 +1,41 @@
-"""MIDI files <-> ``Performance`` through symusic, with pretty_midi's note pairing and note_seq's pedal.
+"""MIDI files <-> note arrays: pretty_midi's note pairing and note_seq's sustain pedal, compiled.
 
-Library: symusic (MIT, C++ core, maintained). It parses the files of
-``benchmarks/midi_read_speed.py`` thousands of times faster than mido; with the rules below in
-NumPy on its notes, the reader is about 60x faster there than the mido reader it replaced, and
-pretty_midi (built on mido) is about as slow as that one. pretty_midi and note_seq are the
-tests' references. Every failure to read or write becomes one ``BadInputError`` naming the file.
+The reader parses the bytes itself, once (``etude.music.midi_rules``, compiled by numba): the
+events of each track as mido reads them, notes paired as ``pretty_midi`` pairs them, the pedal
+as ``note_seq`` applies it. pretty_midi and note_seq are the tests' references
+(``tests/music/test_music_midi_parity.py``: notes equal to 1 ms, their 388-event encoding equal
+token for token, on music21 pieces outside Bach, edge-case files and random files); symusic,
+whose parse it is timed against (``benchmarks/midi_read_speed.py``), writes the files.
 
 Reading, rule by rule:
 
-- **Pairing** is pretty_midi's (``PrettyMIDI._load_instruments``), per track, channel and key:
-  a note-off ends every sounding note of its key that began at an earlier tick; a note-on at
-  the note-off's own tick keeps sounding only if the note-off ended an earlier note, so a
-  zero-length note (note-on, then note-off at one tick) is dropped; a note-on never followed
-  by a note-off is dropped. symusic pairs first-in-first-out and drops the notes it cannot
-  close, so the reader adds note-offs of every key far past each track's end (a symusic pair
-  ending there had no note-off) and re-pairs the note-ons and note-offs that symusic saw.
-  symusic's pairs do not tell the order of a key's note-on and note-off at one tick: the
-  reader takes note-offs first (as pretty_midi and music21 write them), except those symusic
-  matched to that tick's note-on. So pretty_midi can differ where a note-on then a note-off of
-  one key at one tick meet a same-key note that a missing note-off left for symusic to close
-  (a test shows one such file); the random files of the tests avoid only that case.
-- **Time** follows the tempo map (tempo events of every track; pretty_midi reads track 1's,
-  where the standard puts them). SMPTE time division (frames per second) is refused.
-- **Sustain** is note_seq's ``apply_sustain_control_changes`` per track and channel: while
-  CC64 >= 64, a released note sounds on until the pedal lifts or its key is struck again; a
-  note struck again at its own onset is dropped; notes the pedal still holds at the end end at
-  the file's last note or pedal event.
+- **Pairing** is pretty_midi's, per track, channel and key, across program changes: a note-off
+  (or velocity-0 note-on) ends every open note of its key begun at an earlier tick; the notes
+  begun at its own tick stay open only if it ended an earlier one (so note-on, note-off,
+  note-on of one key at one tick keeps the second note, and a lone zero-length note is
+  dropped); a note-on never followed by a note-off is dropped.
+- **Time** follows the tempo map (tempo events of every track, the last of one tick winning;
+  pretty_midi reads track 1's, where the standard puts them). SMPTE time division is refused.
+- **Sustain** is note_seq's ``apply_sustain_control_changes`` per pretty_midi instrument
+  (program, channel, track): while CC64 >= 64, a released note sounds on until the pedal
+  lifts or its key is struck again; a note struck again at its own onset is dropped; notes the
+  pedal still holds at the end end at the file's last note or pedal event. A pedal pressed
+  before a channel's first note counts for the instruments of that channel and track created
+  after it, whatever their program, as pretty_midi files such "straggler" events.
 - **Drums and programs**: MIDI channel 10 (drums) is dropped; every other channel and program
-  is one piano. The ``Performance`` then keeps one sounding note per key: a re-struck key
-  ends its note, notes of one key struck together (unisons of two tracks) become one.
+  is one piano (``Performance`` then keeps one sounding note per key).
+- **Structure**: the header chunk may be longer than 6 bytes (its extra bytes are skipped);
+  chunks of other types between tracks are skipped; a track may lack its end-of-track event.
 
-``tests/music/test_music_midi_parity.py`` checks that the notes equal pretty_midi's with
-note_seq's sustain (to 1 ms), and that their 388-event encoding equals note_seq's token for
-token, on music21 pieces outside Bach, on edge-case files and on random files the tests write.
+Refused in one line (``BadInputError``, exit 2 at the command line): a file over
+``MAX_MIDI_BYTES`` (checked before reading it), no ``MThd`` header, the tracks the header
+announces missing or cut short, bytes after the header that are no chunk (zero padding at the
+end is allowed), an event cut by its
+track's end, a data byte above 127, running status with no status before it, an undefined
+status byte, a tempo of 0, a tick past ``2**31 - 1`` or an event later than ``MAX_SECONDS``.
+Work and memory are linear in the file's size: the reader holds int64 arrays of one row per
+3 bytes of track data, at worst about 34 bytes of memory per byte of file (269 MB measured for an
+8 MiB file of 2.8M note-ons of one key closed by one note-off, read in 2.8 s on a loaded CPU).
 
 Writing: one piano track (program 0), 480 ticks per beat at 125 bpm, so 1 tick = 1 ms;
 symusic writes note-offs before note-ons at one tick, so re-struck keys survive a round trip.
@@ -40,7 +43,6 @@ symusic writes note-offs before note-ons at one tick, so re-struck keys survive 
 
 from __future__ import annotations
 
-import functools
 import os
 import struct
 from pathlib import Path
@@ -48,18 +50,20 @@ from pathlib import Path
 import numpy as np
 
 from etude.errors import BadInputError
-from etude.music.performance import Performance
+from etude.music.midi_rules import ERRORS, compiled
 from etude.runtime.files import write_atomic
 from etude.runtime.optional import require
 
-__all__ = ["read_midi", "write_midi"]
+__all__ = ["MAX_MIDI_BYTES", "MAX_SECONDS", "READER_VERSION", "read_notes", "write_notes"]
 
 TICKS_PER_BEAT = 480
 TEMPO = 480_000  # microseconds per beat: 480 ticks per 0.48 s, 1 ms per tick
-_SUSTAIN = 64
-_FAR = (1 << 28) - 1  # the largest 4-byte delta time: closing note-offs land this far past the end
-_DEFAULT_TEMPO = 500_000  # 120 bpm until the first tempo event
-_DRUMS = 9  # MIDI channel 10, counted from 0
+MAX_MIDI_BYTES = 8 << 20
+"""Larger files are refused before they are read (piano performances take well under 1 MB)."""
+MAX_SECONDS = 24 * 3600.0
+"""Files with an event later than this (a day) are refused: such lengths come from broken files."""
+READER_VERSION = 2
+"""Bumped when the notes read from a file may change (token caches key on it)."""
 
 
 def _fail(path: Path, error: BaseException | str) -> BadInputError:
@@ -69,204 +73,55 @@ def _fail(path: Path, error: BaseException | str) -> BadInputError:
     return BadInputError(f"{path} is not a readable MIDI file ({type(error).__name__}: {reason})")
 
 
-def _check_header(data: bytes, path: Path) -> None:
+def _tracks(data: bytes, path: Path) -> tuple[int, np.ndarray, np.ndarray]:
+    """(ticks per beat, begin and end offsets of each track chunk's data) of a whole file."""
     if len(data) < 14 or data[:4] != b"MThd":
         raise _fail(path, "no MThd header")
-    if data[12] & 0x80:
+    length, _, count, division = struct.unpack(">IHHH", data[4:14])
+    if length < 6:
+        raise _fail(path, f"a header chunk of {length} bytes, expected at least 6")
+    if division & 0x8000:
         raise BadInputError(
             f"{path} uses SMPTE time division (frames per second), which etude does not read; "
             "save it with ticks per beat"
         )
-    if data[12] == data[13] == 0:
+    if division == 0:
         raise _fail(path, "0 ticks per beat")
-
-
-@functools.lru_cache(maxsize=8)
-def _closing_tail(rounds: int, deep: tuple[int, ...] = (), deep_rounds: int = 0) -> bytes:
-    """What replaces a track's end-of-track: an empty text event, ``_FAR`` ticks, then ``rounds``
-    note-offs of every key of every channel but drums (``deep_rounds`` of the pitches ``deep``),
-    then end-of-track."""
-
-    def block(pitches) -> bytes:
-        return b"\x00".join(bytes([0x80 | c, k, 0]) for c in range(16) if c != _DRUMS for k in pitches)
-
-    far = bytes([0x80 | (_FAR >> 21 & 0x7F), 0x80 | (_FAR >> 14 & 0x7F), 0x80 | (_FAR >> 7 & 0x7F), _FAR & 0x7F])
-    blocks = [block(range(128))] * rounds + [block(deep)] * max(deep_rounds - rounds, 0) * bool(deep)
-    return b"\xff\x01\x00" + far + b"\x00".join(blocks) + b"\x00\xff\x2f\x00"
-
-
-def _closing_note_offs(data: bytes, tail: bytes) -> bytes:
-    """The file with each track's end-of-track replaced by ``tail`` (``_closing_tail``)."""
-    at = 8 + struct.unpack(">I", data[4:8])[0]
-    out = [data[:at]]
-    while at + 8 <= len(data):
+    begins: list[int] = []
+    ends: list[int] = []
+    at = 8 + length
+    while len(begins) < count:
+        if at + 8 > len(data):
+            found = f"{len(begins)} tracks" if at < len(data) or begins else "none"
+            raise _fail(path, f"the header announces {count} tracks, the file holds {found}")
         kind, size = data[at : at + 4], struct.unpack(">I", data[at + 4 : at + 8])[0]
-        chunk = data[at + 8 : at + 8 + size]
-        if kind == b"MTrk" and len(chunk) == size and chunk.endswith(b"\xff\x2f\x00"):
-            chunk = chunk[:-3] + tail
-        out.append(kind + struct.pack(">I", len(chunk)) + chunk)
+        if not (kind.isascii() and kind.isalpha()):
+            raise _fail(path, f"bytes at offset {at} are not a chunk (track {len(begins) + 1} of {count} expected)")
+        if at + 8 + size > len(data):
+            raise _fail(
+                path, f"the {kind.decode()} chunk at offset {at} runs {at + 8 + size - len(data)} bytes past the end"
+            )
+        if kind == b"MTrk":
+            begins.append(at + 8)
+            ends.append(at + 8 + size)
+        at += 8 + size  # chunks of other types are skipped, as the standard asks
+    while at < len(data) and data[at:].strip(b"\0"):  # after the tracks: more chunks or zero padding only
+        kind = data[at : at + 4]
+        size = struct.unpack(">I", data[at + 4 : at + 8])[0] if at + 8 <= len(data) else len(data)
+        if not (kind.isascii() and kind.isalpha()) or at + 8 + size > len(data):
+            raise _fail(path, f"{len(data) - at} bytes after the last of the {count} tracks are not a chunk")
         at += 8 + size
-    out.append(data[at:])
-    return b"".join(out)
+    return division, np.array(begins, dtype=np.int64), np.array(ends, dtype=np.int64)
 
 
-def _parse(data: bytes, path: Path):
-    symusic = require("symusic", "music")
+def read_notes(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The notes of a MIDI file as (pitch, velocity, start s, end s) arrays (rules: module docstring).
 
-    try:
-        return symusic.Score.from_midi(data, ttype="tick")
-    except Exception as error:  # symusic raises RuntimeError, ValueError, ... on bad files
-        raise _fail(path, error) from error
+    Every non-drum note with the sustain pedal applied, as ``Performance`` holds them: one
+    sounding note per key, sorted by (start, pitch), ``end > start``.
 
-
-def _tempo_map(score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tick, seconds at that tick, seconds per tick) of each tempo segment; 120 bpm before the first."""
-    tempos = score.tempos.numpy()
-    at, mspq = tempos["time"].astype(np.int64), tempos["mspq"].astype(np.float64)
-    order = np.argsort(at, kind="stable")
-    at, mspq = at[order], mspq[order]
-    if at.size == 0 or at[0] > 0:
-        at, mspq = np.r_[0, at], np.r_[_DEFAULT_TEMPO, mspq]
-    scale = mspq / 1e6 / score.ticks_per_quarter
-    return at, np.r_[0.0, np.cumsum(np.diff(at) * scale[:-1])], scale
-
-
-def _seconds(ticks: np.ndarray, tempo_map: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """Ticks to seconds through the tempo map."""
-    at, begin, scale = tempo_map
-    k = np.searchsorted(at, ticks, side="right") - 1
-    return begin[k] + (ticks - at[k]) * scale[k]
-
-
-def _repair(key, velocity, start, end, closed):
-    """pretty_midi's pairing of note-ons and note-offs, rebuilt from symusic's FIFO pairs.
-
-    ``key`` tells apart a track's keys (``128 * track + pitch``); ``closed`` is False for a pair
-    that symusic closed only with an added note-off (past the end). Each note-on ends at its
-    key's first note-off at a later tick; a note-on with none is dropped. Runs of a key holding
-    a zero-length pair (a note-off at its note-on's tick) go through ``_close_all``.
-    Returns (key, velocity, start, end) in ticks.
-    """
-    zero = closed & (end == start)
-    if zero.any():  # find the runs that hold one: a key's notes until none of them sounds
-        order = np.argsort((key << 40) + start, kind="stable")  # same-tick note-ons stay in file order
-        key, velocity, start, end, closed, zero = (a[order] for a in (key, velocity, start, end, closed, zero))
-        first = np.ones(key.size, dtype=bool)
-        first[1:] = key[1:] != key[:-1]
-        lift = np.cumsum(first) << 40
-        reach = np.maximum.accumulate(end + lift) - lift
-        new_run = first.copy()
-        new_run[1:] |= start[1:] > reach[:-1]
-        run = np.cumsum(new_run)
-        slow = np.isin(run, run[zero])
-    else:
-        slow = zero
-    fast = ~slow
-    k, v, s = key[fast], velocity[fast], start[fast]
-    offs = np.sort(((key << 40) + end)[fast & closed])
-    if offs.size:
-        index = np.searchsorted(offs, (k << 40) + s, side="right")
-        at = offs[np.minimum(index, offs.size - 1)]
-        found = (index < offs.size) & (at >> 40 == k)  # the key's first note-off at a later tick, if any
-        out = [(k[found], v[found], s[found], at[found] - (k[found] << 40))]
-    else:
-        out = []
-    if slow.any():
-        cut = np.flatnonzero(np.diff(run[slow])) + 1
-        for p, v, s, e, c in zip(*(np.split(a[slow], cut) for a in (key, velocity, start, end, closed))):
-            out.append(_close_all(int(p[0]), v, s, e, c))
-    if not out:
-        return (np.zeros(0, np.int64),) * 4
-    return tuple(np.concatenate(column) for column in zip(*out))
-
-
-def _close_all(key, velocity, start, end, closed):
-    """One run of one key under pretty_midi's rule: a note-off ends every note begun at an earlier tick.
-
-    At one tick: note-offs that symusic matched to earlier notes, then note-ons, then the
-    note-offs that it matched to note-ons of that tick.
-    """
-    events = [(int(s), 1, i, int(v)) for i, (s, v) in enumerate(zip(start, velocity))]
-    events += [(int(e), 2 if e == s else 0, i, 0) for i, (s, e, c) in enumerate(zip(start, end, closed)) if c]
-    events.sort()
-    notes: list[tuple[int, int, int, int]] = []
-    sounding: list[tuple[int, int]] = []  # (start tick, velocity)
-    for tick, phase, _, v in events:
-        if phase == 1:
-            sounding.append((tick, v))
-            continue
-        earlier = [(s, w) for s, w in sounding if s != tick]
-        notes.extend((key, w, s, tick) for s, w in earlier)
-        sounding = [(s, w) for s, w in sounding if s == tick] if earlier else []
-    if not notes:
-        return (np.zeros(0, np.int64),) * 4
-    return tuple(np.array(column, dtype=np.int64) for column in zip(*notes))
-
-
-def _sustain(pitch, start, end, pedal_times, pedal_down, last):
-    """note_seq's ``apply_sustain_control_changes`` on one track and channel; returns (keep, end)."""
-    end = end.copy()
-    keep = np.ones(pitch.size, dtype=bool)
-    n = pitch.size
-    # (time, kind, order): pedal on 0, pedal off 1, note-on 2, note-off 3, as note_seq sorts them
-    events = sorted(
-        [(s, 2, i) for i, s in enumerate(start.tolist())]
-        + [(e, 3, i) for i, e in enumerate(end.tolist())]
-        + [(t, 0 if d else 1, n + j) for j, (t, d) in enumerate(zip(pedal_times.tolist(), pedal_down.tolist()))]
-    )
-    down = False
-    active: list[int] = []
-    for time, kind, i in events:
-        if kind == 0:
-            down = True
-        elif kind == 1:
-            down = False
-            still = []
-            for j in active:
-                if end[j] < time:
-                    end[j] = time
-                else:
-                    still.append(j)
-            active = still
-        elif kind == 2:
-            if down:
-                still = []
-                for j in active:
-                    if pitch[j] == pitch[i]:
-                        end[j] = time
-                        if start[j] == time:
-                            keep[j] = False
-                    else:
-                        still.append(j)
-                active = still
-            active.append(i)
-        elif not down and i in active:
-            active.remove(i)
-    for j in active:
-        end[j] = last
-    return keep, end
-
-
-def _more_unclosed(key, start, end, closed, rounds: np.ndarray) -> np.ndarray:
-    """Pitches of keys that may have more notes symusic could not close than ``rounds[pitch]``
-    added note-offs, one of them followed by a note-off (which pretty_midi pairs with it)."""
-    keys, counts = np.unique(key[~closed], return_counts=True)
-    deep = keys[counts >= rounds[keys & 127]]
-    if deep.size == 0:
-        return deep
-    mine = np.isin(key, deep)
-    k, s, e, c = key[mine], start[mine], end[mine], closed[mine]
-    first_unclosed = np.full(deep.size, np.iinfo(np.int64).max)
-    np.minimum.at(first_unclosed, np.searchsorted(deep, k[~c]), s[~c])
-    last_off = np.full(deep.size, -1)
-    np.maximum.at(last_off, np.searchsorted(deep, k[c]), e[c])
-    return np.unique(deep[last_off > first_unclosed] & 127)
-
-
-def read_midi(path: str | os.PathLike[str]) -> Performance:
-    """Read a MIDI file into a ``Performance`` (see the module docstring for the rules).
-
-    :raises BadInputError: when ``path`` is missing, not a file, uses SMPTE time, or is not a readable MIDI file.
+    :raises BadInputError: when ``path`` is missing, not a file, too large, uses SMPTE time, or
+        is not a readable MIDI file (the message says what is wrong).
     """
     file = Path(path)
     if not file.is_file():
@@ -274,76 +129,54 @@ def read_midi(path: str | os.PathLike[str]) -> Performance:
             f"MIDI file {file} does not exist" if not file.exists() else f"MIDI path {file} is not a file"
         )
     try:
-        data = file.read_bytes()
-    except OSError as error:
-        raise _fail(file, error) from error
-    _check_header(data, file)
-    rounds = np.full(128, 2)  # note-offs added per key, by pitch
-    while True:  # add note-offs past each track's end until every note-on that matters is closed
-        deep = tuple(np.flatnonzero(rounds > 2).tolist())
-        score = _parse(_closing_note_offs(data, _closing_tail(2, deep, int(rounds.max()))), file)
-        columns = []
-        for index, track in enumerate(score.tracks):
-            notes = track.notes.numpy()
-            if not track.is_drum and notes["time"].size:
-                start = notes["time"].astype(np.int64)
-                columns.append(
-                    (
-                        notes["pitch"].astype(np.int64) + 128 * index,
-                        notes["velocity"].astype(np.int64),
-                        start,
-                        start + notes["duration"],
-                    )
+        with open(file, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_MIDI_BYTES:
+                raise BadInputError(
+                    f"{file} is {size / 2**20:.1f} MiB, more than the {MAX_MIDI_BYTES >> 20} MiB a MIDI file may have"
                 )
-        if not columns:
-            return Performance()
-        key, velocity, start, end = (np.concatenate(c) for c in zip(*columns))
-        closed = end - start < _FAR // 2
-        more = _more_unclosed(key, start, end, closed, rounds) if not closed.all() else ()
-        if not len(more):
-            break
-        rounds[more] = rounds.max() * 4
-    key, velocity, start, end = _repair(key, velocity, start, end, closed)
-    tempo_map = _tempo_map(score)
-    start, end = _seconds(start, tempo_map), _seconds(end, tempo_map)
-    pedals = []
-    for index, track in enumerate(score.tracks):
-        controls = track.controls.numpy()
-        cc = controls["number"] == _SUSTAIN
-        if cc.any():
-            pedals.append(
-                (index, _seconds(controls["time"][cc].astype(np.int64), tempo_map), controls["value"][cc] >= 64)
-            )
-    if any(down.any() for _, _, down in pedals):
-        last = max([float(end.max()) if end.size else 0.0] + [float(t.max()) for _, t, _ in pedals])
-        keep = np.ones(key.size, dtype=bool)
-        for index, times, down in pedals:
-            mine = np.flatnonzero(key >> 7 == index)
-            if down.any() and mine.size:
-                kept, end[mine] = _sustain(key[mine], start[mine], end[mine], times, down, last)
-                keep[mine] = kept
-        key, velocity, start, end = key[keep], velocity[keep], start[keep], end[keep]
-    good = end > start
-    return Performance.from_arrays(key[good] & 127, velocity[good], start[good], end[good])
+            data = handle.read()
+    except OSError as exc:
+        raise _fail(file, exc) from exc
+    ticks_per_beat, begins, ends = _tracks(data, file)
+    scan, sustain, to_seconds, one_note_per_key = compiled()
+    error, track, notes, pedals, instruments, tempos, last_tick = scan(
+        np.frombuffer(data, dtype=np.uint8), begins, ends
+    )
+    if error:
+        raise _fail(file, f"track {track + 1}: {ERRORS[error]}")
+    seconds = to_seconds(np.array([last_tick]), tempos, ticks_per_beat)[0]
+    if seconds > MAX_SECONDS:
+        raise _fail(file, f"an event at {seconds / 3600:.0f} h, later than the {MAX_SECONDS / 3600:.0f} h allowed")
+    end = notes[:, 4]
+    if pedals.size and pedals[:, 2].any():
+        attached = np.isin(pedals[:, 0], instruments[:, 0])  # a straggler no instrument took is not in the file's notes
+        last = max(int(end.max(initial=0)), int(pedals[attached, 1].max(initial=0)))
+        keep, end = sustain(notes, pedals, instruments, last)
+        notes, end = notes[keep], end[keep]
+    start = to_seconds(np.ascontiguousarray(notes[:, 3]), tempos, ticks_per_beat)  # one compiled layout
+    stop = to_seconds(np.ascontiguousarray(end), tempos, ticks_per_beat)
+    good = stop > start
+    return one_note_per_key(notes[good, 1], notes[good, 2], start[good], stop[good])
 
 
-def write_midi(performance: Performance, path: str | os.PathLike[str]) -> None:
-    """Write ``performance`` as a one-track piano MIDI file (1 ms ticks), atomically.
+def write_notes(
+    path: str | os.PathLike[str], pitch: np.ndarray, velocity: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> None:
+    """Write notes (valid ``Performance`` arrays) as a one-track piano MIDI file (1 ms ticks), atomically.
 
-    :raises BadInputError: when ``performance`` is not a ``Performance`` or ``path`` cannot be written.
+    :raises BadInputError: when ``path`` cannot be written.
     """
     symusic = require("symusic", "music")
 
-    if not isinstance(performance, Performance):
-        raise BadInputError(f"performance must be a Performance, got {type(performance).__name__}")
     ticks_per_second = TICKS_PER_BEAT * 1_000_000 / TEMPO
-    start = np.round(performance.start * ticks_per_second).astype(np.int64)
-    end = np.maximum(np.round(performance.end * ticks_per_second).astype(np.int64), start + 1)
+    begin = np.round(np.asarray(start) * ticks_per_second).astype(np.int64)
+    stop = np.maximum(np.round(np.asarray(end) * ticks_per_second).astype(np.int64), begin + 1)
     score = symusic.Score(TICKS_PER_BEAT)
     score.tempos.append(symusic.Tempo(0, mspq=TEMPO))
     track = symusic.Track(name="", program=0, is_drum=False)
     for s, d, p, v in zip(
-        start.tolist(), (end - start).tolist(), performance.pitch.tolist(), performance.velocity.tolist()
+        begin.tolist(), (stop - begin).tolist(), np.asarray(pitch).tolist(), np.asarray(velocity).tolist()
     ):
         track.notes.append(symusic.Note(s, d, p, v))
     score.tracks.append(track)

@@ -20,9 +20,10 @@ from typing import NamedTuple
 import numpy as np
 
 from etude.errors import BadInputError
+from etude.music.midi import read_notes, write_notes
 from etude.validation import check_int, check_number
 
-__all__ = ["Note", "Performance"]
+__all__ = ["Note", "Performance", "read_midi", "write_midi"]
 
 
 class Note(NamedTuple):
@@ -133,16 +134,19 @@ class Performance:
 
     @classmethod
     def from_midi(cls, path: str | os.PathLike[str]) -> Performance:
-        """Read a MIDI file (every non-drum channel, sustain pedal applied); see ``etude.music.midi``."""
-        from etude.music.midi import read_midi
+        """Read a MIDI file (every non-drum channel, sustain pedal applied); rules: ``etude.music.midi``.
 
-        return read_midi(path)
+        :raises BadInputError: when ``path`` is missing, too large or not a readable MIDI file.
+        """
+        performance = cls.__new__(cls)
+        for name, array in zip(cls.__slots__, read_notes(path)):  # valid and resolved already (tested)
+            array.flags.writeable = False
+            setattr(performance, name, array)
+        return performance
 
     def to_midi(self, path: str | os.PathLike[str]) -> None:
         """Write this performance as a one-track piano MIDI file (1 ms ticks), atomically."""
-        from etude.music.midi import write_midi
-
-        write_midi(self, path)
+        write_notes(path, self.pitch, self.velocity, self.start, self.end)
 
     @property
     def notes(self) -> list[Note]:
@@ -188,3 +192,18 @@ class Performance:
 
     def __repr__(self) -> str:
         return f"Performance({len(self)} notes, {self.duration:.2f} s)"
+
+
+def read_midi(path: str | os.PathLike[str]) -> Performance:
+    """``Performance.from_midi(path)``: a MIDI file's notes, rules in ``etude.music.midi``."""
+    return Performance.from_midi(path)
+
+
+def write_midi(performance: Performance, path: str | os.PathLike[str]) -> None:
+    """``performance.to_midi(path)``: a one-track piano MIDI file (1 ms ticks), written atomically.
+
+    :raises BadInputError: when ``performance`` is not a ``Performance`` or ``path`` cannot be written.
+    """
+    if not isinstance(performance, Performance):
+        raise BadInputError(f"performance must be a Performance, got {type(performance).__name__}")
+    performance.to_midi(path)

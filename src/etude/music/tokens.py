@@ -3,7 +3,7 @@
 Data for the Transformer autoencoder (Choi et al., ICML 2020, arXiv:1912.05537, Sec. 4: MAESTRO
 performances as 10 ms event tokens, with the melody conditioning of Sec. 3.3) from any folder:
 ``tokenize_midi_dir`` reads every ``.mid``/``.midi`` file under it (recursively; hidden files and
-folders, names starting with '.', are not read) with ``etude.music.midi.read_midi``, encodes the
+folders, names starting with '.', are not read) with ``etude.music.read_midi``, encodes the
 performance with ``PerformanceEncoding`` and its melody, the highest-pitch ``skyline`` of the notes
 inside the melody encoding's pitch range (21-108), with ``MelodyEncoding``. A file that cannot
 be read, has no notes or does not fit the encoding is left out; all such files together raise one
@@ -23,7 +23,7 @@ The streams are written as they are produced (``etude.runtime.files.open_atomic`
 fsync, rename), so tokenizing holds one file's tokens at a time, and opened with
 ``np.load(mmap_mode='r')``, so training pages in only the windows it reads.
 
-Content hash: SHA-256 over the cache format, symusic's version, both encodings and, for every
+Content hash: SHA-256 over the cache format, the MIDI reader's version, both encodings and, for every
 file in path order, its relative path, its size and the SHA-256 of its bytes. Hashing the bytes
 (not the modification time) costs one read of the folder per run (MIDI is small: MAESTRO's
 200 hours are about 100 MB) but makes the cache follow the content: a file edited within one
@@ -38,6 +38,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,15 +53,28 @@ from etude.music.cache import CacheMismatch, cache_dir, check_entry, load_arrays
 from etude.music.corpus import CacheRebuiltWarning, split_of
 from etude.music.events import STEPS_PER_SECOND, PerformanceEncoding
 from etude.music.melody import MelodyEncoding, skyline
-from etude.music.midi import read_midi
-from etude.music.performance import Performance
+from etude.music.midi import READER_VERSION
+from etude.music.performance import Performance, read_midi
 from etude.runtime.files import open_atomic
-from etude.runtime.optional import require
 from etude.validation import check_number
 
-__all__ = ["MIDI_SUFFIXES", "SkippedFilesWarning", "TokenCache", "melody_of", "midi_files", "tokenize_midi_dir"]
+__all__ = [
+    "MAX_IDS",
+    "MAX_IDS_TEXT_BYTES",
+    "MIDI_SUFFIXES",
+    "SkippedFilesWarning",
+    "TokenCache",
+    "melody_of",
+    "midi_files",
+    "read_ids",
+    "tokenize_midi_dir",
+]
 
 CACHE_VERSION = 1
+MAX_IDS = 1 << 22
+"""An ids file may hold at most this many ids (4,194,304: hours of dense piano at 10 ms steps)."""
+MAX_IDS_TEXT_BYTES = 64 << 20
+"""A text ids file (or stdin) may have at most this many bytes; larger ones are refused unread."""
 MIDI_SUFFIXES = (".mid", ".midi")
 """File suffixes read from a folder (any case)."""
 _STREAMS = {"performance": np.uint16, "step": np.int32, "melody": np.uint8}
@@ -125,6 +140,60 @@ class TokenCache:
         }
 
 
+def _ids_from_npy(path: Path) -> np.ndarray:
+    """A .npy file of integer ids, its header checked against ``MAX_IDS`` before the data is read."""
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)  # reads the header; the data stays on disk
+    except Exception as error:
+        raise BadInputError(f"ids file {path} is not a readable .npy array ({type(error).__name__})") from error
+    if not isinstance(mapped, np.ndarray):
+        raise BadInputError(f"ids file {path} is not a .npy array (an .npz archive?)")
+    if mapped.size > MAX_IDS:
+        raise BadInputError(f"ids file {path} holds {mapped.size:,} ids, more than the {MAX_IDS:,} etude reads")
+    return np.array(mapped)
+
+
+def read_ids(source: str) -> np.ndarray:
+    """Ids from a .npy file, a text file of integers (spaces, commas, newlines) or '-' (stdin).
+
+    Refused up front in one line (``BadInputError``): more than ``MAX_IDS`` ids in a .npy header,
+    text over ``MAX_IDS_TEXT_BYTES`` (before it is read), more than ``MAX_IDS`` words of text.
+    """
+    if source == "-":
+        text = sys.stdin.read(MAX_IDS_TEXT_BYTES + 1)
+        if len(text) > MAX_IDS_TEXT_BYTES:
+            raise BadInputError(f"ids on stdin exceed {MAX_IDS_TEXT_BYTES >> 20} MiB of text, more than etude reads")
+    else:
+        path = Path(source)
+        if path.is_dir():
+            raise BadInputError(f"ids path {path} is a directory, expected a file of ids")
+        if not path.is_file():
+            raise BadInputError(f"ids file {path} does not exist")
+        if path.suffix == ".npy":
+            return _ids_from_npy(path)
+        size = path.stat().st_size
+        if size > MAX_IDS_TEXT_BYTES:
+            raise BadInputError(
+                f"ids file {path} is {size / 2**20:.1f} MiB of text, more than the "
+                f"{MAX_IDS_TEXT_BYTES >> 20} MiB etude reads (a .npy array holds ids more compactly)"
+            )
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError as error:
+            raise BadInputError(f"ids file {path} is not text of integers (or a .npy array)") from error
+    words = [w for w in re.split(r"[\s,]+", text.strip().strip("[]")) if w]
+    if len(words) > MAX_IDS:
+        raise BadInputError(f"ids: {len(words):,} items, more than the {MAX_IDS:,} etude reads")
+    for i, word in enumerate(words):
+        if not re.fullmatch(r"[+-]?\d+", word):
+            raise BadInputError(f"ids: item {i} is {word[:20]!r}, expected an integer id")
+        if len(word.lstrip("+-")) > 19 or not -(2**63) <= int(word) < 2**63:
+            raise BadInputError(
+                f"ids: item {i} is {word[:20]}{'...' if len(word) > 20 else ''}, beyond int64 (ids are small integers)"
+            )
+    return np.array([int(w) for w in words], dtype=np.int64)
+
+
 def midi_files(folder: str | os.PathLike[str]) -> list[Path]:
     """The ``.mid``/``.midi`` files under ``folder`` (recursive, hidden names skipped), by relative path.
 
@@ -143,11 +212,8 @@ def midi_files(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 def _content_hash(root: Path, files: Sequence[Path], keys: int, melody: MelodyEncoding) -> str:
-    symusic = require("symusic", "music")
-
     digest = hashlib.sha256(
-        f"etude-midi-tokens-v{CACHE_VERSION}|symusic {symusic.__version__}|"
-        f"{PerformanceEncoding(keys)!r}|{melody!r}".encode()
+        f"etude-midi-tokens-v{CACHE_VERSION}|reader {READER_VERSION}|{PerformanceEncoding(keys)!r}|{melody!r}".encode()
     )
     for file in files:
         try:

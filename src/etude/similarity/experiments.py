@@ -8,11 +8,12 @@ convergence). Networks are small MLPs or CNNs on scikit-learn's digits (`etude.s
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -28,14 +29,15 @@ from etude.similarity.summary import (
     symmetric_distance,
     within_group,
 )
+from etude.statistics import permutation_pvalue
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
-    from etude.similarity.study import PwccaPreset
-
 __all__ = [
     "METRICS",
+    "Sizes",
+    "subset_similarity",
     "bottom_up_convergence",
     "cnn_by_layer",
     "convergence_to_final",
@@ -44,6 +46,7 @@ __all__ = [
     "lr_clustering",
     "peer_similarity",
     "similarity_by_layer",
+    "study_metrics",
     "train_networks",
     "train_nets",
     "width_sweep",
@@ -51,6 +54,58 @@ __all__ = [
 
 METRICS = {"pwcca": "PWCCA", "svcca": "SVCCA", "cka": "CKA"}
 """pairwise() metric -> label."""
+
+
+class Sizes(Protocol):
+    """The sizes the experiments read (`etude.similarity.study.PwccaPreset` has them)."""
+
+    @property
+    def nets_per_group(self) -> int: ...
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def depth(self) -> int: ...
+
+    @property
+    def epochs_true(self) -> int: ...
+
+    @property
+    def epochs_shuffled(self) -> int: ...
+
+    @property
+    def lr(self) -> float: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def widths(self) -> tuple[int, ...]: ...
+
+    @property
+    def width_seeds(self) -> int: ...
+
+    @property
+    def width_subset(self) -> int: ...
+
+    @property
+    def snapshots(self) -> tuple[int, ...]: ...
+
+    @property
+    def cnn_channels(self) -> tuple[int, ...]: ...
+
+    @property
+    def cnn_probe(self) -> int: ...
+
+    @property
+    def learning_rates(self) -> tuple[float, ...]: ...
+
+    @property
+    def lr_seeds(self) -> int: ...
+
+    @property
+    def permutations(self) -> int: ...
 
 
 def train_nets(
@@ -150,32 +205,45 @@ def peer_similarity(matrices: Sequence[np.ndarray], groups: Sequence[Sequence[in
     return out
 
 
-def lr_clustering(nets_by_lr: Mapping[float, Sequence[TrainedNet]], probe: torch.Tensor, seed: int = 0) -> dict:
-    """Cluster networks trained with different learning rates by their PWCCA distances (Sec. 3.3).
+def lr_clustering(
+    nets_by_lr: Mapping[float, Sequence[TrainedNet]], probe: torch.Tensor, seed: int = 0, permutations: int = 999
+) -> dict:
+    """Cluster networks trained with different learning rates by their PWCCA distances, layer by layer (Sec. 3.3).
 
-    Distance = 1 - symmetrized PWCCA similarity on ``probe``, averaged over hidden layers; average-
-    linkage clustering into as many clusters as learning rates, scored by the adjusted Rand index
-    against the learning rates; the baseline clusters the final test accuracies with 1-D k-means.
+    Per hidden layer: distance = 1 - symmetrized PWCCA similarity on ``probe``; average-linkage clustering
+    (this project's choice) into as many clusters as learning rates, scored by the adjusted Rand index
+    against the learning rates, with its permutation p-value (the learning-rate labels shuffled
+    ``permutations`` times); the baseline clusters the final test accuracies with 1-D k-means.
     """
     nets = [n for group in nets_by_lr.values() for n in group]
     truth = [i for i, group in enumerate(nets_by_lr.values()) for _ in group]
     reps = [n.representations(probe) for n in nets]
-    depth = len(reps[0])
-    distance = np.mean([symmetric_distance(pairwise([r[layer] for r in reps], "pwcca")) for layer in range(depth)], 0)
     k = len(nets_by_lr)
-    found = cluster_by_distance(distance, k)
+    layers, distances = [], []
+    for layer in range(len(reps[0])):
+        distance = symmetric_distance(pairwise([r[layer] for r in reps], "pwcca"))
+        found = cluster_by_distance(distance, k)
+        ari, p = permutation_pvalue(functools.partial(adjusted_rand, found), truth, permutations, seed + layer)
+        layers.append({"clusters": found.tolist(), "ari": ari, "p": p})
+        distances.append(distance.tolist())
     accuracy = [n.test_accuracy for n in nets]
     baseline = kmeans_1d(accuracy, k, seed)
     return {
         "learning_rates": list(nets_by_lr),
         "truth": truth,
-        "clusters": found.tolist(),
-        "ari_pwcca": adjusted_rand(found, truth),
+        "by_layer": layers,
         "accuracy_clusters": baseline.tolist(),
         "ari_accuracy": adjusted_rand(baseline, truth),
         "test_accuracy": accuracy,
-        "distance": distance.tolist(),
+        "distance": distances,
     }
+
+
+def subset_similarity(nets: Sequence[TrainedNet], probe: torch.Tensor, units: np.ndarray) -> tuple[float, float]:
+    """Morcos et al. footnote 8: mean and sd over seed pairs of PWCCA similarity between the top hidden layers'
+    ``units`` (one fixed index set for every net, so each net contributes a random subset of its units)."""
+    reps = [n.representations(probe)[-1][:, torch.as_tensor(units)] for n in nets]
+    return within_group(pairwise(reps, "pwcca"), range(len(nets)))
 
 
 # -- the study's experiments, in the order `PwccaStudy.run` calls them ------------------------------
@@ -184,7 +252,7 @@ def lr_clustering(nets_by_lr: Mapping[float, Sequence[TrainedNet]], probe: torch
 
 
 def train_networks(
-    p: PwccaPreset, data: Digits, seed: int, ckpt: Path, resume: bool, fabric: Fabric | None = None
+    p: Sizes, data: Digits, seed: int, ckpt: Path, resume: bool, fabric: Fabric | None = None
 ) -> dict[str, Any]:
     """Every network of the study, each seeded on its own (through ``fabric``'s devices and ranks when given):
     the true- and shuffled-label MLP groups ('gen', 'mem'), the CNNs ('cnn'), the width sweep
@@ -254,7 +322,7 @@ def train_networks(
 
 
 def generalizing_vs_memorizing(
-    p: PwccaPreset, gen: Sequence[TrainedNet], mem: Sequence[TrainedNet], probe: torch.Tensor, timings: dict[str, float]
+    p: Sizes, gen: Sequence[TrainedNet], mem: Sequence[TrainedNet], probe: torch.Tensor, timings: dict[str, float]
 ) -> dict[str, Any]:
     """Sec. 3.1: the MLPs on true labels (gen) and on one shuffled labelling (mem), compared layer by
     layer on ``probe``: by_layer ({label: {group: [(mean, sd)]}}), matrices, and accuracies."""
@@ -279,9 +347,7 @@ def generalizing_vs_memorizing(
     }
 
 
-def cnn_by_layer(
-    p: PwccaPreset, cnn: Sequence[TrainedNet], probe: torch.Tensor, timings: dict[str, float]
-) -> dict[str, Any]:
+def cnn_by_layer(p: Sizes, cnn: Sequence[TrainedNet], probe: torch.Tensor, timings: dict[str, float]) -> dict[str, Any]:
     """Sec. 3.1 on CNNs: the CNNs on true labels, gen-gen similarity by layer on the first
     ``cnn_probe`` probe images (each position a datapoint): stats and mean test accuracy."""
     start = time.perf_counter()
@@ -294,7 +360,7 @@ def cnn_by_layer(
 
 
 def bottom_up_convergence(
-    p: PwccaPreset, gen: Sequence[TrainedNet], probe: torch.Tensor, timings: dict[str, float]
+    p: Sizes, gen: Sequence[TrainedNet], probe: torch.Tensor, timings: dict[str, float]
 ) -> dict[str, Any]:
     """Raghu et al. Sec. 4.1: each layer of the generalizing nets after each snapshot epoch (those
     before the last) against its final self: epochs and {label: [layer][epoch]}."""
@@ -306,19 +372,30 @@ def bottom_up_convergence(
 
 
 def width_sweep(
-    p: PwccaPreset, nets: Mapping[tuple[int, str], Sequence[TrainedNet]], probe: torch.Tensor, timings: dict[str, float]
+    p: Sizes,
+    nets: Mapping[tuple[int, str], Sequence[TrainedNet]],
+    probe: torch.Tensor,
+    timings: dict[str, float],
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Sec. 3.2: trained and untrained nets per width: similarity across seeds, test accuracy, peer similarity per net."""
+    """Sec. 3.2: trained and untrained nets per width: similarity across seeds (all units of every hidden layer,
+    and a fixed random ``p.width_subset``-unit subset of the top layer, footnote 8), test accuracy, and peer
+    similarity per net."""
     start = time.perf_counter()
+    sub = f"PWCCA top-layer {p.width_subset} units"
     stats: dict[str, list[tuple[float, float]]] = {
-        f"{k} {m}": [] for k in ("trained", "untrained") for m in ("PWCCA", "CKA")
+        f"{k} {m}": [] for k in ("trained", "untrained") for m in ("PWCCA", "CKA", sub)
     }
+    subsets: dict[int, list[int]] = {}
     test: list[float] = []
     peers: list[float] = []
     accuracies: list[float] = []
     for width in p.widths:
+        rng = np.random.default_rng([seed, width])
+        subsets[width] = sorted(rng.choice(width, min(p.width_subset, width), replace=False).tolist())
         for kind in ("trained", "untrained"):
             group = nets[width, kind]
+            stats[f"{kind} {sub}"].append(subset_similarity(group, probe, np.asarray(subsets[width])))
             layer_stats, mats = similarity_by_layer(
                 [n.representations(probe) for n in group],
                 {"all": range(len(group))},
@@ -334,12 +411,12 @@ def width_sweep(
                 test.append(float(np.mean([n.test_accuracy for n in group])))
                 peers += peer_similarity(mats["PWCCA"], [range(len(group))])
                 accuracies += [n.test_accuracy for n in group]
-    trained = [m for m, _ in stats["trained PWCCA"]]
     timings["width_similarity_s"] = time.perf_counter() - start
     return {
         "stats": stats,
+        "subset": sub,
+        "subsets": subsets,
         "test": test,
-        "rank": spearman(list(p.widths), trained),
         "peers": peers,
         "accuracies": accuracies,
         "tracks": spearman(peers, accuracies) if len(peers) >= 2 else float("nan"),
@@ -347,11 +424,59 @@ def width_sweep(
 
 
 def learning_rate_clusters(
-    by_lr: Mapping[float, Sequence[TrainedNet]], probe: torch.Tensor, seed: int, timings: dict[str, float]
+    by_lr: Mapping[float, Sequence[TrainedNet]],
+    probe: torch.Tensor,
+    seed: int,
+    timings: dict[str, float],
+    permutations: int = 999,
 ) -> dict[str, Any]:
-    """Sec. 3.3: the MLPs per learning rate clustered by PWCCA distance (`lr_clustering`): the nets by
-    learning rate and the clustering."""
+    """Sec. 3.3: the MLPs per learning rate clustered by PWCCA distance, layer by layer (`lr_clustering`): the
+    nets by learning rate and the clustering."""
     start = time.perf_counter()
-    clusters = lr_clustering(by_lr, probe, seed)
+    clusters = lr_clustering(by_lr, probe, seed, permutations)
     timings["lr_clusters_s"] = time.perf_counter() - start
     return {"by_lr": by_lr, "clusters": clusters}
+
+
+def study_metrics(
+    p: Sizes,
+    data: Digits,
+    groups: dict,
+    cnn: dict,
+    convergence: dict,
+    width: dict,
+    lrs: dict,
+    layer: int,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The figures the pwcca study records in result.json (``layer``: the preregistered learning-rate layer)."""
+    gen, mem, by_layer, clusters = groups["gen"], groups["mem"], groups["by_layer"], lrs["clusters"]
+    sub = [m for m, _ in width["stats"][f"trained {width['subset']}"]]
+    return {
+        "n_train": int(len(data.x_train)),
+        "n_test": int(len(data.x_test)),
+        "gen_test_accuracy": groups["gen_test"],
+        "gen_train_accuracy": float(np.mean([n.train_accuracy for n in gen])),
+        "mem_train_accuracy": groups["mem_train"],
+        "mem_test_accuracy": float(np.mean([n.test_accuracy for n in mem])),
+        "by_layer": {label: {grp: [m for m, _ in v] for grp, v in st.items()} for label, st in by_layer.items()},
+        "gen_minus_mem": {
+            label: [gg[0] - mm[0] for gg, mm in zip(st["gen-gen"], st["mem-mem"])] for label, st in by_layer.items()
+        },
+        "cnn_test_accuracy": cnn["test"],
+        "cnn_by_layer": {label: [m for m, _ in st["gen-gen"]] for label, st in cnn["stats"].items()},
+        "convergence_epochs": convergence["epochs"],
+        "convergence_by_layer": {
+            label: [float(np.mean(v)) if len(v) else float("nan") for v in layers]
+            for label, layers in convergence["by_layer"].items()
+        },
+        "widths": list(p.widths),
+        "width_test_accuracy": width["test"],
+        "width_similarity": {k: [m for m, _ in v] for k, v in width["stats"].items()},
+        "width_subset_units": {str(w): u for w, u in width["subsets"].items()},
+        "width_spearman": spearman(list(p.widths), sub) if len(sub) >= 2 else float("nan"),
+        "similarity_vs_accuracy_spearman": width["tracks"],
+        "lr_layer": layer,
+        "lr_clusters": {k: v for k, v in clusters.items() if k != "distance"},
+        "timings_s": timings,
+    }

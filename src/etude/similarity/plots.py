@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from etude.runtime import pyplot, save_figure
 
-__all__ = ["plot_by_layer", "plot_convergence", "plot_matrix", "plot_width"]
+if TYPE_CHECKING:
+    from etude.similarity.experiments import Sizes
+
+__all__ = ["plot_by_layer", "plot_convergence", "plot_matrix", "plot_width", "study_plots"]
 
 
 def plot_by_layer(
@@ -92,3 +96,47 @@ def plot_matrix(matrix: np.ndarray, labels: Sequence[str], path: str | Path, tit
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046)
     return save_figure(fig, path, dpi=90)
+
+
+def study_plots(
+    p: Sizes, out_dir: Path, groups: dict, cnn: dict, convergence: dict, width: dict, lrs: dict, layer: int
+) -> list[Path]:
+    """The pwcca study's figures (``layer``: the preregistered learning-rate layer, 1-based)."""
+    g = p.nets_per_group
+    return [
+        plot_by_layer(
+            groups["by_layer"],
+            out_dir / "similarity_by_layer.png",
+            f"digits MLPs, {g} true-label (gen) vs {g} shuffled-label (mem) nets; mean ± sd over pairs",
+        ),
+        plot_by_layer(
+            cnn["stats"],
+            out_dir / "cnn_similarity_by_layer.png",
+            f"digits CNNs {list(p.cnn_channels)}, {g} seeds; mean ± sd over pairs",
+        ),
+        plot_width(
+            list(p.widths),
+            width["stats"],
+            out_dir / "similarity_by_width.png",
+            f"width sweep, {p.width_seeds} seeds per width",
+            ylabel="similarity across seeds",
+        ),
+        plot_convergence(
+            convergence["epochs"],
+            convergence["by_layer"],
+            out_dir / "convergence.png",
+            "true-label nets: each layer against its final representation",
+        ),
+        plot_matrix(
+            groups["matrices"]["PWCCA"][-1],
+            [f"gen{i}" for i in range(g)] + [f"mem{i}" for i in range(g)],
+            out_dir / "pwcca_top_layer.png",
+            f"PWCCA, hidden layer {p.depth} (row: weights from)",
+        ),
+        plot_matrix(
+            1 - np.asarray(lrs["clusters"]["distance"][layer - 1]),
+            [f"{lr:g}/{i}" for lr, nets in lrs["by_lr"].items() for i in range(len(nets))],
+            out_dir / "pwcca_learning_rates.png",
+            f"1 - PWCCA distance at hidden layer {layer}, nets by learning rate/seed",
+        ),
+    ]

@@ -8,16 +8,23 @@ the benchmarks call these; every random draw is seeded from the ``seed`` argumen
 
 from __future__ import annotations
 
+import functools
+import math
+import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
+from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.vi import make_model
 from etude.vi.analysis import variance_ratio
 from etude.vi.elbo import SampleSizeSchedule, gradient_replicates
 from etude.vi.families import MeanFieldGaussian
-from etude.vi.models import BayesianLinearRegression, Model
-from etude.vi.qmc import RQMC, make_sampler
+from etude.vi.models import BayesianLinearRegression, BayesianNeuralNetwork, Model, load_diabetes
+from etude.vi.qmc import RQMC, QMCBalanceWarning, make_sampler
 from etude.vi.train import evaluate_elbo, fit
 
 __all__ = [
@@ -28,6 +35,13 @@ __all__ = [
     "evaluation_points",
     "reference_optimum",
     "largest_curvature",
+    "smallest_curvature",
+    "sgd_steps",
+    "Sizes",
+    "Stages",
+    "model_runs",
+    "extras",
+    "schedule_run",
     "schedule_target",
     "schedule_experiment",
 ]
@@ -143,6 +157,26 @@ def largest_curvature(model: Model, loc: torch.Tensor, iterations: int = 30, see
     return value
 
 
+def smallest_curvature(model: Model, loc: torch.Tensor) -> float:
+    """lambda_min of -Hessian of log p(z) at z = loc, from the full Hessian (d Hessian-vector products) and
+    its eigenvalues: negative where the Hessian is indefinite (e.g. the hierarchical model at 0).
+
+    Sets the run length of constant-step SGD: the slowest direction relaxes as exp(-eta lambda_min t).
+    """
+    z = loc.detach().clone()
+    hessian = torch.autograd.functional.hessian(lambda x: -model(x), z)
+    return float(torch.linalg.eigvalsh((hessian + hessian.T) / 2)[0])
+
+
+def sgd_steps(base: int, eta: float, lambda_min: float, relaxation: float, cap: int) -> int:
+    """Iterations of constant-step SGD: ``relaxation`` time constants 1 / (eta lambda_min) of the slowest
+    direction, at least ``base`` and at most ``cap``; ``base`` when relaxation is 0 or lambda_min <= 0 (an
+    indefinite Hessian at the reference, as a non-convex model may have, bounds no time)."""
+    if relaxation <= 0 or not lambda_min > 0:
+        return base
+    return max(base, min(cap, math.ceil(relaxation / (eta * lambda_min))))
+
+
 def compare_training(
     model: Model,
     seeds: Sequence[int],
@@ -247,4 +281,198 @@ def schedule_experiment(
             rows = [t + 1 for t, s in enumerate(history.sizes) if s == size]
             stage_errors.append(float(errors[rows[len(rows) // 2 :]].mean()))
         out[f"stage_{kind}"] = stage_errors
+    return out
+
+
+class Sizes(Protocol):
+    """The sizes the study's experiments read (`etude.vi.study.QmcviPreset` has them)."""
+
+    @property
+    def sizes(self) -> tuple[int, ...]: ...
+    @property
+    def replicates(self) -> int: ...
+    @property
+    def bnn_replicates(self) -> int: ...
+    @property
+    def bnn_float32(self) -> bool: ...
+    @property
+    def init_scale(self) -> float: ...
+    @property
+    def train_steps(self) -> int: ...
+    @property
+    def train_n(self) -> int: ...
+    @property
+    def train_seeds(self) -> int: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def sgd_fraction(self) -> float: ...
+    @property
+    def sgd_relaxation(self) -> float: ...
+    @property
+    def sgd_max_steps(self) -> int: ...
+    @property
+    def sgd_relaxed_models(self) -> tuple[str, ...]: ...
+    @property
+    def reference_steps(self) -> int: ...
+    @property
+    def convergence_models(self) -> tuple[str, ...]: ...
+    @property
+    def eval_points(self) -> int: ...
+    @property
+    def eval_every(self) -> int: ...
+    @property
+    def schedule_stop(self) -> int: ...
+    @property
+    def schedule_every(self) -> int: ...
+    @property
+    def schedule_seeds(self) -> int: ...
+    @property
+    def schedule_lr(self) -> float: ...
+
+
+class Stages:
+    """Runs each named stage once and checkpoints its value; with ``resume`` a stage run with the same
+    settings (``expect``) is loaded instead of recomputed."""
+
+    def __init__(self, out_dir: Path, expect: dict, resume: bool) -> None:
+        self.out_dir, self.expect, self.resume = Path(out_dir), expect, resume
+
+    def __call__(self, key: str, compute: Callable[[], Any]) -> Any:
+        path = self.out_dir / "checkpoints" / f"{key}.pt"
+        if self.resume and path.is_file():
+            return load_checkpoint(path, expect=self.expect)["value"]
+        value = compute()
+        save_checkpoint(path, {**self.expect, "value": value})
+        return value
+
+
+def _model(name: str, p: Sizes) -> Model:
+    if name == "bnn" and p.bnn_float32:
+        return BayesianNeuralNetwork(*load_diabetes(torch.float32))
+    return make_model(name)
+
+
+def _training(
+    model: Model, seeds: list[int], p: Sizes, dtype: torch.dtype, desc: str, lr: float | None = None, **options: Any
+) -> Callable[[], dict]:
+    """``compare_training`` of ``model`` at the preset's steps, N, init scale and evaluation (``lr`` or the preset's)."""
+    steps = options.pop("steps", p.train_steps)
+    every = options.pop("eval_every", p.eval_every)
+    return functools.partial(
+        compare_training,
+        model,
+        seeds,
+        steps,
+        p.train_n,
+        p.lr if lr is None else lr,
+        p.init_scale,
+        p.eval_points,
+        every,
+        dtype,
+        desc=desc,
+        **options,
+    )
+
+
+def _convergence(
+    model: Model, name: str, seeds: list[int], p: Sizes, seed: int, dtype: torch.dtype, stage: Stages
+) -> dict:
+    """Claim 3's stages for one model: reference optimum, Adam runs, constant-step SGD runs.
+
+    SGD's step is sgd_fraction / max(lambda_max, 2) (lambda_max the larger at the initial and reference
+    means); its run length `sgd_steps` from lambda_min at the reference mean.
+    """
+    eval_eps = evaluation_points(model, seeds[0], p.eval_points, dtype)
+    reference = stage(
+        f"reference_{name}",
+        lambda: reference_optimum(
+            model, eval_eps, p.reference_steps, p.lr, p.init_scale, derive_seed(seed, name, "reference"),
+            desc=f"reference {name}",
+        ),
+    )  # fmt: skip
+    adam = stage(f"train_{name}", _training(model, seeds, p, dtype, f"adam {name}", eval_eps=eval_eps))
+    init_loc = model.initial_loc(torch.Generator().manual_seed(derive_seed(seeds[0], "init"))).to(dtype)
+    curvature = max(abs(largest_curvature(model, init_loc)), abs(largest_curvature(model, reference["loc"])))
+    sgd_lr = p.sgd_fraction / max(curvature, 2.0)
+    relax = p.sgd_relaxation if name in p.sgd_relaxed_models else 0.0
+    lambda_min = smallest_curvature(model, reference["loc"].to(dtype)) if relax > 0 else 0.0
+    steps = sgd_steps(p.train_steps, sgd_lr, lambda_min, relax, p.sgd_max_steps)
+    every = p.eval_every * max(1, steps // p.train_steps)
+    sgd = stage(
+        f"sgd_{name}" if steps == p.train_steps else f"sgd_{name}_{steps}",
+        _training(model, seeds, p, dtype, f"sgd {name}", lr=sgd_lr, optimizer="sgd", eval_eps=eval_eps,
+                  steps=steps, eval_every=every),
+    )  # fmt: skip
+    return {
+        "reference": reference, "adam": adam, "sgd": sgd, "sgd_lr": sgd_lr, "curvature": curvature,
+        "lambda_min": lambda_min, "sgd_steps": steps,
+    }  # fmt: skip
+
+
+def _variances(
+    model: Model, name: str, init_loc: torch.Tensor, trained: tuple[torch.Tensor, torch.Tensor], p: Sizes, seed: int
+) -> dict:
+    """The gradient variance by sample size at the initial and at the trained (mu, omega) of ``model``."""
+    reps = p.bnn_replicates if name == "bnn" else p.replicates
+    chunk = 256 if name == "bnn" else 4096  # base points per batch: the BNN's activations are large
+    init_log_scale = torch.full_like(init_loc, math.log(p.init_scale))
+    return {
+        "init": variance_by_size(
+            model, init_loc, init_log_scale, p.sizes, reps, derive_seed(seed, name, "init"), max_points=chunk
+        ),
+        "trained": variance_by_size(
+            model, *trained, p.sizes, reps, derive_seed(seed, name, "trained"), max_points=chunk
+        ),
+    }
+
+
+def model_runs(models: Sequence[str], p: Sizes, seed: int, stage: Stages) -> dict[str, Any]:
+    """Claims 1-3 per model: training (with the convergence stages where the preset asks) and the gradient
+    variances at initialization and after training. :returns: {'dims', 'training', 'variance', 'convergence'}."""
+    seeds = [derive_seed(seed, "seed", i) for i in range(p.train_seeds)]
+    out: dict[str, Any] = {"dims": {}, "training": {}, "variance": {}, "convergence": {}}
+    for name in progress(models, desc="qmcvi models", total=len(models)):
+        model = _model(name, p)
+        out["dims"][name] = model.dim
+        dtype = torch.float32 if name == "bnn" and p.bnn_float32 else torch.float64
+        if name in p.convergence_models:
+            out["convergence"][name] = _convergence(model, name, seeds, p, seed, dtype, stage)
+            out["training"][name] = out["convergence"][name]["adam"]
+        else:
+            out["training"][name] = stage(f"train_{name}", _training(model, seeds, p, dtype, f"adam {name}"))
+        init_loc = model.initial_loc(torch.Generator().manual_seed(derive_seed(seeds[0], "init"))).to(dtype)
+        trained = tuple(t[0] for t in out["training"][name]["final_mc"])
+        out["variance"][name] = stage(
+            f"variance_{name}", functools.partial(_variances, model, name, init_loc, trained, p, seed)
+        )
+    return out
+
+
+def schedule_run(p: Sizes, seed: int, stage: Stages) -> dict:
+    """Claim 4: constant-step SGD while N doubles from 2 to schedule_stop, on `schedule_target`."""
+    schedule = SampleSizeSchedule(2, p.schedule_stop, 2.0, p.schedule_every)
+    seeds = [derive_seed(seed, "schedule", i) for i in range(p.schedule_seeds)]
+    return stage(
+        "schedule",
+        lambda: schedule_experiment(schedule_target(), schedule, seeds, p.schedule_lr, p.init_scale, desc="schedule"),
+    )
+
+
+def extras(p: Sizes, seed: int) -> dict:
+    """Side figures: N = 15, 16, 17 (balance) and IWAE gradients, linear and logistic models."""
+    out = {}
+    for name in ("linear", "logistic"):
+        model = make_model(name)
+        loc = model.initial_loc()
+        log_scale = torch.full((model.dim,), math.log(p.init_scale), dtype=torch.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", QMCBalanceWarning)  # N = 15, 17 on purpose
+            balance = variance_by_size(
+                model, loc, log_scale, (15, 16, 17), p.replicates, derive_seed(seed, name, "balance")
+            )
+        iw = variance_by_size(
+            model, loc, log_scale, (16,), p.replicates, derive_seed(seed, name, "iwae"), objective="iwae"
+        )
+        out[name] = {"ratio_n15_16_17": balance["ratio"], "iwae_ratio_k16": iw["ratio"][0]}
     return out
