@@ -364,6 +364,12 @@ class Study:
         """The study's claims with criteria, verdict 'not-run'."""
         raise NotImplementedError
 
+    def data_identity(self, preset: Any) -> dict[str, Any]:
+        """What identifies the data the run reads beyond its preset and seed (a corpus's digest, a
+        soundfont's name and size), recorded in ``run-record.json`` so that ``--resume`` on other data
+        refuses; empty for a study whose data the preset and seed determine."""
+        return {}
+
     def preset(self, name: str, overrides: dict[str, str] | None = None) -> Any:
         """The named preset with overrides applied; an unknown name raises BadInputError."""
         if name not in self.presets:
