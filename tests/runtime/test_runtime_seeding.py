@@ -97,6 +97,7 @@ def test_every_32_bit_seed_gives_a_valid_derived_seed() -> None:
             assert 0 <= derived < 2**63
             torch.Generator().manual_seed(derived)
             np.random.default_rng(derived)
+
     for seed in (0, 1, 184_467_000, 2**31 - 1, 2**32 - 2, MAX_SEED):
         check(seed)
     settings(max_examples=200, derandomize=True, deadline=None)(given(st.integers(0, MAX_SEED))(check))()
