@@ -51,20 +51,48 @@ def _crash_on_replace(src: Any, dst: Any) -> None:
     raise OSError("simulated crash during rename")
 
 
-def _crash_mid_write(obj: Any, handle: Any, *args: Any, **kwargs: Any) -> None:
-    handle.write(b"PK\x03\x04 half a zip")
-    raise OSError("simulated crash during write")
+class _HalfWrite:
+    """A file handle that writes half of what it is given to the real file, then fails (a full disk, a kill)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def write(self, data: bytes) -> int:
+        self.handle.write(data[: len(data) // 2])
+        self.handle.flush()
+        raise OSError("simulated crash during write")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+    def __enter__(self) -> _HalfWrite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
 
 
-@pytest.mark.parametrize(("target", "fake"), [(os, "replace"), (torch, "save")], ids=["rename", "write"])
+def _crash_mid_write(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+    """``open`` as etude.runtime.files sees it: bytes reach the disk, then the write fails half way."""
+    return _HalfWrite(open(file, mode, *args, **kwargs))
+
+
+@pytest.mark.parametrize("fake", ["replace", "write"], ids=["rename", "write"])
 def test_crash_keeps_old_checkpoint_and_removes_temp(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: Any, fake: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: str
 ) -> None:
+    """A crash while the new file is written (half its bytes on disk) or renamed leaves the old checkpoint
+    whole and no temporary file: a non-atomic write (straight to the target) fails this test."""
+    import etude.runtime.files as files
+
     path = tmp_path / "ckpt.pt"
     save_checkpoint(path, {"step": 1})
-    monkeypatch.setattr(target, fake, _crash_on_replace if fake == "replace" else _crash_mid_write)
+    if fake == "replace":
+        monkeypatch.setattr(os, "replace", _crash_on_replace)
+    else:
+        monkeypatch.setattr(files, "open", _crash_mid_write, raising=False)  # shadows the builtin in files.py
     with pytest.raises((OSError, EtudeError), match="simulated crash"):
-        save_checkpoint(path, {"step": 2})
+        save_checkpoint(path, {"step": 2, "payload": torch.zeros(1000)})
     monkeypatch.undo()
     _assert_intact_old(path)
 

@@ -37,10 +37,24 @@ def hostile(tmp_path: Path) -> Path:
     (study / "inner_link.png").symlink_to(study / "ok.png")  # a link that stays inside is fine
     (study / "sub").mkdir()
     (run / "escape").symlink_to(outside, target_is_directory=True)  # a study folder that is a link out
-    names = ["ok.png", "../../outside/secret.png", str(outside / "secret.png"), "leak.wav", "leak.png",
-             "inner_link.png", "sub", "..\\..\\outside\\secret.png", ""]
-    Result("lola", "smoke", 3, claims=[Claim("c", "<script>alert(1)</script>", "<b>p</b>", "crit", "1", "holds")],
-           artifacts=names).write(study)
+    names = [
+        "ok.png",
+        "../../outside/secret.png",
+        str(outside / "secret.png"),
+        "leak.wav",
+        "leak.png",
+        "inner_link.png",
+        "sub",
+        "..\\..\\outside\\secret.png",
+        "",
+    ]
+    Result(
+        "lola",
+        "smoke",
+        3,
+        claims=[Claim("c", "<script>alert(1)</script>", "<b>p</b>", "crit", "1", "holds")],
+        artifacts=names,
+    ).write(study)
     return run
 
 
@@ -62,11 +76,18 @@ def test_report_embeds_only_files_inside_the_run_folder(hostile: Path) -> None:
     assert entries["escape"] == "refused: a link that leaves the run folder"
 
 
-@pytest.mark.parametrize(("name", "why"), [
-    ("../x", "refused: outside the run folder"), ("/etc/passwd", "refused: outside the run folder"),
-    ("C:\\x.png", "refused: outside the run folder"), ("a/../../x", "refused: outside the run folder"),
-    ("nope.png", "missing"), ("", "refused: not a file name"), ("a\x00b", "refused: not a file name"),
-])
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("../x", "refused: outside the run folder"),
+        ("/etc/passwd", "refused: outside the run folder"),
+        ("C:\\x.png", "refused: outside the run folder"),
+        ("a/../../x", "refused: outside the run folder"),
+        ("nope.png", "missing"),
+        ("", "refused: not a file name"),
+        ("a\x00b", "refused: not a file name"),
+    ],
+)
 def test_artifact_file_refuses_names_that_leave(tmp_path: Path, name: str, why: str) -> None:
     (tmp_path / "s").mkdir()
     assert artifact_file(tmp_path, "s", name) == (None, why)
@@ -80,13 +101,20 @@ def test_report_html_and_md_escape_injected_markup(hostile: Path) -> None:
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
 
 
-@pytest.mark.parametrize(("field", "value", "note"), [
-    ("wall_time_s", None, "wall_time_s is null"), ("wall_time_s", "slow", "wall_time_s is a string"),
-    ("metrics", [1, 2], "metrics is a list"), ("artifacts", [1, 2.5], "2 artifact name(s) are not strings"),
-    ("artifacts", 7, "artifacts is an integer"), ("seed", "zero", "seed is a string"),
-    ("claims", {"a": 1}, "claims is an object"), ("status", "exploded", "status is a string"),
-    ("settings", json.loads("[" * 200 + "]" * 200), "settings is a list"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "note"),
+    [
+        ("wall_time_s", None, "wall_time_s is null"),
+        ("wall_time_s", "slow", "wall_time_s is a string"),
+        ("metrics", [1, 2], "metrics is a list"),
+        ("artifacts", [1, 2.5], "2 artifact name(s) are not strings"),
+        ("artifacts", 7, "artifacts is an integer"),
+        ("seed", "zero", "seed is a string"),
+        ("claims", {"a": 1}, "claims is an object"),
+        ("status", "exploded", "status is a string"),
+        ("settings", json.loads("[" * 200 + "]" * 200), "settings is a list"),
+    ],
+)
 def test_wrong_typed_fields_render_with_a_note(tmp_path: Path, field: str, value, note: str) -> None:
     data = Result("typed", "smoke", 0, claims=[Claim("c", "s", "p", "k", "1", "holds")]).to_dict()
     data[field] = value
@@ -109,8 +137,11 @@ def test_deeply_nested_json_is_a_note(tmp_path: Path) -> None:
 
 
 def test_summary_counts_verdicts_with_their_seeds(tmp_path: Path) -> None:
-    claims = [Claim("a", "s", "p", "k", "1", "holds"), Claim("b", "s", "p", "k", "1", "holds"),
-              Claim("c", "s", "p", "k", "1", "fails")]
+    claims = [
+        Claim("a", "s", "p", "k", "1", "holds"),
+        Claim("b", "s", "p", "k", "1", "holds"),
+        Claim("c", "s", "p", "k", "1", "fails"),
+    ]
     Result("alpha", "smoke", 7, claims=claims).write(tmp_path / "alpha")
     Result("beta", "smoke", 2, claims=claims[:1], status="crashed", error="boom").write(tmp_path / "beta")
     lines = write_report(tmp_path).read_text().splitlines()
@@ -146,8 +177,17 @@ def test_server_serves_only_files_inside_the_folder_to_the_loopback(hostile: Pat
         assert status == 200 and b"etude reproduction report" in body
         assert _get(port, "/lola/ok.png") == (200, b"\x89PNG\r\n\x1a\n" + b"inside")
         assert _get(port, "/lola/inner_link.png")[0] == 200
-        for path in ("/lola/passwd_link.txt", "/lola/leak.wav", "/escape/secret.txt", "/../outside/secret.txt",
-                     "/lola/%2e%2e/%2e%2e/outside/secret.txt", "/lola/", "/lola", "/lola/sub", "/nothing"):
+        for path in (
+            "/lola/passwd_link.txt",
+            "/lola/leak.wav",
+            "/escape/secret.txt",
+            "/../outside/secret.txt",
+            "/lola/%2e%2e/%2e%2e/outside/secret.txt",
+            "/lola/",
+            "/lola",
+            "/lola/sub",
+            "/nothing",
+        ):
             status, body = _get(port, path)
             assert status == 404, path
             assert SECRET not in body and b"Directory listing" not in body
@@ -180,15 +220,36 @@ def test_cli_refuses_bad_ports_in_one_line(tmp_path: Path, capsys, port: str) ->
 def test_cli_prints_the_port_actually_bound(tmp_path: Path, capsys, monkeypatch) -> None:
     from etude.studies import server as server_module
 
+    """--port 0 binds a free port: the line printed names the port the server holds, which answers there."""
+    import urllib.request
+
+    bound: list[int] = []
+    fetched: list[bytes] = []
+    real_serve = server_module.serve
+
     def once(run_dir, port=8000, block=True, server=None):
-        server.server_close()  # bound, then closed at once: the test needs no request loop
+        bound.append(server.server_address[1])
+        printed = int(capsys.readouterr().out.splitlines()[-1].split("127.0.0.1:")[1].split("/")[0])
+        import threading
+
+        server.timeout = 10  # handle_request gives up when nothing comes to the bound port
+        thread = threading.Thread(target=server.handle_request)  # answer one request, at the printed port
+        thread.start()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{printed}/report.html", timeout=10) as answer:
+                fetched.append(answer.read())
+        finally:
+            thread.join()
+        server.server_close()
+        print(f"printed {printed}")
         raise KeyboardInterrupt
 
+    assert real_serve is not once
     monkeypatch.setattr(server_module, "serve", once)
     assert main(["report", str(tmp_path), "--serve", "--port", "0"]) == 0
-    line = capsys.readouterr().out.splitlines()[-1]
-    port = int(line.split("127.0.0.1:")[1].split("/")[0])
-    assert line.startswith("serving http://127.0.0.1:") and 0 < port < 65536
+    printed = int(capsys.readouterr().out.split("printed ")[1])
+    assert bound and printed == bound[0] != 0
+    assert fetched and fetched[0] == (tmp_path / "report.html").read_bytes()
 
 
 def test_report_folder_with_unwritable_report_is_one_line(tmp_path: Path, capsys) -> None:
