@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -302,6 +303,42 @@ def test_runs_over_several_seeds_are_summarised_per_study(tmp_path: Path) -> Non
     assert entries["lola/seed-9"] == "refused: a link that leaves the run folder"
     lines = write_report(tmp_path).read_text().splitlines()
     assert "| lola | 2 (seeds 0, 1) | 1 (seed 2) | 0 | 0 |" in lines
-    assert "![a.png](lola/seed-1/a.png)" in lines
+    assert "![a.png](./lola/seed-1/a.png)" in lines
     page = write_html(tmp_path).read_text()
     assert page.count(base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes([1])).decode()) == 1
+
+
+def test_a_study_folder_named_like_a_script_url_stays_a_relative_link(tmp_path: Path) -> None:
+    """A folder 'javascript:alert(document.domain)' used to become href="javascript:alert(...)/notes.txt"."""
+    from etude.studies.html import write_html
+
+    name = "javascript:alert(document.domain)"
+    study = tmp_path / name
+    study.mkdir()
+    (study / "notes.txt").write_text("x")
+    Result(name, "smoke", 0, artifacts=["notes.txt"]).write(study)
+    page = write_html(tmp_path).read_text()
+    hrefs = re.findall(r'href="([^"]*)"', page)
+    assert hrefs == ["./javascript%3Aalert%28document.domain%29/notes.txt"], hrefs
+    text = write_report(tmp_path).read_text()
+    assert "](./javascript%3Aalert%28document.domain%29/notes.txt)" in text
+    assert "](javascript:" not in text
+
+
+def test_each_artifact_is_embedded_once_and_the_total_is_capped(tmp_path: Path, monkeypatch) -> None:
+    """One image listed 40 times made a 1.1 GB report; many distinct images beyond the cap become links."""
+    from etude.studies import html as html_module
+
+    study = tmp_path / "big"
+    study.mkdir()
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 4000
+    for i in range(5):
+        (study / f"p{i}.png").write_bytes(png)
+    Result("big", "smoke", 0, artifacts=["p0.png"] * 40 + [f"p{i}.png" for i in range(5)]).write(study)
+    monkeypatch.setattr(html_module, "EMBED_TOTAL_BYTES", 3 * len(png))  # room for three of the five
+    page = html_module.write_html(tmp_path).read_text()
+    assert page.count("data:image/png;base64,") == 3  # p0, p1, p2 once each
+    assert page.count('href="./big/p3.png"') == 1 and page.count('href="./big/p4.png"') == 1
+    assert "embedding budget is spent" in page
+    assert len(page) < 10 * len(png)
+    assert write_report(tmp_path).read_text().count("](./big/p0.png)") == 1
