@@ -172,3 +172,26 @@ def test_run_json_lists_every_study_run_into_the_folder(fake, tmp_path) -> None:
     assert info["studies"] == ["fake_good", "fake_crash"]
     assert (info["preset"], info["seed"]) == ("quick", 3)
     assert [(r["preset"], r["studies"]) for r in info["earlier_runs"]] == [("smoke", ["fake_good"])]
+
+
+def test_a_resume_at_another_precision_is_refused(tmp_path) -> None:
+    from etude.runtime import Distributed
+    from etude.studies.record import write_record
+
+    study = get_study("bruno")
+    settings = study.preset("smoke")
+    task = Task("bruno", STUDIES["bruno"], "smoke", 0, str(tmp_path), True, settings)
+    write_record(tmp_path, run_record(task, study))
+    check_record(tmp_path, run_record(task, study))  # the same run continues
+    other = Task(
+        "bruno",
+        STUDIES["bruno"],
+        "smoke",
+        0,
+        str(tmp_path),
+        True,
+        settings,
+        Distributed(accelerator="cpu", precision="bf16-mixed"),
+    )
+    with pytest.raises(CheckpointError, match=r'fabric.precision differs \(recorded "32-true", now "bf16-mixed"\)'):
+        check_record(tmp_path, run_record(other, study))
