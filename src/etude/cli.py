@@ -125,12 +125,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 REPRODUCE_EXIT_CODES = """exit status:
   0    every study finished (its claims may hold, fail or be inconclusive)
-  1    at least one study crashed; the others still ran and their results and the
-       report are written (the crash is in its result.json and the report)
-  2    bad input, refused in one line before anything runs: an unknown study or
-       preset, a preset field out of its range (--set), a --resume whose recorded
-       settings differ (seed, preset field, precision, ...), an --out in use by
-       another run, a corrupt checkpoint
+  1    at least one study crashed; the others still ran, their results are
+       written and `etude report` renders them, the crash included
+  2    bad input, refused in one line: before anything runs, an unknown study or
+       preset, a preset field out of its range (--set), an --out in use by another
+       run, a --resume whose recorded settings differ (seed, preset field,
+       precision, ...); or a corrupt or ill-fitting checkpoint met on --resume
   130  interrupted (Ctrl-C)"""
 """The exit codes of `etude reproduce`, shown by its --help (DESIGN.md states the same)."""
 

@@ -63,7 +63,7 @@ def test_help_documents_the_exit_codes() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     text = sub.choices["reproduce"].format_help()
-    for line in ("0    every study finished", "1    at least one study crashed", "2    bad input", "130  interrupted"):
+    for line in ("0    every study finished", "1    at least one study crashed", "2    bad input, refused in one line", "130  interrupted"):
         assert line in text, text
 
 
