@@ -116,8 +116,24 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         label = f"{result.study} seed {result.seed}" if several else result.study
         print(f"{label} [{result.wall_time_s:.1f} s]{status}: {verdicts}")
     print(f"results in {args.out}; write the report with `etude report {args.out}`")
+    crashed = [r for r in results if r.status != "ok"]
+    if crashed:
+        names = ", ".join(f"{r.study} seed {r.seed}" if several else r.study for r in crashed)
+        print(f"etude: {len(crashed)} of {len(results)} crashed: {names}", file=sys.stderr)
+        return 1
     return 0
 
+
+REPRODUCE_EXIT_CODES = """exit status:
+  0    every study finished (its claims may hold, fail or be inconclusive)
+  1    at least one study crashed; the others still ran, their results are
+       written and `etude report` renders them, the crash included
+  2    bad input, refused in one line: before anything runs, an unknown study or
+       preset, a preset field out of its range (--set), an --out in use by another
+       run, a --resume whose recorded settings differ (seed, preset field,
+       precision, ...); or a corrupt or ill-fitting checkpoint met on --resume
+  130  interrupted (Ctrl-C)"""
+"""The exit codes of `etude reproduce`, shown by its --help (DESIGN.md states the same)."""
 
 _FABRIC_OPTIONS = ("devices", "strategy", "precision", "num_nodes", "accelerator")
 """`reproduce` options that become `etude.runtime.Distributed` fields (for studies training through Fabric)."""
@@ -159,7 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="the studies, their claims and presets").set_defaults(func=_cmd_list)
 
-    rep = sub.add_parser("reproduce", help="run studies and write result.json per study")
+    rep = sub.add_parser(
+        "reproduce",
+        help="run studies and write result.json per study",
+        description="Run studies and write result.json per study (and run-record.json, what shaped it).",
+        epilog=REPRODUCE_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     rep.add_argument("studies", nargs="*", help="study names (default: all)")
     rep.add_argument("--preset", default="quick", help="smoke, quick, long or full (default quick)")
     rep.add_argument("--seed", type=int, default=None, help="the seed (default 0)")

@@ -130,22 +130,60 @@ def test_apply_overrides(overrides) -> None:
         assert 0 <= out.steps <= 100 and np.isfinite(out.lr)
 
 
-@given(st.binary(max_size=300), st.integers(0, 2000), st.integers(0, 255))
+def _checkpoint_bytes() -> tuple[bytes, dict, list[int]]:
+    """A checkpoint of a seeded Linear(3, 2) and a step counter: its bytes, its state, and the offsets of
+    the tensors' raw data inside the file (where a flipped byte changes a weight, not the zip structure)."""
+    import io
+
+    from etude.runtime.checkpoint import HEADER
+
+    torch.manual_seed(0)
+    state = {"model": torch.nn.Linear(3, 2).state_dict(), "step": 3}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    import hashlib
+
+    payload = buffer.getvalue()
+    data = HEADER + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    offsets = []
+    for tensor in state["model"].values():
+        raw = tensor.numpy().tobytes()
+        start = data.index(raw)
+        offsets += range(start, start + len(raw))
+    return data, state, offsets
+
+
+_CKPT, _CKPT_STATE, _TENSOR_OFFSETS = _checkpoint_bytes()
+
+
+@given(
+    st.binary(max_size=300),
+    st.integers(0, len(_CKPT) - 1) | st.sampled_from(_TENSOR_OFFSETS),
+    st.integers(0, 255),
+)
 def test_checkpoint_loading(tmp_path_factory, raw, where, value) -> None:
+    """Any changed byte (header, hash, zip structure or a weight's raw bytes) is refused; an unchanged file
+    loads the saved values; random bytes are refused."""
+    from etude.errors import CheckpointError
     from etude.runtime import load_checkpoint, save_checkpoint
 
     folder = tmp_path_factory.mktemp("ckpt")
     path = folder / "c.pt"
-    model = torch.nn.Linear(3, 2)
-    save_checkpoint(path, {"model": model.state_dict(), "step": 3})
-    data = bytearray(path.read_bytes())
-    data[where % len(data)] = value
+    save_checkpoint(path, _CKPT_STATE)
+    assert path.read_bytes() == _CKPT  # the layout _TENSOR_OFFSETS was computed for
+    data = bytearray(_CKPT)
+    data[where] = value
     path.write_bytes(bytes(data))
-    out = _outcome(lambda: load_checkpoint(path, like={"model": model.state_dict(), "step": int}))
-    if isinstance(out, dict):  # the byte was unchanged
-        assert bytes(data) == (folder / "c.pt").read_bytes() and out["step"] == 3
+    like = {"model": _CKPT_STATE["model"], "step": int}
+    out = _outcome(lambda: load_checkpoint(path, like=like))
+    if bytes(data) == _CKPT:
+        assert isinstance(out, dict) and out["step"] == 3
+        for key, tensor in _CKPT_STATE["model"].items():
+            assert torch.equal(out["model"][key], tensor)
+    else:
+        assert isinstance(out, CheckpointError), (where, value, out)
     path.write_bytes(raw)
-    assert isinstance(_outcome(lambda: load_checkpoint(path)), EtudeError)
+    assert isinstance(_outcome(lambda: load_checkpoint(path)), CheckpointError)
 
 
 @given(hnp.arrays(np.float64, st.tuples(st.integers(0, 3), st.integers(0, 6)), elements=FLOATS),

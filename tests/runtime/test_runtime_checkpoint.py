@@ -51,22 +51,48 @@ def _crash_on_replace(src: Any, dst: Any) -> None:
     raise OSError("simulated crash during rename")
 
 
-def _crash_mid_write(obj: Any, handle: Any, *args: Any, **kwargs: Any) -> None:
-    handle.write(b"PK\x03\x04 half a zip")
-    raise OSError("simulated crash during write")
+class _HalfWrite:
+    """A file handle that writes half of what it is given to the real file, then fails (a full disk, a kill)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def write(self, data: bytes) -> int:
+        self.handle.write(data[: len(data) // 2])
+        self.handle.flush()
+        raise OSError("simulated crash during write")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+    def __enter__(self) -> _HalfWrite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
 
 
-@pytest.mark.parametrize(
-    ("target", "fake"), [(os, "replace"), (torch, "save")], ids=["rename", "write"]
-)
+def _crash_mid_write(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+    """``open`` as etude.runtime.files sees it: bytes reach the disk, then the write fails half way."""
+    return _HalfWrite(open(file, mode, *args, **kwargs))
+
+
+@pytest.mark.parametrize("fake", ["replace", "write"], ids=["rename", "write"])
 def test_crash_keeps_old_checkpoint_and_removes_temp(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: Any, fake: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: str
 ) -> None:
+    """A crash while the new file is written (half its bytes on disk) or renamed leaves the old checkpoint
+    whole and no temporary file: a non-atomic write (straight to the target) fails this test."""
+    import etude.runtime.files as files
+
     path = tmp_path / "ckpt.pt"
     save_checkpoint(path, {"step": 1})
-    monkeypatch.setattr(target, fake, _crash_on_replace if fake == "replace" else _crash_mid_write)
+    if fake == "replace":
+        monkeypatch.setattr(os, "replace", _crash_on_replace)
+    else:
+        monkeypatch.setattr(files, "open", _crash_mid_write, raising=False)  # shadows the builtin in files.py
     with pytest.raises((OSError, EtudeError), match="simulated crash"):
-        save_checkpoint(path, {"step": 2})
+        save_checkpoint(path, {"step": 2, "payload": torch.zeros(1000)})
     monkeypatch.undo()
     _assert_intact_old(path)
 
@@ -91,8 +117,11 @@ class _Sneaky(dict):
 def _write_corrupt(path: Path, kind: str) -> None:
     """Write one kind of damaged or foreign file at ``path``."""
     if kind == "random":
-        path.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0),
-                                       dtype=torch.uint8).numpy().tobytes())
+        path.write_bytes(
+            torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+            .numpy()
+            .tobytes()
+        )
     elif kind == "empty":
         path.write_bytes(b"")
     elif kind == "truncated":
@@ -142,8 +171,7 @@ def test_expect_match_passes(tmp_path: Path) -> None:
     path = tmp_path / "ckpt.pt"
     state = _state(torch.Generator().manual_seed(0))
     save_checkpoint(path, state)
-    expect = {"kind": "lola", "config": dict(state["config"], sizes=(2, 3)), "step": 3.0,
-              "params": state["params"]}
+    expect = {"kind": "lola", "config": dict(state["config"], sizes=(2, 3)), "step": 3.0, "params": state["params"]}
     assert load_checkpoint(path, expect=expect)["step"] == 3
 
 
@@ -265,3 +293,127 @@ def test_concurrent_saves_never_share_a_temp_file(tmp_path: Path) -> None:
     state = load_checkpoint(path)
     assert torch.equal(state["w"], torch.full((64,), float(state["writer"])))
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+# --- a valid hash over the wrong content: the whole state is checked against a freshly built one -----
+
+
+def _fresh_run() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.Generator]:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()  # a stepped optimizer has per-parameter state (exp_avg, exp_avg_sq, step)
+    return model, optimizer, torch.Generator().manual_seed(1)
+
+
+def _run_state(model, optimizer, generator) -> dict[str, Any]:
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "sampler": generator.get_state(),
+        "step": 5,
+    }
+
+
+def _like(model, optimizer, generator) -> dict[str, Any]:
+    return {"model": model.state_dict(), "optimizer": optimizer, "sampler": generator, "step": int}
+
+
+def _spoil(state: dict[str, Any], kind: str) -> None:
+    """Change ``state`` as a hostile or damaged checkpoint would, keeping it loadable by torch."""
+    if kind == "generator 3 bytes":
+        state["sampler"] = torch.tensor([1, 2, 3], dtype=torch.uint8)
+    elif kind == "generator a float tensor":
+        state["sampler"] = state["sampler"].float()
+    elif kind == "generator missing":
+        del state["sampler"]
+    elif kind == "counter a string":
+        state["step"] = "5"
+    elif kind == "counter a bool":
+        state["step"] = True
+    elif kind == "value a string":
+        state["model"] = "weights"
+    elif kind == "parameter int64":
+        state["model"]["weight"] = state["model"]["weight"].long()
+    elif kind == "parameter 1e308":
+        state["model"]["weight"] = torch.full((2, 3), 1e308, dtype=torch.float64)
+    elif kind == "parameter shape":
+        state["model"]["bias"] = torch.zeros(3)
+    elif kind == "optimizer moment shape":
+        state["optimizer"]["state"][0]["exp_avg"] = torch.zeros(5)
+    elif kind == "optimizer moment dtype":
+        state["optimizer"]["state"][1]["exp_avg_sq"] = state["optimizer"]["state"][1]["exp_avg_sq"].double()
+    elif kind == "optimizer step a string":
+        state["optimizer"]["state"][0]["step"] = "1"
+    elif kind == "optimizer groups":
+        state["optimizer"]["param_groups"].append(dict(state["optimizer"]["param_groups"][0]))
+    elif kind == "optimizer lr a string":
+        state["optimizer"]["param_groups"][0]["lr"] = "0.01"
+    elif kind == "optimizer unknown parameter":
+        state["optimizer"]["state"][7] = {}
+    elif kind == "optimizer a list":
+        state["optimizer"] = [1, 2]
+    else:  # pragma: no cover - a typo in the parametrization
+        raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        ("generator 3 bytes", "sampler has shape (3,) and dtype torch.uint8"),
+        ("generator a float tensor", "sampler has shape (5056,) and dtype torch.float32"),
+        ("generator missing", "sampler is missing"),
+        ("counter a string", "step is a str, expected a int"),
+        ("counter a bool", "step is a bool, expected a int"),
+        ("value a string", "model is a str, expected a dict"),
+        ("parameter int64", "model.weight has shape (2, 3) and dtype torch.int64"),
+        ("parameter 1e308", "model.weight has shape (2, 3) and dtype torch.float64"),
+        ("parameter shape", "model.bias has shape (3,)"),
+        ("optimizer moment shape", "optimizer.state.0.exp_avg has shape (5,)"),
+        ("optimizer moment dtype", "optimizer.state.1.exp_avg_sq has shape (2,) and dtype torch.float64"),
+        ("optimizer step a string", "optimizer.state.0.step is a str, expected a step count"),
+        ("optimizer groups", "optimizer.param_groups holds"),
+        ("optimizer lr a string", "optimizer.param_groups[0].lr is a str, expected a float"),
+        ("optimizer unknown parameter", "optimizer.state has an entry for parameter 7"),
+        ("optimizer a list", "optimizer is a list, expected an optimizer state"),
+    ],
+)
+def test_wrong_content_under_a_valid_hash_is_refused_naming_file_and_field(
+    tmp_path: Path, kind: str, field: str
+) -> None:
+    model, optimizer, generator = _fresh_run()
+    state = _run_state(model, optimizer, generator)
+    path = tmp_path / "run.pt"
+    save_checkpoint(path, state)
+    load_checkpoint(path, like=_like(model, optimizer, generator))  # the intact state fits
+    _spoil(state, kind)
+    save_checkpoint(path, state)  # a valid hash over the wrong content
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(path, like=_like(*_fresh_run()))
+    message = str(refused.value)
+    assert "\n" not in message and str(path) in message and "does not fit this run" in message, message
+    assert field in message, message
+
+
+def test_a_state_that_fits_loads_into_the_fresh_run_and_continues_it(tmp_path: Path) -> None:
+    model, optimizer, generator = _fresh_run()
+    path = tmp_path / "run.pt"
+    save_checkpoint(path, _run_state(model, optimizer, generator))
+    expected = torch.rand(3, generator=generator)
+    fresh_model, fresh_optimizer, fresh_generator = _fresh_run()
+    state = load_checkpoint(path, like=_like(fresh_model, fresh_optimizer, fresh_generator))
+    fresh_model.load_state_dict(state["model"])
+    fresh_optimizer.load_state_dict(state["optimizer"])
+    fresh_generator.set_state(state["sampler"])
+    assert torch.equal(torch.rand(3, generator=fresh_generator), expected)
+
+
+def test_like_with_lists_checks_length_and_items(tmp_path: Path) -> None:
+    path = tmp_path / "run.pt"
+    save_checkpoint(path, {"theta": [torch.zeros(2), torch.zeros(3)]})
+    load_checkpoint(path, like={"theta": [torch.zeros(2), torch.zeros(3)]})
+    with pytest.raises(CheckpointError, match=r"theta holds 2 items, expected 3"):
+        load_checkpoint(path, like={"theta": [torch.zeros(2)] * 3})
+    with pytest.raises(CheckpointError, match=r"theta\[1\] has shape \(3,\)"):
+        load_checkpoint(path, like={"theta": [torch.zeros(2), torch.zeros(4)]})

@@ -70,3 +70,48 @@ def test_set_threads_sets_and_none_keeps() -> None:
 def test_set_threads_bad_value_raises(n: object) -> None:
     with pytest.raises(BadInputError, match="threads"):
         set_threads(n)  # type: ignore[arg-type]
+
+
+def test_generator_seed_keeps_small_values_and_folds_the_rest() -> None:
+    from etude.runtime.seeding import generator_seed
+
+    assert generator_seed(0) == 0
+    assert generator_seed(2**63 - 1) == 2**63 - 1  # values already in range: the same draws as before
+    assert generator_seed(2**63) == 0
+    assert generator_seed(-1) == 2**63 - 1
+    with pytest.raises(BadInputError, match="derived seed"):
+        generator_seed(1.5)  # type: ignore[arg-type]
+
+
+def test_every_32_bit_seed_gives_a_valid_derived_seed() -> None:
+    """The derivations the studies apply (lola's ``seed * 100_000 + i``, then ``* 1_000_003 + n``), over the
+    whole 32-bit range: the bounds of the range, and a dense sweep, are accepted by torch and NumPy."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from etude.runtime.seeding import generator_seed
+
+    def check(seed: int) -> None:
+        for value in (seed, seed * 100_000 + 255, (seed * 100_000 + 255) * 1_000_003 + 4096, seed * 1000 + 999):
+            derived = generator_seed(value)
+            assert 0 <= derived < 2**63
+            torch.Generator().manual_seed(derived)
+            np.random.default_rng(derived)
+
+    for seed in (0, 1, 184_467_000, 2**31 - 1, 2**32 - 2, MAX_SEED):
+        check(seed)
+    settings(max_examples=200, derandomize=True, deadline=None)(given(st.integers(0, MAX_SEED))(check))()
+
+
+def test_lola_coin_and_q_learning_samplers_accept_the_largest_seed() -> None:
+    """The two lola samplers that crashed at seed 184,467,000 and 2**32 - 1 ('Overflow when unpacking long long')."""
+    from etude.games.coin_training import train_coin
+    from etude.games.matrix import ipd
+    from etude.games.qlearning import train_against_q
+
+    for seed in (184_467_000, MAX_SEED):
+        seeds = [seed * 100_000 + i for i in range(2)]
+        out = train_coin("naive", "naive", seeds=seeds, steps=1, episodes=2, horizon=3, grid=3)
+        assert torch.isfinite(out.theta).all()
+        history = train_against_q(ipd(), "nl-q", "naive", rounds=1, seeds=seeds, horizon=3)
+        assert torch.isfinite(history.rewards).all()

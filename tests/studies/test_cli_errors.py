@@ -105,6 +105,14 @@ def test_corrupt_checkpoint_on_resume(capsys, tmp_path, monkeypatch, keep_thread
     checkpoint = tmp_path / "lola" / "checkpoints" / "ipd_nl.pt"
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"this is not a torch checkpoint \x00\xff" * 8)
+    from etude.studies import get_study
+    from etude.studies.record import write_record
+    from etude.studies.registry import STUDIES
+    from etude.studies.task import Task, run_record
+
+    study = get_study("lola")  # the run being resumed recorded these settings (else the resume is refused first)
+    task = Task("lola", STUDIES["lola"], "smoke", 0, str(tmp_path / "lola"), True, study.preset("smoke"))
+    write_record(task.study_dir, run_record(task, study))
     status = main(["reproduce", "lola", "--preset", "smoke", "--out", str(tmp_path), "--resume"])
     assert status == 2
     out, err = capsys.readouterr()

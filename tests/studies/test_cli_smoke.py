@@ -104,7 +104,7 @@ def test_report_contains_every_claim(smoke_run: SmokeRun, lola_result: dict, cap
     assert text.count("| inconclusive |\n") == len(LOLA_CLAIMS)  # the claims rows end with their verdict
     assert f"| lola | 0 | 0 | {len(LOLA_CLAIMS)} (seed 0) | 0 |" in text.splitlines()  # the summary
     for name in lola_result["artifacts"]:
-        assert f"![{name}](lola/{name})" in text
+        assert f"![{name}](./lola/{name})" in text
     assert "(missing)" not in text
     assert "> Note" not in text
     assert "### tournament" in text

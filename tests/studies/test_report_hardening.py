@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,24 @@ def hostile(tmp_path: Path) -> Path:
     (study / "inner_link.png").symlink_to(study / "ok.png")  # a link that stays inside is fine
     (study / "sub").mkdir()
     (run / "escape").symlink_to(outside, target_is_directory=True)  # a study folder that is a link out
-    names = ["ok.png", "../../outside/secret.png", str(outside / "secret.png"), "leak.wav", "leak.png",
-             "inner_link.png", "sub", "..\\..\\outside\\secret.png", ""]
-    Result("lola", "smoke", 3, claims=[Claim("c", "<script>alert(1)</script>", "<b>p</b>", "crit", "1", "holds")],
-           artifacts=names).write(study)
+    names = [
+        "ok.png",
+        "../../outside/secret.png",
+        str(outside / "secret.png"),
+        "leak.wav",
+        "leak.png",
+        "inner_link.png",
+        "sub",
+        "..\\..\\outside\\secret.png",
+        "",
+    ]
+    Result(
+        "lola",
+        "smoke",
+        3,
+        claims=[Claim("c", "<script>alert(1)</script>", "<b>p</b>", "crit", "1", "holds")],
+        artifacts=names,
+    ).write(study)
     return run
 
 
@@ -62,11 +77,18 @@ def test_report_embeds_only_files_inside_the_run_folder(hostile: Path) -> None:
     assert entries["escape"] == "refused: a link that leaves the run folder"
 
 
-@pytest.mark.parametrize(("name", "why"), [
-    ("../x", "refused: outside the run folder"), ("/etc/passwd", "refused: outside the run folder"),
-    ("C:\\x.png", "refused: outside the run folder"), ("a/../../x", "refused: outside the run folder"),
-    ("nope.png", "missing"), ("", "refused: not a file name"), ("a\x00b", "refused: not a file name"),
-])
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("../x", "refused: outside the run folder"),
+        ("/etc/passwd", "refused: outside the run folder"),
+        ("C:\\x.png", "refused: outside the run folder"),
+        ("a/../../x", "refused: outside the run folder"),
+        ("nope.png", "missing"),
+        ("", "refused: not a file name"),
+        ("a\x00b", "refused: not a file name"),
+    ],
+)
 def test_artifact_file_refuses_names_that_leave(tmp_path: Path, name: str, why: str) -> None:
     (tmp_path / "s").mkdir()
     assert artifact_file(tmp_path, "s", name) == (None, why)
@@ -80,13 +102,20 @@ def test_report_html_and_md_escape_injected_markup(hostile: Path) -> None:
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
 
 
-@pytest.mark.parametrize(("field", "value", "note"), [
-    ("wall_time_s", None, "wall_time_s is null"), ("wall_time_s", "slow", "wall_time_s is a string"),
-    ("metrics", [1, 2], "metrics is a list"), ("artifacts", [1, 2.5], "2 artifact name(s) are not strings"),
-    ("artifacts", 7, "artifacts is an integer"), ("seed", "zero", "seed is a string"),
-    ("claims", {"a": 1}, "claims is an object"), ("status", "exploded", "status is a string"),
-    ("settings", json.loads("[" * 200 + "]" * 200), "settings is a list"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "note"),
+    [
+        ("wall_time_s", None, "wall_time_s is null"),
+        ("wall_time_s", "slow", "wall_time_s is a string"),
+        ("metrics", [1, 2], "metrics is a list"),
+        ("artifacts", [1, 2.5], "2 artifact name(s) are not strings"),
+        ("artifacts", 7, "artifacts is an integer"),
+        ("seed", "zero", "seed is a string"),
+        ("claims", {"a": 1}, "claims is an object"),
+        ("status", "exploded", "status is a string"),
+        ("settings", json.loads("[" * 200 + "]" * 200), "settings is a list"),
+    ],
+)
 def test_wrong_typed_fields_render_with_a_note(tmp_path: Path, field: str, value, note: str) -> None:
     data = Result("typed", "smoke", 0, claims=[Claim("c", "s", "p", "k", "1", "holds")]).to_dict()
     data[field] = value
@@ -109,8 +138,11 @@ def test_deeply_nested_json_is_a_note(tmp_path: Path) -> None:
 
 
 def test_summary_counts_verdicts_with_their_seeds(tmp_path: Path) -> None:
-    claims = [Claim("a", "s", "p", "k", "1", "holds"), Claim("b", "s", "p", "k", "1", "holds"),
-              Claim("c", "s", "p", "k", "1", "fails")]
+    claims = [
+        Claim("a", "s", "p", "k", "1", "holds"),
+        Claim("b", "s", "p", "k", "1", "holds"),
+        Claim("c", "s", "p", "k", "1", "fails"),
+    ]
     Result("alpha", "smoke", 7, claims=claims).write(tmp_path / "alpha")
     Result("beta", "smoke", 2, claims=claims[:1], status="crashed", error="boom").write(tmp_path / "beta")
     lines = write_report(tmp_path).read_text().splitlines()
@@ -146,8 +178,17 @@ def test_server_serves_only_files_inside_the_folder_to_the_loopback(hostile: Pat
         assert status == 200 and b"etude reproduction report" in body
         assert _get(port, "/lola/ok.png") == (200, b"\x89PNG\r\n\x1a\n" + b"inside")
         assert _get(port, "/lola/inner_link.png")[0] == 200
-        for path in ("/lola/passwd_link.txt", "/lola/leak.wav", "/escape/secret.txt", "/../outside/secret.txt",
-                     "/lola/%2e%2e/%2e%2e/outside/secret.txt", "/lola/", "/lola", "/lola/sub", "/nothing"):
+        for path in (
+            "/lola/passwd_link.txt",
+            "/lola/leak.wav",
+            "/escape/secret.txt",
+            "/../outside/secret.txt",
+            "/lola/%2e%2e/%2e%2e/outside/secret.txt",
+            "/lola/",
+            "/lola",
+            "/lola/sub",
+            "/nothing",
+        ):
             status, body = _get(port, path)
             assert status == 404, path
             assert SECRET not in body and b"Directory listing" not in body
@@ -180,15 +221,36 @@ def test_cli_refuses_bad_ports_in_one_line(tmp_path: Path, capsys, port: str) ->
 def test_cli_prints_the_port_actually_bound(tmp_path: Path, capsys, monkeypatch) -> None:
     from etude.studies import server as server_module
 
+    """--port 0 binds a free port: the line printed names the port the server holds, which answers there."""
+    import urllib.request
+
+    bound: list[int] = []
+    fetched: list[bytes] = []
+    real_serve = server_module.serve
+
     def once(run_dir, port=8000, block=True, server=None):
-        server.server_close()  # bound, then closed at once: the test needs no request loop
+        bound.append(server.server_address[1])
+        printed = int(capsys.readouterr().out.splitlines()[-1].split("127.0.0.1:")[1].split("/")[0])
+        import threading
+
+        server.timeout = 10  # handle_request gives up when nothing comes to the bound port
+        thread = threading.Thread(target=server.handle_request)  # answer one request, at the printed port
+        thread.start()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{printed}/report.html", timeout=10) as answer:
+                fetched.append(answer.read())
+        finally:
+            thread.join()
+        server.server_close()
+        print(f"printed {printed}")
         raise KeyboardInterrupt
 
+    assert real_serve is not once
     monkeypatch.setattr(server_module, "serve", once)
     assert main(["report", str(tmp_path), "--serve", "--port", "0"]) == 0
-    line = capsys.readouterr().out.splitlines()[-1]
-    port = int(line.split("127.0.0.1:")[1].split("/")[0])
-    assert line.startswith("serving http://127.0.0.1:") and 0 < port < 65536
+    printed = int(capsys.readouterr().out.split("printed ")[1])
+    assert bound and printed == bound[0] != 0
+    assert fetched and fetched[0] == (tmp_path / "report.html").read_bytes()
 
 
 def test_report_folder_with_unwritable_report_is_one_line(tmp_path: Path, capsys) -> None:
@@ -241,6 +303,42 @@ def test_runs_over_several_seeds_are_summarised_per_study(tmp_path: Path) -> Non
     assert entries["lola/seed-9"] == "refused: a link that leaves the run folder"
     lines = write_report(tmp_path).read_text().splitlines()
     assert "| lola | 2 (seeds 0, 1) | 1 (seed 2) | 0 | 0 |" in lines
-    assert "![a.png](lola/seed-1/a.png)" in lines
+    assert "![a.png](./lola/seed-1/a.png)" in lines
     page = write_html(tmp_path).read_text()
     assert page.count(base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes([1])).decode()) == 1
+
+
+def test_a_study_folder_named_like_a_script_url_stays_a_relative_link(tmp_path: Path) -> None:
+    """A folder 'javascript:alert(document.domain)' used to become href="javascript:alert(...)/notes.txt"."""
+    from etude.studies.html import write_html
+
+    name = "javascript:alert(document.domain)"
+    study = tmp_path / name
+    study.mkdir()
+    (study / "notes.txt").write_text("x")
+    Result(name, "smoke", 0, artifacts=["notes.txt"]).write(study)
+    page = write_html(tmp_path).read_text()
+    hrefs = re.findall(r'href="([^"]*)"', page)
+    assert hrefs == ["./javascript%3Aalert%28document.domain%29/notes.txt"], hrefs
+    text = write_report(tmp_path).read_text()
+    assert "](./javascript%3Aalert%28document.domain%29/notes.txt)" in text
+    assert "](javascript:" not in text
+
+
+def test_each_artifact_is_embedded_once_and_the_total_is_capped(tmp_path: Path, monkeypatch) -> None:
+    """One image listed 40 times made a 1.1 GB report; many distinct images beyond the cap become links."""
+    from etude.studies import html as html_module
+
+    study = tmp_path / "big"
+    study.mkdir()
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 4000
+    for i in range(5):
+        (study / f"p{i}.png").write_bytes(png)
+    Result("big", "smoke", 0, artifacts=["p0.png"] * 40 + [f"p{i}.png" for i in range(5)]).write(study)
+    monkeypatch.setattr(html_module, "EMBED_TOTAL_BYTES", 3 * len(png))  # room for three of the five
+    page = html_module.write_html(tmp_path).read_text()
+    assert page.count("data:image/png;base64,") == 3  # p0, p1, p2 once each
+    assert page.count('href="./big/p3.png"') == 1 and page.count('href="./big/p4.png"') == 1
+    assert "embedding budget is spent" in page
+    assert len(page) < 10 * len(png)
+    assert write_report(tmp_path).read_text().count("](./big/p0.png)") == 1

@@ -18,20 +18,46 @@ def _comparable(result) -> dict:
     return data
 
 
-def test_two_jobs_give_the_results_of_one_job(fake, tmp_path) -> None:
-    names = ["fake_seed", "fake_crash", "fake_one_thread"]
-    sequential = run_studies(names, preset="smoke", seed=[3, 4], out=tmp_path / "one", jobs=1)
-    parallel = run_studies(names, preset="smoke", seed=[3, 4], out=tmp_path / "two", jobs=2)
+_NAMES = ["fake_seed", "fake_crash", "fake_one_thread"]
+
+
+@pytest.fixture(scope="module")
+def one_and_two_jobs(tmp_path_factory):
+    """The same studies and seeds run with jobs=1 and jobs=2, once for the module (worker processes take
+    seconds to start): (sequential results, parallel results, the jobs=2 folder, the study calls made here)."""
+    import sys
+    from pathlib import Path
+
+    from etude.studies import registry
+
+    out = tmp_path_factory.mktemp("jobs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(Path(__file__).resolve().parent))
+        import fake_studies
+
+        mp.setattr(registry, "STUDIES", {**registry.STUDIES, **fake_studies.REGISTRY})
+        fake_studies.CALLS.clear()
+        sequential = run_studies(_NAMES, preset="smoke", seed=[3, 4], out=out / "one", jobs=1)
+        parallel = run_studies(_NAMES, preset="smoke", seed=[3, 4], out=out / "two", jobs=2)
+        calls = list(fake_studies.CALLS)
+        fake_studies.CALLS.clear()
+        yield sequential, parallel, out / "two", calls, fake_studies
+    sys.modules.pop("fake_studies", None)
+
+
+def test_two_jobs_give_the_results_of_one_job(one_and_two_jobs) -> None:
+    sequential, parallel, two, calls, fake = one_and_two_jobs
+    names = _NAMES
     assert [_comparable(r) for r in parallel] == [_comparable(r) for r in sequential]
     assert [(r.study, r.seed) for r in parallel] == [(n, s) for n in names for s in (3, 4)]
     draws = {r.seed: r.metrics["draw"] for r in parallel if r.study == "fake_seed"}
     assert draws[3] != draws[4]  # the seed reached the study's generator
     for name in names:
         for seed in (3, 4):
-            stored = load_result(tmp_path / "two" / name / f"seed-{seed}")
+            stored = load_result(two / name / f"seed-{seed}")
             assert stored is not None and stored.seed == seed
-    assert fake.CALLS == [(n, fake.FakePreset(steps=2, label="smoke"), s, False)
-                          for n in names for s in (3, 4)]  # jobs=1 ran here, jobs=2 elsewhere
+    assert calls == [(n, fake.FakePreset(steps=2, label="smoke"), s, False)
+                     for n in names for s in (3, 4)]  # jobs=1 ran here, jobs=2 elsewhere
 
 
 def test_a_dying_worker_is_recorded_and_the_others_finish(fake, tmp_path) -> None:
@@ -51,10 +77,12 @@ def test_user_errors_in_a_worker_propagate(fake, tmp_path, study: str, error: ty
     assert not (tmp_path / study / "result.json").exists()
 
 
-def test_resume_with_jobs_keeps_finished_results(fake, tmp_path) -> None:
-    first = run_studies(["fake_good", "fake_seed"], preset="smoke", seed=2, out=tmp_path, jobs=2)
-    again = run_studies(["fake_good", "fake_seed"], preset="smoke", seed=2, out=tmp_path, jobs=2, resume=True)
+def test_resume_with_jobs_keeps_finished_results(fake, one_and_two_jobs) -> None:
+    _, parallel, two, _, _ = one_and_two_jobs
+    first = [r for r in parallel if r.study != "fake_crash"]  # a crashed study would run again
+    again = run_studies(["fake_seed", "fake_one_thread"], preset="smoke", seed=[3, 4], out=two, jobs=2, resume=True)
     assert again == first  # wall times included: nothing ran again
+    assert fake.CALLS == []
 
 
 def test_several_seeds_are_reported_per_seed(fake, tmp_path) -> None:

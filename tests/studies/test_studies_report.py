@@ -83,7 +83,7 @@ def test_report_lists_each_folder_with_a_note(mixed_run: Path) -> None:
     good = _section(text, "fake_good")
     assert "> Note" not in good
     assert "- **fake_claim**: a fake note" in good
-    assert "![plot.png](fake_good/plot.png)" in good
+    assert "![plot.png](./fake_good/plot.png)" in good
 
 
 def test_report_without_run_json_or_studies(tmp_path) -> None:
@@ -107,9 +107,9 @@ def test_artifacts_embedded_linked_or_missing(tmp_path) -> None:
                     metrics={"tournament": "header\n\n| a | b |", "scalar": 1.0, "one_line": "x"})
     result.write(folder)
     section = _section(write_report(tmp_path).read_text(), "arts")
-    assert "![plot.png](arts/plot.png)" in section.splitlines()
-    assert "![figure.svg](arts/figure.svg)" in section.splitlines()
-    assert "- [table.csv](arts/table.csv)" in section.splitlines()  # linked, not embedded, not missing
+    assert "![plot.png](./arts/plot.png)" in section.splitlines()
+    assert "![figure.svg](./arts/figure.svg)" in section.splitlines()
+    assert "- [table.csv](./arts/table.csv)" in section.splitlines()  # linked, not embedded, not missing
     assert "- gone.png (missing)" in section.splitlines()
     assert "- gone.csv (missing)" in section.splitlines()
     assert "![gone.png]" not in section

@@ -126,14 +126,13 @@ def test_resume_skips_a_finished_study_with_the_same_preset_and_seed(fake, tmp_p
     assert again == first
     assert (tmp_path / "fake_good" / "result.json").read_text() == stored_text
 
-    run_studies(["fake_good"], preset="smoke", seed=2, out=tmp_path, resume=True)
-    assert len(fake.CALLS) == 2  # another seed: run again, told to resume
-    assert fake.CALLS[-1][2:] == (2, True)
-    assert load_result(tmp_path / "fake_good").seed == 2
-
-    run_studies(["fake_good"], preset="quick", seed=2, out=tmp_path, resume=True)
-    assert len(fake.CALLS) == 3  # another preset: run again
-    assert load_result(tmp_path / "fake_good").preset == "quick"
+    # another seed or preset would continue another run's checkpoints: refused before anything runs
+    with pytest.raises(CheckpointError, match=r"fake_good: seed differs \(recorded 1, now 2\)"):
+        run_studies(["fake_good"], preset="smoke", seed=2, out=tmp_path, resume=True)
+    with pytest.raises(CheckpointError, match=r"fake_good: preset differs \(recorded \"smoke\", now \"quick\"\)"):
+        run_studies(["fake_good"], preset="quick", seed=1, out=tmp_path, resume=True)
+    assert len(fake.CALLS) == 1
+    assert (tmp_path / "fake_good" / "result.json").read_text() == stored_text
 
 
 def test_without_resume_a_finished_study_runs_again(fake, tmp_path) -> None:

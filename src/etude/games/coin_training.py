@@ -22,6 +22,7 @@ from etude.games.dice import dice_objective, discounted_rewards, leave_one_out_b
 from etude.games.learners import learner_gradient, swap_view
 from etude.games.training import as_seed_list
 from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.runtime.seeding import generator_seed
 from etude.validation import check_int, check_number
 
 __all__ = ["CoinRollouts", "CoinDiceValues", "CoinHistory", "play_coin", "coin_outcomes", "train_coin"]
@@ -180,7 +181,7 @@ def train_coin(
     optimizers = [torch.optim.Adam([p], lr=lr) for p in params]
     n = len(seed_list)
     curves = {k: torch.zeros(n, steps) for k in ("own_share", "reward", "picks_per_step")}
-    sampler = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n)
+    sampler = torch.Generator().manual_seed(generator_seed(seed_list[0] * 1_000_003 + n))
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, expect={"kind": "games.coin", "config": config})
@@ -223,6 +224,6 @@ def train_coin(
                 },
             )
     final_theta = torch.stack([p.detach() for p in params], dim=1)
-    evaluation = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n + 1)
+    evaluation = torch.Generator().manual_seed(generator_seed(seed_list[0] * 1_000_003 + n + 1))
     final = coin_outcomes(play_coin(policy, final_theta[:, 0], final_theta[:, 1], episodes, horizon, grid, evaluation))
     return CoinHistory(learners, seed_list, curves, final, final_theta, config)

@@ -21,6 +21,7 @@ from etude.games.dice import sample_rollouts
 from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swap_view
 from etude.games.matrix import MatrixGame, exact_values
 from etude.games.training import History, as_seed_list, initial_theta
+from etude.runtime.seeding import generator_seed
 from etude.validation import check_int
 
 __all__ = ["Q_LEARNER", "q_policy_logits", "q_update", "train_against_q"]
@@ -91,7 +92,7 @@ def train_against_q(
         )
         for a in range(2)
     ]
-    sampler = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n + 2)
+    sampler = torch.Generator().manual_seed(generator_seed(seed_list[0] * 1_000_003 + n + 2))
     values = exact_value_fn(game)
     rewards_of = game.rewards().T.to(torch.float64)  # [4 joint, 2]
     updates = 0

@@ -123,9 +123,11 @@ def load_checkpoint(
     :param path: the checkpoint file.
     :param expect: values the checkpoint must hold, e.g. ``{"kind": "lola", "config": {...}}``;
         each key must be stored and compare equal (recursively) to its expected value.
-    :param like: the shapes the resumed state must have, built from the run's settings, e.g.
-        ``{"model": model.state_dict(), "step": int}``: dicts must have the same keys, tensors the
-        same shape and dtype, and a type stands for any value of that type.
+    :param like: the resumed state as a freshly built run holds it, e.g. ``{"model":
+        model.state_dict(), "optimizer": optimizer, "sampler": generator, "step": int}``: dicts must
+        have the same keys, lists the same length, tensors the same shape and dtype, a generator a
+        state it accepts, an optimizer a state dict that loads into it, and a type stands for any
+        value of that type (see ``_mismatch``).
     :returns: the stored dict.
     :raises CheckpointError: (one-line message naming ``path``) when the file is missing,
         truncated, altered (hash), not a torch checkpoint, not a dict, from another run
@@ -190,12 +192,23 @@ def _nonfinite(value: Any, where: str) -> str | None:
 
 
 def _mismatch(stored: Any, template: Any, where: str) -> str | None:
-    """Why ``stored`` does not fit ``template`` (same keys, tensor shapes and dtypes), or None."""
+    """Why ``stored`` does not fit ``template``, or None.
+
+    A dict template needs the same keys, a list or tuple the same length, item by item; a tensor the
+    same shape and dtype; a ``torch.Generator`` a state that generator accepts (a uint8 tensor of its
+    state's size); a ``torch.optim.Optimizer`` a state dict that loads into it (its param groups,
+    each per-parameter tensor shaped like its parameter); a type any value of that type (``float``
+    takes ints too, no type takes a bool unless it is ``bool``).
+    """
     if stored is _ABSENT:
         return f"{where} is missing"
+    if isinstance(template, torch.Generator):
+        return _mismatch(stored, template.get_state(), where)
+    if isinstance(template, torch.optim.Optimizer):
+        return _optimizer_mismatch(stored, template, where)
     if isinstance(template, Mapping):
         if not isinstance(stored, Mapping):
-            return f"{where} is a {type(stored).__name__}, expected a dict"
+            return f"{where} is {_kind(stored)}, expected a dict"
         missing, extra = set(template) - set(stored), set(stored) - set(template)
         if missing or extra:
             return (
@@ -208,9 +221,19 @@ def _mismatch(stored: Any, template: Any, where: str) -> str | None:
             if found is not None:
                 return found
         return None
+    if isinstance(template, (list, tuple)):
+        if not isinstance(stored, (list, tuple)):
+            return f"{where} is {_kind(stored)}, expected a list"
+        if len(stored) != len(template):
+            return f"{where} holds {len(stored)} items, expected {len(template)}"
+        for i, (item, model) in enumerate(zip(stored, template)):
+            found = _mismatch(item, model, f"{where}[{i}]")
+            if found is not None:
+                return found
+        return None
     if isinstance(template, torch.Tensor):
         if not isinstance(stored, torch.Tensor):
-            return f"{where} is a {type(stored).__name__}, expected a tensor"
+            return f"{where} is {_kind(stored)}, expected a tensor"
         if tuple(stored.shape) != tuple(template.shape) or stored.dtype != template.dtype:
             return (
                 f"{where} has shape {tuple(stored.shape)} and dtype {stored.dtype}, "
@@ -218,8 +241,62 @@ def _mismatch(stored: Any, template: Any, where: str) -> str | None:
             )
         return None
     if isinstance(template, type):
-        ok = isinstance(stored, template) and not (isinstance(stored, bool) and template is not bool)
-        return None if ok else f"{where} is a {type(stored).__name__}, expected a {template.__name__}"
+        allowed = (int, float) if template is float else template
+        ok = isinstance(stored, allowed) and not (isinstance(stored, bool) and template is not bool)
+        return None if ok else f"{where} is {_kind(stored)}, expected a {template.__name__}"
+    return None
+
+
+def _kind(value: Any) -> str:
+    """'a str', 'a float32 tensor of shape (3,)', ... for a message."""
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
+def _optimizer_mismatch(stored: Any, optimizer: torch.optim.Optimizer, where: str) -> str | None:
+    """Why ``stored`` is not a state dict that loads into ``optimizer`` and continues it, or None."""
+    fresh = optimizer.state_dict()
+    if not isinstance(stored, Mapping) or set(stored) != set(fresh):
+        return f"{where} is {_kind(stored)}, expected an optimizer state with keys {sorted(fresh)}"
+    groups, state = stored["param_groups"], stored["state"]
+    if not isinstance(groups, list) or len(groups) != len(fresh["param_groups"]):
+        return f"{where}.param_groups holds {_short(groups)}, expected {len(fresh['param_groups'])} groups"
+    params = {}
+    for i, (group, model) in enumerate(zip(groups, fresh["param_groups"])):
+        if not isinstance(group, Mapping) or not isinstance(group.get("params"), list):
+            return f"{where}.param_groups[{i}] is {_kind(group)}, expected a dict with a params list"
+        if len(group["params"]) != len(model["params"]):
+            return (
+                f"{where}.param_groups[{i}].params holds {len(group['params'])} items, expected {len(model['params'])}"
+            )
+        for key, value in model.items():
+            if key != "params" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                found = _mismatch(group.get(key, _ABSENT), float, f"{where}.param_groups[{i}].{key}")
+                if found is not None:
+                    return found
+        live = optimizer.param_groups[i]["params"]
+        params.update(dict(zip(group["params"], live)))
+    if not isinstance(state, Mapping):
+        return f"{where}.state is {_kind(state)}, expected a dict"
+    for index, entry in state.items():
+        if index not in params:
+            return f"{where}.state has an entry for parameter {index!r}, which no param group lists"
+        if not isinstance(entry, Mapping):
+            return f"{where}.state.{index} is {_kind(entry)}, expected a dict"
+        param = params[index]
+        for key, value in entry.items():
+            name = f"{where}.state.{index}.{key}"
+            if key == "step":
+                if not (isinstance(value, (int, float)) and not isinstance(value, bool)) and not (
+                    isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point()
+                ):
+                    return f"{name} is {_kind(value)}, expected a step count"
+            elif isinstance(value, torch.Tensor):
+                if tuple(value.shape) != tuple(param.shape) or value.dtype != param.dtype:
+                    return f"{name} has shape {tuple(value.shape)} and dtype {value.dtype}, expected {tuple(param.shape)} and {param.dtype}"
+            elif value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+                return f"{name} is {_kind(value)}, expected a tensor or a number"
     return None
 
 

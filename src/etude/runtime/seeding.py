@@ -14,10 +14,28 @@ import torch
 
 from etude.validation import check_int
 
-__all__ = ["MAX_SEED", "seed_everything", "set_threads"]
+__all__ = ["MAX_SEED", "GENERATOR_SEED_BITS", "generator_seed", "seed_everything", "set_threads"]
 
 MAX_SEED = 2**32 - 1
 """Largest accepted seed: NumPy's legacy global generator takes seeds in ``[0, 2**32)``."""
+
+
+GENERATOR_SEED_BITS = 63
+"""Derived seeds lie in ``[0, 2**63)``: ``torch.Generator.manual_seed`` takes ``[-2**63, 2**64)``, NumPy's
+``default_rng`` and Python's ``random`` any non-negative int, so one range serves all three."""
+
+
+def generator_seed(value: int) -> int:
+    """A seed derived from an int expression (``seed * 1_000_003 + k``), reduced into ``[0, 2**63)``.
+
+    The one seed derivation of etude: studies multiply and offset the run's seed (any value in
+    ``[0, 2**32)``) to give each part its own stream, which can exceed what ``manual_seed`` accepts
+    ("Overflow when unpacking long long"). ``value mod 2**63`` leaves every value already in range
+    unchanged (the same draws as before) and maps every other int into it.
+
+    :raises BadInputError: when ``value`` is not an int.
+    """
+    return check_int("derived seed", value) % 2**GENERATOR_SEED_BITS
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -1,7 +1,11 @@
 """A self-contained `report.html` for a run folder (the localhost server is in `etude.studies.server`).
 
 Images and audio are embedded as data URIs, so the page needs no network and no neighbouring
-files at view time. The claims table has a filter by verdict; each study has its plots,
+files at view time. Bounded for any folder: each artifact is embedded once (a name listed again is
+skipped), a file over ``EMBED_LIMIT_BYTES`` and every file once ``EMBED_TOTAL_BYTES`` have been
+embedded are plain links instead, and every link to a file is a relative path inside the run folder
+(``./<study>/<artifact>``, each part percent-encoded), so no folder or artifact name can become a
+``javascript:`` or other scheme. The claims table has a filter by verdict; each study has its plots,
 samples with players, settings, versions and wall time. Broken folders get a note. A MIDI
 artifact is shown by the previews its study wrote beside it; this module imports no domain package.
 """
@@ -13,6 +17,7 @@ import html
 import json
 import mimetypes
 from pathlib import Path
+from urllib.parse import quote
 
 from etude.runtime.files import write_atomic
 from etude.studies.protocol import VERDICTS, Result, midi_preview_names
@@ -26,10 +31,40 @@ from etude.studies.report import (
 )
 from etude.studies.server import make_server, serve
 
-__all__ = ["write_html", "serve", "make_server", "markdown_table_to_html"]
+__all__ = [
+    "EMBED_LIMIT_BYTES",
+    "EMBED_TOTAL_BYTES",
+    "write_html",
+    "serve",
+    "make_server",
+    "markdown_table_to_html",
+    "relative_href",
+]
 
 EMBED_LIMIT_BYTES = 20 * 2**20
 """Files larger than this are linked rather than embedded."""
+EMBED_TOTAL_BYTES = 64 * 2**20
+"""Embedded bytes of one report at most (before base64); later artifacts are linked rather than embedded."""
+
+
+class _Budget:
+    """The bytes a report may still embed."""
+
+    def __init__(self, total: int | None = None) -> None:
+        self.left = EMBED_TOTAL_BYTES if total is None else total
+
+    def take(self, size: int) -> bool:
+        """True (and the size spent) when a file of ``size`` bytes may be embedded."""
+        if size > EMBED_LIMIT_BYTES or size > self.left:
+            return False
+        self.left -= size
+        return True
+
+
+def relative_href(study: str, name: str) -> str:
+    """A link to ``<study>/<name>`` that can only be a relative path inside the run folder (escaped for HTML)."""
+    parts = [quote(part, safe="") for part in f"{study}/{name}".split("/")]
+    return _e("./" + "/".join(parts))
 
 
 _CSS = """
@@ -87,16 +122,18 @@ def _data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def _artifact_html(run_dir: Path, study: str, name: str) -> str:
+def _artifact_html(run_dir: Path, study: str, name: str, budget: _Budget) -> str:
     path, why = artifact_file(run_dir, study, name)
     if path is None:
         return f"<p>{_e(name)} <em>({_e(why)})</em></p>"
     size = path.stat().st_size
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     suffix = path.suffix.lower()
-    href = _e(f"{study}/{name}")
-    if size > EMBED_LIMIT_BYTES:
-        return f'<p><a href="{href}">{_e(name)}</a> ({size / 2**20:.0f} MiB, not embedded)</p>'
+    href = relative_href(study, name)
+    embeddable = mime.startswith(("image/", "audio/")) or suffix in (".mid", ".midi", ".wav")
+    if embeddable and not budget.take(size):
+        why = "over the per-file limit" if size > EMBED_LIMIT_BYTES else "the report's embedding budget is spent"
+        return f'<p><a href="{href}">{_e(name)}</a> ({size / 2**20:.1f} MiB, not embedded: {why})</p>'
     if mime.startswith("image/"):
         return (
             f'<figure><img class="plot" alt="{_e(name)}" src="{_data_uri(mime, path.read_bytes())}">'
@@ -107,7 +144,7 @@ def _artifact_html(run_dir: Path, study: str, name: str) -> str:
         wav_name, png_name = midi_preview_names(name)
         for preview, kind in ((wav_name, "audio/wav"), (png_name, "image/png")):
             found, _ = artifact_file(run_dir, study, preview)
-            if found is None or found.stat().st_size > EMBED_LIMIT_BYTES:
+            if found is None or not budget.take(found.stat().st_size):
                 continue
             uri = _data_uri(kind, found.read_bytes())
             tags.append(
@@ -164,7 +201,7 @@ def _claims_table(entries: list[tuple[str, Result | None, str]]) -> str:
     )
 
 
-def _study_section(run_dir: Path, name: str, result: Result | None, note: str) -> str:
+def _study_section(run_dir: Path, name: str, result: Result | None, note: str, budget: _Budget) -> str:
     parts = [f'<section class="study" id="study-{_e(name)}"><h2>{_e(name)}</h2>']
     if note:
         parts.append(f'<div class="note">{_e(note)}</div>')
@@ -183,8 +220,8 @@ def _study_section(run_dir: Path, name: str, result: Result | None, note: str) -
             if isinstance(value, str) and "\n" in value:
                 parts.append(f"<h3>{_e(key)}</h3>{markdown_table_to_html(value)}")
         scalars = {k: v for k, v in result.metrics.items() if not (isinstance(v, str) and "\n" in v)}
-        for artifact in result.artifacts:
-            parts.append(_artifact_html(run_dir, name, artifact))
+        for artifact in dict.fromkeys(result.artifacts):  # each artifact once, in the order listed
+            parts.append(_artifact_html(run_dir, name, artifact, budget))
         details = {"metrics": scalars, "settings": result.settings, "versions": result.versions}
         try:
             shown = json.dumps(details, indent=2, default=str)
@@ -223,7 +260,8 @@ def write_html(run_dir: str | Path) -> Path:
     ]
     if not entries:
         body.append('<div class="note">No study folders found in this run.</div>')
-    body += [_study_section(run_dir, name, result, note) for name, result, note in entries]
+    budget = _Budget()
+    body += [_study_section(run_dir, name, result, note, budget) for name, result, note in entries]
     page = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>etude report</title>'
         f"<style>{_CSS}</style><script>{_JS}</script></head><body>{''.join(body)}</body></html>"

@@ -1,6 +1,6 @@
 """Run (study, seed) tasks in parallel worker processes.
 
-Each of at most ``jobs`` spawned workers runs `etude.studies.runner.run_task`, the code of a
+Each of at most ``jobs`` spawned workers runs `etude.studies.task.run_task`, the code of a
 sequential run, on one task after another (imports are paid once per worker), so results are
 identical to ``jobs = 1``: every task seeds itself and every study fixes its torch thread count.
 A task whose worker dies (killed, out of memory) is recorded as crashed, a fresh worker takes
@@ -20,6 +20,8 @@ from typing import Any
 from etude.errors import BadInputError, CheckpointError
 from etude.runtime import progress
 from etude.studies.protocol import Result
+from etude.studies.registry import load_study
+from etude.studies.task import Task, crashed_result, run_task
 
 __all__ = ["run_parallel", "default_jobs"]
 
@@ -40,8 +42,6 @@ def _worker(conn: Connection, default_threads: int) -> None:
     Answers each task with ('done', result dict) or ('error', kind, text).
     """
     os.environ["ETUDE_PROGRESS"] = "0"  # one combined bar in the parent instead
-    from etude.studies.runner import run_task
-
     while (task := conn.recv()) is not None:
         try:
             conn.send(("done", run_task(task, default_threads=default_threads).to_dict()))
@@ -79,11 +79,8 @@ class _Slot:
         self.conn.close()
 
 
-def run_parallel(tasks: list, jobs: int) -> list[Result]:
-    """Run `tasks` (runner.Task) in at most `jobs` worker processes; results in the order of `tasks`."""
-    from etude.studies.registry import load_study
-    from etude.studies.runner import crashed_result
-
+def run_parallel(tasks: list[Task], jobs: int) -> list[Result]:
+    """Run `tasks` in at most `jobs` worker processes; results in the order of `tasks`."""
     ctx = mp.get_context("spawn")  # fork is unsafe once torch's thread pools exist
     threads = max(1, default_jobs() // jobs)
     pending = list(enumerate(tasks))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from etude.errors import BadInputError
+from etude.studies.fields import OVERRIDE_GROWTH, FieldRule, field_rules
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -27,6 +28,7 @@ __all__ = [
     "Study",
     "apply_overrides",
     "override_limits",
+    "OVERRIDE_GROWTH",
     "midi_preview_names",
     "versions",
 ]
@@ -265,58 +267,22 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-OVERRIDE_GROWTH = 10
-"""An int override may be at most this many times the largest value of the field over the study's presets."""
+def override_limits(presets: Any) -> dict[str, FieldRule]:
+    """Field -> the rule its overrides must follow, from a study's presets (see `etude.studies.fields`)."""
+    return field_rules(presets)
 
 
-def override_limits(presets: Any) -> dict[str, tuple[int, int]]:
-    """Field -> (smallest, largest) int an override may set.
+def apply_overrides(preset: Any, overrides: dict[str, str], limits: dict[str, FieldRule] | None = None) -> Any:
+    """A copy of the preset dataclass with fields set from strings ('steps=50'); bad keys or values raise.
 
-    The largest is OVERRIDE_GROWTH x the largest value over ``presets`` (at least 16); the
-    smallest is 0, or minus the largest where some preset holds a negative value. For list and
-    tuple fields the bounds apply to each int item, and the largest also to the length.
-    """
-    limits: dict[str, tuple[int, int]] = {}
-    for preset in presets:
-        for f in dataclasses.fields(preset):
-            value = getattr(preset, f.name)
-            items = value if isinstance(value, (list, tuple)) else [value]
-            ints = [v for v in items if isinstance(v, int) and not isinstance(v, bool)]
-            sizes = [abs(v) for v in ints] + ([len(value)] if isinstance(value, (list, tuple)) else [])
-            if sizes:
-                low, high = limits.get(f.name, (0, 16))
-                high = max(high, OVERRIDE_GROWTH * max(sizes))
-                limits[f.name] = (-high if low < 0 or any(v < 0 for v in ints) else 0, high)
-    return {k: (-high if low < 0 else 0, high) for k, (low, high) in limits.items()}
-
-
-def _check_bounds(key: str, value: Any, limits: dict[str, tuple[int, int]]) -> None:
-    items = list(value) if isinstance(value, (list, tuple)) else [value]
-    for item in items:
-        if isinstance(item, float) and not math.isfinite(item):
-            raise BadInputError(f"preset field {key!r} must be finite, got {item!r}")
-    if key not in limits:
-        return
-    low, high = limits[key]
-    ints = [v for v in items if isinstance(v, int) and not isinstance(v, bool)]
-    if isinstance(value, (list, tuple)) and len(value) > high:
-        raise BadInputError(f"preset field {key!r} may hold at most {high} items, got {len(value)}")
-    for item in ints:
-        if not low <= item <= high:
-            raise BadInputError(
-                f"preset field {key!r} must be in [{low:,}, {high:,}] ({OVERRIDE_GROWTH}x the "
-                f"largest preset's), got {item:,}"
-            )
-
-
-def apply_overrides(preset: Any, overrides: dict[str, str], limits: dict[str, tuple[int, int]] | None = None) -> Any:
-    """A copy of the preset dataclass with fields set from strings ('steps=50'); bad keys raise.
-
-    Floats must be finite; with ``limits`` (see `override_limits`), ints may not exceed their bound.
+    Each value is checked with its field's meaning (``limits``, from `override_limits` over the study's
+    presets; by default the rules of ``preset`` alone): learning rates > 0, fractions inside (0, 1),
+    counts >= 1, finite, bounded numbers (see `etude.studies.fields`).
     """
     if not overrides:
         return preset
     fields = {f.name: f for f in dataclasses.fields(preset)}
+    rules = limits if limits is not None else field_rules([preset])
     changes: dict[str, Any] = {}
     for key, text in overrides.items():
         if key not in fields:
@@ -328,17 +294,19 @@ def apply_overrides(preset: Any, overrides: dict[str, str], limits: dict[str, tu
                     raise ValueError(text)
                 value: Any = text.lower() in ("true", "1")
             elif isinstance(current, (int, float, str)):
-                if isinstance(current, int) and len(text) > 30:
+                if isinstance(current, (int, float)) and len(text) > 40:
                     raise ValueError(text)
                 value = type(current)(text)
             elif isinstance(current, (tuple, list)):
-                value = type(current)(json.loads(text))
+                value = json.loads(text)
+                if not isinstance(value, list):
+                    raise TypeError(text)
+                value = type(current)(value)
             else:
                 value = json.loads(text)
         except (ValueError, TypeError, RecursionError) as exc:
             raise BadInputError(f"preset field {key!r} expects a {type(current).__name__}, got {text[:60]!r}") from exc
-        _check_bounds(key, value, limits or {})
-        changes[key] = value
+        changes[key] = rules[key].check(value) if key in rules else value
     return dataclasses.replace(preset, **changes)
 
 
@@ -363,6 +331,12 @@ class Study:
     def claims(self) -> list[Claim]:
         """The study's claims with criteria, verdict 'not-run'."""
         raise NotImplementedError
+
+    def data_identity(self, preset: Any) -> dict[str, Any]:
+        """What identifies the data the run reads beyond its preset and seed (a corpus's digest, a
+        soundfont's name and size), recorded in ``run-record.json`` so that ``--resume`` on other data
+        refuses; empty for a study whose data the preset and seed determine."""
+        return {}
 
     def preset(self, name: str, overrides: dict[str, str] | None = None) -> Any:
         """The named preset with overrides applied; an unknown name raises BadInputError."""

@@ -233,9 +233,9 @@ def write_report(run_dir: str | Path) -> Path:
         for key, value in result.metrics.items():
             if isinstance(value, str) and "\n" in value:
                 lines += [f"### {_cell(key)}", "", _md(value), ""]
-        for artifact in result.artifacts:
+        for artifact in dict.fromkeys(result.artifacts):  # each artifact once
             path, why = artifact_file(run_dir, name, artifact)
-            rel = quote(f"{name}/{artifact}")
+            rel = "./" + "/".join(quote(part, safe="") for part in f"{name}/{artifact}".split("/"))
             if path is None:
                 lines.append(f"- {_cell(artifact)} ({why})")
             elif artifact.lower().endswith(_IMAGE_SUFFIXES):

@@ -42,15 +42,28 @@ def _finite(name: str, value: torch.Tensor) -> torch.Tensor:
     return value
 
 
+MAX_DRAW_BYTES = 2**31
+"""Most bytes of base normals one estimate may draw (copies x n x d x the dtype's size, 2 GiB); the
+estimate holds a few tensors of that size (eps, z), so a larger ``n`` is refused up front."""
+
+
 def base_normals(sampler: BaseSampler | Sequence[BaseSampler], n: int, family: GaussianFamily) -> torch.Tensor:
     """eps [..., n, d]: one point set of n base normals per copy of the family.
 
     An unbatched family takes one sampler; a family with batch shape [S] takes a sequence of S
     samplers (one per seed) or one sampler called S times (independent randomizations).
+
+    :raises BadInputError: when the draws would take more than ``MAX_DRAW_BYTES``.
     """
     check_int("n", n, 1)
     dtype = family.loc.dtype
     batch = family.batch_shape
+    size = math.prod(batch) * n * family.dim * dtype.itemsize
+    if size > MAX_DRAW_BYTES:
+        raise BadInputError(
+            f"n = {n:,} base points of dim {family.dim} for {math.prod(batch)} copies need {size / 2**30:,.1f} GiB; "
+            f"at most {MAX_DRAW_BYTES / 2**30:g} GiB (etude.vi.elbo.MAX_DRAW_BYTES)"
+        )
     per_copy = isinstance(sampler, Sequence)  # one sampler per copy, or one for all
     samplers = list(sampler) if isinstance(sampler, Sequence) else [sampler]
     if not samplers:
