@@ -18,8 +18,6 @@ SRC = Path(etude.__file__).resolve().parent
 KNOWN_CIRCLES: set[frozenset[str]] = {
     # issue 23 part 3: other helpers remove these on their branches; the coordinator empties this set at merge.
     frozenset({"etude.music.training", "etude.music.stream"}),  # Crops / StreamCrops
-    frozenset({"etude.music.performance", "etude.music.midi"}),  # Performance.from_midi
-    frozenset({"etude.similarity.experiments", "etude.similarity.study"}),  # PwccaPreset
 }
 
 

@@ -22,6 +22,7 @@ from etude.audio import criteria
 from etude.audio.ceiling import calibrate, decoder_prediction_error_db
 from etude.audio.hierarchy import AutoEncoder, Hierarchy, HierarchyConfig, LevelConfig
 from etude.audio.metrics import tonal
+from etude.audio.presets import AmaePreset
 from etude.audio.render import SAMPLE_RATE, piano_dataset
 from etude.audio.training import (
     encode_pieces,
@@ -39,7 +40,6 @@ from etude.runtime import resolve_device
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
-    from etude.audio.study import AmaePreset
     from etude.studies.protocol import Claim
 
 __all__ = [

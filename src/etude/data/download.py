@@ -6,11 +6,24 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol
 
-from etude.data.spec import DatasetSpec
 from etude.errors import MissingDataError, MissingDependencyError
 
 __all__ = ["fetch", "torchvision_datasets"]
+
+
+class Downloadable(Protocol):
+    """What `fetch` reads of a dataset (`etude.data.spec.DatasetSpec` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def how(self) -> str: ...
+    @property
+    def downloadable(self) -> bool: ...
 
 
 def torchvision_datasets() -> ModuleType:
@@ -35,7 +48,7 @@ def torchvision_datasets() -> ModuleType:
     return datasets
 
 
-def fetch(spec: DatasetSpec, root: Path) -> None:
+def fetch(spec: Downloadable, root: Path) -> None:
     """Download ``spec``'s dataset under ``root`` in torchvision's layout (which etude's loaders search)."""
     if not spec.downloadable:
         raise MissingDataError(f"etude cannot download {spec.title}; get it: {spec.how}")
