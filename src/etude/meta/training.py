@@ -3,10 +3,10 @@
 Each step draws B distributions and, from each, n_x elements plus a disjoint context set
 (`sample_batch`), and takes an Adam step on the mean over distributions of -ELBO (Wu et al.
 2020, Eq. 4). All randomness after the model's initialization (batches, reparameterization
-noise) comes from one generator seeded by `seed`, whose state is checkpointed, so a resumed run
+noise) comes from one generator seeded by `seed`, whose state is checkpointed (`etude.runtime.train_loop`), so a resumed run
 ends with the same parameters as an uninterrupted one. With a Lightning ``fabric``, each of W
 data-parallel ranks draws the same global batch and noise and trains on its slice of B / W sets
-(`etude.runtime.distributed`); the mean over sets makes DDP's average the global gradient.
+(`etude.runtime.distributed`); each rank's share of the loss is its sets' mean over W.
 """
 
 from __future__ import annotations
@@ -19,17 +19,7 @@ import torch
 from etude.errors import BadInputError
 from etude.meta.base import SetModel
 from etude.meta.datasets import Batch, sample_batch
-from etude.runtime import (
-    Objective,
-    is_rank_zero,
-    load_on_rank_zero,
-    precision_of,
-    progress,
-    save_checkpoint,
-    shard,
-    sum_over_ranks,
-    world_size,
-)
+from etude.runtime import Objective, precision_of, shard, train_loop, world_size
 from etude.validation import check_int
 
 if TYPE_CHECKING:
@@ -101,33 +91,9 @@ def fit(
     if precision != "32-true":
         config["precision"] = precision  # a bf16 run resumes only at bf16; 32-bit checkpoints keep their config
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    objective: torch.nn.Module = Objective(model, model.loss)  # DDP and autocast act on its forward
-    if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
-        objective, optimizer = fabric.setup(objective, optimizer)
-    losses: list[float] = []
-    start = 0
-    if checkpoint is not None and resume:
-        state = load_on_rank_zero(
-            checkpoint,
-            fabric,
-            expect={"kind": "meta.fit", "config": config},
-            like={"model": model.state_dict(), "generator": generator.get_state(), "step": int},
-        )
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
-            losses, start = list(state["losses"]), int(state["step"])
     ranks = world_size(fabric)
-    model.train()
-    bar = progress(
-        range(start, steps),
-        total=steps - start,
-        desc=desc or type(model).__name__,
-        disable=not show_progress or not is_rank_zero(fabric),
-    )
-    for step in bar:
+
+    def step(t: int, objective: torch.nn.Module) -> torch.Tensor:
         batch = sample_batch(
             data,
             n_sets,
@@ -140,33 +106,30 @@ def fit(
         noise = model.noise(n_sets, n_x, generator, dtype=batch.x.dtype, device=batch.x.device)
         if fabric is not None:  # this rank's B / W sets of the global batch, and their noise
             batch = Batch(
-                *(shard(t, fabric).to(fabric.device) for t in (batch.index, batch.x, batch.context, batch.context_mask))
+                *(shard(v, fabric).to(fabric.device) for v in (batch.index, batch.x, batch.context, batch.context_mask))
             )
             noise = {k: shard(v, fabric).to(fabric.device) for k, v in noise.items()}
         ctx = batch.context if context == "disjoint" else None
         mask = batch.context_mask if context == "disjoint" else None
         loss = objective(batch.x, ctx, batch.index, context_mask=mask, noise=noise)  # mean over this rank's sets
-        optimizer.zero_grad(set_to_none=True)
-        if fabric is None:
-            loss.backward()
-        else:
-            fabric.backward(loss)  # DDP averages the ranks' gradients of their equal shares' means
-            loss = sum_over_ranks(loss, fabric) / ranks
-        optimizer.step()
-        losses.append(loss.item())
-        done = step + 1
-        if checkpoint is not None and is_rank_zero(fabric) and (done % checkpoint_every == 0 or done == steps):
-            save_checkpoint(
-                checkpoint,
-                {
-                    "kind": "meta.fit",
-                    "config": config,
-                    "step": done,
-                    "losses": losses,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(),
-                },
-            )
+        return loss / ranks if ranks > 1 else loss  # this rank's share of the global batch's mean
+
+    model.train()
+    result = train_loop(
+        step,
+        steps=steps,
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=lr),
+        module=Objective(model, model.loss),  # DDP and autocast act on its forward
+        kind="meta.fit",
+        config=config,
+        fabric=fabric,
+        state={"generator": generator},
+        checkpoint=checkpoint,
+        every=checkpoint_every,
+        resume=resume,
+        desc=desc or type(model).__name__,
+        show_progress=show_progress,
+    )
     model.eval()
-    return losses
+    return result.losses
