@@ -23,16 +23,7 @@ from torch import Tensor
 
 from etude.exchangeable.bruno import Bruno
 from etude.flows import dequantize
-from etude.runtime import (
-    is_rank_zero,
-    load_on_rank_zero,
-    precision_of,
-    progress,
-    save_checkpoint,
-    shard,
-    sum_over_ranks,
-    world_size,
-)
+from etude.runtime import Saved, precision_of, shard, train_loop
 from etude.validation import check_int, check_number
 
 if TYPE_CHECKING:
@@ -104,14 +95,12 @@ def train_bruno(
     for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
         check_int(name, value, 1)
     check_number("process_lr_mult", process_lr_mult, 0, low_open=True)
-    net = model  # the plain module: its state dict is the checkpoint's, whatever the world size
     process_params = list(model.process.parameters())
     ids = {id(p) for p in process_params}
     flow_params = [p for p in model.parameters() if id(p) not in ids]
     groups = [{"params": process_params, "weight_decay": 0.0, "lr": lr * process_lr_mult}]
     if flow_params:
         groups.append({"params": flow_params, "weight_decay": weight_decay})
-    opt = torch.optim.AdamW(groups, lr=lr)
     config: dict[str, Any] = {
         "steps": steps,
         "lr": lr,
@@ -123,85 +112,68 @@ def train_bruno(
         "seed": seed,
         "params": sum(p.numel() for p in model.parameters()),
     }
-    if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
-        model, opt = fabric.setup(model, opt)  # the param groups (and their learning rates) are kept
-        precision = precision_of(fabric)
-        if precision != "32-true":
-            config["precision"] = precision  # 32-bit checkpoints keep their former configuration
-    device = next(net.parameters()).device
+    if precision_of(fabric) != "32-true":
+        config["precision"] = precision_of(fabric)  # 32-bit checkpoints keep their former configuration
+    device = next(model.parameters()).device if fabric is None else fabric.device
     val = val.to(device) if val is not None else None
     generator = torch.Generator().manual_seed(seed)
-    log, best_state, start = TrainLog(), None, 0
-    if checkpoint is not None and resume:
-        state = load_on_rank_zero(
-            checkpoint,
-            fabric,
-            expect={"kind": "bruno.train", "config": config},
-            like={"model": net.state_dict(), "generator": generator.get_state(), "step": int},
-        )
-        if state is not None:
-            net.load_state_dict(state["model"])  # load_state_dict copies onto the model's device
-            opt.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
-            log = TrainLog(**state["log"])
-            best_state, start = state["best"], int(state["step"])
+    log, kept = TrainLog(), {"best": None}
 
     def evaluate(step: int) -> None:  # on every rank, the same parameters and batch: the same choice
-        nonlocal best_state
         assert val is not None  # called only with a validation batch
-        net.eval()
+        model.eval()
         with torch.no_grad():
-            v = float(net.loss(val))
-        net.train()
+            v = float(model.loss(val))
+        model.train()
         log.val_steps.append(step)
         log.val_loss.append(v)
         if v < log.best_val:
             log.best_val, log.best_step = v, step
-            best_state = copy.deepcopy(net.state_dict())
+            kept["best"] = copy.deepcopy(model.state_dict())
 
-    if val is not None and start == 0:
-        evaluate(0)
-    ranks = world_size(fabric)
-    bar = progress(
-        range(start, steps), total=steps - start, desc=desc, disable=not show_progress or not is_rank_zero(fabric)
-    )
-    for step in bar:
+    def step(t: int, module: torch.nn.Module) -> Tensor:
         x = dequantize(sample_batch(generator), generator)  # the global batch and its noise, the same on every rank
-        opt.zero_grad(set_to_none=True)
         if fabric is None:
-            loss = net.loss(x.to(device))
-            loss.backward()
-        else:
-            # mean over the global batch's B x n positions of -log p / D: this shard's sum over that count;
-            # DDP averages the ranks' gradients, so each rank's part is scaled by W
-            count = x.shape[0] * x.shape[1] * net.dim
-            part = shard(x, fabric).to(device)
-            total = -model(part).sum()  # log p(x_i | x_<i) through the wrapper: DDP's gradient sync, autocast
-            fabric.backward(total * (ranks / count))
-            loss = sum_over_ranks(total, fabric) / count
-        factor = process_grad_scale(step, warmup, process_scale)
+            return model.loss(x.to(device))
+        # this shard's share of the mean over the global batch's B x n positions of -log p / D
+        count = x.shape[0] * x.shape[1] * model.dim
+        return -module(shard(x, fabric).to(device)).sum() / count  # through the wrapper: DDP's sync, autocast
+
+    def scale_process(t: int) -> None:
+        factor = process_grad_scale(t, warmup, process_scale)
         for p in process_params:
             if p.grad is not None:
                 p.grad.mul_(factor)
-        opt.step()
-        log.loss.append(loss.item())
-        done = step + 1
-        if val is not None and (done % eval_every == 0 or done == steps):
-            evaluate(done)
-        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps) and is_rank_zero(fabric):
-            save_checkpoint(
-                checkpoint,
-                {
-                    "kind": "bruno.train",
-                    "config": config,
-                    "step": done,
-                    "model": net.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "generator": generator.get_state(),
-                    "log": log.state(),
-                    "best": best_state,
-                },
-            )
-    if best_state is not None:
-        net.load_state_dict(best_state)
+
+    def load_log(state: dict) -> None:
+        for key, value in state.items():
+            setattr(log, key, value)
+
+    result = train_loop(
+        step,
+        steps=steps,
+        model=model,
+        optimizer=torch.optim.AdamW(groups, lr=lr),  # Fabric's set-up keeps the groups and their learning rates
+        kind="bruno.train",
+        config=config,
+        fabric=fabric,
+        state={
+            "generator": generator,
+            "log": Saved(log.state, load_log),
+            "best": Saved(lambda: kept["best"], lambda value: kept.update(best=value)),
+        },
+        checkpoint=checkpoint,
+        every=checkpoint_every,
+        resume=resume,
+        after_backward=scale_process,
+        after_step=lambda done: (
+            evaluate(done) if val is not None and (done % eval_every == 0 or done == steps) else None
+        ),
+        on_start=lambda start: evaluate(0) if val is not None and start == 0 else None,
+        desc=desc,
+        show_progress=show_progress,
+    )
+    log.loss = result.losses
+    if kept["best"] is not None:
+        model.load_state_dict(kept["best"])
     return log

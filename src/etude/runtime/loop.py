@@ -230,7 +230,13 @@ def train_loop(
     def save(done: int) -> None:
         if checkpoint is None or not is_rank_zero(fabric):
             return
-        saved = {"kind": kind, "config": dict(config), "step": done, "losses": result.losses, "model": model.state_dict()}
+        saved = {
+            "kind": kind,
+            "config": dict(config),
+            "step": done,
+            "losses": result.losses,
+            "model": model.state_dict(),
+        }
         if optimizer is not None:
             saved["optimizer"] = optimizer.state_dict()
         save_checkpoint(checkpoint, {**saved, **{name: _get(value) for name, value in extra.items()}})
@@ -296,4 +302,3 @@ def _one_step(
     if optimizer is not None:
         optimizer.step()
     return sum_over_ranks(loss.detach(), fabric) if ranks > 1 else loss.detach()
-
