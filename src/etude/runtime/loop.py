@@ -26,7 +26,7 @@ needs to continue exactly: ``torch.Generator`` objects (their states) and object
 checkpoint and broadcasts it, so a checkpoint resumes at any world size.
 
 **Progress.** On rank 0, with ``show_progress`` not False: on a terminal, a tqdm bar showing the running
-loss and steps per second; otherwise a plain line every ``report_every`` steps and a final summary
+loss and steps per second; otherwise a plain line every ``report_every`` steps (100) and a final summary
 (``ETUDE_PROGRESS=0`` silences both). With ``log_dir``, the loss (and ``metrics()``) of every step go to
 CSV and TensorBoard (``make_loggers``), on rank 0.
 """
@@ -111,7 +111,7 @@ class _Reporter:
     def __init__(self, steps: int, start: int, desc: str, show: bool | None, every: int | None, log_dir: Any) -> None:
         self.steps, self.start, self.desc, self.done = steps, start, desc, start
         self.began, self.loss, self.bar, self.plain = time.perf_counter(), math.nan, None, False
-        self.every = every or max(1, (steps - start) // 10)
+        self.every = every or 100
         if show is not False and progress_allowed():
             if sys.stderr.isatty():
                 self.bar = progress(total=steps, desc=desc, disable=False)
