@@ -117,7 +117,7 @@ def train_bruno(
     device = next(model.parameters()).device if fabric is None else fabric.device
     val = val.to(device) if val is not None else None
     generator = torch.Generator().manual_seed(seed)
-    log, kept = TrainLog(), {"best": None}
+    log, kept = TrainLog(), dict[str, Any](best=None)
 
     def evaluate(step: int) -> None:  # on every rank, the same parameters and batch: the same choice
         assert val is not None  # called only with a validation batch

@@ -156,7 +156,7 @@ def train_loop(
     step: Step,
     *,
     steps: int,
-    model: nn.Module,
+    model: Any,
     optimizer: Any = None,
     kind: str,
     config: Mapping[str, Any],
@@ -181,7 +181,8 @@ def train_loop(
     """Run ``steps`` steps of ``step`` (resuming from ``checkpoint`` when asked); see the module docstring.
 
     :param step: ``step(t, module)``: this rank's share of step ``t``'s loss (a scalar tensor), or None.
-    :param model: the plain module whose state dict is checkpointed (whatever the world size).
+    :param model: the plain module whose state dict is checkpointed (whatever the world size); any object
+        with ``state_dict``/``load_state_dict`` when checkpointed, with ``parameters()`` when clipped.
     :param optimizer: a ``torch.optim`` optimizer (or any object with ``zero_grad``, ``step`` and, for
         checkpoints, ``state_dict``/``load_state_dict``); None for a step that updates by itself.
     :param kind: the run's kind, stored and checked on resume. :param config: the run's whole configuration.
@@ -212,7 +213,7 @@ def train_loop(
             module = fabric.setup(module)
         else:  # before loading, so that the optimizer's state lands on the fabric's device
             module, optimizer = fabric.setup(module, optimizer)
-    groups = [] if optimizer is None else list(optimizer.param_groups)
+    groups = list(getattr(optimizer, "param_groups", []))
     base = [group["lr"] for group in groups]
     result = LoopResult()
     if checkpoint is not None and resume:
