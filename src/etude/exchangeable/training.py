@@ -117,7 +117,8 @@ def train_bruno(
     device = next(model.parameters()).device if fabric is None else fabric.device
     val = val.to(device) if val is not None else None
     generator = torch.Generator().manual_seed(seed)
-    log, kept = TrainLog(), dict[str, Any](best=None)
+    log = TrainLog()
+    kept: dict[str, Any] = {"best": None}  # the parameters of the best validation loss so far
 
     def evaluate(step: int) -> None:  # on every rank, the same parameters and batch: the same choice
         assert val is not None  # called only with a validation batch
