@@ -213,8 +213,7 @@ def train_loop(
             module = fabric.setup(module)
         else:  # before loading, so that the optimizer's state lands on the fabric's device
             module, optimizer = fabric.setup(module, optimizer)
-    groups = list(getattr(optimizer, "param_groups", []))
-    base = [group["lr"] for group in groups]
+    base = [group["lr"] for group in getattr(optimizer, "param_groups", [])]  # before a resume changes them
     result = LoopResult()
     if checkpoint is not None and resume:
         like = {"model": model.state_dict(), "step": int}
@@ -249,7 +248,7 @@ def train_loop(
         on_start(result.start)
     try:
         for t in range(result.start, steps):
-            loss = _one_step(step, t, module, optimizer, fabric, ranks, groups, base, schedule, clip, after_backward)
+            loss = _one_step(step, t, module, optimizer, fabric, ranks, base, schedule, clip, after_backward)
             value = None if loss is None else loss.item()
             if value is not None:
                 if finite and not math.isfinite(value):
@@ -273,7 +272,6 @@ def _one_step(
     optimizer: Any,
     fabric: Fabric | None,
     ranks: int,
-    groups: list[dict[str, Any]],
     base: list[float],
     schedule: Callable[[int], float] | None,
     clip: float | None,
@@ -282,7 +280,7 @@ def _one_step(
     """One step: schedule, zero the gradients, loss, backward (W L_r under DDP), clip, update; the recorded loss."""
     if schedule is not None:
         factor = schedule(t)
-        for group, lr in zip(groups, base):
+        for group, lr in zip(optimizer.param_groups, base):  # load_state_dict replaces the group dicts
             group["lr"] = lr * factor
     if optimizer is not None:
         optimizer.zero_grad()  # torch.optim's default sets the gradients to None
