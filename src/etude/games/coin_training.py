@@ -4,7 +4,9 @@ Foerster et al., AAMAS 2018 (arXiv:1709.04326), Sec. 5.3 (coin game) with the Di
 Foerster et al., ICML 2018 (arXiv:1802.05098), Sec. 4: each update plays `episodes` games of
 `horizon` steps per seed, builds the DiCE surrogates (V1, V2) of `etude.games.dice` from the
 recorded log-probabilities, and moves each agent along its learner's ascent direction
-(`etude.games.learners`: naive grad_1 V1, or LOLA's Eq. 4.2) with Adam.
+(`etude.games.learners`: naive grad_1 V1, or LOLA's Eq. 4.2) with Adam. The two agents' Adam steps on
+hand-made ascent directions are the step's own update; ``etude.runtime.train_loop`` owns the step count,
+progress, checkpoints and resume.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from etude.games.coin_policy import MEMORY, MLPPolicy, pick_memory
 from etude.games.dice import dice_objective, discounted_rewards, leave_one_out_baseline
 from etude.games.learners import learner_gradient, swap_view
 from etude.games.training import as_seed_list
-from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.runtime import Saved, train_loop
 from etude.validation import check_int, check_number
 
 __all__ = ["CoinRollouts", "CoinDiceValues", "CoinHistory", "play_coin", "coin_outcomes", "train_coin"]
@@ -125,6 +127,12 @@ class CoinHistory:
     config: dict = field(default_factory=dict)
 
 
+@torch.no_grad()
+def _copy_into(params: list[torch.Tensor], stored: list[torch.Tensor]) -> None:
+    for p, value in zip(params, stored):
+        p.copy_(value)
+
+
 def train_coin(
     learner1: str,
     learner2: str,
@@ -181,23 +189,9 @@ def train_coin(
     n = len(seed_list)
     curves = {k: torch.zeros(n, steps) for k in ("own_share", "reward", "picks_per_step")}
     sampler = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n)
-    start = 0
-    if checkpoint is not None and resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, expect={"kind": "games.coin", "config": config})
-        start = int(state["step"])
-        with torch.no_grad():
-            for p, stored in zip(params, state["theta"]):
-                p.copy_(stored)
-        for opt, stored in zip(optimizers, state["optimizers"]):
-            opt.load_state_dict(stored)
-        for k in curves:
-            curves[k][:, :start] = state["curves"][k]
-        sampler.set_state(state["sampler"])
-
     learners = (learner1, learner2)
-    for t in progress(
-        range(start, steps), total=steps - start, desc=f"coin {learner1} vs {learner2}", disable=not show_progress
-    ):
+
+    def step(t: int, _: object) -> None:
         t1, t2 = params[0].detach(), params[1].detach()
         rollouts = play_coin(policy, t1, t2, episodes, horizon, grid, sampler)
         for k, v in coin_outcomes(rollouts).items():
@@ -208,20 +202,33 @@ def train_coin(
         for p, opt, g in zip(params, optimizers, (g1, g2)):
             p.grad = -g.to(p.dtype)  # Adam minimizes; the learners return ascent directions
             opt.step()
-        done = t + 1
-        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
-            save_checkpoint(
-                checkpoint,
-                {
-                    "kind": "games.coin",
-                    "config": config,
-                    "step": done,
-                    "theta": [p.detach().clone() for p in params],
-                    "optimizers": [opt.state_dict() for opt in optimizers],
-                    "curves": {k: v[:, :done].clone() for k, v in curves.items()},
-                    "sampler": sampler.get_state(),
-                },
-            )
+        done[0] = t + 1
+
+    done = [0]  # steps taken, for the curves' checkpointed part
+    train_loop(
+        step,
+        steps=steps,
+        kind="games.coin",
+        config=config,
+        state={
+            "theta": Saved(lambda: [p.detach().clone() for p in params], lambda v: _copy_into(params, v)),
+            "optimizers": Saved(
+                lambda: [opt.state_dict() for opt in optimizers],
+                lambda v: [opt.load_state_dict(s) for opt, s in zip(optimizers, v)],
+            ),
+            "curves": Saved(
+                lambda: {k: c[:, : done[0]].clone() for k, c in curves.items()},
+                lambda v: [c[:, : v[k].shape[1]].copy_(v[k]) for k, c in curves.items()],
+            ),
+            "sampler": sampler,
+        },
+        checkpoint=checkpoint,
+        every=checkpoint_every,
+        resume=resume,
+        on_start=lambda start: done.__setitem__(0, start),
+        desc=f"coin {learner1} vs {learner2}",
+        show_progress=show_progress,
+    )
     final_theta = torch.stack([p.detach() for p in params], dim=1)
     evaluation = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n + 1)
     final = coin_outcomes(play_coin(policy, final_theta[:, 0], final_theta[:, 1], episodes, horizon, grid, evaluation))

@@ -3,6 +3,10 @@
 Foerster et al., AAMAS 2018 (arXiv:1709.04326), Sec. 4: both agents update simultaneously,
 theta_i <- theta_i + delta * (learner i's ascent direction). Official exact defaults:
 delta = eta = 1 on the unnormalized value, 200 steps, theta ~ N(0, 1).
+
+The updates are exact (closed-form values, or DiCE surrogates of sampled rollouts) and simultaneous,
+not a loss for an optimizer: the step makes its own update and ``etude.runtime.train_loop`` owns the
+step count, progress and checkpoints (the parameter history and the sampler's state) and resume.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from etude.games.dice import DiceValues, sample_rollouts
 from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swap_view
 from etude.games.matrix import MatrixGame, exact_values
 from etude.games.opponent import fit_opponent
-from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.runtime import train_loop
 from etude.validation import check_int, check_number
 
 __all__ = ["History", "train", "initial_theta", "ESTIMATORS"]
@@ -78,6 +82,44 @@ def as_seed_list(seeds: int | Sequence[int]) -> list[int]:
     if len(set(values)) != len(values):
         raise BadInputError("seeds must not repeat")
     return values
+
+
+class _Progress:
+    """The parameter history so far as a run's checkpointed state: theta [seeds, done + 1, 2, 5] and, with
+    opponent modelling, the estimates [seeds, done, 2, 5]."""
+
+    def __init__(self, thetas: torch.Tensor, estimates: torch.Tensor | None, path: str | Path | None) -> None:
+        self.thetas, self.estimates, self.path, self.done = thetas, estimates, path, 0
+
+    def advance(self, done: int) -> None:
+        self.done = done
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = {"theta": self.thetas[:, : self.done + 1].clone()}
+        if self.estimates is not None:
+            state["estimates"] = self.estimates[:, : self.done].clone()
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        theta = state.get("theta") if isinstance(state, dict) else None
+        done = theta.shape[1] - 1 if isinstance(theta, torch.Tensor) and theta.dim() == 4 else -1
+        if not 0 <= done < self.thetas.shape[1] or theta is None or theta.shape != self.thetas[:, : done + 1].shape:
+            raise CheckpointError(
+                f"checkpoint {self.path} does not fit this run: step or theta shape differs; "
+                "delete it or run without --resume"
+            )
+        self.thetas[:, : done + 1] = theta
+        if self.estimates is not None:  # opponent_model
+            self.estimates[:, :done] = state["estimates"]
+        self.done = done
+
+    def check(self, start: int) -> None:
+        """The loop resumed at ``start``: the stored history must end there."""
+        if start != self.done:
+            raise CheckpointError(
+                f"checkpoint {self.path} does not fit this run: step or theta shape differs; "
+                "delete it or run without --resume"
+            )
 
 
 def train(
@@ -150,28 +192,9 @@ def train(
     thetas[:, 0] = initial_theta(seed_list, init_std)
     sampler = torch.Generator().manual_seed((seed_list[0] * 1_000_003 + n) % 2**63)  # torch seeds are < 2**64
     estimates = torch.zeros(n, steps, 2, 5, dtype=torch.float64) if opponent_model else None
-    start = 0
-    if checkpoint is not None and resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, expect={"kind": "games.train", "config": config})
-        start = int(state["step"]) if isinstance(state.get("step"), int) and 0 <= state["step"] <= steps else -1
-        if (
-            start < 0
-            or not isinstance(state.get("theta"), torch.Tensor)
-            or state["theta"].shape != thetas[:, : start + 1].shape
-        ):
-            raise CheckpointError(
-                f"checkpoint {checkpoint} does not fit this run: step or theta shape differs; "
-                "delete it or run without --resume"
-            )
-        thetas[:, : start + 1] = state["theta"]
-        sampler.set_state(state["sampler"])
-        if estimates is not None:  # opponent_model
-            estimates[:, :start] = state["estimates"]
+    history = _Progress(thetas, estimates, checkpoint)
 
-    steps_iter = progress(
-        range(start, steps), total=steps - start, desc=f"{learner1} vs {learner2}", disable=not show_progress
-    )
-    for t in steps_iter:
+    def step(t: int, _: object) -> None:
         theta1, theta2 = thetas[:, t, 0], thetas[:, t, 1]
         rollouts = None
         if estimator == "dice" or opponent_model:
@@ -188,18 +211,21 @@ def train(
         g2 = learner_gradient(learner2, swap_view(values), theta2, seen1, opponent_lr)
         thetas[:, t + 1, 0] = theta1 + lr * g1
         thetas[:, t + 1, 1] = theta2 + lr * g2
-        done = t + 1
-        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
-            state = {
-                "kind": "games.train",
-                "config": config,
-                "step": done,
-                "theta": thetas[:, : done + 1].clone(),
-                "sampler": sampler.get_state(),
-            }
-            if estimates is not None:  # opponent_model
-                state["estimates"] = estimates[:, :done].clone()
-            save_checkpoint(checkpoint, state)
+
+    train_loop(
+        step,
+        steps=steps,
+        kind="games.train",
+        config=config,
+        state={"sampler": sampler, "history": history},
+        checkpoint=checkpoint,
+        every=checkpoint_every,
+        resume=resume,
+        after_step=history.advance,
+        on_start=history.check,
+        desc=f"{learner1} vs {learner2}",
+        show_progress=show_progress,
+    )
     with torch.no_grad():
         v1, v2 = exact_values(game, thetas.reshape(-1, 2, 5)[:, 0], thetas.reshape(-1, 2, 5)[:, 1])
         rewards = torch.stack([v1, v2], dim=-1).reshape(n, steps + 1, 2)

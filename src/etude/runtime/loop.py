@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from etude.errors import BadInputError
+from etude.errors import BadInputError, CheckpointError
 from etude.runtime.checkpoint import save_checkpoint
 from etude.runtime.distributed import is_rank_zero, load_on_rank_zero, sum_over_ranks, world_size
 from etude.runtime.progress import progress, progress_allowed
@@ -65,7 +65,7 @@ class _Stateful(Protocol):
 class Saved:
     """A checkpointed piece of a run's state given by two functions: ``get() -> value`` and ``put(value)``."""
 
-    def __init__(self, get: Callable[[], Any], put: Callable[[Any], None]) -> None:
+    def __init__(self, get: Callable[[], Any], put: Callable[[Any], object]) -> None:
         self.get, self.put = get, put
 
     def state_dict(self) -> Any:
@@ -156,7 +156,7 @@ def train_loop(
     step: Step,
     *,
     steps: int,
-    model: Any,
+    model: Any = None,
     optimizer: Any = None,
     kind: str,
     config: Mapping[str, Any],
@@ -182,7 +182,8 @@ def train_loop(
 
     :param step: ``step(t, module)``: this rank's share of step ``t``'s loss (a scalar tensor), or None.
     :param model: the plain module whose state dict is checkpointed (whatever the world size); any object
-        with ``state_dict``/``load_state_dict`` when checkpointed, with ``parameters()`` when clipped.
+        with ``state_dict``/``load_state_dict`` when checkpointed, with ``parameters()`` when clipped; None
+        for a step that updates state of its own (given in ``state``).
     :param optimizer: a ``torch.optim`` optimizer (or any object with ``zero_grad``, ``step`` and, for
         checkpoints, ``state_dict``/``load_state_dict``); None for a step that updates by itself.
     :param kind: the run's kind, stored and checked on resume. :param config: the run's whole configuration.
@@ -208,39 +209,16 @@ def train_loop(
     if taken:
         raise BadInputError(f"state names {sorted(taken)} are the loop's own")
     module = model if module is None else module
+    if fabric is not None and module is None:
+        raise BadInputError("a run through Fabric needs a model")
     if fabric is not None:
         if optimizer is None:
             module = fabric.setup(module)
         else:  # before loading, so that the optimizer's state lands on the fabric's device
             module, optimizer = fabric.setup(module, optimizer)
     base = [group["lr"] for group in getattr(optimizer, "param_groups", [])]  # before a resume changes them
-    result = LoopResult()
-    if checkpoint is not None and resume:
-        like = {"model": model.state_dict(), "step": int}
-        like.update({k: v.get_state() for k, v in extra.items() if isinstance(v, torch.Generator)})
-        stored = load_on_rank_zero(checkpoint, fabric, expect={"kind": kind, "config": dict(config)}, like=like)
-        if stored is not None:
-            model.load_state_dict(stored["model"])
-            if optimizer is not None:
-                optimizer.load_state_dict(stored["optimizer"])
-            for name, value in extra.items():
-                _put(value, stored[name])
-            result = LoopResult(list(stored["losses"]), int(stored["step"]))
-
-    def save(done: int) -> None:
-        if checkpoint is None or not is_rank_zero(fabric):
-            return
-        saved = {
-            "kind": kind,
-            "config": dict(config),
-            "step": done,
-            "losses": result.losses,
-            "model": model.state_dict(),
-        }
-        if optimizer is not None:
-            saved["optimizer"] = optimizer.state_dict()
-        save_checkpoint(checkpoint, {**saved, **{name: _get(value) for name, value in extra.items()}})
-
+    saver = _Checkpointer(checkpoint, fabric, kind, dict(config), model, optimizer, extra)
+    result = saver.resume(steps) if checkpoint is not None and resume else LoopResult()
     ranks = world_size(fabric)
     quiet = show_progress is False or not is_rank_zero(fabric)
     reporter = _Reporter(steps, result.start, desc, False if quiet else show_progress, report_every, log_dir)
@@ -258,11 +236,62 @@ def train_loop(
                 after_step(t + 1)
             reporter.update(t + 1, value, {} if metrics is None else metrics())
             if (t + 1) % every == 0 and t + 1 < steps:
-                save(t + 1)
+                saver.save(t + 1, result.losses)
     finally:
         reporter.close()
-    save(steps)
+    saver.save(steps, result.losses)
     return result
+
+
+class _Checkpointer:
+    """Writes the loop's checkpoints (rank 0) and resumes from one (read by rank 0, broadcast)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None,
+        fabric: Fabric | None,
+        kind: str,
+        config: dict[str, Any],
+        model: Any,
+        optimizer: Any,
+        extra: dict[str, Any],
+    ) -> None:
+        self.path, self.fabric, self.kind, self.config = path, fabric, kind, config
+        self.model, self.optimizer, self.extra = model, optimizer, extra
+
+    def save(self, done: int, losses: list[float]) -> None:
+        if self.path is None or not is_rank_zero(self.fabric):
+            return
+        state: dict[str, Any] = {"kind": self.kind, "config": self.config, "step": done, "losses": losses}
+        if self.model is not None:
+            state["model"] = self.model.state_dict()
+        if self.optimizer is not None:
+            state["optimizer"] = self.optimizer.state_dict()
+        save_checkpoint(self.path, {**state, **{name: _get(value) for name, value in self.extra.items()}})
+
+    def resume(self, steps: int) -> LoopResult:
+        """The run so far, restored into the model, optimizer and state; a fresh start without a checkpoint."""
+        assert self.path is not None
+        like: dict[str, Any] = {"step": int}
+        if self.model is not None:
+            like["model"] = self.model.state_dict()
+        like.update({k: v.get_state() for k, v in self.extra.items() if isinstance(v, torch.Generator)})
+        expect = {"kind": self.kind, "config": self.config}
+        stored = load_on_rank_zero(self.path, self.fabric, expect=expect, like=like)
+        if stored is None:
+            return LoopResult()
+        if not 0 <= stored["step"] <= steps:
+            raise CheckpointError(
+                f"checkpoint {self.path} does not fit this run: step {stored['step']} is not in [0, {steps}]; "
+                "delete it or run without --resume"
+            )
+        if self.model is not None:
+            self.model.load_state_dict(stored["model"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(stored["optimizer"])
+        for name, value in self.extra.items():
+            _put(value, stored[name])
+        return LoopResult(list(stored["losses"]), int(stored["step"]))
 
 
 def _one_step(
