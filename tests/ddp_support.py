@@ -1,5 +1,13 @@
 """Launching 2-rank CPU DDP (gloo) test runs, shared by every test that checks a study's training under DDP.
 
+Every domain's 2-rank training runs in ONE launch of two interpreters sharing one gloo process group
+(``shared_run()``, once per test session): ``HELPERS`` names each domain's helper script, which holds
+``prepare(work)`` (inputs and one-process checkpoints, written before the launch), ``main(fabric, work)``
+(its part of the launch, run by ``ddp_worker.py`` on both ranks), ``oracle(work)`` (the one-process runs,
+cached) and ``CASES`` / ``check(work, case)`` (the equality of the ranks with one process, asserted by the
+one parametrized test in ``runtime/test_runtime_ddp.py``). The domains' test files check the rest
+(resume across world sizes, dropout masks, the CLI on 2 ranks) on the same launch's files.
+
 ``run_two_ranks(command, cwd)`` starts ``command`` (a script that launches its second rank through
 Fabric's ``ddp`` launcher) in its own POSIX session with a free ``MASTER_PORT``, and kills the whole
 session on timeout. ``load_helper(path)`` imports a helper script by path (the tests folder is not a
@@ -16,13 +24,17 @@ the helper scripts as ``PYTHONPATH``.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib.util
 import json
 import os
 import signal
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +45,18 @@ import pytest
 import torch
 
 TIMEOUT_S = 180
+SHARED_TIMEOUT_S = 600
+TESTS = Path(__file__).parent
+WORKER = TESTS / "ddp_worker.py"
+HELPERS = {
+    "loop": "runtime/ddp_train.py",
+    "metavae": "meta/ddp_fit.py",
+    "pwcca": "similarity/ddp_train.py",
+    "bruno": "exchangeable/ddp_train.py",
+    "transformer_ae": "music/ddp_fit.py",
+    "amae": "audio/ddp_fit.py",
+}
+"""Each domain's helper script under tests/, by the study (or runtime part) it trains."""
 SKIP_REASON = "uses POSIX sessions and the gloo backend"
 skip_on_windows = pytest.mark.skipif(sys.platform == "win32", reason=SKIP_REASON)
 
@@ -54,6 +78,29 @@ def load_helper(path: Path, name: str | None = None) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@functools.cache
+def helper(domain: str) -> ModuleType:
+    """The helper script of ``domain`` (``HELPERS``), imported once per session (its oracles are cached)."""
+    return load_helper(TESTS / HELPERS[domain], f"etude_ddp_{domain}")
+
+
+@functools.cache
+def shared_run() -> Path:
+    """The folder of the one 2-rank launch that trains every domain (``<root>/<domain>/``), run on first use.
+
+    Each helper's ``prepare`` writes its inputs first; then ``ddp_worker.py`` runs every helper's ``main`` on
+    2 CPU ranks in one process group, so that the interpreters, Lightning's import and gloo's set-up are paid once.
+    """
+    root = Path(tempfile.mkdtemp(prefix="etude_ddp_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    torch.set_num_threads(1)
+    for domain in HELPERS:
+        (root / domain).mkdir()
+        helper(domain).prepare(root / domain)
+    run_helper(WORKER, root, timeout=SHARED_TIMEOUT_S)
+    return root
 
 
 def run_two_ranks(command: list[str], cwd: Path, extra_env: dict[str, str] | None = None,

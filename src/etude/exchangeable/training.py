@@ -160,7 +160,7 @@ def train_bruno(
         fabric=fabric,
         state={
             "generator": generator,
-            "log": Saved(log.state, load_log),
+            "log": Saved(lambda: {k: v for k, v in log.state().items() if k != "loss"}, load_log),  # loss: the loop's
             "best": Saved(lambda: kept["best"], lambda value: kept.update(best=value)),
         },
         checkpoint=checkpoint,
