@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from ddp_support import helper as ddp_helper
-from ddp_support import max_difference, reproduce_on_two_ranks_and_one, shared_run, skip_on_windows
+from ddp_support import amae_renders, max_difference, reproduced_on_two_ranks_and_one, shared_run, skip_on_windows
 
 from etude.runtime import load_checkpoint
 
@@ -58,16 +58,12 @@ def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
         assert state["curve"] == pytest.approx(oracle["amae"][1], abs=1e-5)
 
 
-def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
-    from etude.audio import fluidsynth_available
-
-    if not fluidsynth_available():
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing():
+    if not amae_renders():
         pytest.skip("needs fluidsynth and a GM soundfont (the study renders Bach)")
-    args = ["reproduce", "amae", "--preset", "smoke", "--set", "steps=2", "--set", "top_steps=2",
-            "--set", "prior_steps=2"]
     files = {"result.json", "hierarchy.pt", "level0.pt", "vq_ema_restart.pt"}
-    # one process first: it renders the pieces into the cache
-    two, one = reproduce_on_two_ranks_and_one(args, tmp_path, files, one_first=True)
+    # the one-process run went first (before the shared launch): it rendered the pieces into the cache
+    two, one = reproduced_on_two_ranks_and_one("amae", files)
     for key in ("wavenet", "vq", "vq_ema_restart", "level0", "level1"):
         assert two["metrics"][key]["nll_bits"] == pytest.approx(one["metrics"][key]["nll_bits"], abs=1e-5), key
     assert two["metrics"]["prior_bits_per_code"] == pytest.approx(one["metrics"]["prior_bits_per_code"], abs=1e-5)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from ddp_support import helper as ddp_helper
-from ddp_support import max_difference, reproduce_on_two_ranks_and_one, shared_run, skip_on_windows
+from ddp_support import max_difference, reproduced_on_two_ranks_and_one, shared_run, skip_on_windows
 
 from etude.runtime import load_checkpoint
 
@@ -75,9 +75,9 @@ def test_bf16_mixed_trains_on_the_cpu(ddp_run):
     assert log.loss != plain_log.loss and log.loss == pytest.approx(plain_log.loss, abs=0.05)
 
 
-def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing():
     files = {"run.json", "result.json", "bits_per_dim.png", "tp.pt", "gp.pt", "tp_no_flow.pt"}
-    two, one = reproduce_on_two_ranks_and_one(["reproduce", "bruno", "--preset", "smoke"], tmp_path, files)
+    two, one = reproduced_on_two_ranks_and_one("bruno", files)
     assert two["metrics"]["best_step"] == one["metrics"]["best_step"]
     for label, values in one["metrics"]["best_val_nats_per_dim"].items():
         assert two["metrics"]["best_val_nats_per_dim"][label] == pytest.approx(values, abs=1e-5), label

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from ddp_support import helper as ddp_helper
-from ddp_support import max_difference, reproduce_on_two_ranks_and_one, shared_run, skip_on_windows
+from ddp_support import max_difference, reproduced_on_two_ranks_and_one, shared_run, skip_on_windows
 
 from etude.meta import sample_mog_family
 from etude.runtime import load_checkpoint
@@ -48,10 +48,8 @@ def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
         assert state["losses"] == pytest.approx(oracle["MetaVAE"][1], abs=1e-5)
 
 
-def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
-    args = ["reproduce", "metavae", "--preset", "smoke", "--set", "mog_steps=4", "--set", "digit_steps=4"]
-    two, one = reproduce_on_two_ranks_and_one(args, tmp_path, {"result.json", "mog_clustering.png",
-                                                               "mog_MetaVAE_0.pt"})
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing():
+    two, one = reproduced_on_two_ranks_and_one("metavae", {"result.json", "mog_clustering.png", "mog_MetaVAE_0.pt"})
     assert "fabric" not in one["settings"]
     for key in ("mog_error", "rotation_probe", "code_stability"):
         for method, values in one["metrics"][key].items():

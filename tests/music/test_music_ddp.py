@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import assert_equal_states, reproduce_on_two_ranks_and_one, shared_run, skip_on_windows
+from ddp_support import assert_equal_states, reproduced_on_two_ranks_and_one, shared_run, skip_on_windows
 from ddp_support import helper as ddp_helper
 
 from etude.music import TransformerAutoencoder, TransformerConfig, make_crops
@@ -62,16 +62,9 @@ def test_with_dropout_each_rank_draws_its_own_masks_and_resume_repeats_them(ddp_
             assert torch.equal(ranks[1]["whole"][name], value), name  # DDP keeps the ranks in step
 
 
-def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path, monkeypatch):
-    from etude.music import load_corpus
-
-    cache = tmp_path / "cache"
-    load_corpus("bach", limit=6, cache=cache, show_progress=False)  # the smoke preset's pieces, parsed once
-    monkeypatch.setenv("ETUDE_CACHE", str(cache))  # for both runs
-    args = ["reproduce", "transformer_ae", "--preset", "smoke", "--set", "steps=2"]
-    two, one = reproduce_on_two_ranks_and_one(args, tmp_path, {"run.json", "result.json", "training_loss.png",
-                                                               "performance_s0.pt"},
-                                              ddp=("--strategy", "ddp", "--devices", "2"))
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing():
+    files = {"run.json", "result.json", "training_loss.png", "performance_s0.pt"}
+    two, one = reproduced_on_two_ranks_and_one("transformer_ae", files)  # the 6 smoke pieces parsed once, shared
     assert two["metrics"]["nll_nats_per_token"] == pytest.approx(one["metrics"]["nll_nats_per_token"], abs=1e-5)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import assert_equal_states, max_difference, reproduce_on_two_ranks_and_one, shared_run, skip_on_windows
+from ddp_support import assert_equal_states, max_difference, reproduced_on_two_ranks_and_one, shared_run, skip_on_windows
 from ddp_support import helper as ddp_helper
 
 from etude.runtime import load_checkpoint
@@ -69,9 +69,9 @@ def test_bf16_mixed_trains_on_the_cpu():
     assert nets["bf16-mixed"].train_accuracy > 0.3  # chance is 0.1
 
 
-def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing():
     files = {"run.json", "result.json", "similarity_by_layer.png", "true_0.pt", "width8_untrained_1.pt"}
-    two, one = reproduce_on_two_ranks_and_one(["reproduce", "pwcca", "--preset", "smoke"], tmp_path, files)
+    two, one = reproduced_on_two_ranks_and_one("pwcca", files)
     for key in ("gen_test_accuracy", "mem_train_accuracy", "cnn_test_accuracy", "width_test_accuracy"):
         assert two["metrics"][key] == pytest.approx(one["metrics"][key], abs=1e-9), key
     for label, groups in one["metrics"]["by_layer"].items():
