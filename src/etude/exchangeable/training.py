@@ -101,80 +101,98 @@ def train_bruno(
     groups = [{"params": process_params, "weight_decay": 0.0, "lr": lr * process_lr_mult}]
     if flow_params:
         groups.append({"params": flow_params, "weight_decay": weight_decay})
-    config: dict[str, Any] = {
-        "steps": steps,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "warmup": warmup,
-        "process_scale": process_scale,
-        "process_lr_mult": float(process_lr_mult),
-        "eval_every": eval_every,
-        "seed": seed,
-        "params": sum(p.numel() for p in model.parameters()),
-    }
+    config: dict[str, Any] = {"steps": steps, "lr": lr, "weight_decay": weight_decay, "warmup": warmup}
+    config |= {"process_scale": process_scale, "process_lr_mult": float(process_lr_mult), "eval_every": eval_every}
+    config |= {"seed": seed, "params": sum(p.numel() for p in model.parameters())}
     if precision_of(fabric) != "32-true":
         config["precision"] = precision_of(fabric)  # 32-bit checkpoints keep their former configuration
-    device = next(model.parameters()).device if fabric is None else fabric.device
-    val = val.to(device) if val is not None else None
-    generator = torch.Generator().manual_seed(seed)
-    log = TrainLog()
-    kept: dict[str, Any] = {"best": None}  # the parameters of the best validation loss so far
-
-    def evaluate(step: int) -> None:  # on every rank, the same parameters and batch: the same choice
-        assert val is not None  # called only with a validation batch
-        model.eval()
-        with torch.no_grad():
-            v = float(model.loss(val))
-        model.train()
-        log.val_steps.append(step)
-        log.val_loss.append(v)
-        if v < log.best_val:
-            log.best_val, log.best_step = v, step
-            kept["best"] = copy.deepcopy(model.state_dict())
-
-    def step(t: int, module: torch.nn.Module) -> Tensor:
-        x = dequantize(sample_batch(generator), generator)  # the global batch and its noise, the same on every rank
-        if fabric is None:
-            return model.loss(x.to(device))
-        # this shard's share of the mean over the global batch's B x n positions of -log p / D
-        count = x.shape[0] * x.shape[1] * model.dim
-        return -module(shard(x, fabric).to(device)).sum() / count  # through the wrapper: DDP's sync, autocast
-
-    def scale_process(t: int) -> None:
-        factor = process_grad_scale(t, warmup, process_scale)
-        for p in process_params:
-            if p.grad is not None:
-                p.grad.mul_(factor)
-
-    def load_log(state: dict) -> None:
-        for key, value in state.items():
-            setattr(log, key, value)
-
+    run = _Run(model, sample_batch, config, val, fabric)
     result = train_loop(
-        step,
+        run.step,
         steps=steps,
         model=model,
         optimizer=torch.optim.AdamW(groups, lr=lr),  # Fabric's set-up keeps the groups and their learning rates
         kind="bruno.train",
         config=config,
         fabric=fabric,
-        state={
-            "generator": generator,
-            "log": Saved(lambda: {k: v for k, v in log.state().items() if k != "loss"}, load_log),  # loss: the loop's
-            "best": Saved(lambda: kept["best"], lambda value: kept.update(best=value)),
-        },
+        state=run.state(),
         checkpoint=checkpoint,
         every=checkpoint_every,
         resume=resume,
-        after_backward=scale_process,
-        after_step=lambda done: (
-            evaluate(done) if val is not None and (done % eval_every == 0 or done == steps) else None
-        ),
-        on_start=lambda start: evaluate(0) if val is not None and start == 0 else None,
+        after_backward=run.scale_process,
+        after_step=run.after_step,
+        on_start=run.on_start,
         desc=desc,
         show_progress=show_progress,
     )
-    log.loss = result.losses
-    if kept["best"] is not None:
-        model.load_state_dict(kept["best"])
-    return log
+    run.log.loss = result.losses
+    if run.best is not None:
+        model.load_state_dict(run.best)
+    return run.log
+
+
+class _Run:
+    """A ``train_bruno`` run's step, gradient scaling and validation, and their checkpointed state."""
+
+    def __init__(
+        self,
+        model: Bruno,
+        sample_batch: Callable[[torch.Generator], Tensor],
+        config: dict[str, Any],
+        val: Tensor | None,
+        fabric: Fabric | None,
+    ) -> None:
+        self.model, self.sample_batch, self.config, self.fabric = model, sample_batch, config, fabric
+        self.device = next(model.parameters()).device if fabric is None else fabric.device
+        self.val = val.to(self.device) if val is not None else None
+        self.generator = torch.Generator().manual_seed(config["seed"])
+        self.log = TrainLog()
+        self.best: dict[str, Tensor] | None = None  # the parameters of the best validation loss so far
+        self.process_params = list(model.process.parameters())
+
+    def state(self) -> dict[str, Any]:
+        """What a resume restores beside the model and optimizer (the log's losses are the loop's)."""
+        return {
+            "generator": self.generator,
+            "log": Saved(lambda: {k: v for k, v in self.log.state().items() if k != "loss"}, self._load_log),
+            "best": Saved(lambda: self.best, lambda value: setattr(self, "best", value)),
+        }
+
+    def _load_log(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self.log, key, value)
+
+    def step(self, t: int, module: torch.nn.Module) -> Tensor:
+        x = dequantize(self.sample_batch(self.generator), self.generator)  # the global batch and its noise
+        if self.fabric is None:
+            return self.model.loss(x.to(self.device))
+        # this shard's share of the mean over the global batch's B x n positions of -log p / D
+        count = x.shape[0] * x.shape[1] * self.model.dim
+        return -module(shard(x, self.fabric).to(self.device)).sum() / count  # through the wrapper: DDP, autocast
+
+    def scale_process(self, t: int) -> None:
+        factor = process_grad_scale(t, self.config["warmup"], self.config["process_scale"])
+        for p in self.process_params:
+            if p.grad is not None:
+                p.grad.mul_(factor)
+
+    def on_start(self, start: int) -> None:
+        if self.val is not None and start == 0:
+            self.evaluate(0)
+
+    def after_step(self, done: int) -> None:
+        if self.val is not None and (done % self.config["eval_every"] == 0 or done == self.config["steps"]):
+            self.evaluate(done)
+
+    def evaluate(self, step: int) -> None:
+        """The validation loss; the best parameters so far (every rank: the same parameters, the same choice)."""
+        assert self.val is not None  # called only with a validation batch
+        self.model.eval()
+        with torch.no_grad():
+            v = float(self.model.loss(self.val))
+        self.model.train()
+        self.log.val_steps.append(step)
+        self.log.val_loss.append(v)
+        if v < self.log.best_val:
+            self.log.best_val, self.log.best_step = v, step
+            self.best = copy.deepcopy(self.model.state_dict())

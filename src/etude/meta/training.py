@@ -11,6 +11,7 @@ data-parallel ranks draws the same global batch and noise and trains on its slic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,58 +63,13 @@ def fit(
         parameters (and losses) of one process on the global batch, only rank 0 writes the checkpoint,
         and a checkpoint resumes at any world size. The model ends on ``fabric.device``.
     """
-    if not isinstance(data, torch.Tensor) or data.dim() != 3 or data.shape[-1] != model.x_dim:
-        raise BadInputError(
-            f"data must be a tensor [distributions, points, {model.x_dim}], got {getattr(data, 'shape', type(data).__name__)}"
-        )
-    if model.needs_index and data.shape[0] != model.n_distributions:
-        raise BadInputError(
-            f"data holds {data.shape[0]} distributions but the model has {model.n_distributions} decoders"
-        )
-    check_int("steps", steps, 0)
-    if context not in CONTEXT_MODES:
-        raise BadInputError(f"context must be one of {CONTEXT_MODES}, got {context!r}")
-    if not lr > 0:
-        raise BadInputError(f"lr must be positive, got {lr!r}")
-    config = {
-        "model": type(model).__name__,
-        "data": list(data.shape),
-        "steps": steps,
-        "n_sets": n_sets,
-        "n_x": n_x,
-        "n_context": n_context,
-        "min_context": min_context,
-        "context": context,
-        "lr": float(lr),
-        "seed": seed,
-    }
-    precision = precision_of(fabric)
-    if precision != "32-true":
-        config["precision"] = precision  # a bf16 run resumes only at bf16; 32-bit checkpoints keep their config
+    _check(model, data, steps, context, lr)
+    config = {"model": type(model).__name__, "data": list(data.shape), "steps": steps, "n_sets": n_sets, "n_x": n_x}
+    config |= {"n_context": n_context, "min_context": min_context, "context": context, "lr": float(lr), "seed": seed}
+    if precision_of(fabric) != "32-true":  # a bf16 run resumes only at bf16; 32-bit checkpoints keep their config
+        config["precision"] = precision_of(fabric)
     generator = torch.Generator().manual_seed(seed)
-    ranks = world_size(fabric)
-
-    def step(t: int, objective: torch.nn.Module) -> torch.Tensor:
-        batch = sample_batch(
-            data,
-            n_sets,
-            n_x,
-            n_context if context == "disjoint" else 1,
-            generator,
-            min_context if context == "disjoint" else None,
-        )
-        # the global batch's eps, drawn after the batch as the ELBO drew it before: one process is unchanged
-        noise = model.noise(n_sets, n_x, generator, dtype=batch.x.dtype, device=batch.x.device)
-        if fabric is not None:  # this rank's B / W sets of the global batch, and their noise
-            batch = Batch(
-                *(shard(v, fabric).to(fabric.device) for v in (batch.index, batch.x, batch.context, batch.context_mask))
-            )
-            noise = {k: shard(v, fabric).to(fabric.device) for k, v in noise.items()}
-        ctx = batch.context if context == "disjoint" else None
-        mask = batch.context_mask if context == "disjoint" else None
-        loss = objective(batch.x, ctx, batch.index, context_mask=mask, noise=noise)  # mean over this rank's sets
-        return loss / ranks if ranks > 1 else loss  # this rank's share of the global batch's mean
-
+    step = _step(model, data, config, generator, fabric)
     model.train()
     result = train_loop(
         step,
@@ -133,3 +89,43 @@ def fit(
     )
     model.eval()
     return result.losses
+
+
+def _check(model: SetModel, data: torch.Tensor, steps: int, context: str, lr: float) -> None:
+    """Raise ``BadInputError`` for data that do not fit the model, or a bad setting."""
+    if not isinstance(data, torch.Tensor) or data.dim() != 3 or data.shape[-1] != model.x_dim:
+        raise BadInputError(
+            f"data must be a tensor [distributions, points, {model.x_dim}], got {getattr(data, 'shape', type(data).__name__)}"
+        )
+    if model.needs_index and data.shape[0] != model.n_distributions:
+        raise BadInputError(
+            f"data holds {data.shape[0]} distributions but the model has {model.n_distributions} decoders"
+        )
+    check_int("steps", steps, 0)
+    if context not in CONTEXT_MODES:
+        raise BadInputError(f"context must be one of {CONTEXT_MODES}, got {context!r}")
+    if not lr > 0:
+        raise BadInputError(f"lr must be positive, got {lr!r}")
+
+
+def _step(
+    model: SetModel, data: torch.Tensor, config: dict, generator: torch.Generator, fabric: Fabric | None
+) -> Callable[[int, torch.nn.Module], torch.Tensor]:
+    """The loop's step: a global batch of sets and its noise, this rank's share of the mean -ELBO of its sets."""
+    disjoint, ranks = config["context"] == "disjoint", world_size(fabric)
+    n_sets, n_x = config["n_sets"], config["n_x"]
+
+    def step(t: int, objective: torch.nn.Module) -> torch.Tensor:
+        n_context = config["n_context"] if disjoint else 1
+        batch = sample_batch(data, n_sets, n_x, n_context, generator, config["min_context"] if disjoint else None)
+        # the global batch's eps, drawn after the batch as the ELBO drew it before: one process is unchanged
+        noise = model.noise(n_sets, n_x, generator, dtype=batch.x.dtype, device=batch.x.device)
+        if fabric is not None:  # this rank's B / W sets of the global batch, and their noise
+            fields = (batch.index, batch.x, batch.context, batch.context_mask)
+            batch = Batch(*(shard(v, fabric).to(fabric.device) for v in fields))
+            noise = {k: shard(v, fabric).to(fabric.device) for k, v in noise.items()}
+        ctx, mask = (batch.context, batch.context_mask) if disjoint else (None, None)
+        loss = objective(batch.x, ctx, batch.index, context_mask=mask, noise=noise)  # mean over this rank's sets
+        return loss / ranks if ranks > 1 else loss  # this rank's share of the global batch's mean
+
+    return step
