@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
@@ -84,12 +85,37 @@ def as_seed_list(seeds: int | Sequence[int]) -> list[int]:
     return values
 
 
-class _Progress:
-    """The parameter history so far as a run's checkpointed state: theta [seeds, done + 1, 2, 5] and, with
-    opponent modelling, the estimates [seeds, done, 2, 5]."""
+class _Run:
+    """A run's simultaneous updates and the parameter history so far, its checkpointed state: theta
+    [seeds, done + 1, 2, 5] and, with opponent modelling, the estimates [seeds, done, 2, 5]."""
 
-    def __init__(self, thetas: torch.Tensor, estimates: torch.Tensor | None, path: str | Path | None) -> None:
-        self.thetas, self.estimates, self.path, self.done = thetas, estimates, path, 0
+    def __init__(self, game: MatrixGame, config: dict, sampler: torch.Generator, path: str | Path | None) -> None:
+        self.game, self.config, self.sampler, self.path, self.done = game, config, sampler, path, 0
+        n, steps = len(config["seeds"]), config["steps"]
+        self.thetas = torch.zeros(n, steps + 1, 2, 5, dtype=torch.float64)
+        self.thetas[:, 0] = initial_theta(config["seeds"], config["init_std"])
+        self.estimates = torch.zeros(n, steps, 2, 5, dtype=torch.float64) if config["opponent_model"] else None
+
+    def step(self, t: int, _: object) -> None:
+        """Both agents' update t: theta_i <- theta_i + delta * (learner i's ascent direction)."""
+        c, thetas, estimates = self.config, self.thetas, self.estimates
+        (learner1, learner2), theta1, theta2 = c["learners"], thetas[:, t, 0], thetas[:, t, 1]
+        rollouts = None
+        if c["estimator"] == "dice" or estimates is not None:
+            rollouts = sample_rollouts(self.game, theta1, theta2, c["batch_size"], c["horizon"], self.sampler)
+        exact = c["estimator"] == "exact" or rollouts is None
+        values = exact_value_fn(self.game) if exact else DiceValues(self.game, rollouts)  # type: ignore[arg-type]
+        seen2, seen1 = theta2, theta1  # what each agent uses for the other's parameters
+        if estimates is not None:  # opponent_model
+            assert rollouts is not None  # sampled above for the opponent model
+            before = estimates[:, t - 1] if t > 0 else None
+            seen2 = fit_opponent(rollouts, 2, None if before is None else before[:, 0])
+            seen1 = fit_opponent(rollouts, 1, None if before is None else before[:, 1])
+            estimates[:, t, 0], estimates[:, t, 1] = seen2, seen1
+        g1 = learner_gradient(learner1, values, theta1, seen2, c["opponent_lr"])
+        g2 = learner_gradient(learner2, swap_view(values), theta2, seen1, c["opponent_lr"])
+        thetas[:, t + 1, 0] = theta1 + c["lr"] * g1
+        thetas[:, t + 1, 1] = theta2 + c["lr"] * g2
 
     def advance(self, done: int) -> None:
         self.done = done
@@ -104,10 +130,7 @@ class _Progress:
         theta = state.get("theta") if isinstance(state, dict) else None
         done = theta.shape[1] - 1 if isinstance(theta, torch.Tensor) and theta.dim() == 4 else -1
         if not 0 <= done < self.thetas.shape[1] or theta is None or theta.shape != self.thetas[:, : done + 1].shape:
-            raise CheckpointError(
-                f"checkpoint {self.path} does not fit this run: step or theta shape differs; "
-                "delete it or run without --resume"
-            )
+            self._refuse()
         self.thetas[:, : done + 1] = theta
         if self.estimates is not None:  # opponent_model
             self.estimates[:, :done] = state["estimates"]
@@ -116,10 +139,31 @@ class _Progress:
     def check(self, start: int) -> None:
         """The loop resumed at ``start``: the stored history must end there."""
         if start != self.done:
-            raise CheckpointError(
-                f"checkpoint {self.path} does not fit this run: step or theta shape differs; "
-                "delete it or run without --resume"
-            )
+            self._refuse()
+
+    def _refuse(self) -> NoReturn:
+        raise CheckpointError(
+            f"checkpoint {self.path} does not fit this run: step or theta shape differs; "
+            "delete it or run without --resume"
+        )
+
+
+def _check(
+    learner1: str, learner2: str, estimator: str, steps: int, lr: float, opponent_lr: float, init_std: float
+) -> None:
+    """Raise ``BadInputError`` for an unknown learner or estimator, or a bad count or step size."""
+    for name in (learner1, learner2):
+        if name not in LEARNERS:
+            raise BadInputError(f"unknown learner {name!r}; expected one of {sorted(LEARNERS)}")
+    if estimator not in ESTIMATORS:
+        raise BadInputError(f"unknown estimator {estimator!r}; expected one of {list(ESTIMATORS)}")
+    if estimator == "dice" and "lookahead" in (learner1, learner2):
+        raise BadInputError(
+            "learner 'lookahead' needs values at the opponent's updated parameters; use estimator='exact'"
+        )
+    check_int("steps", steps, 0)
+    for name, value in (("lr", lr), ("opponent_lr", opponent_lr), ("init_std", init_std)):
+        check_number(name, value, 0, low_open=True)
 
 
 def train(
@@ -156,77 +200,36 @@ def train(
         by their maximum-likelihood estimate from the opponent's actions in `batch_size` episodes of
         `horizon` steps played at every update (the DiCE rollouts themselves for estimator='dice').
     """
-    for name in (learner1, learner2):
-        if name not in LEARNERS:
-            raise BadInputError(f"unknown learner {name!r}; expected one of {sorted(LEARNERS)}")
-    if estimator not in ESTIMATORS:
-        raise BadInputError(f"unknown estimator {estimator!r}; expected one of {list(ESTIMATORS)}")
-    if estimator == "dice" and "lookahead" in (learner1, learner2):
-        raise BadInputError(
-            "learner 'lookahead' needs values at the opponent's updated parameters; use estimator='exact'"
-        )
-    check_int("steps", steps, 0)
-    for name, value in (("lr", lr), ("opponent_lr", opponent_lr), ("init_std", init_std)):
-        check_number(name, value, 0, low_open=True)
+    _check(learner1, learner2, estimator, steps, lr, opponent_lr, init_std)
     seed_list = as_seed_list(seeds)
     if len(seed_list) * (steps + 1) > MAX_RUN_CELLS:
         raise BadInputError(
             f"seeds x (steps + 1) must be at most {MAX_RUN_CELLS:,} (the parameter history is kept "
             f"in memory), got {len(seed_list):,} seeds and {steps:,} steps"
         )
-    config = {
-        "game": [game.payoff1.tolist(), game.payoff2.tolist(), game.gamma],
-        "learners": [learner1, learner2],
-        "steps": steps,
-        "seeds": seed_list,
-        "lr": float(lr),
-        "opponent_lr": float(opponent_lr),
-        "estimator": estimator,
-        "batch_size": batch_size,
-        "horizon": horizon,
-        "init_std": float(init_std),
-        "opponent_model": bool(opponent_model),
-    }
+    config = {"game": [game.payoff1.tolist(), game.payoff2.tolist(), game.gamma], "learners": [learner1, learner2]}
+    config |= {"steps": steps, "seeds": seed_list, "lr": float(lr), "opponent_lr": float(opponent_lr)}
+    config |= {"estimator": estimator, "batch_size": batch_size, "horizon": horizon, "init_std": float(init_std)}
+    config["opponent_model"] = bool(opponent_model)
     n = len(seed_list)
-    thetas = torch.zeros(n, steps + 1, 2, 5, dtype=torch.float64)
-    thetas[:, 0] = initial_theta(seed_list, init_std)
     sampler = torch.Generator().manual_seed((seed_list[0] * 1_000_003 + n) % 2**63)  # torch seeds are < 2**64
-    estimates = torch.zeros(n, steps, 2, 5, dtype=torch.float64) if opponent_model else None
-    history = _Progress(thetas, estimates, checkpoint)
-
-    def step(t: int, _: object) -> None:
-        theta1, theta2 = thetas[:, t, 0], thetas[:, t, 1]
-        rollouts = None
-        if estimator == "dice" or opponent_model:
-            rollouts = sample_rollouts(game, theta1, theta2, batch_size, horizon, sampler)
-        values = exact_value_fn(game) if estimator == "exact" or rollouts is None else DiceValues(game, rollouts)
-        seen2, seen1 = theta2, theta1  # what each agent uses for the other's parameters
-        if estimates is not None:  # opponent_model
-            assert rollouts is not None  # sampled above for the opponent model
-            before = estimates[:, t - 1] if t > 0 else None
-            seen2 = fit_opponent(rollouts, 2, None if before is None else before[:, 0])
-            seen1 = fit_opponent(rollouts, 1, None if before is None else before[:, 1])
-            estimates[:, t, 0], estimates[:, t, 1] = seen2, seen1
-        g1 = learner_gradient(learner1, values, theta1, seen2, opponent_lr)
-        g2 = learner_gradient(learner2, swap_view(values), theta2, seen1, opponent_lr)
-        thetas[:, t + 1, 0] = theta1 + lr * g1
-        thetas[:, t + 1, 1] = theta2 + lr * g2
-
+    run = _Run(game, config, sampler, checkpoint)
     train_loop(
-        step,
+        run.step,
         steps=steps,
         kind="games.train",
         config=config,
-        state={"sampler": sampler, "history": history},
+        state={"sampler": sampler, "history": run},
         checkpoint=checkpoint,
         every=checkpoint_every,
         resume=resume,
-        after_step=history.advance,
-        on_start=history.check,
+        after_step=run.advance,
+        on_start=run.check,
         desc=f"{learner1} vs {learner2}",
         show_progress=show_progress,
     )
+    thetas = run.thetas
     with torch.no_grad():
         v1, v2 = exact_values(game, thetas.reshape(-1, 2, 5)[:, 0], thetas.reshape(-1, 2, 5)[:, 1])
         rewards = torch.stack([v1, v2], dim=-1).reshape(n, steps + 1, 2)
-    return History(game.name, (learner1, learner2), seed_list, rewards, thetas, config, estimates)
+    return History(game.name, (learner1, learner2), seed_list, rewards, thetas, config, run.estimates)
