@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -127,10 +128,52 @@ class CoinHistory:
     config: dict = field(default_factory=dict)
 
 
-@torch.no_grad()
-def _copy_into(params: list[torch.Tensor], stored: list[torch.Tensor]) -> None:
-    for p, value in zip(params, stored):
-        p.copy_(value)
+class _CoinRun:
+    """A coin-game run's updates (play, DiCE values, each agent's Adam step on its ascent direction) and the
+    state a resume restores: both agents' parameters and optimizers, the curves so far, the sampler."""
+
+    def __init__(self, policy: MLPPolicy, config: dict, sampler: torch.Generator) -> None:
+        self.policy, self.config, self.sampler, self.done = policy, config, sampler, 0
+        theta = policy.init(config["seeds"])
+        self.params = [theta[:, 0].clone().requires_grad_(True), theta[:, 1].clone().requires_grad_(True)]
+        self.optimizers = [torch.optim.Adam([p], lr=config["lr"]) for p in self.params]
+        n, steps = len(config["seeds"]), config["steps"]
+        self.curves = {k: torch.zeros(n, steps) for k in ("own_share", "reward", "picks_per_step")}
+
+    def step(self, t: int, _: object) -> None:
+        c = self.config
+        t1, t2 = self.params[0].detach(), self.params[1].detach()
+        rollouts = play_coin(self.policy, t1, t2, c["episodes"], c["horizon"], c["grid"], self.sampler)
+        for k, v in coin_outcomes(rollouts).items():
+            self.curves[k][:, t] = v
+        values = CoinDiceValues(self.policy, rollouts, c["gamma"])
+        g1 = learner_gradient(c["learners"][0], values, t1, t2, c["opponent_lr"])
+        g2 = learner_gradient(c["learners"][1], swap_view(values), t2, t1, c["opponent_lr"])
+        for p, opt, g in zip(self.params, self.optimizers, (g1, g2)):
+            p.grad = -g.to(p.dtype)  # Adam minimizes; the learners return ascent directions
+            opt.step()
+
+    def advance(self, done: int) -> None:
+        self.done = done
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "theta": Saved(lambda: [p.detach().clone() for p in self.params], self._load_params),
+            "optimizers": Saved(
+                lambda: [opt.state_dict() for opt in self.optimizers],
+                lambda v: [opt.load_state_dict(s) for opt, s in zip(self.optimizers, v)],
+            ),
+            "curves": Saved(
+                lambda: {k: c[:, : self.done].clone() for k, c in self.curves.items()},
+                lambda v: [c[:, : v[k].shape[1]].copy_(v[k]) for k, c in self.curves.items()],
+            ),
+            "sampler": self.sampler,
+        }
+
+    @torch.no_grad()
+    def _load_params(self, stored: list[torch.Tensor]) -> None:
+        for p, value in zip(self.params, stored):
+            p.copy_(value)
 
 
 def train_coin(
@@ -168,67 +211,27 @@ def train_coin(
     for name, value in (("lr", lr), ("opponent_lr", opponent_lr)):
         check_number(name, value, 0, low_open=True)
     seed_list = as_seed_list(seeds)
-    env_check = CoinGame(1, grid)  # validates grid
-    policy = MLPPolicy(env_check.obs_dim, hidden, memory)
-    config = {
-        "learners": [learner1, learner2],
-        "steps": steps,
-        "seeds": seed_list,
-        "episodes": episodes,
-        "horizon": horizon,
-        "grid": grid,
-        "gamma": float(gamma),
-        "lr": float(lr),
-        "opponent_lr": float(opponent_lr),
-        "hidden": hidden,
-        "memory": memory,
-    }
-    theta = policy.init(seed_list)
-    params = [theta[:, 0].clone().requires_grad_(True), theta[:, 1].clone().requires_grad_(True)]
-    optimizers = [torch.optim.Adam([p], lr=lr) for p in params]
+    policy = MLPPolicy(CoinGame(1, grid).obs_dim, hidden, memory)  # CoinGame validates grid
+    config = {"learners": [learner1, learner2], "steps": steps, "seeds": seed_list, "episodes": episodes}
+    config |= {"horizon": horizon, "grid": grid, "gamma": float(gamma), "lr": float(lr)}
+    config |= {"opponent_lr": float(opponent_lr), "hidden": hidden, "memory": memory}
     n = len(seed_list)
-    curves = {k: torch.zeros(n, steps) for k in ("own_share", "reward", "picks_per_step")}
-    sampler = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n)
-    learners = (learner1, learner2)
-
-    def step(t: int, _: object) -> None:
-        t1, t2 = params[0].detach(), params[1].detach()
-        rollouts = play_coin(policy, t1, t2, episodes, horizon, grid, sampler)
-        for k, v in coin_outcomes(rollouts).items():
-            curves[k][:, t] = v
-        values = CoinDiceValues(policy, rollouts, gamma)
-        g1 = learner_gradient(learners[0], values, t1, t2, opponent_lr)
-        g2 = learner_gradient(learners[1], swap_view(values), t2, t1, opponent_lr)
-        for p, opt, g in zip(params, optimizers, (g1, g2)):
-            p.grad = -g.to(p.dtype)  # Adam minimizes; the learners return ascent directions
-            opt.step()
-        done[0] = t + 1
-
-    done = [0]  # steps taken, for the curves' checkpointed part
+    run = _CoinRun(policy, config, torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n))
     train_loop(
-        step,
+        run.step,
         steps=steps,
         kind="games.coin",
         config=config,
-        state={
-            "theta": Saved(lambda: [p.detach().clone() for p in params], lambda v: _copy_into(params, v)),
-            "optimizers": Saved(
-                lambda: [opt.state_dict() for opt in optimizers],
-                lambda v: [opt.load_state_dict(s) for opt, s in zip(optimizers, v)],
-            ),
-            "curves": Saved(
-                lambda: {k: c[:, : done[0]].clone() for k, c in curves.items()},
-                lambda v: [c[:, : v[k].shape[1]].copy_(v[k]) for k, c in curves.items()],
-            ),
-            "sampler": sampler,
-        },
+        state=run.state(),
         checkpoint=checkpoint,
         every=checkpoint_every,
         resume=resume,
-        on_start=lambda start: done.__setitem__(0, start),
+        on_start=run.advance,
+        after_step=run.advance,
         desc=f"coin {learner1} vs {learner2}",
         show_progress=show_progress,
     )
+    params, curves, learners = run.params, run.curves, (learner1, learner2)
     final_theta = torch.stack([p.detach() for p in params], dim=1)
     evaluation = torch.Generator().manual_seed(seed_list[0] * 1_000_003 + n + 1)
     final = coin_outcomes(play_coin(policy, final_theta[:, 0], final_theta[:, 1], episodes, horizon, grid, evaluation))
