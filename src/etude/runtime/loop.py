@@ -180,26 +180,15 @@ def train_loop(
 ) -> LoopResult:
     """Run ``steps`` steps of ``step`` (resuming from ``checkpoint`` when asked); see the module docstring.
 
-    :param step: ``step(t, module)``: this rank's share of step ``t``'s loss (a scalar tensor), or None.
-    :param model: the plain module whose state dict is checkpointed (whatever the world size); any object
-        with ``state_dict``/``load_state_dict`` when checkpointed, with ``parameters()`` when clipped; None
-        for a step that updates state of its own (given in ``state``).
-    :param optimizer: a ``torch.optim`` optimizer (or any object with ``zero_grad``, ``step`` and, for
-        checkpoints, ``state_dict``/``load_state_dict``); None for a step that updates by itself.
-    :param kind: the run's kind, stored and checked on resume. :param config: the run's whole configuration.
-    :param fabric: a launched Lightning Fabric: ``module`` and ``optimizer`` are set up through it (before
-        a checkpoint is loaded, so that the optimizer's state lands on its device), backward and clipping go
-        through it, only rank 0 writes. :param module: what the step computes through (``Objective(model,
-        loss)`` or the model itself, the default); Fabric wraps it for DDP and autocast.
-    :param state: more checkpointed state by name (``torch.Generator``, ``state_dict`` objects, ``Saved``).
-    :param every: checkpoint cadence in steps (a checkpoint is also written at the end).
-    :param schedule: ``t -> factor``: step ``t`` runs at each param group's initial learning rate times it.
-    :param clip: clip the gradients' total 2-norm to this (on the averaged gradient under DDP).
-    :param after_backward: called with ``t`` after the backward pass (e.g. to scale some gradients).
-    :param after_step: called with the count of steps done after each step (evaluations, snapshots).
-    :param on_start: called with the first step (0, or the resumed one) before any step.
-    :param metrics: more values to log beside the loss after each step.
-    :param finite: raise ``BadInputError`` when the recorded loss is NaN or infinite.
+    ``step(t, module)``: this rank's share of step ``t``'s loss, or None. ``model``: what is checkpointed
+    (its state dict; None for a step updating ``state`` of its own); ``module``: what the step computes
+    through (default ``model``; Fabric wraps it). ``optimizer``: a ``torch.optim`` one or any with
+    ``zero_grad``/``step``. ``kind``, ``config``: stored, and checked on resume. ``state``: more checkpointed
+    state (``torch.Generator``, ``state_dict`` objects, ``Saved``). ``every``: checkpoint cadence (and one at
+    the end). ``schedule``: ``t -> factor`` of each group's initial learning rate. ``clip``: the gradients'
+    total 2-norm (after DDP's average). Hooks: ``after_backward(t)``, ``after_step(done)``, ``on_start(start)``,
+    ``metrics()`` (logged beside the loss). ``finite``: a NaN or infinite loss raises ``BadInputError``.
+
     :raises CheckpointError: a resume from a damaged checkpoint or one of another kind or configuration.
     """
     check_int("steps", steps, 0)
@@ -208,25 +197,17 @@ def train_loop(
     taken = {"kind", "config", "step", "losses", "model", "optimizer"} & set(extra)
     if taken:
         raise BadInputError(f"state names {sorted(taken)} are the loop's own")
-    module = model if module is None else module
-    if fabric is not None and module is None:
-        raise BadInputError("a run through Fabric needs a model")
-    if fabric is not None:
-        if optimizer is None:
-            module = fabric.setup(module)
-        else:  # before loading, so that the optimizer's state lands on the fabric's device
-            module, optimizer = fabric.setup(module, optimizer)
+    module, optimizer = _set_up(model if module is None else module, optimizer, fabric)
     base = [group["lr"] for group in getattr(optimizer, "param_groups", [])]  # before a resume changes them
     saver = _Checkpointer(checkpoint, fabric, kind, dict(config), model, optimizer, extra)
     result = saver.resume(steps) if checkpoint is not None and resume else LoopResult()
-    ranks = world_size(fabric)
     quiet = show_progress is False or not is_rank_zero(fabric)
     reporter = _Reporter(steps, result.start, desc, False if quiet else show_progress, report_every, log_dir)
     if on_start is not None:
         on_start(result.start)
     try:
         for t in range(result.start, steps):
-            loss = _one_step(step, t, module, optimizer, fabric, ranks, base, schedule, clip, after_backward)
+            loss = _one_step(step, t, module, optimizer, fabric, base, schedule, clip, after_backward)
             value = None if loss is None else loss.item()
             if value is not None:
                 if finite and not math.isfinite(value):
@@ -241,6 +222,18 @@ def train_loop(
         reporter.close()
     saver.save(steps, result.losses)
     return result
+
+
+def _set_up(module: Any, optimizer: Any, fabric: Fabric | None) -> tuple[Any, Any]:
+    """``module`` and ``optimizer`` set up through ``fabric`` (before a checkpoint is loaded, so that the
+    optimizer's state lands on its device); as they are without one."""
+    if fabric is None:
+        return module, optimizer
+    if module is None:
+        raise BadInputError("a run through Fabric needs a model")
+    if optimizer is None:
+        return fabric.setup(module), None
+    return fabric.setup(module, optimizer)
 
 
 class _Checkpointer:
@@ -300,7 +293,6 @@ def _one_step(
     module: nn.Module,
     optimizer: Any,
     fabric: Fabric | None,
-    ranks: int,
     base: list[float],
     schedule: Callable[[int], float] | None,
     clip: float | None,
@@ -316,6 +308,7 @@ def _one_step(
     loss = step(t, module)
     if loss is None:
         return None
+    ranks = world_size(fabric)
     if fabric is None:
         loss.backward()
     else:
