@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import torch
 
@@ -23,7 +23,7 @@ from etude.games.dice import DiceValues, sample_rollouts
 from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swap_view
 from etude.games.matrix import MatrixGame, exact_values
 from etude.games.opponent import fit_opponent
-from etude.runtime import train_loop
+from etude.runtime import Saved, train_loop
 from etude.validation import check_int, check_number
 
 __all__ = ["History", "train", "initial_theta", "ESTIMATORS"]
@@ -120,21 +120,24 @@ class _Run:
     def advance(self, done: int) -> None:
         self.done = done
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {"theta": self.thetas[:, : self.done + 1].clone()}
-        if self.estimates is not None:
-            state["estimates"] = self.estimates[:, : self.done].clone()
+    def state(self) -> dict[str, Any]:
+        """The checkpointed state: the sampler, theta [seeds, done + 1, 2, 5], the estimates [seeds, done, 2, 5]."""
+        state = {"sampler": self.sampler, "theta": Saved(lambda: self.thetas[:, : self.done + 1].clone(), self._load)}
+        if self.estimates is not None:  # opponent_model
+            estimates = self.estimates
+            state["estimates"] = Saved(lambda: estimates[:, : self.done].clone(), self._load_estimates)
         return state
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        theta = state.get("theta") if isinstance(state, dict) else None
+    def _load(self, theta: Any) -> None:
         done = theta.shape[1] - 1 if isinstance(theta, torch.Tensor) and theta.dim() == 4 else -1
-        if not 0 <= done < self.thetas.shape[1] or theta is None or theta.shape != self.thetas[:, : done + 1].shape:
+        if not 0 <= done < self.thetas.shape[1] or theta.shape != self.thetas[:, : done + 1].shape:
             self._refuse()
         self.thetas[:, : done + 1] = theta
-        if self.estimates is not None:  # opponent_model
-            self.estimates[:, :done] = state["estimates"]
         self.done = done
+
+    def _load_estimates(self, estimates: torch.Tensor) -> None:
+        assert self.estimates is not None  # opponent_model
+        self.estimates[:, : self.done] = estimates
 
     def check(self, start: int) -> None:
         """The loop resumed at ``start``: the stored history must end there."""
@@ -219,7 +222,7 @@ def train(
         steps=steps,
         kind="games.train",
         config=config,
-        state={"sampler": sampler, "history": run},
+        state=run.state(),
         checkpoint=checkpoint,
         every=checkpoint_every,
         resume=resume,
