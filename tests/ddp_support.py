@@ -1,28 +1,39 @@
 """Launching 2-rank CPU DDP (gloo) test runs, shared by every test that checks a study's training under DDP.
 
+Every domain's 2-rank training runs in ONE launch of two interpreters sharing one gloo process group
+(``shared_run()``, once per test session): ``HELPERS`` names each domain's helper script, which holds
+``prepare(work)`` (inputs and one-process checkpoints, written before the launch), ``main(fabric, work)``
+(its part of the launch, run by ``ddp_worker.py`` on both ranks), ``oracle(work)`` (the one-process runs,
+cached) and ``CASES`` / ``check(work, case)`` (the equality of the ranks with one process, asserted by the
+one parametrized test in ``runtime/test_runtime_ddp.py``). The domains' test files check the rest
+(resume across world sizes, dropout masks, the CLI on 2 ranks) on the same launch's files.
+
 ``run_two_ranks(command, cwd)`` starts ``command`` (a script that launches its second rank through
 Fabric's ``ddp`` launcher) in its own POSIX session with a free ``MASTER_PORT``, and kills the whole
 session on timeout. ``load_helper(path)`` imports a helper script by path (the tests folder is not a
-package). ``audited_two_ranks(args, work)`` runs the `etude` CLI on 2 ranks through ``audited_cli.py`` and
-returns the names of the files each rank wrote; ``run_helper`` runs a helper script so and checks that it
-trained on gloo. In a helper script, ``on_two_ranks(main)`` is the whole launch (2 CPU ranks, one thread,
+package); ``run_helper`` runs a helper script so and checks that it trained on gloo. In a helper script, ``on_two_ranks(main)`` is the whole launch (2 CPU ranks, one thread,
 teardown, rank 0 waiting for rank 1), ``save_rank`` saves a rank's results, and ``dying`` / ``dying_attribute``
 stand in for a run killed after N steps (they raise ``Stop``). In the tests, ``max_difference`` and
-``assert_equal_states`` compare parameters, and ``reproduce_on_two_ranks_and_one`` runs a study from the CLI
-on 2 ranks and in one process and returns both results. Import as ``from ddp_support import ...``:
+``assert_equal_states`` compare parameters, and ``reproduced_on_two_ranks_and_one`` returns a study's result
+from the shared launch's 2-rank CLI run (``CLI_CASES``) and from one process, after checking that rank 0 alone
+reported and wrote. Import as ``from ddp_support import ...``:
 pytest puts ``tests/`` on ``sys.path`` for its conftest, and ``run_two_ranks`` hands that ``sys.path`` to
 the helper scripts as ``PYTHONPATH``.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib.util
 import json
 import os
 import signal
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,10 +44,32 @@ import pytest
 import torch
 
 TIMEOUT_S = 180
+SHARED_TIMEOUT_S = 600
+TESTS = Path(__file__).parent
+WORKER = TESTS / "ddp_worker.py"
+HELPERS = {
+    "loop": "runtime/ddp_train.py",
+    "metavae": "meta/ddp_fit.py",
+    "pwcca": "similarity/ddp_train.py",
+    "bruno": "exchangeable/ddp_train.py",
+    "transformer_ae": "music/ddp_fit.py",
+    "amae": "audio/ddp_fit.py",
+}
+"""Each domain's helper script under tests/, by the study (or runtime part) it trains."""
+CPU_DDP = ("--strategy", "ddp", "--devices", "2", "--accelerator", "cpu")
+CLI_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
+    "metavae": (["reproduce", "metavae", "--preset", "smoke", "--set", "mog_steps=4", "--set", "digit_steps=4"], CPU_DDP),
+    "pwcca": (["reproduce", "pwcca", "--preset", "smoke"], CPU_DDP),
+    "bruno": (["reproduce", "bruno", "--preset", "smoke"], CPU_DDP),
+    "transformer_ae": (["reproduce", "transformer_ae", "--preset", "smoke", "--set", "steps=2"], CPU_DDP[:4]),
+    "amae": (["reproduce", "amae", "--preset", "smoke", "--set", "steps=2", "--set", "top_steps=2",
+              "--set", "prior_steps=2"], CPU_DDP),
+}
+"""The `etude` CLI runs each study's test compares on 2 ranks and in one process: (args, the 2-rank flags).
+In the shared launch they run on its process group (``ddp_worker.py``), each rank's writes audited."""
 SKIP_REASON = "uses POSIX sessions and the gloo backend"
 skip_on_windows = pytest.mark.skipif(sys.platform == "win32", reason=SKIP_REASON)
 
-AUDITED_CLI = Path(__file__).with_name("audited_cli.py")
 _RANK_VARIABLES = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK"}
 
 
@@ -56,6 +89,83 @@ def load_helper(path: Path, name: str | None = None) -> ModuleType:
     return module
 
 
+@functools.cache
+def helper(domain: str) -> ModuleType:
+    """The helper script of ``domain`` (``HELPERS``), imported once per session (its oracles are cached)."""
+    return load_helper(TESTS / HELPERS[domain], f"etude_ddp_{domain}")
+
+
+@functools.cache
+def shared_run() -> Path:
+    """The folder of the one 2-rank launch that trains every domain (``<root>/<domain>/``), run on first use.
+
+    Each helper's ``prepare`` writes its inputs first; then ``ddp_worker.py`` runs every helper's ``main`` on
+    2 CPU ranks in one process group, so that the interpreters, Lightning's import and gloo's set-up are paid once.
+    """
+    root = Path(tempfile.mkdtemp(prefix="etude_ddp_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    torch.set_num_threads(1)
+    for domain in HELPERS:
+        (root / domain).mkdir()
+        helper(domain).prepare(root / domain)
+    (root / "cli").mkdir()
+    _prepare_cli(root / "cli")
+    run_helper(WORKER, root, timeout=SHARED_TIMEOUT_S)
+    return root
+
+
+def cli_cache(root: Path, study: str) -> Path:
+    """The ``ETUDE_CACHE`` of a study's CLI runs in the shared launch (and of the one-process run it is compared with)."""
+    return root / "cli" / f"cache_{study}"
+
+
+def _prepare_cli(root: Path) -> None:
+    """What the CLI cases need before the launch: the Bach pieces parsed, amae's audio rendered."""
+    from etude.music import load_corpus
+
+    load_corpus("bach", limit=6, cache=root / "cache_transformer_ae", show_progress=False)  # the smoke preset's
+    if amae_renders():  # the one-process run renders the pieces into the cache that the ranks then read
+        one_process("amae", root.parent, root / "one")
+
+
+def amae_renders() -> bool:
+    """Whether fluidsynth and a GM soundfont can render the Bach pieces amae's study trains on."""
+    from etude.audio import fluidsynth_available
+
+    return fluidsynth_available()
+
+
+def one_process(study: str, root: Path, out: Path) -> dict:
+    """``etude <CLI_CASES[study]> --out out`` in this process (its cache that of the shared launch); the result."""
+    from etude.cli import main
+
+    before = os.environ.get("ETUDE_CACHE")
+    os.environ["ETUDE_CACHE"] = str(cli_cache(root, study))
+    try:
+        if not (out / study / "result.json").exists():
+            assert main([*CLI_CASES[study][0], "--out", str(out)]) == 0
+    finally:
+        os.environ.pop("ETUDE_CACHE") if before is None else os.environ.update(ETUDE_CACHE=before)
+    return json.loads((out / study / "result.json").read_text())
+
+
+def reproduced_on_two_ranks_and_one(study: str, files: set[str]) -> tuple[dict, dict]:
+    """The study's result.json from the shared launch's 2-rank CLI run and from one process, once the 2-rank run
+    passed with rank 0 alone reporting and writing (at least ``files``), both finished ok, and the 2-rank run
+    trained through a CPU 32-true Fabric."""
+    root = shared_run()
+    ranks = [json.loads((root / "cli" / f"{study}_rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["code"] for r in ranks] == [0, 0], ranks[0]["stdout"] + ranks[1]["stdout"]
+    assert ranks[0]["stdout"].count(f"{study} [") == 1 and ranks[1]["stdout"].count(f"{study} [") == 0
+    assert ranks[1]["written"] == [], f"rank 1 wrote {ranks[1]['written']}"
+    assert files <= set(ranks[0]["written"])  # the audit sees writes
+    two = json.loads((root / "cli" / "ddp" / study / "result.json").read_text())
+    one = one_process(study, root, root / "cli" / "one")
+    assert two["status"] == one["status"] == "ok", two["error"]
+    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
+    return two, one
+
+
 def run_two_ranks(command: list[str], cwd: Path, extra_env: dict[str, str] | None = None,
                   timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
     """Run ``command`` (which launches its second rank through Fabric); kill the whole session on timeout."""
@@ -71,18 +181,6 @@ def run_two_ranks(command: list[str], cwd: Path, extra_env: dict[str, str] | Non
         output, _ = process.communicate()
         pytest.fail(f"DDP run timed out after {timeout} s:\n{output}")
     return subprocess.CompletedProcess(command, process.returncode, output)
-
-
-def audited_two_ranks(args: list[str], work: Path, out: Path, extra_env: dict[str, str] | None = None
-                      ) -> tuple[subprocess.CompletedProcess, dict[int, set[str]]]:
-    """``etude <args> --out out`` (args with ``--strategy ddp --devices 2``) run on 2 ranks, with the names of
-    the files each rank wrote, opened for writing or changed under ``out`` (``audited_cli.py``)."""
-    logs = work / "audit"
-    done = run_two_ranks([sys.executable, str(AUDITED_CLI), *args, "--out", str(out)], cwd=work,
-                         extra_env={"AUDIT_OUT": str(out), "AUDIT_LOG": str(logs), **(extra_env or {})})
-    written = {r: {Path(p).name for _, p in json.loads((logs / f"rank{r}.json").read_text())}
-               for r in (0, 1) if (logs / f"rank{r}.json").exists()}
-    return done, written
 
 
 def run_helper(helper: Path, work: Path, *args: str, timeout: float = TIMEOUT_S) -> str:
@@ -159,27 +257,3 @@ def assert_equal_states(found: dict, expected: dict) -> None:
     """``found`` holds each tensor of ``expected`` exactly (e.g. the two ranks' parameters: DDP keeps them in step)."""
     for name, value in expected.items():
         assert torch.equal(found[name], value), name
-
-
-def reproduce_on_two_ranks_and_one(args: list[str], work: Path, files: set[str], *, one_first: bool = False,
-                                   ddp: tuple[str, ...] = ("--strategy", "ddp", "--devices", "2", "--accelerator", "cpu")
-                                   ) -> tuple[dict, dict]:
-    """``etude <args>`` (``reproduce STUDY ...``) on 2 ranks (``args`` + ``ddp``) and in one process (first when
-    ``one_first``); their result.json, once the 2-rank run passed with rank 0 alone reporting and writing
-    (at least ``files``), both finished ok, and the 2-rank run trained through a CPU 32-true Fabric."""
-    from etude.cli import main
-
-    study, out, single = args[1], work / "ddp", work / "one"
-    if one_first:
-        assert main([*args, "--out", str(single)]) == 0
-    done, written = audited_two_ranks([*args, *ddp], work, out)
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.count(f"{study} [") == 1  # only rank 0 reports
-    assert written[1] == set(), f"rank 1 wrote {sorted(written[1])}"
-    assert files <= written[0]  # the audit sees writes
-    if not one_first:
-        assert main([*args, "--out", str(single)]) == 0
-    two, one = (json.loads((d / study / "result.json").read_text()) for d in (out, single))
-    assert two["status"] == one["status"] == "ok", two["error"]
-    assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
-    return two, one

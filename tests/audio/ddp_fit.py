@@ -1,7 +1,7 @@
-"""Helper for test_audio_ddp.py: ``etude.audio.training`` under 2-rank CPU DDP (gloo).
+"""amae's part of the shared 2-rank launch (``ddp_support.shared_run``): ``etude.audio.training`` under DDP.
 
-Run as ``python ddp_fit.py WORK_DIR``; Fabric's ``ddp`` launcher re-runs this script for rank 1.
-Each rank builds the same models (``build``) on the same symbol sequences (``pieces``) and:
+``prepare`` writes ``c.pt`` (one process, interrupted after ``STOP`` steps). In the launch each rank builds
+the same models (``build``) on the same symbol sequences (``pieces``) and:
 
 * A: trains every level of ``LEVELS`` ``STEPS`` steps (AMAE with its diversity loss, plain VQ, and VQ
   with EMA, k-means init and dead-code restarts) and a two-level hierarchy with its prior
@@ -12,10 +12,12 @@ Each rank builds the same models (``build``) on the same symbol sequences (``pie
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
+import pytest
 import torch
-from ddp_support import Stop, dying_attribute, on_two_ranks, save_rank
+from ddp_support import Stop, assert_equal_states, dying_attribute, max_difference, save_rank
 
 STEPS, STOP, EVERY = 6, 4, 2
 BATCH, LENGTH, LR, SEED = 4, 32, 3e-3, 5
@@ -25,6 +27,8 @@ LEVELS = {
     "vq_ema_restart": {"bottleneck": "vq", "code_dim": 4, "ema": 0.9, "kmeans_init": True, "restart_threshold": 2.0},
 }
 """Level settings beside the common tiny ones: hop 4, 8 codes over a 64-symbol alphabet."""
+CASES = (*LEVELS, "hierarchy")
+ATOL = 1e-6
 
 
 def pieces() -> list[torch.Tensor]:
@@ -89,5 +93,42 @@ def main(fabric, work: Path) -> None:
     save_rank(fabric, work, "c", {"state": level.state_dict(), "curve": curve})
 
 
-if __name__ == "__main__":
-    on_two_ranks(main)
+
+def prepare(work: Path) -> None:
+    assert train(checkpoint=work / "c.pt", stop=STOP)[1] is None  # 1 process, interrupted
+
+
+@functools.cache
+def oracle(work: Path) -> tuple[dict, dict, int]:
+    """The one-process runs (state, curve) by case, each level's initial state, and the dead codes restarted."""
+    from etude.audio.bottlenecks import VectorQuantizer
+
+    real, moved = VectorQuantizer.restart_dead, []
+
+    def counting(self, flat):
+        moved.append(real(self, flat))
+        return moved[-1]
+
+    VectorQuantizer.restart_dead = counting
+    try:
+        runs = {name: train(name) for name in LEVELS}
+    finally:
+        VectorQuantizer.restart_dead = real
+    runs["hierarchy"] = hierarchy()
+    initial = {name: build(name).state_dict() for name in LEVELS}
+    return {k: (m.state_dict(), c) for k, (m, c) in runs.items()}, initial, sum(moved)
+
+
+def check(work: Path, name: str) -> None:
+    from etude.runtime import load_checkpoint
+
+    ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2})[name] for r in (0, 1)]
+    runs, initial, _ = oracle(work)
+    state, curve = runs[name]
+    assert_equal_states(ranks[1]["state"], ranks[0]["state"])  # the ranks stay in step
+    assert max_difference(ranks[0]["state"], state) < ATOL
+    if name in initial:
+        assert max_difference(state, initial[name]) > 1e-3, "training barely moved"
+    expected = curve if name != "hierarchy" else [v for c in curve.values() for v in c]
+    found = ranks[0]["curve"] if name != "hierarchy" else [v for c in ranks[0]["curve"].values() for v in c]
+    assert found == pytest.approx(expected, abs=1e-5)

@@ -1,8 +1,9 @@
 """amae training under 2-rank CPU DDP (gloo) equals one process on the global batch.
 
 The oracle is ``train_model`` / ``fit_hierarchy`` without a fabric (plain PyTorch, one process,
-the whole global batch of crops). Two ranks, each on its half of every global batch, must end with
-the same parameters *and* buffers, for the AMAE (whose diversity loss reads the code use q_bar of
+the whole global batch of crops). Two ranks, each on its half of every global batch, end with the
+same parameters *and* buffers (asserted by tests/runtime/test_runtime_ddp.py on the shared launch,
+``ddp_fit.check``), for the AMAE (whose diversity loss reads the code use q_bar of
 the whole batch), for plain VQ, and for VQ with EMA updates, k-means init and dead-code restarts
 (batch statistics outside the gradient: all-reduced, gathered, and rank 0's draws broadcast; rank
 1's global generator is seeded apart, so it must take rank 0's), and for a two-level stack with its prior. A checkpoint written at world size 2 resumes at world size 1
@@ -15,54 +16,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import (assert_equal_states, load_helper, max_difference, reproduce_on_two_ranks_and_one, run_helper,
-                          skip_on_windows)
+from ddp_support import helper as ddp_helper
+from ddp_support import amae_renders, max_difference, reproduced_on_two_ranks_and_one, shared_run, skip_on_windows
 
 from etude.runtime import load_checkpoint
 
-HELPER = Path(__file__).with_name("ddp_fit.py")
 ATOL = 1e-6
 pytestmark = skip_on_windows
 
 
 @pytest.fixture(scope="module")
-def ddp_run(tmp_path_factory):
-    """The helper's 2-rank results, and the one-process oracle runs beside them (restarts counted)."""
-    from etude.audio.bottlenecks import VectorQuantizer
-
-    torch.set_num_threads(1)
-    helper = load_helper(HELPER)
-    work = tmp_path_factory.mktemp("audio_ddp")
-    real, moved = VectorQuantizer.restart_dead, []
-
-    def counting(self, flat):
-        moved.append(real(self, flat))
-        return moved[-1]
-
-    VectorQuantizer.restart_dead = counting
-    try:
-        oracle = {name: helper.train(name) for name in helper.LEVELS}
-    finally:
-        VectorQuantizer.restart_dead = real
-    oracle["hierarchy"] = helper.hierarchy()
-    assert helper.train(checkpoint=work / "c.pt", stop=helper.STOP)[1] is None  # 1 process, interrupted
-    run_helper(HELPER, work)
-    initial = {name: helper.build(name).state_dict() for name in helper.LEVELS}
-    return helper, work, initial, {k: (m.state_dict(), c) for k, (m, c) in oracle.items()}, sum(moved)
-
-
-@pytest.mark.parametrize("name", ["amae", "vq", "vq_ema_restart", "hierarchy"])
-def test_two_ranks_end_with_the_single_process_parameters_and_buffers(ddp_run, name):
-    _, work, initial, oracle, _ = ddp_run
-    ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2})[name] for r in (0, 1)]
-    state, curve = oracle[name]
-    assert_equal_states(ranks[1]["state"], ranks[0]["state"])  # the ranks stay in step
-    assert max_difference(ranks[0]["state"], state) < ATOL
-    if name in initial:
-        assert max_difference(state, initial[name]) > 1e-3, "training barely moved"
-    expected = curve if name != "hierarchy" else [v for c in curve.values() for v in c]
-    found = ranks[0]["curve"] if name != "hierarchy" else [v for c in ranks[0]["curve"].values() for v in c]
-    assert found == pytest.approx(expected, abs=1e-5)
+def ddp_run():
+    """The shared 2-rank launch's amae folder, the helper, initial states, one-process runs and restarts."""
+    helper = ddp_helper("amae")
+    work = shared_run() / "amae"
+    runs, initial, moved = helper.oracle(work)
+    return helper, work, initial, runs, moved
 
 
 def test_the_remedies_really_acted_in_the_compared_run(ddp_run):
@@ -89,16 +58,12 @@ def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
         assert state["curve"] == pytest.approx(oracle["amae"][1], abs=1e-5)
 
 
-def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
-    from etude.audio import fluidsynth_available
-
-    if not fluidsynth_available():
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing():
+    if not amae_renders():
         pytest.skip("needs fluidsynth and a GM soundfont (the study renders Bach)")
-    args = ["reproduce", "amae", "--preset", "smoke", "--set", "steps=2", "--set", "top_steps=2",
-            "--set", "prior_steps=2"]
     files = {"result.json", "hierarchy.pt", "level0.pt", "vq_ema_restart.pt"}
-    # one process first: it renders the pieces into the cache
-    two, one = reproduce_on_two_ranks_and_one(args, tmp_path, files, one_first=True)
+    # the one-process run went first (before the shared launch): it rendered the pieces into the cache
+    two, one = reproduced_on_two_ranks_and_one("amae", files)
     for key in ("wavenet", "vq", "vq_ema_restart", "level0", "level1"):
         assert two["metrics"][key]["nll_bits"] == pytest.approx(one["metrics"][key]["nll_bits"], abs=1e-5), key
     assert two["metrics"]["prior_bits_per_code"] == pytest.approx(one["metrics"]["prior_bits_per_code"], abs=1e-5)

@@ -1,7 +1,7 @@
-"""Helper for test_meta_ddp.py: ``etude.meta.training.fit`` under 2-rank CPU DDP (gloo).
+"""metavae's part of the shared 2-rank launch (``ddp_support.shared_run``): ``etude.meta.training.fit`` under DDP.
 
-Run as ``python ddp_fit.py WORK_DIR``; Fabric's ``ddp`` launcher re-runs this script for rank 1.
-Each rank, from the initial weights in ``WORK_DIR/setup.pt`` (written by the test):
+``prepare`` writes ``setup.pt`` (the family and each model's initial weights) and ``c.pt`` (one process,
+interrupted after ``STOP`` steps). In the launch each rank, from those initial weights:
 
 * A: trains every model of ``MODELS`` ``STEPS`` steps and saves parameters and losses to ``a_rank<r>.pt``;
 * B: trains the MetaVAE again, interrupted after ``STOP`` steps, leaving rank 0's checkpoint ``b.pt``;
@@ -10,14 +10,19 @@ Each rank, from the initial weights in ``WORK_DIR/setup.pt`` (written by the tes
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-from ddp_support import Stop, dying_attribute, on_two_ranks, save_rank
+import pytest
+import torch
+from ddp_support import Stop, assert_equal_states, dying_attribute, max_difference, save_rank
 
 STEPS, STOP, EVERY = 6, 4, 2
 SETS, LR, SEED = 4, 3e-3, 5
 MODELS = {"MetaVAE": "disjoint", "NS": "self", "VHE": "disjoint", "VAE": "none"}
 """Each model with its context mode: NS and VHE also draw the set latent c's noise."""
+CASES = tuple(MODELS)
+ATOL = 1e-6
 
 
 def build(work: Path, name: str):
@@ -56,5 +61,34 @@ def main(fabric, work: Path) -> None:
     save_rank(fabric, work, "c", {"params": model.state_dict(), "losses": losses})
 
 
-if __name__ == "__main__":
-    on_two_ranks(main)
+
+def prepare(work: Path) -> None:
+    from etude.meta import sample_mog_family
+    from etude.meta.experiments import build_models
+    from etude.runtime import save_checkpoint
+
+    data = sample_mog_family(6, generator=torch.Generator().manual_seed(0)).x[:, :40]
+    models = {name: m.state_dict() for name, (m, _) in build_models(2, 2, 8, 6, "gaussian", 40, 0).items()}
+    save_checkpoint(work / "setup.pt", {"data": data, "models": models})
+    assert train(work, checkpoint=work / "c.pt", stop=STOP)[1] is None  # 1 process, interrupted
+
+
+@functools.cache
+def oracle(work: Path) -> dict:
+    """Each model's initial weights, and its parameters and losses after ``fit`` in one process."""
+    from etude.runtime import load_checkpoint
+
+    initial = load_checkpoint(work / "setup.pt")["models"]
+    runs = {name: train(work, name) for name in MODELS}
+    return {name: (initial[name], m.state_dict(), losses) for name, (m, losses) in runs.items()}
+
+
+def check(work: Path, name: str) -> None:
+    from etude.runtime import load_checkpoint
+
+    ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2})[name] for r in (0, 1)]
+    initial, params, losses = oracle(work)[name]
+    assert_equal_states(ranks[1]["params"], ranks[0]["params"])  # DDP keeps them in step
+    assert max_difference(ranks[0]["params"], params) < ATOL
+    assert max_difference(params, initial) > 1e-3, "training barely moved"
+    assert ranks[0]["losses"] == pytest.approx(losses, abs=1e-5) and ranks[1]["losses"] == ranks[0]["losses"]

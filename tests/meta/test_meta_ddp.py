@@ -2,8 +2,8 @@
 
 The oracle is ``fit`` without a fabric (plain PyTorch, one process, all B sets). Two ranks, each on
 its B / 2 sets of every global batch and on the matching slice of the reparameterization noise
-drawn for the whole batch, must end with the same parameters and losses, for every model (NS and
-VHE also draw the set latent's noise); a checkpoint written at world size 2 resumes at world size 1
+drawn for the whole batch, end with the same parameters and losses for every model (asserted by
+tests/runtime/test_runtime_ddp.py on the shared launch, ``ddp_fit.check``); a checkpoint written at world size 2 resumes at world size 1
 and one written at world size 1 resumes at world size 2, both to the uninterrupted result.
 """
 
@@ -14,46 +14,26 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import (assert_equal_states, load_helper, max_difference, reproduce_on_two_ranks_and_one, run_helper,
-                          skip_on_windows)
+from ddp_support import helper as ddp_helper
+from ddp_support import max_difference, reproduced_on_two_ranks_and_one, shared_run, skip_on_windows
 
 from etude.meta import sample_mog_family
-from etude.meta.experiments import build_models
-from etude.runtime import load_checkpoint, save_checkpoint
+from etude.runtime import load_checkpoint
 
-HELPER = Path(__file__).with_name("ddp_fit.py")
 ATOL = 1e-6
 pytestmark = skip_on_windows
 
 
 @pytest.fixture(scope="module")
-def ddp_run(tmp_path_factory):
-    """The helper's 2-rank results, and the one-process oracle runs beside them."""
-    torch.set_num_threads(1)
-    helper = load_helper(HELPER)
-    work = tmp_path_factory.mktemp("meta_ddp")
-    data = sample_mog_family(6, generator=torch.Generator().manual_seed(0)).x[:, :40]
-    models = {name: m.state_dict() for name, (m, _) in build_models(2, 2, 8, 6, "gaussian", 40, 0).items()}
-    save_checkpoint(work / "setup.pt", {"data": data, "models": models})
-    oracle = {name: helper.train(work, name) for name in helper.MODELS}
-    assert helper.train(work, checkpoint=work / "c.pt", stop=helper.STOP)[1] is None  # 1 process, interrupted
-    run_helper(HELPER, work)
-    return helper, work, models, {name: (m.state_dict(), losses) for name, (m, losses) in oracle.items()}
-
-
-@pytest.mark.parametrize("name", ["MetaVAE", "NS", "VHE", "VAE"])
-def test_two_ranks_end_with_the_single_process_parameters(ddp_run, name):
-    _, work, initial, oracle = ddp_run
-    ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2})[name] for r in (0, 1)]
-    params, losses = oracle[name]
-    assert_equal_states(ranks[1]["params"], ranks[0]["params"])  # DDP keeps them in step
-    assert max_difference(ranks[0]["params"], params) < ATOL
-    assert max_difference(params, initial[name]) > 1e-3, "training barely moved"
-    assert ranks[0]["losses"] == pytest.approx(losses, abs=1e-5) and ranks[1]["losses"] == ranks[0]["losses"]
+def ddp_run():
+    """The shared 2-rank launch's metavae folder, the helper and its one-process oracle."""
+    helper = ddp_helper("metavae")
+    work = shared_run() / "metavae"
+    return helper, work, {name: (params, losses) for name, (_, params, losses) in helper.oracle(work).items()}
 
 
 def test_checkpoint_of_two_ranks_resumes_in_one_process(ddp_run):
-    helper, work, _, oracle = ddp_run
+    helper, work, oracle = ddp_run
     assert load_checkpoint(work / "b.pt")["step"] == helper.STOP  # rank 0 wrote it, interrupted after STOP steps
     model, resumed = helper.train(work, checkpoint=work / "b.pt", resume=True)
     assert max_difference(model.state_dict(), oracle["MetaVAE"][0]) < ATOL
@@ -61,17 +41,15 @@ def test_checkpoint_of_two_ranks_resumes_in_one_process(ddp_run):
 
 
 def test_checkpoint_of_one_process_resumes_on_two_ranks(ddp_run):
-    _, work, _, oracle = ddp_run
+    _, work, oracle = ddp_run
     for r in (0, 1):
         state = load_checkpoint(work / f"c_rank{r}.pt")
         assert max_difference(state["params"], oracle["MetaVAE"][0]) < ATOL
         assert state["losses"] == pytest.approx(oracle["MetaVAE"][1], abs=1e-5)
 
 
-def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
-    args = ["reproduce", "metavae", "--preset", "smoke", "--set", "mog_steps=4", "--set", "digit_steps=4"]
-    two, one = reproduce_on_two_ranks_and_one(args, tmp_path, {"result.json", "mog_clustering.png",
-                                                               "mog_MetaVAE_0.pt"})
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing():
+    two, one = reproduced_on_two_ranks_and_one("metavae", {"result.json", "mog_clustering.png", "mog_MetaVAE_0.pt"})
     assert "fabric" not in one["settings"]
     for key in ("mog_error", "rotation_probe", "code_stability"):
         for method, values in one["metrics"][key].items():

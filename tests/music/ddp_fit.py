@@ -1,8 +1,8 @@
-"""Helper for test_music_ddp.py: ``etude.music.training.fit`` under 2-rank CPU DDP (gloo).
+"""transformer_ae's part of the shared 2-rank launch (``ddp_support.shared_run``): ``fit`` under DDP.
 
-Run as ``python ddp_fit.py WORK_DIR``. ``WORK_DIR/setup.pt`` (written by the test) holds the crops,
-the model's sizes and its initial weights. Fabric's ``ddp`` launcher re-runs this script for rank 1.
-Each rank then, from the same initial weights:
+``prepare`` writes ``setup.pt`` (crops of the first 4 Bach chorales, the model's sizes and its initial
+weights) and ``c.pt`` (one process, interrupted after ``STOP`` steps). In the launch each rank, from the
+same initial weights:
 
 * A: trains ``STEPS`` steps and saves its parameters and losses to ``a_rank<r>.pt``;
 * B: trains again but is interrupted after ``STOP`` steps, leaving rank 0's checkpoint ``b.pt``;
@@ -13,19 +13,25 @@ Each rank then, from the same initial weights:
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
+import pytest
 import torch
-from ddp_support import Stop, dying, on_two_ranks, save_rank
+from ddp_support import Stop, assert_equal_states, dying, save_rank
 
 STEPS, STOP, EVERY = 6, 4, 2
 BATCH, LR, SEED = 4, 3e-3, 5
+PIECES = 4  # the music tests' session corpus (tests/music/conftest.py's SUBSET)
+CASES = ("fit",)
+ATOL = 1e-6
+KEY_BIAS_ATOL = 3e-4
 
 
 def build(work: Path, dropout: float = 0.0):
     """The model at its initial weights (and ``dropout``) and the crops, from ``work/setup.pt``."""
     from etude.music import TransformerAutoencoder, TransformerConfig
-    from etude.music.training import Crops
+    from etude.music.crops import Crops
     from etude.runtime import load_checkpoint
 
     setup = load_checkpoint(work / "setup.pt")
@@ -64,5 +70,52 @@ def main(fabric, work: Path) -> None:
     save_rank(fabric, work, "d", {"whole": whole.state_dict(), "resumed": resumed.state_dict(), "draw": draw})
 
 
-if __name__ == "__main__":
-    on_two_ranks(main)
+
+def prepare(work: Path) -> None:
+    from etude.music import TransformerAutoencoder, TransformerConfig, load_corpus, make_crops
+    from etude.runtime import save_checkpoint
+
+    bach = load_corpus("bach", limit=PIECES, cache=work / "cache", show_progress=False)
+    crops = make_crops(bach.pieces, seconds=1.0, max_tokens=24, per_piece=3, seed=0)
+    cfg = TransformerConfig(dim=16, heads=2, layers=1, ff=32, max_len=24, dropout=0.0)
+    torch.manual_seed(0)
+    model = TransformerAutoencoder(cfg, "performance", encoder_layers=1)
+    save_checkpoint(work / "setup.pt", {"config": cfg.as_dict(), "conditioning": "performance",
+                                        "model": model.state_dict(), "performance": crops.performance,
+                                        "melody": crops.melody})
+    assert train(work, checkpoint=work / "c.pt", stop=STOP)[1] is None  # 1 process, interrupted
+
+
+@functools.cache
+def oracle(work: Path) -> tuple[dict, dict, list[float]]:
+    """The initial weights, and the parameters and losses of ``fit`` in one process."""
+    from etude.runtime import load_checkpoint
+
+    model, losses = train(work)
+    return load_checkpoint(work / "setup.pt")["model"], model.state_dict(), losses
+
+
+def assert_close(found: dict, expected: dict) -> None:
+    """Equal to ATOL, except the key biases (first half of each ``kv.bias``), to KEY_BIAS_ATOL.
+
+    Softmax ignores a shift shared by a query's scores, so the key bias's gradient is zero in exact
+    arithmetic; Adam divides its float rounding noise (~1e-9) by its own size and steps on it.
+    """
+    for name, value in expected.items():
+        got = found[name]
+        if name.endswith("kv.bias"):
+            half = value.shape[0] // 2
+            assert torch.allclose(got[:half], value[:half], rtol=0, atol=KEY_BIAS_ATOL), name
+            got, value = got[half:], value[half:]
+        assert torch.allclose(got, value, rtol=0, atol=ATOL), (name, (got - value).abs().max())
+
+
+def check(work: Path, case: str) -> None:
+    from etude.runtime import load_checkpoint
+
+    initial, params, losses = oracle(work)
+    ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2}) for r in (0, 1)]
+    assert_equal_states(ranks[1]["params"], ranks[0]["params"])
+    assert_close(ranks[0]["params"], params)
+    assert max((params[n] - initial[n]).abs().max().item() for n in params) > 1e-3, "training barely moved"
+    assert ranks[0]["losses"] == pytest.approx(losses, abs=1e-5) and ranks[1]["losses"] == ranks[0]["losses"]

@@ -1,8 +1,9 @@
 """transformer_ae training under 2-rank CPU DDP (gloo) equals one process on the global batch.
 
 The oracle is ``fit`` without a fabric (plain PyTorch, one process, the whole global batch of
-crops). Two ranks, each on its half of every global batch with the PAD-aware loss scaling, must
-end with the same parameters and record the same losses; a checkpoint written at world size 2
+crops). Two ranks, each on its half of every global batch with the PAD-aware loss scaling, end with
+the same parameters and record the same losses (asserted by tests/runtime/test_runtime_ddp.py on the
+shared launch, ``ddp_fit.check``); a checkpoint written at world size 2
 resumes at world size 1 and one written at world size 1 resumes at world size 2, both to the
 uninterrupted result.
 """
@@ -13,58 +14,25 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import assert_equal_states, load_helper, reproduce_on_two_ranks_and_one, run_helper, skip_on_windows
+from ddp_support import assert_equal_states, reproduced_on_two_ranks_and_one, shared_run, skip_on_windows
+from ddp_support import helper as ddp_helper
 
 from etude.music import TransformerAutoencoder, TransformerConfig, make_crops
-from etude.runtime import load_checkpoint, save_checkpoint
-
-HELPER = Path(__file__).with_name("ddp_fit.py")
-ATOL = 1e-6
-KEY_BIAS_ATOL = 3e-4
+from etude.runtime import load_checkpoint
 pytestmark = skip_on_windows
 
 
 @pytest.fixture(scope="module")
-def ddp_run(bach, tmp_path_factory):
-    """The helper's 2-rank results, and the one-process oracle run beside it."""
-    torch.set_num_threads(1)
-    helper = load_helper(HELPER)
-    work = tmp_path_factory.mktemp("ddp_fit")
-    crops = make_crops(bach.pieces, seconds=1.0, max_tokens=24, per_piece=3, seed=0)
-    cfg = TransformerConfig(dim=16, heads=2, layers=1, ff=32, max_len=24, dropout=0.0)
-    torch.manual_seed(0)
-    model = TransformerAutoencoder(cfg, "performance", encoder_layers=1)
-    save_checkpoint(work / "setup.pt", {"config": cfg.as_dict(), "conditioning": "performance",
-                                        "model": model.state_dict(), "performance": crops.performance,
-                                        "melody": crops.melody})
-    oracle, losses = helper.train(work)
-    assert helper.train(work, checkpoint=work / "c.pt", stop=helper.STOP)[1] is None  # 1 process, interrupted
-    run_helper(HELPER, work)
-    return helper, work, model.state_dict(), oracle.state_dict(), losses
+def ddp_run():
+    """The shared 2-rank launch's transformer_ae folder, the helper and its one-process oracle."""
+    helper = ddp_helper("transformer_ae")
+    work = shared_run() / "transformer_ae"
+    initial, params, losses = helper.oracle(work)
+    return helper, work, initial, params, losses
 
 
 def _assert_close(found: dict, expected: dict) -> None:
-    """Equal to ATOL, except the key biases (first half of each ``kv.bias``), to KEY_BIAS_ATOL.
-
-    Softmax ignores a shift shared by a query's scores, so the key bias's gradient is zero in exact
-    arithmetic; Adam divides its float rounding noise (~1e-9) by its own size and steps on it.
-    """
-    for name, value in expected.items():
-        got = found[name]
-        if name.endswith("kv.bias"):
-            half = value.shape[0] // 2
-            assert torch.allclose(got[:half], value[:half], rtol=0, atol=KEY_BIAS_ATOL), name
-            got, value = got[half:], value[half:]
-        assert torch.allclose(got, value, rtol=0, atol=ATOL), (name, (got - value).abs().max())
-
-
-def test_two_ranks_end_with_the_single_process_parameters(ddp_run):
-    _, work, initial, oracle, losses = ddp_run
-    ranks = [load_checkpoint(work / f"a_rank{r}.pt", expect={"world_size": 2}) for r in (0, 1)]
-    assert_equal_states(ranks[1]["params"], ranks[0]["params"])
-    _assert_close(ranks[0]["params"], oracle)
-    assert max((oracle[n] - initial[n]).abs().max().item() for n in oracle) > 1e-3, "training barely moved"
-    assert ranks[0]["losses"] == pytest.approx(losses, abs=1e-5) and ranks[1]["losses"] == ranks[0]["losses"]
+    ddp_helper("transformer_ae").assert_close(found, expected)
 
 
 def test_checkpoint_of_two_ranks_resumes_in_one_process(ddp_run):
@@ -94,16 +62,9 @@ def test_with_dropout_each_rank_draws_its_own_masks_and_resume_repeats_them(ddp_
             assert torch.equal(ranks[1]["whole"][name], value), name  # DDP keeps the ranks in step
 
 
-def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path, monkeypatch):
-    from etude.music import load_corpus
-
-    cache = tmp_path / "cache"
-    load_corpus("bach", limit=6, cache=cache, show_progress=False)  # the smoke preset's pieces, parsed once
-    monkeypatch.setenv("ETUDE_CACHE", str(cache))  # for both runs
-    args = ["reproduce", "transformer_ae", "--preset", "smoke", "--set", "steps=2"]
-    two, one = reproduce_on_two_ranks_and_one(args, tmp_path, {"run.json", "result.json", "training_loss.png",
-                                                               "performance_s0.pt"},
-                                              ddp=("--strategy", "ddp", "--devices", "2"))
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing():
+    files = {"run.json", "result.json", "training_loss.png", "performance_s0.pt"}
+    two, one = reproduced_on_two_ranks_and_one("transformer_ae", files)  # the 6 smoke pieces parsed once, shared
     assert two["metrics"]["nll_nats_per_token"] == pytest.approx(one["metrics"]["nll_nats_per_token"], abs=1e-5)
 
 

@@ -2,8 +2,8 @@
 
 The oracle is ``train_mlp`` without a fabric (plain PyTorch, one process, every whole minibatch). Two
 ranks, each on its share of every minibatch (the epoch's last one of odd size, so the shares differ),
-with the loss scaled by W over the minibatch size, must end with the same weights and snapshots, for
-an MLP and a CNN; a checkpoint written at world size 2 resumes at world size 1 and one written at world
+end with the same weights and snapshots, for an MLP and a CNN (asserted by tests/runtime/test_runtime_ddp.py
+on the shared launch, ``ddp_train.check``); a checkpoint written at world size 2 resumes at world size 1 and one written at world
 size 1 resumes at world size 2. The study itself runs on 2 ranks from the CLI to the result of one process.
 """
 
@@ -13,48 +13,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import (assert_equal_states, load_helper, max_difference, reproduce_on_two_ranks_and_one, run_helper,
-                          skip_on_windows)
+from ddp_support import assert_equal_states, max_difference, reproduced_on_two_ranks_and_one, shared_run, skip_on_windows
+from ddp_support import helper as ddp_helper
 
-from etude.runtime import load_checkpoint, save_checkpoint
-from etude.similarity.digits import load_digits_split, make_net
+from etude.runtime import load_checkpoint
+from etude.similarity.digits import load_digits_split
 
-HELPER = Path(__file__).with_name("ddp_train.py")
 ATOL = 1e-6
-N_TRAIN = 201  # minibatches of 64, 64, 64 and 9: the last splits 5 + 4 over the two ranks
-MARK = 0.5
 pytestmark = skip_on_windows
 
 
 @pytest.fixture(scope="module")
-def ddp_run(tmp_path_factory):
-    """The helper's 2-rank results, and the one-process oracle nets beside them."""
-    torch.set_num_threads(1)
-    helper = load_helper(HELPER)
-    work = tmp_path_factory.mktemp("pwcca_ddp")
-    data = load_digits_split(0.2, seed=0)
-    save_checkpoint(work / "setup.pt", {"x": data.x_train[:N_TRAIN], "y": data.y_train[:N_TRAIN]})
-    oracle = {arch: helper.train(work, arch) for arch in helper.ARCHS}
-    for arch in helper.ARCHS:  # a finished one-process checkpoint, marked so that loading it shows
-        helper.train(work, arch, checkpoint=work / f"c_{arch}.pt")
-        state = load_checkpoint(work / f"c_{arch}.pt")
-        state["model"] = {k: v + MARK for k, v in state["model"].items()}
-        save_checkpoint(work / f"c_{arch}.pt", state)
-    run_helper(HELPER, work)
-    return helper, work, oracle
-
-
-@pytest.mark.parametrize("arch", ["mlp", "cnn"])
-def test_two_ranks_end_with_the_single_process_weights(ddp_run, arch):
-    helper, work, oracle = ddp_run
-    ranks = [load_checkpoint(work / f"a_{arch}_rank{r}.pt", expect={"world_size": 2}) for r in (0, 1)]
-    expected = oracle[arch].model.state_dict()
-    assert_equal_states(ranks[1]["params"], ranks[0]["params"])
-    assert max_difference(ranks[0]["params"], expected) <= ATOL
-    for epoch in helper.SNAPSHOTS:
-        assert max_difference(ranks[0]["snapshots"][epoch], oracle[arch].snapshots[epoch]) <= ATOL
-    initial = make_net(arch, helper.ARCHS[arch], helper.SEED).state_dict()
-    assert max_difference(expected, initial) > 1e-2, "training barely moved"
+def ddp_run():
+    """The shared 2-rank launch's pwcca folder, the helper and its one-process oracle nets."""
+    helper = ddp_helper("pwcca")
+    work = shared_run() / "pwcca"
+    return helper, work, helper.oracle(work)
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
@@ -95,9 +69,9 @@ def test_bf16_mixed_trains_on_the_cpu():
     assert nets["bf16-mixed"].train_accuracy > 0.3  # chance is 0.1
 
 
-def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing(tmp_path):
+def test_reproduce_on_two_ranks_matches_one_process_and_rank_one_writes_nothing():
     files = {"run.json", "result.json", "similarity_by_layer.png", "true_0.pt", "width8_untrained_1.pt"}
-    two, one = reproduce_on_two_ranks_and_one(["reproduce", "pwcca", "--preset", "smoke"], tmp_path, files)
+    two, one = reproduced_on_two_ranks_and_one("pwcca", files)
     for key in ("gen_test_accuracy", "mem_train_accuracy", "cnn_test_accuracy", "width_test_accuracy"):
         assert two["metrics"][key] == pytest.approx(one["metrics"][key], abs=1e-9), key
     for label, groups in one["metrics"]["by_layer"].items():

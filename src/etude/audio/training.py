@@ -1,7 +1,8 @@
 """Training and evaluation loops of the ADA levels and priors: crops, Adam, checkpoints, held-out metrics.
 
-Plain PyTorch loops; a checkpoint holds the model, the optimizer, the step and the batch generator's
-state, so a resumed run reaches the same weights as an uninterrupted one. With a Lightning ``fabric``,
+Training runs through the runtime's one loop (``etude.runtime.train_loop``); a checkpoint holds the model,
+the optimizer, the step and the batch generator's state, so a resumed run reaches the same weights as an
+uninterrupted one. With a Lightning ``fabric``,
 each of W data-parallel ranks draws the same global batch of crops and trains on its B / W of them
 (`etude.runtime.distributed`): the losses are means over the shard, and the batch statistics of the
 bottlenecks are the global batch's (`etude.runtime.global_batch`), so W ranks equal one process.
@@ -21,17 +22,7 @@ from torch import nn
 from etude.audio.bottlenecks import code_entropy, codebook_usage
 from etude.audio.mulaw import mulaw_encode
 from etude.errors import BadInputError
-from etude.runtime import (
-    Objective,
-    global_batch,
-    is_rank_zero,
-    load_on_rank_zero,
-    progress,
-    save_checkpoint,
-    shard,
-    sum_over_ranks,
-    world_size,
-)
+from etude.runtime import Objective, global_batch, shard, train_loop, world_size
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
@@ -103,76 +94,53 @@ def train_model(
     function of the step alone, so a resumed run follows the same schedule.
 
     With `checkpoint`, the state is saved every `checkpoint_every` steps and at the end; with `resume`
-    an existing checkpoint of the same `tag` continues the run. With a launched `fabric` the model
+    an existing checkpoint of the same `tag` and settings continues the run. A NaN or infinite loss
+    stops the run with a ``BadInputError``. With a launched `fabric` the model
     trains on its device at its precision; under DDP each rank takes its batch / W crops of the same
     global batch (`loss_fn` must be a mean over the crops, batch statistics taken with
     `etude.runtime.global_batch`), ends with the parameters of one process on the global batch, only
     rank 0 writes the checkpoint, and a checkpoint resumes at any world size.
     """
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    objective: nn.Module = Objective(model, loss_fn)  # DDP and autocast act on its forward
-    if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
-        objective, optimizer = fabric.setup(objective, optimizer)
     generator = torch.Generator().manual_seed(seed)
-    curve: list[float] = []
-    start = 0
-    if resume and checkpoint is not None:
-        state = load_on_rank_zero(
-            checkpoint,
-            fabric,
-            expect={"tag": tag},
-            like={"model": model.state_dict(), "generator": generator.get_state(), "step": int},
-        )
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
-            start, curve = int(state["step"]), list(state["curve"])
-
-    def save(step: int) -> None:
-        if checkpoint is not None and is_rank_zero(fabric):
-            save_checkpoint(
-                checkpoint,
-                {
-                    "tag": tag,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(),
-                    "step": step,
-                    "curve": curve,
-                },
-            )
-
-    model.train()
-    device = next(model.parameters()).device
+    device = next(model.parameters()).device if fabric is None else fabric.device
     ranks = world_size(fabric)
-    bar = progress(total=steps, desc=desc)
-    bar.update(start)
-    for step in range(start, steps):
-        for group in optimizer.param_groups:
-            group["lr"] = lr * (1 - (1 - final_lr) * step / max(1, steps))
+
+    def step(t: int, objective: nn.Module) -> torch.Tensor:
         x = random_crops(pieces, batch, length, generator)  # the global batch, the same on every rank
         if fabric is not None:
             x = shard(x, fabric)
         with global_batch(fabric):
             loss = objective(x.to(device))  # the mean over this rank's crops
-        total = loss if fabric is None else sum_over_ranks(loss, fabric) / ranks  # DDP averages the same way
-        if not torch.isfinite(total):
-            raise BadInputError(f"{desc}: the loss became {total.item()} at step {step}; lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        if fabric is None:
-            loss.backward()
-        else:
-            fabric.backward(loss)
-        optimizer.step()
-        curve.append(total.item())
-        bar.update(1)
-        if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            save(step + 1)
-    bar.close()
-    save(steps)
+        return loss / ranks if ranks > 1 else loss  # this rank's share of the global batch's mean
+
+    model.train()
+    result = train_loop(
+        step,
+        steps=steps,
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=lr),
+        module=Objective(model, loss_fn),  # DDP and autocast act on its forward
+        kind="audio.train",
+        # no step count: a run may be extended (at a constant learning rate, the same as a longer run)
+        config={
+            "tag": tag,
+            "batch": batch,
+            "length": length,
+            "lr": lr,
+            "seed": seed,
+            "final_lr": final_lr,
+        },
+        fabric=fabric,
+        state={"generator": generator},
+        checkpoint=checkpoint,
+        every=checkpoint_every,
+        resume=resume,
+        schedule=lambda t: 1 - (1 - final_lr) * t / max(1, steps),
+        finite=True,
+        desc=desc,
+    )
     model.eval()
-    return curve
+    return result.losses
 
 
 @torch.no_grad()

@@ -23,16 +23,7 @@ from torch import Tensor
 
 from etude.exchangeable.bruno import Bruno
 from etude.flows import dequantize
-from etude.runtime import (
-    is_rank_zero,
-    load_on_rank_zero,
-    precision_of,
-    progress,
-    save_checkpoint,
-    shard,
-    sum_over_ranks,
-    world_size,
-)
+from etude.runtime import Saved, precision_of, shard, train_loop
 from etude.validation import check_int, check_number
 
 if TYPE_CHECKING:
@@ -104,104 +95,104 @@ def train_bruno(
     for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
         check_int(name, value, 1)
     check_number("process_lr_mult", process_lr_mult, 0, low_open=True)
-    net = model  # the plain module: its state dict is the checkpoint's, whatever the world size
     process_params = list(model.process.parameters())
     ids = {id(p) for p in process_params}
     flow_params = [p for p in model.parameters() if id(p) not in ids]
     groups = [{"params": process_params, "weight_decay": 0.0, "lr": lr * process_lr_mult}]
     if flow_params:
         groups.append({"params": flow_params, "weight_decay": weight_decay})
-    opt = torch.optim.AdamW(groups, lr=lr)
-    config: dict[str, Any] = {
-        "steps": steps,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "warmup": warmup,
-        "process_scale": process_scale,
-        "process_lr_mult": float(process_lr_mult),
-        "eval_every": eval_every,
-        "seed": seed,
-        "params": sum(p.numel() for p in model.parameters()),
-    }
-    if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
-        model, opt = fabric.setup(model, opt)  # the param groups (and their learning rates) are kept
-        precision = precision_of(fabric)
-        if precision != "32-true":
-            config["precision"] = precision  # 32-bit checkpoints keep their former configuration
-    device = next(net.parameters()).device
-    val = val.to(device) if val is not None else None
-    generator = torch.Generator().manual_seed(seed)
-    log, best_state, start = TrainLog(), None, 0
-    if checkpoint is not None and resume:
-        state = load_on_rank_zero(
-            checkpoint,
-            fabric,
-            expect={"kind": "bruno.train", "config": config},
-            like={"model": net.state_dict(), "generator": generator.get_state(), "step": int},
-        )
-        if state is not None:
-            net.load_state_dict(state["model"])  # load_state_dict copies onto the model's device
-            opt.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
-            log = TrainLog(**state["log"])
-            best_state, start = state["best"], int(state["step"])
-
-    def evaluate(step: int) -> None:  # on every rank, the same parameters and batch: the same choice
-        nonlocal best_state
-        assert val is not None  # called only with a validation batch
-        net.eval()
-        with torch.no_grad():
-            v = float(net.loss(val))
-        net.train()
-        log.val_steps.append(step)
-        log.val_loss.append(v)
-        if v < log.best_val:
-            log.best_val, log.best_step = v, step
-            best_state = copy.deepcopy(net.state_dict())
-
-    if val is not None and start == 0:
-        evaluate(0)
-    ranks = world_size(fabric)
-    bar = progress(
-        range(start, steps), total=steps - start, desc=desc, disable=not show_progress or not is_rank_zero(fabric)
+    config: dict[str, Any] = {"steps": steps, "lr": lr, "weight_decay": weight_decay, "warmup": warmup}
+    config |= {"process_scale": process_scale, "process_lr_mult": float(process_lr_mult), "eval_every": eval_every}
+    config |= {"seed": seed, "params": sum(p.numel() for p in model.parameters())}
+    if precision_of(fabric) != "32-true":
+        config["precision"] = precision_of(fabric)  # 32-bit checkpoints keep their former configuration
+    run = _Run(model, sample_batch, config, val, fabric)
+    result = train_loop(
+        run.step,
+        steps=steps,
+        model=model,
+        optimizer=torch.optim.AdamW(groups, lr=lr),  # Fabric's set-up keeps the groups and their learning rates
+        kind="bruno.train",
+        config=config,
+        fabric=fabric,
+        state=run.state(),
+        checkpoint=checkpoint,
+        every=checkpoint_every,
+        resume=resume,
+        after_backward=run.scale_process,
+        after_step=run.after_step,
+        on_start=run.on_start,
+        desc=desc,
+        show_progress=show_progress,
     )
-    for step in bar:
-        x = dequantize(sample_batch(generator), generator)  # the global batch and its noise, the same on every rank
-        opt.zero_grad(set_to_none=True)
-        if fabric is None:
-            loss = net.loss(x.to(device))
-            loss.backward()
-        else:
-            # mean over the global batch's B x n positions of -log p / D: this shard's sum over that count;
-            # DDP averages the ranks' gradients, so each rank's part is scaled by W
-            count = x.shape[0] * x.shape[1] * net.dim
-            part = shard(x, fabric).to(device)
-            total = -model(part).sum()  # log p(x_i | x_<i) through the wrapper: DDP's gradient sync, autocast
-            fabric.backward(total * (ranks / count))
-            loss = sum_over_ranks(total, fabric) / count
-        factor = process_grad_scale(step, warmup, process_scale)
-        for p in process_params:
+    run.log.loss = result.losses
+    if run.best is not None:
+        model.load_state_dict(run.best)
+    return run.log
+
+
+class _Run:
+    """A ``train_bruno`` run's step, gradient scaling and validation, and their checkpointed state."""
+
+    def __init__(
+        self,
+        model: Bruno,
+        sample_batch: Callable[[torch.Generator], Tensor],
+        config: dict[str, Any],
+        val: Tensor | None,
+        fabric: Fabric | None,
+    ) -> None:
+        self.model, self.sample_batch, self.config, self.fabric = model, sample_batch, config, fabric
+        self.device = next(model.parameters()).device if fabric is None else fabric.device
+        self.val = val.to(self.device) if val is not None else None
+        self.generator = torch.Generator().manual_seed(config["seed"])
+        self.log = TrainLog()
+        self.best: dict[str, Tensor] | None = None  # the parameters of the best validation loss so far
+        self.process_params = list(model.process.parameters())
+
+    def state(self) -> dict[str, Any]:
+        """What a resume restores beside the model and optimizer (the log's losses are the loop's)."""
+        return {
+            "generator": self.generator,
+            "log": Saved(lambda: {k: v for k, v in self.log.state().items() if k != "loss"}, self._load_log),
+            "best": Saved(lambda: self.best, lambda value: setattr(self, "best", value)),
+        }
+
+    def _load_log(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self.log, key, value)
+
+    def step(self, t: int, module: torch.nn.Module) -> Tensor:
+        x = dequantize(self.sample_batch(self.generator), self.generator)  # the global batch and its noise
+        if self.fabric is None:
+            return self.model.loss(x.to(self.device))
+        # this shard's share of the mean over the global batch's B x n positions of -log p / D
+        count = x.shape[0] * x.shape[1] * self.model.dim
+        return -module(shard(x, self.fabric).to(self.device)).sum() / count  # through the wrapper: DDP, autocast
+
+    def scale_process(self, t: int) -> None:
+        factor = process_grad_scale(t, self.config["warmup"], self.config["process_scale"])
+        for p in self.process_params:
             if p.grad is not None:
                 p.grad.mul_(factor)
-        opt.step()
-        log.loss.append(loss.item())
-        done = step + 1
-        if val is not None and (done % eval_every == 0 or done == steps):
-            evaluate(done)
-        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps) and is_rank_zero(fabric):
-            save_checkpoint(
-                checkpoint,
-                {
-                    "kind": "bruno.train",
-                    "config": config,
-                    "step": done,
-                    "model": net.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "generator": generator.get_state(),
-                    "log": log.state(),
-                    "best": best_state,
-                },
-            )
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    return log
+
+    def on_start(self, start: int) -> None:
+        if self.val is not None and start == 0:
+            self.evaluate(0)
+
+    def after_step(self, done: int) -> None:
+        if self.val is not None and (done % self.config["eval_every"] == 0 or done == self.config["steps"]):
+            self.evaluate(done)
+
+    def evaluate(self, step: int) -> None:
+        """The validation loss; the best parameters so far (every rank: the same parameters, the same choice)."""
+        assert self.val is not None  # called only with a validation batch
+        self.model.eval()
+        with torch.no_grad():
+            v = float(self.model.loss(self.val))
+        self.model.train()
+        self.log.val_steps.append(step)
+        self.log.val_loss.append(v)
+        if v < self.log.best_val:
+            self.log.best_val, self.log.best_step = v, step
+            self.best = copy.deepcopy(self.model.state_dict())

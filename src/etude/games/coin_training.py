@@ -4,7 +4,9 @@ Foerster et al., AAMAS 2018 (arXiv:1709.04326), Sec. 5.3 (coin game) with the Di
 Foerster et al., ICML 2018 (arXiv:1802.05098), Sec. 4: each update plays `episodes` games of
 `horizon` steps per seed, builds the DiCE surrogates (V1, V2) of `etude.games.dice` from the
 recorded log-probabilities, and moves each agent along its learner's ascent direction
-(`etude.games.learners`: naive grad_1 V1, or LOLA's Eq. 4.2) with Adam.
+(`etude.games.learners`: naive grad_1 V1, or LOLA's Eq. 4.2) with Adam. The two agents' Adam steps on
+hand-made ascent directions are the step's own update; ``etude.runtime.train_loop`` owns the step count,
+progress, checkpoints and resume.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -21,7 +24,7 @@ from etude.games.coin_policy import MEMORY, MLPPolicy, pick_memory
 from etude.games.dice import dice_objective, discounted_rewards, leave_one_out_baseline
 from etude.games.learners import learner_gradient, swap_view
 from etude.games.training import as_seed_list
-from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.runtime import Saved, train_loop
 from etude.runtime.seeding import generator_seed
 from etude.validation import check_int, check_number
 
@@ -126,6 +129,54 @@ class CoinHistory:
     config: dict = field(default_factory=dict)
 
 
+class _CoinRun:
+    """A coin-game run's updates (play, DiCE values, each agent's Adam step on its ascent direction) and the
+    state a resume restores: both agents' parameters and optimizers, the curves so far, the sampler."""
+
+    def __init__(self, policy: MLPPolicy, config: dict, sampler: torch.Generator) -> None:
+        self.policy, self.config, self.sampler, self.done = policy, config, sampler, 0
+        theta = policy.init(config["seeds"])
+        self.params = [theta[:, 0].clone().requires_grad_(True), theta[:, 1].clone().requires_grad_(True)]
+        self.optimizers = [torch.optim.Adam([p], lr=config["lr"]) for p in self.params]
+        n, steps = len(config["seeds"]), config["steps"]
+        self.curves = {k: torch.zeros(n, steps) for k in ("own_share", "reward", "picks_per_step")}
+
+    def step(self, t: int, _: object) -> None:
+        c = self.config
+        t1, t2 = self.params[0].detach(), self.params[1].detach()
+        rollouts = play_coin(self.policy, t1, t2, c["episodes"], c["horizon"], c["grid"], self.sampler)
+        for k, v in coin_outcomes(rollouts).items():
+            self.curves[k][:, t] = v
+        values = CoinDiceValues(self.policy, rollouts, c["gamma"])
+        g1 = learner_gradient(c["learners"][0], values, t1, t2, c["opponent_lr"])
+        g2 = learner_gradient(c["learners"][1], swap_view(values), t2, t1, c["opponent_lr"])
+        for p, opt, g in zip(self.params, self.optimizers, (g1, g2)):
+            p.grad = -g.to(p.dtype)  # Adam minimizes; the learners return ascent directions
+            opt.step()
+
+    def advance(self, done: int) -> None:
+        self.done = done
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "theta": Saved(lambda: [p.detach().clone() for p in self.params], self._load_params),
+            "optimizers": Saved(
+                lambda: [opt.state_dict() for opt in self.optimizers],
+                lambda v: [opt.load_state_dict(s) for opt, s in zip(self.optimizers, v)],
+            ),
+            "curves": Saved(
+                lambda: {k: c[:, : self.done].clone() for k, c in self.curves.items()},
+                lambda v: [c[:, : v[k].shape[1]].copy_(v[k]) for k, c in self.curves.items()],
+            ),
+            "sampler": self.sampler,
+        }
+
+    @torch.no_grad()
+    def _load_params(self, stored: list[torch.Tensor]) -> None:
+        for p, value in zip(self.params, stored):
+            p.copy_(value)
+
+
 def train_coin(
     learner1: str,
     learner2: str,
@@ -161,68 +212,27 @@ def train_coin(
     for name, value in (("lr", lr), ("opponent_lr", opponent_lr)):
         check_number(name, value, 0, low_open=True)
     seed_list = as_seed_list(seeds)
-    env_check = CoinGame(1, grid)  # validates grid
-    policy = MLPPolicy(env_check.obs_dim, hidden, memory)
-    config = {
-        "learners": [learner1, learner2],
-        "steps": steps,
-        "seeds": seed_list,
-        "episodes": episodes,
-        "horizon": horizon,
-        "grid": grid,
-        "gamma": float(gamma),
-        "lr": float(lr),
-        "opponent_lr": float(opponent_lr),
-        "hidden": hidden,
-        "memory": memory,
-    }
-    theta = policy.init(seed_list)
-    params = [theta[:, 0].clone().requires_grad_(True), theta[:, 1].clone().requires_grad_(True)]
-    optimizers = [torch.optim.Adam([p], lr=lr) for p in params]
+    policy = MLPPolicy(CoinGame(1, grid).obs_dim, hidden, memory)  # CoinGame validates grid
+    config = {"learners": [learner1, learner2], "steps": steps, "seeds": seed_list, "episodes": episodes}
+    config |= {"horizon": horizon, "grid": grid, "gamma": float(gamma), "lr": float(lr)}
+    config |= {"opponent_lr": float(opponent_lr), "hidden": hidden, "memory": memory}
     n = len(seed_list)
-    curves = {k: torch.zeros(n, steps) for k in ("own_share", "reward", "picks_per_step")}
-    sampler = torch.Generator().manual_seed(generator_seed(seed_list[0] * 1_000_003 + n))
-    start = 0
-    if checkpoint is not None and resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, expect={"kind": "games.coin", "config": config})
-        start = int(state["step"])
-        with torch.no_grad():
-            for p, stored in zip(params, state["theta"]):
-                p.copy_(stored)
-        for opt, stored in zip(optimizers, state["optimizers"]):
-            opt.load_state_dict(stored)
-        for k in curves:
-            curves[k][:, :start] = state["curves"][k]
-        sampler.set_state(state["sampler"])
-
-    learners = (learner1, learner2)
-    for t in progress(
-        range(start, steps), total=steps - start, desc=f"coin {learner1} vs {learner2}", disable=not show_progress
-    ):
-        t1, t2 = params[0].detach(), params[1].detach()
-        rollouts = play_coin(policy, t1, t2, episodes, horizon, grid, sampler)
-        for k, v in coin_outcomes(rollouts).items():
-            curves[k][:, t] = v
-        values = CoinDiceValues(policy, rollouts, gamma)
-        g1 = learner_gradient(learners[0], values, t1, t2, opponent_lr)
-        g2 = learner_gradient(learners[1], swap_view(values), t2, t1, opponent_lr)
-        for p, opt, g in zip(params, optimizers, (g1, g2)):
-            p.grad = -g.to(p.dtype)  # Adam minimizes; the learners return ascent directions
-            opt.step()
-        done = t + 1
-        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
-            save_checkpoint(
-                checkpoint,
-                {
-                    "kind": "games.coin",
-                    "config": config,
-                    "step": done,
-                    "theta": [p.detach().clone() for p in params],
-                    "optimizers": [opt.state_dict() for opt in optimizers],
-                    "curves": {k: v[:, :done].clone() for k, v in curves.items()},
-                    "sampler": sampler.get_state(),
-                },
-            )
+    run = _CoinRun(policy, config, torch.Generator().manual_seed(generator_seed(seed_list[0] * 1_000_003 + n)))
+    train_loop(
+        run.step,
+        steps=steps,
+        kind="games.coin",
+        config=config,
+        state=run.state(),
+        checkpoint=checkpoint,
+        every=checkpoint_every,
+        resume=resume,
+        on_start=run.advance,
+        after_step=run.advance,
+        desc=f"coin {learner1} vs {learner2}",
+        show_progress=show_progress,
+    )
+    params, curves, learners = run.params, run.curves, (learner1, learner2)
     final_theta = torch.stack([p.detach() for p in params], dim=1)
     evaluation = torch.Generator().manual_seed(generator_seed(seed_list[0] * 1_000_003 + n + 1))
     final = coin_outcomes(play_coin(policy, final_theta[:, 0], final_theta[:, 1], episodes, horizon, grid, evaluation))

@@ -3,6 +3,10 @@
 Foerster et al., AAMAS 2018 (arXiv:1709.04326), Sec. 4: both agents update simultaneously,
 theta_i <- theta_i + delta * (learner i's ascent direction). Official exact defaults:
 delta = eta = 1 on the unnormalized value, 200 steps, theta ~ N(0, 1).
+
+The updates are exact (closed-form values, or DiCE surrogates of sampled rollouts) and simultaneous,
+not a loss for an optimizer: the step makes its own update and ``etude.runtime.train_loop`` owns the
+step count, progress and checkpoints (the parameter history and the sampler's state) and resume.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn
 
 import torch
 
@@ -18,7 +23,7 @@ from etude.games.dice import DiceValues, sample_rollouts
 from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swap_view
 from etude.games.matrix import MatrixGame, exact_values
 from etude.games.opponent import fit_opponent
-from etude.runtime import load_checkpoint, progress, save_checkpoint
+from etude.runtime import Saved, train_loop
 from etude.validation import check_int, check_number
 
 __all__ = ["History", "train", "initial_theta", "ESTIMATORS"]
@@ -80,6 +85,90 @@ def as_seed_list(seeds: int | Sequence[int]) -> list[int]:
     return values
 
 
+class _Run:
+    """A run's simultaneous updates and the parameter history so far, its checkpointed state: theta
+    [seeds, done + 1, 2, 5] and, with opponent modelling, the estimates [seeds, done, 2, 5]."""
+
+    def __init__(self, game: MatrixGame, config: dict, sampler: torch.Generator, path: str | Path | None) -> None:
+        self.game, self.config, self.sampler, self.path, self.done = game, config, sampler, path, 0
+        n, steps = len(config["seeds"]), config["steps"]
+        self.thetas = torch.zeros(n, steps + 1, 2, 5, dtype=torch.float64)
+        self.thetas[:, 0] = initial_theta(config["seeds"], config["init_std"])
+        self.estimates = torch.zeros(n, steps, 2, 5, dtype=torch.float64) if config["opponent_model"] else None
+
+    def step(self, t: int, _: object) -> None:
+        """Both agents' update t: theta_i <- theta_i + delta * (learner i's ascent direction)."""
+        c, thetas, estimates = self.config, self.thetas, self.estimates
+        (learner1, learner2), theta1, theta2 = c["learners"], thetas[:, t, 0], thetas[:, t, 1]
+        rollouts = None
+        if c["estimator"] == "dice" or estimates is not None:
+            rollouts = sample_rollouts(self.game, theta1, theta2, c["batch_size"], c["horizon"], self.sampler)
+        exact = c["estimator"] == "exact" or rollouts is None
+        values = exact_value_fn(self.game) if exact else DiceValues(self.game, rollouts)  # type: ignore[arg-type]
+        seen2, seen1 = theta2, theta1  # what each agent uses for the other's parameters
+        if estimates is not None:  # opponent_model
+            assert rollouts is not None  # sampled above for the opponent model
+            before = estimates[:, t - 1] if t > 0 else None
+            seen2 = fit_opponent(rollouts, 2, None if before is None else before[:, 0])
+            seen1 = fit_opponent(rollouts, 1, None if before is None else before[:, 1])
+            estimates[:, t, 0], estimates[:, t, 1] = seen2, seen1
+        g1 = learner_gradient(learner1, values, theta1, seen2, c["opponent_lr"])
+        g2 = learner_gradient(learner2, swap_view(values), theta2, seen1, c["opponent_lr"])
+        thetas[:, t + 1, 0] = theta1 + c["lr"] * g1
+        thetas[:, t + 1, 1] = theta2 + c["lr"] * g2
+
+    def advance(self, done: int) -> None:
+        self.done = done
+
+    def state(self) -> dict[str, Any]:
+        """The checkpointed state: the sampler, theta [seeds, done + 1, 2, 5], the estimates [seeds, done, 2, 5]."""
+        state = {"sampler": self.sampler, "theta": Saved(lambda: self.thetas[:, : self.done + 1].clone(), self._load)}
+        if self.estimates is not None:  # opponent_model
+            estimates = self.estimates
+            state["estimates"] = Saved(lambda: estimates[:, : self.done].clone(), self._load_estimates)
+        return state
+
+    def _load(self, theta: Any) -> None:
+        done = theta.shape[1] - 1 if isinstance(theta, torch.Tensor) and theta.dim() == 4 else -1
+        if not 0 <= done < self.thetas.shape[1] or theta.shape != self.thetas[:, : done + 1].shape:
+            self._refuse()
+        self.thetas[:, : done + 1] = theta
+        self.done = done
+
+    def _load_estimates(self, estimates: torch.Tensor) -> None:
+        assert self.estimates is not None  # opponent_model
+        self.estimates[:, : self.done] = estimates
+
+    def check(self, start: int) -> None:
+        """The loop resumed at ``start``: the stored history must end there."""
+        if start != self.done:
+            self._refuse()
+
+    def _refuse(self) -> NoReturn:
+        raise CheckpointError(
+            f"checkpoint {self.path} does not fit this run: step or theta shape differs; "
+            "delete it or run without --resume"
+        )
+
+
+def _check(
+    learner1: str, learner2: str, estimator: str, steps: int, lr: float, opponent_lr: float, init_std: float
+) -> None:
+    """Raise ``BadInputError`` for an unknown learner or estimator, or a bad count or step size."""
+    for name in (learner1, learner2):
+        if name not in LEARNERS:
+            raise BadInputError(f"unknown learner {name!r}; expected one of {sorted(LEARNERS)}")
+    if estimator not in ESTIMATORS:
+        raise BadInputError(f"unknown estimator {estimator!r}; expected one of {list(ESTIMATORS)}")
+    if estimator == "dice" and "lookahead" in (learner1, learner2):
+        raise BadInputError(
+            "learner 'lookahead' needs values at the opponent's updated parameters; use estimator='exact'"
+        )
+    check_int("steps", steps, 0)
+    for name, value in (("lr", lr), ("opponent_lr", opponent_lr), ("init_std", init_std)):
+        check_number(name, value, 0, low_open=True)
+
+
 def train(
     game: MatrixGame,
     learner1: str,
@@ -114,93 +203,36 @@ def train(
         by their maximum-likelihood estimate from the opponent's actions in `batch_size` episodes of
         `horizon` steps played at every update (the DiCE rollouts themselves for estimator='dice').
     """
-    for name in (learner1, learner2):
-        if name not in LEARNERS:
-            raise BadInputError(f"unknown learner {name!r}; expected one of {sorted(LEARNERS)}")
-    if estimator not in ESTIMATORS:
-        raise BadInputError(f"unknown estimator {estimator!r}; expected one of {list(ESTIMATORS)}")
-    if estimator == "dice" and "lookahead" in (learner1, learner2):
-        raise BadInputError(
-            "learner 'lookahead' needs values at the opponent's updated parameters; use estimator='exact'"
-        )
-    check_int("steps", steps, 0)
-    for name, value in (("lr", lr), ("opponent_lr", opponent_lr), ("init_std", init_std)):
-        check_number(name, value, 0, low_open=True)
+    _check(learner1, learner2, estimator, steps, lr, opponent_lr, init_std)
     seed_list = as_seed_list(seeds)
     if len(seed_list) * (steps + 1) > MAX_RUN_CELLS:
         raise BadInputError(
             f"seeds x (steps + 1) must be at most {MAX_RUN_CELLS:,} (the parameter history is kept "
             f"in memory), got {len(seed_list):,} seeds and {steps:,} steps"
         )
-    config = {
-        "game": [game.payoff1.tolist(), game.payoff2.tolist(), game.gamma],
-        "learners": [learner1, learner2],
-        "steps": steps,
-        "seeds": seed_list,
-        "lr": float(lr),
-        "opponent_lr": float(opponent_lr),
-        "estimator": estimator,
-        "batch_size": batch_size,
-        "horizon": horizon,
-        "init_std": float(init_std),
-        "opponent_model": bool(opponent_model),
-    }
+    config = {"game": [game.payoff1.tolist(), game.payoff2.tolist(), game.gamma], "learners": [learner1, learner2]}
+    config |= {"steps": steps, "seeds": seed_list, "lr": float(lr), "opponent_lr": float(opponent_lr)}
+    config |= {"estimator": estimator, "batch_size": batch_size, "horizon": horizon, "init_std": float(init_std)}
+    config["opponent_model"] = bool(opponent_model)
     n = len(seed_list)
-    thetas = torch.zeros(n, steps + 1, 2, 5, dtype=torch.float64)
-    thetas[:, 0] = initial_theta(seed_list, init_std)
     sampler = torch.Generator().manual_seed((seed_list[0] * 1_000_003 + n) % 2**63)  # torch seeds are < 2**64
-    estimates = torch.zeros(n, steps, 2, 5, dtype=torch.float64) if opponent_model else None
-    start = 0
-    if checkpoint is not None and resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, expect={"kind": "games.train", "config": config})
-        start = int(state["step"]) if isinstance(state.get("step"), int) and 0 <= state["step"] <= steps else -1
-        if (
-            start < 0
-            or not isinstance(state.get("theta"), torch.Tensor)
-            or state["theta"].shape != thetas[:, : start + 1].shape
-        ):
-            raise CheckpointError(
-                f"checkpoint {checkpoint} does not fit this run: step or theta shape differs; "
-                "delete it or run without --resume"
-            )
-        thetas[:, : start + 1] = state["theta"]
-        sampler.set_state(state["sampler"])
-        if estimates is not None:  # opponent_model
-            estimates[:, :start] = state["estimates"]
-
-    steps_iter = progress(
-        range(start, steps), total=steps - start, desc=f"{learner1} vs {learner2}", disable=not show_progress
+    run = _Run(game, config, sampler, checkpoint)
+    train_loop(
+        run.step,
+        steps=steps,
+        kind="games.train",
+        config=config,
+        state=run.state(),
+        checkpoint=checkpoint,
+        every=checkpoint_every,
+        resume=resume,
+        after_step=run.advance,
+        on_start=run.check,
+        desc=f"{learner1} vs {learner2}",
+        show_progress=show_progress,
     )
-    for t in steps_iter:
-        theta1, theta2 = thetas[:, t, 0], thetas[:, t, 1]
-        rollouts = None
-        if estimator == "dice" or opponent_model:
-            rollouts = sample_rollouts(game, theta1, theta2, batch_size, horizon, sampler)
-        values = exact_value_fn(game) if estimator == "exact" or rollouts is None else DiceValues(game, rollouts)
-        seen2, seen1 = theta2, theta1  # what each agent uses for the other's parameters
-        if estimates is not None:  # opponent_model
-            assert rollouts is not None  # sampled above for the opponent model
-            before = estimates[:, t - 1] if t > 0 else None
-            seen2 = fit_opponent(rollouts, 2, None if before is None else before[:, 0])
-            seen1 = fit_opponent(rollouts, 1, None if before is None else before[:, 1])
-            estimates[:, t, 0], estimates[:, t, 1] = seen2, seen1
-        g1 = learner_gradient(learner1, values, theta1, seen2, opponent_lr)
-        g2 = learner_gradient(learner2, swap_view(values), theta2, seen1, opponent_lr)
-        thetas[:, t + 1, 0] = theta1 + lr * g1
-        thetas[:, t + 1, 1] = theta2 + lr * g2
-        done = t + 1
-        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
-            state = {
-                "kind": "games.train",
-                "config": config,
-                "step": done,
-                "theta": thetas[:, : done + 1].clone(),
-                "sampler": sampler.get_state(),
-            }
-            if estimates is not None:  # opponent_model
-                state["estimates"] = estimates[:, :done].clone()
-            save_checkpoint(checkpoint, state)
+    thetas = run.thetas
     with torch.no_grad():
         v1, v2 = exact_values(game, thetas.reshape(-1, 2, 5)[:, 0], thetas.reshape(-1, 2, 5)[:, 1])
         rewards = torch.stack([v1, v2], dim=-1).reshape(n, steps + 1, 2)
-    return History(game.name, (learner1, learner2), seed_list, rewards, thetas, config, estimates)
+    return History(game.name, (learner1, learner2), seed_list, rewards, thetas, config, run.estimates)

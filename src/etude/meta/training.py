@@ -3,14 +3,15 @@
 Each step draws B distributions and, from each, n_x elements plus a disjoint context set
 (`sample_batch`), and takes an Adam step on the mean over distributions of -ELBO (Wu et al.
 2020, Eq. 4). All randomness after the model's initialization (batches, reparameterization
-noise) comes from one generator seeded by `seed`, whose state is checkpointed, so a resumed run
+noise) comes from one generator seeded by `seed`, whose state is checkpointed (`etude.runtime.train_loop`), so a resumed run
 ends with the same parameters as an uninterrupted one. With a Lightning ``fabric``, each of W
 data-parallel ranks draws the same global batch and noise and trains on its slice of B / W sets
-(`etude.runtime.distributed`); the mean over sets makes DDP's average the global gradient.
+(`etude.runtime.distributed`); each rank's share of the loss is its sets' mean over W.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,17 +20,7 @@ import torch
 from etude.errors import BadInputError
 from etude.meta.base import SetModel
 from etude.meta.datasets import Batch, sample_batch
-from etude.runtime import (
-    Objective,
-    is_rank_zero,
-    load_on_rank_zero,
-    precision_of,
-    progress,
-    save_checkpoint,
-    shard,
-    sum_over_ranks,
-    world_size,
-)
+from etude.runtime import Objective, precision_of, shard, train_loop, world_size
 from etude.validation import check_int
 
 if TYPE_CHECKING:
@@ -72,6 +63,36 @@ def fit(
         parameters (and losses) of one process on the global batch, only rank 0 writes the checkpoint,
         and a checkpoint resumes at any world size. The model ends on ``fabric.device``.
     """
+    _check(model, data, steps, context, lr)
+    config = {"model": type(model).__name__, "data": list(data.shape), "steps": steps, "n_sets": n_sets, "n_x": n_x}
+    config |= {"n_context": n_context, "min_context": min_context, "context": context, "lr": float(lr), "seed": seed}
+    if precision_of(fabric) != "32-true":  # a bf16 run resumes only at bf16; 32-bit checkpoints keep their config
+        config["precision"] = precision_of(fabric)
+    generator = torch.Generator().manual_seed(seed)
+    step = _step(model, data, config, generator, fabric)
+    model.train()
+    result = train_loop(
+        step,
+        steps=steps,
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=lr),
+        module=Objective(model, model.loss),  # DDP and autocast act on its forward
+        kind="meta.fit",
+        config=config,
+        fabric=fabric,
+        state={"generator": generator},
+        checkpoint=checkpoint,
+        every=checkpoint_every,
+        resume=resume,
+        desc=desc or type(model).__name__,
+        show_progress=show_progress,
+    )
+    model.eval()
+    return result.losses
+
+
+def _check(model: SetModel, data: torch.Tensor, steps: int, context: str, lr: float) -> None:
+    """Raise ``BadInputError`` for data that do not fit the model, or a bad setting."""
     if not isinstance(data, torch.Tensor) or data.dim() != 3 or data.shape[-1] != model.x_dim:
         raise BadInputError(
             f"data must be a tensor [distributions, points, {model.x_dim}], got {getattr(data, 'shape', type(data).__name__)}"
@@ -85,88 +106,26 @@ def fit(
         raise BadInputError(f"context must be one of {CONTEXT_MODES}, got {context!r}")
     if not lr > 0:
         raise BadInputError(f"lr must be positive, got {lr!r}")
-    config = {
-        "model": type(model).__name__,
-        "data": list(data.shape),
-        "steps": steps,
-        "n_sets": n_sets,
-        "n_x": n_x,
-        "n_context": n_context,
-        "min_context": min_context,
-        "context": context,
-        "lr": float(lr),
-        "seed": seed,
-    }
-    precision = precision_of(fabric)
-    if precision != "32-true":
-        config["precision"] = precision  # a bf16 run resumes only at bf16; 32-bit checkpoints keep their config
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    objective: torch.nn.Module = Objective(model, model.loss)  # DDP and autocast act on its forward
-    if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
-        objective, optimizer = fabric.setup(objective, optimizer)
-    losses: list[float] = []
-    start = 0
-    if checkpoint is not None and resume:
-        state = load_on_rank_zero(
-            checkpoint,
-            fabric,
-            expect={"kind": "meta.fit", "config": config},
-            like={"model": model.state_dict(), "generator": generator.get_state(), "step": int},
-        )
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
-            losses, start = list(state["losses"]), int(state["step"])
-    ranks = world_size(fabric)
-    model.train()
-    bar = progress(
-        range(start, steps),
-        total=steps - start,
-        desc=desc or type(model).__name__,
-        disable=not show_progress or not is_rank_zero(fabric),
-    )
-    for step in bar:
-        batch = sample_batch(
-            data,
-            n_sets,
-            n_x,
-            n_context if context == "disjoint" else 1,
-            generator,
-            min_context if context == "disjoint" else None,
-        )
+
+
+def _step(
+    model: SetModel, data: torch.Tensor, config: dict, generator: torch.Generator, fabric: Fabric | None
+) -> Callable[[int, torch.nn.Module], torch.Tensor]:
+    """The loop's step: a global batch of sets and its noise, this rank's share of the mean -ELBO of its sets."""
+    disjoint, ranks = config["context"] == "disjoint", world_size(fabric)
+    n_sets, n_x = config["n_sets"], config["n_x"]
+
+    def step(t: int, objective: torch.nn.Module) -> torch.Tensor:
+        n_context = config["n_context"] if disjoint else 1
+        batch = sample_batch(data, n_sets, n_x, n_context, generator, config["min_context"] if disjoint else None)
         # the global batch's eps, drawn after the batch as the ELBO drew it before: one process is unchanged
         noise = model.noise(n_sets, n_x, generator, dtype=batch.x.dtype, device=batch.x.device)
         if fabric is not None:  # this rank's B / W sets of the global batch, and their noise
-            batch = Batch(
-                *(shard(t, fabric).to(fabric.device) for t in (batch.index, batch.x, batch.context, batch.context_mask))
-            )
+            fields = (batch.index, batch.x, batch.context, batch.context_mask)
+            batch = Batch(*(shard(v, fabric).to(fabric.device) for v in fields))
             noise = {k: shard(v, fabric).to(fabric.device) for k, v in noise.items()}
-        ctx = batch.context if context == "disjoint" else None
-        mask = batch.context_mask if context == "disjoint" else None
+        ctx, mask = (batch.context, batch.context_mask) if disjoint else (None, None)
         loss = objective(batch.x, ctx, batch.index, context_mask=mask, noise=noise)  # mean over this rank's sets
-        optimizer.zero_grad(set_to_none=True)
-        if fabric is None:
-            loss.backward()
-        else:
-            fabric.backward(loss)  # DDP averages the ranks' gradients of their equal shares' means
-            loss = sum_over_ranks(loss, fabric) / ranks
-        optimizer.step()
-        losses.append(loss.item())
-        done = step + 1
-        if checkpoint is not None and is_rank_zero(fabric) and (done % checkpoint_every == 0 or done == steps):
-            save_checkpoint(
-                checkpoint,
-                {
-                    "kind": "meta.fit",
-                    "config": config,
-                    "step": done,
-                    "losses": losses,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(),
-                },
-            )
-    model.eval()
-    return losses
+        return loss / ranks if ranks > 1 else loss  # this rank's share of the global batch's mean
+
+    return step

@@ -127,7 +127,8 @@ _LAZY = {
     ),
     **dict.fromkeys(["filter_logits", "interpolate_style"], "etude.music.generate"),
     "generate_tokens": "etude.music.generate",
-    **dict.fromkeys(["Crops", "crop", "fit", "load_model", "make_crops", "nll", "save_model"], "etude.music.training"),
+    **dict.fromkeys(["Crops", "crop", "make_crops"], "etude.music.crops"),
+    **dict.fromkeys(["fit", "load_model", "nll", "save_model"], "etude.music.training"),
     "StreamCrops": "etude.music.stream",
 }
 

@@ -16,10 +16,10 @@ import torch
 from torch import Tensor
 
 from etude.errors import BadInputError
+from etude.music.crops import Crops
 from etude.music.events import STEPS_PER_SECOND
 from etude.music.melody import MelodyEncoding
 from etude.music.tokens import TokenCache
-from etude.music.training import Crops
 from etude.validation import check_int
 
 __all__ = ["StreamCrops"]

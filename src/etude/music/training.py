@@ -1,16 +1,14 @@
-"""Training data and loops for the Transformer autoencoder (Choi et al., arXiv:1912.05537, Sec. 4).
+"""Training and evaluation of the Transformer autoencoder (Choi et al., arXiv:1912.05537, Sec. 4).
 
-Examples are time-window crops of a piece: the performance tokens (the decoder's target *and*,
-for the autoencoder, the encoder's input: "input = target crop") and the melody of the same
-window. ``fit`` is a plain PyTorch loop with atomic checkpoints and exact resume;
-``nll`` is the held-out negative log-likelihood in nats per token.
+Examples are crops (``etude.music.crops``, re-exported here). ``fit`` trains through the runtime's one
+loop (``etude.runtime.train_loop``: atomic checkpoints, exact resume, DDP); ``nll`` is the held-out
+negative log-likelihood in nats per token.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,93 +18,17 @@ from torch import Tensor, nn
 
 from etude.errors import BadInputError, CheckpointError
 from etude.music.autoencoder import LAYOUT, TransformerAutoencoder
+from etude.music.crops import Crops, crop, make_crops
 from etude.music.events import PerformanceEncoding
-from etude.music.melody import MelodyEncoding
-from etude.music.performance import Performance
-from etude.music.styles import augment as augment_performances
-from etude.runtime import (
-    is_rank_zero,
-    load_checkpoint,
-    load_on_rank_zero,
-    progress,
-    rank,
-    save_checkpoint,
-    shard,
-    sum_over_ranks,
-    world_size,
-)
+from etude.music.stream import StreamCrops
+from etude.runtime import GlobalRng, load_checkpoint, rank, save_checkpoint, shard, train_loop, world_size
 
 __all__ = ["Crops", "crop", "fit", "load_model", "make_crops", "nll", "nll_per_crop", "save_model"]
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
-    from etude.music.stream import StreamCrops
-
 PAD = PerformanceEncoding.PAD
-
-
-def crop(performance: Performance, start: float, seconds: float) -> Performance:
-    """Notes starting in ``[start, start + seconds)``, shifted to time 0 and cut at the window's end."""
-    keep = (performance.start >= start) & (performance.start < start + seconds)
-    end = np.minimum(performance.end[keep], start + seconds) - start
-    begin = performance.start[keep] - start
-    return Performance.from_arrays(
-        performance.pitch[keep], performance.velocity[keep], begin, np.maximum(end, begin + 0.01)
-    )
-
-
-@dataclass
-class Crops:
-    """Padded crops: ``performance [N, Lp]`` ids (no BOS), ``melody [N, Lm]`` ids, PAD = 0."""
-
-    performance: Tensor
-    melody: Tensor
-
-    def __len__(self) -> int:
-        return self.performance.shape[0]
-
-    def select(self, index: Tensor) -> Crops:
-        return Crops(self.performance[index], self.melody[index])
-
-    def to(self, device: torch.device | str) -> Crops:
-        """These crops on ``device`` (the same object when they are there already)."""
-        if self.performance.device == torch.device(device):
-            return self
-        return Crops(self.performance.to(device), self.melody.to(device))
-
-
-def _pad(rows: list[np.ndarray], length: int) -> Tensor:
-    out = torch.zeros(len(rows), length, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : min(len(row), length)] = torch.from_numpy(row[:length])
-    return out
-
-
-def make_crops(
-    pieces: list, *, seconds: float, max_tokens: int, per_piece: int, seed: int, augment: bool = False
-) -> Crops:
-    """``per_piece`` random windows of ``seconds`` from each piece (``piece.performance`` and ``piece.melody``).
-
-    Performance ids are cut to ``max_tokens - 1`` (room for the decoder's BOS), melody frames to
-    ``max_tokens``. With ``augment``, each crop is transposed by -3..+3 and stretched by 0.95-1.05.
-    """
-    if not pieces:
-        raise BadInputError("make_crops needs at least one piece")
-    rng = np.random.default_rng(seed)
-    enc, menc = PerformanceEncoding(), MelodyEncoding()
-    perf_rows, mel_rows = [], []
-    for piece in pieces:
-        for _ in range(per_piece):
-            start = float(rng.uniform(0.0, max(piece.performance.duration - seconds, 0.0)))
-            p, m = crop(piece.performance, start, seconds), crop(piece.melody, start, seconds)
-            if len(p) == 0:
-                continue
-            if augment:
-                p, m = augment_performances(p, m, rng=rng, pitch_range=(21, 108))
-            perf_rows.append(enc.encode(p))
-            mel_rows.append(menc.encode(m) if len(m) else np.array([menc.NO_EVENT]))
-    return Crops(_pad(perf_rows, max_tokens - 1), _pad(mel_rows, max_tokens))
 
 
 def _batch_loss(model: TransformerAutoencoder, batch: Crops, reduction: str = "mean") -> Tensor:
@@ -183,83 +105,43 @@ def fit(
     """
     if steps < 0 or batch_size < 1:
         raise BadInputError(f"steps must be >= 0 and batch_size >= 1, got {steps} and {batch_size}")
-    net = model  # the plain module: its state dict is the checkpoint's, whatever the world size
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
     warm = max(1, steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(steps - warm, 1))),
-    )
     generator = torch.Generator().manual_seed(seed)
-    losses: list[float] = []
-    expect = {"kind": "tae", "layout": LAYOUT, "steps": steps, "seed": seed, "desc": desc}
-    path = None if checkpoint is None else Path(checkpoint)
-    if fabric is not None:  # before loading, so that the optimizer's state lands on the fabric's device
-        model, optimizer = fabric.setup(model, optimizer)
-        data = data.to(fabric.device)
-    if resume and path is not None:
-        state = load_on_rank_zero(
-            path,
-            fabric,
-            expect=expect,
-            like={"model": net.state_dict(), "generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
-        )
-        if state is not None:
-            net.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["schedule"])
-            generator.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            losses = list(state["losses"])
-
-    def save() -> None:
-        if path is not None and is_rank_zero(fabric):
-            save_checkpoint(
-                path,
-                {
-                    **expect,
-                    "model": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "generator": generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "losses": losses,
-                },
-            )
-
     ranks = world_size(fabric)
-    quiet = not is_rank_zero(fabric) or (show_progress is not None and not show_progress)
-    model.train()
-    for step in progress(
-        range(len(losses), steps), total=steps - len(losses), desc=desc, disable=True if quiet else None
-    ):
+    data = data if fabric is None else data.to(fabric.device)
+
+    def step(t: int, module: nn.Module) -> Tensor:
         index = torch.randint(len(data), (batch_size,), generator=generator)  # the global batch, same on every rank
         if ranks > 1:  # each rank its own dropout masks, fixed by (seed, step, rank) so that resume repeats them
-            torch.manual_seed(zlib.crc32(f"{seed}/{step}/{rank(fabric)}".encode()))
+            torch.manual_seed(zlib.crc32(f"{seed}/{t}/{rank(fabric)}".encode()))
+        batch = data.select(index)
         if fabric is None:
-            loss = _batch_loss(model, data.select(index))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        else:
-            # mean over the global batch's non-PAD tokens: sum over this shard / N; DDP averages the
-            # ranks' gradients, so each rank's loss is scaled by W to make that average the global one
-            batch = data.select(index)
-            tokens = int((batch.performance != PAD).sum())
-            total = _batch_loss(
-                model, batch.select(shard(torch.arange(batch_size, device=index.device), fabric)), reduction="sum"
-            )
-            optimizer.zero_grad(set_to_none=True)
-            fabric.backward(total * (ranks / max(tokens, 1)))
-            fabric.clip_gradients(model, optimizer, max_norm=1.0, error_if_nonfinite=False)  # on the averaged gradient
-            loss = sum_over_ranks(total, fabric) / max(tokens, 1)
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        if (step + 1) % every == 0 and step + 1 < steps:
-            save()
-    save()
-    return losses
+            return _batch_loss(module, batch)  # type: ignore[arg-type]
+        # this shard's share of the mean over the global batch's non-PAD tokens: its sum over their count
+        tokens = int((batch.performance != PAD).sum())
+        part = batch.select(shard(torch.arange(batch_size, device=index.device), fabric))
+        return _batch_loss(module, part, reduction="sum") / max(tokens, 1)  # type: ignore[arg-type]
+
+    model.train()
+    return train_loop(
+        step,
+        steps=steps,
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98)),
+        kind="tae",
+        config={"layout": LAYOUT, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "desc": desc},
+        fabric=fabric,
+        state={"generator": generator, "torch_rng": GlobalRng()},
+        checkpoint=checkpoint,
+        every=every,
+        resume=resume,
+        schedule=lambda s: (
+            (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(steps - warm, 1)))
+        ),
+        clip=1.0,
+        desc=desc,
+        show_progress=show_progress,
+    ).losses
 
 
 def save_model(path: str | Path, model: TransformerAutoencoder, **extra) -> None:

@@ -1,5 +1,5 @@
 """Run machinery shared by every study: seeding, checkpoints, Fabric and data-parallel ranks, loggers,
-progress bars, figures.
+progress bars, figures, and the one training loop (``train_loop``).
 
 Fabric and the loggers import Lightning (about 2 s), so they load on first use; the figure
 helpers import matplotlib only when called.
@@ -24,6 +24,7 @@ from etude.runtime.distributed import (
 )
 from etude.runtime.figures import pyplot, save_figure
 from etude.runtime.global_batch import Objective, batch_mean, batch_rows, batch_sum, from_rank_zero, global_batch
+from etude.runtime.loop import GlobalRng, LoopResult, Saved, train_loop
 from etude.runtime.optional import require
 from etude.runtime.progress import progress, progress_allowed
 from etude.runtime.seeding import MAX_SEED, seed_everything, set_threads
@@ -39,6 +40,10 @@ _LAZY = {
 
 __all__ = [
     "DEVICES",
+    "GlobalRng",
+    "LoopResult",
+    "Saved",
+    "train_loop",
     "Objective",
     "batch_mean",
     "batch_rows",

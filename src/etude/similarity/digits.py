@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from etude.errors import BadInputError, MissingDependencyError
-from etude.runtime import is_rank_zero, load_on_rank_zero, precision_of, progress, save_checkpoint, shard, world_size
+from etude.runtime import Saved, is_rank_zero, precision_of, shard, train_loop
 from etude.similarity.activations import capture_activations, flatten_conv
 
 if TYPE_CHECKING:
@@ -220,8 +220,9 @@ def train_mlp(
     """Train `make_mlp(widths, seed)` with Adam and cross-entropy for `epochs` passes over (x, y).
 
     Minibatch order comes from a generator seeded with `seed`, so a run is a function of its
-    arguments. With `checkpoint`, the trained weights (and snapshots) are saved atomically; with
-    `resume` a checkpoint of the same settings is loaded instead of training again. `epochs=0`
+    arguments. With `checkpoint`, the weights (and snapshots) are saved atomically every 10 epochs and at
+    the end; with `resume` a checkpoint of the same settings continues the run (a finished one is loaded
+    instead of training again). `epochs=0`
     returns the untrained network (the study's control).
 
     With a ``fabric`` (launched, from ``Distributed``) the network trains on ``fabric.device`` at its
@@ -249,32 +250,7 @@ def train_mlp(
     if precision != "32-true":
         config["precision"] = precision  # a bf16 network is another network; 32-bit checkpoints keep their config
     model = make_net(arch, list(widths), seed, inputs=x.shape[1])
-    kept: dict[int, dict[str, torch.Tensor]] = {}
-    state = None
-    if checkpoint is not None and resume:
-        state = load_on_rank_zero(checkpoint, fabric, expect={"config": config}, like={"model": model.state_dict()})
-    if state is not None:
-        model.load_state_dict(state["model"])
-        kept = {int(e): s for e, s in state["snapshots"].items()}
-    else:
-        _fit(
-            model,
-            x,
-            y,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            seed=seed,
-            snapshots=keep,
-            kept=kept,
-            desc=desc,
-            fabric=fabric,
-        )
-        if checkpoint is not None and is_rank_zero(fabric):
-            save_checkpoint(
-                checkpoint,
-                {"config": config, "model": model.state_dict(), "snapshots": {str(e): s for e, s in kept.items()}},
-            )
+    kept = _fit(model, x, y, config, checkpoint=checkpoint, resume=resume, desc=desc, fabric=fabric)
     test_acc = accuracy(model, x_test, y_test) if x_test is not None and y_test is not None else float("nan")
     return TrainedNet(model, list(widths), accuracy(model, x, y), test_acc, kept, arch, int(x.shape[1]))
 
@@ -283,39 +259,62 @@ def _fit(
     model: nn.Sequential,
     x: torch.Tensor,
     y: torch.Tensor,
+    config: dict[str, Any],
     *,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    seed: int,
-    snapshots: Sequence[int],
-    kept: dict[int, dict[str, torch.Tensor]],
+    checkpoint: str | Path | None,
+    resume: bool,
     desc: str,
     fabric: Fabric | None,
-) -> None:
-    """Adam on the mean cross-entropy of each minibatch of a seeded permutation; ``model`` ends on the CPU.
+) -> dict[int, dict[str, torch.Tensor]]:
+    """Adam on the mean cross-entropy of each minibatch of a seeded permutation per epoch (``etude.runtime.train_loop``,
+    one step per minibatch); the snapshots by epoch. ``model`` ends on the CPU.
 
-    Under DDP rank r back-propagates (sum of its shard's losses) x W / B, so DDP's mean over the
-    ranks is the gradient of the minibatch's mean loss, whatever the shards' sizes.
+    Under DDP rank r's share of a minibatch's mean loss is (sum of its shard's losses) / B, exact
+    whatever the shards' sizes (the epoch's last minibatch may be smaller).
     """
-    net = model  # the plain module, whose weights are the snapshots' and the checkpoint's
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    per_epoch = -(-len(x) // config["batch_size"])  # minibatches per epoch, the last one maybe smaller
     if fabric is not None:
-        model, optimizer = fabric.setup(model, optimizer)
         x, y = x.to(fabric.device), y.to(fabric.device)
-    generator = torch.Generator().manual_seed(seed)
-    ranks = world_size(fabric)
+    generator = torch.Generator().manual_seed(config["seed"])
+    order: list[torch.Tensor] = []  # this epoch's minibatches of the seeded permutation
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+
+    def step(t: int, module: nn.Module) -> torch.Tensor:
+        if t % per_epoch == 0:  # the global batches, the same on every rank
+            order[:] = torch.randperm(len(x), generator=generator).split(config["batch_size"])
+        idx = order[t % per_epoch]
+        if fabric is None:
+            return nn.functional.cross_entropy(module(x[idx]), y[idx])
+        part = shard(idx, fabric, uneven=True).to(fabric.device)
+        return nn.functional.cross_entropy(module(x[part]), y[part], reduction="sum") / len(idx)
+
+    def snapshot(done: int) -> None:
+        if done % per_epoch == 0 and done // per_epoch in config["snapshots"]:
+            kept[done // per_epoch] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
     model.train()
-    for epoch in progress(range(1, epochs + 1), desc=desc, disable=True if not is_rank_zero(fabric) else None):
-        for idx in torch.randperm(len(x), generator=generator).split(batch_size):  # the global batch, every rank
-            optimizer.zero_grad(set_to_none=True)
-            if fabric is None:
-                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            else:
-                part = shard(idx, fabric, uneven=True).to(fabric.device)
-                total = nn.functional.cross_entropy(model(x[part]), y[part], reduction="sum")
-                fabric.backward(total * (ranks / len(idx)))
-            optimizer.step()
-        if epoch in snapshots:
-            kept[epoch] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    net.cpu()
+    train_loop(
+        step,
+        steps=per_epoch * config["epochs"],
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=config["lr"]),
+        kind="similarity.train",
+        config=config,
+        fabric=fabric,
+        state={
+            "generator": generator,
+            "order": Saved(lambda: list(order), lambda value: order.__setitem__(slice(None), value)),
+            "snapshots": Saved(
+                lambda: {str(e): s for e, s in kept.items()},
+                lambda value: kept.update({int(e): s for e, s in value.items()}),
+            ),
+        },
+        checkpoint=checkpoint,
+        every=per_epoch * 10,
+        resume=resume,
+        after_step=snapshot,
+        desc=desc,
+        show_progress=None if is_rank_zero(fabric) else False,
+    )
+    model.cpu()
+    return kept

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from etude.errors import BadInputError
-from etude.runtime import progress
+from etude.runtime import train_loop
 from etude.validation import check_int, check_number
 from etude.vi.elbo import LogJoint, SampleSizeSchedule, elbo
 from etude.vi.families import GaussianFamily
@@ -118,7 +118,8 @@ def fit(
     track: Callable[[GaussianFamily], torch.Tensor] | None = None,
     desc: str = "",
 ) -> FitHistory:
-    """Maximize the ELBO of ``family`` in place and return its history.
+    """Maximize the ELBO of ``family`` in place and return its history (``etude.runtime.train_loop``: no checkpoints,
+    a fit takes seconds).
 
     :param sampler: one sampler, or one per seed for a family with batch shape [S].
     :param n: N per step, or a schedule t -> N_t.
@@ -133,7 +134,6 @@ def fit(
     check_number("lr", lr, 0, low_open=True)
     if eval_every and eval_eps is None:
         raise BadInputError("eval_every needs eval_eps, the fixed base normals [M, d] to evaluate on")
-    opt = (Adam if optimizer == "adam" else SGD)(family.parameters(), lr=lr)
     train, sizes, evals, eval_steps = [], [], [], []
     tracked = [track(family)] if track else []
 
@@ -142,18 +142,30 @@ def fit(
             evals.append(evaluate_elbo(log_joint, family, eval_eps).reshape(-1))  # type: ignore[arg-type]
             eval_steps.append(t)
 
-    maybe_eval(0)
-    for t in progress(range(steps), desc=desc, disable=not desc):
+    def step(t: int, _: object) -> torch.Tensor:
         size = n(t) if isinstance(n, SampleSizeSchedule) else n
         value = elbo(log_joint, family, sampler, size)
-        opt.zero_grad()
-        (-value.sum()).backward()  # seeds are independent: the sum's gradient is each seed's own
-        opt.step()
         train.append(value.detach().reshape(-1))
         sizes.append(int(size))
+        return -value.sum()  # seeds are independent: the sum's gradient is each seed's own
+
+    def after(done: int) -> None:
         if track:
             tracked.append(track(family))
-        maybe_eval(t + 1)
+        maybe_eval(done)
+
+    maybe_eval(0)
+    train_loop(
+        step,
+        steps=steps,
+        model=family,
+        optimizer=(Adam if optimizer == "adam" else SGD)(family.parameters(), lr=lr),
+        kind="vi.fit",
+        config={},
+        after_step=after,
+        desc=desc,
+        show_progress=bool(desc),
+    )
     return FitHistory(
         train_elbo=torch.stack(train),
         sizes=sizes,
