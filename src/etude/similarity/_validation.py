@@ -11,6 +11,7 @@ import numbers
 import os
 import sys
 import warnings
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -20,12 +21,15 @@ import torch
 from etude.errors import BadInputError, EtudeWarning
 
 __all__ = [
+    "Checked",
     "ConstantInputWarning",
     "SmallSampleWarning",
     "as_matrix",
     "as_pair",
     "as_scaled_matrix",
     "as_scaled_pair",
+    "check_matrices",
+    "check_matrix",
     "check_real",
     "resolve_dtype",
     "warn_constant",
@@ -82,6 +86,140 @@ def as_scaled_matrix(
     (1e-150 or 1e150, float32 or float64). With scale=False, e = 0; a given ``exponent`` is used as e.
     """
     dtype = resolve_dtype(dtype)
+    tensor = _as_tensor(value, name, min_rows, device)
+    if not bool(torch.isfinite(tensor).all()):
+        raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(tensor.shape)})")
+    if exponent is None:
+        largest = float(tensor.abs().max()) if scale else 0.0
+        exponent = math.frexp(largest)[1] if largest > 0 else 0
+    if exponent:
+        tensor = torch.ldexp(tensor, torch.tensor(-exponent, device=tensor.device))
+    tensor = tensor.to(dtype)
+    if not bool(torch.isfinite(tensor).all()):
+        raise BadInputError(
+            f"{name} has values beyond the range of {dtype} (shape {tuple(tensor.shape)}); use dtype='float64'"
+        )
+    return tensor, exponent
+
+
+UNSCALED_RANGE = 64
+"""Inputs whose largest |entry| lies in [2**-64, 2**64) are used as they are: their Gram matrices
+can neither overflow nor lose anything to underflow that the 10 p eps rank cut-off would keep."""
+
+
+@dataclass(eq=False)
+class Checked:
+    """A checked representation x (n, p) = data * 2**exponent, with the column statistics of its one pass.
+
+    :ivar data: the values (dtype as asked), divided by 2**exponent; the input itself (no copy)
+        when it already has that dtype and a harmless scale (`UNSCALED_RANGE`).
+    :ivar exponent: e with x = data * 2**e.
+    :ivar alive: (p,) bool, the neurons that take more than one value (max > min).
+    :ivar mean: (p,) column means of data; a dead neuron's mean is its one value exactly, so its
+        centred column is exactly 0.
+    """
+
+    data: torch.Tensor
+    exponent: int
+    alive: torch.Tensor
+    mean: torch.Tensor
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.data.shape
+
+    def centred(self) -> torch.Tensor:
+        """X_c = data - mean (n, p), formed once on first use."""
+        if "centred" not in self.cache:
+            self.cache["centred"] = self.data - self.mean
+        return self.cache["centred"]
+
+
+def _column_range(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-column (min, max) in one read of the data (NumPy's SIMD reductions on the CPU); NaN propagates."""
+    if tensor.device.type == "cpu":
+        array = tensor.numpy()
+        return torch.from_numpy(np.asarray(array.min(0))), torch.from_numpy(np.asarray(array.max(0)))
+    low, high = torch.aminmax(tensor, dim=0)
+    return low, high
+
+
+def check_matrix(
+    value: Any,
+    name: str,
+    dtype: Any = torch.float64,
+    device: torch.device | None = None,
+    min_rows: int = 2,
+    *,
+    exponent: int | None = None,
+) -> Checked:
+    """`value` checked as in `as_matrix` and scaled as in `as_scaled_matrix`, in one pass over the data.
+
+    One column-wise min/max read gives the finite check (NaN and inf propagate to it), the largest
+    |entry| (the power of two) and the dead neurons (max = min); the scaling, when needed, is fused
+    with the dtype conversion into one write; the column means are one more read. Centring is left
+    to the consumer (`etude.similarity.gram` folds it into the Gram matrices where that is exact
+    enough), so no centred copy is made unless one is asked for.
+    """
+    dtype = resolve_dtype(dtype)
+    tensor = _as_tensor(value, name, min_rows, device)
+    low, high = _column_range(tensor)
+    if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
+        raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(tensor.shape)})")
+    if exponent is None:
+        largest = float(torch.maximum(low.abs(), high.abs()).max())
+        exponent = math.frexp(largest)[1] if largest > 0 else 0
+        if -UNSCALED_RANGE <= exponent <= UNSCALED_RANGE and tensor.dtype == dtype:
+            exponent = 0
+    if exponent:
+        data = _times_power_of_two(tensor, -exponent, dtype)
+    else:
+        data = tensor.to(dtype)
+    if data.device.type == "cpu" and not data.is_contiguous():
+        data = data.contiguous()
+    alive = high > low
+    mean = torch.from_numpy(data.numpy().mean(0)) if data.device.type == "cpu" else data.mean(0)
+    if not bool(alive.all()):
+        dead = torch.nonzero(~alive).flatten().to(data.device)
+        mean[dead] = data[0, dead]  # exactly the one value: the centred column is exactly 0
+    return Checked(data, exponent, alive.to(data.device), mean)
+
+
+def _times_power_of_two(tensor: torch.Tensor, power: int, dtype: torch.dtype) -> torch.Tensor:
+    """tensor * 2**power as `dtype`, one pass where 2**power is a normal float64, else through ldexp."""
+    if -1022 <= power <= 1023:
+        out = torch.empty(tensor.shape, dtype=dtype, device=tensor.device)
+        return torch.mul(tensor, math.ldexp(1.0, power), out=out)
+    return torch.ldexp(tensor, torch.tensor(power, device=tensor.device)).to(dtype)
+
+
+def check_matrices(
+    values: list[Any], names: list[str], dtype: Any = torch.float64, min_rows: int = 2, *, pairwise: bool = False
+) -> list[Checked]:
+    """Each value checked by `check_matrix`, all on one device, with the same number of datapoints.
+
+    The error for a row mismatch names the first input and the mismatching one.
+    """
+    device = next((v.device for v in values if isinstance(v, torch.Tensor)), None)
+    checked = [check_matrix(v, name, dtype, device, min_rows) for v, name in zip(values, names)]
+    for c, name in zip(checked[1:], names[1:]):
+        if c.shape[0] != checked[0].shape[0]:
+            a = tuple(checked[0].shape)
+            if not pairwise:
+                raise BadInputError(
+                    f"{names[0]} and {name} must have the same number of datapoints (rows, the same "
+                    f"inputs in the same order): {names[0]} has shape {a}, {name} has shape {tuple(c.shape)}"
+                )
+            raise BadInputError(
+                f"every representation needs the same datapoints: {names[0]} has shape {a}, "
+                f"{name} has shape {tuple(c.shape)}"
+            )
+    return checked
+
+
+def _as_tensor(value: Any, name: str, min_rows: int, device: torch.device | None) -> torch.Tensor:
+    """`value` as a real 2-D float32/float64 tensor on `device` (shape and type checks; no value checks)."""
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
     elif isinstance(value, np.ndarray):
@@ -109,19 +247,7 @@ def as_scaled_matrix(
         tensor = tensor.to(device)
     if not tensor.is_floating_point() or tensor.dtype not in (torch.float32, torch.float64):
         tensor = tensor.to(torch.float64)
-    if not bool(torch.isfinite(tensor).all()):
-        raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(tensor.shape)})")
-    if exponent is None:
-        largest = float(tensor.abs().max()) if scale else 0.0
-        exponent = math.frexp(largest)[1] if largest > 0 else 0
-    if exponent:
-        tensor = torch.ldexp(tensor, torch.tensor(-exponent, device=tensor.device))
-    tensor = tensor.to(dtype)
-    if not bool(torch.isfinite(tensor).all()):
-        raise BadInputError(
-            f"{name} has values beyond the range of {dtype} (shape {tuple(tensor.shape)}); use dtype='float64'"
-        )
-    return tensor, exponent
+    return tensor
 
 
 def as_pair(
