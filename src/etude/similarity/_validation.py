@@ -31,6 +31,7 @@ __all__ = [
     "check_matrices",
     "check_matrix",
     "check_real",
+    "numpy_path",
     "resolve_dtype",
     "warn_constant",
     "warn_small_sample",
@@ -117,12 +118,17 @@ class Checked:
     :ivar alive: (p,) bool, the neurons that take more than one value (max > min).
     :ivar mean: (p,) column means of data; a dead neuron's mean is its one value exactly, so its
         centred column is exactly 0.
+    :ivar likely_small_mean: every live neuron's |mean| is at most half its range (max - min), the
+        cheap first test of whether centring may be folded into the Gram matrix (`etude.similarity.gram`
+        confirms it on the Gram's diagonal); False sends large offsets straight to explicit centring.
     """
 
     data: torch.Tensor
     exponent: int
     alive: torch.Tensor
     mean: torch.Tensor
+    likely_small_mean: bool = True
+    all_alive: bool = True
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -136,13 +142,19 @@ class Checked:
         return self.cache["centred"]
 
 
-def _column_range(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-column (min, max) in one read of the data (NumPy's SIMD reductions on the CPU); NaN propagates."""
-    if tensor.device.type == "cpu":
+def numpy_path(tensor: torch.Tensor) -> bool:
+    """Whether `tensor`'s work goes through NumPy and scipy's BLAS (CPU tensors) rather than torch."""
+    return tensor.device.type == "cpu"
+
+
+def _column_stats(tensor: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column (min, max) as NumPy arrays, in one read of the data (NumPy's SIMD reductions on the
+    CPU, aminmax elsewhere); NaN propagates to both."""
+    if numpy_path(tensor):
         array = tensor.numpy()
-        return torch.from_numpy(np.asarray(array.min(0))), torch.from_numpy(np.asarray(array.max(0)))
+        return np.asarray(array.min(0)), np.asarray(array.max(0))
     low, high = torch.aminmax(tensor, dim=0)
-    return low, high
+    return low.cpu().numpy(), high.cpu().numpy()
 
 
 def check_matrix(
@@ -160,30 +172,34 @@ def check_matrix(
     |entry| (the power of two) and the dead neurons (max = min); the scaling, when needed, is fused
     with the dtype conversion into one write; the column means are one more read. Centring is left
     to the consumer (`etude.similarity.gram` folds it into the Gram matrices where that is exact
-    enough), so no centred copy is made unless one is asked for.
+    enough), so no centred copy is made unless one is asked for. The (p,) statistics are NumPy
+    work: a handful of small operations, not dozens of tensor dispatches.
     """
     dtype = resolve_dtype(dtype)
     tensor = _as_tensor(value, name, min_rows, device)
-    low, high = _column_range(tensor)
-    if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
+    low, high = _column_stats(tensor)
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
         raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(tensor.shape)})")
     if exponent is None:
-        largest = float(torch.maximum(low.abs(), high.abs()).max())
+        largest = float(max(-float(low.min()), float(high.max())))
         exponent = math.frexp(largest)[1] if largest > 0 else 0
         if -UNSCALED_RANGE <= exponent <= UNSCALED_RANGE and tensor.dtype == dtype:
             exponent = 0
-    if exponent:
-        data = _times_power_of_two(tensor, -exponent, dtype)
-    else:
-        data = tensor.to(dtype)
-    if data.device.type == "cpu" and not data.is_contiguous():
+    data = _times_power_of_two(tensor, -exponent, dtype) if exponent else tensor.to(dtype)
+    cpu = numpy_path(data)
+    if cpu and not data.is_contiguous():
         data = data.contiguous()
+    mean = data.numpy().mean(0) if cpu else data.mean(0).cpu().numpy()
     alive = high > low
-    mean = torch.from_numpy(data.numpy().mean(0)) if data.device.type == "cpu" else data.mean(0)
-    if not bool(alive.all()):
-        dead = torch.nonzero(~alive).flatten().to(data.device)
-        mean[dead] = data[0, dead]  # exactly the one value: the centred column is exactly 0
-    return Checked(data, exponent, alive.to(data.device), mean)
+    if not alive.all():
+        dead = ~alive
+        mean[dead] = (data[0].numpy() if cpu else data[0].cpu().numpy())[dead]  # the one value: centred exactly 0
+    half_range = np.ldexp(high.astype(np.float64) - low, -1 - exponent)
+    small = bool((np.abs(mean) <= half_range)[alive].all())
+    mean_t, alive_t = torch.from_numpy(mean), torch.from_numpy(alive)
+    if not cpu:
+        mean_t, alive_t = mean_t.to(data.device), alive_t.to(data.device)
+    return Checked(data, exponent, alive_t, mean_t, small, bool(alive.all()))
 
 
 def _times_power_of_two(tensor: torch.Tensor, power: int, dtype: torch.dtype) -> torch.Tensor:
