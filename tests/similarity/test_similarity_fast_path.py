@@ -8,8 +8,7 @@ import torch
 from similarity_reference import make_layers
 
 from etude.errors import BadInputError
-from etude.similarity import ConstantInputWarning, linear_cka, mean_cca, pairwise, pwcca, svcca
-from etude.similarity import _validation
+from etude.similarity import ConstantInputWarning, _validation, linear_cka, mean_cca, pairwise, pwcca, svcca
 from etude.similarity._validation import check_matrix
 from etude.similarity.gram import cross, gram, syrk
 
