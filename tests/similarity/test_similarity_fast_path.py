@@ -117,3 +117,13 @@ def test_pairwise_of_several_metrics_equals_one_call_each() -> None:
         pairwise(reps, ["cka", "cka"])
     with pytest.raises(BadInputError, match="'rsa'"):
         pairwise(reps, ["cka", "rsa"])
+
+
+@pytest.mark.parametrize("scale", [1e-42, 1e-30, 1e30])
+def test_float32_input_at_the_edges_of_its_range(scale: float) -> None:
+    x, y = make_layers(5, n=300, widths=(6, 5))
+    x32 = (x * scale).astype(np.float32)  # 1e-42: subnormal float32 entries
+    checked = check_matrix(x32, "x")
+    assert torch.isfinite(checked.data).all() and 0.5 <= float(checked.data.abs().max()) <= 1.0
+    assert np.array_equal(np.ldexp(checked.data.numpy(), checked.exponent), x32.astype(np.float64))
+    assert linear_cka(x32, y) == pytest.approx(linear_cka(x32.astype(np.float64), y), rel=1e-12)
