@@ -16,7 +16,8 @@ interleaved within each repeat. Each side gets the layout it expects, prepared o
   CKA: dsyrk(X), dsyrk(Y), dgemm(X^T Y). Mean CCA: those plus dpotrf and dtrtri of both Grams,
   the two p^3 products of M = L_x^{-1} C L_y^{-T} and dgesdd(M) for values only. PWCCA: the three
   n-sized products, dsyevd of both Grams, the two p^3 products of M = V_x^T C V_y, M M^T and its
-  dsyevd, and a QR of the p x p weights' basis. No checks, no centring, no scaling.
+  dsyevd, a QR of the p x p weights' basis and the p^3 product that gives the weights. No checks,
+  no centring, no scaling.
 
 Inputs are centred ReLU/tanh layers of one shared latent (as google/svcca's PWCCA needs centred
 inputs); ``--offset`` adds a large constant to every neuron (mean^2 > variance) so etude's explicit
@@ -115,6 +116,7 @@ def floor_pwcca(x: np.ndarray, y: np.ndarray) -> None:
     m = blas.dgemm(1.0, blas.dgemm(1.0, vx, c, trans_a=1), vy)
     _, u, _ = lapack.dsyevd(blas.dsyrk(1.0, m), lower=0)
     lapack.dgeqrf(u)
+    blas.dgemm(1.0, u, vx, trans_a=1, trans_b=1)  # the weights' product |Q^T Lambda^1/2 V^T|, p^3
 
 
 def cpu_timed(fn, calls: int, store: list) -> object:

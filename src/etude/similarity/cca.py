@@ -29,6 +29,7 @@ import torch
 
 from etude.errors import BadInputError
 from etude.similarity._validation import Checked, check_matrices, check_real, warn_constant, warn_small_sample
+from etude.similarity.lapack import eigh, svdvals
 from etude.similarity.whitening import Whitened, whiten
 
 __all__ = ["CCAResult", "PWCCA_VARIANTS", "cca", "mean_cca", "pwcca", "svcca"]
@@ -112,7 +113,7 @@ def correlations(
     m = cross_matrix(a, b, ka, kb, product)
     if m.numel() == 0:
         return m.new_zeros(0)
-    return torch.linalg.svdvals(m).clamp(0.0, 1.0)
+    return svdvals(m).clamp(0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,7 @@ def left_singular(m: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
     accuracy. Left vectors of nearly equal small singular values are less well determined than
     an SVD's, which moves the PWCCA sum only by (weight change) x (singular-value gap).
     """
-    _, vec = torch.linalg.eigh(m @ m.T)  # ascending
+    _, vec = eigh(m @ m.T)  # ascending
     u = vec.flip(1)[:, :r]
     return u, (m.T @ u).norm(dim=0).clamp(0.0, 1.0)
 

@@ -42,6 +42,7 @@ import torch
 from etude.errors import BadInputError
 from etude.similarity._validation import Checked, check_matrix
 from etude.similarity.gram import cross, gram
+from etude.similarity.lapack import eigh
 
 __all__ = ["METHODS", "Whitened", "whiten"]
 
@@ -168,7 +169,7 @@ def whiten(x: torch.Tensor | Checked, epsilon: float = 0.0, method: str = "cov",
             transform = _cholesky_transform(cov, n)
             if transform is not None:
                 return Whitened(src, kept, transform, None, None, n, p, 0.0, scale, method)
-        lam, vec = torch.linalg.eigh(cov)  # ascending
+        lam, vec = eigh(cov)  # ascending
         lam, vec = lam.flip(0), vec.flip(1)
         keep = lam > RANK_FACTOR * len(kept) * eps * lam[0].clamp_min(0)
         lam, vec = lam[keep], vec[:, keep]
