@@ -36,8 +36,9 @@ def _syrk(array: np.ndarray) -> np.ndarray:
     array = np.ascontiguousarray(array)
     routine = blas.dsyrk if array.dtype == np.float64 else blas.ssyrk
     upper = routine(1.0, array.T, trans=0, lower=0)  # array.T is A^T in Fortran order: no copy
-    full = np.triu(upper)
-    full += np.triu(upper, 1).T
+    diagonal = upper.diagonal().copy()
+    full = upper + upper.T  # the strict lower triangle of syrk's fresh output is 0
+    np.fill_diagonal(full, diagonal)
     return full
 
 
