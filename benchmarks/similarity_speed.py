@@ -1,36 +1,59 @@
-"""Speed of etude.similarity against a straightforward NumPy float64 implementation of the same formulas.
+"""Speed of etude.similarity against google/svcca, a NumPy linear CKA and the bare BLAS/LAPACK floor.
 
-The baseline (tests/similarity/similarity_reference.py) does what google/svcca's cca_core does:
-np.cov of the stacked activations, pinv of each covariance block, a symmetric matrix square root
-through eigh, a full SVD, and for PWCCA a QR of the (n, p) canonical directions. etude whitens
-each side with one eigendecomposition, takes singular values only where vectors are not needed,
-computes PWCCA's weights in the p-dimensional eigenbasis, and in `pairwise` factors each
-representation once.
+One process, one thread (OMP/MKL/OpenBLAS set to 1 before NumPy and torch load, threadpoolctl and
+torch.set_num_threads(1) on top), CPU time per call (time.process_time: with one thread it is
+insensitive to other processes sharing the machine), best of ``--repeats``, the implementations
+interleaved within each repeat. Each side gets the layout it expects, prepared outside the timing.
 
-    python benchmarks/similarity_speed.py                    # the issue's sizes (slow on 2 cores)
-    python benchmarks/similarity_speed.py --pairs 5000x512 --pairwise 8 --baseline-entries 16
+- google/svcca (https://github.com/google/svcca, cca_core.py and pwcca.py): read at run time from a
+  git directory (``--svcca-git``, e.g. the one the ``fetch`` tool makes) into a scratch folder and
+  imported from there; its code is never copied into this repository. Mean CCA is
+  ``get_cca_similarity(x.T, y.T, threshold=0.98, compute_coefs=False)["mean"][0]``, PWCCA
+  ``compute_pwcca(x.T, y.T)[0]``; against etude's ``mean_cca(x, y, threshold=0.98)`` and ``pwcca(x, y)``.
+- NumPy linear CKA: written here from Kornblith et al. 2019 (arXiv:1905.00414) Eq. 5 in feature
+  space, centring then ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F), the form of the paper's colab.
+- floor: the bare BLAS/LAPACK calls each metric needs, on the same arrays (scipy.linalg.blas/lapack):
+  CKA: dsyrk(X), dsyrk(Y), dgemm(X^T Y). Mean CCA: those plus dpotrf and dtrtri of both Grams,
+  the two p^3 products of M = L_x^{-1} C L_y^{-T} and dgesdd(M) for values only. PWCCA: the three
+  n-sized products, dsyevd of both Grams, the two p^3 products of M = V_x^T C V_y, M M^T and its
+  dsyevd, a QR of the p x p weights' basis and the p^3 product that gives the weights. No checks,
+  no centring, no scaling.
 
-Prints one JSON line (settings, versions, seconds, ratios, largest differences) on stdout and a
-readable summary on stderr. Inputs are centred ReLU/tanh layers of one shared latent, so the
-reference's PWCCA (which needs centred inputs to be well defined) and etude's must agree.
+Inputs are centred ReLU/tanh layers of one shared latent (as google/svcca's PWCCA needs centred
+inputs); ``--offset`` adds a large constant to every neuron (mean^2 > variance) so etude's explicit
+centring path is timed too.
+
+    python benchmarks/similarity_speed.py --svcca-git /work/.mirror/google+svcca/repo \\
+        [--sizes 2000x100 10000x500 50000x1000] [--repeats 3] [--out benchmarks/results/...json]
+
+Prints one JSON line (settings, versions, commit, CPU seconds, ratios, values) on stdout and a
+readable table on stderr; ``--out`` also writes it to a file.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
-import sys
-import time
-from pathlib import Path
+import os
 
-import numpy as np
-import torch
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "similarity"))
-from similarity_reference import reference_cca, reference_mean, reference_pwcca  # noqa: E402
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import importlib  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-from etude.similarity import mean_cca, pairwise, pwcca  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+import torch  # noqa: E402
+from scipy.linalg import blas, lapack  # noqa: E402
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+
+from etude.similarity import linear_cka, mean_cca, pairwise, pwcca  # noqa: E402
 
 
 def layers(seed: int, n: int, widths: list[int], latent: int = 64, noise: float = 0.5) -> list[np.ndarray]:
@@ -45,88 +68,178 @@ def layers(seed: int, n: int, widths: list[int], latent: int = 64, noise: float 
     return out
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    """Best wall time of `repeats` calls, and the last value."""
-    best, value = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
+def load_svcca(git_dir: str, scratch: Path) -> tuple[object, object, str]:
+    """google/svcca's cca_core and pwcca modules, written from `git_dir` into `scratch` and imported."""
+    for name in ("cca_core.py", "pwcca.py"):
+        text = subprocess.run(["git", "--git-dir", git_dir, "show", f"HEAD:{name}"], capture_output=True,
+                              text=True, check=True).stdout
+        (scratch / name).write_text(text)
+    commit = subprocess.run(["git", "--git-dir", git_dir, "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    sys.path.insert(0, str(scratch))
+    return importlib.import_module("cca_core"), importlib.import_module("pwcca"), commit
+
+
+def numpy_linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Kornblith et al. 2019 Eq. 5 in feature space: centre, ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)."""
+    x = x - x.mean(0, keepdims=True)
+    y = y - y.mean(0, keepdims=True)
+    cross = np.linalg.norm(x.T @ y) ** 2
+    return float(cross / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+
+
+def _grams(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    gx = blas.dsyrk(1.0, x.T, trans=0)  # x.T is X^T in Fortran order: no copy
+    gy = blas.dsyrk(1.0, y.T, trans=0)
+    c = blas.dgemm(1.0, x.T, y.T, trans_b=1)
+    return gx, gy, c
+
+
+def floor_cka(x: np.ndarray, y: np.ndarray) -> None:
+    _grams(x, y)
+
+
+def floor_mean_cca(x: np.ndarray, y: np.ndarray) -> None:
+    gx, gy, c = _grams(x, y)
+    lx, _ = lapack.dpotrf(gx, lower=0)
+    ly, _ = lapack.dpotrf(gy, lower=0)
+    ix, _ = lapack.dtrtri(lx, lower=0)
+    iy, _ = lapack.dtrtri(ly, lower=0)
+    m = blas.dgemm(1.0, blas.dgemm(1.0, ix, c, trans_a=1), iy)
+    lapack.dgesdd(m, compute_uv=0)
+
+
+def floor_pwcca(x: np.ndarray, y: np.ndarray) -> None:
+    gx, gy, c = _grams(x, y)
+    _, vx, _ = lapack.dsyevd(gx, lower=0)
+    _, vy, _ = lapack.dsyevd(gy, lower=0)
+    m = blas.dgemm(1.0, blas.dgemm(1.0, vx, c, trans_a=1), vy)
+    _, u, _ = lapack.dsyevd(blas.dsyrk(1.0, m), lower=0)
+    lapack.dgeqrf(u)
+    blas.dgemm(1.0, u, vx, trans_a=1, trans_b=1)  # the weights' product |Q^T Lambda^1/2 V^T|, p^3
+
+
+def cpu_timed(fn, calls: int, store: list) -> object:
+    """Append the CPU seconds per call of `calls` calls to `store`; return the last value."""
+    start = time.process_time()
+    for _ in range(calls):
         value = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best, value
+    store.append((time.process_time() - start) / calls)
+    return value
 
 
-def baseline_mean(x: np.ndarray, y: np.ndarray) -> float:
-    return reference_mean(reference_cca(x, y)[1], 0.98)
-
-
-def bench_pair(n: int, p: int, repeats: int, device: str) -> dict:
+def bench_size(n: int, p: int, repeats: int, svcca: tuple[object, object], offset: float) -> dict:
+    cca_core, pwcca_mod = svcca
     x, y = layers(0, n, [p, p])
-    tx, ty = (torch.from_numpy(a).to(device) for a in (x, y))
-    out: dict = {"n": n, "p": p}
-    for name, ours, base in (("mean_cca", lambda: mean_cca(tx, ty, threshold=0.98), lambda: baseline_mean(x, y)),
-                             ("pwcca", lambda: pwcca(tx, ty), lambda: reference_pwcca(x, y))):
-        t_ours, v_ours = timed(ours, repeats)
-        t_base, v_base = timed(base, repeats)
-        out[name] = {"etude_s": t_ours, "baseline_s": t_base, "ratio": t_base / t_ours,
-                     "abs_diff": abs(v_ours - v_base), "value": v_ours}
-        print(f"{n}x{p} {name}: etude {t_ours:.2f} s, baseline {t_base:.2f} s, ratio {t_base / t_ours:.1f}x, "
-              f"|diff| {abs(v_ours - v_base):.1e}", file=sys.stderr, flush=True)
+    if offset:
+        x, y = x + offset, y + offset
+    xt, yt = np.ascontiguousarray(x.T), np.ascontiguousarray(y.T)  # google/svcca's layout: neurons x datapoints
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def svcca_mean() -> float:
+        return float(cca_core.get_cca_similarity(xt, yt, epsilon=0.0, threshold=0.98, compute_coefs=False,
+                                                 compute_dirns=False, verbose=False)["mean"][0])
+
+    cases = {
+        "mean_cca": ({"etude": lambda: mean_cca(tx, ty, threshold=0.98), "google_svcca": svcca_mean,
+                      "floor": lambda: floor_mean_cca(x, y)}),
+        "pwcca": ({"etude": lambda: pwcca(tx, ty), "google_svcca": lambda: float(pwcca_mod.compute_pwcca(xt, yt)[0]),
+                   "floor": lambda: floor_pwcca(x, y)}),
+        "linear_cka": ({"etude": lambda: linear_cka(tx, ty), "numpy_cka": lambda: numpy_linear_cka(x, y),
+                        "floor": lambda: floor_cka(x, y)}),
+    }
+    out: dict = {"n": n, "p": p, "offset": offset}
+    for metric, fns in cases.items():
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        values: dict[str, object] = {}
+        calls = {}
+        for name, fn in fns.items():  # a first call each (not timed): calls per timing >= 0.25 s of CPU
+            start = time.process_time()
+            fn()
+            calls[name] = max(1, min(200, int(0.25 / max(time.process_time() - start, 1e-4))))
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                values[name] = cpu_timed(fn, calls[name], times[name])
+        best = {k: min(v) for k, v in times.items()}
+        peer = next(k for k in fns if k not in ("etude", "floor"))
+        row = {"cpu_s": {k: round(v, 5) for k, v in best.items()}, "all_cpu_s": times, "calls_per_timing": calls,
+               "peer": peer,
+               "etude_over_peer": round(best["etude"] / best[peer], 3),
+               "etude_over_floor": round(best["etude"] / best["floor"], 3),
+               "value": {k: v for k, v in values.items() if k != "floor"}}
+        row["abs_diff"] = abs(float(values["etude"]) - float(values[peer]))
+        out[metric] = row
+        print(f"{n}x{p}{' +offset' if offset else ''} {metric}: etude {best['etude']:.4f} s, {peer} "
+              f"{best[peer]:.4f} s, floor {best['floor']:.4f} s; etude/peer {row['etude_over_peer']:.2f}, "
+              f"etude/floor {row['etude_over_floor']:.2f}, |diff| {row['abs_diff']:.1e}", file=sys.stderr,
+              flush=True)
     return out
 
 
-def bench_pairwise(k: int, n: int, p: int, baseline_entries: int | None, device: str) -> dict:
-    reps = layers(1, n, [p] * k)
-    treps = [torch.from_numpy(r).to(device) for r in reps]
-    t_ours, matrix = timed(lambda: pairwise(treps, "pwcca"), 1)
-    entries = [(i, j) for i in range(k) for j in range(k)]
-    if baseline_entries is not None and baseline_entries < len(entries):
-        rng = np.random.default_rng(0)
-        entries = [entries[i] for i in sorted(rng.choice(len(entries), baseline_entries, replace=False))]
-    start = time.perf_counter()
-    diffs = [abs(reference_pwcca(reps[i], reps[j]) - matrix[i, j]) for i, j in entries]
-    t_base = (time.perf_counter() - start) * k * k / len(entries)  # the K^2 calls a loop would make
-    print(f"pairwise {k}x{k} of {n}x{p} (pwcca): etude {t_ours:.1f} s, baseline {t_base:.1f} s "
-          f"({'all' if len(entries) == k * k else f'{len(entries)} timed entries, scaled to'} {k * k}), "
-          f"ratio {t_base / t_ours:.1f}x, max |diff| {max(diffs):.1e}", file=sys.stderr, flush=True)
-    return {"k": k, "n": n, "p": p, "metric": "pwcca", "etude_s": t_ours, "baseline_s": t_base,
-            "baseline_entries_timed": len(entries), "ratio": t_base / t_ours, "max_abs_diff": max(diffs)}
+def bench_shared(n: int, p: int, k: int) -> dict:
+    """pairwise over K layers with three metrics at once against three single-metric calls (CPU seconds)."""
+    reps = [torch.from_numpy(r) for r in layers(1, n, [p] * k)]
+    start = time.process_time()
+    together = pairwise(reps, ("cca", "pwcca", "cka"))
+    shared = time.process_time() - start
+    start = time.process_time()
+    apart = {m: pairwise(reps, m) for m in ("cca", "pwcca", "cka")}
+    separate = time.process_time() - start
+    diff = max(float(np.abs(together[m] - apart[m]).max()) for m in apart)
+    print(f"pairwise {k} layers {n}x{p}, cca+pwcca+cka: one call {shared:.2f} s, three calls {separate:.2f} s, "
+          f"max |diff| {diff:.1e}", file=sys.stderr, flush=True)
+    return {"k": k, "n": n, "p": p, "one_call_cpu_s": round(shared, 4), "three_calls_cpu_s": round(separate, 4),
+            "ratio": round(shared / separate, 3), "max_abs_diff": diff}
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", nargs="*", default=["5000x512", "4096x2048"], help="NxP sizes of single pairs")
-    parser.add_argument("--pairwise", type=int, default=8, help="K for the K x K matrix of 5000x512 layers (0: skip)")
-    parser.add_argument("--pairwise-size", default="5000x512")
-    parser.add_argument("--baseline-entries", type=int, default=None,
-                        help="time this many of the baseline's K^2 entries and scale (default: all)")
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for torch and for NumPy's BLAS (default: each library's own)")
+    parser.add_argument("--svcca-git", required=True, help="git directory of google/svcca (bare or .git)")
+    parser.add_argument("--sizes", nargs="+", default=["2000x100", "10000x500", "50000x1000"])
+    parser.add_argument("--offset-sizes", nargs="*", default=["10000x500"],
+                        help="sizes also timed with a large offset on every neuron (explicit centring)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--shared", default="5000x256x6", help="NxPxK for the multi-metric pairwise figure ('' skips)")
+    parser.add_argument("--out", default=None, help="also write the JSON record here")
     args = parser.parse_args()
-    limits = None
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        try:  # the baseline's BLAS gets the same number of threads
-            from threadpoolctl import threadpool_limits
-
-            limits = threadpool_limits(args.threads)
-        except ImportError:
-            print("threadpoolctl missing: NumPy's BLAS keeps its default threads", file=sys.stderr)
-    record = {"settings": vars(args), "torch_threads": torch.get_num_threads(),
-              "versions": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-                           "platform": platform.platform(), "cpu_count": __import__("os").cpu_count()},
-              "pairs": [], "pairwise": None}
-    for size in args.pairs:
-        n, p = map(int, size.lower().split("x"))
-        record["pairs"].append(bench_pair(n, p, args.repeats, args.device))
-    if args.pairwise:
-        n, p = map(int, args.pairwise_size.lower().split("x"))
-        record["pairwise"] = bench_pairwise(args.pairwise, n, p, args.baseline_entries, args.device)
-    record["limits_active"] = limits is not None
-    print(json.dumps(record))
+    torch.set_num_threads(1)
+    limits = threadpool_limits(1)
+    with tempfile.TemporaryDirectory(prefix="svcca_scratch_") as scratch:
+        cca_core, pwcca_mod, svcca_commit = load_svcca(args.svcca_git, Path(scratch))
+        warm = layers(9, 200, [8, 8])
+        mean_cca(warm[0], warm[1]), pwcca(warm[0], warm[1]), linear_cka(warm[0], warm[1])  # imports, first calls
+        record = {
+            "benchmark": "similarity_speed", "date": datetime.date.today().isoformat(), "commit": _commit(),
+            "settings": vars(args), "google_svcca_commit": svcca_commit,
+            "versions": {"torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+                         "python": sys.version.split()[0]},
+            "threads": {"torch": torch.get_num_threads(), "threadpoolctl": threadpool_info()},
+            "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")},
+            "load_average_before": os.getloadavg(), "cpu_count": os.cpu_count(), "sizes": [],
+        }
+        for size in args.sizes:
+            n, p = map(int, size.lower().split("x"))
+            record["sizes"].append(bench_size(n, p, args.repeats, (cca_core, pwcca_mod), 0.0))
+        for size in args.offset_sizes:
+            n, p = map(int, size.lower().split("x"))
+            record["sizes"].append(bench_size(n, p, args.repeats, (cca_core, pwcca_mod), 10.0))
+    if args.shared:
+        n, p, k = map(int, args.shared.lower().split("x"))
+        record["pairwise_shared"] = bench_shared(n, p, k)
+    record["load_average_after"] = os.getloadavg()
+    limits.restore_original_limits()
+    line = json.dumps(record)
+    print(line)
+    if args.out:
+        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 With the cache each new token costs one query against the stored keys and values of every
 layer (relative logits read straight from the table), instead of a forward pass over the whole
-prefix; ``cached_logits_match`` style tests check the two agree. Sampling: temperature, top-k,
+prefix; ``cached_logits_match`` style tests check the two agree. By default that step is
+`etude.music.decode_step.DecodeStep` (a few fused kernels per layer, preallocated key/value
+buffers); ``fused=False`` runs the model's modules with a cache dict instead. Sampling: temperature, top-k,
 nucleus (top-p, Holtzman et al. 2020), a seeded generator, a primer, a maximum length and
 stopping at EOS per sequence. Style interpolation (Choi et al. Sec. 5.3) mixes two pooled style
 vectors ``s = (1 - alpha) s_A + alpha s_B``.
@@ -15,6 +17,7 @@ from torch import Tensor
 
 from etude.errors import BadInputError
 from etude.music.autoencoder import TransformerAutoencoder
+from etude.music.decode_step import DecodeStep, supports
 from etude.music.events import PerformanceEncoding
 from etude.music.transformer import MusicTransformer
 from etude.runtime import progress
@@ -66,6 +69,7 @@ def generate(
     seed: int = 0,
     eos: int | None = PerformanceEncoding.EOS,
     use_cache: bool = True,
+    fused: bool = True,
     show_progress: bool | None = None,
 ) -> Tensor:
     """Sample ``batch`` sequences; returns ids ``[B, <= max_length]`` (the primer first, PAD after EOS).
@@ -77,6 +81,7 @@ def generate(
     :param max_length: total length including the primer (at most the model's ``max_len``).
     :param eos: a sequence stops after sampling this id (``None``: never).
     :param use_cache: False recomputes the full prefix each step (the slow reference).
+    :param fused: with the cache, step with `DecodeStep` (True) or the model's modules (False); same logits.
     """
     decoder = model.decoder if isinstance(model, TransformerAutoencoder) else model
     if not isinstance(decoder, MusicTransformer):
@@ -113,6 +118,9 @@ def generate(
     was_training = model.training
     model.eval()
     cache: dict | None = {} if use_cache else None
+    step = (
+        DecodeStep(decoder, batch, max_length, memory, padding) if use_cache and fused and supports(decoder) else None
+    )
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     step_input = tokens
     bar = progress(
@@ -122,7 +130,10 @@ def generate(
     )
     try:
         while tokens.shape[1] < max_length and not done.all():
-            logits = decoder(step_input if use_cache else tokens, memory, padding, cache)[:, -1]
+            if step is not None:
+                logits = step(step_input[:, 0]) if step.length else step.prefill(step_input)
+            else:
+                logits = decoder(step_input if use_cache else tokens, memory, padding, cache)[:, -1]
             logits[:, [PerformanceEncoding.PAD, cfg.vocab_size - 1]] = float("-inf")  # never PAD or BOS
             probs = filter_logits(logits.float(), temperature, top_k, top_p).softmax(-1)
             nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]

@@ -11,6 +11,7 @@ import numbers
 import os
 import sys
 import warnings
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -20,13 +21,17 @@ import torch
 from etude.errors import BadInputError, EtudeWarning
 
 __all__ = [
+    "Checked",
     "ConstantInputWarning",
     "SmallSampleWarning",
     "as_matrix",
     "as_pair",
     "as_scaled_matrix",
     "as_scaled_pair",
+    "check_matrices",
+    "check_matrix",
     "check_real",
+    "numpy_path",
     "resolve_dtype",
     "warn_constant",
     "warn_small_sample",
@@ -82,6 +87,163 @@ def as_scaled_matrix(
     (1e-150 or 1e150, float32 or float64). With scale=False, e = 0; a given ``exponent`` is used as e.
     """
     dtype = resolve_dtype(dtype)
+    tensor = _as_tensor(value, name, min_rows, device)
+    if not bool(torch.isfinite(tensor).all()):
+        raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(tensor.shape)})")
+    if exponent is None:
+        largest = float(tensor.abs().max()) if scale else 0.0
+        exponent = math.frexp(largest)[1] if largest > 0 else 0
+    if exponent:
+        tensor = torch.ldexp(tensor, torch.tensor(-exponent, device=tensor.device))
+    tensor = tensor.to(dtype)
+    if not bool(torch.isfinite(tensor).all()):
+        raise BadInputError(
+            f"{name} has values beyond the range of {dtype} (shape {tuple(tensor.shape)}); use dtype='float64'"
+        )
+    return tensor, exponent
+
+
+UNSCALED_RANGE = 64
+"""Inputs whose largest |entry| lies in [2**-64, 2**64) are used as they are: their Gram matrices
+can neither overflow nor lose anything to underflow that the 10 p eps rank cut-off would keep."""
+
+
+@dataclass(eq=False)
+class Checked:
+    """A checked representation x (n, p) = data * 2**exponent, with the column statistics of its one pass.
+
+    :ivar data: the values (dtype as asked), divided by 2**exponent; the input itself (no copy)
+        when it already has that dtype and a harmless scale (`UNSCALED_RANGE`).
+    :ivar exponent: e with x = data * 2**e.
+    :ivar alive: (p,) bool, the neurons that take more than one value (max > min).
+    :ivar mean: (p,) column means of data; a dead neuron's mean is its one value exactly, so its
+        centred column is exactly 0.
+    :ivar likely_small_mean: every live neuron's |mean| is at most half its range (max - min), the
+        cheap first test of whether centring may be folded into the Gram matrix (`etude.similarity.gram`
+        confirms it on the Gram's diagonal); False sends large offsets straight to explicit centring.
+    """
+
+    data: torch.Tensor
+    exponent: int
+    alive: torch.Tensor
+    mean: torch.Tensor
+    likely_small_mean: bool = True
+    all_alive: bool = True
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.data.shape
+
+    def centred(self) -> torch.Tensor:
+        """X_c = data - mean (n, p), formed once on first use."""
+        if "centred" not in self.cache:
+            if numpy_path(self.data):  # NumPy's broadcast subtraction is 3x torch's on one CPU thread
+                self.cache["centred"] = torch.from_numpy(self.data.numpy() - self.mean.numpy())
+            else:
+                self.cache["centred"] = self.data - self.mean
+        return self.cache["centred"]
+
+
+def numpy_path(tensor: torch.Tensor) -> bool:
+    """Whether `tensor`'s work goes through NumPy and scipy's BLAS (CPU tensors) rather than torch."""
+    return tensor.device.type == "cpu"
+
+
+def _column_stats(tensor: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column (min, max) as NumPy arrays, in one read of the data (NumPy's SIMD reductions on the
+    CPU, aminmax elsewhere); NaN propagates to both."""
+    if numpy_path(tensor):
+        array = tensor.numpy()
+        return np.asarray(array.min(0)), np.asarray(array.max(0))
+    low, high = torch.aminmax(tensor, dim=0)
+    return low.cpu().numpy(), high.cpu().numpy()
+
+
+def check_matrix(
+    value: Any,
+    name: str,
+    dtype: Any = torch.float64,
+    device: torch.device | None = None,
+    min_rows: int = 2,
+    *,
+    exponent: int | None = None,
+) -> Checked:
+    """`value` checked as in `as_matrix` and scaled as in `as_scaled_matrix`, in one pass over the data.
+
+    One column-wise min/max read gives the finite check (NaN and inf propagate to it), the largest
+    |entry| (the power of two) and the dead neurons (max = min); the scaling, when needed, is fused
+    with the dtype conversion into one write; the column means are one more read. Centring is left
+    to the consumer (`etude.similarity.gram` folds it into the Gram matrices where that is exact
+    enough), so no centred copy is made unless one is asked for. The (p,) statistics are NumPy
+    work: a handful of small operations, not dozens of tensor dispatches.
+    """
+    dtype = resolve_dtype(dtype)
+    tensor = _as_tensor(value, name, min_rows, device)
+    low, high = _column_stats(tensor)
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(tensor.shape)})")
+    if exponent is None:
+        largest = float(max(-float(low.min()), float(high.max())))
+        exponent = math.frexp(largest)[1] if largest > 0 else 0
+        if -UNSCALED_RANGE <= exponent <= UNSCALED_RANGE and tensor.dtype == dtype:
+            exponent = 0
+    data = _times_power_of_two(tensor, -exponent, dtype) if exponent else tensor.to(dtype)
+    cpu = numpy_path(data)
+    if cpu and not data.is_contiguous():
+        data = data.contiguous()
+    mean = data.numpy().mean(0) if cpu else data.mean(0).cpu().numpy()
+    alive = high > low
+    if not alive.all():
+        dead = ~alive
+        mean[dead] = (data[0].numpy() if cpu else data[0].cpu().numpy())[dead]  # the one value: centred exactly 0
+    half_range = np.ldexp(high.astype(np.float64) - low, -1 - exponent)
+    small = bool((np.abs(mean) <= half_range)[alive].all())
+    mean_t, alive_t = torch.from_numpy(mean), torch.from_numpy(alive)
+    if not cpu:
+        mean_t, alive_t = mean_t.to(data.device), alive_t.to(data.device)
+    return Checked(data, exponent, alive_t, mean_t, small, bool(alive.all()))
+
+
+def _times_power_of_two(tensor: torch.Tensor, power: int, dtype: torch.dtype) -> torch.Tensor:
+    """tensor * 2**power as `dtype`, one pass where 2**power is a normal number of tensor's dtype, else through ldexp."""
+    normal = -1022 <= power <= 1023 if tensor.dtype == torch.float64 else -126 <= power <= 127
+    if normal and numpy_path(tensor):
+        out_array = np.empty(tuple(tensor.shape), dtype=np.float64 if dtype == torch.float64 else np.float32)
+        np.multiply(tensor.numpy(), math.ldexp(1.0, power), out=out_array, casting="same_kind")
+        return torch.from_numpy(out_array)
+    if normal:
+        out = torch.empty(tensor.shape, dtype=dtype, device=tensor.device)
+        return torch.mul(tensor, math.ldexp(1.0, power), out=out)
+    return torch.ldexp(tensor, torch.tensor(power, device=tensor.device)).to(dtype)
+
+
+def check_matrices(
+    values: list[Any], names: list[str], dtype: Any = torch.float64, min_rows: int = 2, *, pairwise: bool = False
+) -> list[Checked]:
+    """Each value checked by `check_matrix`, all on one device, with the same number of datapoints.
+
+    The error for a row mismatch names the first input and the mismatching one.
+    """
+    device = next((v.device for v in values if isinstance(v, torch.Tensor)), None)
+    checked = [check_matrix(v, name, dtype, device, min_rows) for v, name in zip(values, names)]
+    for c, name in zip(checked[1:], names[1:]):
+        if c.shape[0] != checked[0].shape[0]:
+            a = tuple(checked[0].shape)
+            if not pairwise:
+                raise BadInputError(
+                    f"{names[0]} and {name} must have the same number of datapoints (rows, the same "
+                    f"inputs in the same order): {names[0]} has shape {a}, {name} has shape {tuple(c.shape)}"
+                )
+            raise BadInputError(
+                f"every representation needs the same datapoints: {names[0]} has shape {a}, "
+                f"{name} has shape {tuple(c.shape)}"
+            )
+    return checked
+
+
+def _as_tensor(value: Any, name: str, min_rows: int, device: torch.device | None) -> torch.Tensor:
+    """`value` as a real 2-D float32/float64 tensor on `device` (shape and type checks; no value checks)."""
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
     elif isinstance(value, np.ndarray):
@@ -109,19 +271,7 @@ def as_scaled_matrix(
         tensor = tensor.to(device)
     if not tensor.is_floating_point() or tensor.dtype not in (torch.float32, torch.float64):
         tensor = tensor.to(torch.float64)
-    if not bool(torch.isfinite(tensor).all()):
-        raise BadInputError(f"{name} contains NaN or infinite values (shape {tuple(tensor.shape)})")
-    if exponent is None:
-        largest = float(tensor.abs().max()) if scale else 0.0
-        exponent = math.frexp(largest)[1] if largest > 0 else 0
-    if exponent:
-        tensor = torch.ldexp(tensor, torch.tensor(-exponent, device=tensor.device))
-    tensor = tensor.to(dtype)
-    if not bool(torch.isfinite(tensor).all()):
-        raise BadInputError(
-            f"{name} has values beyond the range of {dtype} (shape {tuple(tensor.shape)}); use dtype='float64'"
-        )
-    return tensor, exponent
+    return tensor
 
 
 def as_pair(

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from etude.errors import BadInputError
-from etude.similarity._validation import as_pair, as_scaled_pair, check_real, warn_constant, warn_small_sample
+from etude.similarity._validation import Checked, check_matrices, check_real, warn_constant, warn_small_sample
+from etude.similarity.lapack import eigh, svdvals
 from etude.similarity.whitening import Whitened, whiten
 
 __all__ = ["CCAResult", "PWCCA_VARIANTS", "cca", "mean_cca", "pwcca", "svcca"]
@@ -82,24 +83,37 @@ def warn_if_constant(a: Whitened, b: Whitened) -> None:
             warn_constant(name)
 
 
-def cross_matrix(a: Whitened, b: Whitened, ka: int | None = None, kb: int | None = None) -> torch.Tensor:
-    """M = Z_hat_a[:, :ka]^T Z_hat_b[:, :kb], from cached bases or from the cross-covariance."""
+def pair(x: Any, y: Any, dtype: Any) -> tuple[Checked, Checked]:
+    """x and y checked, scaled by powers of two and summarized in one pass each (`check_matrix`)."""
+    cx, cy = check_matrices([x, y], ["x", "y"], dtype)
+    return cx, cy
+
+
+def cross_matrix(
+    a: Whitened, b: Whitened, ka: int | None = None, kb: int | None = None, product: torch.Tensor | None = None
+) -> torch.Tensor:
+    """M = Z_hat_a[:, :ka]^T Z_hat_b[:, :kb] = T_a^T X_c^T Y_c T_b, from cached bases or the cross-product.
+
+    ``product`` is X_c^T Y_c over all neurons when the caller has it already (`pairwise`).
+    """
     ra = a.rank if ka is None else min(ka, a.rank)
     rb = b.rank if kb is None else min(kb, b.rank)
     if ra == 0 or rb == 0:
-        return a.centred.new_zeros((ra, rb))
+        return a.transform.new_zeros((ra, rb))
     if a.has_basis and b.has_basis:
         return a.basis(ka).T @ b.basis(kb)
     ta, tb = a.transform[:, :ka], b.transform[:, :kb]
-    return ta.T @ (a.centred.T @ b.centred) @ tb
+    return ta.T @ a.cross(b, product) @ tb
 
 
-def correlations(a: Whitened, b: Whitened, ka: int | None = None, kb: int | None = None) -> torch.Tensor:
+def correlations(
+    a: Whitened, b: Whitened, ka: int | None = None, kb: int | None = None, product: torch.Tensor | None = None
+) -> torch.Tensor:
     """The canonical correlations (r,), descending, in [0, 1]."""
-    m = cross_matrix(a, b, ka, kb)
+    m = cross_matrix(a, b, ka, kb, product)
     if m.numel() == 0:
         return m.new_zeros(0)
-    return torch.linalg.svdvals(m).clamp(0.0, 1.0)
+    return svdvals(m).clamp(0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -143,7 +157,8 @@ def cca(x: Any, y: Any, epsilon: float = 0.0, *, method: str = "cov", dtype: Any
     :warns SmallSampleWarning: when n < 5 p or n < 5 q.
     """
     epsilon = check_epsilon(epsilon)
-    tx, ty, ex, ey = as_scaled_pair(x, y, dtype)  # x = tx 2**ex, y = ty 2**ey
+    tx, ty = pair(x, y, dtype)  # x = tx.data 2**ex, y = ty.data 2**ey
+    ex, ey = tx.exponent, ty.exponent
     warn_small_sample("x", *tx.shape)
     warn_small_sample("y", *ty.shape)
     a, b = whiten(tx, epsilon, method, eigenbasis=False), whiten(ty, epsilon, method, eigenbasis=False)
@@ -176,7 +191,7 @@ def mean_cca(
     :warns SmallSampleWarning: when n < 5 p or n < 5 q.
     """
     threshold, epsilon = check_threshold(threshold), check_epsilon(epsilon)
-    tx, ty = as_pair(x, y, dtype, scale=True)
+    tx, ty = pair(x, y, dtype)
     warn_small_sample("x", *tx.shape)
     warn_small_sample("y", *ty.shape)
     a, b = whiten(tx, epsilon, method, eigenbasis=False), whiten(ty, epsilon, method, eigenbasis=False)
@@ -220,7 +235,7 @@ def svcca(x: Any, y: Any, keep: float | int = 0.99, *, dtype: Any = "float64") -
     :warns SmallSampleWarning: when n < 5 k for the k directions kept on either side.
     """
     keep = check_keep(keep)
-    tx, ty = as_pair(x, y, dtype, scale=True)
+    tx, ty = pair(x, y, dtype)
     a, b = whiten(tx), whiten(ty)
     warn_if_constant(a, b)
     ka, kb = svd_directions(a, keep), svd_directions(b, keep)
@@ -259,17 +274,17 @@ def left_singular(m: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
     accuracy. Left vectors of nearly equal small singular values are less well determined than
     an SVD's, which moves the PWCCA sum only by (weight change) x (singular-value gap).
     """
-    _, vec = torch.linalg.eigh(m @ m.T)  # ascending
+    _, vec = eigh(m @ m.T)  # ascending
     u = vec.flip(1)[:, :r]
     return u, (m.T @ u).norm(dim=0).clamp(0.0, 1.0)
 
 
-def pwcca_pair(a: Whitened, b: Whitened, variant: str) -> tuple[float, float]:
+def pwcca_pair(a: Whitened, b: Whitened, variant: str, product: torch.Tensor | None = None) -> tuple[float, float]:
     """(pwcca(a, b), pwcca(b, a)) from M: its left vectors weigh a's neurons, its right ones b's."""
     r = min(a.rank, b.rank)
     if r == 0:
         return 0.0, 0.0
-    m = cross_matrix(a, b)
+    m = cross_matrix(a, b, product=product)
     u, rho_u = left_singular(m, r)
     v, rho_v = left_singular(m.T, r)
     ab = float((pwcca_weights(a, u, variant) * rho_u).sum())
@@ -298,7 +313,7 @@ def pwcca(x: Any, y: Any, epsilon: float = 0.0, variant: str = "reference", *, d
     """
     check_variant(variant)
     epsilon = check_epsilon(epsilon)
-    tx, ty = as_pair(x, y, dtype, scale=True)
+    tx, ty = pair(x, y, dtype)
     warn_small_sample("x", *tx.shape)
     warn_small_sample("y", *ty.shape)
     a, b = whiten(tx, epsilon), whiten(ty, epsilon)

@@ -26,7 +26,15 @@ import numpy as np
 import torch
 
 from etude.errors import BadInputError
-from etude.similarity._validation import as_pair, as_scaled_matrix, as_scaled_pair, resolve_dtype, warn_constant
+from etude.similarity._validation import (
+    Checked,
+    as_scaled_matrix,
+    as_scaled_pair,
+    check_matrices,
+    resolve_dtype,
+    warn_constant,
+)
+from etude.similarity.gram import cross, gram
 
 __all__ = ["MinibatchCKA", "linear_cka"]
 
@@ -64,12 +72,49 @@ def cka_from_moments(
 
 
 def gram_inner(xc: torch.Tensor, yc: torch.Tensor) -> float:
-    """<X X^T, Y Y^T> = ||Y^T X||_F^2, through whichever of the two products is cheaper."""
+    """<X X^T, Y Y^T> = ||Y^T X||_F^2 of centred data, through whichever of the two products is cheaper."""
     n, p = xc.shape
     q = yc.shape[1]
     if n * (p + q + n) < p * q:
         return float(((xc @ xc.T) * (yc @ yc.T)).sum())
     return float((xc.T @ yc).square().sum())
+
+
+def wide(x: Checked, y: Checked) -> bool:
+    """Whether the n x n Grams X X^T, Y Y^T are cheaper than the p x q cross-product (few, wide datapoints)."""
+    n, p = x.shape
+    q = y.shape[1]
+    return n * (p + q + n) < p * q
+
+
+Moments = tuple[float, float, float, float, float, float, float, float]
+
+
+def moments(x: Checked, y: Checked, debiased: bool, product: torch.Tensor | None = None) -> Moments:
+    """(<K, L>, ||K||^2, ||L||^2, sum k, sum l, sum k l, sum k k, sum l l) of the centred x and y.
+
+    For n > p, q they come from X_c^T X_c, Y_c^T Y_c and X_c^T Y_c (`etude.similarity.gram`: one
+    syrk per side, one gemm per pair, no centred copy where the mean is small); sum k = tr(X_c^T X_c).
+    The row norms k_i, l_i (debiased only) need the centred data.
+    """
+    if x is y:
+        g = gram(x)
+        inner = float(g.square().sum())
+        self_x = self_y = inner
+        sum_k = sum_l = float(g.diagonal().sum())
+    elif wide(x, y):
+        xc, yc = x.centred(), y.centred()
+        inner, self_x, self_y = gram_inner(xc, yc), gram_inner(xc, xc), gram_inner(yc, yc)
+        sum_k, sum_l = float(xc.square().sum()), float(yc.square().sum())
+    else:
+        gx, gy = gram(x), gram(y)
+        c = cross(x, y) if product is None else product
+        inner, self_x, self_y = float(c.square().sum()), float(gx.square().sum()), float(gy.square().sum())
+        sum_k, sum_l = float(gx.diagonal().sum()), float(gy.diagonal().sum())
+    if not debiased:
+        return inner, self_x, self_y, sum_k, sum_l, 0.0, 0.0, 0.0
+    k, l = x.centred().square().sum(1), y.centred().square().sum(1)
+    return inner, self_x, self_y, sum_k, sum_l, float(k @ l), float(k @ k), float(l @ l)
 
 
 def check_debiased(debiased: Any, n: int | None = None) -> None:
@@ -88,23 +133,10 @@ def linear_cka(x: Any, y: Any, debiased: bool = False, *, dtype: Any = "float64"
     :param debiased: use the unbiased HSIC estimator (Song et al. 2012); needs n >= 4.
     :param dtype: "float64" (default) or "float32".
     """
-    tx, ty = as_pair(x, y, dtype, scale=True)  # powers of two: exact, and no overflow or underflow below
+    tx, ty = check_matrices([x, y], ["x", "y"], dtype)  # powers of two: exact, no overflow or underflow below
     n = tx.shape[0]
     check_debiased(debiased, n)
-    xc, yc = tx - tx.mean(0), ty - ty.mean(0)
-    k, l = xc.square().sum(1), yc.square().sum(1)
-    return cka_from_moments(
-        gram_inner(xc, yc),
-        gram_inner(xc, xc),
-        gram_inner(yc, yc),
-        float(k.sum()),
-        float(l.sum()),
-        float(k @ l),
-        float(k @ k),
-        float(l @ l),
-        n,
-        debiased,
-    )
+    return cka_from_moments(*moments(tx, ty, debiased), n, debiased)
 
 
 class MinibatchCKA:

@@ -1,9 +1,12 @@
-"""A K x K similarity matrix that factors each representation once.
+"""K x K similarity matrices that factor each representation once and form each pair's product once.
 
-For CCA, SVCCA and PWCCA each representation is centred and whitened once (one covariance and
-one symmetric eigendecomposition, `etude.similarity.whitening`), and each unordered pair then
-costs one product Z_hat_i^T Z_hat_j and one SVD; PWCCA's two directions (weights from i, weights
-from j) share that SVD. For CKA each representation is centred once and its ||K||_F cached.
+Each representation is checked, scaled and summarized in one pass and its centred Gram matrix
+X_c^T X_c formed once (one BLAS syrk, `etude.similarity.gram`). For CCA, SVCCA and PWCCA it is
+then whitened once (one Cholesky or symmetric eigendecomposition, `etude.similarity.whitening`),
+and each unordered pair costs one cross-product X_i^T X_j, two small products and one SVD;
+PWCCA's two directions (weights from i, weights from j) share that SVD. CKA reads ||X_c^T X_c||_F
+from the same Gram and <K_i, K_j> from the same cross-product, so asking for several metrics at
+once (``metric=("cca", "pwcca", "cka")``) does the n-sized work once for all of them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 import torch
 
 from etude.errors import BadInputError
-from etude.similarity._validation import as_scaled_matrix, warn_constant, warn_small_sample
+from etude.similarity._validation import check_matrices, warn_constant, warn_small_sample
 from etude.similarity.cca import (
     check_epsilon,
     check_keep,
@@ -26,17 +29,28 @@ from etude.similarity.cca import (
     svd_directions,
     threshold_mean,
 )
-from etude.similarity.cka import check_debiased, cka_from_moments, gram_inner
-from etude.similarity.whitening import whiten
+from etude.similarity.cka import check_debiased, cka_from_moments, moments, wide
+from etude.similarity.gram import cross
+from etude.similarity.whitening import Whitened, whiten
 
 __all__ = ["METRICS", "pairwise"]
 
 METRICS = ("cca", "svcca", "pwcca", "cka")
 
 
+def _metrics(metric: Any) -> list[str]:
+    names = [metric] if isinstance(metric, str) else list(metric) if isinstance(metric, (tuple, list)) else [metric]
+    for name in names:
+        if name not in METRICS:
+            raise BadInputError(f"metric must be one of {METRICS} (or a list of them), got {name!r}")
+    if not names or len(set(names)) < len(names):
+        raise BadInputError(f"metric must name each of {METRICS} at most once, got {metric!r}")
+    return names
+
+
 def pairwise(
     reps: Sequence[Any],
-    metric: str = "pwcca",
+    metric: str | Sequence[str] = "pwcca",
     *,
     epsilon: float = 0.0,
     threshold: float | None = None,
@@ -44,81 +58,71 @@ def pairwise(
     variant: str = "reference",
     debiased: bool = False,
     dtype: Any = "float64",
-) -> np.ndarray:
+) -> Any:
     """S[i, j] = metric(reps[i], reps[j]) for K representations of the same n datapoints.
 
     :param reps: K >= 1 arrays or tensors (n, p_k); widths may differ.
     :param metric: "cca" (`mean_cca`), "svcca", "pwcca" (weights from reps[i]; not symmetric) or "cka"
-        (`linear_cka`).
+        (`linear_cka`); or a list of them, which share every n-sized product.
     :param epsilon, threshold: as in `mean_cca` ("cca") and `pwcca` (epsilon).
     :param keep: as in `svcca`.
     :param variant: as in `pwcca`.
     :param debiased: as in `linear_cka`.
-    :returns: a float64 NumPy array (K, K).
+    :returns: a float64 NumPy array (K, K); for a list of metrics, {metric: array}.
     :warns SmallSampleWarning: for CCA-family metrics, when n < 5 p_k (SVCCA: 5 k) for some k.
     """
-    if metric not in METRICS:
-        raise BadInputError(f"metric must be one of {METRICS}, got {metric!r}")
+    names = _metrics(metric)
     if isinstance(reps, (np.ndarray, torch.Tensor)) or not isinstance(reps, Sequence) or len(reps) == 0:
         raise BadInputError(f"reps must be a non-empty list of (n, p) arrays, got {type(reps).__name__}")
-    device = next((r.device for r in reps if isinstance(r, torch.Tensor)), None)
-    mats = [as_scaled_matrix(r, f"reps[{i}]", dtype, device)[0] for i, r in enumerate(reps)]  # exact powers of two
-    n = mats[0].shape[0]
-    for i, m in enumerate(mats):
-        if m.shape[0] != n:
-            raise BadInputError(
-                f"every representation needs the same datapoints: reps[0] has shape "
-                f"{tuple(mats[0].shape)}, reps[{i}] has shape {tuple(m.shape)}"
-            )
-    k = len(mats)
-    out = np.zeros((k, k))
-    if metric == "cka":
+    labels = [f"reps[{i}]" for i in range(len(reps))]
+    mats = check_matrices(list(reps), labels, dtype, pairwise=True)  # exact powers of two, one pass each
+    n, k = mats[0].shape[0], len(mats)
+    if "cka" in names:
         check_debiased(debiased, n)
-        centred = [m - m.mean(0) for m in mats]
-        rows = [c.square().sum(1) for c in centred]
-        selfs = [gram_inner(c, c) for c in centred]
-        for i in range(k):
-            for j in range(i, k):
-                cross = selfs[i] if i == j else gram_inner(centred[i], centred[j])
-                ki, kj = rows[i], rows[j]
-                out[i, j] = out[j, i] = cka_from_moments(
-                    cross,
-                    selfs[i],
-                    selfs[j],
-                    float(ki.sum()),
-                    float(kj.sum()),
-                    float(ki @ kj),
-                    float(ki @ ki),
-                    float(kj @ kj),
-                    n,
-                    debiased,
-                    names=(f"reps[{i}]", f"reps[{j}]"),
-                )
-        return out
-    if metric == "svcca":
+    if "svcca" in names:
         keep = check_keep(keep)
-    if metric == "pwcca":
+    if "pwcca" in names:
         check_variant(variant)
     threshold = check_threshold(threshold)
     epsilon = check_epsilon(epsilon)
-    factors = [whiten(m, epsilon if metric != "svcca" else 0.0, eigenbasis=metric != "cca") for m in mats]
-    dims = [svd_directions(f, keep) if metric == "svcca" else None for f in factors]
-    for i, (m, dim) in enumerate(zip(mats, dims)):
-        warn_small_sample(
-            f"reps[{i}]" + (" (after SVD reduction)" if dim is not None else ""),
-            n,
-            dim if dim is not None else m.shape[1],
-        )
-    for i, f in enumerate(factors):
-        if f.rank == 0:
-            warn_constant(f"reps[{i}]")
-    for f in factors:
-        f.basis()  # Z_hat once per representation; pairs then cost one n x r_i x r_j product
+    factors: dict[str, list[Whitened]] = {}
+    shared: dict[tuple[float, bool], list[Whitened]] = {}
+    for name in sorted((m for m in names if m != "cka"), key=lambda m: m == "cca"):  # eigenbases first
+        ridge = epsilon if name != "svcca" else 0.0
+        found = shared.get((ridge, True)) if name == "cca" else None
+        if found is None:
+            found = shared.setdefault(
+                (ridge, name != "cca"), [whiten(m, ridge, eigenbasis=name != "cca") for m in mats]
+            )
+        factors[name] = found
+    dims = {name: [svd_directions(f, keep) if name == "svcca" else None for f in fs] for name, fs in factors.items()}
+    for name in (m for m in names if m != "cka"):
+        for i, (m, dim) in enumerate(zip(mats, dims[name])):
+            warn_small_sample(
+                labels[i] + (" (after SVD reduction)" if dim is not None else ""),
+                n,
+                dim if dim is not None else m.shape[1],
+            )
+        for i, f in enumerate(factors[name]):
+            if f.rank == 0:
+                warn_constant(labels[i])
+    out = {name: np.zeros((k, k)) for name in names}
     for i in range(k):
         for j in range(i, k):
-            if metric == "pwcca":
-                out[i, j], out[j, i] = pwcca_pair(factors[i], factors[j], variant)
-            else:
-                rho = correlations(factors[i], factors[j], dims[i], dims[j])
-                out[i, j] = out[j, i] = threshold_mean(rho, threshold if metric == "cca" else None)
-    return out
+            a, b = mats[i], mats[j]
+            needs_product = bool(factors) or ("cka" in names and not wide(a, b))
+            product = cross(a, b) if needs_product else None
+            for name in names:
+                s = out[name]
+                if name == "cka":
+                    value = cka_from_moments(
+                        *moments(a, b, debiased, product), n, debiased, names=(labels[i], labels[j])
+                    )
+                    s[i, j] = s[j, i] = value
+                elif name == "pwcca":
+                    s[i, j], s[j, i] = pwcca_pair(factors[name][i], factors[name][j], variant, product)
+                else:
+                    fi, fj = factors[name][i], factors[name][j]
+                    rho = correlations(fi, fj, dims[name][i], dims[name][j], product)
+                    s[i, j] = s[j, i] = threshold_mean(rho, threshold if name == "cca" else None)
+    return out[names[0]] if isinstance(metric, str) else out

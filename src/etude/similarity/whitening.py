@@ -19,6 +19,9 @@ lambda_i -> lambda_i + epsilon m.
 Two routes give the orthonormal basis Z_hat (n, r) of the centred data's column space
 (Z_hat^T Z_hat = I when epsilon = 0):
 - "cov": Z_hat = X_c T with T = V (lambda + epsilon m)^{-1/2} / sqrt(n - 1); fast for n >> p.
+  Sigma_xx comes from `etude.similarity.gram` (one BLAS syrk, centring folded in where exact
+  enough), the neuron variances from its diagonal; Z_hat itself is formed only on request,
+  comparisons use X_c^T Y_c.
   When the caller needs no eigenbasis (CCA's correlations need any whitening, SVCCA and PWCCA
   need V and lambda), epsilon = 0 and Sigma_xx is well conditioned, T = L^{-T} / sqrt(n - 1)
   from the Cholesky factor Sigma_xx = L L^T instead: a fraction of the eigendecomposition's
@@ -37,6 +40,9 @@ from dataclasses import dataclass
 import torch
 
 from etude.errors import BadInputError
+from etude.similarity._validation import Checked, check_matrix
+from etude.similarity.gram import cross, gram
+from etude.similarity.lapack import eigh
 
 __all__ = ["METHODS", "Whitened", "whiten"]
 
@@ -49,7 +55,7 @@ RANK_FACTOR = 10.0
 class Whitened:
     """One centred, whitened representation.
 
-    :ivar centred: X_c, the kept neurons with column means removed, (n, p_kept).
+    :ivar source: the checked representation (data, means, dead neurons, cached Gram).
     :ivar kept: indices of the kept neurons among the p inputs (long, ascending).
     :ivar transform: T (p_kept, r) with Z_hat = X_c T.
     :ivar eigvals: covariance eigenvalues lambda of the kept directions, (r,) descending
@@ -59,7 +65,7 @@ class Whitened:
     :ivar scale: m = max|Sigma_xx|, the scale epsilon is relative to.
     """
 
-    centred: torch.Tensor
+    source: Checked
     kept: torch.Tensor
     transform: torch.Tensor
     eigvals: torch.Tensor | None
@@ -75,6 +81,19 @@ class Whitened:
     def rank(self) -> int:
         """r, the number of directions kept."""
         return self.transform.shape[1]
+
+    @property
+    def centred(self) -> torch.Tensor:
+        """X_c, the kept neurons with column means removed, (n, p_kept) (formed on first use)."""
+        xc = self.source.centred()
+        return xc if len(self.kept) == self.p else xc[:, self.kept]
+
+    def cross(self, other: Whitened, product: torch.Tensor | None = None) -> torch.Tensor:
+        """X_c^T Y_c over both sides' kept neurons (p_kept, q_kept); ``product`` is the full one if known."""
+        full = cross(self.source, other.source) if product is None else product
+        if len(self.kept) < self.p:
+            full = full[self.kept]
+        return full if len(other.kept) == other.p else full[:, other.kept]
 
     @property
     def has_basis(self) -> bool:
@@ -94,11 +113,10 @@ class Whitened:
         return out
 
 
-def _kept_neurons(x: torch.Tensor, epsilon: float) -> tuple[torch.Tensor, float]:
+def _kept_neurons(x: Checked, var: torch.Tensor, epsilon: float) -> tuple[torch.Tensor, float]:
     """Indices of neurons that vary (and whose variance / m >= epsilon), and m = max variance."""
-    alive = x.amax(0) > x.amin(0)  # a dead neuron has one value on every datapoint
-    var = x.var(0) if x.shape[0] > 1 else torch.zeros_like(x[0])
-    scale = float(var.max()) if bool(alive.any()) else 0.0
+    alive = x.alive
+    scale = float(var[alive].max()) if bool(alive.any()) else 0.0
     if epsilon > 0 and scale > 0:
         alive = alive & (var >= epsilon * scale)
     return torch.nonzero(alive).flatten(), scale
@@ -117,10 +135,10 @@ def _cholesky_transform(cov: torch.Tensor, n: int) -> torch.Tensor | None:
     return inv.T / (n - 1) ** 0.5
 
 
-def whiten(x: torch.Tensor, epsilon: float = 0.0, method: str = "cov", eigenbasis: bool = True) -> Whitened:
+def whiten(x: torch.Tensor | Checked, epsilon: float = 0.0, method: str = "cov", eigenbasis: bool = True) -> Whitened:
     """Centre and whiten x (n, p) once; see the module docstring for the two routes.
 
-    :param x: a checked float tensor (n, p).
+    :param x: a checked representation (`etude.similarity._validation.check_matrix`) or a float tensor (n, p).
     :param epsilon: relative ridge added to the covariance (google/svcca's epsilon); cov route only.
     :param method: "cov" or "qr".
     :param eigenbasis: the caller needs V and lambda (SVCCA, PWCCA); False lets the cov route use
@@ -132,32 +150,39 @@ def whiten(x: torch.Tensor, epsilon: float = 0.0, method: str = "cov", eigenbasi
         raise BadInputError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
     if epsilon > 0 and method != "cov":
         raise BadInputError(f"epsilon > 0 needs method='cov' (the QR route has no ridge), got method={method!r}")
-    n, p = x.shape
-    kept, scale = _kept_neurons(x, epsilon)
-    xc = x[:, kept] - x[:, kept].mean(0) if len(kept) < p else x - x.mean(0)
-    empty = x.new_zeros((len(kept), 0))
-    if len(kept) == 0:
-        return Whitened(xc, kept, empty, x.new_zeros(0), empty, n, p, float(epsilon), scale, method)
-    eps = torch.finfo(x.dtype).eps
+    src = x if isinstance(x, Checked) else check_matrix(x, "x", x.dtype, x.device, min_rows=1, exponent=0)
+    n, p = src.shape
     if method == "cov":
-        cov = xc.T @ xc / (n - 1)
+        g = gram(src)
+        var = g.diagonal() / max(n - 1, 1)
+    else:
+        var = src.centred().square().sum(0) / max(n - 1, 1)
+    kept, scale = _kept_neurons(src, var, epsilon)
+    data = src.data
+    empty = data.new_zeros((len(kept), 0))
+    if len(kept) == 0:
+        return Whitened(src, kept, empty, data.new_zeros(0), empty, n, p, float(epsilon), scale, method)
+    eps = torch.finfo(data.dtype).eps
+    if method == "cov":
+        cov = (g if len(kept) == p else g[kept][:, kept]) / (n - 1)
         if not eigenbasis and epsilon == 0:
             transform = _cholesky_transform(cov, n)
             if transform is not None:
-                return Whitened(xc, kept, transform, None, None, n, p, 0.0, scale, method)
-        lam, vec = torch.linalg.eigh(cov)  # ascending
+                return Whitened(src, kept, transform, None, None, n, p, 0.0, scale, method)
+        lam, vec = eigh(cov)  # ascending
         lam, vec = lam.flip(0), vec.flip(1)
-        keep = lam > RANK_FACTOR * xc.shape[1] * eps * lam[0].clamp_min(0)
+        keep = lam > RANK_FACTOR * len(kept) * eps * lam[0].clamp_min(0)
         lam, vec = lam[keep], vec[:, keep]
         transform = vec * ((lam + epsilon * scale) * (n - 1)).rsqrt()
-        return Whitened(xc, kept, transform, lam, vec, n, p, float(epsilon), scale, method)
+        return Whitened(src, kept, transform, lam, vec, n, p, float(epsilon), scale, method)
+    xc = src.centred() if len(kept) == p else src.centred()[:, kept]
     q, r = torch.linalg.qr(xc)
     diag = r.diagonal().abs()
     if xc.shape[1] < n and bool(diag.min() > RANK_FACTOR * max(n, p) * eps * diag.max()):
         eye = torch.eye(r.shape[0], dtype=r.dtype, device=r.device)
         transform = torch.linalg.solve_triangular(r, eye, upper=True)
-        return Whitened(xc, kept, transform, None, None, n, p, 0.0, scale, method, _basis=q)
+        return Whitened(src, kept, transform, None, None, n, p, 0.0, scale, method, _basis=q)
     u, s, wt = torch.linalg.svd(xc, full_matrices=False)
     keep = s > RANK_FACTOR * max(n, p) * eps * s[0]
     u, s, w = u[:, keep], s[keep], wt[keep].T
-    return Whitened(xc, kept, w / s, s.square() / (n - 1), None, n, p, 0.0, scale, method, _basis=u)
+    return Whitened(src, kept, w / s, s.square() / (n - 1), None, n, p, 0.0, scale, method, _basis=u)
