@@ -165,7 +165,7 @@ def _train(args: argparse.Namespace) -> int:
         max_len=args.max_tokens,
         dropout=args.dropout,
         relative=not args.absolute,
-        absolute=args.absolute,
+        absolute=True,
     )
     model = TransformerAutoencoder(cfg, args.conditioning, args.combine, pool=not args.unpooled)
     out = Path(args.out)
@@ -365,7 +365,7 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
         "--combine", choices=("sum", "concat", "tile"), default="sum", help="melody+performance combination"
     )
     tr.add_argument("--unpooled", action="store_true", help="no mean pooling (the copying baseline)")
-    tr.add_argument("--absolute", action="store_true", help="absolute positions instead of relative attention")
+    tr.add_argument("--absolute", action="store_true", help="absolute positions only (no relative attention)")
     tr.add_argument(
         "--midi-dir",
         metavar="DIR",

@@ -54,16 +54,17 @@ if TYPE_CHECKING:
 
 __all__ = ["TransformerAePreset", "TransformerAeStudy"]
 
-# model name -> (conditioning, combine, pool, relative, absolute)
+# model name -> (conditioning, combine, pool, relative, absolute); every model adds sinusoidal positions
+# (tensor2tensor's timing signal, kept beside relative attention by magenta's Music Transformer hparams)
 MODELS = {
-    "unconditional": ("none", "sum", True, True, False),
+    "unconditional": ("none", "sum", True, True, True),
     "absolute": ("none", "sum", True, False, True),
-    "performance": ("performance", "sum", True, True, False),
-    "unpooled": ("performance", "sum", False, True, False),
-    "melody": ("melody", "sum", True, True, False),
-    "melody+perf sum": ("melody+performance", "sum", True, True, False),
-    "melody+perf concat": ("melody+performance", "concat", True, True, False),
-    "melody+perf tile": ("melody+performance", "tile", True, True, False),
+    "performance": ("performance", "sum", True, True, True),
+    "unpooled": ("performance", "sum", False, True, True),
+    "melody": ("melody", "sum", True, True, True),
+    "melody+perf sum": ("melody+performance", "sum", True, True, True),
+    "melody+perf concat": ("melody+performance", "concat", True, True, True),
+    "melody+perf tile": ("melody+performance", "tile", True, True, True),
 }
 
 
