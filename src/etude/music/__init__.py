@@ -34,6 +34,8 @@ from etude.music.corpus import (
     split_of,
 )
 from etude.music.events import PerformanceEncoding, bin_to_velocity, velocity_to_bin
+from etude.music.folder import FolderCrops, midi_dir_crops
+from etude.music.likeness import music_figures
 from etude.music.melody import MelodyEncoding, skyline
 from etude.music.metrics import (
     FEATURES,
@@ -56,6 +58,7 @@ __all__ = [
     "CacheRebuiltWarning",
     "Corpus",
     "FEATURES",
+    "FolderCrops",
     "MelodyEncoding",
     "Note",
     "Performance",
@@ -70,6 +73,8 @@ __all__ = [
     "gaussian_overlap",
     "load_corpus",
     "load_scores",
+    "midi_dir_crops",
+    "music_figures",
     "oa_similarity",
     "parse_score",
     "pitch_class_entropy",

@@ -113,6 +113,20 @@ class TransformerAutoencoder(nn.Module):
         keep = torch.ones_like(h[..., 0]) if padding is None else (~padding).to(h)
         return (h * keep[..., None]).sum(1) / keep.sum(1, keepdim=True).clamp_min(1.0)
 
+    def style_of_long(self, performance: Tensor) -> Tensor:
+        """The style of a performance of any length ``[1, T]``: ``[1, D]``.
+
+        The ids are cut into consecutive windows of ``max_len`` and every window is encoded on its
+        own; ``s`` is the mean of the encoder outputs over all ``T`` steps, i.e. the windows' pooled
+        styles weighted by their lengths. One window (``T <= max_len``) gives ``style`` exactly.
+        """
+        if performance.dim() != 2 or performance.shape[0] != 1 or performance.shape[1] < 1:
+            raise BadInputError(f"style_of_long takes one performance [1, T], got {tuple(performance.shape)}")
+        windows = performance[0].split(self.cfg.max_len)
+        total = sum(w.numel() * self.style(w[None]) for w in windows)
+        assert isinstance(total, Tensor)  # at least one window
+        return total / performance.shape[1]
+
     def memory(
         self,
         performance: Tensor | None = None,
