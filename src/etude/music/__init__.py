@@ -19,7 +19,6 @@ A user's folder of MIDI files: ``tokenize_midi_dir`` (read once into memory-mapp
 ``$ETUDE_CACHE``) and ``StreamCrops`` (training crops sliced out of them on demand).
 """
 
-from etude.music.cache import cache_dir
 from etude.music.corpus import (
     COLLECTIONS,
     CacheRebuiltWarning,
@@ -52,6 +51,7 @@ from etude.music.performance import Note, Performance
 from etude.music.plots import plot_piano_roll
 from etude.music.styles import Style, augment, render, sample_style
 from etude.music.tokens import SkippedFilesWarning, TokenCache, midi_files, tokenize_midi_dir
+from etude.runtime.cache import cache_dir
 
 __all__ = [
     "COLLECTIONS",

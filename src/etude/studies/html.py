@@ -15,7 +15,7 @@ import mimetypes
 from pathlib import Path
 
 from etude.runtime.files import write_atomic
-from etude.studies.protocol import VERDICTS, Result, midi_preview_names
+from etude.studies.protocol import VERDICTS, Result, preview_names
 from etude.studies.report import (
     artifact_file,
     check_run_dir,
@@ -104,7 +104,7 @@ def _artifact_html(run_dir: Path, study: str, name: str) -> str:
         )
     if suffix in (".mid", ".midi"):
         tags = []
-        wav_name, png_name = midi_preview_names(name)
+        wav_name, png_name = preview_names(name)
         for preview, kind in ((wav_name, "audio/wav"), (png_name, "image/png")):
             found, _ = artifact_file(run_dir, study, preview)
             if found is None or found.stat().st_size > EMBED_LIMIT_BYTES:
