@@ -9,9 +9,8 @@ import torch
 
 from etude.music import Performance, PerformanceEncoding, TransformerAutoencoder, TransformerConfig, make_crops
 from etude.music.criteria import LIKENESS_RATIOS, music_like_rule
-from etude.music.experiments import held_out_figures
 from etude.music.generate import generate
-from etude.music.likeness import inter_onset_intervals, music_figures, orphan_note_offs
+from etude.music.likeness import figures_of_ids, inter_onset_intervals, music_figures, orphan_note_offs
 
 ENC = PerformanceEncoding()
 
@@ -40,7 +39,7 @@ def test_orphan_note_offs_follow_the_decoder():
 
 @pytest.fixture(scope="module")
 def held(bach):
-    return held_out_figures(make_crops(bach.pieces, seconds=2.5, max_tokens=64, per_piece=6, seed=1))
+    return figures_of_ids(make_crops(bach.pieces, seconds=2.5, max_tokens=64, per_piece=6, seed=1).performance)
 
 
 def test_data_against_itself_holds(held):

@@ -35,7 +35,8 @@ def test_generate_with_style_melody_and_interpolation(trained, bach, tmp_path, c
     assert main(["music", "generate", "--checkpoint", model, "--interpolate", str(a), str(b), "--alpha", "0.3",
                  "--melody", str(b), "-o", str(tmp_path / "y.mid"), "--length", "12", "--seed", "1"]) == 0
     assert isinstance(Performance.from_midi(tmp_path / "y.mid"), Performance)
-    assert "wrote" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "wrote" in out and "texture: polyphony" in out and "(data " in out  # beside the held-out crops' figures
 
 
 def test_generate_errors_are_one_line(trained, tmp_path, capsys):

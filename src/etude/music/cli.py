@@ -249,6 +249,11 @@ def _train_into(args: argparse.Namespace, out: Path, settings: dict) -> int:
         checkpoint=out / "training.pt",
         resume=args.resume,
     )
+    if held is not None:  # the texture generations are compared with (etude music generate prints both)
+        from etude.music.likeness import figures_of_ids
+
+        rows = held.performance if hasattr(held, "performance") else held.select(list(range(len(held)))).performance
+        extra["data_figures"] = figures_of_ids(rows)
     save_model(out / "model.pt", model, **extra)
     message = f"wrote {out / 'model.pt'}"
     if held is not None:
@@ -402,12 +407,34 @@ def _generate(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     out = Path(args.output)
-    for i in range(args.batch):
+    decoded = [enc.decode(tokens[i, 1:]) for i in range(args.batch)]
+    for i, sample in enumerate(decoded):
         path = out if args.batch == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
-        decoded = enc.decode(tokens[i, 1:])
-        decoded.to_midi(path)
-        print(f"wrote {len(decoded)} notes ({decoded.duration:.2f} s) to {path}")
+        sample.to_midi(path)
+        print(f"wrote {len(sample)} notes ({sample.duration:.2f} s) to {path}")
+    _print_texture(args.checkpoint, decoded, [tokens[i, 1:].numpy() for i in range(args.batch)])
     return 0
+
+
+def _print_texture(checkpoint: str, decoded: list, ids: list) -> None:
+    """The music-likeness figures of the generation, beside the held-out data's when ``train`` recorded them."""
+    from etude.music.criteria import music_like_rule
+    from etude.music.likeness import music_figures
+    from etude.runtime import load_checkpoint
+
+    figures = music_figures(decoded, ids)
+    data = load_checkpoint(checkpoint).get("data_figures")
+    names = ("polyphony", "note_seconds", "ioi_seconds", "pitch_range", "held_to_end", "orphan_note_offs")
+    parts = [
+        f"{name} {figures[name]:.3g}" + ("" if data is None else f" (data {data[name]:.3g})")
+        for name in names
+    ]  # fmt: skip
+    line = "texture: " + ", ".join(parts)
+    if data is not None:
+        rule = music_like_rule(figures, data)
+        off = [k for k, c in rule["checks"].items() if not c["ok"]]
+        line += "; like the data" if rule["holds"] else "; unlike the data in " + ", ".join(off)
+    print(line)
 
 
 def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.ArgumentParser]) -> None:

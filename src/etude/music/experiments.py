@@ -42,7 +42,7 @@ from etude.music.generations import (
     style_transfer,
     training_pitch_range,
 )
-from etude.music.likeness import music_figures
+from etude.music.likeness import figures_of_ids, music_figures
 from etude.music.metrics import pitch_range_fraction
 from etude.music.training import Crops, fit, make_crops, nll_per_crop
 from etude.music.transformer import TransformerConfig
@@ -56,7 +56,6 @@ __all__ = [
     "decide_generation_claims",
     "decide_nll_claims",
     "decide_transfer",
-    "held_out_figures",
     "load_data",
     "nll_metrics",
     "plot_curves",
@@ -217,13 +216,6 @@ def decide_nll_claims(
     return out
 
 
-def held_out_figures(data: Crops) -> dict:
-    """``music_figures`` of held-out crops, read through the decoder as generations are."""
-    enc = PerformanceEncoding()
-    rows = [row[row != enc.PAD].cpu().numpy() for row in data.performance]
-    return music_figures([enc.decode(r) for r in rows], rows)
-
-
 def decide_generation_claims(
     claims: dict[str, Claim], metrics: dict, trained: Trained, data: Data, preset: Any, seed: int, out_dir: Path,
     device: Any, enough: bool,
@@ -286,7 +278,7 @@ def decide_generation_claims(
         conclusive=enough and conclusive,
     )
 
-    figures = {"held_out": held_out_figures(data.eval)}
+    figures = {"held_out": figures_of_ids(data.eval.performance)}  # decoded as the generations are
     for name in ("performance", "unconditional"):
         figures[name] = music_figures(oa["generated"][name], oa["ids"][name])
     figures["style_direction"] = music_figures(sd["generated"], sd["ids"])

@@ -23,6 +23,7 @@ ids decoded), so window cuts count alike on both sides.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,14 @@ from etude.music.events import PerformanceEncoding
 from etude.music.metrics import polyphony
 from etude.music.performance import Performance
 
-__all__ = ["CHORD_SECONDS", "VELOCITY_BINS", "inter_onset_intervals", "music_figures", "orphan_note_offs"]
+__all__ = [
+    "CHORD_SECONDS",
+    "VELOCITY_BINS",
+    "figures_of_ids",
+    "inter_onset_intervals",
+    "music_figures",
+    "orphan_note_offs",
+]
 
 VELOCITY_BINS = 8
 """Equal-width velocity bins over 1..127 of ``velocity_histogram``."""
@@ -98,3 +106,11 @@ def music_figures(performances: Sequence[Performance], ids: Sequence[np.ndarray]
         "held_to_end": held / notes if played else nan,
         "orphan_note_offs": orphans / offs if offs else (0.0 if ids is not None else nan),
     }
+
+
+def figures_of_ids(rows: Any) -> dict:
+    """``music_figures`` of id rows ``[N, L]`` (PAD-padded; a torch tensor or a NumPy array), decoded as generations are."""
+    enc = PerformanceEncoding()
+    array = rows.cpu().numpy() if hasattr(rows, "cpu") else np.asarray(rows)
+    kept = [row[row != enc.PAD] for row in array]
+    return music_figures([enc.decode(r) for r in kept], kept)
