@@ -1,8 +1,10 @@
 """Study `transformer_ae`: Choi et al., "Encoding Musical Style with Transformer Autoencoders", ICML 2020.
 
-Wiring only: presets, models of `etude.music.autoencoder` trained by `etude.music.training`,
-sampled by `etude.music.generate`, and the claims of Secs. 5.1-5.3 measured on held-out Bach
-chorales (split by piece) played in sampled styles.
+Presets, claims and a `run` that names its steps: the steps (data, training, and the measurements
+that decide each claim) live in `etude.music.experiments`, the generation experiments in
+`etude.music.generations`, and the decision rules, as pure functions, in `etude.music.criteria`.
+The claims of Secs. 5.1-5.3 are measured on held-out Bach chorales (split by piece) played in
+sampled styles.
 """
 
 from __future__ import annotations
