@@ -84,3 +84,11 @@ def test_a_silent_generation_fails(held):
     rule = music_like_rule(music_figures([Performance()], [np.array([ENC.EOS])]), held)
     assert not rule["holds"] and not rule["conclusive"]
     assert set(LIKENESS_RATIOS) <= set(rule["checks"])
+
+
+def test_orphan_note_offs_are_judged_against_the_data_share(held):
+    # windows cut from a token stream start mid-note: their own orphan share is the baseline
+    streamed = {**held, "orphan_note_offs": 0.1}
+    assert music_like_rule({**held, "orphan_note_offs": 0.19}, streamed)["checks"]["orphan_note_offs"]["ok"]
+    assert not music_like_rule({**held, "orphan_note_offs": 0.21}, streamed)["checks"]["orphan_note_offs"]["ok"]
+    assert not music_like_rule({**held, "orphan_note_offs": 0.11}, held)["checks"]["orphan_note_offs"]["ok"]

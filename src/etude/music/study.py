@@ -251,7 +251,7 @@ class TransformerAeStudy(Study):
                 f"{LIKENESS_RATIOS['polyphony']:g} of the data's, mean pitch span within a factor "
                 f"{LIKENESS_RATIOS['pitch_range']:g}, velocity histograms (8 bins) at total-variation distance "
                 f"<= {VELOCITY_DISTANCE}, share of notes held to the end <= {HELD_TO_END[0]:g} x data's + "
-                f"{HELD_TO_END[1]}, share of note-offs closing no note <= {ORPHAN_NOTE_OFFS}; fewer than 50 notes "
+                f"{HELD_TO_END[1]}, share of note-offs closing no note <= data's + {ORPHAN_NOTE_OFFS}; fewer than 50 notes "
                 "on either side is inconclusive (ratios fixed in etude.music.criteria before any run)",
             ),
         ]
