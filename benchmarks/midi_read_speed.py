@@ -94,7 +94,7 @@ def main() -> None:
     import numpy as np
 
     from etude.music import read_midi
-    from etude.music.cache import cache_dir
+    from etude.runtime.cache import cache_dir
 
     try:
         import torch

@@ -13,10 +13,12 @@ from etude.errors import BadInputError
 __all__ = [
     "difference_interval",
     "independent_difference",
+    "interval_text",
     "mean_half_width",
     "mean_interval",
     "mean_se",
     "paired_difference",
+    "paired_t_interval",
     "permutation_pvalue",
 ]
 
@@ -108,3 +110,21 @@ def permutation_pvalue(
     rng = np.random.default_rng(seed)
     above = sum(float(statistic(rng.permutation(lab))) >= observed - 1e-12 for _ in range(permutations))
     return observed, (1 + above) / (1 + permutations)
+
+
+def paired_t_interval(diff: object) -> dict:
+    """Mean of paired differences (NaNs dropped) and its 95% t interval (`mean_interval`), as a dict.
+
+    Returns ``{"mean", "low", "high", "n"}``; the bounds are NaN for n < 2.
+    """
+    d = np.asarray(diff, dtype=np.float64).reshape(-1)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    mean, low, high = mean_interval(d)
+    return {"mean": mean, "low": low, "high": high, "n": int(d.size)}
+
+
+def interval_text(d: dict) -> str:
+    """``mean [low, high]`` of a ``paired_t_interval`` with signs and 3 decimals."""
+    return f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"

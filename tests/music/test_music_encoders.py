@@ -8,6 +8,7 @@ import torch
 from etude.errors import CheckpointError
 from etude.music import TransformerAutoencoder, TransformerConfig, load_model, save_model
 from etude.music.attention import sinusoids
+from etude.music.autoencoder import LAYOUT
 from etude.runtime import load_checkpoint, save_checkpoint
 
 
@@ -113,7 +114,7 @@ def test_resuming_from_an_old_layout_training_checkpoint_is_refused(tmp_path):
     data = Crops(torch.randint(2, 390, (8, 11)), torch.randint(4, 92, (8, 12)))
     fit(model, data, steps=2, batch_size=4, lr=1e-3, seed=0, checkpoint=tmp_path / "c.pt", show_progress=False)
     state = load_checkpoint(tmp_path / "c.pt")
-    assert state["config"]["layout"] == 2  # the runtime loop's checkpoint keeps fit's whole configuration
+    assert state["config"]["layout"] == LAYOUT  # the runtime loop's checkpoint keeps fit's whole configuration
     del state["config"]["layout"]
     save_checkpoint(tmp_path / "c.pt", state)
     with pytest.raises(CheckpointError, match="layout"):

@@ -21,25 +21,16 @@ from etude.music.criteria import (
     direction_rule,
     interval_rule,
     nll_gain,
-    paired_interval,
     range_rule,
     style_nll_rule,
 )
-from etude.music.experiments import equal_span, training_pitch_range
+from etude.music.experiments import decide_nll_claims
+from etude.music.generations import equal_span, training_pitch_range
 from etude.music.generate import generate
 from etude.music.metrics import mean_velocity, note_density, pitch_range_fraction
 from etude.music.study import TransformerAeStudy
 from etude.music.training import Crops, make_crops, nll, nll_per_crop
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_paired_interval_is_scipys_t_interval(seed):
-    d = np.random.default_rng(seed).normal(0.3, 1.0, 17)
-    ci = paired_interval(np.append(d, np.nan))  # NaN pairs are dropped
-    ref = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
-    assert ci["n"] == 17 and ci["mean"] == pytest.approx(d.mean())
-    assert (ci["low"], ci["high"]) == pytest.approx((ref.low, ref.high), rel=1e-10)
-    assert np.isnan(paired_interval([1.0])["low"])
+from etude.statistics import paired_t_interval as paired_interval
 
 
 def test_interval_rule_on_noise_constants_and_too_few_pairs():
@@ -167,13 +158,15 @@ def test_quick_leaves_copying_undecided_and_long_decides_it():
     verdicts = {}
     for preset in ("quick", "long"):
         claims = {c.id: c for c in study.claims()}
-        study._nll_claims(claims, per_crop, study.presets[preset], enough=True)
+        decide_nll_claims(claims, per_crop, study.presets[preset], enough=True)
         verdicts[preset] = claims["unpooled_copies"].verdict
     assert verdicts == {"quick": "inconclusive", "long": "holds"}
     per_crop["unpooled"] = per_crop["performance"]  # a model that does not copy fails in long
     claims = {c.id: c for c in study.claims()}
-    study._nll_claims(claims, per_crop, study.presets["long"], enough=True)
+    decide_nll_claims(claims, per_crop, study.presets["long"], enough=True)
     assert claims["unpooled_copies"].verdict == "fails"
     assert claims["style_lowers_nll"].verdict == "inconclusive"  # one seed
     long = study.presets["long"]
-    assert long.seeds == 2 and long.samples >= MIN_PAIRS and set(long.seed_models) == {"unconditional", "performance"}
+    # every model an NLL claim compares gets two seeds (empty seed_models: all); 64 direction scores, 16 pairs
+    assert long.seeds == 2 and long.samples >= MIN_PAIRS and long.seed_models == ()
+    assert long.direction_scores >= 64 and long.transfer_pairs >= MIN_PAIRS and long.pieces == 0

@@ -73,7 +73,7 @@ def test_bad_outputs_and_sizes_are_one_line(files, capsys, argv: list[str]) -> N
 
 
 def test_a_cache_entry_that_is_a_folder(tmp_path, capsys, monkeypatch) -> None:
-    from etude.music.cache import check_entry, save_arrays
+    from etude.runtime.cache import check_entry, save_arrays
 
     (tmp_path / "entry.npz").mkdir()
     with pytest.raises(BadInputError, match="is a folder, not a file"):

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from etude.errors import BadInputError, MissingDependencyError
-from etude.music.cache import CacheMismatch, cache_dir, check_entry, load_arrays, save_arrays
+from etude.runtime.cache import CacheMismatch, cache_dir, check_entry, load_arrays, save_arrays
 from etude.runtime.files import write_atomic
 from etude.validation import check_int
 

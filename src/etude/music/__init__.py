@@ -19,7 +19,6 @@ A user's folder of MIDI files: ``tokenize_midi_dir`` (read once into memory-mapp
 ``$ETUDE_CACHE``) and ``StreamCrops`` (training crops sliced out of them on demand).
 """
 
-from etude.music.cache import cache_dir
 from etude.music.corpus import (
     COLLECTIONS,
     CacheRebuiltWarning,
@@ -34,6 +33,8 @@ from etude.music.corpus import (
     split_of,
 )
 from etude.music.events import PerformanceEncoding, bin_to_velocity, velocity_to_bin
+from etude.music.folder import FolderCrops, midi_dir_crops
+from etude.music.likeness import music_figures
 from etude.music.melody import MelodyEncoding, skyline
 from etude.music.metrics import (
     FEATURES,
@@ -49,12 +50,14 @@ from etude.music.performance import Note, Performance, read_midi, write_midi
 from etude.music.plots import plot_piano_roll
 from etude.music.styles import Style, augment, render, sample_style
 from etude.music.tokens import SkippedFilesWarning, TokenCache, midi_files, tokenize_midi_dir
+from etude.runtime.cache import cache_dir
 
 __all__ = [
     "COLLECTIONS",
     "CacheRebuiltWarning",
     "Corpus",
     "FEATURES",
+    "FolderCrops",
     "MelodyEncoding",
     "Note",
     "Performance",
@@ -69,6 +72,8 @@ __all__ = [
     "gaussian_overlap",
     "load_corpus",
     "load_scores",
+    "midi_dir_crops",
+    "music_figures",
     "oa_similarity",
     "parse_score",
     "pitch_class_entropy",

@@ -15,10 +15,10 @@ Baselines (``conditioning``): 'none' (unconditional Music Transformer), 'melody'
 'performance' (style vector only) and ``pool=False`` (the decoder sees every encoder output,
 so the autoencoder can copy its input).
 
-Both encoders embed like the decoder (``embed_tokens``): relative attention gives them positions
-through the bidirectional relative term, and ``cfg.absolute`` adds sinusoidal positions, so the
-absolute baseline's encoders are not a bag of tokens and the unpooled memory carries positions.
-``LAYOUT`` numbers this architecture in checkpoints (2: encoder positions, concat separator).
+Both encoders embed like the decoder (``embed_tokens``: ``sqrt(D) E[x] + PE(t)`` with ``E`` drawn
+from ``N(0, D^-1/2)``, as tensor2tensor does), so tokens and sinusoidal positions have one scale and
+the memory's positions reach cross-attention, which has no relative term (the decoder's queries
+carry their own sinusoids). ``LAYOUT`` numbers this architecture in checkpoints.
 """
 
 from __future__ import annotations
@@ -27,14 +27,22 @@ import torch
 from torch import Tensor, nn
 
 from etude.errors import BadInputError
-from etude.music.transformer import EncoderLayer, MusicTransformer, TransformerConfig, check_tokens, embed_tokens
+from etude.music.transformer import (
+    EncoderLayer,
+    MusicTransformer,
+    TransformerConfig,
+    check_tokens,
+    embed_tokens,
+    token_embedding,
+)
 
 __all__ = ["COMBINES", "CONDITIONINGS", "LAYOUT", "PerformanceEncoder", "TransformerAutoencoder"]
 
 COMBINES = ("sum", "concat", "tile")
 CONDITIONINGS = ("none", "performance", "melody", "melody+performance")
-LAYOUT = 2
-"""Architecture version stored in checkpoints (1: encoders without absolute positions, concat ``[s; m]``)."""
+LAYOUT = 3
+"""Architecture version stored in checkpoints (1: encoders without absolute positions, concat ``[s; m]``;
+2: embeddings drawn from N(0, 1), sinusoids off by default; 3: N(0, D^-1/2) and sinusoids on)."""
 
 
 class PerformanceEncoder(nn.Module):
@@ -43,7 +51,7 @@ class PerformanceEncoder(nn.Module):
     def __init__(self, cfg: TransformerConfig, vocab_size: int, layers: int) -> None:
         super().__init__()
         self.cfg, self.vocab_size = cfg, vocab_size
-        self.embed = nn.Embedding(vocab_size, cfg.dim)
+        self.embed = token_embedding(vocab_size, cfg.dim)
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(layers))
         self.norm = nn.LayerNorm(cfg.dim)
 
@@ -104,6 +112,20 @@ class TransformerAutoencoder(nn.Module):
         h = self.performance_encoder(performance, padding)
         keep = torch.ones_like(h[..., 0]) if padding is None else (~padding).to(h)
         return (h * keep[..., None]).sum(1) / keep.sum(1, keepdim=True).clamp_min(1.0)
+
+    def style_of_long(self, performance: Tensor) -> Tensor:
+        """The style of a performance of any length ``[1, T]``: ``[1, D]``.
+
+        The ids are cut into consecutive windows of ``max_len`` and every window is encoded on its
+        own; ``s`` is the mean of the encoder outputs over all ``T`` steps, i.e. the windows' pooled
+        styles weighted by their lengths. One window (``T <= max_len``) gives ``style`` exactly.
+        """
+        if performance.dim() != 2 or performance.shape[0] != 1 or performance.shape[1] < 1:
+            raise BadInputError(f"style_of_long takes one performance [1, T], got {tuple(performance.shape)}")
+        windows = performance[0].split(self.cfg.max_len)
+        total = sum(w.numel() * self.style(w[None]) for w in windows)
+        assert isinstance(total, Tensor)  # at least one window
+        return total / performance.shape[1]
 
     def memory(
         self,

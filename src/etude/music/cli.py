@@ -27,36 +27,6 @@ from etude.errors import BadInputError
 from etude.runtime.files import check_output_file, ensure_dir, write_atomic
 
 
-def _read_ids(source: str) -> np.ndarray:
-    """Ids from a .npy file, a text file of integers (spaces, commas, newlines) or '-' (stdin)."""
-    if source == "-":
-        text = sys.stdin.read()
-    else:
-        path = Path(source)
-        if path.is_dir():
-            raise BadInputError(f"ids path {path} is a directory, expected a file of ids")
-        if not path.is_file():
-            raise BadInputError(f"ids file {path} does not exist")
-        if path.suffix == ".npy":
-            try:
-                return np.load(path, allow_pickle=False)
-            except Exception as error:
-                raise BadInputError(f"ids file {path} is not a readable .npy array ({type(error).__name__})") from error
-        try:
-            text = path.read_text()
-        except UnicodeDecodeError as error:
-            raise BadInputError(f"ids file {path} is not text of integers (or a .npy array)") from error
-    words = [w for w in re.split(r"[\s,]+", text.strip().strip("[]")) if w]
-    for i, word in enumerate(words):
-        if not re.fullmatch(r"[+-]?\d+", word):
-            raise BadInputError(f"ids: item {i} is {word[:20]!r}, expected an integer id")
-        if len(word.lstrip("+-")) > 19 or not -(2**63) <= int(word) < 2**63:
-            raise BadInputError(
-                f"ids: item {i} is {word[:20]}{'...' if len(word) > 20 else ''}, beyond int64 (ids are small integers)"
-            )
-    return np.array([int(w) for w in words], dtype=np.int64)
-
-
 def _encoding(args: argparse.Namespace):
     from etude.music.events import PerformanceEncoding
 
@@ -86,8 +56,10 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _decode(args: argparse.Namespace) -> int:
+    from etude.music.tokens import read_ids  # the music extra: imported when the verb runs
+
     check_output_file(args.output)
-    performance = _encoding(args).decode(_read_ids(args.ids))
+    performance = _encoding(args).decode(read_ids(args.ids))
     performance.to_midi(args.output)
     print(f"wrote {len(performance)} notes ({performance.duration:.2f} s) to {args.output}")
     return 0
@@ -146,7 +118,77 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_SETTINGS = (
+    "conditioning", "combine", "unpooled", "absolute", "midi_dir", "held_out", "pieces", "seconds", "max_tokens",
+    "per_piece", "dim", "heads", "layers", "dropout", "steps", "batch_size", "lr", "seed",
+)  # fmt: skip
+"""The options of `etude music train` that shape its result, recorded in OUT/settings.json and checked on --resume."""
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    settings = {name: getattr(args, name) for name in TRAIN_SETTINGS}
+    if settings["midi_dir"] is not None:
+        settings["midi_dir"] = str(Path(settings["midi_dir"]).resolve())
+    return settings
+
+
+def _check_resume(out: Path, settings: dict) -> None:
+    """Refuse, in one line naming the option, a --resume whose settings differ from the run in ``out``."""
+    from etude.errors import CheckpointError
+
+    if not (out / "training.pt").is_file():
+        return  # nothing to resume: fit starts afresh
+    recorded = out / "settings.json"
+    try:
+        before = json.loads(recorded.read_text())
+    except (OSError, ValueError) as error:
+        raise CheckpointError(
+            f"--resume: {recorded} is missing or unreadable ({type(error).__name__}), so the settings of the run "
+            f"in {out} are unknown; train into another --out"
+        ) from error
+    for name, value in settings.items():
+        if name not in before or before[name] != value:
+            option = "--" + name.replace("_", "-")
+            was = before.get(name, "not recorded")
+            raise CheckpointError(
+                f"--resume: {option} is {value!r} here but {was!r} in the run in {out}; "
+                f"resume with {option} {was} or train into another --out"
+            )
+
+
+def _topmost_new(folder: Path) -> Path | None:
+    """The highest folder of ``folder`` and its parents that does not exist yet (None when it exists)."""
+    new = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return new
+        new = path
+    return new
+
+
 def _train(args: argparse.Namespace) -> int:
+    """Train into --out; a run that fails before any checkpoint removes the folders it created."""
+    import shutil
+
+    out = Path(args.out)
+    created = _topmost_new(out.resolve()) if str(args.out).strip() else None
+    settings = _settings(args)
+    if args.resume:
+        _check_resume(out, settings)
+    wrote_settings = not (out / "settings.json").exists()
+    try:
+        return _train_into(args, out, settings)
+    except BaseException:
+        if (out / "training.pt").exists():  # resumable: keep it
+            print(f"etude: kept {out / 'training.pt'}; continue with the same command and --resume", file=sys.stderr)
+        elif created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        elif wrote_settings:
+            (out / "settings.json").unlink(missing_ok=True)
+        raise
+
+
+def _train_into(args: argparse.Namespace, out: Path, settings: dict) -> int:
     from etude.music.autoencoder import TransformerAutoencoder
     from etude.music.events import PerformanceEncoding
     from etude.music.training import fit, nll, save_model
@@ -165,10 +207,10 @@ def _train(args: argparse.Namespace) -> int:
         max_len=args.max_tokens,
         dropout=args.dropout,
         relative=not args.absolute,
-        absolute=args.absolute,
+        absolute=True,
     )
     model = TransformerAutoencoder(cfg, args.conditioning, args.combine, pool=not args.unpooled)
-    out = Path(args.out)
+    write_atomic(out / "settings.json", json.dumps(settings, indent=1) + "\n", what="--out")
     fit(
         model,
         train,
@@ -179,6 +221,11 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint=out / "training.pt",
         resume=args.resume,
     )
+    if held is not None:  # the texture generations are compared with (etude music generate prints both)
+        from etude.music.likeness import figures_of_ids
+
+        rows = held.performance if hasattr(held, "performance") else held.select(list(range(len(held)))).performance
+        extra["data_figures"] = figures_of_ids(rows)
     save_model(out / "model.pt", model, **extra)
     message = f"wrote {out / 'model.pt'}"
     if held is not None:
@@ -205,78 +252,119 @@ def _corpus_crops(args: argparse.Namespace):
     )
 
 
-HELD_CROPS = 512
-"""Most held-out crops of a --midi-dir run (4 per held-out file up to this)."""
-
-
 def _midi_dir_crops(args: argparse.Namespace):
-    """(train crops, held-out crops or None, save_model extras) streamed from the token cache of --midi-dir.
-
-    Files are split by a hash of their relative path (``TokenCache.split``, --held-out of them held
-    out); --per-piece crops per training file, each transposed by -3..+3 semitones (the chorales'
-    augmentation, in token space and without the time stretch), 4 per held-out file (at most ``HELD_CROPS``).
-    """
+    """(train crops, held-out crops or None, save_model extras) of --midi-dir by ``etude.music.midi_dir_crops``."""
     import warnings
 
-    from etude.music.stream import StreamCrops
-    from etude.music.tokens import tokenize_midi_dir
-    from etude.validation import check_int, check_number
+    from etude.music.folder import midi_dir_crops
 
-    check_number("--held-out", args.held_out, 0, 1, high_open=True)  # before tokenizing the folder
-    check_int("--per-piece", args.per_piece, 1)
+    options = {"max_tokens": args.max_tokens, "per_piece": args.per_piece, "held_out": args.held_out}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tokens = tokenize_midi_dir(args.midi_dir, cache=args.cache)
+        try:
+            data = midi_dir_crops(args.midi_dir, seed=args.seed, cache=args.cache, **options)
+        except BadInputError as error:  # name the command-line option, not the keyword
+            message = str(error)
+            for name in options:
+                message = message.replace(f"{name} must", f"--{name.replace('_', '-')} must")
+            raise BadInputError(message.replace("lower held_out", "lower --held-out")) from error
     for warning in caught:  # one line each: the skipped files, a rebuilt cache
         print(f"etude: warning: {warning.message}", file=sys.stderr)
-    train, held = tokens.split(args.held_out)
-    if train.size == 0:
-        raise BadInputError(
-            f"all {len(tokens)} readable files of {args.midi_dir} fell in the held-out split; "
-            "add files or lower --held-out"
-        )
-    stats = tokens.stats()
+    tokens, stats = data.tokens, data.tokens.stats()
     print(
         f"{'tokenized' if tokens.built else 'read from the cache'}: {len(tokens)} files, {stats['hours']} h, "
-        f"{stats['tokens']:,} tokens ({tokens.entry}); split by file: {train.size} train, {held.size} held-out"
+        f"{stats['tokens']:,} tokens ({tokens.entry}); split by file: {data.train_files} train, "
+        f"{data.held_files} held-out"
     )
-    crops = {"max_tokens": args.max_tokens}
-    held_crops = (
-        StreamCrops(tokens, held, count=min(4 * held.size, HELD_CROPS), seed=args.seed + 1, **crops)
-        if held.size
-        else None
-    )
-    return (
-        StreamCrops(tokens, train, count=args.per_piece * train.size, seed=args.seed, transpose=3, **crops),
-        held_crops,
-        {"midi_files": len(tokens)},
-    )
+    return data.train, data.held, {"midi_files": len(tokens)}
+
+
+def _check_generate_options(args: argparse.Namespace, model) -> None:
+    """One-line errors for options the model cannot use (exit 2), before any work."""
+    kind = f"this model (--conditioning {model.conditioning})"
+    if args.style and args.interpolate:
+        raise BadInputError("--style and --interpolate both set the style; give one of them")
+    if args.alpha is not None and not args.interpolate:
+        raise BadInputError("--alpha weighs the two styles of --interpolate A.mid B.mid; give --interpolate too")
+    if (args.style or args.interpolate) and not model.uses_performance:
+        option = "--style" if args.style else "--interpolate"
+        raise BadInputError(f"{option}: {kind} has no performance encoder; train with --conditioning performance "
+                            "or melody+performance")  # fmt: skip
+    if args.melody and not model.uses_melody:
+        raise BadInputError(f"--melody: {kind} has no melody encoder; train with --conditioning melody "
+                            "or melody+performance")  # fmt: skip
+    if model.uses_performance and not (args.style or args.interpolate):
+        raise BadInputError(f"{kind} needs --style A.mid (or --interpolate A.mid B.mid)")
+    if model.uses_melody and not args.melody:
+        raise BadInputError(f"{kind} needs --melody B.mid")
+    if args.interpolate and not model.pool:
+        raise BadInputError("--interpolate: the unpooled model has no style vector to mix; use --style")
 
 
 def _generate(args: argparse.Namespace) -> int:
     import torch
 
+    from etude.errors import CheckpointError
     from etude.music.events import PerformanceEncoding
-    from etude.music.generate import generate, interpolate_style
+    from etude.music.generate import generate
     from etude.music.melody import MelodyEncoding
     from etude.music.performance import Performance
     from etude.music.training import load_model
 
     check_output_file(args.output)
-    model = load_model(args.checkpoint)
+    if not Path(args.checkpoint).is_file():
+        raise BadInputError(f"--checkpoint {args.checkpoint} is not a file; pass the model.pt of `etude music train`")
+    try:
+        model = load_model(args.checkpoint)
+    except CheckpointError as error:  # the loader's advice is for resuming training; generate only reads
+        reason = re.sub(r";? *(delete it or run without --resume|run without --resume)", "", str(error))
+        raise CheckpointError(
+            f"{reason}; --checkpoint must be a model.pt written by `etude music train` (retrain it if damaged)"
+        ) from error
+    _check_generate_options(args, model)
     enc, limit = PerformanceEncoding(), model.cfg.max_len
 
-    def ids(path: str, encoding=enc, cut: int = limit - 1) -> torch.Tensor:
-        tokens = encoding.encode(Performance.from_midi(path))[:cut]
+    def ids(path: str, encoding=enc) -> torch.Tensor:
+        tokens = encoding.encode(Performance.from_midi(path))
         if tokens.size == 0:
             raise BadInputError(f"{path} has no notes")
         return torch.from_numpy(tokens)[None]
 
-    style = None
+    def cut(path: str, tokens: torch.Tensor, keep: int, what: str, encoding=enc) -> torch.Tensor:
+        if tokens.shape[1] > keep:  # say exactly what the model reads
+            used = encoding.decode(tokens[0, :keep]).duration
+            whole = encoding.decode(tokens[0]).duration
+            print(f"{what} {path}: the model reads its first {keep} of {tokens.shape[1]} tokens "
+                  f"({used:.1f} of {whole:.1f} s)")  # fmt: skip
+        return tokens[:, :keep]
+
+    style = performance = None
     if args.interpolate:
-        style = interpolate_style(model, ids(args.interpolate[0]), ids(args.interpolate[1]), args.alpha)
-    performance = ids(args.style) if args.style else None
-    melody = ids(args.melody, MelodyEncoding(), limit) if args.melody else None
+        alpha = 0.5 if args.alpha is None else args.alpha
+        if not 0 <= alpha <= 1:
+            raise BadInputError(f"--alpha must be in [0, 1], got {alpha!r}")
+        a, b = (ids(p) for p in args.interpolate)
+        with torch.no_grad():
+            style = (1 - alpha) * model.style_of_long(a) + alpha * model.style_of_long(b)
+        for path, tokens in zip(args.interpolate, (a, b)):
+            if tokens.shape[1] > limit:
+                print(
+                    f"style {path}: pooled over all {tokens.shape[1]} tokens ({-(-tokens.shape[1] // limit)} windows)"
+                )
+    elif args.style:
+        tokens = ids(args.style)
+        if model.pool:
+            with torch.no_grad():
+                style = model.style_of_long(tokens)
+            if tokens.shape[1] > limit:
+                print(f"style {args.style}: pooled over all {tokens.shape[1]} tokens "
+                      f"({-(-tokens.shape[1] // limit)} windows of {limit})")  # fmt: skip
+        else:
+            performance = cut(args.style, tokens, limit, "style")
+    melody = None
+    if args.melody:
+        menc = MelodyEncoding()
+        melody = cut(args.melody, ids(args.melody, menc), limit, "melody", menc)
     length = args.length or limit
     tokens = generate(
         model,
@@ -291,12 +379,34 @@ def _generate(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     out = Path(args.output)
-    for i in range(args.batch):
+    decoded = [enc.decode(tokens[i, 1:]) for i in range(args.batch)]
+    for i, sample in enumerate(decoded):
         path = out if args.batch == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
-        decoded = enc.decode(tokens[i, 1:])
-        decoded.to_midi(path)
-        print(f"wrote {len(decoded)} notes ({decoded.duration:.2f} s) to {path}")
+        sample.to_midi(path)
+        print(f"wrote {len(sample)} notes ({sample.duration:.2f} s) to {path}")
+    _print_texture(args.checkpoint, decoded, [tokens[i, 1:].numpy() for i in range(args.batch)])
     return 0
+
+
+def _print_texture(checkpoint: str, decoded: list, ids: list) -> None:
+    """The music-likeness figures of the generation, beside the held-out data's when ``train`` recorded them."""
+    from etude.music.criteria import music_like_rule
+    from etude.music.likeness import music_figures
+    from etude.runtime import load_checkpoint
+
+    figures = music_figures(decoded, ids)
+    data = load_checkpoint(checkpoint).get("data_figures")
+    names = ("polyphony", "note_seconds", "ioi_seconds", "pitch_range", "held_to_end", "orphan_note_offs")
+    parts = [
+        f"{name} {figures[name]:.3g}" + ("" if data is None else f" (data {data[name]:.3g})")
+        for name in names
+    ]  # fmt: skip
+    line = "texture: " + ", ".join(parts)
+    if data is not None:
+        rule = music_like_rule(figures, data)
+        off = [k for k, c in rule["checks"].items() if not c["ok"]]
+        line += "; like the data" if rule["holds"] else "; unlike the data in " + ", ".join(off)
+    print(line)
 
 
 def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -365,7 +475,7 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
         "--combine", choices=("sum", "concat", "tile"), default="sum", help="melody+performance combination"
     )
     tr.add_argument("--unpooled", action="store_true", help="no mean pooling (the copying baseline)")
-    tr.add_argument("--absolute", action="store_true", help="absolute positions instead of relative attention")
+    tr.add_argument("--absolute", action="store_true", help="absolute positions only (no relative attention)")
     tr.add_argument(
         "--midi-dir",
         metavar="DIR",
@@ -394,7 +504,9 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     gen.add_argument("--style", help="a .mid performance whose style conditions the sample")
     gen.add_argument("--melody", help="a .mid melody (its skyline) to accompany")
     gen.add_argument("--interpolate", nargs=2, metavar=("A.mid", "B.mid"), help="mix the styles of two performances")
-    gen.add_argument("--alpha", type=float, default=0.5, help="interpolation weight of B (0: A, 1: B)")
+    gen.add_argument(
+        "--alpha", type=float, default=None, help="with --interpolate: weight of B (0: A, 1: B; default 0.5)"
+    )
     gen.add_argument("-o", "--output", required=True, help="the .mid file (batch > 1: _0, _1, ... suffixes)")
     gen.add_argument("--length", type=int, default=0, help="tokens including BOS (default: the model's max_len)")
     gen.add_argument("--batch", type=int, default=1)

@@ -10,7 +10,7 @@ the part with the highest mean pitch.
 Parsing all Bach takes minutes (270 s on a busy 2-core machine), so the arrays are cached in
 ``$ETUDE_CACHE`` (default ``~/.cache/etude``) as ``music21-<collection>-<pieces>-<hash>.npz``,
 the hash covering the cache format, the music21 version and every source file's name and bytes
-(``etude.music.cache``). A cache file that cannot be read, fails its checksum or was built for
+(``etude.runtime.cache``). A cache file that cannot be read, fails its checksum or was built for
 other sources is rebuilt with a ``CacheRebuiltWarning``, never trusted.
 
 Performances are rendered from the cache on every load (milliseconds per piece): piece ``name``
@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from etude.errors import BadInputError, EtudeWarning
-from etude.music.cache import CacheMismatch, cache_dir, check_entry, load_arrays, save_arrays
 from etude.music.performance import Performance
 from etude.music.styles import Style, render, sample_style
+from etude.runtime.cache import CacheMismatch, cache_dir, check_entry, load_arrays, save_arrays
 from etude.runtime.optional import require
 from etude.validation import check_int
 

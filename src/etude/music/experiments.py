@@ -1,320 +1,351 @@
-"""Generation experiments of the transformer_ae study (Choi et al., ICML 2020, arXiv:1912.05537, Secs. 5.2-5.3).
+"""The steps of the transformer_ae study (Choi et al., ICML 2020, arXiv:1912.05537), in the order it runs them.
 
-Each function samples trained models on held-out chorales and returns plain numbers (and the
-artifacts it wrote); the study decides claims on them:
-
-- ``oa_experiment``: OA(generated | X, X) of conditioned and unconditioned models (Sec. 5.2);
-- ``style_direction``: one held-out score played loud/fast and soft/slow, both cropped to the
-  same span in seconds (shrunk until both encodings fit the token budget), as conditioning;
-- ``style_transfer``: "melody of A in the style of B" with a melody + performance model (Sec. 5.3);
-- ``interpolation``: generations from ``(1 - alpha) s_A + alpha s_B`` of two pooled style vectors.
+``load_data`` (held-out chorales split by piece, training and evaluation crops), ``train_models``
+(every model of ``MODELS`` at every seed), ``nll_metrics`` and ``decide_nll_claims`` (Tables 1-2),
+``decide_generation_claims`` (OA, style direction, pitch range, music-likeness; Secs. 5.2-5.3),
+``decide_transfer`` (melody of A in the style of B, and style interpolation) and ``plot_curves``.
+Each ``decide_*`` step measures, calls the pure rules of ``etude.music.criteria`` and records the
+verdicts on the study's claims; the numbers go to ``metrics``.
 """
 
 from __future__ import annotations
 
+import zlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
+from etude.errors import BadInputError
 from etude.music.autoencoder import TransformerAutoencoder
+from etude.music.corpus import load_scores, play, split_of
+from etude.music.criteria import (
+    MIN_PAIRS,
+    better_rule,
+    copy_rule,
+    direction_rule,
+    interval_rule,
+    music_like_rule,
+    nll_gain,
+    range_rule,
+    style_nll_rule,
+    transfer_rule,
+)
 from etude.music.events import PerformanceEncoding
-from etude.music.generate import generate, interpolate_style
-from etude.music.melody import MelodyEncoding
-from etude.music.metrics import mean_velocity, note_density, oa_similarity
-from etude.music.performance import Performance
-from etude.music.plots import plot_piano_roll
-from etude.music.styles import Style, render
-from etude.music.training import Crops, crop
-from etude.runtime.figures import pyplot, save_figure
+from etude.music.generations import (
+    interpolation,
+    oa_experiment,
+    plot_first,
+    style_direction,
+    style_transfer,
+    training_pitch_range,
+)
+from etude.music.likeness import figures_of_ids, music_figures
+from etude.music.metrics import pitch_range_fraction
+from etude.music.training import Crops, fit, make_crops, nll_per_crop
+from etude.music.transformer import TransformerConfig
+from etude.statistics import interval_text, paired_t_interval
+from etude.studies.protocol import Claim
 
 __all__ = [
-    "STYLES",
-    "equal_span",
-    "interpolation",
-    "oa_experiment",
-    "plot_first",
-    "style_direction",
-    "style_transfer",
-    "training_pitch_range",
+    "MODELS",
+    "Data",
+    "Trained",
+    "decide_generation_claims",
+    "decide_nll_claims",
+    "decide_transfer",
+    "load_data",
+    "nll_metrics",
+    "plot_curves",
+    "train_models",
 ]
 
-STYLES = {"loud_fast": (110.0, 95.0), "soft_slow": (56.0, 50.0)}
-"""The two contrasting styles of the style-direction claim: label -> (tempo in qpm, velocity level)."""
+# model name -> (conditioning, combine, pool, relative, absolute); every model adds sinusoidal positions
+# (tensor2tensor's timing signal, kept beside relative attention by magenta's Music Transformer hparams)
+MODELS = {
+    "unconditional": ("none", "sum", True, True, True),
+    "absolute": ("none", "sum", True, False, True),
+    "performance": ("performance", "sum", True, True, True),
+    "unpooled": ("performance", "sum", False, True, True),
+    "melody": ("melody", "sum", True, True, True),
+    "melody+perf sum": ("melody+performance", "sum", True, True, True),
+    "melody+perf concat": ("melody+performance", "concat", True, True, True),
+    "melody+perf tile": ("melody+performance", "tile", True, True, True),
+}
 
 
-def _sampling(preset: Any) -> dict[str, Any]:
-    return {
-        "max_length": preset.max_tokens,
-        "temperature": preset.temperature,
-        "top_p": preset.top_p,
-        "show_progress": False,
-    }
+@dataclass
+class Data:
+    """Held-out ``(score, piece)`` pairs, training and evaluation crops, and the number of training pieces."""
+
+    held: list
+    train: Crops
+    eval: Crops
+    train_pieces: int
 
 
-def _ids(performance: Performance, limit: int, device: str | torch.device) -> Tensor:
-    return torch.from_numpy(PerformanceEncoding().encode(performance)[:limit])[None].to(device)
+@dataclass
+class Trained:
+    """Per-crop held-out NLLs per model and seed, seed 0's training curves and models."""
+
+    per_crop: dict[str, list[np.ndarray]]
+    curves: dict[str, list[float]]
+    models: dict[str, TransformerAutoencoder]
 
 
-def _melody_ids(melody: Performance, limit: int, device: str | torch.device) -> Tensor:
-    menc = MelodyEncoding()
-    ids = menc.encode(melody) if len(melody) else np.array([menc.NO_EVENT])
-    return torch.from_numpy(ids[:limit])[None].to(device)
+def load_data(preset: Any, seed: int) -> Data:
+    """Chorales played in sampled styles, split by piece; crops of the training and held-out pieces."""
+    scores, _ = load_scores("bach", limit=preset.pieces or None, show_progress=False)
+    pieces = [play(s, seed, split_of(s.name)) for s in scores]
+    train = [p for p in pieces if p.split == "train"]
+    held = [(s, p) for s, p in zip(scores, pieces) if p.split != "train"]
+    if not train or not held:
+        raise BadInputError(
+            f"{preset.pieces} pieces give {len(train)} training and {len(held)} held-out pieces; "
+            "raise the preset's 'pieces'"
+        )
+    crops = {"seconds": preset.seconds, "max_tokens": preset.max_tokens}
+    train_data = make_crops(train, per_piece=preset.per_piece, seed=seed, augment=preset.augment, **crops)
+    eval_data = make_crops([p for _, p in held], per_piece=preset.eval_per_piece, seed=seed + 1, **crops)
+    return Data(held, train_data, eval_data, len(train))
 
 
-def _oa(a: Performance, b: Performance, window: dict[str, float]) -> float:
-    value = oa_similarity(a, b, window=window["window"], hop=window["hop"])
-    assert isinstance(value, float)  # per_feature=False gives the mean OA
-    return value
-
-
-def _decode(ids: Tensor) -> Performance:
-    return PerformanceEncoding().decode(ids[0, 1:].cpu())
-
-
-def training_pitch_range(data: Crops) -> tuple[int, int]:
-    """Lowest and highest NOTE_ON pitch in the (augmented) training crops' ids."""
-    enc = PerformanceEncoding()
-    ids = data.performance.cpu().numpy()
-    on = ids[(ids >= enc.note_on_offset) & (ids < enc.note_off_offset)] - enc.note_on_offset + enc.min_pitch
-    if not on.size:
-        return enc.min_pitch, enc.max_pitch
-    return int(on.min()), int(on.max())
-
-
-def _render(score: Any, style: Style, rng: np.random.Generator) -> Performance:
-    return render(score.voice, score.pitch, score.onset, score.duration, score.length, style, rng)[0]
-
-
-def _played(score: Any, label: str, seed: int, i: int) -> Performance:
-    tempo, level = STYLES[label]
-    return _render(
-        score, Style(tempo, level, (0.0,) * score.voices, 0.0, 0.85, 0.01, 2.0), np.random.default_rng([seed, i])
+def train_models(preset: Any, seed: int, out_dir: Path, resume: bool, fabric: Any, device: Any, data: Data) -> Trained:
+    """Train MODELS at seed 0 and ``preset.seed_models`` (empty: all) at the later seeds; held-out NLL per crop."""
+    unknown = set(preset.seed_models) - set(MODELS)
+    if unknown:
+        raise BadInputError(f"seed_models must name models of {sorted(MODELS)}, got {sorted(unknown)}")
+    cfg = TransformerConfig(
+        vocab_size=PerformanceEncoding().vocab_size,
+        dim=preset.dim,
+        heads=preset.heads,
+        layers=preset.layers,
+        ff=preset.ff,
+        max_len=preset.max_tokens,
+        dropout=preset.dropout,
     )
-
-
-def _start(rng: np.random.Generator, performance: Performance, seconds: float) -> float:
-    """A uniform start for a ``seconds`` crop of ``performance`` (0 when it is shorter)."""
-    return float(rng.uniform(0.0, max(performance.duration - seconds, 0.0)))
-
-
-def equal_span(
-    performances: dict[str, Performance], seconds: float, budget: int
-) -> tuple[dict[str, Performance], float]:
-    """Crop every performance to the same ``[0, span)``, ``span = seconds * 0.8^k`` with the least ``k``
-    for which every crop encodes to at most ``budget`` ids (the conditioning spans are equally long in seconds).
-    """
-    enc = PerformanceEncoding()
-    span = seconds
-    while True:
-        crops = {k: crop(p, 0.0, span) for k, p in performances.items()}
-        if all(len(enc.encode(c)) <= budget for c in crops.values()) or span < 0.1:
-            return crops, span
-        span *= 0.8
-
-
-def oa_experiment(
-    models: dict[str, TransformerAutoencoder],
-    held: list,
-    preset: Any,
-    seed: int,
-    out_dir: Path,
-    device: str | torch.device,
-) -> dict[str, Any]:
-    """Generate from 'performance' (conditioned on a held-out crop X) and 'unconditional'; OA of each with X.
-
-    :returns: ``oa`` (per crop, per model, plus the ceiling: X re-played in its style with fresh noise),
-        ``generated`` (the performances per model), ``artifacts``, ``window``.
-    """
-    rng = np.random.default_rng(seed + 7)
-    window = {"window": min(1.0, preset.seconds / 2), "hop": min(0.5, preset.seconds / 4)}
-    samples = out_dir / "samples"
-    oa: dict[str, list[float]] = {"performance": [], "unconditional": [], "ceiling": []}
-    generated: dict[str, list[Performance]] = {"performance": [], "unconditional": []}
-    artifacts: list[str] = []
-    for i in range(preset.samples):
-        score, piece = held[i % len(held)]
-        start = _start(rng, piece.performance, preset.seconds)
-        x = crop(piece.performance, start, preset.seconds)
-        again = _render(score, piece.style, np.random.default_rng([seed, 99, i]))
-        ids = _ids(x, preset.max_tokens - 1, device)
-        outs = {
-            name: _decode(
-                generate(
-                    models[name],
-                    1,
-                    performance=ids if name == "performance" else None,
-                    seed=seed * 100 + i,
-                    **_sampling(preset),
-                )
+    train_data, eval_data = data.train.to(device), data.eval.to(device)  # once, for every model and seed
+    out = Trained({name: [] for name in MODELS}, {}, {})
+    for s in range(preset.seeds):
+        for name, (cond, combine, pool, relative, absolute) in MODELS.items():
+            if s > 0 and preset.seed_models and name not in preset.seed_models:
+                continue
+            torch.manual_seed(zlib.crc32(f"{seed}/{s}/{name}".encode()))
+            mcfg = TransformerConfig(**{**asdict(cfg), "relative": relative, "absolute": absolute})
+            model = TransformerAutoencoder(mcfg, cond, combine, pool, encoder_layers=preset.encoder_layers).to(device)
+            tag = name.replace("+", "_").replace(" ", "_")
+            losses = fit(
+                model,
+                train_data,
+                steps=preset.steps,
+                batch_size=preset.batch_size,
+                lr=preset.lr,
+                seed=seed * 1000 + s,
+                checkpoint=out_dir / "checkpoints" / f"{tag}_s{s}.pt",
+                resume=resume,
+                desc=f"{name} seed {s}",
+                fabric=fabric,
             )
-            for name in ("performance", "unconditional")
-        }
-        for name, perf in outs.items():
-            oa[name].append(_oa(perf, x, window) if len(perf) else 0.0)
-            generated[name].append(perf)
-            perf.to_midi(samples / f"{name}_{i}.mid")
-            artifacts.append(f"samples/{name}_{i}.mid")
-        oa["ceiling"].append(_oa(crop(again, start, preset.seconds), x, window))
-        x.to_midi(samples / f"conditioning_{i}.mid")
-        artifacts.append(f"samples/conditioning_{i}.mid")
-    return {"oa": oa, "generated": generated, "artifacts": artifacts, "window": window}
-
-
-def style_direction(
-    model: TransformerAutoencoder, held: list, preset: Any, seed: int, out_dir: Path, device: str | torch.device
-) -> dict[str, Any]:
-    """Per held-out score: generations conditioned on it played loud/fast and soft/slow over equal spans.
-
-    :returns: ``velocity`` and ``density`` (notes/s) per style label, one value per pair (NaN for
-        an empty generation), ``span_seconds`` per pair, ``generated`` performances, ``artifacts``.
-    """
-    budget = preset.max_tokens - 1
-    out: dict[str, Any] = {
-        "velocity": {k: [] for k in STYLES},
-        "density": {k: [] for k in STYLES},
-        "span_seconds": [],
-        "generated": [],
-        "artifacts": [],
-    }
-    for i in range(preset.samples):
-        score, _ = held[i % len(held)]
-        spans, span = equal_span({label: _played(score, label, seed, i) for label in STYLES}, preset.seconds, budget)
-        out["span_seconds"].append(span)
-        for label, x in spans.items():
-            gen = _decode(
-                generate(model, 1, performance=_ids(x, budget, device), seed=seed * 100 + i, **_sampling(preset))
-            )
-            out["velocity"][label].append(mean_velocity(gen))
-            out["density"][label].append(note_density(gen))
-            out["generated"].append(gen)
-            if i == 0:
-                gen.to_midi(out_dir / "samples" / f"style_{label}.mid")
-                x.to_midi(out_dir / "samples" / f"style_{label}_conditioning.mid")
-                out["artifacts"] += [f"samples/style_{label}.mid", f"samples/style_{label}_conditioning.mid"]
+            out.per_crop[name].append(nll_per_crop(model, eval_data))
+            if s == 0:
+                out.curves[name], out.models[name] = losses, model
     return out
 
 
-def style_transfer(
-    model: TransformerAutoencoder,
-    held: list,
-    preset: Any,
-    seed: int,
-    out_dir: Path,
-    device: str | torch.device,
-    pairs: int = 3,
-) -> dict[str, Any]:
-    """ "Melody of A in the style of B" for held-out pieces A = held[2k], B = held[2k + 1], k < ``pairs``.
+def nll_metrics(trained: Trained, data: Data) -> dict[str, Any]:
+    """Token-weighted held-out NLL per model (mean over seeds, and per seed), data sizes, final training loss."""
+    counts = (data.eval.performance != PerformanceEncoding.PAD).sum(1).numpy()
+    per_seed = {n: [float(np.sum(v * counts) / counts.sum()) for v in s] for n, s in trained.per_crop.items()}
+    return {
+        "nll_nats_per_token": {n: float(np.mean(v)) for n, v in per_seed.items()},
+        "nll_per_seed": per_seed,
+        "train_crops": len(data.train),
+        "eval_crops": len(data.eval),
+        "train_pieces": data.train_pieces,
+        "held_out_pieces": len(data.held),
+        "final_train_loss": {n: float(np.mean(c[-10:])) for n, c in trained.curves.items() if c},
+    }
 
-    Writes per pair ``transfer_k_style.mid`` (B's performance crop, the conditioning),
-    ``transfer_k_melody.mid`` (A's melody crop) and ``transfer_k_generated.mid``.
-    :returns: ``pairs`` (names and the mean velocity / notes per second of A, B and the generation), ``artifacts``.
-    """
-    rng = np.random.default_rng(seed + 11)
-    rows, artifacts = [], []
-    folder = out_dir / "transfer"
-    for k in range(min(pairs, len(held) // 2)):
-        (score_a, a), (score_b, b) = held[2 * k], held[2 * k + 1]
-        start_a = _start(rng, a.performance, preset.seconds)
-        start_b = _start(rng, b.performance, preset.seconds)
-        melody = crop(a.melody, start_a, preset.seconds)
-        style = crop(b.performance, start_b, preset.seconds)
-        gen = _decode(
-            generate(
-                model,
-                1,
-                performance=_ids(style, preset.max_tokens - 1, device),
-                melody=_melody_ids(melody, preset.max_tokens, device),
-                seed=seed * 100 + k,
-                **_sampling(preset),
-            )
+
+def decide_nll_claims(
+    claims: dict[str, Claim], per_crop: dict[str, list[np.ndarray]], preset: Any, enough: bool
+) -> dict[str, object]:
+    """style_lowers_nll, melody_plus_performance, unpooled_copies and relative_beats_absolute."""
+    out: dict[str, object] = {}
+    gain = nll_gain(per_crop["unconditional"], per_crop["performance"])
+    holds, conclusive = style_nll_rule(gain, enough)
+    out["style_lowers_nll"] = gain
+    claims["style_lowers_nll"].decide(
+        f"NLL gap unconditional - performance {interval_text(gain)} nats/token over {gain['n']} crops, "
+        f"{len(gain['seed_gaps'])} seed(s) (per seed {', '.join(f'{g:+.3f}' for g in gain['seed_gaps'])})",
+        holds,
+        conclusive=conclusive,
+    )
+    combos = {c: nll_gain(per_crop["melody"], per_crop[f"melody+perf {c}"]) for c in ("sum", "concat", "tile")}
+    rules = {c: better_rule(g, enough) for c, g in combos.items()}
+    out["melody_plus_performance"] = combos
+    claims["melody_plus_performance"].decide(
+        "NLL gap melody-only - combination: "
+        + "; ".join(f"{c} {interval_text(g)}" for c, g in combos.items())
+        + f" nats/token ({len(combos['sum']['seed_gaps'])} seed(s))",
+        all(h for h, _ in rules.values()),
+        conclusive=all(c for _, c in rules.values()) or any(c and not h for h, c in rules.values()),
+        note="best combination: " + max(combos, key=lambda c: combos[c]["mean"]),
+    )
+    seeds = min(len(per_crop["performance"]), len(per_crop["unpooled"]))
+    pooled, unpooled = (float(np.mean(per_crop[n][:seeds])) for n in ("performance", "unpooled"))
+    holds, conclusive = copy_rule(unpooled, pooled, enough and preset.decide_copying)
+    out["unpooled_ratio"] = unpooled / pooled
+    claims["unpooled_copies"].decide(
+        f"unpooled {unpooled:.3f} vs pooled {pooled:.3f} nats/token (mean over crops and {seeds} seed(s); "
+        f"ratio {unpooled / pooled:.2f})",
+        holds,
+        conclusive=conclusive,
+    )
+    gain = nll_gain(per_crop["absolute"], per_crop["unconditional"])
+    holds, conclusive = better_rule(gain, enough)
+    out["relative_beats_absolute"] = gain
+    claims["relative_beats_absolute"].decide(
+        f"NLL gap absolute - relative {interval_text(gain)} nats/token over {gain['n']} crops, "
+        f"{len(gain['seed_gaps'])} seed(s)",
+        holds,
+        conclusive=conclusive,
+    )
+    return out
+
+
+def decide_generation_claims(
+    claims: dict[str, Claim], metrics: dict, trained: Trained, data: Data, preset: Any, seed: int, out_dir: Path,
+    device: Any, enough: bool,
+) -> list[str]:  # fmt: skip
+    """oa_conditioned, style_direction, pitch_in_range and music_like_data; returns the artifacts written."""
+    models, held = trained.models, data.held
+    oa = oa_experiment(models, held, preset, seed, out_dir, device)
+    artifacts = oa["artifacts"] + plot_first(
+        {k: v[0] for k, v in oa["generated"].items()}, out_dir, f"held-out {held[0][0].name}"
+    )
+    diff = paired_t_interval(np.subtract(oa["oa"]["performance"], oa["oa"]["unconditional"]))
+    holds, conclusive = interval_rule(diff, min_n=MIN_PAIRS)
+    metrics["oa"] = {**{k: float(np.mean(v)) for k, v in oa["oa"].items()}, "difference": diff}
+    claims["oa_conditioned"].decide(
+        f"OA conditioned {metrics['oa']['performance']:.3f} vs unconditioned {metrics['oa']['unconditional']:.3f}, "
+        f"paired difference {interval_text(diff)}; ceiling {metrics['oa']['ceiling']:.3f} "
+        f"(over {diff['n']} held-out crops)",
+        holds,
+        conclusive=enough and conclusive,
+        note=f"OA over {oa['window']['window']:g} s windows (hop {oa['window']['hop']:g} s) "
+        f"of {preset.seconds:g} s crops",
+    )
+
+    sd = style_direction(models["performance"], held, preset, seed, out_dir, device, scores=preset.direction_scores)
+    artifacts += sd["artifacts"]
+    dv = paired_t_interval(np.subtract(sd["velocity"]["loud_fast"], sd["velocity"]["soft_slow"]))
+    dd = paired_t_interval(np.subtract(sd["density"]["loud_fast"], sd["density"]["soft_slow"]))
+    holds, conclusive = direction_rule(dv, dd)
+    metrics["style_direction"] = {
+        "velocity": {k: float(np.nanmean(v)) for k, v in sd["velocity"].items()},
+        "notes_per_second": {k: float(np.nanmean(v)) for k, v in sd["density"].items()},
+        "velocity_difference": dv,
+        "notes_per_second_difference": dd,
+        "span_seconds": {"min": float(np.min(sd["span_seconds"])), "max": float(np.max(sd["span_seconds"]))},
+        "distinct_scores": min(preset.direction_scores, len(held)),
+    }
+    claims["style_direction"].decide(
+        f"loud/fast - soft/slow: velocity {interval_text(dv)}, notes/s {interval_text(dd)} over {dv['n']} "
+        f"held-out scores ({metrics['style_direction']['distinct_scores']} distinct; spans "
+        f"{np.min(sd['span_seconds']):.1f}-{np.max(sd['span_seconds']):.1f} s, equal per pair)",
+        holds,
+        conclusive=enough and conclusive,
+    )
+
+    low, high = training_pitch_range(data.train)
+    generated = oa["generated"]["performance"] + sd["generated"]
+    fraction = pitch_range_fraction(generated, low, high)
+    notes = sum(len(p) for p in generated)
+    holds, conclusive = range_rule(fraction, notes)
+    metrics["pitch_in_range"] = {
+        "training_range": [low, high],
+        "fraction": fraction,
+        "notes": notes,
+        "unconditional_fraction": pitch_range_fraction(oa["generated"]["unconditional"], low, high),
+    }
+    claims["pitch_in_range"].decide(
+        f"{fraction:.1%} of {notes} generated notes in the training range {low}..{high} "
+        f"(unconditional: {metrics['pitch_in_range']['unconditional_fraction']:.1%})",
+        holds,
+        conclusive=enough and conclusive,
+    )
+
+    figures = {"held_out": figures_of_ids(data.eval.performance)}  # decoded as the generations are
+    for name in ("performance", "unconditional"):
+        figures[name] = music_figures(oa["generated"][name], oa["ids"][name])
+    figures["style_direction"] = music_figures(sd["generated"], sd["ids"])
+    rule = music_like_rule(figures["performance"], figures["held_out"])
+    metrics["music_likeness"] = {"figures": figures, "performance_checks": rule["checks"]}
+    claims["music_like_data"].decide(
+        "performance model vs held-out crops: "
+        + ", ".join(
+            f"{k} {c['generated']:.3g}"
+            + ("" if k in ("velocity_histogram", "orphan_note_offs") else f"/{c['data']:.3g}")
+            + ("" if c["ok"] else " (out)")
+            for k, c in rule["checks"].items()
         )
-        for name, perf in (("style", style), ("melody", melody), ("generated", gen)):
-            perf.to_midi(folder / f"transfer_{k}_{name}.mid")
-            artifacts.append(f"transfer/transfer_{k}_{name}.mid")
-        own = crop(a.performance, start_a, preset.seconds)
-        rows.append(
-            {
-                "melody_of": score_a.name,
-                "style_of": score_b.name,
-                "velocity": {"A": mean_velocity(own), "B": mean_velocity(style), "generated": mean_velocity(gen)},
-                "notes_per_second": {"A": note_density(own), "B": note_density(style), "generated": note_density(gen)},
-            }
-        )
-    return {"pairs": rows, "artifacts": artifacts}
+        + f" ({figures['performance']['notes']} and {figures['held_out']['notes']} notes)",
+        rule["holds"],
+        conclusive=enough and rule["conclusive"],
+        note="generated/data; velocity_histogram is the total-variation distance, orphan_note_offs a share",
+    )
+    return artifacts
 
 
-def interpolation(
-    model: TransformerAutoencoder,
-    held: list,
-    preset: Any,
-    seed: int,
-    out_dir: Path,
-    device: str | torch.device,
-    alphas: tuple[float, ...] = (0.0, 0.5, 1.0),
-    pairs: int = 4,
-) -> dict[str, Any]:
-    """Generate from ``s = (1 - alpha) s_A + alpha s_B`` (A: a held-out score played loud/fast, B: the same
-    score soft/slow, equal spans) with the melody of another held-out piece; one sampling seed per pair
-    for every alpha. Needs a model with a melody encoder when ``model.uses_melody``.
+def decide_transfer(
+    claims: dict[str, Claim], metrics: dict, trained: Trained, data: Data, preset: Any, seed: int, out_dir: Path,
+    device: Any, enough: bool,
+) -> list[str]:  # fmt: skip
+    """style_transfer (the best melody+performance combination) and the style interpolation; returns artifacts."""
+    best = min(("sum", "concat", "tile"), key=lambda c: metrics["nll_nats_per_token"][f"melody+perf {c}"])
+    model = trained.models[f"melody+perf {best}"]
+    transfer = style_transfer(model, data.held, preset, seed, out_dir, device, pairs=preset.transfer_pairs)
+    inter = interpolation(model, data.held, preset, seed, out_dir, device, pairs=preset.interpolation_pairs)
+    rows = transfer["pairs"]
+    side = {
+        who: {f: [r[f][who] for r in rows] for f in ("velocity", "notes_per_second")} for who in ("A", "B", "generated")
+    }
+    rule = transfer_rule(side["generated"], side["A"], side["B"])
+    metrics["style_transfer"] = {
+        "model": f"melody+perf {best}",
+        "pairs": rows,
+        "closer_to_b": {f: rule[f] for f in ("velocity", "notes_per_second")},
+        "figures": music_figures(transfer["generated"], transfer["ids"]),
+    }
+    claims["style_transfer"].decide(
+        f"|gen - A| - |gen - B| over {len(rows)} held-out pairs: velocity {interval_text(rule['velocity'])}, "
+        f"notes/s {interval_text(rule['notes_per_second'])} (> 0: closer to the style's piece B)",
+        rule["holds"],
+        conclusive=enough and rule["conclusive"] and len(rows) >= MIN_PAIRS,
+        note=f"model melody+perf {best}",
+    )
+    metrics["interpolation"] = {
+        "model": f"melody+perf {best}",
+        "alpha": inter["alpha"],
+        "velocity": inter["velocity"],
+        "notes_per_second": inter["notes_per_second"],
+        "per_pair": inter["per_pair"],
+    }
+    return transfer["artifacts"] + inter["artifacts"]
 
-    :returns: ``alpha``, per-alpha means over pairs of ``velocity`` and ``notes_per_second``, the
-        per-pair values, ``artifacts`` (pair 0's generations and a plot of the features against alpha).
-    """
-    budget = preset.max_tokens - 1
-    rng = np.random.default_rng(seed + 13)
-    per_pair: dict[str, list[list[float]]] = {"velocity": [], "notes_per_second": []}
-    artifacts: list[str] = []
-    for k in range(pairs):
-        score, _ = held[k % len(held)]
-        _, piece = held[(k + 1) % len(held)]
-        spans, _ = equal_span({label: _played(score, label, seed, 50 + k) for label in STYLES}, preset.seconds, budget)
-        a, b = (_ids(spans[label], budget, device) for label in STYLES)
-        start = _start(rng, piece.performance, preset.seconds)
-        melody = (
-            _melody_ids(crop(piece.melody, start, preset.seconds), preset.max_tokens, device)
-            if model.uses_melody
-            else None
-        )
-        velocity, density = [], []
-        for alpha in alphas:
-            gen = _decode(
-                generate(
-                    model,
-                    1,
-                    style=interpolate_style(model, a, b, alpha),
-                    melody=melody,
-                    seed=seed * 100 + 60 + k,
-                    **_sampling(preset),
-                )
-            )
-            velocity.append(mean_velocity(gen))
-            density.append(note_density(gen))
-            if k == 0:
-                gen.to_midi(out_dir / "interpolation" / f"alpha_{alpha:g}.mid")
-                artifacts.append(f"interpolation/alpha_{alpha:g}.mid")
-        per_pair["velocity"].append(velocity)
-        per_pair["notes_per_second"].append(density)
-    means = {f: [float(np.nanmean(col)) for col in zip(*rows)] for f, rows in per_pair.items()}
+
+def plot_curves(curves: dict[str, list[float]], path: Path) -> str:
+    """Training loss per model (seed 0) as a PNG; returns its file name."""
+    from etude.runtime.figures import pyplot, save_figure
+
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(7, 2.8))
-    labels = {"velocity": "mean velocity", "notes_per_second": "notes per second"}
-    for ax, (feature, rows) in zip(axes, per_pair.items()):
-        for row in rows:
-            ax.plot(alphas, row, color="0.75", lw=0.8)
-        ax.plot(alphas, means[feature], "o-", color="C0", lw=2)
-        ax.set(xlabel="alpha (0: loud/fast, 1: soft/slow)", ylabel=labels[feature])
-    save_figure(fig, out_dir / "interpolation" / "features.png", dpi=100)
-    artifacts.append("interpolation/features.png")
-    return {"alpha": list(alphas), **means, "per_pair": per_pair, "artifacts": artifacts}
-
-
-def plot_first(performances: dict[str, Performance], out_dir: Path, title: str) -> list[str]:
-    """Piano rolls ``samples/<name>_0.png`` of the first sample per model."""
-    names = []
-    for name, perf in performances.items():
-        plot_piano_roll(perf, out_dir / "samples" / f"{name}_0.png", title=f"{name} ({title})")
-        names.append(f"samples/{name}_0.png")
-    return names
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, c in curves.items():
+        ax.plot(c, label=name, lw=1)
+    ax.set(xlabel="step", ylabel="training NLL (nats/token)", title="transformer_ae: training loss, seed 0")
+    ax.legend(fontsize=7)
+    save_figure(fig, path, dpi=110)
+    return path.name

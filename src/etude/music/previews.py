@@ -2,7 +2,8 @@
 
 For ``tune.mid`` it writes ``tune.preview.png`` (a piano roll) and, where fluidsynth and a
 General MIDI soundfont are installed, ``tune.preview.wav`` (16 kHz mono, rendered by
-``etude.audio``); the names come from ``etude.studies.midi_preview_names``.
+``etude.audio``); ``midi_preview_names`` names them by the report's convention for previews
+(``etude.studies.protocol.preview_names``), so the report embeds them without reading MIDI.
 """
 
 from __future__ import annotations
@@ -11,9 +12,17 @@ import os
 from pathlib import Path
 
 from etude.errors import EtudeError, EtudeWarning, warn_at_caller
-from etude.studies.protocol import midi_preview_names
+from etude.studies.protocol import preview_names
 
-__all__ = ["write_midi_previews"]
+__all__ = ["midi_preview_names", "write_midi_previews"]
+
+
+def midi_preview_names(midi_name: str) -> tuple[str, str]:
+    """Names of the previews of a MIDI artifact: (WAV rendering, piano-roll PNG).
+
+    ``samples/tune.mid`` -> (``samples/tune.preview.wav``, ``samples/tune.preview.png``).
+    """
+    return preview_names(midi_name)
 
 
 def write_midi_previews(midi_path: str | os.PathLike[str]) -> list[Path]:

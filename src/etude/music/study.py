@@ -1,51 +1,40 @@
 """Study `transformer_ae`: Choi et al., "Encoding Musical Style with Transformer Autoencoders", ICML 2020.
 
-Wiring only: presets, models of `etude.music.autoencoder` trained by `etude.music.training`,
-sampled by `etude.music.generate`, and the claims of Secs. 5.1-5.3 measured on held-out Bach
-chorales (split by piece) played in sampled styles.
+Presets, claims and a `run` that names its steps: the steps (data, training, and the measurements
+that decide each claim) live in `etude.music.experiments`, the generation experiments in
+`etude.music.generations`, and the decision rules, as pure functions, in `etude.music.criteria`.
+The claims of Secs. 5.1-5.3 are measured on held-out Bach chorales (split by piece) played in
+sampled styles.
 """
 
 from __future__ import annotations
 
 import time
-import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from etude.errors import BadInputError
-from etude.music.autoencoder import TransformerAutoencoder
-from etude.music.corpus import load_scores, play, split_of
 from etude.music.criteria import (
+    COPY_RATIO,
+    HELD_TO_END,
     IN_RANGE,
+    LIKENESS_RATIOS,
     MARGIN,
     MIN_PAIRS,
+    ORPHAN_NOTE_OFFS,
     SMALL,
-    better_rule,
-    ci_text,
-    direction_rule,
-    interval_rule,
-    nll_gain,
-    paired_interval,
-    range_rule,
-    style_nll_rule,
+    VELOCITY_DISTANCE,
 )
-from etude.music.events import PerformanceEncoding
 from etude.music.experiments import (
-    interpolation,
-    oa_experiment,
-    plot_first,
-    style_direction,
-    style_transfer,
-    training_pitch_range,
+    decide_generation_claims,
+    decide_nll_claims,
+    decide_transfer,
+    load_data,
+    nll_metrics,
+    plot_curves,
+    train_models,
 )
-from etude.music.metrics import pitch_range_fraction
 from etude.music.previews import write_midi_previews
-from etude.music.training import Crops, fit, make_crops, nll_per_crop
-from etude.music.transformer import TransformerConfig
 from etude.runtime import is_rank_zero, resolve_device
 from etude.studies.protocol import Claim, Result, Study
 
@@ -53,18 +42,6 @@ if TYPE_CHECKING:
     from lightning_fabric import Fabric
 
 __all__ = ["TransformerAePreset", "TransformerAeStudy"]
-
-# model name -> (conditioning, combine, pool, relative, absolute)
-MODELS = {
-    "unconditional": ("none", "sum", True, True, False),
-    "absolute": ("none", "sum", True, False, True),
-    "performance": ("performance", "sum", True, True, False),
-    "unpooled": ("performance", "sum", False, True, False),
-    "melody": ("melody", "sum", True, True, False),
-    "melody+perf sum": ("melody+performance", "sum", True, True, False),
-    "melody+perf concat": ("melody+performance", "concat", True, True, False),
-    "melody+perf tile": ("melody+performance", "tile", True, True, False),
-}
 
 
 @dataclass(frozen=True)
@@ -106,13 +83,15 @@ class TransformerAePreset:
     decide_copying: bool = False
     """Big enough to decide unpooled_copies (quick's 250 steps of 64-token crops are not: inconclusive)."""
     transfer_pairs: int = 3
-    """Held-out pairs of "melody of A in the style of B" written as MIDI and audio."""
+    """Held-out pairs of "melody of A in the style of B" (style_transfer needs >= 16; the first 3 are written)."""
+    direction_scores: int = 4
+    """Held-out scores style_direction conditions on (needs >= 16; the long preset uses 64)."""
     interpolation_pairs: int = 4
     """Held-out scores whose loud/fast and soft/slow style vectors are interpolated (alpha 0, 0.5, 1)."""
     augment: bool = True
     """Transpose -3..+3 and stretch 0.95-1.05 each training crop."""
     samples: int = 4
-    """Held-out crops (OA) and held-out scores (style direction) conditioned on; claims need >= 16."""
+    """Held-out crops conditioned on for OA and music-likeness; oa_conditioned needs >= 16."""
     temperature: float = 1.0
     """Sampling temperature."""
     top_p: float = 0.95
@@ -145,15 +124,17 @@ class TransformerAeStudy(Study):
             steps=4,
             batch_size=4,
             samples=1,
+            direction_scores=1,
             augment=False,
             transfer_pairs=1,
             interpolation_pairs=1,
         ),
         "quick": TransformerAePreset(),
         # sized by timing (1 thread): a step of 8 x 255 tokens takes 0.2-0.3 s with one other job on the 2 cores
-        # (about 1 s at load average 6); 8 models at seed 0, the two of style_lowers_nll again at seed 1
+        # (about 1 s at load average 6); all 408 chorales (about 80 held out: 64 distinct style-direction scores,
+        # 16 transfer pairs of distinct pieces); every model at 2 seeds, since every model enters an NLL claim
         "long": TransformerAePreset(
-            pieces=80,
+            pieces=0,
             seconds=8.0,
             max_tokens=256,
             per_piece=8,
@@ -167,8 +148,9 @@ class TransformerAeStudy(Study):
             batch_size=8,
             lr=2e-3,
             seeds=2,
-            seed_models=("unconditional", "performance"),
             samples=16,
+            direction_scores=64,
+            transfer_pairs=16,
             decide_copying=True,
         ),
         "full": TransformerAePreset(
@@ -188,6 +170,8 @@ class TransformerAeStudy(Study):
             lr=5e-4,
             seeds=2,
             samples=16,
+            direction_scores=64,
+            transfer_pairs=16,
             device="auto",
             precision="bf16-mixed",
             decide_copying=True,
@@ -216,8 +200,8 @@ class TransformerAeStudy(Study):
                 "unpooled_copies",
                 "Without mean pooling the autoencoder copies its input.",
                 "motivates pooling (Choi et al. Sec. 3.2)",
-                "unpooled NLL <= 0.5 x pooled 'performance' NLL; decided only by presets big enough to learn copying "
-                "(long, full)",
+                f"unpooled NLL <= {COPY_RATIO} x pooled 'performance' NLL (mean over crops and seeds); decided only "
+                "by presets big enough to learn copying (long, full)",
             ),
             Claim(
                 "relative_beats_absolute",
@@ -237,7 +221,8 @@ class TransformerAeStudy(Study):
                 "style_direction",
                 "A loud/fast conditioning style gives louder, denser generations than a soft/slow one.",
                 "style controls generation (Choi et al. Sec. 5.3)",
-                f"over >= {MIN_PAIRS} held-out scores, each played loud/fast and soft/slow over one span in seconds: "
+                f"over >= {MIN_PAIRS} held-out scores (64 in long), each played loud/fast and soft/slow over one "
+                "span in seconds: "
                 f"holds when {ci} of the generations' mean velocity and of their notes/s both lie above 0, fails "
                 "when either lies below 0",
             ),
@@ -249,242 +234,48 @@ class TransformerAeStudy(Study):
                 "lowest..highest "
                 "pitch of the (augmented) training crops; fewer than 50 notes is inconclusive",
             ),
+            Claim(
+                "style_transfer",
+                "Melody of A in the style of B is closer to B's velocity and note density than to A's.",
+                "the melody & performance autoencoder carries B's style onto A's melody (Choi et al. Sec. 5.3)",
+                f"over >= {MIN_PAIRS} pairs of held-out pieces (16 in long), per pair |gen - A| - |gen - B| of mean "
+                f"velocity and of notes/s (A: the melody's own performance crop, B: the style's): holds when {ci} "
+                "of both lies above 0, fails when either lies below 0",
+            ),
+            Claim(
+                "music_like_data",
+                "Generations have the texture of the held-out data, not a wash of sound.",
+                "not a figure of the paper: the project's check that samples sound like the music they model",
+                "the 'performance' model's generations (conditioned on held-out crops) against the held-out crops "
+                f"(decoded alike): polyphony, median note length and median inter-onset interval within a factor "
+                f"{LIKENESS_RATIOS['polyphony']:g} of the data's, mean pitch span within a factor "
+                f"{LIKENESS_RATIOS['pitch_range']:g}, velocity histograms (8 bins) at total-variation distance "
+                f"<= {VELOCITY_DISTANCE}, share of notes held to the end <= {HELD_TO_END[0]:g} x data's + "
+                f"{HELD_TO_END[1]}, share of note-offs closing no note <= data's + {ORPHAN_NOTE_OFFS}; fewer than 50 notes "
+                "on either side is inconclusive (ratios fixed in etude.music.criteria before any run)",
+            ),
         ]
 
     def run(
         self, preset: TransformerAePreset, seed: int, out_dir: Path, resume: bool = False, fabric: Fabric | None = None
     ) -> Result:
         """Train every model (on ``fabric``'s devices and ranks when given), then decide the claims on rank 0."""
-        out_dir = Path(out_dir)
-        started = time.perf_counter()
+        out_dir, started = Path(out_dir), time.perf_counter()
         claims = {c.id: c for c in self.claims()}
         device = resolve_device(preset.device) if fabric is None else fabric.device
-        held, train_data, eval_data, n_train = _data(preset, seed)
-        per_crop, curves, models = _train_models(preset, seed, out_dir, resume, fabric, device, train_data, eval_data)
-        counts = (eval_data.performance != PerformanceEncoding.PAD).sum(1).numpy()
-        per_seed = {n: [float(np.sum(v * counts) / counts.sum()) for v in s] for n, s in per_crop.items()}
-        metrics: dict = {
-            "nll_nats_per_token": {n: float(np.mean(v)) for n, v in per_seed.items()},
-            "nll_per_seed": per_seed,
-            "train_crops": len(train_data),
-            "eval_crops": len(eval_data),
-            "train_pieces": n_train,
-            "held_out_pieces": len(held),
-            "final_train_loss": {n: float(np.mean(c[-10:])) for n, c in curves.items() if c},
-        }
+        data = load_data(preset, seed)
+        trained = train_models(preset, seed, out_dir, resume, fabric, device, data)
+        metrics = nll_metrics(trained, data)
         if not is_rank_zero(fabric):  # the other ranks trained along; rank 0 samples, decides and writes
             return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics)
         enough = preset.steps >= 100
-        metrics["nll_claims"] = self._nll_claims(claims, per_crop, preset, enough)
-        artifacts = self._generation_claims(
-            claims, metrics, models, held, preset, seed, out_dir, device, enough, training_pitch_range(train_data)
-        )
-        artifacts.append(_plot_curves(curves, out_dir / "training_loss.png"))
+        metrics["nll_claims"] = decide_nll_claims(claims, trained.per_crop, preset, enough)
+        steps = (decide_generation_claims, decide_transfer)
+        artifacts = [
+            a for step in steps for a in step(claims, metrics, trained, data, preset, seed, out_dir, device, enough)
+        ]
+        artifacts.append(plot_curves(trained.curves, out_dir / "training_loss.png"))
         metrics["run_seconds_before_report"] = round(time.perf_counter() - started, 1)
         for name in [a for a in artifacts if a.endswith(".mid")]:
             write_midi_previews(out_dir / name)  # the report embeds these, and imports no domain package
         return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics, artifacts=artifacts)
-
-    @staticmethod
-    def _nll_claims(
-        claims: dict[str, Claim], per_crop: dict[str, list[np.ndarray]], preset: TransformerAePreset, enough: bool
-    ) -> dict[str, object]:
-        out: dict[str, object] = {}
-        gain = nll_gain(per_crop["unconditional"], per_crop["performance"])
-        holds, conclusive = style_nll_rule(gain, enough)
-        out["style_lowers_nll"] = gain
-        claims["style_lowers_nll"].decide(
-            f"NLL gap unconditional - performance {ci_text(gain)} nats/token over {gain['n']} crops, "
-            f"{len(gain['seed_gaps'])} seed(s) (per seed {', '.join(f'{g:+.3f}' for g in gain['seed_gaps'])})",
-            holds,
-            conclusive=conclusive,
-        )
-        combos = {c: nll_gain(per_crop["melody"], per_crop[f"melody+perf {c}"]) for c in ("sum", "concat", "tile")}
-        rules = {c: better_rule(g, enough) for c, g in combos.items()}
-        out["melody_plus_performance"] = combos
-        claims["melody_plus_performance"].decide(
-            "NLL gap melody-only - combination: "
-            + "; ".join(f"{c} {ci_text(g)}" for c, g in combos.items())
-            + " nats/token",
-            all(h for h, _ in rules.values()),
-            conclusive=all(c for _, c in rules.values()) or any(c and not h for h, c in rules.values()),
-            note="best combination: " + max(combos, key=lambda c: combos[c]["mean"]),
-        )
-        pooled, unpooled = (float(np.mean(per_crop[n][0])) for n in ("performance", "unpooled"))
-        ratio = unpooled / pooled
-        out["unpooled_ratio"] = ratio
-        claims["unpooled_copies"].decide(
-            f"unpooled {unpooled:.3f} vs pooled {pooled:.3f} nats/token (mean over crops, seed 0; ratio {ratio:.2f})",
-            ratio <= 0.5,
-            conclusive=enough and preset.decide_copying,
-        )
-        gain = nll_gain(per_crop["absolute"], per_crop["unconditional"])
-        holds, conclusive = better_rule(gain, enough)
-        out["relative_beats_absolute"] = gain
-        claims["relative_beats_absolute"].decide(
-            f"NLL gap absolute - relative {ci_text(gain)} nats/token over {gain['n']} crops",
-            holds,
-            conclusive=conclusive,
-        )
-        return out
-
-    @staticmethod
-    def _generation_claims(
-        claims, metrics, models, held, preset, seed, out_dir, device, enough, pitch_range: tuple[int, int]
-    ) -> list[str]:
-        oa = oa_experiment(models, held, preset, seed, out_dir, device)
-        artifacts = oa["artifacts"] + plot_first(
-            {k: v[0] for k, v in oa["generated"].items()}, out_dir, f"held-out {held[0][0].name}"
-        )
-        diff = paired_interval(np.subtract(oa["oa"]["performance"], oa["oa"]["unconditional"]))
-        holds, conclusive = interval_rule(diff, min_n=MIN_PAIRS)
-        metrics["oa"] = {**{k: float(np.mean(v)) for k, v in oa["oa"].items()}, "difference": diff}
-        claims["oa_conditioned"].decide(
-            f"OA conditioned {metrics['oa']['performance']:.3f} vs unconditioned {metrics['oa']['unconditional']:.3f}, "
-            f"paired difference {ci_text(diff)}; ceiling {metrics['oa']['ceiling']:.3f} "
-            f"(over {diff['n']} held-out crops)",
-            holds,
-            conclusive=enough and conclusive,
-            note=f"OA over {oa['window']['window']:g} s windows (hop {oa['window']['hop']:g} s) "
-            f"of {preset.seconds:g} s crops",
-        )
-
-        sd = style_direction(models["performance"], held, preset, seed, out_dir, device)
-        artifacts += sd["artifacts"]
-        dv = paired_interval(np.subtract(sd["velocity"]["loud_fast"], sd["velocity"]["soft_slow"]))
-        dd = paired_interval(np.subtract(sd["density"]["loud_fast"], sd["density"]["soft_slow"]))
-        holds, conclusive = direction_rule(dv, dd)
-        metrics["style_direction"] = {
-            "velocity": {k: float(np.nanmean(v)) for k, v in sd["velocity"].items()},
-            "notes_per_second": {k: float(np.nanmean(v)) for k, v in sd["density"].items()},
-            "velocity_difference": dv,
-            "notes_per_second_difference": dd,
-            "span_seconds": {"min": float(np.min(sd["span_seconds"])), "max": float(np.max(sd["span_seconds"]))},
-        }
-        claims["style_direction"].decide(
-            f"loud/fast - soft/slow: velocity {ci_text(dv)}, notes/s {ci_text(dd)} over {dv['n']} held-out scores "
-            f"(spans {np.min(sd['span_seconds']):.1f}-{np.max(sd['span_seconds']):.1f} s, equal per pair)",
-            holds,
-            conclusive=enough and conclusive,
-        )
-
-        low, high = pitch_range
-        generated = oa["generated"]["performance"] + sd["generated"]
-        fraction = pitch_range_fraction(generated, low, high)
-        notes = sum(len(p) for p in generated)
-        holds, conclusive = range_rule(fraction, notes)
-        metrics["pitch_in_range"] = {
-            "training_range": [low, high],
-            "fraction": fraction,
-            "notes": notes,
-            "unconditional_fraction": pitch_range_fraction(oa["generated"]["unconditional"], low, high),
-        }
-        claims["pitch_in_range"].decide(
-            f"{fraction:.1%} of {notes} generated notes in the training range {low}..{high} "
-            f"(unconditional: {metrics['pitch_in_range']['unconditional_fraction']:.1%})",
-            holds,
-            conclusive=enough and conclusive,
-        )
-
-        best = min(("sum", "concat", "tile"), key=lambda c: metrics["nll_nats_per_token"][f"melody+perf {c}"])
-        transfer = style_transfer(
-            models[f"melody+perf {best}"], held, preset, seed, out_dir, device, pairs=preset.transfer_pairs
-        )
-        inter = interpolation(
-            models[f"melody+perf {best}"], held, preset, seed, out_dir, device, pairs=preset.interpolation_pairs
-        )
-        metrics["style_transfer"] = {"model": f"melody+perf {best}", "pairs": transfer["pairs"]}
-        metrics["interpolation"] = {
-            "model": f"melody+perf {best}",
-            "alpha": inter["alpha"],
-            "velocity": inter["velocity"],
-            "notes_per_second": inter["notes_per_second"],
-            "per_pair": inter["per_pair"],
-        }
-        return artifacts + transfer["artifacts"] + inter["artifacts"]
-
-
-def _data(preset: TransformerAePreset, seed: int) -> tuple[list, Crops, Crops, int]:
-    """Held-out (score, piece) pairs, training and evaluation crops, and the number of training pieces."""
-    scores, _ = load_scores("bach", limit=preset.pieces or None, show_progress=False)
-    pieces = [play(s, seed, split_of(s.name)) for s in scores]
-    train = [p for p in pieces if p.split == "train"]
-    held = [(s, p) for s, p in zip(scores, pieces) if p.split != "train"]
-    if not train or not held:
-        raise BadInputError(
-            f"{preset.pieces} pieces give {len(train)} training and {len(held)} held-out pieces; "
-            "raise the preset's 'pieces'"
-        )
-    train_data = make_crops(
-        train,
-        seconds=preset.seconds,
-        max_tokens=preset.max_tokens,
-        per_piece=preset.per_piece,
-        seed=seed,
-        augment=preset.augment,
-    )
-    eval_data = make_crops(
-        [p for _, p in held],
-        seconds=preset.seconds,
-        max_tokens=preset.max_tokens,
-        per_piece=preset.eval_per_piece,
-        seed=seed + 1,
-    )
-    return held, train_data, eval_data, len(train)
-
-
-def _train_models(preset, seed, out_dir, resume, fabric, device, train_data, eval_data):
-    """Train MODELS (seed 0) and ``preset.seed_models`` at the later seeds; per-crop held-out NLLs per seed."""
-    unknown = set(preset.seed_models) - set(MODELS)
-    if unknown:
-        raise BadInputError(f"seed_models must name models of {sorted(MODELS)}, got {sorted(unknown)}")
-    cfg = TransformerConfig(
-        vocab_size=PerformanceEncoding().vocab_size,
-        dim=preset.dim,
-        heads=preset.heads,
-        layers=preset.layers,
-        ff=preset.ff,
-        max_len=preset.max_tokens,
-        dropout=preset.dropout,
-    )
-    train_data, eval_data = train_data.to(device), eval_data.to(device)  # once, for every model and seed
-    per_crop: dict[str, list[np.ndarray]] = {name: [] for name in MODELS}
-    curves: dict[str, list[float]] = {}
-    models: dict[str, TransformerAutoencoder] = {}
-    for s in range(preset.seeds):
-        for name, (cond, combine, pool, relative, absolute) in MODELS.items():
-            if s > 0 and preset.seed_models and name not in preset.seed_models:
-                continue
-            torch.manual_seed(zlib.crc32(f"{seed}/{s}/{name}".encode()))
-            mcfg = TransformerConfig(**{**asdict(cfg), "relative": relative, "absolute": absolute})
-            model = TransformerAutoencoder(mcfg, cond, combine, pool, encoder_layers=preset.encoder_layers).to(device)
-            tag = name.replace("+", "_").replace(" ", "_")
-            losses = fit(
-                model,
-                train_data,
-                steps=preset.steps,
-                batch_size=preset.batch_size,
-                lr=preset.lr,
-                seed=seed * 1000 + s,
-                checkpoint=out_dir / "checkpoints" / f"{tag}_s{s}.pt",
-                resume=resume,
-                desc=f"{name} seed {s}",
-                fabric=fabric,
-            )
-            per_crop[name].append(nll_per_crop(model, eval_data))
-            if s == 0:
-                curves[name], models[name] = losses, model
-    return per_crop, curves, models
-
-
-def _plot_curves(curves: dict[str, list[float]], path: Path) -> str:
-    from etude.runtime.figures import pyplot, save_figure
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, c in curves.items():
-        ax.plot(c, label=name, lw=1)
-    ax.set(xlabel="step", ylabel="training NLL (nats/token)", title="transformer_ae: training loss, seed 0")
-    ax.legend(fontsize=7)
-    save_figure(fig, path, dpi=110)
-    return path.name

@@ -9,13 +9,13 @@ inside the melody encoding's pitch range (21-108), with ``MelodyEncoding``. A fi
 be read, has no notes or does not fit the encoding is left out; all such files together raise one
 ``SkippedFilesWarning`` ("skipped 3 of 120 files that could not be read (first: path: reason)").
 
-The cache is a folder ``$ETUDE_CACHE/midi-<keys>keys-<files>-<hash>/`` (``etude.music.cache.cache_dir``):
+The cache is a folder ``$ETUDE_CACHE/midi-<keys>keys-<files>-<hash>/`` (``etude.runtime.cache.cache_dir``):
 
 - ``performance.npy`` (uint16), every file's performance ids one after the other, no BOS/EOS;
 - ``step.npy`` (int32), for each performance id the 10 ms step at which it sounds (the sum of
   the time shifts before it in its file), so a window's time span needs no scan;
 - ``melody.npy`` (uint8), every file's melody frame ids (10 frames per second);
-- ``index.npz`` (``etude.music.cache.save_arrays``): the files' relative paths, the offsets
+- ``index.npz`` (``etude.runtime.cache.save_arrays``): the files' relative paths, the offsets
   ``[files + 1]`` of each file into both streams, the files left out with their reasons, and
   the SHA-256 of each stream. It is written last, so an entry without it is incomplete.
 
@@ -49,12 +49,12 @@ from typing import BinaryIO
 import numpy as np
 
 from etude.errors import BadInputError, EtudeWarning, MissingDependencyError
-from etude.music.cache import CacheMismatch, cache_dir, check_entry, load_arrays, save_arrays
 from etude.music.corpus import CacheRebuiltWarning, split_of
 from etude.music.events import STEPS_PER_SECOND, PerformanceEncoding
 from etude.music.melody import MelodyEncoding, skyline
 from etude.music.midi import READER_VERSION
 from etude.music.performance import Performance, read_midi
+from etude.runtime.cache import CacheMismatch, cache_dir, check_entry, load_arrays, save_arrays
 from etude.runtime.files import open_atomic
 from etude.validation import check_number
 

@@ -15,7 +15,15 @@ from torch import Tensor, nn
 from etude.errors import BadInputError
 from etude.music.attention import RelativeAttention, sinusoids
 
-__all__ = ["DecoderLayer", "EncoderLayer", "MusicTransformer", "TransformerConfig", "check_tokens", "embed_tokens"]
+__all__ = [
+    "DecoderLayer",
+    "EncoderLayer",
+    "MusicTransformer",
+    "TransformerConfig",
+    "check_tokens",
+    "embed_tokens",
+    "token_embedding",
+]
 
 
 @dataclass(frozen=True)
@@ -36,8 +44,9 @@ class TransformerConfig:
     """Longest sequence the relative tables and generation cover."""
     relative: bool = True
     """Relative attention (False: plain attention, the absolute baseline)."""
-    absolute: bool = False
-    """Add sinusoidal absolute positions to the embeddings."""
+    absolute: bool = True
+    """Add sinusoidal absolute positions to the embeddings (tensor2tensor's ``pos="timing"``, kept by
+    magenta's relative-attention hparams; without them cross-attention sees no position)."""
     dropout: float = 0.1
     """Dropout on attention weights and residual branches."""
 
@@ -62,12 +71,29 @@ def check_tokens(tokens: object, vocab_size: int, max_len: int, what: str = "tok
     return tokens
 
 
-def embed_tokens(embedding: nn.Embedding, tokens: Tensor, cfg: TransformerConfig, offset: int = 0) -> Tensor:
-    """``sqrt(D) E[x_t]``, plus sinusoidal positions ``offset + t`` when ``cfg.absolute`` (Vaswani et al. Sec. 3.4-3.5).
+def token_embedding(vocab_size: int, dim: int) -> nn.Embedding:
+    """A ``[V, D]`` embedding drawn from ``N(0, D^-1/2)`` (std ``D^-1/2``), as tensor2tensor draws it.
 
-    The one input embedding of the decoder and both encoders: with relative attention the
-    positions come from the relative term; with ``absolute`` they are added here, so no stack is
-    a bag of tokens. ``tokens [B, L] -> [B, L, D]``.
+    ``embed_tokens`` multiplies it by ``sqrt(D)``, so a token's coordinates have unit scale, like
+    the sinusoids' (tensor2tensor ``layers/modalities.py``: ``random_normal_initializer(0.0,
+    hidden_size**-0.5)`` and ``multiply_embedding_mode="sqrt_depth"``). PyTorch's default ``N(0, 1)``
+    times ``sqrt(D)`` makes tokens ``sqrt(D)`` times larger than the positions (11x at D = 128),
+    which drowns them.
+    """
+    embedding = nn.Embedding(vocab_size, dim)
+    nn.init.normal_(embedding.weight, mean=0.0, std=dim**-0.5)
+    return embedding
+
+
+def embed_tokens(embedding: nn.Embedding, tokens: Tensor, cfg: TransformerConfig, offset: int = 0) -> Tensor:
+    """``sqrt(D) E[x_t] + PE(offset + t)`` (Vaswani et al. Sec. 3.4-3.5); ``PE`` only when ``cfg.absolute``.
+
+    The one input embedding of the decoder and both encoders (``E`` from ``token_embedding``, so
+    both terms have unit scale). Relative attention adds positions inside self-attention only;
+    cross-attention has no relative term, so the sinusoids added here are what aligns decoder
+    steps with encoder steps (magenta's Music Transformer hparams keep tensor2tensor's timing
+    signal beside relative attention: ``magenta/models/score2perf/score2perf_hparams.py`` starts
+    from ``transformer_base`` and changes only ``self_attention_type``). ``tokens [B, L] -> [B, L, D]``.
     """
     x = embedding(tokens) * cfg.dim**0.5
     if cfg.absolute:
@@ -139,7 +165,7 @@ class MusicTransformer(nn.Module):
     def __init__(self, cfg: TransformerConfig = TransformerConfig(), memory_dim: int | None = None) -> None:
         super().__init__()
         self.cfg, self.memory_dim = cfg, memory_dim
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.embed = token_embedding(cfg.vocab_size, cfg.dim)
         self.layers = nn.ModuleList(DecoderLayer(cfg, memory_dim) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size)

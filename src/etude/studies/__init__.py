@@ -8,7 +8,7 @@ from etude.studies.protocol import (
     Result,
     Study,
     apply_overrides,
-    midi_preview_names,
+    preview_names,
     versions,
 )
 from etude.studies.registry import STUDIES, get_study, study_names
@@ -24,7 +24,7 @@ __all__ = [
     "Result",
     "Study",
     "apply_overrides",
-    "midi_preview_names",
+    "preview_names",
     "collect_results",
     "get_study",
     "load_result",

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from etude.runtime.files import write_atomic
-from etude.studies.protocol import VERDICTS, Result, midi_preview_names
+from etude.studies.protocol import VERDICTS, Result, preview_names
 from etude.studies.report import (
     artifact_file,
     check_run_dir,
@@ -141,7 +141,7 @@ def _artifact_html(run_dir: Path, study: str, name: str, budget: _Budget) -> str
         )
     if suffix in (".mid", ".midi"):
         tags = []
-        wav_name, png_name = midi_preview_names(name)
+        wav_name, png_name = preview_names(name)
         for preview, kind in ((wav_name, "audio/wav"), (png_name, "image/png")):
             found, _ = artifact_file(run_dir, study, preview)
             if found is None or not budget.take(found.stat().st_size):

@@ -29,7 +29,7 @@ __all__ = [
     "apply_overrides",
     "override_limits",
     "OVERRIDE_GROWTH",
-    "midi_preview_names",
+    "preview_names",
     "versions",
 ]
 
@@ -74,13 +74,13 @@ class Claim:
             raise BadInputError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
 
-def midi_preview_names(midi_name: str) -> tuple[str, str]:
-    """Names of the previews a study writes beside a MIDI artifact: (WAV rendering, piano-roll PNG).
+def preview_names(artifact: str) -> tuple[str, str]:
+    """Names of the previews a study may write beside an artifact the report cannot show: (WAV, PNG).
 
     ``samples/tune.mid`` -> (``samples/tune.preview.wav``, ``samples/tune.preview.png``); the report
-    embeds them with the MIDI file (``etude.music.previews.write_midi_previews`` writes them).
+    embeds whichever exist with the artifact (a domain writes them, e.g. ``etude.music.previews``).
     """
-    head, _, base = midi_name.rpartition("/")
+    head, _, base = artifact.rpartition("/")
     stem = base.rsplit(".", 1)[0] if "." in base else base
     prefix = f"{head}/" if head else ""
     return f"{prefix}{stem}.preview.wav", f"{prefix}{stem}.preview.png"
