@@ -32,10 +32,11 @@ import platform
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -489,9 +490,7 @@ def main() -> None:
         results["studies"][study] = {
             "totals": totals,
             "wall_s_of_this_measurement": round(time.perf_counter() - started, 1),
-            "models": [
-                {k: v for k, v in asdict(c).items() if k not in ("build",)} for c in cases
-            ],
+            "models": [{k: v for k, v in asdict(c).items() if k not in ("build",)} for c in cases],
         }
         print(json.dumps({study: totals}), flush=True)
     text = json.dumps(results, indent=1, default=str)
