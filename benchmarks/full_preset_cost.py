@@ -444,6 +444,67 @@ def project(cases: list[Case]) -> dict[str, Any]:
     return totals
 
 
+def _duration(seconds: float) -> str:
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def _flops(value: float) -> str:
+    for unit, size in (("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6)):
+        if value >= size:
+            return f"{value / size:.3g} {unit}"
+    return f"{value:.3g} FLOP"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The markdown table of docs/full_cost.md: one row per study."""
+    rows = [
+        "| study | full preset: trainings x steps, batch x shape | FLOPs/step | CPU s/step measured | "
+        "projected whole preset: 2-core CPU / 1 H100 / 8 H100 (DDP) / 8 H100 (one model per GPU) | assumptions |",
+        "|---|---|---|---|---|---|",
+    ]
+    for study, r in results["studies"].items():
+        models, t = r["models"], r["totals"]
+        shape = "; ".join(f"{m['model']}: {m['trainings']} x {m['steps']:,}" for m in models)
+        shape += f"; each step {models[0]['shape']}" if len({m["shape"] for m in models}) == 1 else ""
+        if len({m["shape"] for m in models}) > 1:
+            shape += "; shapes: " + "; ".join(dict.fromkeys(m["shape"] for m in models))
+        flops = [m["figures"]["flops_per_step"] for m in models]
+        fl = _flops(min(flops)) if min(flops) == max(flops) else f"{_flops(min(flops))} - {_flops(max(flops))}"
+        cpu = []
+        for m in models:
+            f = m["figures"]
+            if "cpu_s_per_step_2t_measured" in f:
+                at = f"batch {f['measured_batch']}" + (f", length {f['timed_length']}" if "timed_length" in f else "")
+                scaled = (
+                    ""
+                    if f["cpu_s_per_step_1t"] == f["cpu_s_per_step_1t_measured"]
+                    else (
+                        f" (x{f['cpu_s_per_step_1t'] / f['cpu_s_per_step_1t_measured']:.3g} to the preset's step: "
+                        f"{f['cpu_s_per_step_1t']:.3g} s)"
+                    )
+                )
+                cpu.append(
+                    f"{m['model']} at {at}: {f['cpu_s_per_step_1t_measured']:.3g} s (1 thread), "
+                    f"{f['cpu_s_per_step_2t_measured']:.3g} s (2 threads){scaled}"
+                )
+        bounds = sorted({m["figures"]["h100_bound"] for m in models})
+        mfu = sorted({m["figures"]["mfu_assumed"] for m in models})
+        precision = sorted({m["precision"] for m in models})
+        assume = (
+            f"{', '.join(precision)}; MFU {', '.join(f'{v:.0%}' for v in mfu)}; "
+            f"H100 step {' or '.join(bounds)}-bound ({sum(m['figures']['h100_bound'] == 'latency' for m in models)}"
+            f" of {len(models)} models latency-bound)"
+        )
+        proj = " / ".join(
+            _duration(t[k]) for k in ("cpu_2core_s", "h100_1_s", "h100_8_s", "h100_8_models_in_parallel_s")
+        )
+        rows.append(f"| {study} | {shape} | {fl} | {'; '.join(cpu)} | {proj} | {assume} |")
+    return "\n".join(rows)
+
+
 def _git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -456,7 +517,11 @@ def main() -> None:
     parser.add_argument("--studies", default=",".join(BUILDERS))
     parser.add_argument("--steps", type=int, default=2, help="timed steps per thread count (median)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--table", type=Path, default=None, help="print the markdown table of a results file")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return
     results: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _git_commit(),
