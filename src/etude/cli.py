@@ -75,7 +75,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     for name in study_names():
         study = get_study(name)
-        print(f"{name}: {study.title}")
+        package = type(study).__module__.rpartition(".")[0]  # the library the study wires: etude.games, ...
+        print(f"{name} ({package}): {study.title}")
         print(f"  {study.citation}")
         print(f"  presets: {', '.join(study.presets)}")
         for claim in study.claims():

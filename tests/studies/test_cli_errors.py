@@ -30,7 +30,7 @@ def test_list_prints_lola_and_its_claims(capsys) -> None:
     out, err = capsys.readouterr()
     assert err == ""
     lines = out.splitlines()
-    start = lines.index(f"lola: {LolaStudy.title}")
+    start = lines.index(f"lola (etude.games): {LolaStudy.title}")  # the package beside each study
     end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("  ")), len(lines))
     lines = lines[start:end]
     assert "arXiv:1709.04326" in lines[1]
