@@ -44,10 +44,10 @@ def _hook(event: str, args: tuple) -> None:
 def run_cli(fabric, root: Path) -> None:
     from etude.cli import main
     from etude.runtime import Distributed
-    from etude.studies import runner
+    from etude.studies import runner, task
 
-    runner._FABRICS[Distributed(accelerator="cpu", devices=2, strategy="ddp")] = fabric  # already launched
-    runner._close_fabrics = lambda: None  # the group serves every run; on_two_ranks tears it down
+    task._FABRICS[Distributed(accelerator="cpu", devices=2, strategy="ddp")] = fabric  # already launched
+    runner.close_fabrics = lambda: None  # the group serves every run; on_two_ranks tears it down
     sys.addaudithook(_hook)
     out = root / "cli" / "ddp"
     for study, (args, ddp) in CLI_CASES.items():
