@@ -11,6 +11,7 @@ import warnings
 from types import FrameType
 
 __all__ = [
+    "one_line",
     "BadInputError",
     "CheckpointError",
     "EtudeError",
@@ -64,3 +65,9 @@ def caller_stacklevel(skip: tuple[str, ...] = _LIBRARIES) -> int:
 def warn_at_caller(message: str, category: type[Warning] = UserWarning, skip: tuple[str, ...] = _LIBRARIES) -> None:
     """``warnings.warn`` pointing at the first frame outside etude and the libraries it calls through."""
     warnings.warn(message, category, stacklevel=caller_stacklevel(skip))
+
+
+def one_line(error: BaseException) -> str:
+    """``error``'s message on one line (whitespace runs, newlines included, become one space), for messages
+    that quote another library's exception."""
+    return " ".join(str(error).split()) or type(error).__name__

@@ -27,7 +27,7 @@ READERS = {"idx": (read_idx, IDX), "norb": (read_norb, NORB), "cifar": (read_bat
 
 
 @pytest.mark.parametrize("kind", list(READERS))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_files_give_a_result_or_one_line(tmp_path, kind, data) -> None:
     reader, good = READERS[kind]

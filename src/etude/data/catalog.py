@@ -14,7 +14,7 @@ from etude.data.omniglot import OMNIGLOT
 from etude.data.piano import PIANO
 from etude.data.smallnorb import SMALLNORB
 from etude.data.spec import DatasetSpec
-from etude.errors import BadInputError, EtudeError
+from etude.errors import BadInputError, EtudeError, one_line
 
 __all__ = ["DATASETS", "Status", "checksum_report", "get_spec", "status"]
 
@@ -48,7 +48,7 @@ def status(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None = None) ->
         try:
             summary = spec.summary(folder)
         except EtudeError as exc:
-            summary = f"damaged: {exc}"
+            summary = f"damaged: {one_line(exc)}"
     return Status(spec, tuple(spec.candidates(data_dir)), folder, summary)
 
 

@@ -18,7 +18,7 @@ import torch
 
 from etude.data.images import LabelledImages
 from etude.data.spec import DatasetSpec
-from etude.errors import BadInputError
+from etude.errors import BadInputError, one_line
 
 __all__ = ["CIFAR10", "CLASSES", "load_cifar10", "read_batch"]
 
@@ -51,8 +51,9 @@ def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
             batch = _ArraysOnly(f, encoding="bytes").load()
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError) as exc:
-        raise BadInputError(f"{path}: not a readable CIFAR-10 batch ({type(exc).__name__}: {exc})") from exc
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, MemoryError) as exc:
+        # MemoryError: a damaged length field asks for more than the machine has
+        raise BadInputError(f"{path}: not a readable CIFAR-10 batch ({type(exc).__name__}: {one_line(exc)})") from exc
     if not isinstance(batch, dict):
         raise BadInputError(f"{path}: a CIFAR-10 batch is a pickled dict, found {type(batch).__name__}")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in batch.items()}
@@ -69,7 +70,7 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     try:
         labels = np.asarray(labels if labels is not None else [], dtype=np.int64)
     except (TypeError, ValueError) as exc:
-        raise BadInputError(f"{path}: a CIFAR-10 batch's labels are a list of ints ({exc})") from exc
+        raise BadInputError(f"{path}: a CIFAR-10 batch's labels are a list of ints ({one_line(exc)})") from exc
     if labels.shape != (len(data),) or (len(labels) and (labels.min() < 0 or labels.max() >= len(CLASSES))):
         raise BadInputError(f"{path}: expected {len(data)} labels in 0..9, found {labels.shape[0]} in the batch")
     return data.reshape(-1, 3, 32, 32), labels

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from etude.errors import BadInputError
+from etude.errors import BadInputError, one_line
 
 __all__ = ["IDX_TYPES", "idx_shape", "read_idx", "write_idx"]
 
@@ -50,7 +50,7 @@ def _read(path: Path, size: int | None = None) -> bytes:
             return f.read() if size is None else f.read(size)
     except (OSError, EOFError, zlib.error) as exc:
         kind = "gzip file" if path.suffix == ".gz" else "file"
-        raise BadInputError(f"{path}: unreadable IDX {kind} ({exc})") from exc
+        raise BadInputError(f"{path}: unreadable IDX {kind} ({one_line(exc)})") from exc
 
 
 def idx_shape(path: str | os.PathLike[str]) -> tuple[int, ...]:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from etude.data.spec import DatasetSpec
-from etude.errors import BadInputError
+from etude.errors import BadInputError, one_line
 
 __all__ = ["CSV_NAME", "MAESTRO", "SPLITS", "maestro_splits", "read_maestro_csv"]
 
@@ -25,7 +25,7 @@ def read_maestro_csv(path: str | os.PathLike[str]) -> dict[str, list[Path]]:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise BadInputError(f"{path}: unreadable MAESTRO CSV ({exc})") from exc
+        raise BadInputError(f"{path}: unreadable MAESTRO CSV ({one_line(exc)})") from exc
     if not rows or not {"split", "midi_filename"} <= set(rows[0]):
         raise BadInputError(f"{path}: a MAESTRO CSV has a header with split and midi_filename and one row per piece")
     splits: dict[str, list[Path]] = {s: [] for s in SPLITS}
@@ -56,7 +56,7 @@ def _summary(folder: Path) -> str:
         with open(folder / CSV_NAME, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        return f"unreadable {CSV_NAME} ({exc})"
+        return f"unreadable {CSV_NAME} ({one_line(exc)})"
     counts = {s: sum(1 for r in rows if r.get("split") == s) for s in SPLITS}
     present = sum(1 for r in rows if r.get("midi_filename") and (folder / r["midi_filename"]).is_file())
     return f"{len(rows):,} performances ({present:,} MIDI files present): " + ", ".join(

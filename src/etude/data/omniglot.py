@@ -16,7 +16,7 @@ import torch
 
 from etude.data.images import LabelledImages
 from etude.data.spec import DatasetSpec
-from etude.errors import BadInputError
+from etude.errors import BadInputError, one_line
 
 __all__ = ["OMNIGLOT", "SPLITS", "load_omniglot"]
 
@@ -42,7 +42,7 @@ def _read_png(path: Path) -> np.ndarray:
         with Image.open(path) as image:
             return np.array(image.convert("L"), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise BadInputError(f"{path}: unreadable PNG ({exc})") from exc
+        raise BadInputError(f"{path}: unreadable PNG ({one_line(exc)})") from exc
 
 
 def load_omniglot(

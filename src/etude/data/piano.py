@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from etude.data.spec import DatasetSpec
-from etude.errors import BadInputError
+from etude.errors import BadInputError, one_line
 from etude.validation import check_int
 
 __all__ = ["PIANO", "SAMPLE_RATE", "load_piano", "piano_files", "read_wav"]
@@ -35,7 +35,7 @@ def read_wav(path: str | os.PathLike[str], rate: int | None = SAMPLE_RATE) -> np
             warnings.simplefilter("ignore", wavfile.WavFileWarning)  # unknown chunks: the samples are still read
             source_rate, data = wavfile.read(path)
     except Exception as exc:  # noqa: BLE001 - scipy's parser fails on broken files in many ways (even UnboundLocalError)
-        raise BadInputError(f"{path}: unreadable WAV ({type(exc).__name__}: {exc})") from exc
+        raise BadInputError(f"{path}: unreadable WAV ({type(exc).__name__}: {one_line(exc)})") from exc
     if source_rate <= 0 or data.size == 0:
         raise BadInputError(f"{path}: unreadable WAV (rate {source_rate} Hz, {data.size} samples)")
     if data.dtype == np.uint8:

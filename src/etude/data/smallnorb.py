@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from etude.data.spec import DatasetSpec
-from etude.errors import BadInputError
+from etude.errors import BadInputError, one_line
 
 __all__ = ["CATEGORIES", "MAGIC", "SMALLNORB", "NorbSet", "load_smallnorb", "read_norb", "write_norb"]
 
@@ -41,7 +41,7 @@ def _read(path: Path) -> bytes:
                 return f.read()
         return path.read_bytes()
     except (OSError, EOFError, zlib.error) as exc:
-        raise BadInputError(f"{path}: unreadable smallNORB file ({exc})") from exc
+        raise BadInputError(f"{path}: unreadable smallNORB file ({one_line(exc)})") from exc
 
 
 def _header(path: Path, raw: bytes) -> tuple[np.dtype, tuple[int, ...], int]:
