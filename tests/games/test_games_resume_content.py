@@ -63,3 +63,49 @@ def test_a_checkpoint_with_wrong_content_is_refused_in_one_line(tmp_path, change
     assert "\n" not in message and str(ckpt) in message, message
     field = change.split()[0]
     assert field in message, message
+
+
+COIN_KW = dict(steps=2, seeds=[0, 1], episodes=4, horizon=5, hidden=4, checkpoint_every=1)
+COIN_CHANGES = {
+    "sampler of 3 bytes": lambda s: s.update(sampler=torch.zeros(3, dtype=torch.uint8)),
+    "step as a string": lambda s: s.update(step="2"),
+    "theta as int64": lambda s: s.update(theta=[t.round().long() for t in s["theta"]]),
+    "theta as a string": lambda s: s.update(theta="0.5"),
+    "theta of one agent": lambda s: s.update(theta=s["theta"][:1]),
+    "optimizers with float16 moments": lambda s: [
+        m.update(exp_avg=m["exp_avg"].half()) for o in s["optimizers"] for m in o["state"].values()
+    ],
+    "optimizers with a string state": lambda s: s["optimizers"][0].update(state={0: "moments"}),
+    "optimizers as a string": lambda s: s.update(optimizers="adam"),
+    "curves as float64": lambda s: s["curves"].update(reward=s["curves"]["reward"].double()),
+    "curves of another width": lambda s: s["curves"].update(reward=s["curves"]["reward"][:, :1]),
+    "curves missing a key": lambda s: s["curves"].pop("reward"),
+}
+
+
+@pytest.mark.parametrize("change", sorted(COIN_CHANGES))
+def test_a_coin_checkpoint_with_wrong_content_is_refused_in_one_line(tmp_path, change):
+    from etude.games.coin_training import train_coin
+
+    ckpt = tmp_path / "coin.pt"
+    clean = train_coin("lola", "naive", checkpoint=ckpt, **COIN_KW)
+    assert torch.equal(train_coin("lola", "naive", checkpoint=ckpt, resume=True, **COIN_KW).theta, clean.theta)
+    state = load_checkpoint(ckpt)
+    COIN_CHANGES[change](state)
+    save_checkpoint(ckpt, state)  # a valid hash over the wrong content
+    with pytest.raises(CheckpointError) as refused:
+        train_coin("lola", "naive", checkpoint=ckpt, resume=True, **COIN_KW)
+    message = str(refused.value)
+    assert "\n" not in message and str(ckpt) in message and change.split()[0] in message, message
+
+
+def test_coin_curves_must_cover_the_stored_step(tmp_path):
+    from etude.games.coin_training import train_coin
+
+    ckpt = tmp_path / "coin.pt"
+    train_coin("lola", "naive", checkpoint=ckpt, **COIN_KW)
+    state = load_checkpoint(ckpt)
+    state["curves"] = {k: v[:, :1] for k, v in state["curves"].items()}  # one step of curves, step 2
+    save_checkpoint(ckpt, state)
+    with pytest.raises(CheckpointError, match=r"curves cover 1 steps, its step is 2"):
+        train_coin("lola", "naive", checkpoint=ckpt, resume=True, **COIN_KW)
