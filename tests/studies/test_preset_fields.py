@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from etude.cli import main
 from etude.errors import BadInputError
 from etude.studies import get_study, study_names
-from etude.studies.fields import FLOAT_GROWTH, FRACTION_MARGIN, field_rules
+from etude.studies.fields import FLOAT_GROWTH, FRACTION_MARGIN, field_rules, rule_metadata
 from etude.studies.protocol import override_limits
 
 HOSTILE = ["0", "-1", "5e-324", "-5e-324", "1e-300", "1e300", "-1e300", "nan", "inf", "-inf", "abc", "", "[1, 2]", "[]"]
@@ -88,7 +88,7 @@ def test_the_reported_overrides_are_refused_with_their_meaning() -> None:
         ("bruno", "lr", "1e300"): "a learning rate",
         ("bruno", "lr", "0"): "a learning rate",
         ("bruno", "steps", "0"): "a size or count in [1, ",
-        ("bruno", "weight_decay", "-1"): "a positive number",
+        ("bruno", "weight_decay", "-1"): "a non-negative number (0: none) in [0, 10]",
         ("bruno", "blocks", "0"): "a size or count",
         ("pwcca", "test_fraction", "5e-324"): "subnormal",
         ("pwcca", "test_fraction", "1e-300"): f"a fraction in [{FRACTION_MARGIN:g}, 0.999]",
@@ -123,6 +123,95 @@ def test_metadata_overrides_the_conventions() -> None:
     assert rules["steps"].check(0) == 0
     with pytest.raises(BadInputError, match=r"steps \(0: untrained\) in \[0, 50\]"):
         rules["steps"].check(-1)
+
+
+ZERO_MEANS_NONE = {
+    # 0 is a meaningful value of these, though every preset holds them positive
+    ("bruno", "weight_decay"): 0.0,  # plain Adam (name convention)
+    ("bruno", "warmup"): 0,  # the process learns from step 0 (name convention)
+    ("bruno", "process_scale"): 0.0,  # the process stays at its initial values (metadata)
+    ("amae", "diversity"): 0.0,  # no diversity loss: bottlenecks.ArgmaxQuantizer's "0 disables it" (metadata)
+    ("amae", "restart_threshold"): 0.0,  # no code restarts (metadata)
+    ("amae", "final_lr"): 0.0,  # linear decay to 0 (metadata)
+}
+STILL_NEEDS_ONE = [("bruno", f) for f in ("steps", "blocks", "layers", "hidden", "batch", "seq_len", "eval_every")]
+STILL_NEEDS_ONE += [("amae", f) for f in ("steps", "codes", "layers", "batch", "checkpoint_every")]
+STILL_NEEDS_ONE += [("transformer_ae", f) for f in ("steps", "layers", "dim", "heads")]
+
+
+@pytest.mark.parametrize(("study_name", "field"), sorted(ZERO_MEANS_NONE))
+def test_zero_is_allowed_where_it_means_none(study_name, field) -> None:
+    """`bruno --set weight_decay=0` and `warmup=0` were refused since every preset holds them positive."""
+    value = getattr(get_study(study_name).preset("smoke", {field: "0"}), field)
+    assert value == ZERO_MEANS_NONE[(study_name, field)] and type(value) is type(ZERO_MEANS_NONE[(study_name, field)])
+    with pytest.raises(BadInputError, match=field):
+        get_study(study_name).preset("smoke", {field: "-1"})
+
+
+@pytest.mark.parametrize(("study_name", "field"), STILL_NEEDS_ONE)
+def test_zero_is_still_refused_where_training_or_structure_needs_one(study_name, field) -> None:
+    with pytest.raises(BadInputError, match=rf"{field}.*a size or count in \[1, "):
+        get_study(study_name).preset("smoke", {field: "0"})
+
+
+@pytest.mark.parametrize("study_name", ["bruno", "amae", "transformer_ae", "pwcca", "metavae", "qmcvi", "lola"])
+def test_learning_rates_stay_positive(study_name) -> None:
+    with pytest.raises(BadInputError, match="a learning rate"):
+        get_study(study_name).preset("smoke", {"lr": "0"})
+
+
+def test_the_name_convention_keeps_zero_for_regularisers_only() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class P:
+        weight_decay: float = 0.1
+        jitter: float = 1e-6
+        warmup_steps: int = 10
+        decay: float = 0.1
+        steps: int = 10
+
+    rules = field_rules([P(), P(weight_decay=0.3, warmup_steps=20)])
+    assert rules["weight_decay"].check(0) == 0.0 and rules["jitter"].check(0) == 0.0
+    assert rules["warmup_steps"].check(0) == 0
+    for name in ("weight_decay", "jitter", "warmup_steps"):
+        with pytest.raises(BadInputError, match=r"\(0: none\) in \[0, "):
+            rules[name].check(-1)
+    for name in ("decay", "steps"):  # no regulariser named: the presets' positivity holds
+        with pytest.raises(BadInputError):
+            rules[name].check(0)
+
+
+def test_choices_and_min_items_are_checked_at_parse_time() -> None:
+    """`metavae --set rotations=[-1]` ran a while, then failed in split_values; a flow or split style
+    outside the study's ones failed late too."""
+    bruno, metavae = get_study("bruno"), get_study("metavae")
+    cases = {
+        (bruno, "flow", "glow"): "must be one of ['realnvp', 'dense', 'none'], got 'glow'",
+        (metavae, "rotation_style", "random"): "must be one of ['interleaved', 'sparse', 'contiguous']",
+        (metavae, "rotations", "[-1]"): "'rotations' must hold at least 4 items, got 1",
+        (metavae, "rotations", "[0, 90, 180]"): "at least 4 items",
+        (metavae, "rotations", "[]"): "at least one item",
+        (metavae, "scales", "[1.0]"): "'scales' must hold at least 4 items (or none), got 1",
+    }
+    for (study, field, text), words in cases.items():
+        with pytest.raises(BadInputError) as refused:
+            study.preset("smoke", {field: text})
+        assert words in str(refused.value), (field, text, str(refused.value))
+    assert bruno.preset("smoke", {"flow": "dense"}).flow == "dense"
+    assert metavae.preset("smoke", {"rotation_style": "sparse"}).rotation_style == "sparse"
+    assert metavae.preset("smoke", {"rotations": "[0, 90, 180, 270]"}).rotations == (0, 90, 180, 270)
+    assert metavae.preset("smoke", {"scales": "[]"}).scales == ()
+
+
+def test_rule_metadata_refuses_unknown_keys() -> None:
+    with pytest.raises(TypeError, match="minimum"):
+        rule_metadata(minimum=1)
+
+    @dataclasses.dataclass(frozen=True)
+    class P:
+        steps: int = dataclasses.field(default=5, metadata={"etude": {"minimum": 1}})
+
+    with pytest.raises(TypeError, match="minimum"):
+        field_rules([P()])
 
 
 @settings(max_examples=30, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

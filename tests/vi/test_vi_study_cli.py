@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from etude.cli import main
+from etude.errors import CheckpointError
 from etude.studies import get_study
 
 CLAIMS = ["variance_reduction", "ratio_grows", "faster_convergence", "growing_n"]
@@ -68,8 +69,10 @@ def test_a_foreign_stage_checkpoint_is_refused_on_resume(smoke):
     out_dir, _, _ = smoke
     (out_dir / "qmcvi" / "result.json").unlink()
     status, _, stderr = _reproduce(out_dir, "--resume", "--set", "lr=0.5")
-    # the run record refuses before any checkpoint is opened, naming the field
-    assert status == 2 and "settings.lr differs" in stderr
+    # the run record refuses first (etude.studies.record), before any stage checkpoint is read
+    assert status == 2 and "settings.lr differs (recorded 0.01, now 0.5)" in stderr and stderr.count("\n") == 1
+    with pytest.raises(CheckpointError, match="is from another run"):  # the stages' own check, behind it
+        get_study("qmcvi").run(get_study("qmcvi").preset("smoke", {"lr": "0.5"}), 0, out_dir / "qmcvi", resume=True)
 
 
 def test_unknown_model_override_is_a_one_line_error(tmp_path):

@@ -4,7 +4,9 @@ and its experiments (`etude.audio.experiments`) both read, so neither imports th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from etude.studies.fields import rule_metadata
 
 __all__ = ["AmaePreset"]
 
@@ -33,7 +35,7 @@ class AmaePreset:
     """Symbols (codes of the level below) per crop of the levels above 0."""
     lr: float = 3e-3
     """Adam learning rate (start)."""
-    final_lr: float = 0.1
+    final_lr: float = field(default=0.1, metadata=rule_metadata(low=0, meaning="a learning-rate fraction"))
     """Learning-rate fraction at the end of every stage (linear decay)."""
     codes: int = 256
     """K, codes per bottleneck (every level)."""
@@ -53,13 +55,13 @@ class AmaePreset:
     """Encoder hidden channels."""
     scalar_input: bool = True
     """The level-0 decoder also reads each mu-law class as an amplitude."""
-    diversity: float = 0.1
+    diversity: float = field(default=0.1, metadata=rule_metadata(low=0, meaning="a loss weight (0: none)"))
     """AMAE diversity-loss weight (mean form)."""
     ablate_diversity: bool = True
     """Also train AMAE without the diversity loss."""
     ema: float = 0.99
     """EMA decay of the 'VQ + EMA + k-means + restarts' model."""
-    restart_threshold: float = 0.5
+    restart_threshold: float = field(default=0.5, metadata=rule_metadata(low=0, meaning="a usage count (0: never)"))
     """Restart codes whose EMA count of uses per batch falls below this."""
     prior_residual: int = 16
     """Prior residual channels."""

@@ -32,6 +32,7 @@ __all__ = [
     "SOUNDFONTS",
     "find_soundfont",
     "fluidsynth_available",
+    "soundfont_identity",
     "render_midi",
     "render_performance",
     "piano_dataset",
@@ -74,6 +75,16 @@ def _soundfont_digest(path: Path) -> str:
                 digest.update(block)
         _DIGESTS[key] = digest.hexdigest()
     return _DIGESTS[key]
+
+
+def soundfont_identity() -> dict[str, str] | None:
+    """The soundfont that renders would use: its resolved path and the SHA-256 of its bytes (None when
+    none is installed), so that a resume with another soundfont, or a changed one, is refused."""
+    try:
+        path = find_soundfont()
+    except MissingDependencyError:
+        return None
+    return {"path": str(path.resolve()), "sha256": _soundfont_digest(path)}
 
 
 def fluidsynth_available() -> bool:

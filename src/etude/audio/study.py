@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from etude.audio import experiments
 from etude.audio.hierarchy import save_hierarchy
 from etude.audio.listening import listen
 from etude.audio.plots import plot_curves
 from etude.audio.presets import AmaePreset
-from etude.audio.render import SAMPLE_RATE
+from etude.audio.render import SAMPLE_RATE, soundfont_identity
 from etude.runtime import is_rank_zero
 from etude.studies.protocol import Claim, Result, Study
 
@@ -114,6 +114,11 @@ class AmaeStudy(Study):
             precision="bf16-mixed",
         ),
     }
+
+    def data_identity(self, preset: AmaePreset) -> dict[str, Any]:
+        """The soundfont the Bach pieces are rendered with (path and SHA-256; None when none is installed):
+        another soundfont gives other audio, so a resume with it is refused."""
+        return {"soundfont": soundfont_identity()}
 
     def claims(self) -> list[Claim]:
         return [

@@ -10,16 +10,18 @@ its own split and the figures pool the seeds' sequences, episodes and sets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from etude.exchangeable import criteria
+from etude.exchangeable.bruno import FLOWS
 from etude.exchangeable.criteria import POSITIONS
 from etude.exchangeable.experiments import QUANTILES, all_seeds, pool_seeds
 from etude.exchangeable.plots import plot_study
 from etude.runtime import resolve_device
 from etude.statistics import mean_interval, mean_se, paired_difference
+from etude.studies.fields import rule_metadata
 from etude.studies.protocol import Claim, Result, Study
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ OFFICIAL = "official github.com/IraKorshunova/bruno, config_rnn/README.md"
 class BrunoPreset:
     """Sizes of the BRUNO study (flow, training, evaluation)."""
 
-    flow: str = "realnvp"
+    flow: str = field(default="realnvp", metadata=rule_metadata(choices=FLOWS))
     """'realnvp' (multi-scale conv Real NVP), 'dense' (the paper's dense-only MNIST flow) or 'none'."""
     hidden: int = 8
     """Channels (conv) or units (dense) of each coupling network."""
@@ -57,7 +59,7 @@ class BrunoPreset:
     """AdamW decoupled weight decay on the flow (not the process)."""
     warmup: int = 100
     """Steps with the process parameters frozen (gradient scale 0; paper: 100)."""
-    process_scale: float = 0.1
+    process_scale: float = field(default=0.1, metadata=rule_metadata(low=0, meaning="a gradient scale (0: frozen)"))
     """Gradient scale of the process parameters after the warm-up (paper: 0.1; inert under Adam)."""
     process_lr_mult: float = 30.0
     """Learning rate of the process parameters = lr x this. Adam moves a logit by about lr per step, and

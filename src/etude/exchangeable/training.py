@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from etude.errors import BadInputError
 from etude.exchangeable.bruno import Bruno
 from etude.flows import dequantize
 from etude.runtime import Saved, precision_of, shard, train_loop
@@ -106,7 +107,7 @@ def train_bruno(
     config |= {"seed": seed, "params": sum(p.numel() for p in model.parameters())}
     if precision_of(fabric) != "32-true":
         config["precision"] = precision_of(fabric)  # 32-bit checkpoints keep their former configuration
-    run = _Run(model, sample_batch, config, val, fabric)
+    run = _Run(model, sample_batch, config, val, fabric, desc)
     result = train_loop(
         run.step,
         steps=steps,
@@ -122,6 +123,7 @@ def train_bruno(
         after_backward=run.scale_process,
         after_step=run.after_step,
         on_start=run.on_start,
+        finite=True,  # a diverged flow's NaN would surface later as a misleading statistic's error
         desc=desc,
         show_progress=show_progress,
     )
@@ -141,8 +143,9 @@ class _Run:
         config: dict[str, Any],
         val: Tensor | None,
         fabric: Fabric | None,
+        desc: str = "bruno",
     ) -> None:
-        self.model, self.sample_batch, self.config, self.fabric = model, sample_batch, config, fabric
+        self.model, self.sample_batch, self.config, self.fabric, self.desc = model, sample_batch, config, fabric, desc
         self.device = next(model.parameters()).device if fabric is None else fabric.device
         self.val = val.to(self.device) if val is not None else None
         self.generator = torch.Generator().manual_seed(config["seed"])
@@ -163,6 +166,18 @@ class _Run:
             setattr(self.log, key, value)
 
     def step(self, t: int, module: torch.nn.Module) -> Tensor:
+        """Step ``t``'s loss; a diverged model (non-finite parameters, which the process refuses as input
+        checks) ends the run with a message naming the divergence."""
+        try:
+            return self._loss(module)
+        except BadInputError as exc:
+            if all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+                raise
+            raise BadInputError(
+                f"{self.desc}: training diverged (non-finite parameters at step {t}); lower the learning rate"
+            ) from exc
+
+    def _loss(self, module: torch.nn.Module) -> Tensor:
         x = dequantize(self.sample_batch(self.generator), self.generator)  # the global batch and its noise
         if self.fabric is None:
             return self.model.loss(x.to(self.device))

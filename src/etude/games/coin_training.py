@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
-from etude.errors import BadInputError
+from etude.errors import BadInputError, CheckpointError
 from etude.games.coin import CoinGame
 from etude.games.coin_policy import MEMORY, MLPPolicy, pick_memory
 from etude.games.dice import dice_objective, discounted_rewards, leave_one_out_baseline
@@ -133,8 +133,11 @@ class _CoinRun:
     """A coin-game run's updates (play, DiCE values, each agent's Adam step on its ascent direction) and the
     state a resume restores: both agents' parameters and optimizers, the curves so far, the sampler."""
 
-    def __init__(self, policy: MLPPolicy, config: dict, sampler: torch.Generator) -> None:
-        self.policy, self.config, self.sampler, self.done = policy, config, sampler, 0
+    def __init__(
+        self, policy: MLPPolicy, config: dict, sampler: torch.Generator, path: str | Path | None = None
+    ) -> None:
+        self.policy, self.config, self.sampler, self.done, self.path = policy, config, sampler, 0, path
+        self.resumed: int | None = None  # the steps the resumed curves cover
         theta = policy.init(config["seeds"])
         self.params = [theta[:, 0].clone().requires_grad_(True), theta[:, 1].clone().requires_grad_(True)]
         self.optimizers = [torch.optim.Adam([p], lr=config["lr"]) for p in self.params]
@@ -157,24 +160,66 @@ class _CoinRun:
     def advance(self, done: int) -> None:
         self.done = done
 
+    def start(self, start: int) -> None:
+        """The loop (re)starts at ``start``: resumed curves must cover exactly the steps before it."""
+        if self.resumed is not None and self.resumed != start:
+            self._refuse(f"curves cover {self.resumed} steps, its step is {start}")
+        self.done = start
+
     def state(self) -> dict[str, Any]:
         return {
             "theta": Saved(lambda: [p.detach().clone() for p in self.params], self._load_params),
-            "optimizers": Saved(
-                lambda: [opt.state_dict() for opt in self.optimizers],
-                lambda v: [opt.load_state_dict(s) for opt, s in zip(self.optimizers, v)],
-            ),
-            "curves": Saved(
-                lambda: {k: c[:, : self.done].clone() for k, c in self.curves.items()},
-                lambda v: [c[:, : v[k].shape[1]].copy_(v[k]) for k, c in self.curves.items()],
-            ),
+            "optimizers": Saved(lambda: [opt.state_dict() for opt in self.optimizers], self._load_optimizers),
+            "curves": Saved(lambda: {k: c[:, : self.done].clone() for k, c in self.curves.items()}, self._load_curves),
             "sampler": self.sampler,
         }
 
+    def _refuse(self, why: str) -> NoReturn:
+        raise CheckpointError(f"checkpoint {self.path} does not fit this run: {why}; delete it or run without --resume")
+
+    def _fits(self, name: str, stored: Any, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+        """Refuse a stored tensor of another shape or dtype (``copy_`` would cast an int64 one silently)."""
+        if not isinstance(stored, torch.Tensor) or tuple(stored.shape) != shape or stored.dtype != dtype:
+            kind = (
+                f"a {stored.dtype} tensor of shape {tuple(stored.shape)}"
+                if isinstance(stored, torch.Tensor)
+                else (f"a {type(stored).__name__}")
+            )
+            self._refuse(f"{name} is {kind}, expected a {dtype} tensor of shape {shape}")
+
     @torch.no_grad()
-    def _load_params(self, stored: list[torch.Tensor]) -> None:
-        for p, value in zip(self.params, stored):
+    def _load_params(self, stored: Any) -> None:
+        if not isinstance(stored, (list, tuple)) or len(stored) != len(self.params):
+            self._refuse(f"theta is not a list of {len(self.params)} tensors")
+        for i, (p, value) in enumerate(zip(self.params, stored)):
+            self._fits(f"theta[{i}]", value, tuple(p.shape), p.dtype)
             p.copy_(value)
+
+    def _load_optimizers(self, stored: Any) -> None:
+        if not isinstance(stored, (list, tuple)) or len(stored) != len(self.optimizers):
+            self._refuse(f"optimizers is not a list of {len(self.optimizers)} Adam states")
+        for i, (opt, state, p) in enumerate(zip(self.optimizers, stored, self.params)):
+            moments = state.get("state", {}).values() if isinstance(state, dict) else []
+            for moment in moments:
+                if not isinstance(moment, dict):
+                    self._refuse(f"optimizers[{i}] holds a {type(moment).__name__}, expected Adam's moments")
+                for key in ("exp_avg", "exp_avg_sq"):
+                    self._fits(f"optimizers[{i}].{key}", moment.get(key), tuple(p.shape), p.dtype)
+            try:
+                opt.load_state_dict(state)
+            except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as error:
+                self._refuse(f"optimizers[{i}] does not load ({type(error).__name__})")
+
+    def _load_curves(self, stored: Any) -> None:
+        if not isinstance(stored, dict) or set(stored) != set(self.curves):
+            self._refuse(f"curves does not hold {sorted(self.curves)}")
+        done = stored["own_share"].shape[1] if isinstance(stored["own_share"], torch.Tensor) else -1
+        if not 0 <= done <= self.config["steps"]:
+            self._refuse(f"curves cover {done} steps, expected 0 to {self.config['steps']}")
+        for k, c in self.curves.items():
+            self._fits(f"curves.{k}", stored[k], (c.shape[0], done), c.dtype)
+            c[:, :done].copy_(stored[k])
+        self.resumed = done
 
 
 def train_coin(
@@ -217,7 +262,9 @@ def train_coin(
     config |= {"horizon": horizon, "grid": grid, "gamma": float(gamma), "lr": float(lr)}
     config |= {"opponent_lr": float(opponent_lr), "hidden": hidden, "memory": memory}
     n = len(seed_list)
-    run = _CoinRun(policy, config, torch.Generator().manual_seed(generator_seed(seed_list[0] * 1_000_003 + n)))
+    run = _CoinRun(
+        policy, config, torch.Generator().manual_seed(generator_seed(seed_list[0] * 1_000_003 + n)), checkpoint
+    )
     train_loop(
         run.step,
         steps=steps,
@@ -227,7 +274,7 @@ def train_coin(
         checkpoint=checkpoint,
         every=checkpoint_every,
         resume=resume,
-        on_start=run.advance,
+        on_start=run.start,
         after_step=run.advance,
         desc=f"coin {learner1} vs {learner2}",
         show_progress=show_progress,

@@ -130,25 +130,37 @@ class _Run:
 
     def _load(self, theta: Any) -> None:
         done = theta.shape[1] - 1 if isinstance(theta, torch.Tensor) and theta.dim() == 4 else -1
-        if not 0 <= done < self.thetas.shape[1] or theta.shape != self.thetas[:, : done + 1].shape:
-            self._refuse()
+        if not 0 <= done < self.thetas.shape[1]:
+            self._refuse(f"theta is {_kind(theta)}, expected a {self.thetas.dtype} tensor [seeds, step + 1, 2, 5]")
+        self._fits("theta", theta, self.thetas[:, : done + 1])
         self.thetas[:, : done + 1] = theta
         self.done = done
 
-    def _load_estimates(self, estimates: torch.Tensor) -> None:
+    def _load_estimates(self, estimates: Any) -> None:
         assert self.estimates is not None  # opponent_model
+        self._fits("estimates", estimates, self.estimates[:, : self.done])
         self.estimates[:, : self.done] = estimates
+
+    def _fits(self, name: str, stored: Any, fresh: torch.Tensor) -> None:
+        """Refuse a stored history that is not a tensor of the fresh one's shape and dtype (an int64 or
+        float32 theta would be cast silently and change the run)."""
+        if not isinstance(stored, torch.Tensor) or stored.shape != fresh.shape or stored.dtype != fresh.dtype:
+            self._refuse(f"{name} is {_kind(stored)}, expected {_kind(fresh)}")
 
     def check(self, start: int) -> None:
         """The loop resumed at ``start``: the stored history must end there."""
         if start != self.done:
-            self._refuse()
+            self._refuse(f"its step {start} and theta's {self.done} steps differ")
 
-    def _refuse(self) -> NoReturn:
-        raise CheckpointError(
-            f"checkpoint {self.path} does not fit this run: step or theta shape differs; "
-            "delete it or run without --resume"
-        )
+    def _refuse(self, why: str) -> NoReturn:
+        raise CheckpointError(f"checkpoint {self.path} does not fit this run: {why}; delete it or run without --resume")
+
+
+def _kind(value: Any) -> str:
+    """'a float64 tensor of shape (2, 3, 2, 5)', 'a str', ... for a message."""
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
 
 
 def _check(

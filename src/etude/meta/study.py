@@ -7,21 +7,25 @@ and scaled digits), the rules of `etude.meta.criteria` (fixed before any run), t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from etude.meta import criteria
-from etude.meta.datasets import MogRecipe
+from etude.meta.datasets import SPLIT_STYLES, MogRecipe
 from etude.meta.experiments import KMEANS, METHODS, RAW, all_seeds
 from etude.meta.plots import plot_study
 from etude.runtime import is_rank_zero
+from etude.studies.fields import rule_metadata
 from etude.studies.protocol import Claim, Result, Study
 
 if TYPE_CHECKING:
     from lightning_fabric import Fabric
+
+MIN_SPLIT_VALUES = 4
+"""The fewest transformation values `etude.meta.datasets.split_values` splits into seen and unseen."""
 
 __all__ = ["MetaVaePreset", "MetaVaeStudy"]
 
@@ -65,11 +69,11 @@ class MetaVaePreset:
     """Distributions per minibatch."""
     lr: float = 1e-3
     """Adam learning rate (the official MNIST config uses 2e-4 with far more steps)."""
-    rotations: tuple = ROTATIONS
+    rotations: tuple = field(default=ROTATIONS, metadata=rule_metadata(min_items=MIN_SPLIT_VALUES))
     """Rotation angles in degrees, one distribution each (the official 18)."""
-    rotation_style: str = "interleaved"
+    rotation_style: str = field(default="interleaved", metadata=rule_metadata(choices=SPLIT_STYLES))
     """How rotation values split into seen and unseen: interleaved (the official 'standard'), sparse or contiguous."""
-    scales: tuple = SCALES
+    scales: tuple = field(default=SCALES, metadata=rule_metadata(min_items=MIN_SPLIT_VALUES))
     """Scale factors, one distribution each (the official 15); split contiguously, the last len // 2 unseen
     (1.3-1.9: the digit shown smaller than any seen). Empty: skip."""
     kmeans_restarts: int = 4

@@ -187,7 +187,7 @@ def train_loop(
     state (``torch.Generator``, ``state_dict`` objects, ``Saved``). ``every``: checkpoint cadence (and one at
     the end). ``schedule``: ``t -> factor`` of each group's initial learning rate. ``clip``: the gradients'
     total 2-norm (after DDP's average). Hooks: ``after_backward(t)``, ``after_step(done)``, ``on_start(start)``,
-    ``metrics()`` (logged beside the loss). ``finite``: a NaN or infinite loss raises ``BadInputError``.
+    ``metrics()`` (logged beside the loss). ``finite``: a NaN or infinite loss raises ``BadInputError`` ("training diverged").
 
     :raises CheckpointError: a resume from a damaged checkpoint or one of another kind or configuration.
     """
@@ -211,7 +211,9 @@ def train_loop(
             value = None if loss is None else loss.item()
             if value is not None:
                 if finite and not math.isfinite(value):
-                    raise BadInputError(f"{desc}: the loss became {value} at step {t}; lower the learning rate")
+                    raise BadInputError(
+                        f"{desc}: training diverged (loss {value} at step {t}); lower the learning rate"
+                    )
                 result.losses.append(value)
             if after_step is not None:
                 after_step(t + 1)

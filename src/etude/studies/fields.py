@@ -1,8 +1,10 @@
 """The meaning of each preset field, inferred from the study's presets, checked when ``--set`` parses.
 
 A study declares its presets as dataclasses; a field's rule is read from its name, its values over
-the study's presets and, where a study wants to be explicit, the field's metadata
-(``field(default=..., metadata={"low": 0, "low_open": True, "high": 1})``). Every number given on
+the study's presets and, where a study wants to be explicit, the field's metadata, which wins
+(``field(default=0.01, metadata=rule_metadata(low=0))``: keys ``low``, ``high``, ``low_open``, ``high_open``,
+``meaning``, ``choices`` (the allowed values of a string, or of each item of a list) and ``min_items``
+(the fewest items a non-empty list may hold)). Every number given on
 the command line is checked at parse time, so a bad value is a one-line refusal (exit 2) before
 anything runs, never a crashed study or a verdict from a model that did not train:
 
@@ -12,6 +14,9 @@ anything runs, never a crashed study or a verdict from a model that did not trai
 - **fractions** (a name holding ``fraction``, and ``dropout``, ``top_p``, ``ema``): inside the open
   interval (0, 1), at least ``FRACTION_MARGIN`` from an excluded end; an end that a preset uses
   (``dropout = 0``) is allowed.
+- **off at zero** (a name holding ``weight_decay``, ``warmup``, ``dropout``, ``jitter`` or
+  ``label_smoothing``): a regulariser or a schedule length whose 0 means "none" keeps 0 allowed
+  even where every preset is positive (``weight_decay = 0``: plain Adam; ``warmup = 0``: no warm-up).
 - **counts and sizes**: a number positive in every preset (``steps``, ``blocks``, ``hidden``,
   ``batch``, a learning rate) must stay positive, so an int must be >= 1; one that is
   non-negative in every preset must stay non-negative. A preset that uses 0 (``ablation_steps = 0``
@@ -35,7 +40,15 @@ from typing import Any
 
 from etude.errors import BadInputError
 
-__all__ = ["FLOAT_GROWTH", "FRACTION_MARGIN", "OVERRIDE_GROWTH", "FieldRule", "field_rules"]
+__all__ = [
+    "FLOAT_GROWTH",
+    "FRACTION_MARGIN",
+    "OFF_AT_ZERO",
+    "OVERRIDE_GROWTH",
+    "FieldRule",
+    "field_rules",
+    "rule_metadata",
+]
 
 OVERRIDE_GROWTH = 10
 """An int field may be at most this many times the largest value of the field over the study's presets."""
@@ -44,6 +57,20 @@ FLOAT_GROWTH = 1000
 FRACTION_MARGIN = 1e-3
 """The closest a fraction may come to an end of (0, 1) that no preset uses."""
 _FRACTIONS = ("dropout", "top_p", "ema")
+OFF_AT_ZERO = ("weight_decay", "warmup", "dropout", "jitter", "label_smoothing")
+"""Name parts of the fields whose 0 means "none" (a regulariser or a warm-up), allowed whatever the presets hold."""
+_KEYS = ("low", "high", "low_open", "high_open", "meaning", "choices", "min_items")
+
+
+def rule_metadata(**rule: Any) -> dict[str, Any]:
+    """A preset field's metadata stating its rule where its name and presets get it wrong, e.g.
+    ``field(default=0.1, metadata=rule_metadata(low=0))``; keys as in the module docstring."""
+    unknown = set(rule) - set(_KEYS)
+    if unknown:
+        raise TypeError(f"unknown field rule keys {sorted(unknown)}; expected some of {list(_KEYS)}")
+    if "choices" in rule:
+        rule["choices"] = tuple(rule["choices"])
+    return {"etude": rule}
 
 
 def _is_int(value: Any) -> bool:
@@ -70,6 +97,10 @@ class FieldRule:
     nonempty: bool = False
     max_items: int = 0
     meaning: str = ""
+    choices: tuple = ()
+    """The allowed values of a string field or of each item of a list field (empty: any)."""
+    min_items: int = 0
+    """The fewest items a non-empty list may hold (an empty one is refused only when ``nonempty``)."""
 
     def check(self, value: Any) -> Any:
         """``value`` (converted to the field's types: an int item of a float field becomes a float) if it
@@ -83,7 +114,13 @@ class FieldRule:
                 )
             if self.nonempty and not value:
                 raise BadInputError(f"preset field {self.name!r} must hold at least one item")
-            return self.kind(self._scalar(item, self.item) for item in value)
+            items = self.kind(self._scalar(item, self.item) for item in value)
+            if items and len(items) < self.min_items:
+                raise BadInputError(
+                    f"preset field {self.name!r} must hold at least {self.min_items} items"
+                    f"{'' if self.nonempty else ' (or none)'}, got {len(items)}"
+                )
+            return items
         return self._scalar(value, self.kind)
 
     def _scalar(self, value: Any, kind: type | None) -> Any:
@@ -92,6 +129,7 @@ class FieldRule:
         if kind is bool or kind is str:
             if type(value) is not kind:
                 raise BadInputError(f"preset field {self.name!r} expects {kind.__name__} items, got {value!r}")
+            self._choose(value)
             return value
         if kind is int and not _is_int(value):
             raise BadInputError(f"preset field {self.name!r} expects ints, got {value!r}")
@@ -109,10 +147,17 @@ class FieldRule:
         below = self.high is None or (value < self.high if self.high_open else value <= self.high)
         if not (above and below):
             raise BadInputError(f"preset field {self.name!r} must be {self.describe()}, got {value!r}")
+        self._choose(value)
         return value
+
+    def _choose(self, value: Any) -> None:
+        if self.choices and value not in self.choices:
+            raise BadInputError(f"preset field {self.name!r} must be one of {list(self.choices)}, got {value!r}")
 
     def describe(self) -> str:
         """The accepted range in words, e.g. 'a learning rate in (0, 10]'."""
+        if self.choices:
+            return f"one of {list(self.choices)}"
         low = "-inf" if self.low is None else f"{self.low:g}"
         high = "inf" if self.high is None else f"{self.high:g}"
         interval = f"{'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
@@ -163,8 +208,15 @@ def _rule(f: dataclasses.Field, values: list[Any]) -> FieldRule:
             meaning = "a fraction"
             low, low_open = (0.0, False) if min(numbers) == 0 else (FRACTION_MARGIN, False)
             high, high_open = (1.0, False) if max(numbers) == 1 else (1 - FRACTION_MARGIN, False)
+        if any(part in f.name for part in OFF_AT_ZERO) and low is not None and low > 0:
+            low, low_open = 0.0, False
+            plain = "a count" if integral else "a non-negative number"
+            meaning = f"{'a fraction' if meaning == 'a fraction' else plain} (0: none)"
     lengths = [len(v) for v in values if isinstance(v, (tuple, list))]
     meta = dict(f.metadata.get("etude", {})) if f.metadata else {}
+    unknown = set(meta) - set(_KEYS)
+    if unknown:
+        raise TypeError(f"preset field {f.name!r} has unknown rule keys {sorted(unknown)}")
     return FieldRule(
         name=f.name,
         kind=kind,
@@ -176,6 +228,8 @@ def _rule(f: dataclasses.Field, values: list[Any]) -> FieldRule:
         nonempty=bool(lengths) and min(lengths) > 0,
         max_items=max([16, *(OVERRIDE_GROWTH * n for n in lengths)]),
         meaning=meta.get("meaning", meaning),
+        choices=tuple(meta.get("choices", ())),
+        min_items=int(meta.get("min_items", 0)),
     )
 
 

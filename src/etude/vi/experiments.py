@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import torch
 
+from etude.errors import CheckpointError
 from etude.runtime import load_checkpoint, progress, save_checkpoint
 from etude.vi import make_model
 from etude.vi.analysis import variance_ratio
@@ -333,18 +334,53 @@ class Sizes(Protocol):
 
 class Stages:
     """Runs each named stage once and checkpoints its value; with ``resume`` a stage run with the same
-    settings (``expect``) is loaded instead of recomputed."""
+    settings (``expect``) is loaded instead of recomputed, after checking that its value fits the run:
+    the ``like`` template where a stage gives one (``etude.runtime.load_checkpoint``: keys, lengths,
+    tensor shapes and dtypes), and always numbers, bools and floating tensors (of ``dtype`` where given)
+    as its leaves, so that a stored value with a valid hash but the wrong content is a one-line
+    ``CheckpointError``, not a crash or a silently different result."""
 
     def __init__(self, out_dir: Path, expect: dict, resume: bool) -> None:
         self.out_dir, self.expect, self.resume = Path(out_dir), expect, resume
 
-    def __call__(self, key: str, compute: Callable[[], Any]) -> Any:
+    def __call__(self, key: str, compute: Callable[[], Any], like: Any = None, dtype: torch.dtype | None = None) -> Any:
         path = self.out_dir / "checkpoints" / f"{key}.pt"
         if self.resume and path.is_file():
-            return load_checkpoint(path, expect=self.expect)["value"]
+            value = load_checkpoint(path, expect=self.expect, like=None if like is None else {"value": like})["value"]
+            misfit = _leaf_misfit(value, "value", dtype)
+            if misfit is not None:
+                raise CheckpointError(
+                    f"checkpoint {path} does not fit this run: {misfit}; delete it or run without --resume"
+                )
+            return value
         value = compute()
         save_checkpoint(path, {**self.expect, "value": value})
         return value
+
+
+def _leaf_misfit(value: Any, where: str, dtype: torch.dtype | None) -> str | None:
+    """Why ``value`` is not a stage value (dicts and lists of numbers, bools and floating tensors of
+    ``dtype``), or None."""
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point() or (dtype is not None and value.dtype != dtype):
+            return f"{where} is a {str(value.dtype).removeprefix('torch.')} tensor, expected {dtype or 'a float one'}"
+        return None
+    if isinstance(value, dict):
+        return next((m for k, v in value.items() if (m := _leaf_misfit(v, f"{where}.{k}", dtype))), None)
+    if isinstance(value, (list, tuple)):
+        return next((m for i, v in enumerate(value) if (m := _leaf_misfit(v, f"{where}[{i}]", dtype))), None)
+    if isinstance(value, (int, float)):  # bool included
+        return None
+    return f"{where} is a {type(value).__name__}, expected a number"
+
+
+def _training_like(model: Model, seeds: Sequence[int], steps: int, every: int, dtype: torch.dtype) -> dict:
+    """What ``compare_training`` returns, as a ``load_checkpoint`` template: evaluations at steps 0,
+    every, 2 every, ... and the last step, per seed; the final (loc, log_scale) per seed."""
+    evals, s = len(range(0, steps + 1, every)) + (steps % every != 0), len(seeds)
+    final = (torch.zeros(s, model.dim, dtype=dtype), torch.zeros(s, model.dim, dtype=dtype))
+    trace = torch.zeros(evals, s, dtype=dtype)
+    return {"steps": [int] * evals, "mc": trace, "rqmc": trace, "final_mc": final, "final_rqmc": final}
 
 
 def _model(name: str, p: Sizes) -> Model:
@@ -375,6 +411,24 @@ def _training(
     )
 
 
+def _train_stage(
+    stage: Stages,
+    key: str,
+    model: Model,
+    seeds: list[int],
+    p: Sizes,
+    dtype: torch.dtype,
+    desc: str,
+    lr: float | None = None,
+    **options: Any,
+) -> dict:
+    """The stage ``key`` running ``_training``, checked on resume against what ``compare_training`` returns."""
+    like = _training_like(
+        model, seeds, options.get("steps", p.train_steps), options.get("eval_every", p.eval_every), dtype
+    )
+    return stage(key, _training(model, seeds, p, dtype, desc, lr, **options), like=like, dtype=dtype)
+
+
 def _convergence(
     model: Model, name: str, seeds: list[int], p: Sizes, seed: int, dtype: torch.dtype, stage: Stages
 ) -> dict:
@@ -384,14 +438,17 @@ def _convergence(
     means); its run length `sgd_steps` from lambda_min at the reference mean.
     """
     eval_eps = evaluation_points(model, seeds[0], p.eval_points, dtype)
+    point = torch.zeros(model.dim, dtype=dtype)
     reference = stage(
         f"reference_{name}",
         lambda: reference_optimum(
             model, eval_eps, p.reference_steps, p.lr, p.init_scale, derive_seed(seed, name, "reference"),
             desc=f"reference {name}",
         ),
+        like={"loc": point, "log_scale": point, "elbo": float, "exact": bool},
+        dtype=dtype,
     )  # fmt: skip
-    adam = stage(f"train_{name}", _training(model, seeds, p, dtype, f"adam {name}", eval_eps=eval_eps))
+    adam = _train_stage(stage, f"train_{name}", model, seeds, p, dtype, f"adam {name}", eval_eps=eval_eps)
     init_loc = model.initial_loc(torch.Generator().manual_seed(derive_seed(seeds[0], "init"))).to(dtype)
     curvature = max(abs(largest_curvature(model, init_loc)), abs(largest_curvature(model, reference["loc"])))
     sgd_lr = p.sgd_fraction / max(curvature, 2.0)
@@ -399,10 +456,9 @@ def _convergence(
     lambda_min = smallest_curvature(model, reference["loc"].to(dtype)) if relax > 0 else 0.0
     steps = sgd_steps(p.train_steps, sgd_lr, lambda_min, relax, p.sgd_max_steps)
     every = p.eval_every * max(1, steps // p.train_steps)
-    sgd = stage(
-        f"sgd_{name}" if steps == p.train_steps else f"sgd_{name}_{steps}",
-        _training(model, seeds, p, dtype, f"sgd {name}", lr=sgd_lr, optimizer="sgd", eval_eps=eval_eps,
-                  steps=steps, eval_every=every),
+    sgd = _train_stage(
+        stage, f"sgd_{name}" if steps == p.train_steps else f"sgd_{name}_{steps}", model, seeds, p, dtype,
+        f"sgd {name}", lr=sgd_lr, optimizer="sgd", eval_eps=eval_eps, steps=steps, eval_every=every,
     )  # fmt: skip
     return {
         "reference": reference, "adam": adam, "sgd": sgd, "sgd_lr": sgd_lr, "curvature": curvature,
@@ -440,11 +496,15 @@ def model_runs(models: Sequence[str], p: Sizes, seed: int, stage: Stages) -> dic
             out["convergence"][name] = _convergence(model, name, seeds, p, seed, dtype, stage)
             out["training"][name] = out["convergence"][name]["adam"]
         else:
-            out["training"][name] = stage(f"train_{name}", _training(model, seeds, p, dtype, f"adam {name}"))
+            out["training"][name] = _train_stage(stage, f"train_{name}", model, seeds, p, dtype, f"adam {name}")
         init_loc = model.initial_loc(torch.Generator().manual_seed(derive_seed(seeds[0], "init"))).to(dtype)
         trained = tuple(t[0] for t in out["training"][name]["final_mc"])
+        sizes = len(p.sizes)
+        by_size = {"sizes": [int] * sizes, **{k: [float] * sizes for k in ("mc", "rqmc", "ratio", "log_se")}}
         out["variance"][name] = stage(
-            f"variance_{name}", functools.partial(_variances, model, name, init_loc, trained, p, seed)
+            f"variance_{name}",
+            functools.partial(_variances, model, name, init_loc, trained, p, seed),
+            like={"init": by_size, "trained": by_size},
         )
     return out
 
@@ -456,6 +516,7 @@ def schedule_run(p: Sizes, seed: int, stage: Stages) -> dict:
     return stage(
         "schedule",
         lambda: schedule_experiment(schedule_target(), schedule, seeds, p.schedule_lr, p.init_scale, desc="schedule"),
+        dtype=torch.float64,
     )
 
 
