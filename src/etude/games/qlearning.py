@@ -96,23 +96,17 @@ def train_against_q(
             if value is not None:
                 theta[:, a] = value
         history[:, r + 1] = torch.stack(logits(), dim=1)
+    config = {"learners": list(names), "rounds": rounds, "seeds": seed_list, "horizon": horizon, "alpha": alpha}
+    config |= {"decay": decay, "eps": eps, "lr": float(lr), "opponent_lr": float(opponent_lr), "gamma": game.gamma}
+    return History(game.name, names, seed_list, _exact_rewards(game, history), history, config)
+
+
+def _exact_rewards(game: MatrixGame, history: torch.Tensor) -> torch.Tensor:
+    """Exact per-round rewards [seeds, rounds + 1, 2] of the logits ``history`` [seeds, rounds + 1, 2, 5]."""
     with torch.no_grad():
         flat = history.reshape(-1, 2, 5)
         v1, v2 = exact_values(game, flat[:, 0], flat[:, 1])
-    rewards = torch.stack([v1, v2], dim=-1).reshape(n, rounds + 1, 2)
-    config = {
-        "learners": list(names),
-        "rounds": rounds,
-        "seeds": seed_list,
-        "horizon": horizon,
-        "alpha": alpha,
-        "decay": decay,
-        "eps": eps,
-        "lr": float(lr),
-        "opponent_lr": float(opponent_lr),
-        "gamma": game.gamma,
-    }
-    return History(game.name, names, seed_list, rewards, history, config)
+    return torch.stack([v1, v2], dim=-1).reshape(*history.shape[:2], 2)
 
 
 def _check_pair(names: tuple[str, str], rounds: int, eps: float) -> None:
