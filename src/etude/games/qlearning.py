@@ -19,8 +19,8 @@ import torch
 from etude.errors import BadInputError
 from etude.games.dice import sample_rollouts
 from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swap_view
-from etude.games.matrix import MatrixGame, exact_values
-from etude.games.training import History, as_seed_list, initial_theta
+from etude.games.matrix import MatrixGame
+from etude.games.training import History, as_seed_list, exact_rewards, initial_theta
 from etude.runtime.seeding import generator_seed
 from etude.validation import check_int
 
@@ -98,15 +98,7 @@ def train_against_q(
         history[:, r + 1] = torch.stack(logits(), dim=1)
     config = {"learners": list(names), "rounds": rounds, "seeds": seed_list, "horizon": horizon, "alpha": alpha}
     config |= {"decay": decay, "eps": eps, "lr": float(lr), "opponent_lr": float(opponent_lr), "gamma": game.gamma}
-    return History(game.name, names, seed_list, _exact_rewards(game, history), history, config)
-
-
-def _exact_rewards(game: MatrixGame, history: torch.Tensor) -> torch.Tensor:
-    """Exact per-round rewards [seeds, rounds + 1, 2] of the logits ``history`` [seeds, rounds + 1, 2, 5]."""
-    with torch.no_grad():
-        flat = history.reshape(-1, 2, 5)
-        v1, v2 = exact_values(game, flat[:, 0], flat[:, 1])
-    return torch.stack([v1, v2], dim=-1).reshape(*history.shape[:2], 2)
+    return History(game.name, names, seed_list, exact_rewards(game, history), history, config)
 
 
 def _check_pair(names: tuple[str, str], rounds: int, eps: float) -> None:
