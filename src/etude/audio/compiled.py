@@ -121,7 +121,8 @@ def _steps_py(
     """Steps t in [start, stop): read x[:, t], write logits_out[:, t] (when it has rows) and, when sampling,
     x[:, t + 1] = the inverse CDF of softmax(logits / temperature) at the uniform noise[t + 1 - noise_start, b].
     Weights are [in, out]. One function of about 100 lines, not split into helpers: it is the body numba
-    compiles into one loop (the point of the module), read top to bottom as the equations above."""
+    compiles into one loop over the samples (the point of the module), read top to bottom as the equations
+    above; helpers would be calls inside that per-sample loop, or left to numba's inlining."""
     batch = x.shape[0]
     layers = dilations.shape[0]
     r = table.shape[1]

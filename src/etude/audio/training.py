@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -103,16 +103,7 @@ def train_model(
     """
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device if fabric is None else fabric.device
-    ranks = world_size(fabric)
-
-    def step(t: int, objective: nn.Module) -> torch.Tensor:
-        x = random_crops(pieces, batch, length, generator)  # the global batch, the same on every rank
-        if fabric is not None:
-            x = shard(x, fabric)
-        with global_batch(fabric):
-            loss = objective(x.to(device))  # the mean over this rank's crops
-        return loss / ranks if ranks > 1 else loss  # this rank's share of the global batch's mean
-
+    step = _crop_step(pieces, batch, length, generator, device, fabric)
     model.train()
     result = train_loop(
         step,
@@ -122,14 +113,7 @@ def train_model(
         module=Objective(model, loss_fn),  # DDP and autocast act on its forward
         kind="audio.train",
         # no step count: a run may be extended (at a constant learning rate, the same as a longer run)
-        config={
-            "tag": tag,
-            "batch": batch,
-            "length": length,
-            "lr": lr,
-            "seed": seed,
-            "final_lr": final_lr,
-        },
+        config={"tag": tag, "batch": batch, "length": length, "lr": lr, "seed": seed, "final_lr": final_lr},
         fabric=fabric,
         state={"generator": generator},
         checkpoint=checkpoint,
@@ -141,6 +125,32 @@ def train_model(
     )
     model.eval()
     return result.losses
+
+
+def _crop_step(
+    pieces: list[torch.Tensor],
+    batch: int,
+    length: int,
+    generator: torch.Generator,
+    device: torch.device,
+    fabric: Fabric | None,
+) -> Callable[[int, nn.Module], torch.Tensor]:
+    """``train_loop``'s step: the objective's mean over this rank's share of one global batch of random crops.
+
+    Every rank draws the same global batch from ``generator``, keeps its batch / W crops, and returns its
+    loss / W, so the gradients summed over ranks are those of the global batch's mean.
+    """
+    ranks = world_size(fabric)
+
+    def step(t: int, objective: nn.Module) -> torch.Tensor:
+        x = random_crops(pieces, batch, length, generator)  # the global batch, the same on every rank
+        if fabric is not None:
+            x = shard(x, fabric)
+        with global_batch(fabric):
+            loss = objective(x.to(device))  # the mean over this rank's crops
+        return loss / ranks if ranks > 1 else loss  # this rank's share of the global batch's mean
+
+    return step
 
 
 @torch.no_grad()
@@ -222,53 +232,39 @@ def fit_hierarchy(
     :param fabric: train every stage through it (`train_model`); every rank encodes every piece.
     :returns: the loss curve of every stage.
     """
-    n = len(model.levels)
-    steps = [steps] * n if isinstance(steps, int) else list(steps)
-    lengths = [length] * n if isinstance(length, int) else list(length)
-    if len(steps) != n or len(lengths) != n:
-        raise BadInputError(f"steps and length need one value per level ({n}), got {steps} and {lengths}")
+    steps, lengths = _per_level(steps, length, len(model.levels))
+    common = {"batch": batch, "lr": lr, "resume": resume, "checkpoint_every": checkpoint_every, "final_lr": final_lr}
+
+    def stage(name: str, desc: str, offset: int) -> dict[str, Any]:  # train_model's options of one stage
+        where = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{name}.pt"
+        return {"seed": seed + offset, "checkpoint": where, "tag": tag + name, "desc": desc, "fabric": fabric, **common}
+
     curves = {}
     current = pieces
     for i, level in enumerate(model.autoencoders):
         hop = level.config.hop
-        crop = max(hop, lengths[i] // hop * hop)
-        path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"level{i}.pt"
         level.decoder.fit_first(current)
+        crop = max(hop, lengths[i] // hop * hop)
         curves[f"level{i}"] = train_model(
-            level,
-            level.loss,
-            current,
-            steps=steps[i],
-            batch=batch,
-            length=crop,
-            lr=lr,
-            seed=seed + i,
-            checkpoint=path,
-            resume=resume,
-            tag=f"{tag}level{i}",
-            desc=f"level {i}",
-            checkpoint_every=checkpoint_every,
-            final_lr=final_lr,
-            fabric=fabric,
+            level, level.loss, current, steps=steps[i], length=crop, **stage(f"level{i}", f"level {i}", i)
         )
         current = encode_pieces(level, current)
-    path = None if checkpoint_dir is None else Path(checkpoint_dir) / "prior.pt"
     model.prior.fit_first(current)
     curves["prior"] = train_model(
         model.prior,
         model.prior.nll_bits,
         current,
         steps=prior_steps,
-        batch=batch,
         length=prior_length,
-        lr=lr,
-        seed=seed + 100,
-        checkpoint=path,
-        resume=resume,
-        tag=f"{tag}prior",
-        desc="prior",
-        checkpoint_every=checkpoint_every,
-        final_lr=final_lr,
-        fabric=fabric,
+        **stage("prior", "prior", 100),
     )
     return curves
+
+
+def _per_level(steps: int | Sequence[int], length: int | Sequence[int], n: int) -> tuple[list[int], list[int]]:
+    """``steps`` and ``length`` as one value per level of ``n``; a list of another length is refused."""
+    steps = [steps] * n if isinstance(steps, int) else list(steps)
+    lengths = [length] * n if isinstance(length, int) else list(length)
+    if len(steps) != n or len(lengths) != n:
+        raise BadInputError(f"steps and length need one value per level ({n}), got {steps} and {lengths}")
+    return steps, lengths

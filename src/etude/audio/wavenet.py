@@ -376,25 +376,11 @@ class WaveNet(nn.Module):
         noise = _Uniforms(batch, generator)
 
         def draw(logits: torch.Tensor, t: int) -> torch.Tensor:
-            """x ~ softmax(logits / T) by the inverse CDF at the uniform u_t (drawn ahead in chunks), in float64:
-            the number of classes whose cumulative mass c_i = sum_{j<=i} exp(l_j / T - max l / T) is < u_t c_K."""
-            z = logits.detach().double().cpu()
-            z = z if temperature == 1.0 else z / temperature
-            cum = torch.exp(z - z.max(-1, keepdim=True).values).cumsum(-1)
-            target = noise(t) * cum[:, -1]
-            index = (cum < target[:, None]).sum(-1).clamp(max=self.classes - 1)
-            return index.to(logits.device)
+            return self._draw(logits, noise(t), temperature)
 
         x[:, 0] = draw(self.first_logits.expand(batch, -1), 0) if first is None else first
-
         if naive:
-            rf = self.receptive_field
-            with torch.no_grad():
-                for t in range(length - 1):
-                    lo = max(0, t + 1 - rf)
-                    lo -= lo % self.hop  # keep the window aligned with code blocks
-                    c = None if cond is None else cond[:, :, lo // self.hop :]
-                    x[:, t + 1] = draw(self(x[:, lo : t + 1], c)[:, :, -1], t + 1)
+            self._generate_naive(x, cond, draw)
             return x
 
         def feed(t: int, logits: torch.Tensor) -> torch.Tensor:
@@ -402,16 +388,40 @@ class WaveNet(nn.Module):
                 x[:, t + 1] = draw(logits, t + 1)
             return x[:, min(t + 1, length - 1)]
 
+        if not self._use_compiled(backend):
+            self._steps(x[:, 0], length - 1 if length > 1 else 1, cond, feed, keep=False)
+            return x
+        self._generate_compiled(x, cond, noise, temperature)
+        return x
+
+    def _draw(self, logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:
+        """x ~ softmax(logits / T) by the inverse CDF at the uniforms ``u`` [B] (drawn ahead in chunks), in float64:
+        the number of classes whose cumulative mass c_i = sum_{j<=i} exp(l_j / T - max l / T) is < u c_K."""
+        z = logits.detach().double().cpu()
+        z = z if temperature == 1.0 else z / temperature
+        cum = torch.exp(z - z.max(-1, keepdim=True).values).cumsum(-1)
+        target = u * cum[:, -1]
+        index = (cum < target[:, None]).sum(-1).clamp(max=self.classes - 1)
+        return index.to(logits.device)
+
+    @torch.no_grad()
+    def _generate_naive(self, x: torch.Tensor, cond: torch.Tensor | None, draw) -> None:
+        """Fill x[:, 1:] recomputing the full forward over the last receptive field (code-block aligned) each step."""
+        rf = self.receptive_field
+        for t in range(x.shape[1] - 1):
+            lo = max(0, t + 1 - rf)
+            lo -= lo % self.hop  # keep the window aligned with code blocks
+            c = None if cond is None else cond[:, :, lo // self.hop :]
+            x[:, t + 1] = draw(self(x[:, lo : t + 1], c)[:, :, -1], t + 1)
+
+    def _use_compiled(self, backend: str) -> bool:
+        """Whether ``backend`` runs the numba loop; 'compiled' without it is an error, 'auto' without numba a notice."""
         use_compiled = backend == "compiled" or (backend == "auto" and self.compiles())
         if backend == "compiled" and not self.compiles():
             raise BadInputError("backend 'compiled' needs numba and float32 weights on the CPU")
         if backend == "auto" and not use_compiled and not compiled.available():
             compiled.notice_once()
-        if not use_compiled:
-            self._steps(x[:, 0], length - 1 if length > 1 else 1, cond, feed, keep=False)
-            return x
-        self._generate_compiled(x, cond, noise, temperature)
-        return x
+        return use_compiled
 
     def _generate_compiled(
         self, x: torch.Tensor, cond: torch.Tensor | None, noise: _Uniforms, temperature: float

@@ -75,26 +75,10 @@ def train_models(
     def batches(generator: torch.Generator) -> Tensor:
         return sample_sequences(splits.train_x, splits.train_y, preset.batch, preset.seq_len, generator)[0]
 
-    specs = {
-        "TP": (preset.flow, "tp", preset.steps),
-        "GP": (preset.flow, "gp", preset.steps),
-        "TP no flow": ("none", "tp", preset.baseline_steps),
-        "TP dense": ("dense", "tp", preset.steps),
-        "GP dense": ("dense", "gp", preset.steps),
-    }
     models: dict[str, Bruno] = {}
     logs: dict[str, TrainLog] = {}
-    for k, (label, (flow, process, steps)) in enumerate(specs.items()):
-        torch.manual_seed(seed * 1000 + k)
-        model = Bruno.build(
-            (1, 8, 8),
-            DIGIT_LEVELS,
-            flow=flow,
-            process=process,
-            hidden=preset.hidden,
-            blocks=preset.blocks,
-            layers=preset.layers,
-        ).to(device)
+    for k, (label, (flow, process, steps)) in enumerate(_specs(preset).items()):
+        model = _build(preset, flow, process, seed * 1000 + k, device)
         tag = label.lower().replace(" ", "_")
         logs[label] = train_bruno(
             model,
@@ -117,6 +101,32 @@ def train_models(
         model.eval()
         models[label] = model
     return models, logs
+
+
+def _specs(preset) -> dict[str, tuple[str, str, int]]:
+    """{label: (flow, process, steps)} of the models ``train_models`` trains, in training order."""
+    return {
+        "TP": (preset.flow, "tp", preset.steps),
+        "GP": (preset.flow, "gp", preset.steps),
+        "TP no flow": ("none", "tp", preset.baseline_steps),
+        "TP dense": ("dense", "tp", preset.steps),
+        "GP dense": ("dense", "gp", preset.steps),
+    }
+
+
+def _build(preset, flow: str, process: str, torch_seed: int, device: torch.device) -> Bruno:
+    """A BRUNO of the preset's sizes on 8x8 digits, initialised after ``torch.manual_seed(torch_seed)``."""
+    torch.manual_seed(torch_seed)
+    model = Bruno.build(
+        (1, 8, 8),
+        DIGIT_LEVELS,
+        flow=flow,
+        process=process,
+        hidden=preset.hidden,
+        blocks=preset.blocks,
+        layers=preset.layers,
+    )
+    return model.to(device)
 
 
 def correlation_quantiles(model: Bruno, quantiles: tuple[float, ...] = QUANTILES) -> list[float]:

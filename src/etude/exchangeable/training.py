@@ -92,21 +92,11 @@ def train_bruno(
     :param checkpoint: written atomically every ``checkpoint_every`` steps; ``resume=True`` continues
         from it to the same result as an uninterrupted run.
     """
-    check_int("steps", steps, 0)
-    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
-        check_int(name, value, 1)
-    check_number("process_lr_mult", process_lr_mult, 0, low_open=True)
-    process_params = list(model.process.parameters())
-    ids = {id(p) for p in process_params}
-    flow_params = [p for p in model.parameters() if id(p) not in ids]
-    groups = [{"params": process_params, "weight_decay": 0.0, "lr": lr * process_lr_mult}]
-    if flow_params:
-        groups.append({"params": flow_params, "weight_decay": weight_decay})
+    _check_settings(steps, eval_every, checkpoint_every, process_lr_mult)
+    groups = _param_groups(model, lr, weight_decay, process_lr_mult)
     config: dict[str, Any] = {"steps": steps, "lr": lr, "weight_decay": weight_decay, "warmup": warmup}
     config |= {"process_scale": process_scale, "process_lr_mult": float(process_lr_mult), "eval_every": eval_every}
-    config |= {"seed": seed, "params": sum(p.numel() for p in model.parameters())}
-    if precision_of(fabric) != "32-true":
-        config["precision"] = precision_of(fabric)  # 32-bit checkpoints keep their former configuration
+    config |= _size_and_precision(model, seed, fabric)
     run = _Run(model, sample_batch, config, val, fabric, desc)
     result = train_loop(
         run.step,
@@ -116,21 +106,44 @@ def train_bruno(
         kind="bruno.train",
         config=config,
         fabric=fabric,
-        state=run.state(),
         checkpoint=checkpoint,
         every=checkpoint_every,
         resume=resume,
-        after_backward=run.scale_process,
-        after_step=run.after_step,
-        on_start=run.on_start,
         finite=True,  # a diverged flow's NaN would surface later as a misleading statistic's error
         desc=desc,
+        **run.hooks(),
         show_progress=show_progress,
     )
     run.log.loss = result.losses
     if run.best is not None:
         model.load_state_dict(run.best)
     return run.log
+
+
+def _check_settings(steps: int, eval_every: int, checkpoint_every: int, process_lr_mult: float) -> None:
+    check_int("steps", steps, 0)
+    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
+        check_int(name, value, 1)
+    check_number("process_lr_mult", process_lr_mult, 0, low_open=True)
+
+
+def _size_and_precision(model: Bruno, seed: int, fabric: Fabric | None) -> dict[str, Any]:
+    """The seed, the parameter count and (other than 32-bit) the precision, as the checkpoint's config records them."""
+    config: dict[str, Any] = {"seed": seed, "params": sum(p.numel() for p in model.parameters())}
+    if precision_of(fabric) != "32-true":
+        config["precision"] = precision_of(fabric)  # 32-bit checkpoints keep their former configuration
+    return config
+
+
+def _param_groups(model: Bruno, lr: float, weight_decay: float, process_lr_mult: float) -> list[dict]:
+    """AdamW's groups: the process parameters (no weight decay, ``lr * process_lr_mult``), then the flow's."""
+    process_params = list(model.process.parameters())
+    ids = {id(p) for p in process_params}
+    flow_params = [p for p in model.parameters() if id(p) not in ids]
+    groups = [{"params": process_params, "weight_decay": 0.0, "lr": lr * process_lr_mult}]
+    if flow_params:
+        groups.append({"params": flow_params, "weight_decay": weight_decay})
+    return groups
 
 
 class _Run:
@@ -159,6 +172,15 @@ class _Run:
             "generator": self.generator,
             "log": Saved(lambda: {k: v for k, v in self.log.state().items() if k != "loss"}, self._load_log),
             "best": Saved(lambda: self.best, lambda value: setattr(self, "best", value)),
+        }
+
+    def hooks(self) -> dict[str, Any]:
+        """``train_loop``'s checkpointed state and hooks of this run."""
+        return {
+            "state": self.state(),
+            "after_backward": self.scale_process,
+            "after_step": self.after_step,
+            "on_start": self.on_start,
         }
 
     def _load_log(self, state: dict) -> None:

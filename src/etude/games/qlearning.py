@@ -19,8 +19,8 @@ import torch
 from etude.errors import BadInputError
 from etude.games.dice import sample_rollouts
 from etude.games.learners import LEARNERS, exact_value_fn, learner_gradient, swap_view
-from etude.games.matrix import MatrixGame, exact_values
-from etude.games.training import History, as_seed_list, initial_theta
+from etude.games.matrix import MatrixGame
+from etude.games.training import History, as_seed_list, exact_rewards, initial_theta
 from etude.runtime.seeding import generator_seed
 from etude.validation import check_int
 
@@ -72,29 +72,13 @@ def train_against_q(
     Official tournament defaults: 50 rounds of 200-step episodes, alpha 0.01, decay 1e-4, eps 0.05.
     """
     names = (learner1, learner2)
-    for name in names:
-        if name != Q_LEARNER and name not in LEARNERS:
-            raise BadInputError(f"unknown learner {name!r}; expected one of {sorted(LEARNERS) + [Q_LEARNER]}")
-    if Q_LEARNER not in names:
-        raise BadInputError("train_against_q needs at least one 'nl-q' agent; use etude.games.train otherwise")
-    check_int("rounds", rounds, 0)
-    if not 0.0 < eps < 0.5:
-        raise BadInputError(f"eps must be in (0, 0.5), got {eps!r}")
+    _check_pair(names, rounds, eps)
     seed_list = as_seed_list(seeds)
     n = len(seed_list)
     theta = initial_theta(seed_list)  # [seeds, 2, 5]: the gradient learners' logits
-    q = [
-        torch.stack(
-            [
-                torch.randn(5, 2, generator=torch.Generator().manual_seed(int(s) * 2 + a), dtype=torch.float64)
-                for s in seed_list
-            ]
-        )
-        for a in range(2)
-    ]
+    q = _initial_q(seed_list)
     sampler = torch.Generator().manual_seed(generator_seed(seed_list[0] * 1_000_003 + n + 2))
     values = exact_value_fn(game)
-    rewards_of = game.rewards().T.to(torch.float64)  # [4 joint, 2]
     updates = 0
     history = torch.zeros(n, rounds + 1, 2, 5, dtype=torch.float64)
 
@@ -104,43 +88,72 @@ def train_against_q(
     history[:, 0] = torch.stack(logits(), dim=1)
     for r in range(rounds):
         l1, l2 = logits()
-        new: list[torch.Tensor | None] = [None, None]
-        if names[0] != Q_LEARNER:
-            new[0] = l1 + lr * learner_gradient(names[0], values, l1, l2, opponent_lr)
-        if names[1] != Q_LEARNER:
-            new[1] = l2 + lr * learner_gradient(names[1], swap_view(values), l2, l1, opponent_lr)
+        new = _gradient_steps(names, values, l1, l2, lr, opponent_lr)
         rollouts = sample_rollouts(game, l1, l2, 1, horizon, sampler)
-        a1, a2 = rollouts.actions1[:, 0], rollouts.actions2[:, 0]  # [seeds, horizon]
-        for t in range(horizon):
-            alpha_k = 1.0 / (1.0 / alpha + updates * decay)
-            joint = 2 * a1[:, t] + a2[:, t]
-            for agent, own, other in ((0, a1, a2), (1, a2, a1)):
-                if names[agent] != Q_LEARNER:
-                    continue
-                state = torch.zeros(n, dtype=torch.long) if t == 0 else 1 + 2 * own[:, t - 1] + other[:, t - 1]
-                next_state = 1 + 2 * own[:, t] + other[:, t]
-                q[agent] = q_update(
-                    q[agent], state, own[:, t], rewards_of[joint, agent], next_state, alpha_k, game.gamma
-                )
-            updates += 1
+        actions = (rollouts.actions1[:, 0], rollouts.actions2[:, 0])  # [seeds, horizon] each
+        updates = _q_episode(game, names, q, actions, updates, alpha=alpha, decay=decay)
         for a, value in enumerate(new):
             if value is not None:
                 theta[:, a] = value
         history[:, r + 1] = torch.stack(logits(), dim=1)
-    with torch.no_grad():
-        flat = history.reshape(-1, 2, 5)
-        v1, v2 = exact_values(game, flat[:, 0], flat[:, 1])
-    rewards = torch.stack([v1, v2], dim=-1).reshape(n, rounds + 1, 2)
-    config = {
-        "learners": list(names),
-        "rounds": rounds,
-        "seeds": seed_list,
-        "horizon": horizon,
-        "alpha": alpha,
-        "decay": decay,
-        "eps": eps,
-        "lr": float(lr),
-        "opponent_lr": float(opponent_lr),
-        "gamma": game.gamma,
-    }
-    return History(game.name, names, seed_list, rewards, history, config)
+    config = {"learners": list(names), "rounds": rounds, "seeds": seed_list, "horizon": horizon, "alpha": alpha}
+    config |= {"decay": decay, "eps": eps, "lr": float(lr), "opponent_lr": float(opponent_lr), "gamma": game.gamma}
+    return History(game.name, names, seed_list, exact_rewards(game, history), history, config)
+
+
+def _check_pair(names: tuple[str, str], rounds: int, eps: float) -> None:
+    """One-line errors for an unknown learner, a pair without NL-Q, negative rounds or eps outside (0, 0.5)."""
+    for name in names:
+        if name != Q_LEARNER and name not in LEARNERS:
+            raise BadInputError(f"unknown learner {name!r}; expected one of {sorted(LEARNERS) + [Q_LEARNER]}")
+    if Q_LEARNER not in names:
+        raise BadInputError("train_against_q needs at least one 'nl-q' agent; use etude.games.train otherwise")
+    check_int("rounds", rounds, 0)
+    if not 0.0 < eps < 0.5:
+        raise BadInputError(f"eps must be in (0, 0.5), got {eps!r}")
+
+
+def _initial_q(seed_list: list[int]) -> list[torch.Tensor]:
+    """Each agent's Q table [seeds, 5, 2], standard normal from its own generator (seed 2 s + agent)."""
+    return [
+        torch.stack(
+            [
+                torch.randn(5, 2, generator=torch.Generator().manual_seed(int(s) * 2 + a), dtype=torch.float64)
+                for s in seed_list
+            ]
+        )
+        for a in range(2)
+    ]
+
+
+def _gradient_steps(names, values, l1: torch.Tensor, l2: torch.Tensor, lr: float, opponent_lr: float) -> list:
+    """The gradient learners' next logits ``l + lr * gradient`` (None for an NL-Q agent), on the exact values."""
+    new: list[torch.Tensor | None] = [None, None]
+    if names[0] != Q_LEARNER:
+        new[0] = l1 + lr * learner_gradient(names[0], values, l1, l2, opponent_lr)
+    if names[1] != Q_LEARNER:
+        new[1] = l2 + lr * learner_gradient(names[1], swap_view(values), l2, l1, opponent_lr)
+    return new
+
+
+def _q_episode(
+    game: MatrixGame, names, q: list[torch.Tensor], actions: tuple, updates: int, *, alpha: float, decay: float
+) -> int:
+    """Update the NL-Q agents' tables in ``q`` after every step of one episode; returns the update count after it.
+
+    The state before step t is 0 at t = 0, else 1 + 2 own[t-1] + other[t-1]; the step size is alpha_k.
+    """
+    a1, a2 = actions
+    n, horizon = a1.shape
+    rewards_of = game.rewards().T.to(torch.float64)  # [4 joint, 2]
+    for t in range(horizon):
+        alpha_k = 1.0 / (1.0 / alpha + updates * decay)
+        joint = 2 * a1[:, t] + a2[:, t]
+        for agent, own, other in ((0, a1, a2), (1, a2, a1)):
+            if names[agent] != Q_LEARNER:
+                continue
+            state = torch.zeros(n, dtype=torch.long) if t == 0 else 1 + 2 * own[:, t - 1] + other[:, t - 1]
+            next_state = 1 + 2 * own[:, t] + other[:, t]
+            q[agent] = q_update(q[agent], state, own[:, t], rewards_of[joint, agent], next_state, alpha_k, game.gamma)
+        updates += 1
+    return updates

@@ -26,7 +26,7 @@ from etude.games.opponent import fit_opponent
 from etude.runtime import Saved, train_loop
 from etude.validation import check_int, check_number
 
-__all__ = ["History", "train", "initial_theta", "ESTIMATORS"]
+__all__ = ["History", "train", "initial_theta", "exact_rewards", "ESTIMATORS"]
 
 ESTIMATORS = ("exact", "dice")
 
@@ -116,6 +116,10 @@ class _Run:
         g2 = learner_gradient(learner2, swap_view(values), theta2, seen1, c["opponent_lr"])
         thetas[:, t + 1, 0] = theta1 + c["lr"] * g1
         thetas[:, t + 1, 1] = theta2 + c["lr"] * g2
+
+    def hooks(self) -> dict[str, Any]:
+        """``train_loop``'s checkpointed state and hooks of this run."""
+        return {"state": self.state(), "after_step": self.advance, "on_start": self.check}
 
     def advance(self, done: int) -> None:
         self.done = done
@@ -217,11 +221,7 @@ def train(
     """
     _check(learner1, learner2, estimator, steps, lr, opponent_lr, init_std)
     seed_list = as_seed_list(seeds)
-    if len(seed_list) * (steps + 1) > MAX_RUN_CELLS:
-        raise BadInputError(
-            f"seeds x (steps + 1) must be at most {MAX_RUN_CELLS:,} (the parameter history is kept "
-            f"in memory), got {len(seed_list):,} seeds and {steps:,} steps"
-        )
+    _check_cells(len(seed_list), steps)
     config = {"game": [game.payoff1.tolist(), game.payoff2.tolist(), game.gamma], "learners": [learner1, learner2]}
     config |= {"steps": steps, "seeds": seed_list, "lr": float(lr), "opponent_lr": float(opponent_lr)}
     config |= {"estimator": estimator, "batch_size": batch_size, "horizon": horizon, "init_std": float(init_std)}
@@ -234,17 +234,28 @@ def train(
         steps=steps,
         kind="games.train",
         config=config,
-        state=run.state(),
         checkpoint=checkpoint,
         every=checkpoint_every,
         resume=resume,
-        after_step=run.advance,
-        on_start=run.check,
         desc=f"{learner1} vs {learner2}",
         show_progress=show_progress,
+        **run.hooks(),
     )
-    thetas = run.thetas
+    rewards = exact_rewards(game, run.thetas)
+    return History(game.name, (learner1, learner2), seed_list, rewards, run.thetas, config, run.estimates)
+
+
+def exact_rewards(game: MatrixGame, thetas: torch.Tensor) -> torch.Tensor:
+    """Exact per-step rewards (1 - gamma) V_i [seeds, steps + 1, 2] of the logits history [seeds, steps + 1, 2, 5]."""
     with torch.no_grad():
         v1, v2 = exact_values(game, thetas.reshape(-1, 2, 5)[:, 0], thetas.reshape(-1, 2, 5)[:, 1])
-        rewards = torch.stack([v1, v2], dim=-1).reshape(n, steps + 1, 2)
-    return History(game.name, (learner1, learner2), seed_list, rewards, thetas, config, run.estimates)
+        return torch.stack([v1, v2], dim=-1).reshape(*thetas.shape[:2], 2)
+
+
+def _check_cells(seeds: int, steps: int) -> None:
+    """Refuse a run whose parameter history, seeds x (steps + 1) rows, exceeds ``MAX_RUN_CELLS``."""
+    if seeds * (steps + 1) > MAX_RUN_CELLS:
+        raise BadInputError(
+            f"seeds x (steps + 1) must be at most {MAX_RUN_CELLS:,} (the parameter history is kept "
+            f"in memory), got {seeds:,} seeds and {steps:,} steps"
+        )

@@ -301,75 +301,98 @@ def _check_generate_options(args: argparse.Namespace, model) -> None:
         raise BadInputError("--interpolate: the unpooled model has no style vector to mix; use --style")
 
 
-def _generate(args: argparse.Namespace) -> int:
-    import torch
-
+def _load_generator(checkpoint: str):
+    """The model of --checkpoint, or a one-line error that says what --checkpoint must be."""
     from etude.errors import CheckpointError
-    from etude.music.events import PerformanceEncoding
-    from etude.music.generate import generate
-    from etude.music.melody import MelodyEncoding
-    from etude.music.performance import Performance
     from etude.music.training import load_model
 
-    check_output_file(args.output)
-    if not Path(args.checkpoint).is_file():
-        raise BadInputError(f"--checkpoint {args.checkpoint} is not a file; pass the model.pt of `etude music train`")
+    if not Path(checkpoint).is_file():
+        raise BadInputError(f"--checkpoint {checkpoint} is not a file; pass the model.pt of `etude music train`")
     try:
-        model = load_model(args.checkpoint)
+        return load_model(checkpoint)
     except CheckpointError as error:  # the loader's advice is for resuming training; generate only reads
         reason = re.sub(r";? *(delete it or run without --resume|run without --resume)", "", str(error))
         raise CheckpointError(
             f"{reason}; --checkpoint must be a model.pt written by `etude music train` (retrain it if damaged)"
         ) from error
+
+
+def _midi_ids(path: str, encoding):
+    """The token ids of the MIDI file ``path`` as a (1, T) tensor; a file without notes is refused."""
+    import torch
+
+    from etude.music.performance import Performance
+
+    tokens = encoding.encode(Performance.from_midi(path))
+    if tokens.size == 0:
+        raise BadInputError(f"{path} has no notes")
+    return torch.from_numpy(tokens)[None]
+
+
+def _cut(path: str, tokens, keep: int, what: str, encoding):
+    """The first ``keep`` tokens, saying (when it cuts) how much of ``path`` the model reads."""
+    if tokens.shape[1] > keep:  # say exactly what the model reads
+        used = encoding.decode(tokens[0, :keep]).duration
+        whole = encoding.decode(tokens[0]).duration
+        print(f"{what} {path}: the model reads its first {keep} of {tokens.shape[1]} tokens "
+              f"({used:.1f} of {whole:.1f} s)")  # fmt: skip
+    return tokens[:, :keep]
+
+
+def _interpolated_style(args: argparse.Namespace, model, encoding):
+    """The style vector (1 - alpha) s(A) + alpha s(B) of --interpolate A.mid B.mid."""
+    import torch
+
+    alpha = 0.5 if args.alpha is None else args.alpha
+    if not 0 <= alpha <= 1:
+        raise BadInputError(f"--alpha must be in [0, 1], got {alpha!r}")
+    a, b = (_midi_ids(p, encoding) for p in args.interpolate)
+    with torch.no_grad():
+        style = (1 - alpha) * model.style_of_long(a) + alpha * model.style_of_long(b)
+    limit = model.cfg.max_len
+    for path, tokens in zip(args.interpolate, (a, b)):
+        if tokens.shape[1] > limit:
+            print(f"style {path}: pooled over all {tokens.shape[1]} tokens ({-(-tokens.shape[1] // limit)} windows)")
+    return style
+
+
+def _style_inputs(args: argparse.Namespace, model, encoding) -> tuple:
+    """(style vector, performance tokens) for --interpolate or --style; either may be None."""
+    import torch
+
+    if args.interpolate:
+        return _interpolated_style(args, model, encoding), None
+    if not args.style:
+        return None, None
+    tokens, limit = _midi_ids(args.style, encoding), model.cfg.max_len
+    if not model.pool:
+        return None, _cut(args.style, tokens, limit, "style", encoding)
+    with torch.no_grad():
+        style = model.style_of_long(tokens)
+    if tokens.shape[1] > limit:
+        print(f"style {args.style}: pooled over all {tokens.shape[1]} tokens "
+              f"({-(-tokens.shape[1] // limit)} windows of {limit})")  # fmt: skip
+    return style, None
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from etude.music.events import PerformanceEncoding
+    from etude.music.generate import generate
+    from etude.music.melody import MelodyEncoding
+
+    check_output_file(args.output)
+    model = _load_generator(args.checkpoint)
     _check_generate_options(args, model)
     enc, limit = PerformanceEncoding(), model.cfg.max_len
-
-    def ids(path: str, encoding=enc) -> torch.Tensor:
-        tokens = encoding.encode(Performance.from_midi(path))
-        if tokens.size == 0:
-            raise BadInputError(f"{path} has no notes")
-        return torch.from_numpy(tokens)[None]
-
-    def cut(path: str, tokens: torch.Tensor, keep: int, what: str, encoding=enc) -> torch.Tensor:
-        if tokens.shape[1] > keep:  # say exactly what the model reads
-            used = encoding.decode(tokens[0, :keep]).duration
-            whole = encoding.decode(tokens[0]).duration
-            print(f"{what} {path}: the model reads its first {keep} of {tokens.shape[1]} tokens "
-                  f"({used:.1f} of {whole:.1f} s)")  # fmt: skip
-        return tokens[:, :keep]
-
-    style = performance = None
-    if args.interpolate:
-        alpha = 0.5 if args.alpha is None else args.alpha
-        if not 0 <= alpha <= 1:
-            raise BadInputError(f"--alpha must be in [0, 1], got {alpha!r}")
-        a, b = (ids(p) for p in args.interpolate)
-        with torch.no_grad():
-            style = (1 - alpha) * model.style_of_long(a) + alpha * model.style_of_long(b)
-        for path, tokens in zip(args.interpolate, (a, b)):
-            if tokens.shape[1] > limit:
-                print(
-                    f"style {path}: pooled over all {tokens.shape[1]} tokens ({-(-tokens.shape[1] // limit)} windows)"
-                )
-    elif args.style:
-        tokens = ids(args.style)
-        if model.pool:
-            with torch.no_grad():
-                style = model.style_of_long(tokens)
-            if tokens.shape[1] > limit:
-                print(f"style {args.style}: pooled over all {tokens.shape[1]} tokens "
-                      f"({-(-tokens.shape[1] // limit)} windows of {limit})")  # fmt: skip
-        else:
-            performance = cut(args.style, tokens, limit, "style")
+    style, performance = _style_inputs(args, model, enc)
     melody = None
     if args.melody:
         menc = MelodyEncoding()
-        melody = cut(args.melody, ids(args.melody, menc), limit, "melody", menc)
-    length = args.length or limit
+        melody = _cut(args.melody, _midi_ids(args.melody, menc), limit, "melody", menc)
     tokens = generate(
         model,
         args.batch,
-        max_length=length,
+        max_length=args.length or limit,
         performance=performance,
         melody=melody,
         style=style,
@@ -409,34 +432,35 @@ def _print_texture(checkpoint: str, decoded: list, ids: list) -> None:
     print(line)
 
 
-def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.ArgumentParser]) -> None:
-    """Add `etude music encode|decode|corpus|similarity|plot` to the top-level subcommands."""
-    music = sub.add_parser("music", help="symbolic music: performance tokens, corpus, similarity")
-    verbs = music.add_subparsers(dest="verb", required=True, parser_class=parser_class)
+def _keys(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keys",
+        type=int,
+        choices=[128, 88],
+        default=128,
+        help="128 MIDI pitches (388 events) or 88 piano keys (308 events)",
+    )
 
-    def keys(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--keys",
-            type=int,
-            choices=[128, 88],
-            default=128,
-            help="128 MIDI pitches (388 events) or 88 piano keys (308 events)",
-        )
 
+def _add_encode(verbs: argparse._SubParsersAction) -> None:
     enc = verbs.add_parser("encode", help="a MIDI file as performance token ids")
     enc.add_argument("file", help="a .mid file")
     enc.add_argument("-o", "--output", help="write the ids here (.npy or text) instead of stdout")
     enc.add_argument("--bos", action="store_true", help="start with the BOS id")
     enc.add_argument("--eos", action="store_true", help="end with the EOS id")
-    keys(enc)
+    _keys(enc)
     enc.set_defaults(func=_encode)
 
+
+def _add_decode(verbs: argparse._SubParsersAction) -> None:
     dec = verbs.add_parser("decode", help="token ids (any sequence) as a MIDI file")
     dec.add_argument("ids", help="a text file of integer ids, a .npy array, or - for stdin")
     dec.add_argument("-o", "--output", required=True, help="the .mid file to write")
-    keys(dec)
+    _keys(dec)
     dec.set_defaults(func=_decode)
 
+
+def _add_corpus(verbs: argparse._SubParsersAction) -> None:
     cor = verbs.add_parser("corpus", help="the music21 corpus as styled performances (cached)")
     cor.add_argument("--stats", action="store_true", help="print pieces, splits, notes and tokens (default)")
     cor.add_argument("--export", metavar="DIR", help="write each performance (.mid) and style (.json) under DIR")
@@ -445,9 +469,11 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     cor.add_argument("--seed", type=int, default=0, help="selects the performance styles")
     cor.add_argument("--cache", default=None, help="cache folder (default $ETUDE_CACHE or ~/.cache/etude)")
     cor.add_argument("--json", action="store_true", help="print the statistics as one JSON line")
-    keys(cor)
+    _keys(cor)
     cor.set_defaults(func=_corpus)
 
+
+def _add_similarity(verbs: argparse._SubParsersAction) -> None:
     sim = verbs.add_parser("similarity", help="overlapping-area (OA) similarity of two MIDI files")
     sim.add_argument("a")
     sim.add_argument("b")
@@ -456,21 +482,23 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     sim.add_argument("--features", action="store_true", help="also print each feature's overlap")
     sim.set_defaults(func=_similarity)
 
+
+def _add_plot(verbs: argparse._SubParsersAction) -> None:
     plot = verbs.add_parser("plot", help="a piano-roll PNG of a MIDI file")
     plot.add_argument("file")
     plot.add_argument("-o", "--output", required=True, help="the .png file to write")
     plot.add_argument("--melody", action="store_true", help="outline the highest-pitch skyline")
     plot.set_defaults(func=_plot)
 
-    conditionings = (
-        "none",
-        "performance",
-        "melody",
-        "melody+performance",
-    )  # autoencoder.CONDITIONINGS (no torch import here)
+
+_CONDITIONINGS = ("none", "performance", "melody", "melody+performance")
+"""autoencoder.CONDITIONINGS, repeated so that building the parser imports no torch."""
+
+
+def _add_train(verbs: argparse._SubParsersAction) -> None:
     tr = verbs.add_parser("train", help="train a Transformer autoencoder on Bach chorales or a MIDI folder")
     tr.add_argument("--out", required=True, help="folder for training.pt (resumable) and model.pt")
-    tr.add_argument("--conditioning", choices=conditionings, default="performance")
+    tr.add_argument("--conditioning", choices=_CONDITIONINGS, default="performance")
     tr.add_argument(
         "--combine", choices=("sum", "concat", "tile"), default="sum", help="melody+performance combination"
     )
@@ -499,6 +527,8 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     tr.add_argument("--resume", action="store_true", help="continue from OUT/training.pt")
     tr.set_defaults(func=_train)
 
+
+def _add_generate(verbs: argparse._SubParsersAction) -> None:
     gen = verbs.add_parser("generate", help="sample performances from a trained model")
     gen.add_argument("--checkpoint", required=True, help="a model.pt written by `etude music train`")
     gen.add_argument("--style", help="a .mid performance whose style conditions the sample")
@@ -515,3 +545,11 @@ def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.Ar
     gen.add_argument("--top-p", type=float, default=1.0)
     gen.add_argument("--seed", type=int, default=0)
     gen.set_defaults(func=_generate)
+
+
+def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.ArgumentParser]) -> None:
+    """Add `etude music encode|decode|corpus|similarity|plot|train|generate` to the top-level subcommands."""
+    music = sub.add_parser("music", help="symbolic music: performance tokens, corpus, similarity")
+    verbs = music.add_subparsers(dest="verb", required=True, parser_class=parser_class)
+    for add in (_add_encode, _add_decode, _add_corpus, _add_similarity, _add_plot, _add_train, _add_generate):
+        add(verbs)

@@ -226,6 +226,17 @@ def decide_generation_claims(
     artifacts = oa["artifacts"] + plot_first(
         {k: v[0] for k, v in oa["generated"].items()}, out_dir, f"held-out {held[0][0].name}"
     )
+    _decide_oa(claims, metrics, oa, preset, enough)
+    sd = style_direction(models["performance"], held, preset, seed, out_dir, device, scores=preset.direction_scores)
+    artifacts += sd["artifacts"]
+    _decide_style_direction(claims, metrics, sd, len(held), preset, enough)
+    _decide_pitch_range(claims, metrics, data, oa, sd, enough)
+    _decide_music_like(claims, metrics, data, oa, sd, enough)
+    return artifacts
+
+
+def _decide_oa(claims: dict[str, Claim], metrics: dict, oa: dict, preset: Any, enough: bool) -> None:
+    """oa_conditioned: the paired OA difference, performance-conditioned minus unconditioned, is above 0."""
     diff = paired_t_interval(np.subtract(oa["oa"]["performance"], oa["oa"]["unconditional"]))
     holds, conclusive = interval_rule(diff, min_n=MIN_PAIRS)
     metrics["oa"] = {**{k: float(np.mean(v)) for k, v in oa["oa"].items()}, "difference": diff}
@@ -239,8 +250,11 @@ def decide_generation_claims(
         f"of {preset.seconds:g} s crops",
     )
 
-    sd = style_direction(models["performance"], held, preset, seed, out_dir, device, scores=preset.direction_scores)
-    artifacts += sd["artifacts"]
+
+def _decide_style_direction(
+    claims: dict[str, Claim], metrics: dict, sd: dict, held: int, preset: Any, enough: bool
+) -> None:
+    """style_direction: loud/fast styles give louder, denser generations than soft/slow ones (paired)."""
     dv = paired_t_interval(np.subtract(sd["velocity"]["loud_fast"], sd["velocity"]["soft_slow"]))
     dd = paired_t_interval(np.subtract(sd["density"]["loud_fast"], sd["density"]["soft_slow"]))
     holds, conclusive = direction_rule(dv, dd)
@@ -250,7 +264,7 @@ def decide_generation_claims(
         "velocity_difference": dv,
         "notes_per_second_difference": dd,
         "span_seconds": {"min": float(np.min(sd["span_seconds"])), "max": float(np.max(sd["span_seconds"]))},
-        "distinct_scores": min(preset.direction_scores, len(held)),
+        "distinct_scores": min(preset.direction_scores, held),
     }
     claims["style_direction"].decide(
         f"loud/fast - soft/slow: velocity {interval_text(dv)}, notes/s {interval_text(dd)} over {dv['n']} "
@@ -260,6 +274,9 @@ def decide_generation_claims(
         conclusive=enough and conclusive,
     )
 
+
+def _decide_pitch_range(claims: dict[str, Claim], metrics: dict, data: Data, oa: dict, sd: dict, enough: bool) -> None:
+    """pitch_in_range: the generated notes stay inside the training data's pitch range."""
     low, high = training_pitch_range(data.train)
     generated = oa["generated"]["performance"] + sd["generated"]
     fraction = pitch_range_fraction(generated, low, high)
@@ -278,6 +295,9 @@ def decide_generation_claims(
         conclusive=enough and conclusive,
     )
 
+
+def _decide_music_like(claims: dict[str, Claim], metrics: dict, data: Data, oa: dict, sd: dict, enough: bool) -> None:
+    """music_like_data: the performance model's texture figures are within the held-out crops' (music_like_rule)."""
     figures = {"held_out": figures_of_ids(data.eval.performance)}  # decoded as the generations are
     for name in ("performance", "unconditional"):
         figures[name] = music_figures(oa["generated"][name], oa["ids"][name])
@@ -297,7 +317,6 @@ def decide_generation_claims(
         conclusive=enough and rule["conclusive"],
         note="generated/data; velocity_histogram is the total-variation distance, orphan_note_offs a share",
     )
-    return artifacts
 
 
 def decide_transfer(

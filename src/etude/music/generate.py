@@ -83,67 +83,116 @@ def generate(
     :param use_cache: False recomputes the full prefix each step (the slow reference).
     :param fused: with the cache, step with `DecodeStep` (True) or the model's modules (False); same logits.
     """
-    decoder = model.decoder if isinstance(model, TransformerAutoencoder) else model
-    if not isinstance(decoder, MusicTransformer):
-        raise BadInputError(f"model must be a MusicTransformer or TransformerAutoencoder, got {type(model).__name__}")
+    decoder = _decoder_of(model)
     check_int("batch", batch, 1)
     cfg = decoder.cfg
     check_int("max_length", max_length, 1, cfg.max_len)
     filter_logits(torch.zeros(1, 2), temperature, top_k, top_p)  # validate the sampling settings early
     device = decoder.head.weight.device
-    if primer is None:
-        primer = torch.full((1, 1), cfg.vocab_size - 1, dtype=torch.long)
-    primer = (primer[None] if primer.dim() == 1 else primer).to(device)
-    if primer.shape[0] not in (1, batch):
-        raise BadInputError(f"primer batch must be 1 or {batch}, got {primer.shape[0]}")
-    if primer.shape[1] > max_length:
-        raise BadInputError(f"primer length {primer.shape[1]} exceeds max_length {max_length}")
-    tokens = primer.expand(batch, -1).clone()
-    memory = padding = None
-    if isinstance(model, TransformerAutoencoder):
-        pad = PerformanceEncoding.PAD  # 0 in both encodings; a padded row's PAD steps are masked out
-        memory, padding = model.memory(
-            performance,
-            melody,
-            None if performance is None else performance == pad,
-            None if melody is None else melody == pad,
-            style=style,
-        )
-        if memory is not None:
-            if memory.shape[0] not in (1, batch):
-                raise BadInputError(f"conditioning batch must be 1 or {batch}, got {memory.shape[0]}")
-            memory = memory.expand(batch, -1, -1)
-            padding = None if padding is None else padding.expand(batch, -1)
+    tokens = _primed(primer, batch, max_length, cfg.vocab_size - 1, device)
+    memory, padding = _conditioning(model, batch, performance, melody, style)
     generator = torch.Generator(device=device).manual_seed(seed)
     was_training = model.training
     model.eval()
-    cache: dict | None = {} if use_cache else None
     step = (
         DecodeStep(decoder, batch, max_length, memory, padding) if use_cache and fused and supports(decoder) else None
     )
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    step_input = tokens
+    next_logits = _next_logits(decoder, step, memory, padding, {} if use_cache else None)
     bar = progress(
         total=max_length - tokens.shape[1],
         desc="generating",
         disable=None if show_progress is None else not show_progress,
     )
     try:
-        while tokens.shape[1] < max_length and not done.all():
-            if step is not None:
-                logits = step(step_input[:, 0]) if step.length else step.prefill(step_input)
-            else:
-                logits = decoder(step_input if use_cache else tokens, memory, padding, cache)[:, -1]
-            logits[:, [PerformanceEncoding.PAD, cfg.vocab_size - 1]] = float("-inf")  # never PAD or BOS
-            probs = filter_logits(logits.float(), temperature, top_k, top_p).softmax(-1)
-            nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
-            nxt = nxt.masked_fill(done, PerformanceEncoding.PAD)
-            if eos is not None:
-                done = done | (nxt == eos)
-            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
-            step_input = nxt[:, None]
-            bar.update(1)
+        sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+        return _sample(next_logits, tokens, max_length, generator, sampling, eos=eos, bos=cfg.vocab_size - 1, bar=bar)
     finally:
         bar.close()
         model.train(was_training)
+
+
+def _decoder_of(model: MusicTransformer | TransformerAutoencoder) -> MusicTransformer:
+    """The decoder that ``generate`` samples from: the model itself or an autoencoder's decoder."""
+    decoder = model.decoder if isinstance(model, TransformerAutoencoder) else model
+    if not isinstance(decoder, MusicTransformer):
+        raise BadInputError(f"model must be a MusicTransformer or TransformerAutoencoder, got {type(model).__name__}")
+    return decoder
+
+
+def _primed(primer: Tensor | None, batch: int, max_length: int, bos: int, device: torch.device) -> Tensor:
+    """The primer ``[batch, T0]`` on ``device`` (one ``bos`` by default), checked against ``batch`` and ``max_length``."""
+    if primer is None:
+        primer = torch.full((1, 1), bos, dtype=torch.long)
+    primer = (primer[None] if primer.dim() == 1 else primer).to(device)
+    if primer.shape[0] not in (1, batch):
+        raise BadInputError(f"primer batch must be 1 or {batch}, got {primer.shape[0]}")
+    if primer.shape[1] > max_length:
+        raise BadInputError(f"primer length {primer.shape[1]} exceeds max_length {max_length}")
+    return primer.expand(batch, -1).clone()
+
+
+def _conditioning(
+    model: MusicTransformer | TransformerAutoencoder,
+    batch: int,
+    performance: Tensor | None,
+    melody: Tensor | None,
+    style: Tensor | None,
+) -> tuple[Tensor | None, Tensor | None]:
+    """(memory ``[batch, S, D]``, its padding mask ``[batch, S]``) of an autoencoder's conditioning; None for none."""
+    if not isinstance(model, TransformerAutoencoder):
+        return None, None
+    pad = PerformanceEncoding.PAD  # 0 in both encodings; a padded row's PAD steps are masked out
+    memory, padding = model.memory(
+        performance,
+        melody,
+        None if performance is None else performance == pad,
+        None if melody is None else melody == pad,
+        style=style,
+    )
+    if memory is None:
+        return memory, padding
+    if memory.shape[0] not in (1, batch):
+        raise BadInputError(f"conditioning batch must be 1 or {batch}, got {memory.shape[0]}")
+    return memory.expand(batch, -1, -1), None if padding is None else padding.expand(batch, -1)
+
+
+def _next_logits(
+    decoder: MusicTransformer,
+    step: DecodeStep | None,
+    memory: Tensor | None,
+    padding: Tensor | None,
+    cache: dict | None,
+):
+    """A function (new ids ``[B, t]``, all ids ``[B, T]``) -> logits ``[B, V]`` of the next token.
+
+    With ``step`` (the fused cached step) it prefills on the first call, then feeds one id; without it the
+    decoder reads the new ids against ``cache``, or the whole prefix when ``cache`` is None.
+    """
+
+    def next_logits(step_input: Tensor, tokens: Tensor) -> Tensor:
+        if step is not None:
+            return step(step_input[:, 0]) if step.length else step.prefill(step_input)
+        return decoder(step_input if cache is not None else tokens, memory, padding, cache)[:, -1]
+
+    return next_logits
+
+
+def _sample(
+    next_logits, tokens: Tensor, max_length: int, generator: torch.Generator, sampling: dict, *, eos, bos: int, bar
+) -> Tensor:
+    """Append ids sampled with ``sampling`` (``filter_logits``'s settings) to ``tokens`` until ``max_length`` or
+    until every row has sampled ``eos`` (PAD after it); PAD and ``bos`` are never sampled."""
+    done = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
+    step_input = tokens
+    while tokens.shape[1] < max_length and not done.all():
+        logits = next_logits(step_input, tokens)
+        logits[:, [PerformanceEncoding.PAD, bos]] = float("-inf")  # never PAD or BOS
+        probs = filter_logits(logits.float(), **sampling).softmax(-1)
+        nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        nxt = nxt.masked_fill(done, PerformanceEncoding.PAD)
+        if eos is not None:
+            done = done | (nxt == eos)
+        tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+        step_input = nxt[:, None]
+        bar.update(1)
     return tokens

@@ -311,6 +311,13 @@ def interpolation(
         per_pair["velocity"].append(velocity)
         per_pair["notes_per_second"].append(density)
     means = {f: [float(np.nanmean(col)) for col in zip(*rows)] for f, rows in per_pair.items()}
+    _plot_features(alphas, per_pair, means, out_dir / "interpolation" / "features.png")
+    artifacts.append("interpolation/features.png")
+    return {"alpha": list(alphas), **means, "per_pair": per_pair, "artifacts": artifacts}
+
+
+def _plot_features(alphas: tuple[float, ...], per_pair: dict, means: dict, path: Path) -> None:
+    """Velocity and notes/s against alpha: each pair in grey, the mean over pairs in colour."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(7, 2.8))
     labels = {"velocity": "mean velocity", "notes_per_second": "notes per second"}
@@ -319,9 +326,7 @@ def interpolation(
             ax.plot(alphas, row, color="0.75", lw=0.8)
         ax.plot(alphas, means[feature], "o-", color="C0", lw=2)
         ax.set(xlabel="alpha (0: loud/fast, 1: soft/slow)", ylabel=labels[feature])
-    save_figure(fig, out_dir / "interpolation" / "features.png", dpi=100)
-    artifacts.append("interpolation/features.png")
-    return {"alpha": list(alphas), **means, "per_pair": per_pair, "artifacts": artifacts}
+    save_figure(fig, path, dpi=100)
 
 
 def plot_first(performances: dict[str, Performance], out_dir: Path, title: str) -> list[str]:

@@ -54,6 +54,9 @@ def scan_tracks(data, begins, ends):
     - ``instruments``: int64 [k, 2] of (control-change list, is drum);
     - ``tempos``: int64 [j, 2] of (tick, microseconds per beat);
     - ``last_tick``: the last tick of any track.
+
+    It stays one function of about 200 lines: it is one compiled loop over the file's bytes, and
+    splitting it into helpers would put calls inside that per-byte loop or leave them to numba's inlining.
     """
     size = 0
     for t in range(begins.size):
@@ -259,6 +262,9 @@ def apply_sustain(notes, pedals, instruments, last):
     ties in note order and file order. While the instrument's pedal is down a released note
     sounds on; lifting it ends the released notes; a note-on ends every sounding note of its key
     (a note struck again at its own onset is dropped); notes still held end at ``last``.
+
+    It stays one function: it is one compiled loop over the sorted events, and splitting it into
+    helpers would put calls inside that per-event loop or leave them to numba's inlining.
     """
     n = notes.shape[0]
     keep = np.ones(n, np.bool_)

@@ -179,82 +179,7 @@ class TransformerAeStudy(Study):
     }
 
     def claims(self) -> list[Claim]:
-        ci = "the 95% t interval of the paired difference"
-        return [
-            Claim(
-                "style_lowers_nll",
-                "Conditioning on the pooled performance style lowers held-out NLL.",
-                "performance-conditioned NLL below unconditional (Choi et al. Table 1)",
-                f"per held-out crop, NLL(unconditional) - NLL(performance), averaged over >= 2 seeds: holds when "
-                f"{ci} lies above {MARGIN} nats/token and every seed's gap is > 0, fails when it lies below "
-                f"{MARGIN}; 1 seed or fewer than {MIN_PAIRS} crops is inconclusive",
-            ),
-            Claim(
-                "melody_plus_performance",
-                "Melody + performance conditioning beats melody-only (sum, concat, tile compared).",
-                "melody & performance NLL below melody-only for every combination (Choi et al. Table 2)",
-                f"for each of sum/concat/tile, {ci} NLL(melody) - NLL(combination) over held-out crops lies above 0 "
-                f"(holds if all do, fails if one lies below 0); a mean gap < {SMALL} with 1 seed is inconclusive",
-            ),
-            Claim(
-                "unpooled_copies",
-                "Without mean pooling the autoencoder copies its input.",
-                "motivates pooling (Choi et al. Sec. 3.2)",
-                f"unpooled NLL <= {COPY_RATIO} x pooled 'performance' NLL (mean over crops and seeds); decided only "
-                "by presets big enough to learn copying (long, full)",
-            ),
-            Claim(
-                "relative_beats_absolute",
-                "Relative attention beats absolute positions at equal steps.",
-                "relative attention lowers validation NLL against absolute positions (Huang et al. 2018, Music Transformer, arXiv:1809.04281, Sec. 5)",
-                f"{ci} NLL(absolute) - NLL(unconditional, relative) over held-out crops: holds above 0, fails below; "
-                f"a mean gap < {SMALL} with 1 seed is inconclusive",
-            ),
-            Claim(
-                "oa_conditioned",
-                "Generations conditioned on a performance are more similar (OA) to it than unconditioned ones.",
-                "conditioned models score higher OA similarity than unconditioned (Choi et al. Table 3)",
-                f"{ci} OA(performance | X, X) - OA(unconditional, X) over >= {MIN_PAIRS} held-out crops X: holds "
-                "above 0, fails below; the ceiling is X re-played in its style with fresh timing/velocity noise",
-            ),
-            Claim(
-                "style_direction",
-                "A loud/fast conditioning style gives louder, denser generations than a soft/slow one.",
-                "style controls generation (Choi et al. Sec. 5.3)",
-                f"over >= {MIN_PAIRS} held-out scores (64 in long), each played loud/fast and soft/slow over one "
-                "span in seconds: "
-                f"holds when {ci} of the generations' mean velocity and of their notes/s both lie above 0, fails "
-                "when either lies below 0",
-            ),
-            Claim(
-                "pitch_in_range",
-                "Generated notes stay inside the training corpus's pitch range.",
-                "not a figure of the paper: the project's own check that samples stay in the training data's register",
-                f"at least {IN_RANGE:.0%} of the 'performance' model's generated notes lie within the "
-                "lowest..highest "
-                "pitch of the (augmented) training crops; fewer than 50 notes is inconclusive",
-            ),
-            Claim(
-                "style_transfer",
-                "Melody of A in the style of B is closer to B's velocity and note density than to A's.",
-                "the melody & performance autoencoder carries B's style onto A's melody (Choi et al. Sec. 5.3)",
-                f"over >= {MIN_PAIRS} pairs of held-out pieces (16 in long), per pair |gen - A| - |gen - B| of mean "
-                f"velocity and of notes/s (A: the melody's own performance crop, B: the style's): holds when {ci} "
-                "of both lies above 0, fails when either lies below 0",
-            ),
-            Claim(
-                "music_like_data",
-                "Generations have the texture of the held-out data, not a wash of sound.",
-                "not a figure of the paper: the project's check that samples sound like the music they model",
-                "the 'performance' model's generations (conditioned on held-out crops) against the held-out crops "
-                f"(decoded alike): polyphony, median note length and median inter-onset interval within a factor "
-                f"{LIKENESS_RATIOS['polyphony']:g} of the data's, mean pitch span within a factor "
-                f"{LIKENESS_RATIOS['pitch_range']:g}, velocity histograms (8 bins) at total-variation distance "
-                f"<= {VELOCITY_DISTANCE}, share of notes held to the end <= {HELD_TO_END[0]:g} x data's + "
-                f"{HELD_TO_END[1]}, share of note-offs closing no note <= data's + {ORPHAN_NOTE_OFFS}; fewer than 50 notes "
-                "on either side is inconclusive (ratios fixed in etude.music.criteria before any run)",
-            ),
-        ]
+        return [*_nll_claims(), *_generation_claims()]
 
     def run(
         self, preset: TransformerAePreset, seed: int, out_dir: Path, resume: bool = False, fabric: Fabric | None = None
@@ -279,3 +204,93 @@ class TransformerAeStudy(Study):
         for name in [a for a in artifacts if a.endswith(".mid")]:
             write_midi_previews(out_dir / name)  # the report embeds these, and imports no domain package
         return Result(self.name, "", seed, claims=list(claims.values()), metrics=metrics, artifacts=artifacts)
+
+
+_CI = "the 95% t interval of the paired difference"
+
+
+def _nll_claims() -> list[Claim]:
+    """The claims decided on held-out NLL (Choi et al. Tables 1-2, Sec. 3.2; Huang et al. Sec. 5)."""
+    ci = _CI
+    return [
+        Claim(
+            "style_lowers_nll",
+            "Conditioning on the pooled performance style lowers held-out NLL.",
+            "performance-conditioned NLL below unconditional (Choi et al. Table 1)",
+            f"per held-out crop, NLL(unconditional) - NLL(performance), averaged over >= 2 seeds: holds when "
+            f"{ci} lies above {MARGIN} nats/token and every seed's gap is > 0, fails when it lies below "
+            f"{MARGIN}; 1 seed or fewer than {MIN_PAIRS} crops is inconclusive",
+        ),
+        Claim(
+            "melody_plus_performance",
+            "Melody + performance conditioning beats melody-only (sum, concat, tile compared).",
+            "melody & performance NLL below melody-only for every combination (Choi et al. Table 2)",
+            f"for each of sum/concat/tile, {ci} NLL(melody) - NLL(combination) over held-out crops lies above 0 "
+            f"(holds if all do, fails if one lies below 0); a mean gap < {SMALL} with 1 seed is inconclusive",
+        ),
+        Claim(
+            "unpooled_copies",
+            "Without mean pooling the autoencoder copies its input.",
+            "motivates pooling (Choi et al. Sec. 3.2)",
+            f"unpooled NLL <= {COPY_RATIO} x pooled 'performance' NLL (mean over crops and seeds); decided only "
+            "by presets big enough to learn copying (long, full)",
+        ),
+        Claim(
+            "relative_beats_absolute",
+            "Relative attention beats absolute positions at equal steps.",
+            "relative attention lowers validation NLL against absolute positions (Huang et al. 2018, Music Transformer, arXiv:1809.04281, Sec. 5)",
+            f"{ci} NLL(absolute) - NLL(unconditional, relative) over held-out crops: holds above 0, fails below; "
+            f"a mean gap < {SMALL} with 1 seed is inconclusive",
+        ),
+    ]
+
+
+def _generation_claims() -> list[Claim]:
+    """The claims decided on generated performances (Choi et al. Table 3, Sec. 5.3, and the project's checks)."""
+    ci = _CI
+    return [
+        Claim(
+            "oa_conditioned",
+            "Generations conditioned on a performance are more similar (OA) to it than unconditioned ones.",
+            "conditioned models score higher OA similarity than unconditioned (Choi et al. Table 3)",
+            f"{ci} OA(performance | X, X) - OA(unconditional, X) over >= {MIN_PAIRS} held-out crops X: holds "
+            "above 0, fails below; the ceiling is X re-played in its style with fresh timing/velocity noise",
+        ),
+        Claim(
+            "style_direction",
+            "A loud/fast conditioning style gives louder, denser generations than a soft/slow one.",
+            "style controls generation (Choi et al. Sec. 5.3)",
+            f"over >= {MIN_PAIRS} held-out scores (64 in long), each played loud/fast and soft/slow over one "
+            "span in seconds: "
+            f"holds when {ci} of the generations' mean velocity and of their notes/s both lie above 0, fails "
+            "when either lies below 0",
+        ),
+        Claim(
+            "pitch_in_range",
+            "Generated notes stay inside the training corpus's pitch range.",
+            "not a figure of the paper: the project's own check that samples stay in the training data's register",
+            f"at least {IN_RANGE:.0%} of the 'performance' model's generated notes lie within the "
+            "lowest..highest "
+            "pitch of the (augmented) training crops; fewer than 50 notes is inconclusive",
+        ),
+        Claim(
+            "style_transfer",
+            "Melody of A in the style of B is closer to B's velocity and note density than to A's.",
+            "the melody & performance autoencoder carries B's style onto A's melody (Choi et al. Sec. 5.3)",
+            f"over >= {MIN_PAIRS} pairs of held-out pieces (16 in long), per pair |gen - A| - |gen - B| of mean "
+            f"velocity and of notes/s (A: the melody's own performance crop, B: the style's): holds when {ci} "
+            "of both lies above 0, fails when either lies below 0",
+        ),
+        Claim(
+            "music_like_data",
+            "Generations have the texture of the held-out data, not a wash of sound.",
+            "not a figure of the paper: the project's check that samples sound like the music they model",
+            "the 'performance' model's generations (conditioned on held-out crops) against the held-out crops "
+            f"(decoded alike): polyphony, median note length and median inter-onset interval within a factor "
+            f"{LIKENESS_RATIOS['polyphony']:g} of the data's, mean pitch span within a factor "
+            f"{LIKENESS_RATIOS['pitch_range']:g}, velocity histograms (8 bins) at total-variation distance "
+            f"<= {VELOCITY_DISTANCE}, share of notes held to the end <= {HELD_TO_END[0]:g} x data's + "
+            f"{HELD_TO_END[1]}, share of note-offs closing no note <= data's + {ORPHAN_NOTE_OFFS}; fewer than 50 notes "
+            "on either side is inconclusive (ratios fixed in etude.music.criteria before any run)",
+        ),
+    ]

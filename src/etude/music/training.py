@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,10 +106,43 @@ def fit(
     """
     if steps < 0 or batch_size < 1:
         raise BadInputError(f"steps must be >= 0 and batch_size >= 1, got {steps} and {batch_size}")
-    warm = max(1, steps // 10)
     generator = torch.Generator().manual_seed(seed)
-    ranks = world_size(fabric)
     data = data if fabric is None else data.to(fabric.device)
+    model.train()
+    return train_loop(
+        _crop_step(data, batch_size, generator, seed, fabric),
+        steps=steps,
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98)),
+        kind="tae",
+        config={"layout": LAYOUT, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "desc": desc},
+        fabric=fabric,
+        state={"generator": generator, "torch_rng": GlobalRng()},
+        checkpoint=checkpoint,
+        every=every,
+        resume=resume,
+        schedule=_warmup_cosine(steps),
+        clip=1.0,
+        desc=desc,
+        show_progress=show_progress,
+    ).losses
+
+
+def _warmup_cosine(steps: int) -> Callable[[int], float]:
+    """The learning-rate factor of step s: linear warm-up over the first 10% of ``steps``, then cosine decay to 0."""
+    warm = max(1, steps // 10)
+    return lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(steps - warm, 1)))
+
+
+def _crop_step(
+    data: Crops | StreamCrops, batch_size: int, generator: torch.Generator, seed: int, fabric: Fabric | None
+) -> Callable[[int, nn.Module], Tensor]:
+    """``train_loop``'s step: the token-mean loss of one global batch of ``batch_size`` crops drawn from ``generator``.
+
+    Under DDP each rank takes its shard of that batch and returns its sum over the global batch's non-PAD count,
+    with its own dropout masks seeded by (seed, step, rank) so that a resume repeats them.
+    """
+    ranks = world_size(fabric)
 
     def step(t: int, module: nn.Module) -> Tensor:
         index = torch.randint(len(data), (batch_size,), generator=generator)  # the global batch, same on every rank
@@ -122,26 +156,7 @@ def fit(
         part = batch.select(shard(torch.arange(batch_size, device=index.device), fabric))
         return _batch_loss(module, part, reduction="sum") / max(tokens, 1)  # type: ignore[arg-type]
 
-    model.train()
-    return train_loop(
-        step,
-        steps=steps,
-        model=model,
-        optimizer=torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98)),
-        kind="tae",
-        config={"layout": LAYOUT, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "desc": desc},
-        fabric=fabric,
-        state={"generator": generator, "torch_rng": GlobalRng()},
-        checkpoint=checkpoint,
-        every=every,
-        resume=resume,
-        schedule=lambda s: (
-            (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(steps - warm, 1)))
-        ),
-        clip=1.0,
-        desc=desc,
-        show_progress=show_progress,
-    ).losses
+    return step
 
 
 def save_model(path: str | Path, model: TransformerAutoencoder, **extra) -> None:

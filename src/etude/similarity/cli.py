@@ -31,41 +31,13 @@ def _load(path: str, label: str):
 
 
 def _similarity(args: argparse.Namespace) -> int:
-    from etude.similarity import (
-        ConstantInputWarning,
-        SmallSampleWarning,
-        flatten_conv,
-        linear_cka,
-        mean_cca,
-        pool_conv,
-        pwcca,
-        svcca,
-    )
+    from etude.similarity import ConstantInputWarning, SmallSampleWarning
 
-    arrays = []
-    for path, label in ((args.a, "A"), (args.b, "B")):
-        array = _load(path, label)
-        if array.ndim == 4:
-            if args.conv is None:
-                raise BadInputError(f"{label} has 4-D shape {array.shape}: pass --conv flatten or --conv pool")
-            array = flatten_conv(array) if args.conv == "flatten" else pool_conv(array)
-        arrays.append(array)
-    from etude.similarity._validation import as_pair
-
-    as_pair(*arrays, names=("A", "B"))  # bad shapes, types or NaN are reported by the file's letter
-    a, b = arrays
+    a, b = _load_pair(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SmallSampleWarning)
         warnings.simplefilter("always", ConstantInputWarning)
-        if args.method == "pwcca":
-            value = pwcca(a, b, epsilon=args.epsilon, variant=args.variant)
-        elif args.method == "svcca":
-            keep = int(args.keep) if args.keep > 1 and args.keep.is_integer() else args.keep
-            value = svcca(a, b, keep=keep)
-        elif args.method == "cca":
-            value = mean_cca(a, b, epsilon=args.epsilon, threshold=args.threshold)
-        else:
-            value = linear_cka(a, b, debiased=args.debiased)
+        value = _measure(args, a, b)
     for warning in caught:  # the library names its inputs x and y; here they are the files A and B
         text = re.sub(r"^(x|y)\b", lambda m: "A" if m.group(1) == "x" else "B", str(warning.message))
         print(f"etude: warning: {text}", file=sys.stderr)
@@ -78,23 +50,43 @@ def _similarity(args: argparse.Namespace) -> int:
             "cca": {"epsilon": args.epsilon, "threshold": args.threshold},
             "cka": {"debiased": args.debiased},
         }[args.method]
-        print(
-            json.dumps(
-                {
-                    "method": args.method,
-                    "similarity": value,
-                    "a": args.a,
-                    "b": args.b,
-                    "a_shape": list(a.shape),
-                    "b_shape": list(b.shape),
-                    **settings,
-                },
-                allow_nan=False,
-            )
-        )
+        shapes = {"a_shape": list(a.shape), "b_shape": list(b.shape)}
+        record = {"method": args.method, "similarity": value, "a": args.a, "b": args.b, **shapes, **settings}
+        print(json.dumps(record, allow_nan=False))
     else:
         print(f"{value:.6f}")
     return 0
+
+
+def _load_pair(args: argparse.Namespace) -> tuple:
+    """Files A and B as 2-D arrays (4-D conv maps flattened or pooled by --conv), checked as a pair."""
+    from etude.similarity import flatten_conv, pool_conv
+    from etude.similarity._validation import as_pair
+
+    arrays = []
+    for path, label in ((args.a, "A"), (args.b, "B")):
+        array = _load(path, label)
+        if array.ndim == 4:
+            if args.conv is None:
+                raise BadInputError(f"{label} has 4-D shape {array.shape}: pass --conv flatten or --conv pool")
+            array = flatten_conv(array) if args.conv == "flatten" else pool_conv(array)
+        arrays.append(array)
+    as_pair(*arrays, names=("A", "B"))  # bad shapes, types or NaN are reported by the file's letter
+    return arrays[0], arrays[1]
+
+
+def _measure(args: argparse.Namespace, a, b) -> float:
+    """The --method similarity of A and B with its options."""
+    from etude.similarity import linear_cka, mean_cca, pwcca, svcca
+
+    if args.method == "pwcca":
+        return pwcca(a, b, epsilon=args.epsilon, variant=args.variant)
+    if args.method == "svcca":
+        keep = int(args.keep) if args.keep > 1 and args.keep.is_integer() else args.keep
+        return svcca(a, b, keep=keep)
+    if args.method == "cca":
+        return mean_cca(a, b, epsilon=args.epsilon, threshold=args.threshold)
+    return linear_cka(a, b, debiased=args.debiased)
 
 
 def add_commands(sub: argparse._SubParsersAction, parser_class: type[argparse.ArgumentParser]) -> None:

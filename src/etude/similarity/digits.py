@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -255,6 +255,30 @@ def train_mlp(
     return TrainedNet(model, list(widths), accuracy(model, x, y), test_acc, kept, arch, int(x.shape[1]))
 
 
+def _minibatch_step(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    order: list[torch.Tensor],
+    fabric: Fabric | None,
+) -> Callable[[int, nn.Module], torch.Tensor]:
+    """``_fit``'s step t: the cross-entropy of minibatch t of the epoch's seeded permutation, kept in ``order``
+    (drawn at each epoch's first step); under DDP this rank's shard's summed loss over the minibatch's size."""
+    per_epoch = -(-len(x) // batch_size)
+
+    def step(t: int, module: nn.Module) -> torch.Tensor:
+        if t % per_epoch == 0:  # the global batches, the same on every rank
+            order[:] = torch.randperm(len(x), generator=generator).split(batch_size)
+        idx = order[t % per_epoch]
+        if fabric is None:
+            return nn.functional.cross_entropy(module(x[idx]), y[idx])
+        part = shard(idx, fabric, uneven=True).to(fabric.device)
+        return nn.functional.cross_entropy(module(x[part]), y[part], reduction="sum") / len(idx)
+
+    return step
+
+
 def _fit(
     model: nn.Sequential,
     x: torch.Tensor,
@@ -279,14 +303,7 @@ def _fit(
     order: list[torch.Tensor] = []  # this epoch's minibatches of the seeded permutation
     kept: dict[int, dict[str, torch.Tensor]] = {}
 
-    def step(t: int, module: nn.Module) -> torch.Tensor:
-        if t % per_epoch == 0:  # the global batches, the same on every rank
-            order[:] = torch.randperm(len(x), generator=generator).split(config["batch_size"])
-        idx = order[t % per_epoch]
-        if fabric is None:
-            return nn.functional.cross_entropy(module(x[idx]), y[idx])
-        part = shard(idx, fabric, uneven=True).to(fabric.device)
-        return nn.functional.cross_entropy(module(x[part]), y[part], reduction="sum") / len(idx)
+    step = _minibatch_step(x, y, config["batch_size"], generator, order, fabric)
 
     def snapshot(done: int) -> None:
         if done % per_epoch == 0 and done // per_epoch in config["snapshots"]:

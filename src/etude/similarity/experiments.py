@@ -289,7 +289,14 @@ def train_networks(
         arch="cnn",
         **common,
     )
-    width = {
+    width = _width_sweep(p, data, base, common)
+    by_lr = _lr_groups(p, data, base, gen, common)
+    return {"gen": gen, "mem": mem, "cnn": cnn, "width": width, "lr": by_lr}
+
+
+def _width_sweep(p: Sizes, data: Digits, base: int, common: dict[str, Any]) -> dict:
+    """{(width, 'trained' | 'untrained'): MLPs of that width}, seeds base + 1000 + 100 w + s."""
+    return {
         (width, kind): train_nets(
             [width] * p.depth,
             data,
@@ -302,12 +309,16 @@ def train_networks(
         for wi, width in enumerate(p.widths)
         for kind, epochs in (("trained", p.epochs_true), ("untrained", 0))
     }
-    by_lr = {
+
+
+def _lr_groups(p: Sizes, data: Digits, base: int, gen: list, common: dict[str, Any]) -> dict:
+    """{lr: MLPs trained at lr}; the study's own lr reuses the first 'gen' networks when there are enough."""
+    return {
         lr: (
             gen[: p.lr_seeds]
-            if lr == p.lr and p.lr_seeds <= g
+            if lr == p.lr and p.lr_seeds <= p.nets_per_group
             else train_nets(
-                mlp,
+                [p.width] * p.depth,
                 data,
                 data.y_train,
                 [base + 300 + 10 * j + i for i in range(p.lr_seeds)],
@@ -318,7 +329,6 @@ def train_networks(
         )
         for j, lr in enumerate(p.learning_rates)
     }
-    return {"gen": gen, "mem": mem, "cnn": cnn, "width": width, "lr": by_lr}
 
 
 def generalizing_vs_memorizing(

@@ -85,6 +85,21 @@ def pairwise(
         check_variant(variant)
     threshold = check_threshold(threshold)
     epsilon = check_epsilon(epsilon)
+    factors = _whitened(names, mats, epsilon)
+    dims = {name: [svd_directions(f, keep) if name == "svcca" else None for f in fs] for name, fs in factors.items()}
+    _warn_cca_inputs(names, mats, labels, factors, dims)
+    out = {name: np.zeros((k, k)) for name in names}
+    for i in range(k):
+        for j in range(i, k):
+            _fill_pair(out, i, j, mats, labels, factors, dims, variant=variant, threshold=threshold, debiased=debiased)
+    return out[names[0]] if isinstance(metric, str) else out
+
+
+def _whitened(names: list[str], mats: list, epsilon: float) -> dict[str, list[Whitened]]:
+    """Each CCA-family metric's whitened representations; metrics with the same ridge and basis share them.
+
+    SVCCA whitens without a ridge; "cca" reuses an eigenbasis whitening of the same ridge when one exists.
+    """
     factors: dict[str, list[Whitened]] = {}
     shared: dict[tuple[float, bool], list[Whitened]] = {}
     for name in sorted((m for m in names if m != "cka"), key=lambda m: m == "cca"):  # eigenbases first
@@ -95,7 +110,12 @@ def pairwise(
                 (ridge, name != "cca"), [whiten(m, ridge, eigenbasis=name != "cca") for m in mats]
             )
         factors[name] = found
-    dims = {name: [svd_directions(f, keep) if name == "svcca" else None for f in fs] for name, fs in factors.items()}
+    return factors
+
+
+def _warn_cca_inputs(names: list[str], mats: list, labels: list[str], factors: dict, dims: dict) -> None:
+    """SmallSampleWarning (n < 5 p, or 5 k after SVD) and the constant-representation warning, per metric."""
+    n = mats[0].shape[0]
     for name in (m for m in names if m != "cka"):
         for i, (m, dim) in enumerate(zip(mats, dims[name])):
             warn_small_sample(
@@ -106,23 +126,33 @@ def pairwise(
         for i, f in enumerate(factors[name]):
             if f.rank == 0:
                 warn_constant(labels[i])
-    out = {name: np.zeros((k, k)) for name in names}
-    for i in range(k):
-        for j in range(i, k):
-            a, b = mats[i], mats[j]
-            needs_product = bool(factors) or ("cka" in names and not wide(a, b))
-            product = cross(a, b) if needs_product else None
-            for name in names:
-                s = out[name]
-                if name == "cka":
-                    value = cka_from_moments(
-                        *moments(a, b, debiased, product), n, debiased, names=(labels[i], labels[j])
-                    )
-                    s[i, j] = s[j, i] = value
-                elif name == "pwcca":
-                    s[i, j], s[j, i] = pwcca_pair(factors[name][i], factors[name][j], variant, product)
-                else:
-                    fi, fj = factors[name][i], factors[name][j]
-                    rho = correlations(fi, fj, dims[name][i], dims[name][j], product)
-                    s[i, j] = s[j, i] = threshold_mean(rho, threshold if name == "cca" else None)
-    return out[names[0]] if isinstance(metric, str) else out
+
+
+def _fill_pair(
+    out: dict[str, np.ndarray],
+    i: int,
+    j: int,
+    mats: list,
+    labels: list[str],
+    factors: dict,
+    dims: dict,
+    *,
+    variant: str,
+    threshold: float | None,
+    debiased: bool,
+) -> None:
+    """S[i, j] and S[j, i] of every metric in ``out``, from one cross-product X_i^T X_j when any needs it."""
+    a, b = mats[i], mats[j]
+    n = a.shape[0]
+    needs_product = bool(factors) or ("cka" in out and not wide(a, b))
+    product = cross(a, b) if needs_product else None
+    for name, s in out.items():
+        if name == "cka":
+            value = cka_from_moments(*moments(a, b, debiased, product), n, debiased, names=(labels[i], labels[j]))
+            s[i, j] = s[j, i] = value
+        elif name == "pwcca":
+            s[i, j], s[j, i] = pwcca_pair(factors[name][i], factors[name][j], variant, product)
+        else:
+            fi, fj = factors[name][i], factors[name][j]
+            rho = correlations(fi, fj, dims[name][i], dims[name][j], product)
+            s[i, j] = s[j, i] = threshold_mean(rho, threshold if name == "cca" else None)

@@ -134,42 +134,66 @@ def fit(
     check_number("lr", lr, 0, low_open=True)
     if eval_every and eval_eps is None:
         raise BadInputError("eval_every needs eval_eps, the fixed base normals [M, d] to evaluate on")
-    train, sizes, evals, eval_steps = [], [], [], []
-    tracked = [track(family)] if track else []
-
-    def maybe_eval(t: int) -> None:
-        if eval_every and (t % eval_every == 0 or t == steps):
-            evals.append(evaluate_elbo(log_joint, family, eval_eps).reshape(-1))  # type: ignore[arg-type]
-            eval_steps.append(t)
-
-    def step(t: int, _: object) -> torch.Tensor:
-        size = n(t) if isinstance(n, SampleSizeSchedule) else n
-        value = elbo(log_joint, family, sampler, size)
-        train.append(value.detach().reshape(-1))
-        sizes.append(int(size))
-        return -value.sum()  # seeds are independent: the sum's gradient is each seed's own
-
-    def after(done: int) -> None:
-        if track:
-            tracked.append(track(family))
-        maybe_eval(done)
-
-    maybe_eval(0)
+    run = _FitRun(log_joint, family, sampler, n, steps, eval_eps, eval_every, track)
+    run.maybe_eval(0)
     train_loop(
-        step,
+        run.step,
         steps=steps,
         model=family,
         optimizer=(Adam if optimizer == "adam" else SGD)(family.parameters(), lr=lr),
         kind="vi.fit",
         config={},
-        after_step=after,
+        after_step=run.after,
         desc=desc,
         show_progress=bool(desc),
     )
-    return FitHistory(
-        train_elbo=torch.stack(train),
-        sizes=sizes,
-        eval_steps=eval_steps,
-        eval_elbo=torch.stack(evals) if evals else None,
-        tracked=torch.stack([torch.as_tensor(v).reshape(-1) for v in tracked]) if track else None,
-    )
+    return run.history()
+
+
+class _FitRun:
+    """One ``fit``: its step (the negative ELBO summed over seeds) and what it records after each step."""
+
+    def __init__(
+        self,
+        log_joint: LogJoint,
+        family: GaussianFamily,
+        sampler: BaseSampler | Sequence[BaseSampler],
+        n: int | SampleSizeSchedule,
+        steps: int,
+        eval_eps: torch.Tensor | None,
+        eval_every: int,
+        track: Callable[[GaussianFamily], torch.Tensor] | None,
+    ) -> None:
+        self.log_joint, self.family, self.sampler, self.n, self.steps = log_joint, family, sampler, n, steps
+        self.eval_eps, self.eval_every, self.track = eval_eps, eval_every, track
+        self.train: list[torch.Tensor] = []
+        self.sizes: list[int] = []
+        self.evals: list[torch.Tensor] = []
+        self.eval_steps: list[int] = []
+        self.tracked = [track(family)] if track else []
+
+    def maybe_eval(self, t: int) -> None:
+        if self.eval_every and (t % self.eval_every == 0 or t == self.steps):
+            self.evals.append(evaluate_elbo(self.log_joint, self.family, self.eval_eps).reshape(-1))  # type: ignore[arg-type]
+            self.eval_steps.append(t)
+
+    def step(self, t: int, _: object) -> torch.Tensor:
+        size = self.n(t) if isinstance(self.n, SampleSizeSchedule) else self.n
+        value = elbo(self.log_joint, self.family, self.sampler, size)
+        self.train.append(value.detach().reshape(-1))
+        self.sizes.append(int(size))
+        return -value.sum()  # seeds are independent: the sum's gradient is each seed's own
+
+    def after(self, done: int) -> None:
+        if self.track:
+            self.tracked.append(self.track(self.family))
+        self.maybe_eval(done)
+
+    def history(self) -> FitHistory:
+        return FitHistory(
+            train_elbo=torch.stack(self.train),
+            sizes=self.sizes,
+            eval_steps=self.eval_steps,
+            eval_elbo=torch.stack(self.evals) if self.evals else None,
+            tracked=torch.stack([torch.as_tensor(v).reshape(-1) for v in self.tracked]) if self.track else None,
+        )
