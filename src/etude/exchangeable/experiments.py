@@ -19,10 +19,9 @@ from torch import Tensor
 
 from etude.exchangeable.bruno import Bruno
 from etude.exchangeable.data import (
-    DIGIT_LEVELS,
     DigitSplits,
     knn_predict,
-    load_digit_splits,
+    load_image_splits,
     nearest_neighbour_predict,
     sample_episodes,
     sample_sequences,
@@ -87,8 +86,8 @@ def train_models(
     for k, (label, (flow, process, steps)) in enumerate(specs.items()):
         torch.manual_seed(seed * 1000 + k)
         model = Bruno.build(
-            (1, 8, 8),
-            DIGIT_LEVELS,
+            tuple(splits.train_x.shape[1:]),  # (1, 8, 8) digits, (1, 28, 28) MNIST and Fashion-MNIST
+            splits.levels,
             flow=flow,
             process=process,
             hidden=preset.hidden,
@@ -206,7 +205,7 @@ def conditional_sample_check(
     device = next(model.parameters()).device
     for c, idx in sets:
         samples = model.sample(x[idx].to(device) + 0.5, samples_per_set, generator).cpu()
-        samples = samples.clamp(0, DIGIT_LEVELS - 1e-3)
+        samples = samples.clamp(0, splits.levels - 1e-3)
         pred = knn_predict(all_x[keep], all_y[keep], samples - 0.5, k=5)
         fractions.append(float((pred == c).double().mean()))
         if len(rows) < 10 and not any(r[0] == f"class {c}" for r in rows):
@@ -220,7 +219,7 @@ def one_seed(
     """Every experiment on one seed's split and models (None on ranks other than 0, which only train):
     {'seed', 'models', 'logs', 'bpd', 'shots': {1 | 5: per-episode accuracies}, 'samples': {split: (fractions
     per set, grid rows)}}."""
-    splits = load_digit_splits(seed)
+    splits = load_image_splits(p.dataset, seed, data_dir=p.data_dir, per_class=p.per_class)
     models, logs = train_models(p, splits, seed, device, checkpoints, resume, fabric)
     if not is_rank_zero(fabric):
         return None
@@ -240,7 +239,15 @@ def one_seed(
             "seen": (splits.test_x, splits.test_y),
         }.items()
     }
-    return {"seed": seed, "models": models, "logs": logs, "bpd": bpd, "shots": shots, "samples": samples}
+    return {
+        "seed": seed,
+        "models": models,
+        "logs": logs,
+        "bpd": bpd,
+        "shots": shots,
+        "samples": samples,
+        "levels": splits.levels,
+    }
 
 
 def all_seeds(
