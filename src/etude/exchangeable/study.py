@@ -10,7 +10,7 @@ its own split and the figures pool the seeds' sequences, episodes and sets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,7 +82,7 @@ class BrunoPreset:
     """The images: 'digits' (scikit-learn's bundled 8x8 digits), 'mnist' or 'fashion-mnist' (28x28, `etude data`)."""
     data_dir: str = ""
     """Where the dataset is looked for first (``--data-dir``); '' = ``$ETUDE_DATA``, the cache, the Debian folder."""
-    per_class: int = 0
+    per_class: int = field(default=0, metadata={"etude": {"low": 0, "high": 100_000}})
     """Images of each class taken (seeded) from MNIST or Fashion-MNIST's training split; 0 = all 6,000."""
     device: str = "cpu"
     """'cpu', 'cuda' or 'auto' (cuda when available); anything but 'cpu' trains through Fabric, as its accelerator."""

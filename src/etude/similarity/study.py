@@ -11,7 +11,7 @@ accuracy), Sec. 3.3 (learning-rate clusters) and SVCCA's Sec. 4.1 (bottom-up con
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,9 +81,9 @@ class PwccaPreset:
     (3x32x32), read by `etude.data`."""
     data_dir: str = ""
     """Where the dataset is looked for first (``--data-dir``); '' = ``$ETUDE_DATA``, the cache, the Debian folder."""
-    train_size: int = 0
+    train_size: int = field(default=0, metadata={"etude": {"low": 0, "high": 100_000}})
     """Training images taken (seeded) from an `etude.data` set's training split; 0 = all."""
-    test_size: int = 0
+    test_size: int = field(default=0, metadata={"etude": {"low": 0, "high": 100_000}})
     """Test images taken (seeded) from its test split; 0 = all."""
     device: str = "cpu"
     """'cpu', 'cuda' or 'auto' (cuda when available); anything but 'cpu' trains through Fabric, as its accelerator."""
