@@ -86,7 +86,7 @@ def train_models(
     for k, (label, (flow, process, steps)) in enumerate(specs.items()):
         torch.manual_seed(seed * 1000 + k)
         model = Bruno.build(
-            tuple(splits.train_x.shape[1:]),  # (1, 8, 8) digits, (1, 28, 28) MNIST and Fashion-MNIST
+            (1, *splits.train_x.shape[2:4]),  # (1, 8, 8) digits, (1, 28, 28) MNIST and Fashion-MNIST
             splits.levels,
             flow=flow,
             process=process,
