@@ -90,7 +90,7 @@ def test_a_resume_on_other_data_refuses(data_dir, tmp_path, capsys) -> None:
         code, err = reproduce(capsys, "metavae", out, *args, "--resume")
     finally:
         write_mnist(data_dir / "mnist", n=(1400, 50))
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "data" in err, err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "data.mnist.bytes differs" in err, err
 
 
 @pytest.mark.parametrize("study", ["pwcca", "bruno", "metavae"])
