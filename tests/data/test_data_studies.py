@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-from data_files import write_cifar, write_mnist
+from data_files import write_cifar, write_mnist, write_wav
 
 from etude.cli import main
+from etude.data import get_spec
 from etude.data.use import dataset_identity
 
 TINY = {
@@ -30,10 +32,18 @@ TINY = {
         "scales=[0.5,0.8,1.0,1.3]", "kmeans_restarts=1", "images=60", "pool=40", "device=cpu",
         "precision=32-true",
     ],
+    "amae": [
+        "pieces=4", "max_seconds=1.0", "steps=6", "top_steps=6", "prior_steps=6", "batch=2", "length=256",
+        "top_length=32", "codes=32", "hops=[8,8]", "residual=8", "layers=4", "stacks=1", "top_residual=8",
+        "top_layers=3", "encoder_channels=8", "ablate_diversity=false", "prior_residual=8", "prior_layers=3",
+        "prior_length=16", "restart_threshold=2.0", "valid_crops=4", "reconstruct_seconds=0.5",
+        "generate_seconds=0.05", "device=cpu", "precision=32-true",
+    ],
 }  # fmt: skip
 """Smoke-sized overrides of each full preset (BRUNO keeps seq_len 20: its figures read position 20)."""
 
-PAPER_DATA = {"pwcca": "cifar10", "bruno": "mnist", "metavae": "mnist"}
+PAPER_DATA = {"pwcca": "cifar10", "bruno": "mnist", "metavae": "mnist", "amae": "piano"}
+STUDIES = list(PAPER_DATA)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +54,9 @@ def data_dir(tmp_path_factory) -> Path:
     write_mnist(root / "mnist", n=(1400, 50))
     write_mnist(root / "fashion-mnist", gz=False, n=(300, 50), seed=1)
     write_cifar(root / "cifar-10-batches-py", rows=20)
+    t = np.arange(88_200) / 44_100  # 2 s at 44.1 kHz, resampled to the model's 16 kHz
+    for k in range(4):
+        write_wav(root / "piano" / f"take{k}.wav", 0.5 * np.sin(2 * np.pi * (220 + 40 * k) * t) * np.exp(-t), 44_100)
     return root
 
 
@@ -53,7 +66,7 @@ def reproduce(capsys, study: str, out: Path, *extra: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("study", ["pwcca", "bruno", "metavae"])
+@pytest.mark.parametrize("study", STUDIES)
 def test_full_preset_runs_on_its_papers_dataset_and_records_it(study, data_dir, tmp_path, capsys) -> None:
     code, err = reproduce(capsys, study, tmp_path / "run", "--preset", "full", "--data-dir", str(data_dir))
     assert code == 0, err
@@ -64,7 +77,7 @@ def test_full_preset_runs_on_its_papers_dataset_and_records_it(study, data_dir, 
     record = json.loads((folder / "run-record.json").read_text())
     name = PAPER_DATA[study]
     assert record["data"] == {name: dataset_identity(name, data_dir)}
-    assert record["data"][name]["files"] in (4, 7)  # MNIST's IDX files; CIFAR-10's batches and meta
+    assert record["data"][name]["files"] in (4, 7)  # MNIST's IDX files, the WAVs; CIFAR-10's batches and meta
 
 
 def test_pwcca_reads_28x28_and_3x32x32_images_into_its_mlps_and_cnns(data_dir) -> None:
@@ -93,14 +106,14 @@ def test_a_resume_on_other_data_refuses(data_dir, tmp_path, capsys) -> None:
     assert code == 2 and len(err.strip().splitlines()) == 1 and "data.mnist.bytes differs" in err, err
 
 
-@pytest.mark.parametrize("study", ["pwcca", "bruno", "metavae"])
+@pytest.mark.parametrize("study", STUDIES)
 def test_a_missing_dataset_is_one_line_and_nothing_is_written(study, tmp_path, capsys) -> None:
     out = tmp_path / "run"
     code, err = reproduce(capsys, study, out, "--preset", "full", "--data-dir", str(tmp_path / "empty"))
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("etude: error: ") and "not found" in lines[0]
-    assert f"get it: etude data get {PAPER_DATA[study]} --download" in lines[0]
+    assert f"get it: {get_spec(PAPER_DATA[study]).how}" in lines[0]
     assert not out.exists()
 
 

@@ -112,8 +112,15 @@ class AmaeStudy(Study):
             checkpoint_every=2000,
             device="auto",
             precision="bf16-mixed",
+            dataset="piano",  # Dieleman et al. Sec. 4: recorded solo piano (their own data set)
         ),
     }
+
+    def datasets(self, preset: AmaePreset) -> tuple[str, ...]:
+        from etude.data.use import check_dataset
+
+        check_dataset("dataset", preset.dataset, ("chorales", "piano"))
+        return ("piano",) if preset.dataset == "piano" else ()
 
     def claims(self) -> list[Claim]:
         return [
