@@ -101,6 +101,8 @@ def load_data(preset: Any, seed: int) -> Data:
     On MAESTRO (``preset.dataset``): its performances with their skyline melodies, the official train
     split for training and its test split held out (no scores: ``held`` pairs are (None, recording)).
     """
+    train: list[Any]
+    held: list[tuple[Any, Any]]
     if getattr(preset, "dataset", "chorales") == "maestro":
         from etude.music.recordings import maestro_pieces
 
@@ -117,7 +119,7 @@ def load_data(preset: Any, seed: int) -> Data:
             "raise the preset's 'pieces'"
         )
     crops = {"seconds": preset.seconds, "max_tokens": preset.max_tokens}
-    train_data = make_crops(list(train), per_piece=preset.per_piece, seed=seed, augment=preset.augment, **crops)
+    train_data = make_crops(train, per_piece=preset.per_piece, seed=seed, augment=preset.augment, **crops)
     eval_data = make_crops([p for _, p in held], per_piece=preset.eval_per_piece, seed=seed + 1, **crops)
     return Data(held, train_data, eval_data, len(train))
 
