@@ -37,7 +37,7 @@ DIGIT_LEVELS = 17
 
 @dataclass
 class DigitSplits:
-    """Images [N, 1, 8, 8] (float grey levels) and labels [N] (long) of each split."""
+    """Images [N, 1, H, W] (float grey levels; 8x8 digits, 28x28 MNIST) and labels [N] (long) of each split."""
 
     train_x: Tensor
     train_y: Tensor

@@ -54,11 +54,11 @@ class Digits:
     """Standardized digits split into train and test (features scaled by the train statistics)."""
 
     x_train: torch.Tensor
-    """(n_train, 64) float32 inputs."""
+    """(n_train, pixels) float32 inputs (64 for the 8x8 digits)."""
     y_train: torch.Tensor
     """(n_train,) true labels 0-9."""
     x_test: torch.Tensor
-    """(n_test, 64) float32 inputs."""
+    """(n_test, pixels) float32 inputs."""
     y_test: torch.Tensor
     """(n_test,) true labels."""
 
