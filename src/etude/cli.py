@@ -105,6 +105,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         overrides=_parse_set(args.set),
         jobs=jobs,
         distributed=distributed,
+        data_dir=args.data_dir,
+        download=args.download,
     )
     from etude.runtime import is_rank_zero
 
@@ -132,7 +134,8 @@ REPRODUCE_EXIT_CODES = """exit status:
   2    bad input, refused in one line: before anything runs, an unknown study or
        preset, a preset field out of its range (--set), an --out in use by another
        run, a --resume whose recorded settings differ (seed, preset field,
-       precision, ...); or a corrupt or ill-fitting checkpoint met on --resume
+       precision, ...), a preset's dataset that is missing (see `etude data`); or a
+       corrupt or ill-fitting checkpoint met on --resume
   130  interrupted (Ctrl-C)"""
 """The exit codes of `etude reproduce`, shown by its --help (DESIGN.md states the same)."""
 
@@ -201,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
     rep.add_argument("--resume", action="store_true", help="continue from checkpoints in --out")
     rep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset field (one study)")
+    rep.add_argument(
+        "--data-dir",
+        dest="data_dir",
+        default=None,
+        metavar="DIR",
+        help="where the preset's dataset is looked for first (see `etude data`)",
+    )
+    rep.add_argument("--download", action="store_true", help="fetch a missing dataset first (never done otherwise)")
     scale = rep.add_argument_group("scaling out (studies that train through Lightning Fabric; see README)")
     scale.add_argument("--devices", type=int, default=None, metavar="N", help="processes (devices) per node")
     scale.add_argument("--strategy", default=None, help="'auto' (one device) or 'ddp'")

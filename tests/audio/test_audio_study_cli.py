@@ -66,8 +66,8 @@ def test_reproduce_smoke_then_resume_gives_the_same_result(tmp_path, capsys):
 
 
 def test_full_preset_runs_at_a_tiny_size(tmp_path):
-    args = ["reproduce", "amae", "--preset", "full", "--out", str(tmp_path)]
-    for item in TINY_FULL:
+    args = ["reproduce", "amae", "--preset", "full", "--out", str(tmp_path), "--set", "dataset=chorales"]
+    for item in TINY_FULL:  # the full sizes on the rendered chorales (recordings: tests/data/test_data_studies.py)
         args += ["--set", item]
     assert main(args) == 0
     result = json.loads((tmp_path / "amae" / "result.json").read_text())

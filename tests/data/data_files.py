@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import pickle
 import wave
 from pathlib import Path
 
@@ -70,3 +71,22 @@ def write_wav(path: Path, samples: np.ndarray, rate: int, width: int = 2) -> Non
         f.setsampwidth(width)
         f.setframerate(rate)
         f.writeframes(data.tobytes())
+
+
+CIFAR_NAMES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def write_cifar(folder: Path, rows: int = 3) -> dict[str, np.ndarray]:
+    """The six CIFAR-10 batches (``rows`` random images each, labels cycling) and batches.meta, as pickles."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    batches = {}
+    for k, name in enumerate(CIFAR_NAMES):
+        data = rng.integers(0, 256, (rows, 3072), dtype=np.uint8)
+        labels = [(k + i) % 10 for i in range(rows)]
+        batch = {b"batch_label": name.encode(), b"labels": labels, b"data": data, b"filenames": [b"x.png"] * rows}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+        batches[name] = data
+    meta = {b"label_names": [b"airplane"], b"num_cases_per_batch": rows}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return batches

@@ -7,27 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_files import write_cifar
 
 from etude.data import load_cifar10
 from etude.data.cifar import read_batch
 from etude.errors import BadInputError, MissingDataError
-
-NAMES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-
-
-def write_cifar(folder: Path, rows: int = 3) -> dict[str, np.ndarray]:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    batches = {}
-    for k, name in enumerate(NAMES):
-        data = rng.integers(0, 256, (rows, 3072), dtype=np.uint8)
-        labels = [(k + i) % 10 for i in range(rows)]
-        batch = {b"batch_label": name.encode(), b"labels": labels, b"data": data, b"filenames": [b"x.png"] * rows}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-        batches[name] = data
-    meta = {b"label_names": [b"airplane"], b"num_cases_per_batch": rows}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return batches
 
 
 def test_loads_train_and_test_in_channel_row_column_order(tmp_path) -> None:

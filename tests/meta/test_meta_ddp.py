@@ -61,7 +61,7 @@ def test_the_full_preset_trains_through_fabric_at_bf16_mixed(tmp_path):
 
     tiny = ["seeds=1", "mog_train=8", "mog_test=4", "mog_points=60", "mog_steps=3", "mog_hidden=8", "mog_context=20",
             "digit_steps=3", "digit_hidden=8", "digit_z=4", "batch=4", "rotations=[-60, -30, 0, 30, 60, 90]",
-            "scales=[]", "kmeans_restarts=1"]
+            "scales=[]", "kmeans_restarts=1", "dataset=digits", "pool=1200"]  # MNIST: tests/data/test_data_studies.py
     sets = [arg for item in tiny for arg in ("--set", item)]
     assert main(["reproduce", "metavae", "--preset", "full", *sets, "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "metavae" / "result.json").read_text())

@@ -100,7 +100,8 @@ def test_the_full_preset_trains_through_fabric_at_bf16_mixed(tmp_path, monkeypat
     load_corpus("bach", limit=6, cache=tmp_path / "cache", show_progress=False)
     monkeypatch.setenv("ETUDE_CACHE", str(tmp_path / "cache"))
     tiny = ["pieces=6", "seconds=1.5", "max_tokens=24", "per_piece=1", "eval_per_piece=1", "dim=16", "heads=2",
-            "layers=1", "encoder_layers=1", "ff=16", "steps=2", "batch_size=2", "samples=1", "seeds=1"]
+            "layers=1", "encoder_layers=1", "ff=16", "steps=2", "batch_size=2", "samples=1", "seeds=1",
+            "dataset=chorales"]  # the full sizes on the chorales (MAESTRO: tests/data/test_data_studies.py)
     sets = [arg for item in tiny for arg in ("--set", item)]
     assert main(["reproduce", "transformer_ae", "--preset", "full", *sets, "--out", str(tmp_path / "out")]) == 0
     result = json.loads((tmp_path / "out" / "transformer_ae" / "result.json").read_text())

@@ -60,7 +60,8 @@ def test_full_preset_runs_at_a_tiny_size(tmp_path, monkeypatch, six_pieces):
     study = TransformerAeStudy()
     tiny = {"pieces": "6", "seconds": "1.5", "max_tokens": "24", "per_piece": "1", "eval_per_piece": "1", "dim": "16",
             "heads": "2", "layers": "1", "encoder_layers": "1", "ff": "16", "steps": "1", "batch_size": "2",
-            "samples": "1", "seeds": "2", "direction_scores": "1", "transfer_pairs": "1", "interpolation_pairs": "1"}
+            "samples": "1", "seeds": "2", "direction_scores": "1", "transfer_pairs": "1", "interpolation_pairs": "1",
+            "dataset": "chorales"}  # the full sizes on the chorales (MAESTRO: tests/data/test_data_studies.py)
     preset = study.preset("full", tiny)
     assert preset.device == "auto" and preset.dropout == 0.1 and preset.seeds == 2
     result = study.run(preset, seed=0, out_dir=tmp_path / "out")

@@ -23,7 +23,7 @@ from etude.audio.ceiling import calibrate, decoder_prediction_error_db
 from etude.audio.hierarchy import AutoEncoder, Hierarchy, HierarchyConfig, LevelConfig
 from etude.audio.metrics import tonal
 from etude.audio.presets import AmaePreset
-from etude.audio.render import SAMPLE_RATE, piano_dataset
+from etude.audio.render import SAMPLE_RATE, piano_dataset, recorded_piano_dataset
 from etude.audio.training import (
     encode_pieces,
     evaluate_level,
@@ -70,7 +70,10 @@ class Data:
 
 def load_data(p: AmaePreset, seed: int, fabric: Fabric | None = None) -> Data:
     """Render the pieces (every 4th held out), cut the held-out crops and the clip the study listens to."""
-    data = piano_dataset(p.pieces, seed=seed, max_seconds=p.max_seconds or None)
+    if p.dataset == "piano":  # recordings (`etude data`'s piano folder), split by file as the renders are
+        data = recorded_piano_dataset(p.pieces, data_dir=p.data_dir, max_seconds=p.max_seconds or None)
+    else:
+        data = piano_dataset(p.pieces, seed=seed, max_seconds=p.max_seconds or None)
     train, valid = to_classes(data["train"]), to_classes(data["valid"])
     reference = np.concatenate(data["valid"])[: max(p.total_hop_of(), int(p.reconstruct_seconds * SAMPLE_RATE))]
     device = resolve_device(p.device) if fabric is None else fabric.device

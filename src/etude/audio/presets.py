@@ -16,7 +16,12 @@ class AmaePreset:
     """Sizes of the AMAE study: a stack of ADA levels (hops), its prior, and the one-level comparisons."""
 
     pieces: int = 12
-    """Bach chorales rendered (every 4th piece held out)."""
+    """Bach chorales rendered, or recordings read (the first by path), every 4th piece held out."""
+    dataset: str = "chorales"
+    """'chorales' (Bach chorales rendered with a General MIDI soundfont) or 'piano' (a folder of piano
+    recordings, `etude data`'s ``piano``: WAV files at any rate, resampled to 16 kHz)."""
+    data_dir: str = ""
+    """Where the recordings are looked for first (``--data-dir``: ``DIR/piano`` or ``DIR``)."""
     max_seconds: float = 0.0
     """Keep at most this many seconds per piece (0: whole pieces)."""
     steps: int = 200

@@ -270,6 +270,37 @@ def piano_dataset(
     return out
 
 
+def recorded_piano_dataset(
+    pieces: int = 8,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    sample_rate: int = SAMPLE_RATE,
+    valid_every: int = 4,
+    max_seconds: float | None = None,
+    peak: float | None = 0.9,
+) -> dict[str, list[np.ndarray]]:
+    """`piano_dataset` from recordings: the first ``pieces`` WAV files (by path) of `etude.data`'s ``piano``
+    folder, resampled to ``sample_rate`` and split by file the same way (every ``valid_every``-th held out,
+    at least one each way); MissingDataError when there is no folder of WAVs."""
+    from etude.data.catalog import get_spec
+    from etude.data.piano import piano_files, read_wav
+
+    check_int("pieces", pieces, 2)
+    files = piano_files(get_spec("piano").locate(data_dir or None))[:pieces]
+    if len(files) < 2:
+        raise BadInputError(f"the piano folder holds {len(files)} WAV file; the study needs >= 2 (train and held out)")
+    out: dict[str, list[np.ndarray]] = {"train": [], "valid": []}
+    for i, path in enumerate(files):
+        audio = read_wav(path, rate=sample_rate).astype(np.float64)
+        if max_seconds is not None:
+            audio = audio[: int(max_seconds * sample_rate)]
+        if peak and audio.size and np.abs(audio).max() > 0:
+            audio = audio * (peak / np.abs(audio).max())
+        held_out = i % valid_every == valid_every - 1 or (i == len(files) - 1 and not out["valid"])
+        out["valid" if held_out else "train"].append(audio)
+    return out
+
+
 def midi_preview(midi_path: str | os.PathLike[str]) -> tuple[str, bytes] | None:
     """`("audio/wav", bytes)` of a MIDI file rendered with fluidsynth, or None when it cannot be."""
     import io

@@ -112,13 +112,20 @@ class AmaeStudy(Study):
             checkpoint_every=2000,
             device="auto",
             precision="bf16-mixed",
+            dataset="piano",  # Dieleman et al. Sec. 4: recorded solo piano (their own data set)
         ),
     }
 
     def data_identity(self, preset: AmaePreset) -> dict[str, Any]:
-        """The soundfont the Bach pieces are rendered with (path and SHA-256; None when none is installed):
-        another soundfont gives other audio, so a resume with it is refused."""
-        return {"soundfont": soundfont_identity()}
+        """The datasets read (`datasets`) and the soundfont the Bach pieces are rendered with (path and
+        SHA-256; None when none is installed): other audio, so a resume with either changed is refused."""
+        return {**super().data_identity(preset), "soundfont": soundfont_identity()}
+
+    def datasets(self, preset: AmaePreset) -> tuple[str, ...]:
+        from etude.data.use import check_dataset
+
+        check_dataset("dataset", preset.dataset, ("chorales", "piano"))
+        return ("piano",) if preset.dataset == "piano" else ()
 
     def claims(self) -> list[Claim]:
         return [

@@ -110,7 +110,7 @@ CIFAR10 = DatasetSpec(
     summary=_summary,
     how="etude data get cifar10 --download",
     expected="60,000 images 32x32x3 in 6 batches (50,000 train, 10,000 test)",
-    used_by="pwcca full preset (planned, issue 26)",
+    used_by="pwcca full preset",
     # MD5 of the release's batches, as torchvision 0.28.0's CIFAR10 lists them.
     checksums={
         "data_batch_1": "c99cafc152244af753f735de768cd75f",

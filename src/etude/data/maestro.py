@@ -72,5 +72,5 @@ MAESTRO = DatasetSpec(
     summary=_summary,
     how="fetch https://storage.googleapis.com/magentadata/datasets/maestro/v3.0.0/maestro-v3.0.0-midi.zip and unzip it in DIR",
     expected="1,276 performances (962 train, 137 validation, 177 test) as MIDI, and maestro-v3.0.0.csv",
-    used_by="transformer_ae full preset, official splits (planned, issue 26)",
+    used_by="transformer_ae full preset (train split trained on, test split held out)",
 )

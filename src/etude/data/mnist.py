@@ -109,7 +109,7 @@ MNIST = DatasetSpec(
     summary=_summary,
     how="etude data get mnist --download",
     expected="70,000 images 28x28 (60,000 train, 10,000 test)",
-    used_by="bruno and metavae full presets (planned, issue 26)",
+    used_by="bruno and metavae full presets",
     # The published MD5 of the gzipped files (as torchvision 0.28.0's MNIST.resources lists them).
     checksums={
         "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -129,7 +129,7 @@ FASHION_MNIST = DatasetSpec(
     summary=_summary,
     how="apt-get install dataset-fashion-mnist (or: etude data get fashion-mnist --download)",
     expected="70,000 images 28x28 (60,000 train, 10,000 test)",
-    used_by="bruno, pwcca and metavae long presets (planned, issue 26)",
+    used_by="bruno, pwcca and metavae with --set dataset=fashion-mnist",
     # The MD5 of the gzipped files published in Fashion-MNIST's README.md. Debian's package holds
     # the same images re-gzipped, so its .gz files have other MD5 sums; their contents are checked on load.
     checksums={

@@ -85,7 +85,7 @@ OMNIGLOT = DatasetSpec(
     summary=_summary,
     how="etude data get omniglot --download",
     expected="32,460 images 105x105: 19,280 background (964 characters), 13,180 evaluation (659 characters)",
-    used_by="bruno full preset, few-shot on background/evaluation (planned, issue 26)",
+    used_by="no study yet (bruno few-shot on background/evaluation planned, issue 26)",
     # MD5 of the release's zip files, as torchvision 0.28.0's Omniglot lists them.
     checksums={
         "images_background.zip": "68d2efa1b9178cc56df9314c21c6e718",

@@ -80,5 +80,5 @@ PIANO = DatasetSpec(
     summary=_summary,
     how="put WAV files of solo piano in DIR/piano (any sample rate) and pass --data-dir DIR",
     expected="any number of WAV files, any sample rate, resampled to 16 kHz",
-    used_by="amae full preset: --preset full --data-dir DIR (planned, issue 26)",
+    used_by="amae full preset: --preset full --data-dir DIR",
 )

@@ -21,9 +21,11 @@ from etude.validation import check_int
 __all__ = [
     "DIGIT_LEVELS",
     "DigitSplits",
+    "IMAGE_DATASETS",
     "knn_predict",
     "load_digit_splits",
     "load_digits_arrays",
+    "load_image_splits",
     "nearest_neighbour_predict",
     "sample_episodes",
     "sample_sequences",
@@ -35,7 +37,7 @@ DIGIT_LEVELS = 17
 
 @dataclass
 class DigitSplits:
-    """Images [N, 1, 8, 8] (float grey levels) and labels [N] (long) of each split."""
+    """Images [N, 1, H, W] (float grey levels; 8x8 digits, 28x28 MNIST) and labels [N] (long) of each split."""
 
     train_x: Tensor
     train_y: Tensor
@@ -45,6 +47,8 @@ class DigitSplits:
     test_y: Tensor
     unseen_x: Tensor
     unseen_y: Tensor
+    levels: int = 17
+    """Grey levels of the pixels (0 .. levels - 1): 17 for the digits, 256 for MNIST and Fashion-MNIST."""
 
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +87,56 @@ def load_digit_splits(
     images, target = load_digits_arrays()
     x = torch.tensor(images, dtype=torch.float32).reshape(-1, 1, 8, 8)
     y = torch.tensor(target, dtype=torch.long)
+    return _split_by_class(x, y, DIGIT_LEVELS, seed, train_classes, val_fraction, test_fraction)
+
+
+IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist")
+"""What ``dataset`` may name: the bundled 8x8 digits, or a 28x28 set of `etude.data` (256 grey levels)."""
+
+
+def load_image_splits(
+    dataset: str = "digits",
+    seed: int = 0,
+    train_classes: tuple[int, ...] = (0, 2, 4, 6, 8),
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    *,
+    data_dir: str = "",
+    per_class: int = 0,
+) -> DigitSplits:
+    """`load_digit_splits` on ``dataset``: 'digits' ([N, 1, 8, 8], 17 levels) or MNIST / Fashion-MNIST's
+    training split ([N, 1, 28, 28], 256 levels, read by `etude.data`; MissingDataError when absent), of
+    which ``per_class`` images of each class (seeded; 0 = all) are split the same way."""
+    from etude.data.use import check_dataset, load_images
+
+    check_dataset("dataset", dataset, IMAGE_DATASETS)
+    if dataset == "digits":
+        if per_class:
+            raise BadInputError("per_class applies to mnist and fashion-mnist; the digits are used whole")
+        return load_digit_splits(seed, train_classes, val_fraction, test_fraction)
+    check_int("per_class", per_class, 0)
+    data = load_images(dataset, "train", data_dir)
+    x, y = data.images.to(torch.float32).unsqueeze(1), data.labels.to(torch.long)
+    if per_class:
+        g = torch.Generator().manual_seed(seed)
+        keep = [
+            idx[torch.randperm(len(idx), generator=g)[:per_class]]
+            for idx in (torch.nonzero(y == c).squeeze(1) for c in range(len(data.classes)))
+        ]
+        order = torch.cat(keep).sort().values
+        x, y = x[order], y[order]
+    return _split_by_class(x, y, 256, seed, train_classes, val_fraction, test_fraction)
+
+
+def _split_by_class(
+    x: Tensor,
+    y: Tensor,
+    levels: int,
+    seed: int,
+    train_classes: tuple[int, ...],
+    val_fraction: float,
+    test_fraction: float,
+) -> DigitSplits:
     g = torch.Generator().manual_seed(seed)
     parts: dict[str, list[Tensor]] = {"train": [], "val": [], "test": []}
     for c in sorted(train_classes):
@@ -95,7 +149,15 @@ def load_digit_splits(
     unseen = torch.nonzero(~torch.isin(y, torch.tensor(sorted(train_classes)))).squeeze(1)
     ix = {k: torch.cat(v) for k, v in parts.items()}
     return DigitSplits(
-        x[ix["train"]], y[ix["train"]], x[ix["val"]], y[ix["val"]], x[ix["test"]], y[ix["test"]], x[unseen], y[unseen]
+        x[ix["train"]],
+        y[ix["train"]],
+        x[ix["val"]],
+        y[ix["val"]],
+        x[ix["test"]],
+        y[ix["test"]],
+        x[unseen],
+        y[unseen],
+        levels,
     )
 
 

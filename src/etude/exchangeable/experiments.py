@@ -19,10 +19,9 @@ from torch import Tensor
 
 from etude.exchangeable.bruno import Bruno
 from etude.exchangeable.data import (
-    DIGIT_LEVELS,
     DigitSplits,
     knn_predict,
-    load_digit_splits,
+    load_image_splits,
     nearest_neighbour_predict,
     sample_episodes,
     sample_sequences,
@@ -78,7 +77,7 @@ def train_models(
     models: dict[str, Bruno] = {}
     logs: dict[str, TrainLog] = {}
     for k, (label, (flow, process, steps)) in enumerate(_specs(preset).items()):
-        model = _build(preset, flow, process, seed * 1000 + k, device)
+        model = _build(preset, (1, *splits.train_x.shape[2:4]), splits.levels, flow, process, seed * 1000 + k, device)
         tag = label.lower().replace(" ", "_")
         logs[label] = train_bruno(
             model,
@@ -114,12 +113,15 @@ def _specs(preset) -> dict[str, tuple[str, str, int]]:
     }
 
 
-def _build(preset, flow: str, process: str, torch_seed: int, device: torch.device) -> Bruno:
-    """A BRUNO of the preset's sizes on 8x8 digits, initialised after ``torch.manual_seed(torch_seed)``."""
+def _build(
+    preset, shape: tuple[int, int, int], levels: int, flow: str, process: str, torch_seed: int, device: torch.device
+) -> Bruno:
+    """A BRUNO of the preset's sizes on images of ``shape`` ((1, 8, 8) digits, (1, 28, 28) MNIST and
+    Fashion-MNIST) with ``levels`` grey levels, initialised after ``torch.manual_seed(torch_seed)``."""
     torch.manual_seed(torch_seed)
     model = Bruno.build(
-        (1, 8, 8),
-        DIGIT_LEVELS,
+        shape,
+        levels,
         flow=flow,
         process=process,
         hidden=preset.hidden,
@@ -216,7 +218,7 @@ def conditional_sample_check(
     device = next(model.parameters()).device
     for c, idx in sets:
         samples = model.sample(x[idx].to(device) + 0.5, samples_per_set, generator).cpu()
-        samples = samples.clamp(0, DIGIT_LEVELS - 1e-3)
+        samples = samples.clamp(0, splits.levels - 1e-3)
         pred = knn_predict(all_x[keep], all_y[keep], samples - 0.5, k=5)
         fractions.append(float((pred == c).double().mean()))
         if len(rows) < 10 and not any(r[0] == f"class {c}" for r in rows):
@@ -230,7 +232,7 @@ def one_seed(
     """Every experiment on one seed's split and models (None on ranks other than 0, which only train):
     {'seed', 'models', 'logs', 'bpd', 'shots': {1 | 5: per-episode accuracies}, 'samples': {split: (fractions
     per set, grid rows)}}."""
-    splits = load_digit_splits(seed)
+    splits = load_image_splits(p.dataset, seed, data_dir=p.data_dir, per_class=p.per_class)
     models, logs = train_models(p, splits, seed, device, checkpoints, resume, fabric)
     if not is_rank_zero(fabric):
         return None
@@ -250,7 +252,15 @@ def one_seed(
             "seen": (splits.test_x, splits.test_y),
         }.items()
     }
-    return {"seed": seed, "models": models, "logs": logs, "bpd": bpd, "shots": shots, "samples": samples}
+    return {
+        "seed": seed,
+        "models": models,
+        "logs": logs,
+        "bpd": bpd,
+        "shots": shots,
+        "samples": samples,
+        "levels": splits.levels,
+    }
 
 
 def all_seeds(

@@ -70,7 +70,9 @@ def plot_sample_grid(rows: list[tuple[str, Tensor, Tensor]], path: str | Path, l
 def plot_study(first: dict, bpd: dict[str, dict[str, Tensor]], out_dir: Path) -> list[Path]:
     """The bruno study's figures: sample grids of the first seed, bits/dim by position (pooled), training curves."""
     paths = [
-        plot_sample_grid(first["samples"][split][1], out_dir / f"samples_{split}.png", DIGIT_LEVELS)
+        plot_sample_grid(
+            first["samples"][split][1], out_dir / f"samples_{split}.png", first.get("levels", DIGIT_LEVELS)
+        )
         for split in ("unseen", "seen")
     ]
     curves = {f"{label} {split}": b.mean(0) for label, d in bpd.items() for split, b in d.items()}

@@ -80,6 +80,12 @@ class BrunoPreset:
     """Conditioning sets per class for the sample check."""
     seeds: int = 1
     """Independent repetitions (split, models, evaluation); figures pool them."""
+    dataset: str = "digits"
+    """The images: 'digits' (scikit-learn's bundled 8x8 digits), 'mnist' or 'fashion-mnist' (28x28, `etude data`)."""
+    data_dir: str = ""
+    """Where the dataset is looked for first (``--data-dir``); '' = ``$ETUDE_DATA``, the cache, the Debian folder."""
+    per_class: int = field(default=0, metadata={"etude": {"low": 0, "high": 100_000}})
+    """Images of each class taken (seeded) from MNIST or Fashion-MNIST's training split; 0 = all 6,000."""
     device: str = "cpu"
     """'cpu', 'cuda' or 'auto' (cuda when available); anything but 'cpu' trains through Fabric, as its accelerator."""
     precision: str = "32-true"
@@ -134,8 +140,16 @@ class BrunoStudy(Study):
             sets_per_class=4,
             seeds=3,
             device="auto",
+            dataset="mnist",  # Korshunova et al. Sec. 5: MNIST, 28x28
         ),
     }
+
+    def datasets(self, preset: BrunoPreset) -> tuple[str, ...]:
+        from etude.data.use import BUNDLED, check_dataset
+        from etude.exchangeable.data import IMAGE_DATASETS
+
+        check_dataset("dataset", preset.dataset, IMAGE_DATASETS)
+        return () if preset.dataset == BUNDLED else (preset.dataset,)
 
     def claims(self) -> list[Claim]:
         size = f"needs >= {criteria.MIN_STEPS} steps and >= {criteria.MIN_SEQUENCES} evaluation sequences"

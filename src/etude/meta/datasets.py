@@ -26,6 +26,8 @@ __all__ = [
     "MogFamily",
     "MogRecipe",
     "load_digit_images",
+    "load_family_images",
+    "IMAGE_DATASETS",
     "sample_batch",
     "sample_mog_family",
     "split_values",
@@ -97,6 +99,27 @@ def load_digit_images() -> tuple[torch.Tensor, torch.Tensor]:
 
     digits = load_digits()
     return torch.tensor(digits.images / 16.0, dtype=torch.float32), torch.tensor(digits.target, dtype=torch.long)
+
+
+IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist")
+"""What ``dataset`` may name: the bundled 8x8 digits, or MNIST / Fashion-MNIST (28x28, `etude.data`)."""
+
+
+def load_family_images(
+    dataset: str = "digits", count: int = 1797, seed: int = 0, data_dir: str = ""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The items of the transformation family: images [N, H, W] in [0, 1] and labels [N].
+
+    'digits': scikit-learn's 1,797 (8x8, ``count`` ignored); 'mnist' / 'fashion-mnist': a seeded subset of
+    ``count`` images of the training split (28x28, grey level / 255), read by `etude.data`.
+    """
+    from etude.data.use import check_dataset, load_images, take
+
+    check_dataset("dataset", dataset, IMAGE_DATASETS)
+    if dataset == "digits":
+        return load_digit_images()
+    images, labels = take(load_images(dataset, "train", data_dir), count, seed)
+    return images.to(torch.float32) / 255.0, labels.to(torch.long)
 
 
 def transform_images(images: torch.Tensor, kind: str, value: float) -> torch.Tensor:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from etude.errors import BadInputError
 from etude.meta.base import SetModel
-from etude.meta.datasets import MogRecipe, load_digit_images, sample_mog_family, split_values, transformation_family
+from etude.meta.datasets import MogRecipe, load_family_images, sample_mog_family, split_values, transformation_family
 from etude.meta.evaluation import clustering_error, code_stability, kmeans_labels, linear_probe_accuracy
 from etude.meta.metavae import MetaVAE
 from etude.meta.statistician import NeuralStatistician
@@ -149,13 +150,15 @@ def transformation_probe(
     :returns: ({method or 'raw pixels': probe accuracy}, {method or 'raw pixels': stability ratio}).
     """
     g = torch.Generator().manual_seed(run_seed)
-    images, labels = load_digit_images()
+    images, labels = load_family_images(p.dataset, p.images, run_seed, p.data_dir)  # [N, H, W]: 8x8 or 28x28
     order = torch.randperm(len(images), generator=g)
-    pool, probe_idx = order[:1200], order[1200:]
+    pool, probe_idx = order[: p.pool], order[p.pool :]
+    if len(probe_idx) < 2:
+        raise BadInputError(f"pool must leave >= 2 of the {len(images)} images held out, got pool={p.pool}")
     seen, unseen = split_values(list(values), style)
-    data = transformation_family(images[pool], kind, seen)  # [M, 1200, 64]
-    probe = transformation_family(images[probe_idx], kind, unseen)  # [U, Q, 64]
-    held_seen = transformation_family(images[probe_idx], kind, seen)  # [M, Q, 64]
+    data = transformation_family(images[pool], kind, seen)  # [M, 1200, H W]
+    probe = transformation_family(images[probe_idx], kind, unseen)  # [U, Q, H W]
+    held_seen = transformation_family(images[probe_idx], kind, seen)  # [M, Q, H W]
     y = labels[probe_idx].repeat(len(unseen))
     half = torch.arange(probe.shape[1]) < probe.shape[1] // 2
     first, second = half.repeat(len(unseen)), (~half).repeat(len(unseen))
@@ -167,7 +170,7 @@ def transformation_probe(
         return linear_probe_accuracy(f[first], y[first], f[second], y[second], seed=run_seed)
 
     acc, stability = {RAW: accuracy(probe)}, {RAW: code_stability(held_seen)}
-    models = build_models(64, p.digit_z, p.digit_hidden, len(seen), "bernoulli", data.shape[1], run_seed)
+    models = build_models(data.shape[-1], p.digit_z, p.digit_hidden, len(seen), "bernoulli", data.shape[1], run_seed)
     for name, (model, mode) in models.items():
         checkpoint = ckpt / f"{kind}_{name}_{run_seed}.pt"
         steps, n_context = p.digit_steps, p.digit_context

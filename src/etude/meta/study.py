@@ -78,6 +78,14 @@ class MetaVaePreset:
     (1.3-1.9: the digit shown smaller than any seen). Empty: skip."""
     kmeans_restarts: int = 4
     """k-means restarts per clustering."""
+    dataset: str = "digits"
+    """The items transformed: 'digits' (scikit-learn's bundled 8x8), 'mnist' or 'fashion-mnist' (28x28, `etude data`)."""
+    data_dir: str = ""
+    """Where the dataset is looked for first (``--data-dir``); '' = ``$ETUDE_DATA``, the cache, the Debian folder."""
+    images: int = 1797
+    """Images taken (seeded) from MNIST or Fashion-MNIST's training split (the digits are 1,797 whatever this is)."""
+    pool: int = 1200
+    """Images whose transformations the models train on; the rest are held out (probe and stability)."""
     device: str = "cpu"
     """Where the models train: 'cpu', 'cuda' or 'auto' (cuda when available), as Fabric's accelerator."""
     precision: str = "32-true"
@@ -124,8 +132,18 @@ class MetaVaeStudy(Study):
             kmeans_restarts=10,
             device="auto",
             precision="bf16-mixed",
+            dataset="mnist",  # Wu et al. Sec. 5: rotated and scaled MNIST (the official src/datasets/mnist.py)
+            images=10_000,
+            pool=7_000,
         ),
     }
+
+    def datasets(self, preset: MetaVaePreset) -> tuple[str, ...]:
+        from etude.data.use import BUNDLED, check_dataset
+        from etude.meta.datasets import IMAGE_DATASETS
+
+        check_dataset("dataset", preset.dataset, IMAGE_DATASETS)
+        return () if preset.dataset == BUNDLED else (preset.dataset,)
 
     def claims(self) -> list[Claim]:
         enough = f"needs >= {criteria.MIN_SEEDS} seeds and >= {criteria.MIN_STEPS} steps"

@@ -96,11 +96,23 @@ class Trained:
 
 
 def load_data(preset: Any, seed: int) -> Data:
-    """Chorales played in sampled styles, split by piece; crops of the training and held-out pieces."""
-    scores, _ = load_scores("bach", limit=preset.pieces or None, show_progress=False)
-    pieces = [play(s, seed, split_of(s.name)) for s in scores]
-    train = [p for p in pieces if p.split == "train"]
-    held = [(s, p) for s, p in zip(scores, pieces) if p.split != "train"]
+    """Chorales played in sampled styles, split by piece; crops of the training and held-out pieces.
+
+    On MAESTRO (``preset.dataset``): its performances with their skyline melodies, the official train
+    split for training and its test split held out (no scores: ``held`` pairs are (None, recording)).
+    """
+    train: list[Any]
+    held: list[tuple[Any, Any]]
+    if getattr(preset, "dataset", "chorales") == "maestro":
+        from etude.music.recordings import maestro_pieces
+
+        splits = maestro_pieces(preset.data_dir, limit=preset.pieces)
+        train, held = splits["train"], [(None, r) for r in splits["test"]]
+    else:
+        scores, _ = load_scores("bach", limit=preset.pieces or None, show_progress=False)
+        pieces = [play(s, seed, split_of(s.name)) for s in scores]
+        train = [p for p in pieces if p.split == "train"]
+        held = [(s, p) for s, p in zip(scores, pieces) if p.split != "train"]
     if not train or not held:
         raise BadInputError(
             f"{preset.pieces} pieces give {len(train)} training and {len(held)} held-out pieces; "

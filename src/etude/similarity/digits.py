@@ -35,6 +35,9 @@ __all__ = [
     "accuracy",
     "hidden_layers",
     "load_digits_split",
+    "load_image_split",
+    "image_shape",
+    "IMAGE_DATASETS",
     "make_cnn",
     "make_mlp",
     "make_net",
@@ -51,11 +54,11 @@ class Digits:
     """Standardized digits split into train and test (features scaled by the train statistics)."""
 
     x_train: torch.Tensor
-    """(n_train, 64) float32 inputs."""
+    """(n_train, pixels) float32 inputs (64 for the 8x8 digits)."""
     y_train: torch.Tensor
     """(n_train,) true labels 0-9."""
     x_test: torch.Tensor
-    """(n_test, 64) float32 inputs."""
+    """(n_test, pixels) float32 inputs."""
     y_test: torch.Tensor
     """(n_test,) true labels."""
 
@@ -100,6 +103,34 @@ def load_digits_split(test_fraction: float = 0.2, seed: int = 0) -> Digits:
     return Digits((x_train - mean) / std, y[n_test:], (x_test - mean) / std, y[:n_test])
 
 
+IMAGE_DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
+"""What ``dataset`` may name: the bundled 8x8 digits, or an image set of `etude.data`."""
+
+
+def load_image_split(
+    dataset: str = "digits",
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    *,
+    data_dir: str = "",
+    train_size: int = 0,
+    test_size: int = 0,
+) -> Digits:
+    """`load_digits_split` for 'digits'; for an `etude.data` image set (MNIST, Fashion-MNIST 28x28, CIFAR-10
+    3x32x32) a seeded subset of ``train_size`` of its training and ``test_size`` of its test split (0 = all),
+    flattened, each pixel standardized by the training statistics; MissingDataError when absent."""
+    from etude.data.use import check_dataset, load_images, take
+
+    check_dataset("dataset", dataset, IMAGE_DATASETS)
+    if dataset == "digits":
+        return load_digits_split(test_fraction, seed=seed)
+    x_train, y_train = take(load_images(dataset, "train", data_dir), train_size, seed)
+    x_test, y_test = take(load_images(dataset, "test", data_dir), test_size, seed + 1)
+    x_train, x_test = x_train.flatten(1).to(torch.float32), x_test.flatten(1).to(torch.float32)
+    mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-3)
+    return Digits((x_train - mean) / std, y_train.long(), (x_test - mean) / std, y_test.long())
+
+
 def make_mlp(widths: Sequence[int], seed: int, inputs: int = 64, classes: int = 10) -> nn.Sequential:
     """An MLP inputs -> widths[0] -> ... -> classes with ReLUs, initialized from `seed`.
 
@@ -118,22 +149,31 @@ def make_mlp(widths: Sequence[int], seed: int, inputs: int = 64, classes: int = 
     return nn.Sequential(OrderedDict(layers))
 
 
+def image_shape(inputs: int) -> tuple[int, int]:
+    """(channels, side) of a flattened square image of ``inputs`` values: grey when ``inputs`` is a square
+    (64 = 8x8 digits, 784 = 28x28), RGB when it is 3 times one (3,072 = 3x32x32, CIFAR-10); no number is
+    both (sqrt 3 is irrational), so the size alone decides."""
+    for colours in (1, 3):
+        side = int(round((inputs / colours) ** 0.5))
+        if inputs % colours == 0 and side * side * colours == inputs:
+            return colours, side
+    raise BadInputError(f"a CNN needs square images: inputs must be s^2 or 3 s^2, got {inputs}")
+
+
 def make_cnn(channels: Sequence[int], seed: int, inputs: int = 64, classes: int = 10) -> nn.Sequential:
-    """A CNN on the 8x8 image: 3x3 convolutions (padding 1) with ``channels`` and ReLUs, then a linear
+    """A CNN on the image (8x8, 28x28 grey or 3x32x32 colour, see `image_shape`): 3x3 convolutions (padding 1) with ``channels`` and ReLUs, then a linear
     read-out of the flattened last layer; initialized from `seed`. Hidden layer i is ``relu{i}``."""
     if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
         raise BadInputError(f"channels must be a non-empty list of positive ints, got {channels!r}")
-    side = int(round(inputs**0.5))
-    if side * side != inputs:
-        raise BadInputError(f"a CNN needs square images: inputs must be a square number, got {inputs}")
-    layers: list[tuple[str, nn.Module]] = [("image", nn.Unflatten(1, (1, side, side)))]
-    fan_in = 1
+    colours, side = image_shape(inputs)
+    layers: list[tuple[str, nn.Module]] = [("image", nn.Unflatten(1, (colours, side, side)))]
+    fan_in = colours
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i, c in enumerate(channels, start=1):
             layers += [(f"conv{i}", nn.Conv2d(fan_in, c, 3, padding=1)), (f"relu{i}", nn.ReLU())]
             fan_in = c
-        layers += [("flatten", nn.Flatten()), ("out", nn.Linear(fan_in * inputs, classes))]
+        layers += [("flatten", nn.Flatten()), ("out", nn.Linear(fan_in * side * side, classes))]
     return nn.Sequential(OrderedDict(layers))
 
 

@@ -11,14 +11,14 @@ accuracy), Sec. 3.3 (learning-rate clusters) and SVCCA's Sec. 4.1 (bottom-up con
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from etude.errors import BadInputError
 from etude.runtime import is_rank_zero
 from etude.similarity import criteria
-from etude.similarity.digits import load_digits_split
+from etude.similarity.digits import load_image_split
 from etude.similarity.experiments import (
     bottom_up_convergence,
     cnn_by_layer,
@@ -76,6 +76,15 @@ class PwccaPreset:
     """Networks per learning rate."""
     permutations: int = 999
     """Shuffles of the learning-rate labels in the clusters' permutation test."""
+    dataset: str = "digits"
+    """The images: 'digits' (scikit-learn's bundled 8x8 digits), 'fashion-mnist', 'mnist' (28x28) or 'cifar10'
+    (3x32x32), read by `etude.data`."""
+    data_dir: str = ""
+    """Where the dataset is looked for first (``--data-dir``); '' = ``$ETUDE_DATA``, the cache, the Debian folder."""
+    train_size: int = field(default=0, metadata={"etude": {"low": 0, "high": 100_000}})
+    """Training images taken (seeded) from an `etude.data` set's training split; 0 = all."""
+    test_size: int = field(default=0, metadata={"etude": {"low": 0, "high": 100_000}})
+    """Test images taken (seeded) from its test split; 0 = all."""
     device: str = "cpu"
     """'cpu', 'cuda' or 'auto' (cuda when available); anything but 'cpu' trains through Fabric, as its accelerator."""
     precision: str = "32-true"
@@ -127,8 +136,16 @@ class PwccaStudy(Study):
             snapshots=(1, 2, 4, 8, 16, 32, 64),
             lr_seeds=8,
             device="auto",
+            dataset="cifar10",  # Morcos et al. Sec. 3.1-3.3 trained on CIFAR-10
         ),
     }
+
+    def datasets(self, preset: PwccaPreset) -> tuple[str, ...]:
+        from etude.data.use import BUNDLED, check_dataset
+        from etude.similarity.digits import IMAGE_DATASETS
+
+        check_dataset("dataset", preset.dataset, IMAGE_DATASETS)
+        return () if preset.dataset == BUNDLED else (preset.dataset,)
 
     def claims(self) -> list[Claim]:
         return [
@@ -205,7 +222,9 @@ class PwccaStudy(Study):
         self._check(preset)
         p, out_dir = preset, Path(out_dir)
         claims = {c.id: c for c in self.claims()}
-        data = load_digits_split(p.test_fraction, seed=seed)
+        data = load_image_split(
+            p.dataset, p.test_fraction, seed, data_dir=p.data_dir, train_size=p.train_size, test_size=p.test_size
+        )
         start = time.perf_counter()
         nets = train_networks(p, data, seed, out_dir / "checkpoints", resume, fabric)
         timings: dict[str, float] = {"train_s": time.perf_counter() - start}

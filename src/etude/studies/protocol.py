@@ -332,11 +332,25 @@ class Study:
         """The study's claims with criteria, verdict 'not-run'."""
         raise NotImplementedError
 
+    def datasets(self, preset: Any) -> tuple[str, ...]:
+        """The `etude.data` datasets (by name) the run reads from disk; () for bundled data (the default).
+
+        The runner locates them (``--data-dir``, ``--download``) before anything is written in ``--out``,
+        so a missing one is refused in one line."""
+        return ()
+
     def data_identity(self, preset: Any) -> dict[str, Any]:
         """What identifies the data the run reads beyond its preset and seed (a corpus's digest, a
         soundfont's name and size), recorded in ``run-record.json`` so that ``--resume`` on other data
-        refuses; empty for a study whose data the preset and seed determine."""
-        return {}
+        refuses; by default each dataset of `datasets` as found (`etude.data.use.dataset_identity`),
+        empty for a study whose data the preset and seed determine."""
+        names = self.datasets(preset)
+        if not names:
+            return {}
+        from etude.data.use import dataset_identity
+
+        data_dir = getattr(preset, "data_dir", "") or None
+        return {name: dataset_identity(name, data_dir) for name in names}
 
     def preset(self, name: str, overrides: dict[str, str] | None = None) -> Any:
         """The named preset with overrides applied; an unknown name raises BadInputError."""

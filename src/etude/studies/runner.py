@@ -10,6 +10,7 @@ launched ``fabric`` (one per process and settings) when the CLI's ``--devices``/
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -59,6 +60,31 @@ def _distributed_for(study: Study, settings: object, given: Mapping[str, Any]) -
     return Distributed(**{**defaults, **given})
 
 
+def _with_data(study: Study, settings: Any, data_dir: str | None, download: bool) -> Any:
+    """The preset with ``data_dir`` set, after its datasets were found (or fetched with ``download``).
+
+    Runs before anything is written in ``--out``: a missing dataset is one MissingDataError line.
+    """
+    names = study.datasets(settings)
+    if (data_dir is not None or download) and not names:
+        given = "--data-dir" if data_dir is not None else "--download"
+        raise BadInputError(
+            f"{given}: this preset of {study.name!r} reads bundled data"
+            + (f" (dataset={settings.dataset!r})" if hasattr(settings, "dataset") else "")
+            + "; name a dataset with --set dataset=NAME or use --preset full"
+        )
+    if data_dir is not None:
+        if not str(data_dir).strip():
+            raise BadInputError("--data-dir must name a folder, got an empty string")
+        settings = dataclasses.replace(settings, data_dir=str(data_dir))
+    if names:
+        from etude.data import get_spec
+
+        for name in names:
+            get_spec(name).locate(getattr(settings, "data_dir", "") or None, download=download)
+    return settings
+
+
 def _check_seeds(seeds: Sequence[object]) -> list[int]:
     if not seeds:
         raise BadInputError("seeds must name at least one seed, got none")
@@ -80,6 +106,8 @@ def run_studies(
     overrides: dict[str, str] | None = None,
     jobs: int = 1,
     distributed: Mapping[str, Any] | None = None,
+    data_dir: str | None = None,
+    download: bool = False,
 ) -> list[Result]:
     """Run the named studies (all when empty) for each seed and write a result.json per (study, seed).
 
@@ -90,6 +118,8 @@ def run_studies(
     :param jobs: worker processes; 1 runs everything in this process.
     :param distributed: ``Distributed`` fields (devices, strategy, precision, num_nodes, accelerator)
         for the studies that train through Fabric; with several ranks only rank 0 writes.
+    :param data_dir: where the presets' datasets are looked for first (their ``data_dir`` field).
+    :param download: fetch a missing dataset (`etude.data`) before anything runs; never otherwise.
     :returns: results in (study, seed) order, whatever order they finished in.
     """
     if preset not in PRESETS:
@@ -111,6 +141,7 @@ def run_studies(
         raise BadInputError("--set overrides apply to one study at a time; name exactly one study")
     # the preset is resolved once (a missing preset or a bad override fails before anything runs)
     resolved = [study.preset(preset, overrides) for study in studies]
+    resolved = [_with_data(study, settings, data_dir, download) for study, settings in zip(studies, resolved)]
     given = dict(distributed or {})
     if given and jobs > 1:
         raise BadInputError(
