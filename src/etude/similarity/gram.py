@@ -20,7 +20,7 @@ import torch
 from etude.similarity import _validation
 from etude.similarity._validation import Checked
 
-__all__ = ["cross", "folded", "gram", "syrk"]
+__all__ = ["checked_by_gram", "cross", "folded", "gram", "syrk"]
 
 
 def syrk(a: torch.Tensor) -> torch.Tensor:
@@ -66,6 +66,61 @@ def gram(x: Checked) -> torch.Tensor:
         x.cache["folded"] = folded
         x.cache["gram"] = _zero_dead(out, x, x)
     return x.cache["gram"]
+
+
+_LARGEST_SQUARE = 2.0**127
+"""max_j (X^T X)_jj at or below this: every |x_ij| < 2**64 (the rounding of n squares adds under a factor 2)."""
+_SMALLEST_SQUARE = 2.0**-128
+"""max_j (X^T X)_jj at or above n times this: the largest |x_ij| >= 2**-65 (subnormal squares add < n 2**-1074)."""
+_NORMAL_SQUARE = 2.0**-900
+"""A column whose (X^T X)_jj is at least this has normal squares, so its diagonal test is exact to a few ulps."""
+
+
+def checked_by_gram(tensor: torch.Tensor) -> Checked | None:
+    """`check_matrix`'s result for a CPU float64 (n, p) tensor, read off its raw Gram X^T X instead of a min/max pass.
+
+    One syrk, which `gram` needs anyway, gives D_jj = sum_i x_ij^2, and with the column means mu:
+
+    - finite: a NaN or inf in column j makes D_jj NaN or inf (squares cannot cancel), so a finite
+      max_j D_jj proves every entry finite;
+    - no scaling: n 2**-128 <= max_j D_jj <= 2**127 gives 2**-65 <= max |x_ij| < 2**64, where
+      `check_matrix` keeps the data unscaled (`_validation.UNSCALED_RANGE`, exponent 0);
+    - centring folds: every column passes `gram`'s own test 2 n mu_j^2 <= D_jj with normal squares
+      (D_jj >= 2**-900), or is exactly zero-mean with D_jj = 0. A constant column c != 0 fails
+      the test (D_jj = n c^2, 2 n mu^2 = 2 n c^2), so the columns left are live, or all-zero ones,
+      found exactly (``any``). The test passing implies mu_j^2 <= var_j <= (range_j / 2)^2 (Popoviciu),
+      which is `check_matrix`'s cheap pre-test ``likely_small_mean``.
+
+    Then the data, exponent, mean, dead neurons and Gram matrix are those `check_matrix` and `gram`
+    give, without the min/max read. None (nothing decided) otherwise: another dtype or device, a
+    non-contiguous tensor, a large offset or constant column (screened on the first rows before
+    the syrk), out-of-range scale, or non-finite values; the caller then runs `check_matrix`.
+    """
+    if tensor.dtype != torch.float64 or not _validation.numpy_path(tensor) or not tensor.is_contiguous():
+        return None
+    array = tensor.numpy()
+    n = array.shape[0]
+    mu = array.mean(0)
+    head = array[:8]
+    if not (np.abs(mu) <= 4.0 * np.abs(head - mu).max(0)).all():  # likely offset or constant: no wasted syrk
+        return None
+    raw = _syrk(array)
+    diagonal = raw.diagonal()
+    largest = float(diagonal.max())  # NaN propagates through max, and fails both comparisons
+    if not n * _SMALLEST_SQUARE <= largest <= _LARGEST_SQUARE:
+        return None
+    zero = diagonal == 0.0
+    folds = (2 * n * np.square(mu) <= diagonal) & (diagonal >= _NORMAL_SQUARE)
+    if not (folds | (zero & (mu == 0.0))).all():
+        return None
+    alive = np.ones(array.shape[1], dtype=bool)
+    if zero.any():
+        alive[zero] = array[:, zero].any(0)  # zero mean, zero squares: dead exactly when all zero
+    raw -= n * np.outer(mu, mu)
+    checked = Checked(tensor, 0, torch.from_numpy(alive), torch.from_numpy(mu), True, bool(alive.all()))
+    checked.cache["folded"] = True
+    checked.cache["gram"] = _zero_dead(torch.from_numpy(raw), checked, checked)
+    return checked
 
 
 def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
