@@ -101,9 +101,13 @@ def checked_by_gram(tensor: torch.Tensor, raw: np.ndarray | None = None) -> Chec
     return None if mu is None else _decide(tensor, mu, _syrk(tensor.numpy()) if raw is None else raw)
 
 
+def _fits(tensor: torch.Tensor) -> bool:
+    return tensor.dtype == torch.float64 and _validation.numpy_path(tensor) and tensor.is_contiguous()
+
+
 def screened_mean(tensor: torch.Tensor) -> np.ndarray | None:
     """Column means of a CPU float64 contiguous tensor whose first rows spread about as far as its mean, else None."""
-    if tensor.dtype != torch.float64 or not _validation.numpy_path(tensor) or not tensor.is_contiguous():
+    if not _fits(tensor):
         return None
     array = tensor.numpy()
     with np.errstate(all="ignore"):  # a mean that overflows, or inf - inf, is refused here without a warning
@@ -136,31 +140,45 @@ def _decide(tensor: torch.Tensor, mu: np.ndarray, raw: np.ndarray) -> Checked | 
 
 
 JOINT_LIMIT = 1 << 22
-"""Largest n (p + q) for which `checked_pair_by_gram` copies [X Y] side by side (32 MB of float64):
-one syrk of the pair was measured 10-20% faster than syrk(X), syrk(Y) and gemm(X^T Y) at 2,000 x 100
-(no faster at 10,000 x 500), the copy included."""
+"""Largest n (p + q + 1) for which `checked_pair_by_gram` copies [X Y 1] side by side (32 MB of float64):
+one syrk of it was measured 10-20% faster than syrk(X), syrk(Y) and gemm(X^T Y) at 2,000 x 100
+(no faster at 10,000 x 500), the copy included, and it gives the column sums too."""
+
+
+def _spread_head(array: np.ndarray) -> bool:
+    """Whether every column's first rows spread at least a quarter as far as their mean is from 0.
+
+    The screen before a syrk whose raw Gram may not be usable: offsets and constant columns fail it.
+    """
+    with np.errstate(all="ignore"):  # NaN or inf fails the test without a warning
+        head = array[:8]
+        centre = head.mean(0)
+        return bool((np.abs(centre) <= 4.0 * np.abs(head - centre).max(0)).all())
 
 
 def checked_pair_by_gram(
     x: torch.Tensor, y: torch.Tensor
 ) -> tuple[Checked | None, Checked | None, torch.Tensor | None]:
-    """(x, y as `checked_by_gram` decides them, X_c^T Y_c or None); both decided from one syrk of [X Y] when small.
+    """(x, y as `checked_by_gram` decides them, X_c^T Y_c or None); both from one syrk of [X Y 1] when small.
 
-    [X Y]^T [X Y] holds X^T X, Y^T Y and X^T Y; the cross block is centred as `cross` centres it
-    (X^T Y - n mu nu^T, both sides folded) and dead rows and columns set to 0.
+    [X Y 1]^T [X Y 1] holds X^T X, Y^T Y, X^T Y and the column sums 1^T X, 1^T Y (the means:
+    one BLAS call reads the data once); the cross block is centred as `cross` centres it
+    (X^T Y - n mu nu^T, both sides folded) and dead rows and columns set to 0. Larger inputs take
+    `checked_by_gram` on each side.
     """
     (n, p), q = x.shape, y.shape[1]
-    mx = screened_mean(x)
-    if mx is None:
-        return None, None, None
-    my = screened_mean(y)
-    if my is None or n * (p + q) > JOINT_LIMIT:
-        return _decide(x, mx, _syrk(x.numpy())), checked_by_gram(y) if my is not None else None, None
-    joint = _syrk(np.hstack([x.numpy(), y.numpy()]))
-    cx, cy = _decide(x, mx, joint[:p, :p].copy()), _decide(y, my, joint[p:, p:].copy())
+    small = n * (p + q + 1) <= JOINT_LIMIT
+    if not small or not all(_fits(t) for t in (x, y)) or not all(_spread_head(t.numpy()) for t in (x, y)):
+        cx = checked_by_gram(x)
+        return (None, None, None) if cx is None else (cx, checked_by_gram(y), None)
+    stacked = np.empty((n, p + q + 1))
+    stacked[:, :p], stacked[:, p : p + q], stacked[:, -1] = x.numpy(), y.numpy(), 1.0
+    joint = _syrk(stacked)
+    sums = joint[-1, :-1] / n
+    cx, cy = _decide(x, sums[:p].copy(), joint[:p, :p].copy()), _decide(y, sums[p:].copy(), joint[p:-1, p:-1].copy())
     if cx is None or cy is None:
         return cx, cy, None
-    product = joint[:p, p:] - n * np.outer(mx, my)
+    product = joint[:p, p:-1] - n * np.outer(cx.mean.numpy(), cy.mean.numpy())
     return cx, cy, _zero_dead(torch.from_numpy(product), cx, cy)
 
 
