@@ -91,8 +91,9 @@ def checked_by_gram(tensor: torch.Tensor, raw: np.ndarray | None = None) -> Chec
       found exactly (``any``). The test passing implies mu_j^2 <= var_j <= (range_j / 2)^2 (Popoviciu),
       which is `check_matrix`'s cheap pre-test ``likely_small_mean``.
 
-    Then the data, exponent, mean, dead neurons and Gram matrix are those `check_matrix` and `gram`
-    give, without the min/max read. None (nothing decided) otherwise: another dtype or device, a
+    Then the data, exponent and dead neurons are those `check_matrix` gives, and the mean and Gram
+    matrix those of `check_matrix` and `gram` up to rounding (the column sums come from BLAS), without
+    the min/max read. None (nothing decided) otherwise: another dtype or device, a
     non-contiguous tensor, a large offset or constant column (screened on the first rows before
     the syrk), out-of-range scale, or non-finite values; the caller then runs `check_matrix`.
     ``raw``, when given, is X^T X already formed (a block of `checked_pair_by_gram`'s joint Gram).
