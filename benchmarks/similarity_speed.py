@@ -24,7 +24,7 @@ inputs); ``--offset`` adds a large constant to every neuron (mean^2 > variance) 
 centring path is timed too.
 
     python benchmarks/similarity_speed.py --svcca-git /work/.mirror/google+svcca/repo \\
-        [--sizes 2000x100 10000x500 50000x1000] [--repeats 3] [--out benchmarks/results/...json]
+        [--sizes 2000x100 10000x500 50000x1000] [--repeats 3] [--metrics linear_cka] [--out benchmarks/results/...json]
 
 Prints one JSON line (settings, versions, commit, CPU seconds, ratios, values) on stdout and a
 readable table on stderr; ``--out`` also writes it to a file.
@@ -128,7 +128,8 @@ def cpu_timed(fn, calls: int, store: list) -> object:
     return value
 
 
-def bench_size(n: int, p: int, repeats: int, svcca: tuple[object, object], offset: float) -> dict:
+def bench_size(n: int, p: int, repeats: int, svcca: tuple[object, object], offset: float,
+               metrics: tuple[str, ...] = ("mean_cca", "pwcca", "linear_cka")) -> dict:
     cca_core, pwcca_mod = svcca
     x, y = layers(0, n, [p, p])
     if offset:
@@ -150,6 +151,8 @@ def bench_size(n: int, p: int, repeats: int, svcca: tuple[object, object], offse
     }
     out: dict = {"n": n, "p": p, "offset": offset}
     for metric, fns in cases.items():
+        if metric not in metrics:
+            continue
         times: dict[str, list[float]] = {k: [] for k in fns}
         values: dict[str, object] = {}
         calls = {}
@@ -207,6 +210,8 @@ def main() -> None:
     parser.add_argument("--offset-sizes", nargs="*", default=["10000x500"],
                         help="sizes also timed with a large offset on every neuron (explicit centring)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--metrics", nargs="+", default=["mean_cca", "pwcca", "linear_cka"],
+                        choices=["mean_cca", "pwcca", "linear_cka"], help="which rows to time (all by default)")
     parser.add_argument("--shared", default="5000x256x6", help="NxPxK for the multi-metric pairwise figure ('' skips)")
     parser.add_argument("--out", default=None, help="also write the JSON record here")
     args = parser.parse_args()
@@ -227,10 +232,10 @@ def main() -> None:
         }
         for size in args.sizes:
             n, p = map(int, size.lower().split("x"))
-            record["sizes"].append(bench_size(n, p, args.repeats, (cca_core, pwcca_mod), 0.0))
+            record["sizes"].append(bench_size(n, p, args.repeats, (cca_core, pwcca_mod), 0.0, tuple(args.metrics)))
         for size in args.offset_sizes:
             n, p = map(int, size.lower().split("x"))
-            record["sizes"].append(bench_size(n, p, args.repeats, (cca_core, pwcca_mod), 10.0))
+            record["sizes"].append(bench_size(n, p, args.repeats, (cca_core, pwcca_mod), 10.0, tuple(args.metrics)))
     if args.shared:
         n, p, k = map(int, args.shared.lower().split("x"))
         record["pairwise_shared"] = bench_shared(n, p, k)

@@ -28,13 +28,15 @@ import torch
 from etude.errors import BadInputError
 from etude.similarity._validation import (
     Checked,
+    _as_tensor,
     as_scaled_matrix,
     as_scaled_pair,
     check_matrices,
+    check_matrix,
     resolve_dtype,
     warn_constant,
 )
-from etude.similarity.gram import cross, gram
+from etude.similarity.gram import checked_pair_by_gram, cross, gram
 
 __all__ = ["MinibatchCKA", "linear_cka"]
 
@@ -133,10 +135,40 @@ def linear_cka(x: Any, y: Any, debiased: bool = False, *, dtype: Any = "float64"
     :param debiased: use the unbiased HSIC estimator (Song et al. 2012); needs n >= 4.
     :param dtype: "float64" (default) or "float32".
     """
-    tx, ty = check_matrices([x, y], ["x", "y"], dtype)  # powers of two: exact, no overflow or underflow below
+    fast = _checked_by_grams(x, y, dtype, debiased)
+    # powers of two: exact, no overflow or underflow below
+    pair, product = fast if fast is not None else (check_matrices([x, y], ["x", "y"], dtype), None)
+    tx, ty = pair
     n = tx.shape[0]
     check_debiased(debiased, n)
-    return cka_from_moments(*moments(tx, ty, debiased), n, debiased)
+    return cka_from_moments(*moments(tx, ty, debiased, product), n, debiased)
+
+
+def _checked_by_grams(x: Any, y: Any, dtype: Any, debiased: Any) -> tuple[list[Checked], torch.Tensor | None] | None:
+    """(x and y as `check_matrices` would check them, X_c^T Y_c or None), through `checked_pair_by_gram`
+    (no min/max pass) where it decides; None sends the call down the general path.
+
+    Only for CPU float64 inputs of equal n, valid options and shapes where CKA forms the p x p
+    Grams; the general path gives every error in its usual order. y alone falls back to
+    `check_matrix` when x was decided (x is then known finite and unscaled).
+    """
+    try:
+        if resolve_dtype(dtype) != torch.float64 or not isinstance(debiased, (bool, np.bool_)):
+            return None
+        if not all(
+            isinstance(v, np.ndarray) or (isinstance(v, torch.Tensor) and v.device.type == "cpu") for v in (x, y)
+        ):
+            return None
+        ax, ay = _as_tensor(x, "x", 2, None), _as_tensor(y, "y", 2, None)
+    except BadInputError:
+        return None
+    (n, p), (m, q) = ax.shape, ay.shape
+    if n != m or (debiased and n < 4) or n * (p + q + n) < p * q:
+        return None
+    cx, cy, product = checked_pair_by_gram(ax, ay)
+    if cx is None:
+        return None
+    return [cx, cy if cy is not None else check_matrix(ay, "y", torch.float64)], product
 
 
 class MinibatchCKA:
