@@ -117,9 +117,12 @@ class AmaeStudy(Study):
     }
 
     def data_identity(self, preset: AmaePreset) -> dict[str, Any]:
-        """The datasets read (`datasets`) and the soundfont the Bach pieces are rendered with (path and
-        SHA-256; None when none is installed): other audio, so a resume with either changed is refused."""
-        return {**super().data_identity(preset), "soundfont": soundfont_identity()}
+        """The datasets read (`datasets`) and, for rendered chorales, the soundfont they are rendered with
+        (path and SHA-256; None when none is installed): other audio, so a resume with either changed is refused."""
+        identity = super().data_identity(preset)
+        if preset.dataset == "chorales":  # rendered here; recorded piano WAVs need no soundfont
+            identity["soundfont"] = soundfont_identity()
+        return identity
 
     def datasets(self, preset: AmaePreset) -> tuple[str, ...]:
         from etude.data.use import check_dataset
