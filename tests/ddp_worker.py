@@ -4,7 +4,7 @@ Run as ``python ddp_worker.py ROOT``; Fabric's ``ddp`` launcher re-runs this scr
 run each helper's ``main(fabric, ROOT/<domain>)`` in turn on the same process group, with a barrier between,
 then the `etude` CLI of each of ``CLI_CASES`` on that same group (the runner is handed the launched fabric
 instead of launching its own): each rank's exit code, output and the names of the files it wrote under
-``ROOT/cli/ddp`` (an audit hook, as ``audited_cli.py``) go to ``ROOT/cli/<study>_rank<r>.json``.
+``ROOT/cli/ddp`` (an audit hook) go to ``ROOT/cli/<study>_rank<r>.json``.
 """
 
 from __future__ import annotations
