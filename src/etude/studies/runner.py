@@ -11,10 +11,11 @@ launched ``fabric`` (one per process and settings) when the CLI's ``--devices``/
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,37 @@ def run_studies(
     several = isinstance(seed, (list, tuple))
     seeds = _check_seeds(list(seed) if isinstance(seed, (list, tuple)) else [seed])
     check_int("jobs", jobs, 1, MAX_JOBS)
+    selected, studies = _select_studies(names, preset)
+    if overrides and len(studies) != 1:
+        raise BadInputError("--set overrides apply to one study at a time; name exactly one study")
+    # the preset is resolved once (a missing preset or a bad override fails before anything runs)
+    resolved = [study.preset(preset, overrides) for study in studies]
+    resolved = [_with_data(study, settings, data_dir, download) for study, settings in zip(studies, resolved)]
+    given = dict(distributed or {})
+    _check_distributed(given, jobs)
+    fabric_of = _fabric_settings(studies, resolved, given)
+    if not str(out).strip():  # Path("") is ".": it would quietly run in the current folder
+        raise BadInputError("--out must name a folder, got an empty string")
+    out = Path(out)
+    tasks = [
+        Task(name, registry.STUDIES[name], preset, s, str(study_dir_for(out, name, s, several)), resume, settings, dist)
+        for name, settings, dist in zip(selected, resolved, fabric_of)
+        for s in seeds
+    ]
+    write_info = functools.partial(
+        _write_run_info,
+        preset=preset,
+        seeds=seeds,
+        jobs=jobs,
+        selected=selected,
+        overrides=overrides or {},
+        given=given,
+    )
+    return _start_run(out, tasks, [s for s in studies for _ in seeds], resume=resume, jobs=jobs, write_info=write_info)
+
+
+def _select_studies(names: Sequence[str] | None, preset: str) -> tuple[list[str], list[Study]]:
+    """The studies to run, by name; all (those with a ``preset`` tier, the others said skipped) when empty."""
     selected = list(names) if names else study_names()
     studies = [get_study(name) for name in selected]  # unknown names fail before anything runs
     if not names:  # every study: those without this preset tier are skipped, and said so
@@ -137,12 +169,11 @@ def run_studies(
         selected = [study.name for study in studies]
         if not studies:
             raise BadInputError(f"no study has a {preset!r} preset")
-    if overrides and len(studies) != 1:
-        raise BadInputError("--set overrides apply to one study at a time; name exactly one study")
-    # the preset is resolved once (a missing preset or a bad override fails before anything runs)
-    resolved = [study.preset(preset, overrides) for study in studies]
-    resolved = [_with_data(study, settings, data_dir, download) for study, settings in zip(studies, resolved)]
-    given = dict(distributed or {})
+    return selected, studies
+
+
+def _check_distributed(given: Mapping[str, Any], jobs: int) -> None:
+    """Refuse CLI Fabric options with ``jobs > 1``, bad Fabric values, and an unconfigured multi-process launch."""
     if given and jobs > 1:
         raise BadInputError(
             f"--devices, --strategy and --precision run one process per device; they cannot be "
@@ -155,30 +186,39 @@ def run_studies(
             f"launched as {world_size()} processes (WORLD_SIZE); pass --strategy ddp and --devices "
             "<processes per node> so that they train together"
         )
+
+
+def _fabric_settings(studies: list[Study], resolved: list[Any], given: Mapping[str, Any]) -> list[Distributed | None]:
+    """Each study's Fabric settings; with CLI options they must agree across the studies of one run."""
     fabric_of = [_distributed_for(s, settings, given) for s, settings in zip(studies, resolved)]
     if given and len(set(fabric_of)) > 1:
         raise BadInputError(
             "these studies' presets ask for different Fabric settings "
             f"({sorted(str(d) for d in set(fabric_of))}); run them one at a time"
         )
-    if not str(out).strip():  # Path("") is ".": it would quietly run in the current folder
-        raise BadInputError("--out must name a folder, got an empty string")
-    out = Path(out)
-    tasks = [
-        Task(name, registry.STUDIES[name], preset, s, str(study_dir_for(out, name, s, several)), resume, settings, dist)
-        for name, settings, dist in zip(selected, resolved, fabric_of)
-        for s in seeds
-    ]
+    return fabric_of
+
+
+def _start_run(
+    out: Path,
+    tasks: list[Task],
+    task_studies: list[Study],
+    *,
+    resume: bool,
+    jobs: int,
+    write_info: Callable[[Path], None],
+) -> list[Result]:
+    """Lock ``out`` (rank 0), check a resume against the earlier run, write run.json and run the tasks."""
     writes = is_rank_zero()  # before a launch: torchrun's RANK, or LOCAL_RANK in a rank Fabric started
     with ExitStack() as stack:
         if writes:
             out = ensure_dir(out, what="--out")
             stack.enter_context(run_lock(out))  # a second run into this --out refuses here
         if resume:  # a resume continues the same run or refuses, before anything runs
-            for task, study in zip(tasks, (s for s in studies for _ in seeds)):
+            for task, study in zip(tasks, task_studies):
                 check_record(task.study_dir, run_record(task, study))
         if writes:
-            _write_run_info(out, preset, seeds, jobs, selected, overrides or {}, given)
+            write_info(out)
         return _run_tasks(tasks, jobs)
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow exceptions
 
