@@ -193,10 +193,7 @@ def train_loop(
     """
     check_int("steps", steps, 0)
     check_int("every", every, 1)
-    extra = dict(state or {})
-    taken = {"kind", "config", "step", "losses", "model", "optimizer"} & set(extra)
-    if taken:
-        raise BadInputError(f"state names {sorted(taken)} are the loop's own")
+    extra = _own_state(state)
     module, optimizer = _set_up(model if module is None else module, optimizer, fabric)
     base = [group["lr"] for group in getattr(optimizer, "param_groups", [])]  # before a resume changes them
     saver = _Checkpointer(checkpoint, fabric, kind, dict(config), model, optimizer, extra)
@@ -205,25 +202,62 @@ def train_loop(
     reporter = _Reporter(steps, result.start, desc, False if quiet else show_progress, report_every, log_dir)
     if on_start is not None:
         on_start(result.start)
+
+    def take(t: int) -> Tensor | None:
+        return _one_step(step, t, module, optimizer, fabric, base, schedule, clip, after_backward)
+
+    hooks = _Hooks(after_step, metrics, finite, desc)
+    _run_steps(take, result, steps, every, saver, reporter, hooks)
+    saver.save(steps, result.losses)
+    return result
+
+
+def _own_state(state: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The caller's extra checkpointed state, refused where it takes a name of the loop's own."""
+    extra = dict(state or {})
+    taken = {"kind", "config", "step", "losses", "model", "optimizer"} & set(extra)
+    if taken:
+        raise BadInputError(f"state names {sorted(taken)} are the loop's own")
+    return extra
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    """What the loop does after each step: ``after_step(done)``, ``metrics()``, the divergence check."""
+
+    after_step: Callable[[int], None] | None
+    metrics: Callable[[], Mapping[str, float]] | None
+    finite: bool
+    desc: str
+
+
+def _run_steps(
+    take: Callable[[int], Tensor | None],
+    result: LoopResult,
+    steps: int,
+    every: int,
+    saver: _Checkpointer,
+    reporter: _Reporter,
+    hooks: _Hooks,
+) -> None:
+    """Steps ``result.start`` to ``steps``: record each loss, report, and checkpoint every ``every`` steps."""
     try:
         for t in range(result.start, steps):
-            loss = _one_step(step, t, module, optimizer, fabric, base, schedule, clip, after_backward)
+            loss = take(t)
             value = None if loss is None else loss.item()
             if value is not None:
-                if finite and not math.isfinite(value):
+                if hooks.finite and not math.isfinite(value):
                     raise BadInputError(
-                        f"{desc}: training diverged (loss {value} at step {t}); lower the learning rate"
+                        f"{hooks.desc}: training diverged (loss {value} at step {t}); lower the learning rate"
                     )
                 result.losses.append(value)
-            if after_step is not None:
-                after_step(t + 1)
-            reporter.update(t + 1, value, {} if metrics is None else metrics())
+            if hooks.after_step is not None:
+                hooks.after_step(t + 1)
+            reporter.update(t + 1, value, {} if hooks.metrics is None else hooks.metrics())
             if (t + 1) % every == 0 and t + 1 < steps:
                 saver.save(t + 1, result.losses)
     finally:
         reporter.close()
-    saver.save(steps, result.losses)
-    return result
 
 
 def _set_up(module: Any, optimizer: Any, fabric: Fabric | None) -> tuple[Any, Any]:
