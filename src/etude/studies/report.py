@@ -178,25 +178,45 @@ def write_report(run_dir: str | Path) -> Path:
     run_dir = check_run_dir(run_dir)
     entries = collect_results(run_dir)
     lines = ["# etude reproduction report", ""]
-    run_json = run_dir / "run.json"
-    if run_json.exists() or run_json.is_symlink():
-        try:
-            info = read_json(run_dir, run_json)
-            versions = info.get("versions") if isinstance(info.get("versions"), dict) else {}
-            lines += [
-                f"Preset `{_md(info.get('preset'))}`, seed {_md(info.get('seed'))}, started "
-                f"{_md(info.get('started'))}; etude {_md(versions.get('etude'))}, "
-                f"torch {_md(versions.get('torch'))}.",
-                "",
-            ]
-        except (OSError, ValueError, RecursionError, AttributeError):
-            lines += ["run.json is unreadable.", ""]
+    lines += _run_lines(run_dir)
     if not entries:
         lines += ["No study folders found in this run.", ""]
-    lines += ["## Summary", "", "| study | " + " | ".join(VERDICTS) + " |", "|---" * (len(VERDICTS) + 1) + "|"]
+    lines += _summary_lines(entries)
+    lines += _claim_lines(entries)
+    for name, result, note in entries:
+        lines += _study_lines(run_dir, name, result, note)
+    return write_atomic(run_dir / "report.md", "\n".join(lines), what="report")
+
+
+def _run_lines(run_dir: Path) -> list[str]:
+    """The run's preset, seed, start and versions from run.json (none without one; a line if unreadable)."""
+    run_json = run_dir / "run.json"
+    if not (run_json.exists() or run_json.is_symlink()):
+        return []
+    try:
+        info = read_json(run_dir, run_json)
+        versions = info.get("versions") if isinstance(info.get("versions"), dict) else {}
+        return [
+            f"Preset `{_md(info.get('preset'))}`, seed {_md(info.get('seed'))}, started "
+            f"{_md(info.get('started'))}; etude {_md(versions.get('etude'))}, "
+            f"torch {_md(versions.get('torch'))}.",
+            "",
+        ]
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return ["run.json is unreadable.", ""]
+
+
+def _summary_lines(entries: list[tuple[str, Result | None, str]]) -> list[str]:
+    """The summary table: per study, the seeds of each verdict."""
+    lines = ["## Summary", "", "| study | " + " | ".join(VERDICTS) + " |", "|---" * (len(VERDICTS) + 1) + "|"]
     for study, counts in verdict_summary(entries).items():
         lines.append(f"| {_cell(study)} | " + " | ".join(summary_cell(counts[v]) for v in VERDICTS) + " |")
-    lines += [
+    return lines
+
+
+def _claim_lines(entries: list[tuple[str, Result | None, str]]) -> list[str]:
+    """The claims table: one row per claim (a crashed study's are not run), one per study without claims."""
+    lines = [
         "",
         "## Claims",
         "",
@@ -214,33 +234,44 @@ def write_report(run_dir: str | Path) -> Path:
                 f"{_cell(claim.measured)} | {_cell(claim.criterion)} | {verdict} |"
             )
     lines.append("")
-    for name, result, note in entries:
-        lines += [f"## {_md(name)}", ""]
-        if note:
-            lines += [f"> Note: {_cell(note)}", ""]
-        if result is None:
-            continue
-        lines += [
-            f"Preset `{_md(result.preset)}`, seed {_md('?' if result.seed is None else result.seed)}, "
-            f"wall time {_seconds(result.wall_time_s)}.",
-            "",
-        ]
-        for claim in result.claims:
-            if claim.note:
-                lines.append(f"- **{_cell(claim.id)}**: {_cell(claim.note)}")
-        if any(c.note for c in result.claims):
-            lines.append("")
-        for key, value in result.metrics.items():
-            if isinstance(value, str) and "\n" in value:
-                lines += [f"### {_cell(key)}", "", _md(value), ""]
-        for artifact in dict.fromkeys(result.artifacts):  # each artifact once
-            path, why = artifact_file(run_dir, name, artifact)
-            rel = "./" + "/".join(quote(part, safe="") for part in f"{name}/{artifact}".split("/"))
-            if path is None:
-                lines.append(f"- {_cell(artifact)} ({why})")
-            elif artifact.lower().endswith(_IMAGE_SUFFIXES):
-                lines += [f"![{_cell(artifact)}]({rel})", ""]
-            else:
-                lines.append(f"- [{_cell(artifact)}]({rel})")
+    return lines
+
+
+def _study_lines(run_dir: Path, name: str, result: Result | None, note: str) -> list[str]:
+    """One study's section: its note, preset, seed and wall time, claim notes, text metrics and artifacts."""
+    lines = [f"## {_md(name)}", ""]
+    if note:
+        lines += [f"> Note: {_cell(note)}", ""]
+    if result is None:
+        return lines
+    lines += [
+        f"Preset `{_md(result.preset)}`, seed {_md('?' if result.seed is None else result.seed)}, "
+        f"wall time {_seconds(result.wall_time_s)}.",
+        "",
+    ]
+    for claim in result.claims:
+        if claim.note:
+            lines.append(f"- **{_cell(claim.id)}**: {_cell(claim.note)}")
+    if any(c.note for c in result.claims):
         lines.append("")
-    return write_atomic(run_dir / "report.md", "\n".join(lines), what="report")
+    for key, value in result.metrics.items():
+        if isinstance(value, str) and "\n" in value:
+            lines += [f"### {_cell(key)}", "", _md(value), ""]
+    lines += _artifact_lines(run_dir, name, result.artifacts)
+    lines.append("")
+    return lines
+
+
+def _artifact_lines(run_dir: Path, name: str, artifacts: list[str]) -> list[str]:
+    """Each artifact once: an image inline, another file as a link, a missing or unsafe one with why."""
+    lines: list[str] = []
+    for artifact in dict.fromkeys(artifacts):  # each artifact once
+        path, why = artifact_file(run_dir, name, artifact)
+        rel = "./" + "/".join(quote(part, safe="") for part in f"{name}/{artifact}".split("/"))
+        if path is None:
+            lines.append(f"- {_cell(artifact)} ({why})")
+        elif artifact.lower().endswith(_IMAGE_SUFFIXES):
+            lines += [f"![{_cell(artifact)}]({rel})", ""]
+        else:
+            lines.append(f"- [{_cell(artifact)}]({rel})")
+    return lines
