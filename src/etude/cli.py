@@ -179,6 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="the studies, their claims and presets").set_defaults(func=_cmd_list)
 
+    _add_reproduce(sub)
+    _add_report(sub)
+
+    for module in DOMAIN_CLIS:
+        import_module(module).add_commands(sub, _Parser)
+    return parser
+
+
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    """The ``reproduce`` verb: studies, preset, seeds, jobs, run folder, data, and scaling out."""
     rep = sub.add_parser(
         "reproduce",
         help="run studies and write result.json per study",
@@ -212,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the preset's dataset is looked for first (see `etude data`)",
     )
     rep.add_argument("--download", action="store_true", help="fetch a missing dataset first (never done otherwise)")
+    _add_scaling(rep)
+    rep.set_defaults(func=_cmd_reproduce)
+
+
+def _add_scaling(rep: argparse.ArgumentParser) -> None:
+    """``reproduce``'s Lightning Fabric options: devices, strategy, precision, nodes, accelerator."""
     scale = rep.add_argument_group("scaling out (studies that train through Lightning Fabric; see README)")
     scale.add_argument("--devices", type=int, default=None, metavar="N", help="processes (devices) per node")
     scale.add_argument("--strategy", default=None, help="'auto' (one device) or 'ddp'")
@@ -225,17 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="machines (launch with torchrun or fabric run)",
     )
     scale.add_argument("--accelerator", default=None, help="auto, cpu, cuda, gpu, mps (default: the preset's device)")
-    rep.set_defaults(func=_cmd_reproduce)
 
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    """The ``report`` verb: write report.md and report.html for a run folder, optionally serve it."""
     report = sub.add_parser("report", help="write report.md and a self-contained report.html for a run folder")
     report.add_argument("run_dir")
     report.add_argument("--serve", action="store_true", help="then serve the folder on localhost")
     report.add_argument("--port", type=int, default=8000, help="1-65535, or 0 for any free port (default 8000)")
     report.set_defaults(func=_cmd_report)
-
-    for module in DOMAIN_CLIS:
-        import_module(module).add_commands(sub, _Parser)
-    return parser
 
 
 def _debug(args: argparse.Namespace | None) -> bool:
