@@ -171,47 +171,14 @@ def _numbers(value: Any) -> list[float]:
 
 def _rule(f: dataclasses.Field, values: list[Any]) -> FieldRule:
     """The rule of field ``f`` from its values over the presets (and its metadata, which wins)."""
-    first = values[0]
-    kind: type = type(first)
-    item: type | None = None
-    if isinstance(first, (tuple, list)):
-        items = [v for value in values for v in value]
-        types = {float if type(v) is int and any(type(w) is float for w in items) else type(v) for v in items}
-        item = types.pop() if len(types) == 1 else (float if types <= {int, float} else None)
-        numeric = item in (int, float)
-    else:
-        numeric = kind in (int, float)
+    kind, item, numeric = _kinds(values)
     numbers = [x for value in values for x in _numbers(value)]
     low: float | None = None
     high: float | None = None
     low_open = high_open = False
     meaning = ""
     if numeric and numbers:
-        integral = kind is int or item is int
-        largest = max(abs(x) for x in numbers)
-        high = float(max(16, OVERRIDE_GROWTH * largest)) if integral else FLOAT_GROWTH * largest or 1.0
-        if min(numbers) < 0:
-            low, meaning = -high, "a number"
-        elif min(numbers) > 0:
-            low, low_open, meaning = 0.0, True, ("a size or count" if integral else "a positive number")
-        else:
-            low, meaning = 0.0, "a non-negative number"
-        if integral:
-            high = float(int(high))
-            if low_open:
-                low, low_open = 1.0, False
-        if low_open and not integral:  # a positive float: within FLOAT_GROWTH of the presets' scale both ways
-            low, low_open = min(numbers) / FLOAT_GROWTH, False
-        if _is_learning_rate(f.name) and not integral:
-            meaning = "a learning rate"
-        if "fraction" in f.name or f.name in _FRACTIONS:
-            meaning = "a fraction"
-            low, low_open = (0.0, False) if min(numbers) == 0 else (FRACTION_MARGIN, False)
-            high, high_open = (1.0, False) if max(numbers) == 1 else (1 - FRACTION_MARGIN, False)
-        if any(part in f.name for part in OFF_AT_ZERO) and low is not None and low > 0:
-            low, low_open = 0.0, False
-            plain = "a count" if integral else "a non-negative number"
-            meaning = f"{'a fraction' if meaning == 'a fraction' else plain} (0: none)"
+        low, high, low_open, high_open, meaning = _bounds(f.name, numbers, integral=kind is int or item is int)
     lengths = [len(v) for v in values if isinstance(v, (tuple, list))]
     meta = dict(f.metadata.get("etude", {})) if f.metadata else {}
     unknown = set(meta) - set(_KEYS)
@@ -231,6 +198,59 @@ def _rule(f: dataclasses.Field, values: list[Any]) -> FieldRule:
         choices=tuple(meta.get("choices", ())),
         min_items=int(meta.get("min_items", 0)),
     )
+
+
+def _kinds(values: list[Any]) -> tuple[type, type | None, bool]:
+    """The field's type, its items' type (a tuple or list; None if mixed), and whether it holds numbers.
+
+    Items mixing int and float are floats.
+    """
+    first = values[0]
+    kind: type = type(first)
+    item: type | None = None
+    if isinstance(first, (tuple, list)):
+        items = [v for value in values for v in value]
+        types = {float if type(v) is int and any(type(w) is float for w in items) else type(v) for v in items}
+        item = types.pop() if len(types) == 1 else (float if types <= {int, float} else None)
+        numeric = item in (int, float)
+    else:
+        numeric = kind in (int, float)
+    return kind, item, numeric
+
+
+def _bounds(name: str, numbers: list[float], *, integral: bool) -> tuple[float, float, bool, bool, str]:
+    """``(low, high, low_open, high_open, meaning)`` of a numeric field from the presets' ``numbers``.
+
+    The sign of the numbers picks the lower bound; the upper one is ``OVERRIDE_GROWTH`` (integers) or
+    ``FLOAT_GROWTH`` (floats) times the largest; the field's name refines it (learning rate, fraction, off at zero).
+    """
+    low: float
+    low_open = high_open = False
+    largest = max(abs(x) for x in numbers)
+    high = float(max(16, OVERRIDE_GROWTH * largest)) if integral else FLOAT_GROWTH * largest or 1.0
+    if min(numbers) < 0:
+        low, meaning = -high, "a number"
+    elif min(numbers) > 0:
+        low, low_open, meaning = 0.0, True, ("a size or count" if integral else "a positive number")
+    else:
+        low, meaning = 0.0, "a non-negative number"
+    if integral:
+        high = float(int(high))
+        if low_open:
+            low, low_open = 1.0, False
+    if low_open and not integral:  # a positive float: within FLOAT_GROWTH of the presets' scale both ways
+        low, low_open = min(numbers) / FLOAT_GROWTH, False
+    if _is_learning_rate(name) and not integral:
+        meaning = "a learning rate"
+    if "fraction" in name or name in _FRACTIONS:
+        meaning = "a fraction"
+        low, low_open = (0.0, False) if min(numbers) == 0 else (FRACTION_MARGIN, False)
+        high, high_open = (1.0, False) if max(numbers) == 1 else (1 - FRACTION_MARGIN, False)
+    if any(part in name for part in OFF_AT_ZERO) and low > 0:
+        low, low_open = 0.0, False
+        plain = "a count" if integral else "a non-negative number"
+        meaning = f"{'a fraction' if meaning == 'a fraction' else plain} (0: none)"
+    return low, high, low_open, high_open, meaning
 
 
 def field_rules(presets: Iterable[Any]) -> dict[str, FieldRule]:
