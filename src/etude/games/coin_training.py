@@ -249,13 +249,7 @@ def train_coin(
         unnormalized DiCE value sum_t gamma^t r_t.
     :param checkpoint: with resume=True a killed run continues to the same result.
     """
-    for name in (learner1, learner2):
-        if name not in COIN_LEARNERS:
-            raise BadInputError(f"unknown coin-game learner {name!r}; expected one of {list(COIN_LEARNERS)}")
-    check_int("steps", steps, 0)
-    check_number("gamma", gamma, 0, 1, low_open=True, high_open=True)
-    for name, value in (("lr", lr), ("opponent_lr", opponent_lr)):
-        check_number(name, value, 0, low_open=True)
+    _check_settings((learner1, learner2), steps, gamma, lr, opponent_lr)
     seed_list = as_seed_list(seeds)
     policy = MLPPolicy(CoinGame(1, grid).obs_dim, hidden, memory)  # CoinGame validates grid
     config = {"learners": [learner1, learner2], "steps": steps, "seeds": seed_list, "episodes": episodes}
@@ -284,3 +278,14 @@ def train_coin(
     evaluation = torch.Generator().manual_seed(generator_seed(seed_list[0] * 1_000_003 + n + 1))
     final = coin_outcomes(play_coin(policy, final_theta[:, 0], final_theta[:, 1], episodes, horizon, grid, evaluation))
     return CoinHistory(learners, seed_list, curves, final, final_theta, config)
+
+
+def _check_settings(learners: tuple[str, str], steps: int, gamma: float, lr: float, opponent_lr: float) -> None:
+    """Refuse an unknown learner, a negative step count, gamma outside (0, 1) and a non-positive rate."""
+    for name in learners:
+        if name not in COIN_LEARNERS:
+            raise BadInputError(f"unknown coin-game learner {name!r}; expected one of {list(COIN_LEARNERS)}")
+    check_int("steps", steps, 0)
+    check_number("gamma", gamma, 0, 1, low_open=True, high_open=True)
+    for name, value in (("lr", lr), ("opponent_lr", opponent_lr)):
+        check_number(name, value, 0, low_open=True)
