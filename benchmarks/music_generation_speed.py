@@ -27,12 +27,12 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+from provenance import commit
 
 from etude.music.autoencoder import TransformerAutoencoder
 from etude.music.generate import generate
@@ -40,13 +40,6 @@ from etude.music.training import Crops, fit
 from etude.music.transformer import MusicTransformer, TransformerConfig
 from etude.studies.protocol import versions
 
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def compare_steps(length: int, batches: list[int], dim: int, layers: int, heads: int, seed: int) -> dict:
@@ -155,7 +148,7 @@ def main() -> None:
     fit(tae, data, steps=20, batch_size=16, lr=1e-3, seed=0, show_progress=False)
     train_tps = 20 * 16 * 63 / (time.perf_counter() - start)
     record = {"benchmark": "music_generation_speed", "date": datetime.date.today().isoformat(),
-              "settings": vars(args), "versions": versions(), "commit": _commit(), "step_comparison": comparison,
+              "settings": vars(args), "versions": versions(), "commit": commit(), "step_comparison": comparison,
                       "load_average_1_5_15": {"before": [round(v, 2) for v in load_before],
                                               "after": [round(v, 2) for v in os.getloadavg()]},
                       "generation": figures, f"batched_generation_L{args.batch_length}": batched,

@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 import torch  # noqa: E402
 from scipy.linalg import blas, lapack  # noqa: E402
+from provenance import commit  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 from etude.similarity import linear_cka, mean_cca, pairwise, pwcca  # noqa: E402
@@ -195,13 +196,6 @@ def bench_shared(n: int, p: int, k: int) -> dict:
             "ratio": round(shared / separate, 3), "max_abs_diff": diff}
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -222,7 +216,7 @@ def main() -> None:
         warm = layers(9, 200, [8, 8])
         mean_cca(warm[0], warm[1]), pwcca(warm[0], warm[1]), linear_cka(warm[0], warm[1])  # imports, first calls
         record = {
-            "benchmark": "similarity_speed", "date": datetime.date.today().isoformat(), "commit": _commit(),
+            "benchmark": "similarity_speed", "date": datetime.date.today().isoformat(), "commit": commit(),
             "settings": vars(args), "google_svcca_commit": svcca_commit,
             "versions": {"torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
                          "python": sys.version.split()[0]},
