@@ -5,7 +5,7 @@ Every domain's 2-rank training runs in ONE launch of two interpreters sharing on
 ``prepare(work)`` (inputs and one-process checkpoints, written before the launch), ``main(fabric, work)``
 (its part of the launch, run by ``ddp_worker.py`` on both ranks), ``oracle(work)`` (the one-process runs,
 cached) and ``CASES`` / ``check(work, case)`` (the equality of the ranks with one process, asserted by the
-one parametrized test in ``runtime/test_runtime_ddp.py``). The domains' test files check the rest
+one parametrized test in ``runtime/test_ddp.py``). The domains' test files check the rest
 (resume across world sizes, dropout masks, the CLI on 2 ranks) on the same launch's files.
 
 ``run_two_ranks(command, cwd)`` starts ``command`` (a script that launches its second rank through
@@ -16,9 +16,9 @@ teardown, rank 0 waiting for rank 1), ``save_rank`` saves a rank's results, and 
 stand in for a run killed after N steps (they raise ``Stop``). In the tests, ``max_difference`` and
 ``assert_equal_states`` compare parameters, and ``reproduced_on_two_ranks_and_one`` returns a study's result
 from the shared launch's 2-rank CLI run (``CLI_CASES``) and from one process, after checking that rank 0 alone
-reported and wrote. Import as ``from ddp_support import ...``:
-pytest puts ``tests/`` on ``sys.path`` for its conftest, and ``run_two_ranks`` hands that ``sys.path`` to
-the helper scripts as ``PYTHONPATH``.
+reported and wrote. Import as ``from tests.ddp_support import ...``: ``tests`` is a package, pytest puts the
+repository root on ``sys.path``, and ``run_two_ranks`` hands that ``sys.path`` to the helper scripts as
+``PYTHONPATH``.
 """
 
 from __future__ import annotations

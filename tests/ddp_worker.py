@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from ddp_support import CLI_CASES, HELPERS, amae_renders, cli_cache, helper, on_two_ranks
+from tests.ddp_support import CLI_CASES, HELPERS, amae_renders, cli_cache, helper, on_two_ranks
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 CHANGES = {"os.mkdir", "os.rename", "os.remove", "os.rmdir", "os.symlink", "os.link", "os.truncate"}

@@ -1,5 +1,5 @@
 """Helper of the etude.data tests: tiny datasets written in their real on-disk formats
-(``from data_files import ...``; pytest puts this folder on sys.path)."""
+(``from tests.data.data_files import ...``; pytest puts the repository root on sys.path)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import Stop, assert_equal_states, dying, max_difference, save_rank
+from tests.ddp_support import Stop, assert_equal_states, dying, max_difference, save_rank
 
 MODELS = {"tp": ("realnvp", "tp"), "gp": ("realnvp", "gp"), "tp_no_flow": ("none", "tp")}
 STEPS, STOP, EVERY, EVAL_EVERY, WARMUP = 6, 4, 2, 3, 2

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import Stop, assert_equal_states, dying_attribute, max_difference, save_rank
+from tests.ddp_support import Stop, assert_equal_states, dying_attribute, max_difference, save_rank
 
 STEPS, STOP, EVERY = 6, 4, 2
 SETS, LR, SEED = 4, 3e-3, 5

@@ -33,6 +33,6 @@ def _private_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def write_midi_folder():
     """``write(root, count=6, seed=0, notes=30, prefix='piece') -> [paths]``: random MIDI files for folder tests."""
-    from midi_folders import write_performances
+    from tests.music.midi_folders import write_performances
 
     return write_performances

@@ -1,5 +1,5 @@
-"""Helper of the MIDI-folder tests: random performances written as MIDI files (``from midi_folders import ...``;
-pytest puts ``tests/music`` on ``sys.path`` for its conftest)."""
+"""Helper of the MIDI-folder tests: random performances written as MIDI files
+(``from tests.music.midi_folders import ...``; pytest puts the repository root on ``sys.path``)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_support import save_rank
+from tests.ddp_support import save_rank
 from torch import nn
 
 SEED = 1234

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from ddp_support import assert_equal_states, max_difference, save_rank
+from tests.ddp_support import assert_equal_states, max_difference, save_rank
 
 ARCHS = {"mlp": [8, 8], "cnn": [3, 3]}
 EPOCHS, BATCH, LR, SEED, SNAPSHOTS = 3, 64, 1e-2, 11, (1, 2)

@@ -94,7 +94,7 @@ def test_report_of_a_missing_folder(capsys, tmp_path) -> None:
 
 @pytest.fixture
 def keep_threads():
-    """Restore torch's thread count: a propagated error leaves the study's (see test_studies_runner)."""
+    """Restore torch's thread count: a propagated error leaves the study's (see tests/studies/test_runner.py)."""
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)

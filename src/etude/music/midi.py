@@ -3,7 +3,7 @@
 The reader parses the bytes itself, once (``etude.music.midi_rules``, compiled by numba): the
 events of each track as mido reads them, notes paired as ``pretty_midi`` pairs them, the pedal
 as ``note_seq`` applies it. pretty_midi and note_seq are the tests' references
-(``tests/music/test_music_midi_parity.py``: notes equal to 1 ms, their 388-event encoding equal
+(``tests/music/test_midi_parity.py``: notes equal to 1 ms, their 388-event encoding equal
 token for token, on music21 pieces outside Bach, edge-case files and random files); symusic,
 whose parse it is timed against (``benchmarks/midi_read_speed.py``), writes the files.
 
