@@ -6,14 +6,24 @@ import pytest
 import torch
 
 
+_LAUNCH = {"shared_run", "reproduced_on_two_ranks_and_one"}
+"""The names in ``tests.ddp_support`` that start (or read) the one shared 2-rank launch."""
+
+
+def _uses_shared_launch(item) -> bool:
+    if "ddp_run" in getattr(item, "fixturenames", ()):
+        return True
+    code = getattr(getattr(item, "function", None), "__code__", None)
+    return code is not None and bool(_LAUNCH & set(code.co_names))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Groups for pytest-xdist's ``--dist loadgroup`` (``make test``): a file's tests stay on one worker, so
-    its module-scoped runs happen once, and the 2-rank DDP files (``test_ddp.py``) share one worker, so the
-    one shared 2-rank launch (``tests.ddp_support.shared_run``, cached per process) runs once."""
+    """Groups for pytest-xdist's ``--dist loadgroup`` (``make test``): the tests that read the one shared
+    2-rank launch (``tests.ddp_support.shared_run``, cached per process) share one worker, so it runs once;
+    every other test stays with its file's group, so a module-scoped run happens once."""
     for item in items:
-        path = item.path
-        group = "ddp" if path.name == "test_ddp.py" else path.relative_to(config.rootpath).as_posix()
+        group = "ddp" if _uses_shared_launch(item) else item.path.relative_to(config.rootpath).as_posix()
         item.add_marker(pytest.mark.xdist_group(group))
 
 
