@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import pickle
+import struct
 import wave
 from pathlib import Path
 
@@ -90,3 +92,40 @@ def write_cifar(folder: Path, rows: int = 3) -> dict[str, np.ndarray]:
     meta = {b"label_names": [b"airplane"], b"num_cases_per_batch": rows}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     return batches
+
+
+NORB_TRAIN = "smallnorb-5x46789x9x18x6x2x96x96-training"
+NORB_TEST = "smallnorb-5x01235x9x18x6x2x96x96-testing"
+
+
+def norb_matrix(magic: int, array: np.ndarray, dtype: str) -> bytes:
+    """Header by hand: magic, ndim, max(ndim, 3) sizes padded with 1, all little-endian int32; then the data."""
+    dims = list(array.shape) + [1] * (3 - array.ndim)
+    return (
+        struct.pack("<ii", magic - (1 << 32) if magic >= 1 << 31 else magic, array.ndim)
+        + struct.pack(f"<{len(dims)}i", *dims)
+        + array.astype(dtype).tobytes()
+    )
+
+
+def write_norb_folder(
+    folder: Path, n: int = 4, gz: bool = False, n_test: int | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The six smallNORB files: ``n`` random training stereo pairs 2x96x96 (``n_test`` test pairs, ``n`` when
+    None), categories cycling 0..4, random info; {prefix: (dat, cat, info)}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for prefix, count in ((NORB_TRAIN, n), (NORB_TEST, n if n_test is None else n_test)):
+        dat = rng.integers(0, 256, (count, 2, 96, 96), dtype=np.uint8)
+        cat = np.arange(count, dtype=np.int32) % 5
+        info = rng.integers(0, 18, (count, 4)).astype(np.int32)
+        for kind, raw in (
+            ("dat", norb_matrix(0x1E3D4C55, dat, "u1")),
+            ("cat", norb_matrix(0x1E3D4C54, cat, "<i4")),
+            ("info", norb_matrix(0x1E3D4C54, info, "<i4")),
+        ):
+            path = folder / f"{prefix}-{kind}.mat{'.gz' if gz else ''}"
+            path.write_bytes(gzip.compress(raw) if gz else raw)
+        arrays[prefix] = (dat, cat, info)
+    return arrays

@@ -10,7 +10,7 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from tests.data.data_files import ROWS, write_cifar, write_maestro, write_mnist, write_wav
+from tests.data.data_files import ROWS, write_cifar, write_maestro, write_mnist, write_norb_folder, write_wav
 
 from etude.cli import main
 from etude.data import get_spec
@@ -56,11 +56,12 @@ STUDIES = list(PAPER_DATA)
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     """MNIST with 140 training images per class (BRUNO's per-class splits need 20-image sequences), and
-    CIFAR-10 with 20 images per batch; as the releases lay them out."""
+    CIFAR-10 with 20 images per batch, smallNORB with 60 training pairs; as the releases lay them out."""
     root = tmp_path_factory.mktemp("datasets")
     write_mnist(root / "mnist", n=(1400, 50))
     write_mnist(root / "fashion-mnist", gz=False, n=(300, 50), seed=1)
     write_cifar(root / "cifar-10-batches-py", rows=20)
+    write_norb_folder(root / "smallnorb", n=60, n_test=2)
     t = np.arange(88_200) / 44_100  # 2 s at 44.1 kHz, resampled to the model's 16 kHz
     for k in range(4):
         write_wav(root / "piano" / f"take{k}.wav", 0.5 * np.sin(2 * np.pi * (220 + 40 * k) * t) * np.exp(-t), 44_100)
@@ -120,6 +121,24 @@ def test_pwcca_reads_28x28_and_3x32x32_images_into_its_mlps_and_cnns(data_dir) -
     assert cnn.conv1.in_channels == 3  # RGB from the flattened size alone
     with pytest.raises(Exception, match="s\\^2 or 3 s\\^2"):
         make_cnn([2], seed=0, inputs=50)
+
+
+def test_metavae_full_runs_on_smallnorb_with_set_and_refuses_it_missing(data_dir, tmp_path, capsys) -> None:
+    norb = ("--preset", "full", "--set", "dataset=smallnorb")
+    code, err = reproduce(capsys, "metavae", tmp_path / "run", *norb, "--data-dir", str(data_dir))
+    assert code == 0, err
+    folder = tmp_path / "run" / "metavae"
+    result = json.loads((folder / "result.json").read_text())
+    assert result["status"] == "ok" and result["settings"]["dataset"] == "smallnorb"
+    record = json.loads((folder / "run-record.json").read_text())
+    assert record["data"] == {"smallnorb": dataset_identity("smallnorb", data_dir)}
+    assert record["data"]["smallnorb"]["files"] == 6
+    assert "rotation_probe" in result["metrics"] and "scale_probe" in result["metrics"]
+    out = tmp_path / "missing"
+    code, err = reproduce(capsys, "metavae", out, *norb, "--data-dir", str(tmp_path / "empty"))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("etude: error: ") and "not found" in lines[0]
+    assert f"get it: {get_spec('smallnorb').how}" in lines[0] and not out.exists()
 
 
 def test_a_resume_on_other_data_refuses(data_dir, tmp_path, capsys) -> None:

@@ -5,8 +5,9 @@ its recipe is not published, ours is `MogRecipe`) and the transformation-invaria
 (one distribution per rotation or scale, with the official interleaved, sparse and contiguous
 splits of the values into seen and unseen: ``src/datasets/mnist.py`` of
 github.com/mhw32/meta-inference-public). Images: scikit-learn's bundled `load_digits` (1,797 8x8
-digits), no download.
-Shapes: M distributions, P points each, D = 2 (MoG) or 64 (digits).
+digits), no download; or MNIST, Fashion-MNIST (28x28) or smallNORB (left camera, 32x32), read by
+`etude.data`.
+Shapes: M distributions, P points each, D = 2 (MoG), 64 (digits), 784 (MNIST) or 1024 (smallNORB).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from etude.errors import BadInputError
 from etude.validation import check_int
 
 __all__ = [
+    "NORB_SIDE",
     "SPLIT_STYLES",
     "TRANSFORMS",
     "Batch",
     "MogFamily",
+    "area_downsample",
     "MogRecipe",
     "load_digit_images",
     "load_family_images",
@@ -101,8 +104,22 @@ def load_digit_images() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(digits.images / 16.0, dtype=torch.float32), torch.tensor(digits.target, dtype=torch.long)
 
 
-IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist")
-"""What ``dataset`` may name: the bundled 8x8 digits, or MNIST / Fashion-MNIST (28x28, `etude.data`)."""
+IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist", "smallnorb")
+"""What ``dataset`` may name: the bundled 8x8 digits, MNIST / Fashion-MNIST (28x28) or smallNORB (32x32), `etude.data`."""
+
+NORB_SIDE = 32
+"""Side smallNORB's 96x96 images are averaged down to: ``image_size`` 32 in the official norb configs
+(``scripts/configs/norb/*/meta.json`` of github.com/mhw32/meta-inference-public)."""
+
+
+def area_downsample(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Area averaging of images [N, H, W] to [N, side, side]: out[i, j] = mean of the disjoint
+    (H / side) x (W / side) block at (i, j); H and W must be multiples of ``side``."""
+    check_int("side", side, 1)
+    n, h, w = images.shape
+    if h % side or w % side:
+        raise BadInputError(f"area averaging to {side}x{side} needs sides that are multiples of {side}, got {h}x{w}")
+    return torch.nn.functional.avg_pool2d(images[:, None], (h // side, w // side))[:, 0]
 
 
 def load_family_images(
@@ -111,15 +128,30 @@ def load_family_images(
     """The items of the transformation family: images [N, H, W] in [0, 1] and labels [N].
 
     'digits': scikit-learn's 1,797 (8x8, ``count`` ignored); 'mnist' / 'fashion-mnist': a seeded subset of
-    ``count`` images of the training split (28x28, grey level / 255), read by `etude.data`.
+    ``count`` images of the training split (28x28, grey level / 255), read by `etude.data`; 'smallnorb':
+    the left camera image of a seeded subset of ``count`` training pairs, grey level / 255 averaged over
+    3x3 blocks to 32x32 (`area_downsample`), labels the 5 categories. Wu et al. resize smallNORB to 32
+    (``load_norb`` in ``src/datasets/norb.py`` of github.com/mhw32/meta-inference-public: torchvision
+    ``Resize(32)``, antialiased bilinear, with both cameras' images as separate items); we take one
+    camera and a box filter, exact at the integer factor 3.
     """
+    from etude.data.images import LabelledImages
+    from etude.data.smallnorb import load_smallnorb
     from etude.data.use import check_dataset, load_images, take
 
     check_dataset("dataset", dataset, IMAGE_DATASETS)
     if dataset == "digits":
         return load_digit_images()
-    images, labels = take(load_images(dataset, "train", data_dir), count, seed)
-    return images.to(torch.float32) / 255.0, labels.to(torch.long)
+    if dataset == "smallnorb":
+        norb = load_smallnorb("train", data_dir or None)
+        items = LabelledImages(norb.images[:, 0], norb.labels, norb.classes, norb.source)  # the left camera
+    else:
+        items = load_images(dataset, "train", data_dir)
+    images, labels = take(items, count, seed)
+    images = images.to(torch.float32) / 255.0
+    if dataset == "smallnorb":
+        images = area_downsample(images, NORB_SIDE)
+    return images, labels.to(torch.long)
 
 
 def transform_images(images: torch.Tensor, kind: str, value: float) -> torch.Tensor:

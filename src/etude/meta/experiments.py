@@ -142,7 +142,7 @@ def mog_clustering(
 def transformation_probe(
     p, kind: str, values: tuple, style: str, run_seed: int, ckpt: Path, resume: bool, fabric: Fabric | None = None
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Train on the seen transformations of 1,200 digits; on 597 held-out digits measure
+    """Train on the seen transformations of ``pool`` images (1,200 digits); on the held-out rest measure
     (a) linear-probe accuracy on codes under the unseen transformations and (b) code stability
     (`code_stability`) under the seen ones, the transformations the family was amortized over.
     With a ``fabric``, as `mog_clustering`: every rank trains, rank 0 alone measures.
@@ -150,7 +150,7 @@ def transformation_probe(
     :returns: ({method or 'raw pixels': probe accuracy}, {method or 'raw pixels': stability ratio}).
     """
     g = torch.Generator().manual_seed(run_seed)
-    images, labels = load_family_images(p.dataset, p.images, run_seed, p.data_dir)  # [N, H, W]: 8x8 or 28x28
+    images, labels = load_family_images(p.dataset, p.images, run_seed, p.data_dir)  # [N, H, W]: 8x8, 28x28 or 32x32
     order = torch.randperm(len(images), generator=g)
     pool, probe_idx = order[: p.pool], order[p.pool :]
     if len(probe_idx) < 2:

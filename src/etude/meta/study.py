@@ -79,11 +79,12 @@ class MetaVaePreset:
     kmeans_restarts: int = 4
     """k-means restarts per clustering."""
     dataset: str = "digits"
-    """The items transformed: 'digits' (scikit-learn's bundled 8x8), 'mnist' or 'fashion-mnist' (28x28, `etude data`)."""
+    """The items transformed: 'digits' (scikit-learn's bundled 8x8), 'mnist' or 'fashion-mnist' (28x28) or
+    'smallnorb' (left camera, averaged to 32x32; labels the 5 categories), read by `etude data`."""
     data_dir: str = ""
     """Where the dataset is looked for first (``--data-dir``); '' = ``$ETUDE_DATA``, the cache, the Debian folder."""
     images: int = 1797
-    """Images taken (seeded) from MNIST or Fashion-MNIST's training split (the digits are 1,797 whatever this is)."""
+    """Images taken (seeded) from the dataset's training split (the digits are 1,797 whatever this is)."""
     pool: int = 1200
     """Images whose transformations the models train on; the rest are held out (probe and stability)."""
     device: str = "cpu"
@@ -245,18 +246,19 @@ def _judge_mog(claim: Claim, mog: list[dict], p: MetaVaePreset) -> dict:
 
 def _judge_digits(claims: dict[str, Claim], found: dict, p: MetaVaePreset) -> dict:
     r, st = found["rotation"], found["stability"]
+    held = f"{(1797 if p.dataset == 'digits' else p.images) - p.pool} held-out {p.dataset} images"
+    items = "8x8 scikit-learn digits instead of MNIST" if p.dataset == "digits" else f"items: {p.dataset}"
     holds, conclusive = criteria.beats_rivals_rule(r, p.digit_steps)
     claims["rotation_probe"].decide(
         f"probe accuracy on unseen rotations ({p.rotation_style} split of {list(p.rotations)}): " + _line(r, False),
         holds,
         conclusive=conclusive,
-        note="8x8 scikit-learn digits instead of MNIST; probe = standardized logistic regression on posterior "
-        "means, fitted on half of 597 held-out images under every unseen angle, scored on the other half. "
-        + _versus(r, RAW, lower_is_better=False),
+        note=f"{items}; probe = standardized logistic regression on posterior means, fitted on half of the "
+        f"{held} under every unseen angle, scored on the other half. " + _versus(r, RAW, lower_is_better=False),
     )
     holds, conclusive = criteria.stability_rule(st, p.digit_steps)
     claims["codes_stay_put"].decide(
-        "code distance across the seen rotations / between images, 597 held-out digits: " + _line(st, False),
+        f"code distance across the seen rotations / between images, {held}: " + _line(st, False),
         holds,
         conclusive=conclusive,
         note="posterior means; each model encodes every rotation with a context set of that rotation's "
