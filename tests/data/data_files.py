@@ -129,3 +129,42 @@ def write_norb_folder(
             path.write_bytes(gzip.compress(raw) if gz else raw)
         arrays[prefix] = (dat, cat, info)
     return arrays
+
+
+def write_omniglot(root: Path, drawings: int = 3) -> None:
+    """images_background: 2 alphabets x 2 characters; images_evaluation: 1 x 1. Character k's drawings have
+    ink (0) at row k, column j for drawing j."""
+    from PIL import Image
+
+    layout = {"images_background": {"Greek": 2, "Latin": 2}, "images_evaluation": {"Tengwar": 1}}
+    k = 0
+    for split, alphabets in layout.items():
+        for alphabet, characters in alphabets.items():
+            for c in range(characters):
+                folder = root / split / alphabet / f"character{c + 1:02d}"
+                folder.mkdir(parents=True)
+                for j in range(drawings):
+                    image = Image.new("1", (105, 105), 1)
+                    image.putpixel((j, k), 0)
+                    image.save(folder / f"{k:04d}_{j + 1:02d}.png")
+                k += 1
+
+
+def write_omniglot_scribbles(root: Path, background: int = 10, evaluation: int = 5, drawings: int = 20) -> None:
+    """An Omniglot tree of ``background`` and ``evaluation`` characters (one alphabet each), ``drawings`` 1-bit
+    105x105 PNGs per character: character k's drawings are a k-dependent bar with seeded random ink around it."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    k = 0
+    for split, alphabet, count in (("images_background", "Futurama", background), ("images_evaluation", "Atemayar", evaluation)):
+        for c in range(count):
+            folder = root / split / alphabet / f"character{c + 1:02d}"
+            folder.mkdir(parents=True)
+            for j in range(drawings):
+                paper = np.ones((105, 105), dtype=bool)
+                paper[10 + 6 * k : 16 + 6 * k, 10:95] = False
+                paper[rng.random((105, 105)) < 0.03] = False
+                Image.fromarray(paper).save(folder / f"{k:04d}_{j + 1:02d}.png")
+            k += 1
+

@@ -6,27 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from tests.data.data_files import write_omniglot
 
 from etude.data import load_omniglot
 from etude.errors import BadInputError, MissingDataError
-
-
-def write_omniglot(root: Path, drawings: int = 3) -> None:
-    """images_background: 2 alphabets x 2 characters; images_evaluation: 1 x 1. Character k's drawings have
-    ink (0) at row k, column j for drawing j."""
-    layout = {"images_background": {"Greek": 2, "Latin": 2}, "images_evaluation": {"Tengwar": 1}}
-    k = 0
-    for split, alphabets in layout.items():
-        for alphabet, characters in alphabets.items():
-            for c in range(characters):
-                folder = root / split / alphabet / f"character{c + 1:02d}"
-                folder.mkdir(parents=True)
-                for j in range(drawings):
-                    image = Image.new("1", (105, 105), 1)
-                    image.putpixel((j, k), 0)
-                    image.save(folder / f"{k:04d}_{j + 1:02d}.png")
-                k += 1
 
 
 def test_loads_both_splits_labelled_by_character(tmp_path) -> None:

@@ -10,7 +10,15 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from tests.data.data_files import ROWS, write_cifar, write_maestro, write_mnist, write_norb_folder, write_wav
+from tests.data.data_files import (
+    ROWS,
+    write_cifar,
+    write_maestro,
+    write_mnist,
+    write_norb_folder,
+    write_omniglot_scribbles,
+    write_wav,
+)
 
 from etude.cli import main
 from etude.data import get_spec
@@ -89,6 +97,21 @@ def reproduce(capsys, study: str, out: Path, *extra: str) -> tuple[int, str]:
     sets = [arg for item in TINY[study] for arg in ("--set", item)]
     code = main(["reproduce", study, "--out", str(out), *sets, *extra])
     return code, capsys.readouterr().err
+
+
+def test_bruno_full_runs_few_shot_on_omniglots_evaluation_characters(tmp_path, capsys) -> None:
+    write_omniglot_scribbles(tmp_path / "data" / "omniglot-py", background=10, evaluation=5)
+    code, err = reproduce(
+        capsys, "bruno", tmp_path / "run", "--preset", "full", "--data-dir", str(tmp_path / "data"),
+        "--set", "dataset=omniglot",
+    )  # fmt: skip
+    assert code == 0, err
+    folder = tmp_path / "run" / "bruno"
+    result = json.loads((folder / "result.json").read_text())
+    assert result["status"] == "ok" and result["settings"]["dataset"] == "omniglot"
+    record = json.loads((folder / "run-record.json").read_text())
+    assert record["data"] == {"omniglot": dataset_identity("omniglot", tmp_path / "data")}
+    assert record["data"]["omniglot"]["files"] == 300  # 15 characters x 20 drawings
 
 
 @pytest.mark.parametrize("study", STUDIES)

@@ -26,6 +26,8 @@ __all__ = [
     "load_digit_splits",
     "load_digits_arrays",
     "load_image_splits",
+    "load_omniglot_splits",
+    "omniglot_ink",
     "nearest_neighbour_predict",
     "sample_episodes",
     "sample_sequences",
@@ -90,8 +92,12 @@ def load_digit_splits(
     return _split_by_class(x, y, DIGIT_LEVELS, seed, train_classes, val_fraction, test_fraction)
 
 
-IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist")
+IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist", "omniglot")
 """What ``dataset`` may name: the bundled 8x8 digits, or a 28x28 set of `etude.data` (256 grey levels)."""
+
+OMNIGLOT_SIDE = 28
+"""Omniglot's 105x105 drawings are area-averaged to 28x28, the official models' observation shape
+(``obs_shape ... (seq_len, 28,28,1)`` in ``config_rnn/bn2_omniglot_tp.py`` of github.com/IraKorshunova/bruno)."""
 
 
 def load_image_splits(
@@ -106,14 +112,17 @@ def load_image_splits(
 ) -> DigitSplits:
     """`load_digit_splits` on ``dataset``: 'digits' ([N, 1, 8, 8], 17 levels) or MNIST / Fashion-MNIST's
     training split ([N, 1, 28, 28], 256 levels, read by `etude.data`; MissingDataError when absent), of
-    which ``per_class`` images of each class (seeded; 0 = all) are split the same way."""
+    which ``per_class`` images of each class (seeded; 0 = all) are split the same way; 'omniglot' is split
+    by character instead (`load_omniglot_splits`; ``train_classes`` does not apply)."""
     from etude.data.use import check_dataset, load_images
 
     check_dataset("dataset", dataset, IMAGE_DATASETS)
+    if dataset in ("digits", "omniglot") and per_class:
+        raise BadInputError(f"per_class applies to mnist and fashion-mnist; {dataset} is used whole")
     if dataset == "digits":
-        if per_class:
-            raise BadInputError("per_class applies to mnist and fashion-mnist; the digits are used whole")
         return load_digit_splits(seed, train_classes, val_fraction, test_fraction)
+    if dataset == "omniglot":
+        return load_omniglot_splits(seed, val_fraction, test_fraction, data_dir=data_dir)
     check_int("per_class", per_class, 0)
     data = load_images(dataset, "train", data_dir)
     x, y = data.images.to(torch.float32).unsqueeze(1), data.labels.to(torch.long)
@@ -126,6 +135,49 @@ def load_image_splits(
         order = torch.cat(keep).sort().values
         x, y = x[order], y[order]
     return _split_by_class(x, y, 256, seed, train_classes, val_fraction, test_fraction)
+
+
+def omniglot_ink(drawings: Tensor, side: int = OMNIGLOT_SIDE) -> Tensor:
+    """Omniglot drawings uint8 [N, 105, 105] (255 = paper) as ink grey levels [N, 1, side, side]: 255 - pixel,
+    area-averaged over each output pixel's block of input pixels (`adaptive_avg_pool2d`), rounded to 0..255."""
+    ink = 255.0 - drawings.to(torch.float32).unsqueeze(1)
+    return torch.nn.functional.adaptive_avg_pool2d(ink, side).round()
+
+
+def load_omniglot_splits(
+    seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.2, *, data_dir: str = ""
+) -> DigitSplits:
+    """Omniglot as BRUNO's splits (28x28, 256 levels, `omniglot_ink`): the characters of images_background are
+    split (seeded) into training, validation and test characters, each keeping its 20 drawings (so sequences
+    of 20 exist; the official code also holds out whole training classes for validation, ``valid_classes`` in
+    its ``utils.load_omniglot``), and every character of images_evaluation is unseen (few-shot episodes)."""
+    from etude.data.omniglot import load_omniglot
+
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise BadInputError(
+            f"val_fraction and test_fraction must be in (0, 1) with sum < 1, got {val_fraction} and {test_fraction}"
+        )
+    background = load_omniglot("background", data_dir or None)
+    evaluation = load_omniglot("evaluation", data_dir or None)
+    n = len(background.classes)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val, n_test = round(val_fraction * n), round(test_fraction * n)
+    if min(n_val, n_test, n - n_val - n_test) < 1:
+        raise BadInputError(f"{background.source}: {n} background characters are too few to split three ways")
+    x, y = omniglot_ink(background.images), background.labels
+    parts = [order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]]
+    val, test, train = (torch.isin(y, part) for part in parts)
+    return DigitSplits(
+        x[train],
+        y[train],
+        x[val],
+        y[val],
+        x[test],
+        y[test],
+        omniglot_ink(evaluation.images),
+        evaluation.labels + n,
+        256,
+    )
 
 
 def _split_by_class(
@@ -165,7 +217,11 @@ def _by_class(labels: Tensor, need: int) -> dict[int, Tensor]:
     groups = {int(c): torch.nonzero(labels == c).squeeze(1) for c in labels.unique()}
     small = {c: len(i) for c, i in groups.items() if len(i) < need}
     if small:
-        raise BadInputError(f"every class needs at least {need} images; these have fewer: {small}")
+        fewest = min(small, key=lambda c: small[c])
+        raise BadInputError(
+            f"every class needs at least {need} images; {len(small)} of {len(groups)} have fewer "
+            f"(class {fewest}: {small[fewest]})"
+        )
     return groups
 
 

@@ -81,7 +81,8 @@ class BrunoPreset:
     seeds: int = 1
     """Independent repetitions (split, models, evaluation); figures pool them."""
     dataset: str = "digits"
-    """The images: 'digits' (scikit-learn's bundled 8x8 digits), 'mnist' or 'fashion-mnist' (28x28, `etude data`)."""
+    """The images: 'digits' (scikit-learn's bundled 8x8 digits), 'mnist', 'fashion-mnist' or 'omniglot' (28x28,
+    `etude data`; Omniglot: background characters train, evaluation characters are the unseen few-shot classes)."""
     data_dir: str = ""
     """Where the dataset is looked for first (``--data-dir``); '' = ``$ETUDE_DATA``, the cache, the Debian folder."""
     per_class: int = field(default=0, metadata={"etude": {"low": 0, "high": 100_000}})
