@@ -157,7 +157,10 @@ def write_omniglot_scribbles(root: Path, background: int = 10, evaluation: int =
 
     rng = np.random.default_rng(0)
     k = 0
-    for split, alphabet, count in (("images_background", "Futurama", background), ("images_evaluation", "Atemayar", evaluation)):
+    for split, alphabet, count in (
+        ("images_background", "Futurama", background),
+        ("images_evaluation", "Atemayar", evaluation),
+    ):
         for c in range(count):
             folder = root / split / alphabet / f"character{c + 1:02d}"
             folder.mkdir(parents=True)
@@ -167,4 +170,3 @@ def write_omniglot_scribbles(root: Path, background: int = 10, evaluation: int =
                 paper[rng.random((105, 105)) < 0.03] = False
                 Image.fromarray(paper).save(folder / f"{k:04d}_{j + 1:02d}.png")
             k += 1
-

@@ -204,4 +204,4 @@ def test_long_on_fashion_mnist_and_the_quick_tier_on_the_digits(data_dir, tmp_pa
     code, err = reproduce(capsys, "pwcca", tmp_path / "other", "--preset", "quick", "--data-dir", str(data_dir))
     assert code == 2 and "reads bundled data (dataset='digits')" in err and not (tmp_path / "other").exists()
     code, err = reproduce(capsys, "bruno", tmp_path / "other", "--preset", "full", "--set", "dataset=cifar10")
-    assert code == 2 and "dataset must be one of digits, mnist, fashion-mnist, got 'cifar10'" in err
+    assert code == 2 and "dataset must be one of digits, mnist, fashion-mnist, omniglot, got 'cifar10'" in err
