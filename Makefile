@@ -9,7 +9,8 @@ PRESET ?= quick
 RUN_DIR ?= runs/$(PRESET)
 SEED ?= 0
 JOBS ?= auto
-# pytest-xdist workers for `make test` (one per core, at most 4; TEST_WORKERS=0 runs in this process).
+# pytest-xdist workers for `make test` (one per core, at most 4, each test file on one worker; TEST_WORKERS=0
+# runs in this process). The 2-rank DDP launch is shared between workers (tests/ddp_support.py).
 TEST_WORKERS ?= auto
 
 .PHONY: install system-deps lint format test reproduce core-check clean
@@ -48,7 +49,7 @@ format: install
 	$(VENV)/bin/ruff format src
 
 test: install system-deps lint
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 reproduce: install system-deps
 	$(VENV)/bin/etude reproduce --preset $(PRESET) --seed $(SEED) --jobs $(JOBS) --out $(RUN_DIR)

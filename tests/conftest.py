@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import torch
 
 
-_LAUNCH = {"shared_run", "reproduced_on_two_ranks_and_one"}
-"""The names in ``tests.ddp_support`` that start (or read) the one shared 2-rank launch."""
+def pytest_configure(config):
+    """Under pytest-xdist the controller names the test run itself (``--testrunuid``), so that it can remove
+    the 2-rank launch its workers shared (``tests.ddp_support.shared_run``) when the session ends."""
+    if not hasattr(config, "workerinput") and getattr(config.option, "testrunuid", "absent") is None:
+        config.option.testrunuid = uuid.uuid4().hex
 
 
-def _uses_shared_launch(item) -> bool:
-    if "ddp_run" in getattr(item, "fixturenames", ()):
-        return True
-    code = getattr(getattr(item, "function", None), "__code__", None)
-    return code is not None and bool(_LAUNCH & set(code.co_names))
+def pytest_sessionfinish(session):
+    run = getattr(session.config.option, "testrunuid", None)
+    if run and not hasattr(session.config, "workerinput"):
+        from tests.ddp_support import remove_shared
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Groups for pytest-xdist's ``--dist loadgroup`` (``make test``): the tests that read the one shared
-    2-rank launch (``tests.ddp_support.shared_run``, cached per process) share one worker, so it runs once;
-    every other test stays with its file's group, so a module-scoped run happens once."""
-    for item in items:
-        group = "ddp" if _uses_shared_launch(item) else item.path.relative_to(config.rootpath).as_posix()
-        item.add_marker(pytest.mark.xdist_group(group))
+        remove_shared(run)
 
 
 @pytest.fixture(autouse=True)

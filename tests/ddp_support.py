@@ -101,9 +101,40 @@ def shared_run() -> Path:
 
     Each helper's ``prepare`` writes its inputs first; then ``ddp_worker.py`` runs every helper's ``main`` on
     2 CPU ranks in one process group, so that the interpreters, Lightning's import and gloo's set-up are paid once.
+    Under pytest-xdist the workers share it: the first to ask launches under a file lock, the others wait and
+    read the same folder (``shared_root``; the controller removes it at the end, ``remove_shared``).
     """
-    root = Path(tempfile.mkdtemp(prefix="etude_ddp_"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        root = Path(tempfile.mkdtemp(prefix="etude_ddp_"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        return _launch(root)
+    import fcntl
+
+    root = shared_root(run)
+    with open(root.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "done").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            _launch(root)
+            (root / "done").touch()
+    return root
+
+
+def shared_root(run: str) -> Path:
+    """Where the xdist workers of test run ``run`` share the launch."""
+    return Path(tempfile.gettempdir()) / f"etude_ddp_{run}"
+
+
+def remove_shared(run: str) -> None:
+    """Remove the shared launch of test run ``run`` and its lock."""
+    root = shared_root(run)
+    shutil.rmtree(root, ignore_errors=True)
+    root.with_suffix(".lock").unlink(missing_ok=True)
+
+
+def _launch(root: Path) -> Path:
     torch.set_num_threads(1)
     for domain in HELPERS:
         (root / domain).mkdir()
@@ -160,7 +191,7 @@ def reproduced_on_two_ranks_and_one(study: str, files: set[str]) -> tuple[dict, 
     assert ranks[1]["written"] == [], f"rank 1 wrote {ranks[1]['written']}"
     assert files <= set(ranks[0]["written"])  # the audit sees writes
     two = json.loads((root / "cli" / "ddp" / study / "result.json").read_text())
-    one = one_process(study, root, root / "cli" / "one")
+    one = one_process(study, root, root / "cli" / f"one_{study}")  # one folder per study: xdist workers run them at once
     assert two["status"] == one["status"] == "ok", two["error"]
     assert two["settings"]["fabric"] == {"accelerator": "cpu", "precision": "32-true"}
     return two, one
