@@ -72,6 +72,13 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return digits.data.astype(np.float64), digits.target.astype(np.int64)
 
 
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise BadInputError(
+            f"val_fraction and test_fraction must be in (0, 1) with sum < 1, got {val_fraction} and {test_fraction}"
+        )
+
+
 def load_digit_splits(
     seed: int = 0,
     train_classes: tuple[int, ...] = (0, 2, 4, 6, 8),
@@ -82,10 +89,7 @@ def load_digit_splits(
     ``seed``); every image of the other classes into ``unseen``."""
     if not train_classes or not set(train_classes) <= set(range(10)):
         raise BadInputError(f"train_classes must be a non-empty subset of 0..9, got {train_classes!r}")
-    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise BadInputError(
-            f"val_fraction and test_fraction must be in (0, 1) with sum < 1, got {val_fraction} and {test_fraction}"
-        )
+    _check_fractions(val_fraction, test_fraction)
     images, target = load_digits_arrays()
     x = torch.tensor(images, dtype=torch.float32).reshape(-1, 1, 8, 8)
     y = torch.tensor(target, dtype=torch.long)
@@ -139,9 +143,10 @@ def load_image_splits(
 
 def omniglot_ink(drawings: Tensor, side: int = OMNIGLOT_SIDE) -> Tensor:
     """Omniglot drawings uint8 [N, 105, 105] (255 = paper) as ink grey levels [N, 1, side, side]: 255 - pixel,
-    area-averaged over each output pixel's block of input pixels (`adaptive_avg_pool2d`), rounded to 0..255."""
-    ink = 255.0 - drawings.to(torch.float32).unsqueeze(1)
-    return torch.nn.functional.adaptive_avg_pool2d(ink, side).round()
+    area-averaged over each output pixel's block of input pixels (`etude.data.images.area_mean`), rounded to 0..255."""
+    from etude.data.images import area_mean
+
+    return area_mean(255.0 - drawings.to(torch.float32).unsqueeze(1), side).round()
 
 
 def load_omniglot_splits(
@@ -153,10 +158,7 @@ def load_omniglot_splits(
     its ``utils.load_omniglot``), and every character of images_evaluation is unseen (few-shot episodes)."""
     from etude.data.omniglot import load_omniglot
 
-    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise BadInputError(
-            f"val_fraction and test_fraction must be in (0, 1) with sum < 1, got {val_fraction} and {test_fraction}"
-        )
+    _check_fractions(val_fraction, test_fraction)
     background = load_omniglot("background", data_dir or None)
     evaluation = load_omniglot("evaluation", data_dir or None)
     n = len(background.classes)

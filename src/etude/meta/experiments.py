@@ -12,7 +12,7 @@ datasets from latent codes (arXiv:1902.01950 v1; not in the AAAI version). Every
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -141,13 +141,14 @@ def mog_clustering(
 
 def transformation_probe(
     p, kind: str, values: tuple, style: str, run_seed: int, ckpt: Path, resume: bool, fabric: Fabric | None = None
-) -> tuple[dict[str, float], dict[str, float]]:
+) -> tuple[dict[str, float], dict[str, float], int]:
     """Train on the seen transformations of ``pool`` images (1,200 digits); on the held-out rest measure
     (a) linear-probe accuracy on codes under the unseen transformations and (b) code stability
     (`code_stability`) under the seen ones, the transformations the family was amortized over.
     With a ``fabric``, as `mog_clustering`: every rank trains, rank 0 alone measures.
 
-    :returns: ({method or 'raw pixels': probe accuracy}, {method or 'raw pixels': stability ratio}).
+    :returns: ({method or 'raw pixels': probe accuracy}, {method or 'raw pixels': stability ratio}, the number
+        of held-out images).
     """
     g = torch.Generator().manual_seed(run_seed)
     images, labels = load_family_images(p.dataset, p.images, run_seed, p.data_dir)  # [N, H, W]: 8x8, 28x28 or 32x32
@@ -178,7 +179,7 @@ def transformation_probe(
             continue
         acc[name] = accuracy(model.encode(probe, ctx))
         stability[name] = code_stability(model.encode(held_seen, ctx_seen))
-    return acc, stability
+    return acc, stability, len(probe_idx)
 
 
 def per_method(rows: list[dict]) -> dict[str, list[float]]:
@@ -191,19 +192,23 @@ def all_seeds(p, seed: int, ckpt: Path, resume: bool, fabric: Fabric | None = No
     code stability, and the scale probe when the preset has scales.
 
     :returns: {'mog': [{method: errors per dataset} per seed], 'rotation' | 'stability' | 'scale':
-        {method: [value per seed]} ('scale' only with scales), 'example': one held-out MoG dataset}.
+        {method: [value per seed]} ('scale' only with scales), 'example': one held-out MoG dataset, 'held_out':
+        the probes' held-out images}.
     """
     mog, rot, stab, scale, example = [], [], [], [], None
     for s in [seed * 1000 + k for k in range(p.seeds)]:
         errors, ex = mog_clustering(p, s, ckpt, resume, fabric)
         mog.append(errors)
         example = example or ex
-        acc, stability = transformation_probe(p, "rotate", p.rotations, p.rotation_style, s, ckpt, resume, fabric)
+        acc, stability, held_out = transformation_probe(
+            p, "rotate", p.rotations, p.rotation_style, s, ckpt, resume, fabric
+        )
         rot.append(acc)
         stab.append(stability)
         if p.scales:
             scale.append(transformation_probe(p, "scale", p.scales, "contiguous", s, ckpt, resume, fabric)[0])
-    out = {"mog": mog, "rotation": per_method(rot), "stability": per_method(stab), "example": example}
+    out: dict[str, Any] = {"mog": mog, "rotation": per_method(rot), "stability": per_method(stab), "example": example}
+    out["held_out"] = held_out  # the probes' held-out images (the same count every seed)
     if scale:
         out["scale"] = per_method(scale)
     return out

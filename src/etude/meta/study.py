@@ -246,7 +246,7 @@ def _judge_mog(claim: Claim, mog: list[dict], p: MetaVaePreset) -> dict:
 
 def _judge_digits(claims: dict[str, Claim], found: dict, p: MetaVaePreset) -> dict:
     r, st = found["rotation"], found["stability"]
-    held = f"{(1797 if p.dataset == 'digits' else p.images) - p.pool} held-out {p.dataset} images"
+    held = f"{found['held_out']} held-out {p.dataset} images"
     items = "8x8 scikit-learn digits instead of MNIST" if p.dataset == "digits" else f"items: {p.dataset}"
     holds, conclusive = criteria.beats_rivals_rule(r, p.digit_steps)
     claims["rotation_probe"].decide(
