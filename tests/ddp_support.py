@@ -104,6 +104,7 @@ def shared_run() -> Path:
     Under pytest-xdist the workers share it: the first to ask launches under a file lock, the others wait and
     read the same folder (``shared_root``; the controller removes it at the end, ``remove_shared``).
     """
+    torch.set_num_threads(1)  # in every worker: the one-process oracles that follow are compared to 1e-6
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if run is None:
         root = Path(tempfile.mkdtemp(prefix="etude_ddp_"))
@@ -135,7 +136,6 @@ def remove_shared(run: str) -> None:
 
 
 def _launch(root: Path) -> Path:
-    torch.set_num_threads(1)
     for domain in HELPERS:
         (root / domain).mkdir()
         helper(domain).prepare(root / domain)
