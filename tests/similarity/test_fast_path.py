@@ -51,6 +51,11 @@ def test_gram_and_cross_equal_explicitly_centred_products(case: str) -> None:
     assert np.array_equal(gram(cx).numpy(), gram(cx).numpy().T)
     ref_cross = _centred_product(x * scale, y * np.ldexp(1.0, -cy.exponent))
     assert np.abs(cross(cx, cy).numpy() - ref_cross).max() <= 1e-12 * np.abs(ref_cross).max(), case
+    small = y - y.mean(0) + 0.1  # a folded side beside an explicitly centred one: the rounding of x's mean
+    cs = check_matrix(small, "y")  # at its offset's scale, times y's mean, must not enter X_c^T Y_c
+    ref_small = _centred_product(x * scale, small)
+    assert np.abs(cross(cx, cs).numpy() - ref_small).max() <= 1e-12 * np.abs(ref_small).max(), case
+    assert np.abs(cross(cs, cx).numpy() - ref_small.T).max() <= 1e-12 * np.abs(ref_small).max(), case
     if case in ("offset", "step"):
         assert cx.cache["folded"] is False  # large offsets are centred explicitly
     if case in ("centred", "relu", "tiny"):

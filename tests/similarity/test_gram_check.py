@@ -1,4 +1,4 @@
-"""The check read off the raw Gram diagonal (`checked_by_gram`) against the one-pass min/max check."""
+"""The checks read off Gram diagonals (raw: `checked_by_gram`; shifted joint: `centred_joint_gram`) against the one-pass min/max check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from etude.similarity import cka as cka_module
 from etude.similarity import linear_cka
 from etude.similarity._validation import check_matrix
-from etude.similarity.gram import checked_by_gram, gram
+from etude.similarity.gram import centred_joint_gram, checked_by_gram, gram, sample_median
 
 
 def _data() -> np.ndarray:
@@ -78,25 +78,97 @@ def test_gram_check_leaves_the_other_cases_to_the_min_max_check(case: str) -> No
     assert checked_by_gram(torch.from_numpy(_refused()[case])) is None
 
 
-def test_linear_cka_takes_the_gram_check_and_equals_the_general_path(monkeypatch) -> None:
+def _joint_accepted() -> dict[str, np.ndarray]:
+    """What the shifted joint syrk of a small pair decides: `_accepted`, plus offsets and constant columns,
+    which the shift by a column entry (`sample_median`) brings within reach of folded centring."""
+    x, refused = _data(), _refused()
+    extra = {k: refused[k] for k in ("step", "offset", "dead", "tiny_dead")}
+    accepted = {k: v for k, v in _accepted().items() if k != "tiny_live"}
+    return {**accepted, **extra, "offset_2": x + 2.0}
+
+
+def _joint_refused() -> dict[str, np.ndarray]:
+    """Left to `check_matrix`: non-finite values, out-of-range scales, and squares lost to underflow
+    (tiny_live's +-1e-300, shifted by +1e-300, leaves x' at 0 and -2e-300 with sum of squares 0)."""
+    refused = {k: v for k, v in _refused().items() if k in ("nan", "inf", "tiny", "huge", "above_2**64")}
+    return {**refused, "tiny_live": _accepted()["tiny_live"]}
+
+
+def _explicit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """[X_c Y_c]^T [X_c Y_c] from `check_matrix`'s dead neurons and explicit centring (the reference)."""
+    cx, cy = check_matrix(x, "x"), check_matrix(y, "y")
+    assert cx.exponent == cy.exponent == 0
+    joint = np.hstack([cx.centred().numpy(), cy.centred().numpy()])
+    return joint.T @ joint
+
+
+@pytest.mark.parametrize("case", list(_joint_accepted()))
+def test_centred_joint_gram_equals_explicit_centring(case: str) -> None:
+    x = _joint_accepted()[case]
+    y = np.random.default_rng(1).standard_normal((300, 5)) + 3.0
+    result = centred_joint_gram(x, y)
+    assert result is not None, case
+    upper, shifted, mean = result
+    reference = _explicit(x, y)
+    assert not np.tril(upper, -1).any()  # the upper triangle only; the strict lower one is 0
+    scale = np.sqrt(np.outer(reference.diagonal(), reference.diagonal())).max()
+    assert np.abs(np.triu(upper) - np.triu(reference)).max() <= 1e-12 * scale, case
+    slow = check_matrix(x, "x")
+    centred, p = shifted - mean, x.shape[1]
+    assert np.allclose(centred[:, :p], slow.centred().numpy(), rtol=0, atol=1e-14 * np.abs(x).max())
+    assert np.allclose(centred[:, p:], y - y.mean(0), rtol=0, atol=1e-14 * np.abs(y).max())
+    dead = np.flatnonzero(~slow.alive.numpy())
+    assert not upper[dead].any() and not upper[:, dead].any()  # dead neurons: exactly 0, as centring gives
+    assert (case in ("zero", "dead", "tiny_dead")) == (dead.size > 0)
+
+
+@pytest.mark.parametrize("case", list(_joint_refused()))
+def test_centred_joint_gram_leaves_the_other_cases_to_the_min_max_check(case: str) -> None:
+    y = np.random.default_rng(1).standard_normal((300, 5))
+    assert centred_joint_gram(_joint_refused()[case], y) is None
+    assert centred_joint_gram(y, _joint_refused()[case]) is None
+
+
+def test_sample_median_is_an_entry_near_the_centre() -> None:
+    x = np.random.default_rng(3).standard_normal((2_000, 40)) * 3.0 + 7.0
+    x[:, 5] = 0.1
+    shift = sample_median(x)
+    assert all(np.isin(shift[j], x[:, j]) for j in range(40))
+    assert shift[5] == 0.1 and np.abs(shift - x.mean(0)).max() < 3.0  # 1 standard deviation (3.0)
+    assert sample_median(x[:3]).shape == (40,)  # fewer rows than the sample
+
+
+def test_linear_cka_takes_the_joint_gram_and_equals_the_general_path(monkeypatch) -> None:
     y = np.random.default_rng(1).standard_normal((300, 5))
     calls = []
-    original = cka_module._checked_by_grams
+    original = cka_module.centred_joint_gram
 
     def spy(*args):
         calls.append(original(*args))
         return calls[-1]
 
-    monkeypatch.setattr(cka_module, "_checked_by_grams", spy)
-    for case, x in {**_accepted(), **_refused()}.items():
+    monkeypatch.setattr(cka_module, "centred_joint_gram", spy)
+    for case, x in {**_joint_accepted(), **_joint_refused()}.items():
         if case in ("nan", "inf"):
             continue
         fast = [linear_cka(x, y), linear_cka(x, y, debiased=True), linear_cka(y, x), linear_cka(x, y + 2.0)]
-        assert (calls[0] is not None) == (case in _accepted()), case
-        if case in _accepted():
-            assert calls[0][1] is not None and calls[3][1] is None  # one joint syrk; y + 2 is centred explicitly
+        assert len(calls) == 4 and all((c is not None) == (case in _joint_accepted()) for c in calls), case
         calls.clear()
+        monkeypatch.setattr(cka_module, "_joint_moments", lambda *args: None)
         monkeypatch.setattr(cka_module, "_checked_by_grams", lambda *args: None)
         general = [linear_cka(x, y), linear_cka(x, y, debiased=True), linear_cka(y, x), linear_cka(x, y + 2.0)]
-        monkeypatch.setattr(cka_module, "_checked_by_grams", spy)
+        monkeypatch.undo()
+        monkeypatch.setattr(cka_module, "centred_joint_gram", spy)
         assert fast == pytest.approx(general, rel=1e-12, abs=1e-15), case
+
+
+def test_linear_cka_beyond_the_joint_limit_takes_the_raw_gram_check(monkeypatch) -> None:
+    x, y = _data(), np.random.default_rng(1).standard_normal((300, 5))
+    monkeypatch.setattr(cka_module, "JOINT_LIMIT", 0)
+    calls = []
+    original = cka_module._checked_by_grams
+    monkeypatch.setattr(cka_module, "_checked_by_grams", lambda *args: calls.append(original(*args)) or calls[-1])
+    fast = linear_cka(x, y), linear_cka(x + 1e7, y)
+    assert calls[0] is not None and calls[1] is None  # the offset goes down the general path
+    monkeypatch.undo()
+    assert fast == pytest.approx((linear_cka(x, y), linear_cka(x + 1e7, y)), rel=1e-12)

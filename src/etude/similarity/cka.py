@@ -36,7 +36,7 @@ from etude.similarity._validation import (
     resolve_dtype,
     warn_constant,
 )
-from etude.similarity.gram import checked_pair_by_gram, cross, gram
+from etude.similarity.gram import JOINT_LIMIT, centred_joint_gram, checked_by_gram, cross, gram
 
 __all__ = ["MinibatchCKA", "linear_cka"]
 
@@ -115,8 +115,15 @@ def moments(x: Checked, y: Checked, debiased: bool, product: torch.Tensor | None
         sum_k, sum_l = float(gx.diagonal().sum()), float(gy.diagonal().sum())
     if not debiased:
         return inner, self_x, self_y, sum_k, sum_l, 0.0, 0.0, 0.0
-    k, l = x.centred().square().sum(1), y.centred().square().sum(1)
+    k, l = _row_norms(x), _row_norms(y)
     return inner, self_x, self_y, sum_k, sum_l, float(k @ l), float(k @ k), float(l @ l)
+
+
+def _row_norms(x: Checked) -> torch.Tensor:
+    """k_i = ||x_i - mu||^2, centred twice (the corrected two-pass algorithm): the residual mean of X_c,
+    the rounding of mu at the data's offset, enters k_i at first order and is taken out."""
+    centred = x.centred()
+    return (centred - centred.mean(0)).square().sum(1)
 
 
 def check_debiased(debiased: Any, n: int | None = None) -> None:
@@ -135,22 +142,22 @@ def linear_cka(x: Any, y: Any, debiased: bool = False, *, dtype: Any = "float64"
     :param debiased: use the unbiased HSIC estimator (Song et al. 2012); needs n >= 4.
     :param dtype: "float64" (default) or "float32".
     """
-    fast = _checked_by_grams(x, y, dtype, debiased)
+    pair = _fast_inputs(x, y, dtype, debiased)
+    fast = _joint_moments(*pair, debiased) if pair is not None else None
+    if pair is not None and fast is not None:
+        return cka_from_moments(*fast, pair[0].shape[0], debiased)
+    checked = _checked_by_grams(*pair) if pair is not None else None
     # powers of two: exact, no overflow or underflow below
-    pair, product = fast if fast is not None else (check_matrices([x, y], ["x", "y"], dtype), None)
-    tx, ty = pair
+    tx, ty = checked if checked is not None else check_matrices([x, y], ["x", "y"], dtype)
     n = tx.shape[0]
     check_debiased(debiased, n)
-    return cka_from_moments(*moments(tx, ty, debiased, product), n, debiased)
+    return cka_from_moments(*moments(tx, ty, debiased), n, debiased)
 
 
-def _checked_by_grams(x: Any, y: Any, dtype: Any, debiased: Any) -> tuple[list[Checked], torch.Tensor | None] | None:
-    """(x and y as `check_matrices` would check them, X_c^T Y_c or None), through `checked_pair_by_gram`
-    (no min/max pass) where it decides; None sends the call down the general path.
+def _fast_inputs(x: Any, y: Any, dtype: Any, debiased: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """x and y as CPU float64 tensors of equal n with valid options where CKA forms the p x p Grams, else None.
 
-    Only for CPU float64 inputs of equal n, valid options and shapes where CKA forms the p x p
-    Grams; the general path gives every error in its usual order. y alone falls back to
-    `check_matrix` when x was decided (x is then known finite and unscaled).
+    None sends the call down the general path, which gives every error in its usual order.
     """
     try:
         if resolve_dtype(dtype) != torch.float64 or not isinstance(debiased, (bool, np.bool_)):
@@ -163,12 +170,52 @@ def _checked_by_grams(x: Any, y: Any, dtype: Any, debiased: Any) -> tuple[list[C
     except BadInputError:
         return None
     (n, p), (m, q) = ax.shape, ay.shape
-    if n != m or (debiased and n < 4) or n * (p + q + n) < p * q:
+    if n != m or (debiased and n < 4) or n * (p + q + n) < p * q or ax.dtype != torch.float64:
         return None
-    cx, cy, product = checked_pair_by_gram(ax, ay)
+    return ax, ay
+
+
+def _joint_moments(ax: torch.Tensor, ay: torch.Tensor, debiased: bool) -> Moments | None:
+    """`moments` of `_fast_inputs`' x and y from `centred_joint_gram` (one syrk for small inputs), or None.
+
+    With U the centred joint Gram's upper triangle, ||X_c^T X_c||_F^2 = 2 ||U_xx||^2 - ||diag U_xx||^2
+    (the block is symmetric), <K, L> = ||U_xy||^2, sum k = tr(U_xx); the row norms (debiased) need the
+    centred data, one more pass.
+    """
+    (n, p), q = ax.shape, ay.shape[1]
+    if n * (p + q + 1) > JOINT_LIMIT or not (ax.is_contiguous() and ay.is_contiguous()):
+        return None
+    joint = centred_joint_gram(ax.numpy(), ay.numpy())
+    if joint is None:
+        return None
+    upper, shifted, mean = joint
+    diagonal = upper.diagonal()
+    dx, dy = diagonal[:p], diagonal[p:]
+    self_x = 2 * _squares(upper[:p, :p]) - float(dx @ dx)  # the strict lower triangle is 0
+    self_y = 2 * _squares(upper[p:, p:]) - float(dy @ dy)
+    inner = _squares(upper[:p, p:])
+    sum_k, sum_l = float(dx.sum()), float(dy.sum())
+    if not debiased:
+        return inner, self_x, self_y, sum_k, sum_l, 0.0, 0.0, 0.0
+    centred = shifted - mean  # x - s is exact near s: no mean rounded at the offset's scale
+    k, l = np.square(centred[:, :p]).sum(1), np.square(centred[:, p:]).sum(1)
+    return inner, self_x, self_y, sum_k, sum_l, float(k @ l), float(k @ k), float(l @ l)
+
+
+def _squares(block: np.ndarray) -> float:
+    return float(np.einsum("ij,ij->", block, block))
+
+
+def _checked_by_grams(ax: torch.Tensor, ay: torch.Tensor) -> list[Checked] | None:
+    """`_fast_inputs`' x and y as `check_matrices` would check them, through `checked_by_gram` (no min/max
+    pass) where it decides; None sends the call down the general path. y alone falls back to
+    `check_matrix` when x was decided (x is then known finite and unscaled).
+    """
+    cx = checked_by_gram(ax)
     if cx is None:
         return None
-    return [cx, cy if cy is not None else check_matrix(ay, "y", torch.float64)], product
+    cy = checked_by_gram(ay)
+    return [cx, cy if cy is not None else check_matrix(ay, "y", torch.float64)]
 
 
 class MinibatchCKA:

@@ -20,7 +20,16 @@ import torch
 from etude.similarity import _validation
 from etude.similarity._validation import Checked
 
-__all__ = ["checked_by_gram", "checked_pair_by_gram", "cross", "folded", "gram", "screened_mean", "syrk"]
+__all__ = [
+    "centred_joint_gram",
+    "checked_by_gram",
+    "cross",
+    "folded",
+    "gram",
+    "sample_median",
+    "screened_mean",
+    "syrk",
+]
 
 
 def syrk(a: torch.Tensor) -> torch.Tensor:
@@ -30,12 +39,15 @@ def syrk(a: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(_syrk(a.numpy()))
 
 
-def _syrk(array: np.ndarray) -> np.ndarray:
+def _syrk(array: np.ndarray, mirror: bool = True) -> np.ndarray:
+    """A^T A for a NumPy A; with mirror=False only its upper triangle (the strict lower one is 0)."""
     from scipy.linalg import blas
 
     array = np.ascontiguousarray(array)
     routine = blas.dsyrk if array.dtype == np.float64 else blas.ssyrk
     upper = routine(1.0, array.T, trans=0, lower=0)  # array.T is A^T in Fortran order: no copy
+    if not mirror:
+        return upper
     diagonal = upper.diagonal().copy()
     full = upper + upper.T  # the strict lower triangle of syrk's fresh output is 0
     np.fill_diagonal(full, diagonal)
@@ -76,7 +88,7 @@ _NORMAL_SQUARE = 2.0**-900
 """A column whose (X^T X)_jj is at least this has normal squares, so its diagonal test is exact to a few ulps."""
 
 
-def checked_by_gram(tensor: torch.Tensor, raw: np.ndarray | None = None) -> Checked | None:
+def checked_by_gram(tensor: torch.Tensor) -> Checked | None:
     """`check_matrix`'s result for a CPU float64 (n, p) tensor, read off its raw Gram X^T X instead of a min/max pass.
 
     One syrk, which `gram` needs anyway, gives D_jj = sum_i x_ij^2, and with the column means mu:
@@ -96,10 +108,9 @@ def checked_by_gram(tensor: torch.Tensor, raw: np.ndarray | None = None) -> Chec
     the min/max read. None (nothing decided) otherwise: another dtype or device, a
     non-contiguous tensor, a large offset or constant column (screened on the first rows before
     the syrk), out-of-range scale, or non-finite values; the caller then runs `check_matrix`.
-    ``raw``, when given, is X^T X already formed (a block of `checked_pair_by_gram`'s joint Gram).
     """
     mu = screened_mean(tensor)
-    return None if mu is None else _decide(tensor, mu, _syrk(tensor.numpy()) if raw is None else raw)
+    return None if mu is None else _decide(tensor, mu, _syrk(tensor.numpy()))
 
 
 def _fits(tensor: torch.Tensor) -> bool:
@@ -141,49 +152,59 @@ def _decide(tensor: torch.Tensor, mu: np.ndarray, raw: np.ndarray) -> Checked | 
 
 
 JOINT_LIMIT = 1 << 22
-"""Largest n (p + q + 1) for which `checked_pair_by_gram` copies [X Y 1] side by side (32 MB of float64):
-one syrk of it was measured 10-20% faster than syrk(X), syrk(Y) and gemm(X^T Y) at 2,000 x 100
-(no faster at 10,000 x 500), the copy included, and it gives the column sums too."""
+"""Largest n (p + q + 1) for which `centred_joint_gram` writes [X' Y' 1] side by side (32 MB of float64):
+one syrk of it was measured faster than syrk(X), syrk(Y) and gemm(X^T Y) at 2,000 x 100 (no faster
+at 10,000 x 500), the writing included, and it gives the column sums too."""
 
 
-def _spread_head(array: np.ndarray) -> bool:
-    """Whether no column's first 32 rows sit far off 0 for their spread (|mean| > 4 max |x - mean| > 0).
+def sample_median(array: np.ndarray) -> np.ndarray:
+    """Per column, the 17th smallest of 32 rows spread over the data: an entry of each column near its
+    centre (about 0.2 standard deviations off for a Gaussian column), and a constant column's value."""
+    sample = array[:: max(1, array.shape[0] // 32)][:32]
+    return np.partition(sample, sample.shape[0] // 2, axis=0)[sample.shape[0] // 2]
 
-    The screen before a syrk whose raw Gram may not be usable: large offsets fail it. Columns
-    constant on those rows pass (sparse ReLU units often are); a truly constant nonzero column
-    then costs the syrk before `check_matrix` takes over.
+
+def centred_joint_gram(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(U, Z', mu'): U the upper triangle of [X_c Y_c]^T [X_c Y_c] ((p+q) x (p+q), strict lower triangle
+    0) from one syrk, Z' = [X Y] - 1 s^T the shifted data (n, p+q) and mu' their column means (so
+    Z' - 1 mu'^T is the centred data), for C-contiguous float64 x (n, p), y (n, q); None where the
+    checks fail.
+
+    Each column is shifted by an entry near its centre (s = `sample_median`) while the data are
+    written side by side, X' = X - 1 s^T (the one pass that copies them, as cheap as a plain copy):
+    the shift leaves the centred products unchanged and brings any offset within reach of folded
+    centring. With D = [X' Y' 1]^T [X' Y' 1], whose last column holds the sums n mu', the centred
+    Gram is D - n mu' mu'^T (one BLAS syr on the upper triangle). The checks read off D's diagonal,
+    as `checked_by_gram` reads them off the raw one:
+
+    - finite: a NaN or inf in a column (or its shift) makes D_jj NaN or inf, which fails the next test;
+    - no scaling: n 2**-126 <= max_j D_jj <= 2**124 and |s| <= 2**62 put max |x_ij| in
+      [2**-64, 2**63] (|x'| <= |x| + |s| <= 2 max |x|, s being an entry), where `check_matrix` keeps
+      the data unscaled (`_validation.UNSCALED_RANGE`): the same numbers as the general path;
+    - the fold cancels at most one bit: every column has 2 n mu'_j^2 <= D_jj with normal squares
+      (D_jj >= 2**-900), or D_jj = 0 = mu'_j. A constant column equals its shift, so x' and its
+      rows of U are exactly 0 there, as `check_matrix`'s dead neurons give.
     """
-    with np.errstate(all="ignore"):  # NaN or inf fails the test without a warning
-        head = array[:32]
-        centre = head.mean(0)
-        spread = np.abs(head - centre).max(0)
-        return bool(((np.abs(centre) <= 4.0 * spread) | (spread == 0.0)).all())
+    from scipy.linalg import blas
 
-
-def checked_pair_by_gram(
-    x: torch.Tensor, y: torch.Tensor
-) -> tuple[Checked | None, Checked | None, torch.Tensor | None]:
-    """(x, y as `checked_by_gram` decides them, X_c^T Y_c or None); both from one syrk of [X Y 1] when small.
-
-    [X Y 1]^T [X Y 1] holds X^T X, Y^T Y, X^T Y and the column sums 1^T X, 1^T Y (the means:
-    one BLAS call reads the data once); the cross block is centred as `cross` centres it
-    (X^T Y - n mu nu^T, both sides folded) and dead rows and columns set to 0. Larger inputs take
-    `checked_by_gram` on each side.
-    """
     (n, p), q = x.shape, y.shape[1]
-    small = n * (p + q + 1) <= JOINT_LIMIT
-    if not small or not all(_fits(t) for t in (x, y)) or not all(_spread_head(t.numpy()) for t in (x, y)):
-        cx = checked_by_gram(x)
-        return (None, None, None) if cx is None else (cx, checked_by_gram(y), None)
+    shifts = (sample_median(x), sample_median(y))
+    if not all(float(np.abs(s).max()) <= 2.0**62 for s in shifts):  # NaN fails too
+        return None
     stacked = np.empty((n, p + q + 1))
-    stacked[:, :p], stacked[:, p : p + q], stacked[:, -1] = x.numpy(), y.numpy(), 1.0
-    joint = _syrk(stacked)
-    sums = joint[-1, :-1] / n
-    cx, cy = _decide(x, sums[:p].copy(), joint[:p, :p].copy()), _decide(y, sums[p:].copy(), joint[p:-1, p:-1].copy())
-    if cx is None or cy is None:
-        return cx, cy, None
-    product = joint[:p, p:-1] - n * np.outer(cx.mean.numpy(), cy.mean.numpy())
-    return cx, cy, _zero_dead(torch.from_numpy(product), cx, cy)
+    target = torch.from_numpy(stacked)
+    torch.sub(torch.from_numpy(x), torch.from_numpy(shifts[0]), out=target[:, :p])  # 2x NumPy's broadcast here
+    torch.sub(torch.from_numpy(y), torch.from_numpy(shifts[1]), out=target[:, p:-1])
+    stacked[:, -1] = 1.0
+    joint = _syrk(stacked, mirror=False)
+    diagonal, mu = joint.diagonal()[:-1], joint[:-1, -1] / n
+    if not n * 2.0**-126 <= float(diagonal.max()) <= 2.0**124:
+        return None
+    folds = (2 * n * np.square(mu) <= diagonal) & (diagonal >= _NORMAL_SQUARE)
+    if not (folds | ((diagonal == 0.0) & (mu == 0.0))).all():
+        return None
+    upper = blas.dsyr(-float(n), mu, a=joint[:-1, :-1], lower=0)  # D - n mu' mu'^T, upper triangle
+    return upper, stacked[:, :-1], mu
 
 
 def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -210,15 +231,29 @@ def folded(x: Checked) -> bool:
 def cross(x: Checked, y: Checked) -> torch.Tensor:
     """X_c^T Y_c (p, q): one product, of the raw data where both sides allow it (see the module docstring).
 
+    With A, B the operands (raw data or the explicitly centred copy) and a, b their column means,
+    X_c^T Y_c = A^T B - n a b^T. Raw operands have a = mean; a centred copy's a is the residue of
+    rounding, 0 to within what centring itself rounds off: it is dropped when both sides are
+    centred, and formed (one gemv) when only one is, since the other side's mean multiplies it.
     Not cached (K representations would hold K^2 of them); `pairwise` forms each pair's once.
     """
     if x is y:
         return gram(x)
     fx, fy = folded(x), folded(y)
     out = _product(x.data if fx else x.centred(), y.data if fy else y.centred())
-    if fx and fy:
+    if fx or fy:
+        a = x.mean if fx else _residual_mean(x)
+        b = y.mean if fy else _residual_mean(y)
         if _validation.numpy_path(out):
-            out.numpy()[...] -= x.shape[0] * np.outer(x.mean.numpy(), y.mean.numpy())
+            out.numpy()[...] -= x.shape[0] * np.outer(a.numpy(), b.numpy())
         else:
-            out = out - x.shape[0] * torch.outer(x.mean, y.mean)
+            out = out - x.shape[0] * torch.outer(a, b)
     return _zero_dead(out, x, y)
+
+
+def _residual_mean(x: Checked) -> torch.Tensor:
+    """Column means of x's explicitly centred copy (rounding residue, not exactly 0)."""
+    centred = x.centred()
+    if _validation.numpy_path(centred):
+        return torch.from_numpy(centred.numpy().T @ np.ones(x.shape[0]) / x.shape[0])
+    return centred.mean(0)
