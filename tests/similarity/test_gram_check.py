@@ -162,13 +162,15 @@ def test_linear_cka_takes_the_joint_gram_and_equals_the_general_path(monkeypatch
         assert fast == pytest.approx(general, rel=1e-12, abs=1e-15), case
 
 
-def test_linear_cka_beyond_the_joint_limit_takes_the_raw_gram_check(monkeypatch) -> None:
+def test_linear_cka_beyond_the_joint_limit_folds_raw_grams_and_shifts_offsets(monkeypatch) -> None:
     x, y = _data(), np.random.default_rng(1).standard_normal((300, 5))
+    expected = [linear_cka(x, y), linear_cka(x + 1e7, y), linear_cka(x + 1e7, y, debiased=True)]
     monkeypatch.setattr(cka_module, "JOINT_LIMIT", 0)
-    calls = []
-    original = cka_module._checked_by_grams
-    monkeypatch.setattr(cka_module, "_checked_by_grams", lambda *args: calls.append(original(*args)) or calls[-1])
-    fast = linear_cka(x, y), linear_cka(x + 1e7, y)
-    assert calls[0] is not None and calls[1] is None  # the offset goes down the general path
-    monkeypatch.undo()
-    assert fast == pytest.approx((linear_cka(x, y), linear_cka(x + 1e7, y)), rel=1e-12)
+    grams, joints = [], []
+    original_grams, original_joint = cka_module._checked_by_grams, cka_module.centred_joint_gram
+    monkeypatch.setattr(cka_module, "_checked_by_grams", lambda *a: grams.append(original_grams(*a)) or grams[-1])
+    monkeypatch.setattr(cka_module, "centred_joint_gram", lambda *a: joints.append(original_joint(*a)) or joints[-1])
+    large = [linear_cka(x, y), linear_cka(x + 1e7, y), linear_cka(x + 1e7, y, debiased=True)]
+    assert grams[0] is not None and len(joints) == 2  # no offset: raw Grams, no copy; offsets: the joint syrk
+    assert grams[1] is None and all(j is not None for j in joints)
+    assert large == pytest.approx(expected, rel=1e-12)

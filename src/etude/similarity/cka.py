@@ -143,10 +143,13 @@ def linear_cka(x: Any, y: Any, debiased: bool = False, *, dtype: Any = "float64"
     :param dtype: "float64" (default) or "float32".
     """
     pair = _fast_inputs(x, y, dtype, debiased)
-    fast = _joint_moments(*pair, debiased) if pair is not None else None
-    if pair is not None and fast is not None:
-        return cka_from_moments(*fast, pair[0].shape[0], debiased)
-    checked = _checked_by_grams(*pair) if pair is not None else None
+    checked = None
+    if pair is not None:  # small pairs, or large ones with an offset: one syrk of the shifted pair
+        (n, p), q = pair[0].shape, pair[1].shape[1]
+        checked = _checked_by_grams(*pair) if n * (p + q + 1) > JOINT_LIMIT else None
+        fast = _joint_moments(*pair, debiased) if checked is None else None
+        if fast is not None:
+            return cka_from_moments(*fast, n, debiased)
     # powers of two: exact, no overflow or underflow below
     tx, ty = checked if checked is not None else check_matrices([x, y], ["x", "y"], dtype)
     n = tx.shape[0]
@@ -176,14 +179,14 @@ def _fast_inputs(x: Any, y: Any, dtype: Any, debiased: Any) -> tuple[torch.Tenso
 
 
 def _joint_moments(ax: torch.Tensor, ay: torch.Tensor, debiased: bool) -> Moments | None:
-    """`moments` of `_fast_inputs`' x and y from `centred_joint_gram` (one syrk for small inputs), or None.
+    """`moments` of `_fast_inputs`' x and y from `centred_joint_gram` (one syrk of the shifted pair), or None.
 
     With U the centred joint Gram's upper triangle, ||X_c^T X_c||_F^2 = 2 ||U_xx||^2 - ||diag U_xx||^2
     (the block is symmetric), <K, L> = ||U_xy||^2, sum k = tr(U_xx); the row norms (debiased) need the
     centred data, one more pass.
     """
-    (n, p), q = ax.shape, ay.shape[1]
-    if n * (p + q + 1) > JOINT_LIMIT or not (ax.is_contiguous() and ay.is_contiguous()):
+    p = ax.shape[1]
+    if not (ax.is_contiguous() and ay.is_contiguous()):
         return None
     joint = centred_joint_gram(ax.numpy(), ay.numpy())
     if joint is None:

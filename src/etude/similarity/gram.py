@@ -152,9 +152,11 @@ def _decide(tensor: torch.Tensor, mu: np.ndarray, raw: np.ndarray) -> Checked | 
 
 
 JOINT_LIMIT = 1 << 22
-"""Largest n (p + q + 1) for which `centred_joint_gram` writes [X' Y' 1] side by side (32 MB of float64):
-one syrk of it was measured faster than syrk(X), syrk(Y) and gemm(X^T Y) at 2,000 x 100 (no faster
-at 10,000 x 500), the writing included, and it gives the column sums too."""
+"""Largest n (p + q + 1) for which linear CKA takes `centred_joint_gram` whatever the offset (the
+copy into [X' Y' 1] is 32 MB of float64 there): one syrk of it was measured faster than syrk(X),
+syrk(Y) and gemm(X^T Y) at 2,000 x 100, the copy included, and no faster at 10,000 x 500, where
+data without an offset take the raw Grams (`checked_by_gram`, no copy) and offset data, which
+need a centred copy anyway, take the joint syrk."""
 
 
 def sample_median(array: np.ndarray) -> np.ndarray:
