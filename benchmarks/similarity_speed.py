@@ -130,7 +130,7 @@ def cpu_timed(fn, calls: int, store: list) -> object:
 
 
 def bench_size(n: int, p: int, repeats: int, svcca: tuple[object, object], offset: float,
-               metrics: tuple[str, ...] = ("mean_cca", "pwcca", "linear_cka")) -> dict:
+               metrics: tuple[str, ...] = ("mean_cca", "pwcca", "linear_cka"), budget_s: float = 0.0) -> dict:
     cca_core, pwcca_mod = svcca
     x, y = layers(0, n, [p, p])
     if offset:
@@ -157,11 +157,14 @@ def bench_size(n: int, p: int, repeats: int, svcca: tuple[object, object], offse
         times: dict[str, list[float]] = {k: [] for k in fns}
         values: dict[str, object] = {}
         calls = {}
+        first = {}
         for name, fn in fns.items():  # a first call each (not timed): calls per timing >= 0.25 s of CPU
             start = time.process_time()
             fn()
-            calls[name] = max(1, min(200, int(0.25 / max(time.process_time() - start, 1e-4))))
-        for _ in range(repeats):
+            first[name] = max(time.process_time() - start, 1e-4)
+            calls[name] = max(1, min(200, int(0.25 / first[name])))
+        round_s = sum(calls[k] * first[k] for k in fns)  # one timing of every function
+        for _ in range(max(repeats, int(budget_s / round_s))):  # small sizes: more repeats within the budget
             for name, fn in fns.items():
                 values[name] = cpu_timed(fn, calls[name], times[name])
         best = {k: min(v) for k, v in times.items()}
@@ -203,7 +206,10 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["2000x100", "10000x500", "50000x1000"])
     parser.add_argument("--offset-sizes", nargs="*", default=["10000x500"],
                         help="sizes also timed with a large offset on every neuron (explicit centring)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timings of each function per size, at least")
+    parser.add_argument("--budget-s", type=float, default=20.0,
+                        help="CPU seconds per size and metric: small sizes repeat until they fill it (min over more "
+                             "timings is steadier on a shared machine)")
     parser.add_argument("--metrics", nargs="+", default=["mean_cca", "pwcca", "linear_cka"],
                         choices=["mean_cca", "pwcca", "linear_cka"], help="which rows to time (all by default)")
     parser.add_argument("--shared", default="5000x256x6", help="NxPxK for the multi-metric pairwise figure ('' skips)")
@@ -226,10 +232,12 @@ def main() -> None:
         }
         for size in args.sizes:
             n, p = map(int, size.lower().split("x"))
-            record["sizes"].append(bench_size(n, p, args.repeats, (cca_core, pwcca_mod), 0.0, tuple(args.metrics)))
+            record["sizes"].append(bench_size(n, p, args.repeats, (cca_core, pwcca_mod), 0.0, tuple(args.metrics),
+                                             args.budget_s))
         for size in args.offset_sizes:
             n, p = map(int, size.lower().split("x"))
-            record["sizes"].append(bench_size(n, p, args.repeats, (cca_core, pwcca_mod), 10.0, tuple(args.metrics)))
+            record["sizes"].append(bench_size(n, p, args.repeats, (cca_core, pwcca_mod), 10.0, tuple(args.metrics),
+                                             args.budget_s))
     if args.shared:
         n, p, k = map(int, args.shared.lower().split("x"))
         record["pairwise_shared"] = bench_shared(n, p, k)

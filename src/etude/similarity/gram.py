@@ -10,6 +10,10 @@ result is as accurate as the product of explicitly centred data. Otherwise (larg
 data are centred once and the product taken of X_c. X^T X is one BLAS ``syrk`` (half the
 multiply-adds of a general product; scipy.linalg.blas on the CPU), X^T Y one ``gemm``. Rows and
 columns of dead neurons (max = min) are set to exactly 0, as explicit centring would give.
+
+Linear CKA, which needs no more than these three products, takes them from one syrk of the pair
+shifted by a column entry near each mean (`centred_joint_gram`) where a copy pays: small pairs,
+and pairs with an offset, whose centring copies the data anyway.
 """
 
 from __future__ import annotations
