@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from etude.similarity import cka as cka_module
 from etude.similarity import linear_cka
@@ -174,3 +178,33 @@ def test_linear_cka_beyond_the_joint_limit_folds_raw_grams_and_shifts_offsets(mo
     assert grams[0] is not None and len(joints) == 2  # no offset: raw Grams, no copy; offsets: the joint syrk
     assert grams[1] is None and all(j is not None for j in joints)
     assert large == pytest.approx(expected, rel=1e-12)
+
+
+@st.composite
+def _layer(draw: st.DrawFn, n: int) -> np.ndarray:
+    """(n, p) Gaussian columns at a power-of-two scale, each with an offset, some constant or all zero."""
+    p = draw(st.integers(1, 7))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    x = rng.standard_normal((n, p)) * 2.0 ** draw(st.integers(-40, 40))
+    offsets = draw(st.lists(st.sampled_from([0.0, 1e-3, -2.0, 3e4, -1e7]), min_size=p, max_size=p))
+    x += np.asarray(offsets) * np.abs(x).max()
+    for j in draw(st.lists(st.integers(0, p - 1), max_size=2)):
+        x[:, j] = draw(st.sampled_from([0.0, 0.1, -3.5e5]))
+    if draw(st.booleans()):
+        x = x[np.argsort(x[:, 0], kind="stable")]  # sorted rows: the sample median sees every part of the data
+    return x
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(st.integers(4, 70).flatmap(lambda n: st.tuples(_layer(n), _layer(n))), st.booleans())
+def test_fast_linear_cka_equals_the_general_path_on_random_layers(pair, debiased) -> None:
+    x, y = pair
+    with warnings.catch_warnings(record=True) as fast_warnings:
+        warnings.simplefilter("always")
+        fast = linear_cka(x, y, debiased=debiased)
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as general_warnings:
+        warnings.simplefilter("always")
+        patch.setattr(cka_module, "_fast_inputs", lambda *args: None)
+        general = linear_cka(x, y, debiased=debiased)
+    assert [str(w.message) for w in fast_warnings] == [str(w.message) for w in general_warnings]
+    assert fast == pytest.approx(general, rel=1e-9, abs=1e-12)
