@@ -126,3 +126,27 @@ def test_resume_gives_the_uninterrupted_result(crops, tmp_path):
         assert torch.equal(p, q)
     again, _ = run(tmp_path / "c.pt")
     assert again == whole  # determinism from the seed
+
+
+def test_trainings_in_two_processes_equal_one_process(tmp_path, monkeypatch, six_pieces):
+    import dataclasses
+
+    import numpy as np
+
+    from etude.music import experiments
+    from etude.music.experiments import load_data, train_models
+
+    monkeypatch.setenv("ETUDE_CACHE", str(six_pieces))
+    pools = []
+    original = experiments._pretrain
+    monkeypatch.setattr(experiments, "_pretrain", lambda *args: pools.append(len(args[0])) or original(*args))
+    torch.set_num_threads(1)  # the study's thread count, which the workers take over
+    preset = dataclasses.replace(TransformerAeStudy.presets["smoke"], steps=3, seeds=2, seed_models=("performance",))
+    data = load_data(preset, 0)
+    one = train_models(preset, 0, tmp_path / "one", False, None, torch.device("cpu"), data)
+    two = train_models(dataclasses.replace(preset, workers=2), 0, tmp_path / "two", False, None, "cpu", data)
+    assert pools == [9] and len(list((tmp_path / "two" / "checkpoints").glob("*.pt"))) == 9  # 8 models, 1 again
+    assert one.per_crop.keys() == two.per_crop.keys() and len(two.per_crop["performance"]) == 2
+    for name in one.per_crop:
+        assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(one.per_crop[name], two.per_crop[name]))
+        assert one.curves[name] == two.curves[name]

@@ -80,6 +80,9 @@ class TransformerAePreset:
     """Training seeds (style_lowers_nll needs >= 2; other claims with a difference under 0.05 nats too)."""
     seed_models: tuple[str, ...] = ()
     """Models trained again for the seeds after the first (empty: every model)."""
+    workers: int = 1
+    """Processes training the models side by side on the CPU, each on the study's one thread (2 in long, for the
+    2-core machine); the models and verdicts equal one process's."""
     decide_copying: bool = False
     """Big enough to decide unpooled_copies (quick's 250 steps of 64-token crops are not: inconclusive)."""
     transfer_pairs: int = 3
@@ -157,6 +160,7 @@ class TransformerAeStudy(Study):
             direction_scores=64,
             transfer_pairs=16,
             decide_copying=True,
+            workers=2,
         ),
         "full": TransformerAePreset(
             pieces=0,
