@@ -150,3 +150,13 @@ def test_trainings_in_two_processes_equal_one_process(tmp_path, monkeypatch, six
     for name in one.per_crop:
         assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(one.per_crop[name], two.per_crop[name]))
         assert one.curves[name] == two.curves[name]
+
+
+def test_a_daemonic_worker_trains_in_its_own_process(monkeypatch):
+    import multiprocessing as mp
+
+    from etude.music import experiments
+
+    assert experiments._may_spawn()
+    monkeypatch.setattr(mp.current_process(), "daemon", True, raising=False)
+    assert not experiments._may_spawn()  # `etude reproduce --jobs N` workers may not start processes

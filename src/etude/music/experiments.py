@@ -127,9 +127,10 @@ def load_data(preset: Any, seed: int) -> Data:
 def train_models(preset: Any, seed: int, out_dir: Path, resume: bool, fabric: Any, device: Any, data: Data) -> Trained:
     """Train MODELS at seed 0 and ``preset.seed_models`` (empty: all) at the later seeds; held-out NLL per crop.
 
-    With ``preset.workers`` > 1 on the CPU (no Fabric), the trainings first run side by side in that
-    many spawned processes into their checkpoints (`_pretrain`), which the loop below then resumes
-    from: the same models, losses and NLLs as one process, in less wall time on several cores.
+    With ``preset.workers`` > 1 on the CPU (no Fabric, not inside a ``--jobs`` worker), the trainings
+    first run side by side in that many spawned processes into their checkpoints (`_pretrain`), which
+    the loop below then resumes from: the same models, losses and NLLs as one process, in less wall
+    time on several cores.
     """
     unknown = set(preset.seed_models) - set(MODELS)
     if unknown:
@@ -140,7 +141,7 @@ def train_models(preset: Any, seed: int, out_dir: Path, resume: bool, fabric: An
         for n in MODELS
         if s == 0 or not preset.seed_models or n in preset.seed_models
     ]
-    if preset.workers > 1 and fabric is None and torch.device(device).type == "cpu":
+    if preset.workers > 1 and fabric is None and torch.device(device).type == "cpu" and _may_spawn():
         _pretrain(jobs, preset, seed, out_dir, resume, data.train)
         resume = True
     train_data, eval_data = data.train.to(device), data.eval.to(device)  # once, for every model and seed
@@ -152,6 +153,13 @@ def train_models(preset: Any, seed: int, out_dir: Path, resume: bool, fabric: An
         if s == 0:
             out.curves[name], out.models[name] = losses, model
     return out
+
+
+def _may_spawn() -> bool:
+    """False inside a daemonic process (an `etude reproduce --jobs N` worker), which may not start processes."""
+    import multiprocessing as mp
+
+    return not mp.current_process().daemon
 
 
 def _model(preset: Any, seed: int, s: int, name: str) -> TransformerAutoencoder:
