@@ -208,35 +208,42 @@ def _fit(
 
 def _pretrain(jobs: list[tuple[int, str]], preset: Any, seed: int, out_dir: Path, resume: bool, data: Crops) -> None:
     """Run every training of ``jobs`` to its checkpoint in ``preset.workers`` spawned processes, this process's
-    torch thread count each (results equal to one process's), longest first; one bar counts finished trainings."""
+    torch thread count each (results equal to one process's), longest first; one bar counts finished trainings.
+    What the trainings share (preset, data, ...) goes to each worker once, with its start."""
     import multiprocessing as mp
 
     from etude.runtime.progress import progress
 
-    order = sorted(jobs, key=lambda job: -_COST[job[1]])
-    args = [(preset, seed, s, name, data, out_dir, resume) for s, name in order]
+    order = sorted(jobs, key=lambda job: -_COST.get(job[1], 4))
+    shared = (torch.get_num_threads(), preset, seed, data, out_dir, resume)
     context = mp.get_context("spawn")  # fork is unsafe once torch's thread pools exist
-    with context.Pool(min(preset.workers, len(jobs)), _quiet_worker, (torch.get_num_threads(),)) as pool:
-        with progress(total=len(args), desc=f"training in {preset.workers} processes") as bar:
-            for _ in pool.imap_unordered(_train_one, args):
+    with context.Pool(min(preset.workers, len(jobs)), _start_worker, shared) as pool:
+        with progress(total=len(order), desc=f"training in {preset.workers} processes") as bar:
+            for _ in pool.imap_unordered(_train_one, order):
                 bar.update(1)
 
 
 _COST = {"unconditional": 1, "absolute": 1, "performance": 2, "unpooled": 3, "melody": 3}
 """Relative step time per model (measured at the long preset's size: melody+performance models about 0.8 s,
-unconditional 0.2 s), to start the longest trainings first; unnamed models count 4."""
-_COST = {name: _COST.get(name, 4) for name in MODELS}
+unconditional 0.2 s), to start the longest trainings first; models not named here count 4."""
+
+_SHARED: tuple[Any, int, Crops, Path, bool] | None = None
+"""In a `_pretrain` worker: (preset, seed, training crops, out_dir, resume), set once by `_start_worker`."""
 
 
-def _quiet_worker(threads: int) -> None:
+def _start_worker(threads: int, preset: Any, seed: int, data: Crops, out_dir: Path, resume: bool) -> None:
     import os
 
-    os.environ["ETUDE_PROGRESS"] = "0"
+    global _SHARED
+    os.environ["ETUDE_PROGRESS"] = "0"  # one bar, in the parent
     torch.set_num_threads(threads)
+    _SHARED = (preset, seed, data, out_dir, resume)
 
 
-def _train_one(args: tuple[Any, int, int, str, Crops, Path, bool]) -> None:
-    preset, seed, s, name, data, out_dir, resume = args
+def _train_one(job: tuple[int, str]) -> None:
+    assert _SHARED is not None, "_train_one runs in a worker started by _start_worker"
+    preset, seed, data, out_dir, resume = _SHARED
+    s, name = job
     _fit(_model(preset, seed, s, name), preset, seed, s, name, data, out_dir, resume)
 
 

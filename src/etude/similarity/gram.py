@@ -127,7 +127,7 @@ def screened_mean(tensor: torch.Tensor) -> np.ndarray | None:
         return None
     array = tensor.numpy()
     with np.errstate(all="ignore"):  # a mean that overflows, or inf - inf, is refused here without a warning
-        mu = array.T @ np.ones(array.shape[0]) / array.shape[0]  # one gemv: a third of array.mean(0)'s time
+        mu = _column_means(array)
         spread = np.abs(array[:8] - mu).max(0)
     if not (np.isfinite(mu).all() and (np.abs(mu) <= 4.0 * spread).all()):  # likely offset or constant: no wasted syrk
         return None
@@ -261,5 +261,10 @@ def _residual_mean(x: Checked) -> torch.Tensor:
     """Column means of x's explicitly centred copy (rounding residue, not exactly 0)."""
     centred = x.centred()
     if _validation.numpy_path(centred):
-        return torch.from_numpy(centred.numpy().T @ np.ones(x.shape[0]) / x.shape[0])
+        return torch.from_numpy(_column_means(centred.numpy()))
     return centred.mean(0)
+
+
+def _column_means(array: np.ndarray) -> np.ndarray:
+    """Column means of an (n, p) array by one gemv (a third of ``array.mean(0)``'s time)."""
+    return array.T @ np.ones(array.shape[0]) / array.shape[0]
